@@ -1,0 +1,12 @@
+// Entry point of build/kernels.wasm: re-exports every kernel family. One file per op family, named by
+// dtype and op (see ../shared/STYLE.md); kernels are pure functions of pointers and sizes.
+export function heapBase(): usize {
+  return __heap_base;
+}
+export * from "./f32-gemm";
+export * from "./f32-gemv";
+export * from "./f32-elementwise";
+export * from "./f32-attention";
+export * from "./f32-gram";
+export * from "./f32-fista";
+export * from "./f32-nm";

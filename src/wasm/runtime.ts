@@ -1,0 +1,170 @@
+/**
+ * @file The one WebAssembly instance of the kernels and the memory they work in.
+ *
+ * The kernels (assembly/, built to build/kernels.wasm) are pure functions of pointers and sizes: they never
+ * allocate. The host owns all memory through an {@link Arena} over one *shared* WebAssembly.Memory:
+ *  - shared, so that views made before a `memory.grow` stay valid (a non-shared buffer is detached on grow),
+ *    and so that worker threads (src/parallel) can instantiate the same module on the same memory;
+ *  - 64-byte aligned blocks, so every v128 load in a kernel is aligned and rows start on cache lines.
+ *
+ * A block is described by its byte offset ("pointer"); `f32(ptr, n)` gives a Float32Array view with no copy.
+ */
+import { readFileSync, existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { WasmError } from "../errors.js";
+
+const PAGE = 65536;
+const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
+export const ALIGN = 64;
+
+export interface KernelExports {
+  heapBase(): number;
+  [name: string]: unknown;
+}
+
+const wasmPath = fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url));
+
+let compiled: WebAssembly.Module | undefined;
+/** The compiled kernel module (compiled once per thread, instantiated per memory). */
+export function kernelModule(): WebAssembly.Module {
+  if (!compiled) {
+    if (!existsSync(wasmPath)) {
+      throw new WasmError(`${wasmPath}: kernels are not built; run \`npm run build\` first`);
+    }
+    compiled = new WebAssembly.Module(readFileSync(wasmPath));
+  }
+  return compiled;
+}
+
+export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: Math.ceil(initialBytes / PAGE), maximum: MAX_PAGES, shared: true });
+}
+
+export function instantiate(memory: WebAssembly.Memory): KernelExports {
+  const instance = new WebAssembly.Instance(kernelModule(), {
+    env: {
+      memory,
+      abort(_msg: number, _file: number, line: number, col: number): never {
+        throw new WasmError(`kernel assertion failed at line ${line}:${col}`);
+      },
+      seed(): number {
+        return 0;
+      },
+    },
+  });
+  return instance.exports as unknown as KernelExports;
+}
+
+/**
+ * A bump allocator with marks over the shared memory. Long-lived blocks (weights) are taken first;
+ * scratch for a forward pass or a pruning step is taken after a `mark()` and given back by `release(mark)`.
+ */
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  private top: number;
+  readonly base: number;
+
+  constructor(memory: WebAssembly.Memory, base: number) {
+    this.memory = memory;
+    this.base = alignUp(Math.max(base, 1024), ALIGN);
+    this.top = this.base;
+  }
+
+  /** Bytes in use above the module's static data. */
+  get used(): number {
+    return this.top - this.base;
+  }
+
+  /** Reserve `bytes` bytes, 64-byte aligned; the memory grows as needed. Contents are not cleared. */
+  allocBytes(bytes: number): number {
+    const ptr = alignUp(this.top, ALIGN);
+    const end = ptr + Math.max(bytes, 0);
+    if (end > MAX_PAGES * PAGE) {
+      throw new WasmError(`out of WebAssembly memory: need ${fmtBytes(end)}, the wasm32 limit is 4 GiB`);
+    }
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const grow = Math.max(Math.ceil((end - have) / PAGE), Math.ceil(have / PAGE / 4));
+      this.memory.grow(Math.min(grow, MAX_PAGES - have / PAGE));
+    }
+    this.top = end;
+    return ptr;
+  }
+
+  /** Reserve room for `n` float32 values and return the pointer. */
+  alloc(n: number): number {
+    return this.allocBytes(n * 4);
+  }
+
+  /** Reserve and zero `n` float32 values. */
+  zeros(n: number): number {
+    const ptr = this.alloc(n);
+    this.f32(ptr, n).fill(0);
+    return ptr;
+  }
+
+  /** Copy `src` into a new block; returns its pointer. */
+  put(src: Float32Array): number {
+    const ptr = this.alloc(src.length);
+    this.f32(ptr, src.length).set(src);
+    return ptr;
+  }
+
+  f32(ptr: number, n: number): Float32Array {
+    return new Float32Array(this.memory.buffer, ptr, n);
+  }
+
+  u8(ptr: number, n: number): Uint8Array {
+    return new Uint8Array(this.memory.buffer, ptr, n);
+  }
+
+  i32(ptr: number, n: number): Int32Array {
+    return new Int32Array(this.memory.buffer, ptr, n);
+  }
+
+  u32(ptr: number, n: number): Uint32Array {
+    return new Uint32Array(this.memory.buffer, ptr, n);
+  }
+
+  mark(): number {
+    return this.top;
+  }
+
+  release(mark: number): void {
+    if (mark < this.base || mark > this.top) throw new WasmError(`arena release to ${mark} outside [${this.base}, ${this.top}]`);
+    this.top = mark;
+  }
+
+  /** Run `fn` and give back everything it allocated. */
+  scoped<T>(fn: () => T): T {
+    const m = this.mark();
+    try {
+      return fn();
+    } finally {
+      this.release(m);
+    }
+  }
+}
+
+export function alignUp(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
+function fmtBytes(n: number): string {
+  return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/** A WASM instance together with its arena: what every compute path takes. */
+export interface Wasm {
+  memory: WebAssembly.Memory;
+  exports: KernelExports;
+  arena: Arena;
+}
+
+/** A fresh memory, an instance on it, and an arena starting above the module's static data. */
+export function createWasm(initialBytes?: number): Wasm {
+  const memory = createMemory(initialBytes);
+  const exports = instantiate(memory);
+  const arena = new Arena(memory, exports.heapBase());
+  return { memory, exports, arena };
+}
