@@ -1,0 +1,104 @@
+/**
+ * @file A model is Config + Weights (+ its tokenizer): plain data, as in llama2.c. Every weight is float32
+ * in the WASM arena (src/wasm/runtime.ts), row-major, linear weights [out, in] (the HF/PyTorch convention,
+ * also llama2.c's), so that y = W·x is a GEMV and Y = X·Wᵀ a GEMM "nt".
+ */
+import type { Wasm } from "../wasm/runtime.js";
+import type { Tokenizer } from "../tokenizer/types.js";
+
+export const ARCHITECTURES = Object.freeze(["llama", "mistral", "qwen2"] as const);
+export type Architecture = (typeof ARCHITECTURES)[number];
+
+/** How RoPE pairs dimensions: llama2.c/Meta interleaved pairs (2i, 2i+1), or HF rotate_half (i, i+hd/2). */
+export type RopeLayout = "interleaved" | "half";
+
+export const DTYPES = Object.freeze(["F32", "F16", "BF16"] as const);
+export type DType = (typeof DTYPES)[number];
+
+export interface ModelConfig {
+  architecture: Architecture;
+  /** hidden size */
+  dim: number;
+  /** MLP intermediate size */
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  /** dim / nHeads unless config.json says head_dim */
+  headDim: number;
+  vocabSize: number;
+  /** max_position_embeddings / llama2.c seq_len */
+  maxSeqLen: number;
+  normEps: number;
+  ropeTheta: number;
+  ropeLayout: RopeLayout;
+  tiedEmbeddings: boolean;
+  /** qwen2: q/k/v projections carry a bias */
+  qkvBias: boolean;
+  bosId: number;
+  eosId: number;
+}
+
+/** A float32 tensor living in the arena: `data` is a view at `ptr` (no copy). */
+export interface Tensor {
+  ptr: number;
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface LayerWeights {
+  /** (dim) */ attnNorm: Tensor;
+  /** (nHeads*headDim, dim) */ wq: Tensor;
+  /** (nKvHeads*headDim, dim) */ wk: Tensor;
+  /** (nKvHeads*headDim, dim) */ wv: Tensor;
+  /** (dim, nHeads*headDim) */ wo: Tensor;
+  /** (dim) */ ffnNorm: Tensor;
+  /** (hiddenDim, dim) w1 */ wGate: Tensor;
+  /** (hiddenDim, dim) w3 */ wUp: Tensor;
+  /** (dim, hiddenDim) w2 */ wDown: Tensor;
+  /** qwen2 only: (nHeads*headDim), (nKvHeads*headDim), (nKvHeads*headDim) */
+  bq?: Tensor;
+  bk?: Tensor;
+  bv?: Tensor;
+}
+
+export interface ModelWeights {
+  /** (vocab, dim) */ embed: Tensor;
+  layers: LayerWeights[];
+  /** (dim) */ norm: Tensor;
+  /** (vocab, dim); the same object as `embed` when tiedEmbeddings */
+  lmHead: Tensor;
+}
+
+export interface ModelSource {
+  /** what the user named: a .bin file or a directory */
+  path: string;
+  format: "hf" | "llama2c" | "builtin";
+  /** dtype of the stored weights (the largest share when mixed) */
+  dtype: DType;
+  /** the raw config.json object, kept to write it back with only changed fields edited */
+  hfConfig?: Record<string, unknown>;
+}
+
+export interface Model {
+  config: ModelConfig;
+  weights: ModelWeights;
+  wasm: Wasm;
+  source: ModelSource;
+  tokenizer?: Tokenizer;
+}
+
+/** The names of the linear operators of a decoder layer, in forward order. */
+export const LINEAR_OPS = Object.freeze(["wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"] as const);
+export type LinearOp = (typeof LINEAR_OPS)[number];
+
+/** HF tensor name of each linear operator of layer i. */
+export const HF_LINEAR_NAMES: Readonly<Record<LinearOp, string>> = Object.freeze({
+  wq: "self_attn.q_proj",
+  wk: "self_attn.k_proj",
+  wv: "self_attn.v_proj",
+  wo: "self_attn.o_proj",
+  wGate: "mlp.gate_proj",
+  wUp: "mlp.up_proj",
+  wDown: "mlp.down_proj",
+});
