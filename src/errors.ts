@@ -34,3 +34,38 @@ export class WasmError extends WaspruneError {}
 
 /** Refusing to overwrite an existing output without --force. */
 export class OutputExistsError extends WaspruneError {}
+
+// ---- Message factories of the file readers and writers (src/io, src/model/load*, save*, config, src/tokenizer).
+// Tests pin these messages; keep the wording stable.
+
+const fmtShape = (s: readonly number[]): string => `[${s.join(",")}]`;
+
+/** `model.safetensors: "model.layers.3.mlp.down_proj.weight" has shape [a,b], expected [c,d]` */
+export function shapeMismatch(file: string, tensor: string, got: readonly number[], expected: readonly number[]): FormatError {
+  return new FormatError(file, `"${tensor}" has shape ${fmtShape(got)}, expected ${fmtShape(expected)}`);
+}
+
+/** A tensor the architecture needs is absent from the checkpoint. */
+export function missingTensor(file: string, tensor: string): FormatError {
+  return new FormatError(file, `missing tensor "${tensor}"`);
+}
+
+/** A file ended before what its header promised. */
+export function truncated(file: string, expectedBytes: number, actualBytes: number, what = "the header implies"): FormatError {
+  return new FormatError(file, `file is ${actualBytes} bytes but ${what} ${expectedBytes} bytes`);
+}
+
+/** A required config.json field is absent or has the wrong type. */
+export function configField(file: string, field: string, detail: string): ConfigError {
+  return new ConfigError(`${file}: "${field}" ${detail}`);
+}
+
+/** A file we looked for in several places was not found. */
+export function notFound(what: string, looked: readonly string[]): MissingFileError {
+  return new MissingFileError(`${what} not found; looked for ${looked.join(", ")}`);
+}
+
+/** Refusing to overwrite an output. */
+export function outputExists(path: string): OutputExistsError {
+  return new OutputExistsError(`${path} already exists; pass force (--force) to overwrite it`);
+}

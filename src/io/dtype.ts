@@ -1,0 +1,95 @@
+/**
+ * @file Float widening/narrowing between the stored dtypes (F32, F16, BF16) and float32.
+ * Widening is exact; narrowing rounds to nearest, ties to even (as torch's `.half()` / `.bfloat16()`),
+ * keeps NaN a (quiet) NaN and overflows to ±Inf.
+ */
+import type { DType } from "../model/types.js";
+
+export const DTYPE_SIZE: Readonly<Record<DType, number>> = Object.freeze({ F32: 4, F16: 2, BF16: 2 });
+
+/** Every dtype name the safetensors format defines (so "unsupported" can be told apart from "unknown"). */
+export const SAFETENSORS_DTYPES: ReadonlySet<string> = new Set([
+  "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2",
+  "I16", "U16", "F16", "BF16", "I32", "U32", "F32", "F64", "I64", "U64", "C64",
+]);
+
+const f32buf = new Float32Array(1);
+const u32buf = new Uint32Array(f32buf.buffer);
+
+let f16Table: Float32Array | undefined;
+/** float32 value of every f16 bit pattern (256 KiB, built on first use). */
+function f16ToF32Table(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32(h);
+  }
+  return f16Table;
+}
+
+export function f16BitsToF32(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const man = h & 0x3ff;
+  if (exp === 0) return sign * man * 2 ** -24;
+  if (exp === 31) return man ? NaN : sign * Infinity;
+  return sign * (1 + man / 1024) * 2 ** (exp - 15);
+}
+
+/** f16 bits of float32 `x`, rounded to nearest even. */
+export function f32ToF16Bits(x: number): number {
+  f32buf[0] = x;
+  const b = u32buf[0]!;
+  const sign = (b >>> 16) & 0x8000;
+  const exp = (b >>> 23) & 0xff;
+  let man = b & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (man ? 0x200 | (man >>> 13) : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    // subnormal f16 (or zero): shift the full significand right
+    if (e < -10) return sign;
+    man |= 0x800000;
+    const shift = 14 - e; // 24-bit significand -> 10-bit subnormal
+    const half = 1 << (shift - 1);
+    const rest = man & ((1 << shift) - 1);
+    let r = man >>> shift;
+    if (rest > half || (rest === half && r & 1)) r++;
+    return sign | r; // a carry into the exponent field yields the smallest normal, which is right
+  }
+  let r = (e << 10) | (man >>> 13);
+  const rest = man & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++; // may carry into exp, up to Inf: right
+  return sign | r;
+}
+
+export function bf16BitsToF32(h: number): number {
+  u32buf[0] = h << 16;
+  return f32buf[0]!;
+}
+
+/** bf16 bits of float32 `x`, rounded to nearest even. */
+export function f32ToBf16Bits(x: number): number {
+  f32buf[0] = x;
+  const b = u32buf[0]!;
+  if ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff) return ((b >>> 16) | 0x40) & 0xffff; // quiet NaN
+  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Widen `n` little-endian 16-bit values of `dtype` from `src` into `dst[0..n)`. */
+export function widen16(dtype: "F16" | "BF16", src: Uint8Array, dst: Float32Array, n: number): void {
+  const u16 = new Uint16Array(src.buffer, src.byteOffset, n);
+  if (dtype === "F16") {
+    const t = f16ToF32Table();
+    for (let i = 0; i < n; i++) dst[i] = t[u16[i]!]!;
+  } else {
+    const u32 = new Uint32Array(dst.buffer, dst.byteOffset, n);
+    for (let i = 0; i < n; i++) u32[i] = u16[i]! << 16;
+  }
+}
+
+/** Narrow `src` to little-endian 16-bit `dtype` values into `dst` (2 * src.length bytes). */
+export function narrow16(dtype: "F16" | "BF16", src: Float32Array, dst: Uint8Array): void {
+  const u16 = new Uint16Array(dst.buffer, dst.byteOffset, src.length);
+  const f = dtype === "F16" ? f32ToF16Bits : f32ToBf16Bits;
+  for (let i = 0; i < src.length; i++) u16[i] = f(src[i]!);
+}
