@@ -1,0 +1,40 @@
+import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
+import { paragraphSequences, readTextFile } from "../../eval/text.js";
+import { UsageError } from "../../errors.js";
+import type { Model } from "../../model/types.js";
+import { openModel } from "../open-model.js";
+import { progress } from "../progress.js";
+import { fmt } from "../format.js";
+
+export interface EvalOptions {
+  text: string;
+  paragraphs?: number;
+  ctx: number;
+  json?: boolean;
+  tokenizer?: string;
+}
+
+export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
+  const text = readTextFile(opts.text, "--text");
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  const r = evalModel(model, text, opts);
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, paragraphs: opts.paragraphs ?? null, ctx: opts.ctx, ...r }, null, 2));
+  else console.log(renderEval(r));
+  return r;
+}
+
+export function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">): PerplexityResult {
+  if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
+  const ctx = Math.min(opts.ctx, model.config.maxSeqLen);
+  const seqs = paragraphSequences(model.tokenizer, text, opts.paragraphs, ctx);
+  const bar = progress("eval", seqs.length, { json: opts.json });
+  try {
+    return perplexity(model, seqs, (done) => bar.update(done));
+  } finally {
+    bar.stop();
+  }
+}
+
+export function renderEval(r: PerplexityResult): string {
+  return `perplexity ${fmt(r.perplexity, 4)} (mean NLL ${fmt(r.meanNll, 4)} nats) over ${r.tokens} predicted tokens in ${r.sequences} paragraphs; ${fmt(r.seconds, 2)} s, ${fmt(r.tokensPerSecond, 1)} tok/s`;
+}

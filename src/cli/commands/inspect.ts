@@ -1,0 +1,33 @@
+import { inspectModel, type InspectReport } from "../../model/inspect.js";
+import { openModel } from "../open-model.js";
+import { fmt, humanCount, table } from "../format.js";
+
+export async function inspectCommand(modelPath: string, opts: { json?: boolean; tokenizer?: string }): Promise<InspectReport> {
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
+  const r = inspectModel(model);
+  if (opts.json) {
+    console.log(JSON.stringify(r, null, 2));
+    return r;
+  }
+  console.log(renderInspect(r));
+  return r;
+}
+
+export function renderInspect(r: InspectReport): string {
+  const c = r.config;
+  const lines = [
+    `model      ${r.path} (${r.format}, ${r.dtype})`,
+    `arch       ${c.architecture}: dim ${c.dim}, hidden ${c.hiddenDim}, layers ${c.nLayers}, heads ${c.nHeads} (kv ${c.nKvHeads}, head_dim ${c.headDim}), vocab ${c.vocabSize}, ctx ${c.maxSeqLen}`,
+    `           rope ${c.ropeLayout} θ=${c.ropeTheta}, rms eps ${c.normEps}, ${c.tiedEmbeddings ? "tied" : "untied"} embeddings${c.qkvBias ? ", q/k/v bias" : ""}`,
+    `params     ${humanCount(r.params.total)} (${r.params.total}): ` +
+      Object.entries(r.params.byKind).map(([k, v]) => `${k} ${humanCount(v)}`).join(", "),
+    `linear     ${humanCount(r.linear.params)} weights, ${(100 * r.linear.sparsity).toFixed(2)}% exact zeros`,
+    "",
+    table(
+      ["tensor", "shape", "params", "zeros %", "N:M"],
+      r.tensors.map((t) => [t.name, t.shape.join("x"), t.params, fmt(100 * t.zeroFraction, 2), t.nm ?? ""]),
+      { align: ["l", "r", "r", "r", "r"] },
+    ),
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,114 @@
+/**
+ * @file The wasprune command line. Each command lives in src/cli/commands/; this file only declares options
+ * and turns errors into one clear line (stack with --verbose) and a non-zero exit.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { WaspruneError } from "../errors.js";
+
+const program = new Command();
+
+function int(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+function num(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
+    return n;
+  };
+}
+
+program
+  .name("wasprune")
+  .description("Post-training pruning of LLaMA-family models and sparse inference on WebAssembly SIMD")
+  .option("--verbose", "print stack traces of errors")
+  .showHelpAfterError();
+
+const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokenizer.bin, tokenizer.model or tokenizer.json)");
+
+program
+  .command("demo")
+  .description("the main job: inspect, eval and generate on the built-in model or MODEL")
+  .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin'", "builtin")
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { demoCommand } = await import("./commands/demo.js");
+    await demoCommand(model, opts);
+  });
+
+program
+  .command("eval")
+  .description("perplexity on a text file (paragraphs split on blank lines, each with BOS, truncated at --ctx)")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .requiredOption("--text <file>", "text file to evaluate on")
+  .option("--paragraphs <n>", "use the first N paragraphs (default: all)", int("--paragraphs"))
+  .option("--ctx <n>", "truncate each paragraph at this many tokens", int("--ctx"), 512)
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { evalCommand } = await import("./commands/eval.js");
+    await evalCommand(model, opts);
+  });
+
+program
+  .command("generate")
+  .description("generate text, streamed, then tokens/s")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .option("--prompt <text>", "prompt", "")
+  .option("--steps <n>", "sequence length in tokens, BOS and prompt included (as llama2.c)", int("--steps"), 256)
+  .option("--temperature <t>", "0 = greedy", num("--temperature"), 1.0)
+  .option("--top-p <p>", "nucleus sampling mass (1 = off)", num("--top-p"), 0.9)
+  .option("--seed <s>", "random seed", int("--seed"), 42)
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON (no streaming)")
+  .action(async (model: string, opts) => {
+    const { generateCommand } = await import("./commands/generate.js");
+    await generateCommand(model, opts);
+  });
+
+program
+  .command("inspect")
+  .description("architecture, shapes, parameter counts, dtypes, and exact zeros / N:M pattern per tensor")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { inspectCommand } = await import("./commands/inspect.js");
+    await inspectCommand(model, opts);
+  });
+
+const bench = program.command("bench").description("benchmarks, measured side by side in one run");
+bench
+  .command("kernels")
+  .description("single-thread dense GEMM GFLOP/s and GEMV GB/s against the scalar baseline")
+  .option("--json", "print results as JSON")
+  .option("--quick", "fewer repetitions")
+  .action(async (opts) => {
+    const { benchKernels } = await import("../../bench/kernels.js");
+    const r = await benchKernels({ json: !!opts.json, quick: !!opts.quick });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
+  .command("prune")
+  .description("FISTA solve and λ search speed on 768x768 and 3072x768 operators")
+  .option("--json", "print results as JSON")
+  .option("--quick", "fewer repetitions")
+  .action(async (opts) => {
+    const { benchPrune } = await import("../../bench/prune.js");
+    const r = await benchPrune({ json: !!opts.json, quick: !!opts.quick });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const verbose = program.opts().verbose || process.argv.includes("--verbose");
+  if (verbose && e instanceof Error) console.error(e.stack);
+  else console.error(`error: ${e instanceof WaspruneError || !(e instanceof Error) ? String((e as Error)?.message ?? e) : e.message}`);
+  process.exitCode = e instanceof WaspruneError ? 1 : 2;
+}

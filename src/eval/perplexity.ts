@@ -1,0 +1,58 @@
+/**
+ * @file Perplexity: average negative log-likelihood over every predicted token of every sequence
+ * (sequence t predicts token t+1; the BOS is never predicted). Logits are float32 from the kernels; the
+ * log-sum-exp per position is taken in float64 on the host.
+ */
+import type { Model } from "../model/types.js";
+import { createRunState, forward, type RunState } from "../model/forward.js";
+
+export interface PerplexityResult {
+  perplexity: number;
+  meanNll: number;
+  tokens: number;
+  sequences: number;
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+/** Sum of -log p(token[t+1] | token[..t]) over one sequence, and the count of predicted tokens. */
+export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: number; count: number } {
+  if (seq.length < 2) return { nll: 0, count: 0 };
+  const V = model.config.vocabSize;
+  const logits = forward(model, st, seq, 0, true);
+  let nll = 0;
+  for (let t = 0; t + 1 < seq.length; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
+    let sum = 0;
+    for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
+    nll += max + Math.log(sum) - row[seq[t + 1]];
+  }
+  return { nll, count: seq.length - 1 };
+}
+
+export function perplexity(
+  model: Model,
+  sequences: number[][],
+  onProgress?: (done: number, total: number, tokens: number) => void,
+): PerplexityResult {
+  const maxLen = Math.max(2, ...sequences.map((s) => s.length));
+  const arena = model.wasm.arena;
+  return arena.scoped(() => {
+    const st = createRunState(model, maxLen, maxLen);
+    const t0 = performance.now();
+    let nll = 0;
+    let count = 0;
+    sequences.forEach((seq, i) => {
+      const r = sequenceNll(model, st, seq);
+      nll += r.nll;
+      count += r.count;
+      onProgress?.(i + 1, sequences.length, count);
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const meanNll = count > 0 ? nll / count : NaN;
+    const tokens = sequences.reduce((a, s) => a + s.length, 0);
+    return { perplexity: Math.exp(meanNll), meanNll, tokens: count, sequences: sequences.length, seconds, tokensPerSecond: tokens / seconds };
+  });
+}

@@ -1,0 +1,203 @@
+/**
+ * @file The LLaMA forward pass on the WASM kernels (llama2.c's `forward`, batched over positions).
+ *
+ * One `RunState` per model holds every activation buffer, allocated once in the arena for up to `maxT`
+ * positions per call, plus the KV cache; a forward call never allocates. `forward(tokens, pos)` runs
+ * positions pos..pos+T-1: T > 1 uses GEMM ("nt": X·Wᵀ), T = 1 uses GEMV. The same decoder-layer code
+ * (`attentionBlock`, `mlpBlock`) serves eval, generation and the pruning driver, which passes its own
+ * (partly pruned) weights and a `capture` hook that sees the input of every linear operator.
+ */
+import type { KernelApi } from "../kernels/api.js";
+import type { Wasm } from "../wasm/runtime.js";
+import type { LayerWeights, Model, ModelConfig, Tensor } from "./types.js";
+
+/** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
+export type CapturePoint = "qkv" | "o" | "gateup" | "down";
+export type Capture = (point: CapturePoint, xPtr: number, T: number, cols: number) => void;
+
+/** Activation buffers for up to maxT positions, and the KV cache. Shapes in floats. */
+export interface RunState {
+  maxT: number;
+  /** (maxT, dim) residual stream */ x: number;
+  /** (maxT, dim) normed input of a block */ xb: number;
+  /** (maxT, nHeads*headDim) */ q: number;
+  /** (maxT, nHeads*headDim) attention output */ att: number;
+  /** (maxT, dim) block output before the residual add */ out: number;
+  /** (maxT, hiddenDim) gate, then silu(gate)*up */ hb: number;
+  /** (maxT, hiddenDim) up */ hb2: number;
+  /** (maxSeq) attention scores scratch */ scores: number;
+  /** (nLayers, maxSeq, kvDim) */ keyCache: number;
+  /** (nLayers, maxSeq, kvDim) */ valueCache: number;
+  /** (maxT, vocab) */ logits: number;
+  /** (maxSeq, headDim/2) RoPE tables */ ropeCos: number;
+  ropeSin: number;
+  /** scratch bytes for f32_gemm_nt packing */ pack: number;
+  /** KV cache length in positions (≤ maxSeqLen) */ cacheLen: number;
+}
+
+export function kernelsOf(wasm: Wasm): KernelApi {
+  return wasm.exports as unknown as KernelApi;
+}
+
+/** RoPE angle tables as llama2.c computes them (float32 arithmetic): freq_i = 1/θ^(2i/hd), angle = pos·freq_i. */
+export function ropeTables(cfg: ModelConfig, seqLen: number): { cos: Float32Array; sin: Float32Array } {
+  const half = cfg.headDim / 2;
+  const cos = new Float32Array(seqLen * half);
+  const sin = new Float32Array(seqLen * half);
+  const f = Math.fround;
+  for (let i = 0; i < half; i++) {
+    const freq = f(1 / f(Math.pow(cfg.ropeTheta, f((2 * i) / cfg.headDim))));
+    for (let p = 0; p < seqLen; p++) {
+      const v = f(p * freq);
+      cos[p * half + i] = Math.cos(v);
+      sin[p * half + i] = Math.sin(v);
+    }
+  }
+  return { cos, sin };
+}
+
+export function createRunState(model: Model, maxT: number, cacheLen = model.config.maxSeqLen): RunState {
+  const { config: c, wasm } = model;
+  const a = wasm.arena;
+  const k = kernelsOf(wasm);
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  maxT = Math.max(1, Math.min(maxT, cacheLen));
+  const widest = Math.max(c.dim, qDim, kvDim, c.hiddenDim, c.vocabSize);
+  const deepest = Math.max(c.dim, qDim, c.hiddenDim);
+  const { cos, sin } = ropeTables(c, cacheLen);
+  return {
+    maxT,
+    x: a.alloc(maxT * c.dim),
+    xb: a.alloc(maxT * Math.max(c.dim, qDim)),
+    q: a.alloc(maxT * qDim),
+    att: a.alloc(maxT * qDim),
+    out: a.alloc(maxT * Math.max(c.dim, kvDim)),
+    hb: a.alloc(maxT * c.hiddenDim),
+    hb2: a.alloc(maxT * c.hiddenDim),
+    scores: a.alloc(cacheLen),
+    keyCache: a.alloc(c.nLayers * cacheLen * kvDim),
+    valueCache: a.alloc(c.nLayers * cacheLen * kvDim),
+    logits: a.alloc(maxT * c.vocabSize),
+    ropeCos: a.put(cos),
+    ropeSin: a.put(sin),
+    pack: a.allocBytes(Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest))),
+    cacheLen,
+  };
+}
+
+/** y (T, N) = x (T, K) · Wᵀ (+ bias): GEMV for one position, GEMM otherwise. */
+export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: number, T: number, bias?: Tensor): void {
+  const [N, K] = w.shape;
+  if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);
+  else k.f32_gemm_nt(x, w.ptr, y, T, N, K, 0, st.pack);
+  if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
+}
+
+/**
+ * Attention sub-block of layer `l` for positions pos..pos+T-1: reads st.x, writes st.out (dim per position,
+ * the o_proj output, residual not added). K/V of these positions go to the cache of layer `l`.
+ */
+export function attentionBlock(
+  model: Model, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+): void {
+  const c = model.config;
+  const k = kernelsOf(model.wasm);
+  const qDim = c.nHeads * c.headDim;
+  const kvDim = c.nKvHeads * c.headDim;
+  const half = c.headDim / 2;
+  k.f32_rmsnorm(st.x, lw.attnNorm.ptr, st.xb, T, c.dim, c.normEps);
+  capture?.("qkv", st.xb, T, c.dim);
+  const kc = st.keyCache + 4 * l * st.cacheLen * kvDim;
+  const vc = st.valueCache + 4 * l * st.cacheLen * kvDim;
+  const kRow = kc + 4 * pos * kvDim;
+  const vRow = vc + 4 * pos * kvDim;
+  linear(k, st, lw.wq, st.xb, st.q, T, lw.bq);
+  linear(k, st, lw.wk, st.xb, kRow, T, lw.bk);
+  linear(k, st, lw.wv, st.xb, vRow, T, lw.bv);
+  const rope = c.ropeLayout === "interleaved" ? k.f32_rope_interleaved : k.f32_rope_half;
+  for (let t = 0; t < T; t++) {
+    const p = pos + t;
+    const cs = st.ropeCos + 4 * p * half;
+    const sn = st.ropeSin + 4 * p * half;
+    rope(st.q + 4 * t * qDim, cs, sn, c.nHeads, c.headDim);
+    rope(kRow + 4 * t * kvDim, cs, sn, c.nKvHeads, c.headDim);
+  }
+  for (let t = 0; t < T; t++) {
+    k.f32_attention(
+      st.q + 4 * t * qDim, kc, vc, st.att + 4 * t * qDim, st.scores,
+      c.nHeads, c.nKvHeads, c.headDim, pos + t + 1, kvDim,
+    );
+  }
+  capture?.("o", st.att, T, qDim);
+  linear(k, st, lw.wo, st.att, st.out, T);
+}
+
+/** MLP sub-block: reads st.x, writes st.out (the down_proj output, residual not added). */
+export function mlpBlock(model: Model, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
+  const c = model.config;
+  const k = kernelsOf(model.wasm);
+  k.f32_rmsnorm(st.x, lw.ffnNorm.ptr, st.xb, T, c.dim, c.normEps);
+  capture?.("gateup", st.xb, T, c.dim);
+  linear(k, st, lw.wGate, st.xb, st.hb, T);
+  linear(k, st, lw.wUp, st.xb, st.hb2, T);
+  k.f32_silu_mul(st.hb, st.hb2, st.hb, T * c.hiddenDim);
+  capture?.("down", st.hb, T, c.hiddenDim);
+  linear(k, st, lw.wDown, st.hb, st.out, T);
+}
+
+/** One decoder layer in place on st.x. */
+export function layerForward(
+  model: Model, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+): void {
+  const k = kernelsOf(model.wasm);
+  const n = T * model.config.dim;
+  attentionBlock(model, st, lw, l, T, pos, capture);
+  k.f32_add(st.x, st.out, st.x, n);
+  mlpBlock(model, st, lw, T, capture);
+  k.f32_add(st.x, st.out, st.x, n);
+}
+
+/** Copy token embeddings of `tokens` into st.x. */
+export function embed(model: Model, st: RunState, tokens: ArrayLike<number>): void {
+  const { dim, vocabSize } = model.config;
+  const x = model.wasm.arena.f32(st.x, tokens.length * dim);
+  const table = model.weights.embed.data;
+  for (let t = 0; t < tokens.length; t++) {
+    const id = tokens[t];
+    if (!(id >= 0 && id < vocabSize)) throw new RangeError(`token id ${id} outside the vocabulary [0, ${vocabSize})`);
+    x.set(table.subarray(id * dim, (id + 1) * dim), t * dim);
+  }
+}
+
+/** Final norm and classifier for the last `nLogits` of T positions; logits at st.logits (nLogits, vocab). */
+export function head(model: Model, st: RunState, T: number, nLogits: number): void {
+  const c = model.config;
+  const k = kernelsOf(model.wasm);
+  const first = T - nLogits;
+  k.f32_rmsnorm(st.x + 4 * first * c.dim, model.weights.norm.ptr, st.xb, nLogits, c.dim, c.normEps);
+  linear(k, st, model.weights.lmHead, st.xb, st.logits, nLogits);
+}
+
+/**
+ * Run `tokens` at positions pos.. (chunks of st.maxT). Returns a view of the logits of the last position, or of
+ * every position when `allLogits` (then tokens.length must be ≤ st.maxT).
+ */
+export function forward(model: Model, st: RunState, tokens: ArrayLike<number>, pos: number, allLogits = false): Float32Array {
+  const c = model.config;
+  const total = tokens.length;
+  if (total === 0) throw new RangeError("forward: no tokens");
+  if (pos + total > st.cacheLen) throw new RangeError(`forward: positions up to ${pos + total} exceed the context of ${st.cacheLen}`);
+  if (allLogits && total > st.maxT) throw new RangeError(`forward: ${total} positions with all logits exceed maxT ${st.maxT}`);
+  let done = 0;
+  let T = 0;
+  while (done < total) {
+    T = Math.min(st.maxT, total - done);
+    embed(model, st, Array.prototype.slice.call(tokens, done, done + T) as number[]);
+    for (let l = 0; l < c.nLayers; l++) layerForward(model, st, model.weights.layers[l], l, T, pos + done, undefined);
+    done += T;
+  }
+  const n = allLogits ? T : 1;
+  head(model, st, T, n);
+  return model.wasm.arena.f32(st.logits, n * c.vocabSize);
+}
