@@ -1,1 +1,219 @@
-// placeholder: filled in by its kernel family's author
+// f32 GEMM, "nt" layout: Y[M,N] = X[M,K] · W[N,K]ᵀ (+ Y). Both operands are K-contiguous (activations
+// times a PyTorch-layout weight), which suits neither operand for a broadcast/FMA micro-kernel directly, so:
+//
+//   for n0 in steps of NC:                 (NC·KC·4 bytes of packed W stay in L2)
+//     for k0 in steps of KC:
+//       pack W[n0:n0+NC, k0:k0+KC] into 8-column panels [KC][8] (transposed; zero-padded past N)
+//       for i in steps of MR=4 rows of X:  (4·KC·4 bytes of X stay in L1)
+//         for each 8-column panel: micro-kernel 4x8 over KC: broadcast X[i+r, k], mul+add against the
+//                                  8 packed W values of k, 8 f32x4 accumulators (vacc{r}_0123/_4567)
+//
+// The first K block stores (or adds, when accumulate = 1); later K blocks add. Rows past a multiple of 4
+// go through a 1x8 kernel; columns past a multiple of 8 are zero in the panel and not stored.
+// Summation order per output: blocks of KC in order, and inside a block k in order: deterministic.
+// X and Y may be only 4-byte aligned (any row of odd width); `pack` must be 16-byte aligned.
+
+// @ts-ignore: decorator
+@inline const MR = 4;
+// @ts-ignore: decorator
+@inline const NR = 8;
+// @ts-ignore: decorator
+@inline const KC = 256;
+// @ts-ignore: decorator
+@inline const NC = 1024;
+
+/** Bytes of `pack` scratch f32_gemm_nt needs: one NC x KC block of W, padded to whole 8-column panels. */
+export function f32_gemm_nt_scratch(M: i32, N: i32, K: i32): i32 {
+  assert(M >= 0 && N >= 0 && K >= 0, "f32_gemm_nt_scratch: negative size");
+  const nc = min(N, NC);
+  const kc = min(K, KC);
+  return ((nc + NR - 1) & ~(NR - 1)) * kc * 4;
+}
+
+/** Pack W[n0:n0+nc, k0:k0+kc] (row stride ldw bytes) as panels of 8 columns: panel[kk*8 + j] = W[n0+p*8+j, k0+kk]. */
+function packW(w: usize, ldw: usize, n0: i32, nc: i32, k0: i32, kc: i32, pack: usize): void {
+  const panelBytes = <usize>kc * (NR << 2);
+  for (let p = 0, np = (nc + NR - 1) / NR; p < np; p++) {
+    const dst = pack + <usize>p * panelBytes;
+    const jn = min(NR, nc - p * NR);
+    for (let j = 0; j < jn; j++) {
+      const src = w + <usize>(n0 + p * NR + j) * ldw + (<usize>k0 << 2);
+      const d = dst + (<usize>j << 2);
+      let kk = 0;
+      for (; kk + 4 <= kc; kk += 4) {
+        const vw0123 = v128.load(src + (<usize>kk << 2));
+        const dk = d + (<usize>kk << 5);
+        v128.store_lane<f32>(dk, vw0123, 0);
+        v128.store_lane<f32>(dk, vw0123, 1, 32);
+        v128.store_lane<f32>(dk, vw0123, 2, 64);
+        v128.store_lane<f32>(dk, vw0123, 3, 96);
+      }
+      for (; kk < kc; kk++) {
+        store<f32>(d + (<usize>kk << 5), load<f32>(src + (<usize>kk << 2)));
+      }
+    }
+    for (let j = jn; j < NR; j++) {
+      const d = dst + (<usize>j << 2);
+      for (let kk = 0; kk < kc; kk++) store<f32>(d + (<usize>kk << 5), 0);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function storeRow(c: usize, vacc0123: v128, vacc4567: v128, nr: i32, add: bool): void {
+  if (nr == NR) {
+    if (add) {
+      vacc0123 = f32x4.add(vacc0123, v128.load(c));
+      vacc4567 = f32x4.add(vacc4567, v128.load(c, 16));
+    }
+    v128.store(c, vacc0123);
+    v128.store(c, vacc4567, 16);
+    return;
+  }
+  // Partial panel: spill the 8 lanes one by one (at most 7 stores; only on the last panel of a row).
+  for (let j = 0; j < nr; j++) {
+    let v: f32;
+    switch (j) {
+      case 0: v = f32x4.extract_lane(vacc0123, 0); break;
+      case 1: v = f32x4.extract_lane(vacc0123, 1); break;
+      case 2: v = f32x4.extract_lane(vacc0123, 2); break;
+      case 3: v = f32x4.extract_lane(vacc0123, 3); break;
+      case 4: v = f32x4.extract_lane(vacc4567, 0); break;
+      case 5: v = f32x4.extract_lane(vacc4567, 1); break;
+      case 6: v = f32x4.extract_lane(vacc4567, 2); break;
+      default: v = f32x4.extract_lane(vacc4567, 3); break;
+    }
+    const p = c + (<usize>j << 2);
+    if (add) v += load<f32>(p);
+    store<f32>(p, v);
+  }
+}
+
+/** 4x8 micro-kernel: C[0:4, 0:nr] (=|+=) A[0:4, 0:kc] · panel[0:kc][0:8]. A rows lda bytes apart. */
+function ukernel4x8(a: usize, lda: usize, b: usize, kc: i32, c: usize, ldc: usize, nr: i32, add: bool): void {
+  let a0 = a;
+  let a1 = a0 + lda;
+  let a2 = a1 + lda;
+  let a3 = a2 + lda;
+  let vacc0_0123 = f32x4.splat(0);
+  let vacc0_4567 = f32x4.splat(0);
+  let vacc1_0123 = f32x4.splat(0);
+  let vacc1_4567 = f32x4.splat(0);
+  let vacc2_0123 = f32x4.splat(0);
+  let vacc2_4567 = f32x4.splat(0);
+  let vacc3_0123 = f32x4.splat(0);
+  let vacc3_4567 = f32x4.splat(0);
+  let bp = b;
+  const bend = b + (<usize>kc << 5);
+  const bend2 = b + (<usize>(kc & ~1) << 5);
+  while (bp < bend2) {
+    let vb0123 = v128.load(bp);
+    let vb4567 = v128.load(bp, 16);
+    let va = v128.load32_splat(a0);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a1);
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a2);
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a3);
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va, vb4567));
+
+    vb0123 = v128.load(bp, 32);
+    vb4567 = v128.load(bp, 48);
+    va = v128.load32_splat(a0, 4);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a1, 4);
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a2, 4);
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a3, 4);
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va, vb4567));
+    a0 += 8; a1 += 8; a2 += 8; a3 += 8;
+    bp += 64;
+  }
+  if (bp < bend) {
+    const vb0123 = v128.load(bp);
+    const vb4567 = v128.load(bp, 16);
+    let va = v128.load32_splat(a0);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a1);
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a2);
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a3);
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va, vb4567));
+  }
+  storeRow(c, vacc0_0123, vacc0_4567, nr, add);
+  storeRow(c + ldc, vacc1_0123, vacc1_4567, nr, add);
+  storeRow(c + 2 * ldc, vacc2_0123, vacc2_4567, nr, add);
+  storeRow(c + 3 * ldc, vacc3_0123, vacc3_4567, nr, add);
+}
+
+/** 1x8 micro-kernel for the rows past a multiple of 4. */
+function ukernel1x8(a: usize, b: usize, kc: i32, c: usize, nr: i32, add: bool): void {
+  let vacc0_0123 = f32x4.splat(0);
+  let vacc0_4567 = f32x4.splat(0);
+  let ap = a;
+  for (let bp = b, bend = b + (<usize>kc << 5); bp < bend; bp += 32) {
+    const va = v128.load32_splat(ap);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, v128.load(bp)));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, v128.load(bp, 16)));
+    ap += 4;
+  }
+  storeRow(c, vacc0_0123, vacc0_4567, nr, add);
+}
+
+/** Y[M,N] = X[M,K] · W[N,K]ᵀ (+ Y when accumulate = 1). `pack`: f32_gemm_nt_scratch(M,N,K) bytes, 16-aligned. */
+export function f32_gemm_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, accumulate: i32, pack: usize): void {
+  assert(M >= 0 && N >= 0 && K >= 0, "f32_gemm_nt: negative size");
+  assert(((x | w | y) & 3) == 0, "f32_gemm_nt: pointer not 4-byte aligned");
+  assert((pack & 15) == 0, "f32_gemm_nt: pack scratch not 16-byte aligned");
+  assert(accumulate == 0 || accumulate == 1, "f32_gemm_nt: accumulate must be 0 or 1");
+  const ldx = <usize>K << 2;
+  const ldy = <usize>N << 2;
+  if (K == 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) memory.fill(y + <usize>i * ldy, 0, ldy);
+    return;
+  }
+  if (M == 0 || N == 0) return;
+  const M4 = M & ~(MR - 1);
+  for (let n0 = 0; n0 < N; n0 += NC) {
+    const nc = min(NC, N - n0);
+    const np = (nc + NR - 1) / NR;
+    for (let k0 = 0; k0 < K; k0 += KC) {
+      const kc = min(KC, K - k0);
+      const add = accumulate != 0 || k0 > 0;
+      packW(w, ldx, n0, nc, k0, kc, pack);
+      const panelBytes = <usize>kc << 5;
+      const xk = x + (<usize>k0 << 2);
+      const yn = y + (<usize>n0 << 2);
+      for (let i = 0; i < M4; i += MR) {
+        const a = xk + <usize>i * ldx;
+        const c = yn + <usize>i * ldy;
+        for (let p = 0; p < np; p++) {
+          ukernel4x8(a, ldx, pack + <usize>p * panelBytes, kc, c + (<usize>p << 5), ldy, min(NR, nc - p * NR), add);
+        }
+      }
+      for (let i = M4; i < M; i++) {
+        const a = xk + <usize>i * ldx;
+        const c = yn + <usize>i * ldy;
+        for (let p = 0; p < np; p++) {
+          ukernel1x8(a, pack + <usize>p * panelBytes, kc, c + (<usize>p << 5), min(NR, nc - p * NR), add);
+        }
+      }
+    }
+  }
+}
