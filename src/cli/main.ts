@@ -82,6 +82,31 @@ program
     await inspectCommand(model, opts);
   });
 
+program
+  .command("prune")
+  .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista)")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .requiredOption("--out <dir>", "output model directory (or a path ending in .bin for llama2.c)")
+  .option("--method <name>", "magnitude | wanda | sparsegpt | fista", "fista")
+  .option("--sparsity <s>", "fraction in [0,1) (unstructured) or N:M (N kept of every M), e.g. 0.5, 2:4", "0.5")
+  .option("--calib <file>", "calibration text (default: text sampled from the dense model)")
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--schedule <s>", "sequential (layers fed by pruned layers) | parallel (fed by dense activations)", "sequential")
+  .option("--error-correction", "intra-layer error correction (default: on for fista)")
+  .option("--no-error-correction", "fit each operator to its own input")
+  .option("--eval <file>", "report perplexity before and after on this text")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
+  .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)
+  .option("--dtype <t>", "stored dtype of the output: F32 | F16 | BF16 (default: as the input)")
+  .option("--force", "overwrite a finished output / restart a partial one")
+  .addOption(tokenizerOption)
+  .option("--json", "print the report as JSON")
+  .action(async (model: string, opts) => {
+    const { pruneCommand } = await import("./commands/prune.js");
+    await pruneCommand(model, opts);
+  });
+
 const bench = program.command("bench").description("benchmarks, measured side by side in one run");
 bench
   .command("kernels")
