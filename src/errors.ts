@@ -61,8 +61,8 @@ export function configField(file: string, field: string, detail: string): Config
 }
 
 /** A file we looked for in several places was not found. */
-export function notFound(what: string, looked: readonly string[]): MissingFileError {
-  return new MissingFileError(`${what} not found; looked for ${looked.join(", ")}`);
+export function notFound(what: string, looked: readonly string[], hint = ""): MissingFileError {
+  return new MissingFileError(`${what} not found; looked for ${looked.join(", ")}${hint ? ` (${hint})` : ""}`);
 }
 
 /** Refusing to overwrite an output. */
