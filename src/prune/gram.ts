@@ -1,0 +1,96 @@
+/**
+ * @file Calibration statistics of one linear operator, with SparseGPT's `add_batch` lifecycle:
+ * `new GramCollector(wasm, cols, { cross })` → `addBatch` / `addBatchPair` per calibration batch → `finish()`
+ * → (prune) → `free()`. Memory O(cols²): H (and with `cross`, C = X_dᵀX_p and H_d = X_dᵀX_d), never the
+ * activations.
+ *
+ * Sums are float32, accumulated by the SIMD kernel (assembly/f32-gram.ts) in a fixed order: H gets only its
+ * upper triangle per batch (a symmetric rank-T update), `finish` mirrors it and divides by n.
+ */
+import type { Wasm } from "../wasm/runtime.js";
+import { pruneKernels } from "../kernels/prune-api.js";
+import { UsageError } from "../errors.js";
+
+export interface GramStats {
+  cols: number;
+  /** tokens seen */
+  n: number;
+  /** (cols, cols) X_pᵀX_p / n */
+  H: number;
+  /** with error correction: (cols, cols) C = X_dᵀX_p / n and H_d = X_dᵀX_d / n */
+  cross?: { C: number; Hd: number };
+}
+
+export class GramCollector {
+  readonly cols: number;
+  private readonly wasm: Wasm;
+  private readonly mark: number;
+  private readonly H: number;
+  private readonly C: number;
+  private readonly Hd: number;
+  private n = 0;
+  private state: "collecting" | "finished" | "freed" = "collecting";
+
+  /** Takes its blocks from the arena now; `free()` gives them back (LIFO: also frees what came after). */
+  constructor(wasm: Wasm, cols: number, opts: { cross?: boolean } = {}) {
+    if (!Number.isInteger(cols) || cols < 1) throw new UsageError(`GramCollector: cols must be a positive integer, got ${cols}`);
+    this.wasm = wasm;
+    this.cols = cols;
+    this.mark = wasm.arena.mark();
+    this.H = wasm.arena.zeros(cols * cols);
+    this.C = opts.cross ? wasm.arena.zeros(cols * cols) : 0;
+    this.Hd = opts.cross ? wasm.arena.zeros(cols * cols) : 0;
+  }
+
+  get tokens(): number {
+    return this.n;
+  }
+
+  /** X [T, cols] in the arena, seen identically by the dense and the pruned model. */
+  addBatch(x: number, T: number): void {
+    this.addBatchPair(x, x, T);
+  }
+
+  /** X_p, X_d [T, cols]: the operator's inputs in the pruned and in the dense model. */
+  addBatchPair(xp: number, xd: number, T: number): void {
+    if (this.state !== "collecting") throw new UsageError(`GramCollector: addBatch after ${this.state === "finished" ? "finish()" : "free()"}`);
+    if (T <= 0) return;
+    const k = pruneKernels(this.wasm);
+    k.f32_gram_upper(xp, this.H, T, this.cols);
+    if (this.C) {
+      k.f32_gram_cross(xd, xp, this.C, T, this.cols);
+      k.f32_gram_upper(xd, this.Hd, T, this.cols);
+    }
+    this.n += T;
+  }
+
+  /** H/n (and C/n, H_d/n), symmetric; the blocks stay owned by the collector until `free()`. */
+  finish(): GramStats {
+    if (this.state !== "collecting") throw new UsageError(`GramCollector: finish() called twice or after free()`);
+    this.state = "finished";
+    const k = pruneKernels(this.wasm);
+    const a = this.wasm.arena;
+    const nn = this.cols * this.cols;
+    const scale = (p: number) => {
+      if (this.n === 0) return;
+      const v = a.f32(p, nn);
+      const s = 1 / this.n;
+      for (let i = 0; i < nn; i++) v[i] *= s;
+    };
+    k.f32_sym_mirror(this.H, this.cols);
+    scale(this.H);
+    if (this.C) {
+      k.f32_sym_mirror(this.Hd, this.cols);
+      scale(this.C);
+      scale(this.Hd);
+    }
+    return { cols: this.cols, n: this.n, H: this.H, cross: this.C ? { C: this.C, Hd: this.Hd } : undefined };
+  }
+
+  /** Gives the blocks back to the arena (and everything allocated after them). */
+  free(): void {
+    if (this.state === "freed") return;
+    this.state = "freed";
+    this.wasm.arena.release(this.mark);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * @file Dense symmetric positive-definite linear algebra for SparseGPT and the least-squares solution of
+ * error correction: Cholesky (lower), the inverse through it (torch.cholesky_inverse), and the upper
+ * Cholesky factor. Row-major float32 storage (arena views); inner products accumulate in float64 in a fixed
+ * order, so results are deterministic. O(n³) scalar code: n is an operator's input width.
+ */
+import { UsageError } from "../errors.js";
+
+/**
+ * In place: A (n×n, symmetric; only the lower triangle is read) becomes L, lower triangular with A = L·Lᵀ
+ * (the strict upper triangle is zeroed). Returns false when A is not numerically positive definite.
+ */
+export function choleskyLower(a: Float32Array, n: number): boolean {
+  for (let j = 0; j < n; j++) {
+    const rj = j * n;
+    let s = a[rj + j];
+    for (let k = 0; k < j; k++) s -= a[rj + k] * a[rj + k];
+    if (!(s > 0)) return false;
+    const d = Math.sqrt(s);
+    a[rj + j] = d;
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let t = a[ri + j];
+      for (let k = 0; k < j; k++) t -= a[ri + k] * a[rj + k];
+      a[ri + j] = t / d;
+    }
+  }
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
+  return true;
+}
+
+/** In place: L (lower triangular, nonzero diagonal) becomes L⁻¹ (lower triangular). */
+export function invertLower(l: Float32Array, n: number): void {
+  const col = new Float64Array(n);
+  // column j of L⁻¹ by forward substitution of e_j, written after its use of the old column entries
+  for (let j = 0; j < n; j++) {
+    col.fill(0, 0, n);
+    col[j] = 1 / l[j * n + j];
+    for (let i = j + 1; i < n; i++) {
+      const ri = i * n;
+      let s = 0;
+      for (let k = j; k < i; k++) s += l[ri + k] * col[k];
+      col[i] = -s / l[ri + i];
+    }
+    // L⁻¹[i, j] for i ≥ j only depends on L[i, k ≥ j]; columns < j of L are no longer read, so store
+    for (let i = j; i < n; i++) l[i * n + j] = col[i];
+  }
+}
+
+/** out = A⁻¹ for A = L·Lᵀ given L (torch.cholesky_inverse): A⁻¹ = L⁻ᵀ·L⁻¹. `l` is overwritten by L⁻¹. */
+export function choleskyInverse(l: Float32Array, n: number, out: Float32Array): void {
+  invertLower(l, n);
+  // (L⁻ᵀL⁻¹)[i, j] = Σ_{k ≥ max(i,j)} M[k, i]·M[k, j] with M = L⁻¹ lower
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let s = 0;
+      for (let k = j; k < n; k++) s += l[k * n + i] * l[k * n + j];
+      out[i * n + j] = s;
+      out[j * n + i] = s;
+    }
+  }
+}
+
+/** In place: A becomes U, upper triangular with A = Uᵀ·U (torch.linalg.cholesky(A, upper=True)). */
+export function choleskyUpper(a: Float32Array, n: number): boolean {
+  if (!choleskyLower(a, n)) return false;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      a[i * n + j] = a[j * n + i];
+      a[j * n + i] = 0;
+    }
+  }
+  return true;
+}
+
+/**
+ * Damped inverse of a Gram matrix as SparseGPT prepares it: dead inputs (H_jj = 0) get H_jj = 1, then
+ * H + δI with δ = percdamp·mean(diag H); returns (H + δI)⁻¹ in `out` and the dead input indices.
+ * `work` (n×n) is scratch. Retries with 10× the damping if the Cholesky fails (a rank-deficient H in float32).
+ */
+export function dampedInverse(h: Float32Array, n: number, percDamp: number, work: Float32Array, out: Float32Array): { dead: number[]; damp: number } {
+  const dead: number[] = [];
+  let mean = 0;
+  for (let j = 0; j < n; j++) {
+    const d = h[j * n + j];
+    if (d === 0) dead.push(j);
+    mean += d === 0 ? 1 : d;
+  }
+  mean /= n;
+  let damp = percDamp * mean;
+  for (let attempt = 0; attempt < 8; attempt++) {
+    work.set(h.subarray(0, n * n));
+    for (const j of dead) work[j * n + j] = 1;
+    for (let j = 0; j < n; j++) work[j * n + j] += damp;
+    if (choleskyLower(work, n)) {
+      choleskyInverse(work, n, out);
+      return { dead, damp };
+    }
+    damp = damp > 0 ? damp * 10 : 1e-6 * mean;
+  }
+  throw new UsageError(`Gram matrix of width ${n} is not positive definite even with damping ${damp}: non-finite activations?`);
+}

@@ -1,0 +1,39 @@
+/** @file Pieces shared by the methods: mask selection by score under a pattern, result stats. */
+import type { Wasm } from "../../wasm/runtime.js";
+import { pruneKernels } from "../../kernels/prune-api.js";
+import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
+import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
+import type { PruneStats } from "./types.js";
+
+/**
+ * mask (rows×cols, 0/1) keeping the highest |score| under the pattern. Scope for unstructured: `row`
+ * (keep round((1−s)·cols) per row) or `all` (keep round((1−s)·rows·cols) over the whole matrix).
+ */
+export function selectMask(
+  wasm: Wasm, score: number, mask: number, rows: number, cols: number, pattern: Pattern, scope: "row" | "all",
+): void {
+  const k = pruneKernels(wasm);
+  if (pattern.kind === "nm") {
+    k.f32_nm_mask(score, mask, rows, cols, pattern.n, pattern.m);
+  } else if (scope === "row") {
+    k.f32_topk_mask(score, mask, rows, cols, keptPerRow(pattern, cols));
+  } else {
+    const total = rows * cols;
+    k.f32_topk_mask(score, mask, 1, total, total - Math.round(pattern.sparsity * total));
+  }
+}
+
+export function checkProblem(problem: OperatorProblem, pattern: Pattern, name: string): void {
+  checkPatternFits(pattern, problem.cols, name);
+}
+
+export function finishStats(
+  wasm: Wasm, problem: OperatorProblem, W: number, t0: number, extra: Record<string, number | string> = {},
+): PruneStats {
+  return {
+    sparsity: measuredSparsity(wasm, W, problem.rows, problem.cols),
+    relErr: relativeError(wasm, problem, W),
+    seconds: (performance.now() - t0) / 1000,
+    ...extra,
+  };
+}

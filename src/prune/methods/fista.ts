@@ -1,0 +1,298 @@
+/**
+ * @file FISTAPruner (Zhao et al. 2024, "A Convex-optimization-based Layer-wise Post-training Pruner for
+ * Large Language Models"): per operator, the lasso
+ *
+ *   min_W  f(W) + Σ_r λ_r‖W_r‖₁,   f(W) = tr(W H Wᵀ) − 2 tr(W Bᵀ) + E  (eq. 4, with error correction eq. 6)
+ *
+ * solved by FISTA on H alone (∇f = 2(WH − B), step 1/L with L = 2·λmax(H) from a seeded power iteration,
+ * Nesterov momentum with the gradient restart of O'Donoghue & Candès), then rounded to the exact pattern.
+ *
+ * The problem separates by output rows given H, so λ is bisected **per row** (geometrically, all rows at
+ * once: one FISTA run per bisection step with a vector λ) until each row's nonzero count meets the row's
+ * target — the paper's per-row scope for unstructured sparsity; for N:M the row target is N·cols/M.
+ * Then:
+ *  1. projection to the exact pattern by |z| with z = W − η∇f(W) the pre-threshold point: nonzeros rank by
+ *     |w| (+ηλ), zeros by their gradient, so a row short of its count is filled by the most useful inputs;
+ *     per-row top-k (unstructured) or top-N per group of M (N:M), kernels in assembly/f32-nm.ts;
+ *  2. refit of the kept weights: FISTA with the mask fixed and λ = 0 (accelerated projected gradient);
+ *  3. safeguard, per row (rows are independent problems): the result row is the best of {warm start,
+ *     warm start refitted on its own mask, FISTA path}, so it is never worse than the best baseline
+ *     (warm start = per-row best of `warmStart` methods; Wanda and SparseGPT by default).
+ * The FISTA iteration is two kernels (assembly/f32-fista.ts): G = Y·H and the fused prox/momentum step.
+ */
+import type { Wasm } from "../../wasm/runtime.js";
+import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
+import { keptPerRow, type Pattern } from "../pattern.js";
+import { rowObjectives, type OperatorProblem } from "../problem.js";
+import { checkProblem, finishStats, selectMask } from "./common.js";
+import { magnitude } from "./magnitude.js";
+import { wanda } from "./wanda.js";
+import { sparsegpt } from "./sparsegpt.js";
+import type { FistaOptions, PruneMethod, PruneOptions } from "./types.js";
+
+const BASELINES = { magnitude, wanda, sparsegpt } as const;
+
+export const fista: PruneMethod = {
+  name: "fista",
+  description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
+  prune(wasm, problem, pattern, opts = {}) {
+    checkProblem(problem, pattern, "fista");
+    const t0 = performance.now();
+    const W = wasm.arena.alloc(problem.rows * problem.cols);
+    const info = wasm.arena.scoped(() => fistaPrune(wasm, problem, pattern, W, opts));
+    return { W, stats: finishStats(wasm, problem, W, t0, info) };
+  },
+};
+
+/** Buffers and constants of FISTA on one problem. */
+export class FistaSolver {
+  readonly k: PruneKernelApi;
+  readonly rows: number;
+  readonly cols: number;
+  readonly n: number;
+  /** 1/L */
+  eta = 0;
+  /** total W·H products so far */
+  iterations = 0;
+  private readonly Y: number;
+  private readonly G: number;
+  private readonly Wa: number;
+  private readonly Wb: number;
+  private readonly T: number;
+
+  constructor(
+    readonly wasm: Wasm,
+    readonly problem: OperatorProblem,
+  ) {
+    this.k = pruneKernels(wasm);
+    this.rows = problem.rows;
+    this.cols = problem.cols;
+    this.n = this.rows * this.cols;
+    const a = wasm.arena;
+    this.Y = a.alloc(this.n);
+    this.G = a.alloc(this.n);
+    this.Wa = a.alloc(this.n);
+    this.Wb = a.alloc(this.n);
+    this.T = a.alloc(this.rows);
+  }
+
+  /** λmax(H) by power iteration from a seeded random vector; sets η = 1/(2·1.02·λmax). */
+  setStep(powerIters: number, seed: number): number {
+    const { cols, wasm } = this;
+    const a = wasm.arena;
+    const lmax = a.scoped(() => {
+      const v = a.alloc(cols);
+      const u = a.alloc(cols);
+      const rnd = mulberry32(seed);
+      const vv = a.f32(v, cols);
+      for (let j = 0; j < cols; j++) vv[j] = rnd() - 0.5;
+      let lam = 0;
+      for (let it = 0; it < powerIters; it++) {
+        normalize(a.f32(v, cols));
+        this.k.f32_fista_wh(v, this.problem.H, u, 1, cols, cols);
+        const uu = a.f32(u, cols);
+        const vw = a.f32(v, cols);
+        let r = 0;
+        for (let j = 0; j < cols; j++) r += vw[j] * uu[j];
+        lam = r;
+        vw.set(uu);
+      }
+      return lam;
+    });
+    // power iteration approaches λmax from below: 2 % margin keeps 1/L a safe step
+    this.eta = lmax > 0 ? 1 / (2 * 1.02 * lmax) : 0;
+    return lmax;
+  }
+
+  /**
+   * `iters` FISTA steps from `start` with per-row λ (arena f32 [rows]) and an optional 0/1 mask; result in
+   * `out` (may equal start).
+   */
+  solve(start: number, out: number, lam: number, mask: number, iters: number): void {
+    const a = this.wasm.arena;
+    const { n, rows, cols } = this;
+    const s = a.f32(start, n);
+    a.f32(this.Y, n).set(s);
+    a.f32(this.Wa, n).set(s);
+    a.f32(this.T, rows).fill(1);
+    let wOld = this.Wa;
+    let wNew = this.Wb;
+    for (let it = 0; it < iters; it++) {
+      this.k.f32_fista_wh(this.Y, this.problem.H, this.G, rows, cols, cols);
+      this.k.f32_fista_step(this.Y, this.G, this.problem.B, wOld, wNew, lam, this.T, mask, rows, cols, this.eta);
+      [wOld, wNew] = [wNew, wOld];
+    }
+    this.iterations += iters;
+    if (out !== wOld) a.f32(out, n).set(a.f32(wOld, n));
+  }
+
+  /** score = |W − 2η(W·H − B)| (the pre-threshold point of a gradient step). */
+  gradientScore(W: number, score: number): void {
+    const a = this.wasm.arena;
+    const { n, rows, cols } = this;
+    this.k.f32_fista_wh(W, this.problem.H, this.G, rows, cols, cols);
+    const w = a.f32(W, n);
+    const g = a.f32(this.G, n);
+    const b = a.f32(this.problem.B, n);
+    const s = a.f32(score, n);
+    const c = 2 * this.eta;
+    for (let i = 0; i < n; i++) s[i] = Math.abs(w[i] - c * (g[i] - b[i]));
+  }
+}
+
+function fistaPrune(
+  wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
+): Record<string, number | string> {
+  const o: Required<FistaOptions> = {
+    bisectSteps: 16, itersPerStep: 40, finalIters: 100, refitIters: 150, powerIters: 60,
+    warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
+  };
+  const a = wasm.arena;
+  const k = pruneKernels(wasm);
+  const { rows, cols } = problem;
+  const n = rows * cols;
+  const keep = keptPerRow(pattern, cols);
+
+  const solver = new FistaSolver(wasm, problem);
+  const lmax = solver.setStep(o.powerIters, o.seed);
+  const lam = a.alloc(rows);
+  const mask = a.alloc(n);
+  const score = a.alloc(n);
+
+  // ---- candidates: each baseline, and the baseline refitted on its own support ----------------------
+  const cands: Candidate[] = [];
+  for (const name of o.warmStart) {
+    const { W: Wb } = BASELINES[name].prune(wasm, problem, pattern, opts);
+    cands.push({ name, W: Wb, f: rowObjectives(wasm, problem, Wb) });
+    const Wr = a.alloc(n);
+    const wb = a.f32(Wb, n);
+    const m = a.f32(mask, n);
+    for (let i = 0; i < n; i++) m[i] = wb[i] !== 0 ? 1 : 0;
+    a.f32(lam, rows).fill(0);
+    solver.solve(Wb, Wr, lam, mask, o.refitIters);
+    cands.push({ name: `${name}+refit`, W: Wr, f: rowObjectives(wasm, problem, Wr) });
+  }
+  const total = (f: Float64Array) => f.reduce((s, v) => s + v, problem.f0);
+  let Wws = cands[0].W;
+  let fBest = Infinity;
+  for (const c of cands) {
+    const fc = total(c.f);
+    if (fc < fBest) [fBest, Wws] = [fc, c.W];
+  }
+
+  // ---- candidate 2: the lasso path: per-row geometric bisection of λ -------------------------------
+  const Wl = a.alloc(n);
+  const nnz = a.alloc(rows);
+  const lo = new Float64Array(rows);
+  const hi = new Float64Array(rows);
+  {
+    const b = a.f32(problem.B, n);
+    for (let r = 0; r < rows; r++) {
+      // λ ≥ ‖∇f(0)‖∞ = 2·max|B_r| makes W_r = 0 optimal
+      let mx = 0;
+      for (let j = 0; j < cols; j++) mx = Math.max(mx, Math.abs(b[r * cols + j]));
+      hi[r] = Math.max(2 * mx, 1e-30);
+      lo[r] = hi[r] * 1e-6;
+    }
+  }
+  a.f32(Wl, n).set(a.f32(Wws, n));
+  const setLam = () => {
+    const l = a.f32(lam, rows);
+    for (let r = 0; r < rows; r++) l[r] = Math.sqrt(lo[r] * hi[r]);
+  };
+  for (let step = 0; step < o.bisectSteps; step++) {
+    setLam();
+    solver.solve(Wl, Wl, lam, 0, o.itersPerStep);
+    k.f32_row_nnz(Wl, nnz, rows, cols);
+    const z = a.i32(nnz, rows);
+    const l = a.f32(lam, rows);
+    for (let r = 0; r < rows; r++) {
+      if (z[r] > keep) lo[r] = l[r];
+      else hi[r] = l[r];
+    }
+  }
+  setLam();
+  solver.solve(Wl, Wl, lam, 0, o.finalIters);
+  const lamMedian = median(a.f32(lam, rows));
+  solver.gradientScore(Wl, score);
+  selectMask(wasm, score, mask, rows, cols, pattern, "row");
+  k.f32_mask_mul(Wl, mask, Wl, n);
+  a.f32(lam, rows).fill(0);
+  solver.solve(Wl, Wl, lam, mask, o.refitIters);
+
+  // ---- safeguard -------------------------------------------------------------------------------------
+  // Rows are independent problems, but only candidates that keep exactly `keep` weights in every row
+  // (all N:M candidates; Wanda-like per-row masks and the lasso path for unstructured) may be mixed row by
+  // row without changing the operator's sparsity. SparseGPT's per-block mask is taken or left whole.
+  cands.push({ name: "lasso", W: Wl, f: rowObjectives(wasm, problem, Wl) });
+  const rowExact = (c: Candidate) => {
+    if (pattern.kind === "nm") return true;
+    k.f32_row_nnz(c.W, nnz, rows, cols);
+    return a.i32(nnz, rows).every((z) => z === keep);
+  };
+  const mixable = cands.filter(rowExact);
+  const out = a.f32(W, n);
+  const wins: Record<string, number> = {};
+  let fMix = Infinity;
+  if (mixable.length) {
+    const fm = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let best = mixable[0];
+      for (const c of mixable) if (c.f[r] < best.f[r]) best = c;
+      fm[r] = best.f[r];
+      wins[best.name] = (wins[best.name] ?? 0) + 1;
+      out.set(a.f32(best.W, n).subarray(r * cols, (r + 1) * cols), r * cols);
+    }
+    fMix = total(fm);
+  }
+  let chosen = "mixed";
+  for (const c of cands) {
+    if (mixable.includes(c)) continue;
+    const fc = total(c.f);
+    if (fc < fMix) {
+      fMix = fc;
+      chosen = c.name;
+      out.set(a.f32(c.W, n));
+    }
+  }
+  const rel = (f: number) => (problem.targetEnergy > 0 ? Math.max(f, 0) / problem.targetEnergy : 0);
+  return {
+    lambda: lamMedian,
+    lambdaMaxH: lmax,
+    iterations: solver.iterations,
+    chosen: chosen === "mixed" ? Object.entries(wins).map(([k, v]) => `${k}:${v}`).join(",") : chosen,
+    warmRelErr: rel(Math.min(...cands.filter((c) => c.name !== "lasso").map((c) => total(c.f).valueOf()))),
+    ...Object.fromEntries(cands.map((c) => [`relErr_${c.name}`, rel(total(c.f))])),
+  };
+}
+
+interface Candidate {
+  name: string;
+  W: number;
+  /** per-row objective relative to W₀ */
+  f: Float64Array;
+}
+
+function normalize(v: Float32Array): void {
+  let s = 0;
+  for (const x of v) s += x * x;
+  const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
+  for (let i = 0; i < v.length; i++) v[i] *= inv;
+}
+
+function median(v: Float32Array): number {
+  const s = Float64Array.from(v).sort();
+  return s.length ? s[s.length >> 1] : 0;
+}
+
+/** Deterministic PRNG (mulberry32) for the power-iteration start vector. */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

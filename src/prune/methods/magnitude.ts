@@ -1,0 +1,26 @@
+/**
+ * @file Magnitude pruning: keep the largest |W₀|. Unstructured: one threshold over the whole operator;
+ * N:M: the N largest of every M consecutive inputs of a row. Ignores the calibration statistics.
+ */
+import { pruneKernels } from "../../kernels/prune-api.js";
+import { checkProblem, finishStats, selectMask } from "./common.js";
+import type { PruneMethod } from "./types.js";
+
+export const magnitude: PruneMethod = {
+  name: "magnitude",
+  description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
+  prune(wasm, problem, pattern) {
+    checkProblem(problem, pattern, "magnitude");
+    const t0 = performance.now();
+    const { rows, cols } = problem;
+    const a = wasm.arena;
+    const W = a.alloc(rows * cols);
+    a.scoped(() => {
+      const mask = a.alloc(rows * cols);
+      // |W₀| is read by the kernels (they clear the sign bit), so W₀ itself is the score
+      selectMask(wasm, problem.W0, mask, rows, cols, pattern, "all");
+      pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+    });
+    return { W, stats: finishStats(wasm, problem, W, t0) };
+  },
+};

@@ -1,0 +1,61 @@
+/**
+ * @file The interface every pruning method implements (STYLE.md §6): an operator problem (weights, H,
+ * cross term) and a pattern in, the pruned weights (a new arena block) and stats out.
+ */
+import type { Wasm } from "../../wasm/runtime.js";
+import type { OperatorProblem } from "../problem.js";
+import type { Pattern } from "../pattern.js";
+
+export const METHOD_NAMES = Object.freeze(["magnitude", "wanda", "sparsegpt", "fista"] as const);
+export type MethodName = (typeof METHOD_NAMES)[number];
+
+export interface SparseGptOptions {
+  /** columns per block (128); rounded down to a multiple of M for N:M */
+  blockSize?: number;
+  /** damping as a fraction of mean(diag H) (0.01) */
+  percDamp?: number;
+}
+
+export interface FistaOptions {
+  /** geometric bisection steps of the per-row λ (16) */
+  bisectSteps?: number;
+  /** FISTA iterations per bisection step (40) */
+  itersPerStep?: number;
+  /** FISTA iterations of the final solve at the chosen λ (100) */
+  finalIters?: number;
+  /** iterations of the refit of the kept weights (mask fixed, λ = 0) (150) */
+  refitIters?: number;
+  /** power-iteration steps for λmax(H) (60) */
+  powerIters?: number;
+  /** baselines whose solution warm-starts FISTA and bounds it per row (["wanda", "sparsegpt"]) */
+  warmStart?: readonly ("magnitude" | "wanda" | "sparsegpt")[];
+  /** seed of the power-iteration start vector */
+  seed?: number;
+}
+
+export interface PruneOptions {
+  sparsegpt?: SparseGptOptions;
+  fista?: FistaOptions;
+}
+
+export interface PruneStats {
+  /** measured fraction of exact zeros */
+  sparsity: number;
+  /** f(W)/E = ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖² */
+  relErr: number;
+  seconds: number;
+  /** method extras (lambda, iterations, …) */
+  [extra: string]: number | string | undefined;
+}
+
+export interface PruneResult {
+  /** (rows, cols) the pruned weights: a new arena block, allocated before any of the method's scratch */
+  W: number;
+  stats: PruneStats;
+}
+
+export interface PruneMethod {
+  readonly name: MethodName;
+  readonly description: string;
+  prune(wasm: Wasm, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): PruneResult;
+}

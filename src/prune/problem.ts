@@ -1,0 +1,211 @@
+/**
+ * @file One operator's pruning problem, everything in the arena (FISTAPruner §3, SparseGPT §3):
+ *
+ *   f(W) = ‖W·X_pᵀ − W₀·X_dᵀ‖²_F / n = tr(W H Wᵀ) − 2 tr(W Bᵀ) + E
+ *
+ * with X_p [n, cols] the inputs the operator sees in the pruned model, X_d the dense model's,
+ *   H = X_pᵀX_p / n   (cols × cols, symmetric),
+ *   B = W₀·(X_dᵀX_p / n)   (rows × cols) — the cross term of intra-layer error correction; without
+ *       correction X_d = X_p and B = W₀·H,
+ *   E = ‖W₀·X_dᵀ‖² / n = tr(W₀ H_d W₀ᵀ) (targetEnergy), so relErr = f(W)/E.
+ *
+ * Precision: f is evaluated around W₀, f(W) = tr(D H Dᵀ) + 2 tr(D R₀ᵀ) + f(W₀) with D = W − W₀ and
+ * R₀ = W₀H − B (zero without correction, where f(W₀) = 0 too), so a small error is not the difference of
+ * three large float32 numbers. Row sums are f32 (kernel), the sum over rows f64.
+ */
+import type { Wasm } from "../wasm/runtime.js";
+import { pruneKernels } from "../kernels/prune-api.js";
+import type { GramStats } from "./gram.js";
+
+export interface OperatorProblem {
+  /** out features */
+  rows: number;
+  /** in features */
+  cols: number;
+  /** (rows, cols) the dense weights */
+  W0: number;
+  /** (cols, cols) X_pᵀX_p / n */
+  H: number;
+  /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction) */
+  B: number;
+  /** ‖W₀X_d‖² / n */
+  targetEnergy: number;
+  nTokens: number;
+  /** true when B ≠ W₀·H (X_d ≠ X_p: intra-layer error correction) */
+  corrected: boolean;
+  /** (rows, cols) W₀·H − B, 0 when not corrected */
+  R0: number;
+  /** f(W₀): 0 when not corrected */
+  f0: number;
+}
+
+/**
+ * Builds a problem from arena blocks. Without `B`, B = W₀·H (no correction) and E = tr(W₀HW₀ᵀ) unless given.
+ * With `B`, targetEnergy is required. Allocates B (if needed) and R₀ in the arena.
+ */
+export function createProblem(
+  wasm: Wasm,
+  p: { rows: number; cols: number; W0: number; H: number; B?: number; targetEnergy?: number; nTokens?: number },
+): OperatorProblem {
+  const k = pruneKernels(wasm);
+  const { rows, cols, W0, H } = p;
+  const a = wasm.arena;
+  const nTokens = p.nTokens ?? 0;
+  if (p.B === undefined) {
+    const B = a.alloc(rows * cols);
+    k.f32_fista_wh(W0, H, B, rows, cols, cols);
+    const E = p.targetEnergy ?? sumRowDots(wasm, W0, B, rows, cols);
+    return { rows, cols, W0, H, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
+  }
+  if (p.targetEnergy === undefined) throw new Error("createProblem: a cross term B needs its targetEnergy");
+  const R0 = a.alloc(rows * cols);
+  k.f32_fista_wh(W0, H, R0, rows, cols, cols);
+  const w0hw0 = sumRowDots(wasm, W0, R0, rows, cols);
+  const w0b = sumRowDots(wasm, W0, p.B, rows, cols);
+  const r0 = a.f32(R0, rows * cols);
+  const b = a.f32(p.B, rows * cols);
+  for (let i = 0; i < r0.length; i++) r0[i] -= b[i];
+  const f0 = w0hw0 - 2 * w0b + p.targetEnergy;
+  return { rows, cols, W0, H, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
+}
+
+/** The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. */
+export function problemFromGram(wasm: Wasm, W0: number, rows: number, stats: GramStats): OperatorProblem {
+  const { cols, H, n } = stats;
+  if (!stats.cross) return createProblem(wasm, { rows, cols, W0, H, nTokens: n });
+  const k = pruneKernels(wasm);
+  const B = wasm.arena.alloc(rows * cols);
+  k.f32_fista_wh(W0, stats.cross.C, B, rows, cols, cols);
+  const targetEnergy = wasm.arena.scoped(() => {
+    const G = wasm.arena.alloc(rows * cols);
+    k.f32_fista_wh(W0, stats.cross!.Hd, G, rows, cols, cols);
+    return sumRowDots(wasm, W0, G, rows, cols);
+  });
+  return createProblem(wasm, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
+}
+
+/** Σ_r Σ_j a[r,j]·b[r,j], rows in f32 by the kernel, summed in f64. */
+export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols: number): number {
+  return wasm.arena.scoped(() => {
+    const out = wasm.arena.alloc(rows);
+    pruneKernels(wasm).f32_row_dot(a, b, out, rows, cols);
+    let s = 0;
+    for (const v of wasm.arena.f32(out, rows)) s += v;
+    return s;
+  });
+}
+
+/**
+ * Per-row objective relative to W₀: out[r] = d_r H d_rᵀ + 2 d_r·R₀_r with d = W − W₀, so that
+ * f(W) = Σ_r out[r] + f(W₀). The rows are independent, which is what per-row safeguards compare.
+ */
+export function rowObjectives(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Float64Array {
+  const { rows, cols } = problem;
+  const k = pruneKernels(wasm);
+  const a = wasm.arena;
+  a.scoped(() => {
+    const n = rows * cols;
+    const D = a.alloc(n);
+    const G = a.alloc(n);
+    const dots = a.alloc(rows);
+    const d = a.f32(D, n);
+    const w = a.f32(W, n);
+    const w0 = a.f32(problem.W0, n);
+    for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
+    k.f32_fista_wh(D, problem.H, G, rows, cols, cols);
+    if (problem.corrected) {
+      const g = a.f32(G, n);
+      const r0 = a.f32(problem.R0, n);
+      for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
+    }
+    k.f32_row_dot(D, G, dots, rows, cols);
+    const dv = a.f32(dots, rows);
+    for (let r = 0; r < rows; r++) out[r] = dv[r];
+  });
+  return out;
+}
+
+/** f(W) = ‖W X_p − W₀ X_d‖²/n (clamped at 0 against rounding). */
+export function objective(wasm: Wasm, problem: OperatorProblem, W: number): number {
+  let s = problem.f0;
+  for (const v of rowObjectives(wasm, problem, W)) s += v;
+  return Math.max(s, 0);
+}
+
+/** f(W) / E: the relative reconstruction error ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖². */
+export function relativeError(wasm: Wasm, problem: OperatorProblem, W: number): number {
+  return problem.targetEnergy > 0 ? objective(wasm, problem, W) / problem.targetEnergy : 0;
+}
+
+/** The fraction of exact zeros of W [rows, cols]. */
+export function measuredSparsity(wasm: Wasm, W: number, rows: number, cols: number): number {
+  return wasm.arena.scoped(() => {
+    const nnz = wasm.arena.alloc(rows);
+    pruneKernels(wasm).f32_row_nnz(W, nnz, rows, cols);
+    let s = 0;
+    for (const v of wasm.arena.i32(nnz, rows)) s += v;
+    return rows * cols > 0 ? 1 - s / (rows * cols) : 0;
+  });
+}
+
+/**
+ * A seeded synthetic operator for tests and benchmarks: W₀ ~ N(0, 1/cols); X [tokens, cols] with LLM-like
+ * activations (`correlated`: 8 shared latent factors plus heavy-tailed per-column scales, a few outlier
+ * columns ×10; otherwise i.i.d. N(0,1)). Returns arena blocks; H (and the problem) are built by the caller.
+ */
+export function syntheticOperator(
+  wasm: Wasm, p: { rows: number; cols: number; tokens: number; seed: number; correlated?: boolean },
+): { W0: number; X: number } {
+  const { rows, cols, tokens } = p;
+  const rnd = gaussian(p.seed);
+  const a = wasm.arena;
+  const W0 = a.alloc(rows * cols);
+  const X = a.alloc(tokens * cols);
+  const w = a.f32(W0, rows * cols);
+  const sw = 1 / Math.sqrt(cols);
+  for (let i = 0; i < w.length; i++) w[i] = rnd() * sw;
+  const x = a.f32(X, tokens * cols);
+  if (!p.correlated) {
+    for (let i = 0; i < x.length; i++) x[i] = rnd();
+    return { W0, X };
+  }
+  const F = 8;
+  const V = new Float64Array(F * cols);
+  for (let i = 0; i < V.length; i++) V[i] = rnd();
+  const scale = new Float64Array(cols);
+  for (let j = 0; j < cols; j++) scale[j] = Math.exp(0.5 * rnd()) * (j % 97 === 5 ? 10 : 1);
+  const u = new Float64Array(F);
+  for (let t = 0; t < tokens; t++) {
+    for (let f = 0; f < F; f++) u[f] = rnd();
+    for (let j = 0; j < cols; j++) {
+      let s = 0.5 * rnd();
+      for (let f = 0; f < F; f++) s += u[f] * V[f * cols + j];
+      x[t * cols + j] = s * scale[j] * 0.35;
+    }
+  }
+  return { W0, X };
+}
+
+/** Seeded N(0,1) samples (mulberry32 + Box–Muller). */
+export function gaussian(seed: number): () => number {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  let spare: number | undefined;
+  return () => {
+    if (spare !== undefined) {
+      const v = spare;
+      spare = undefined;
+      return v;
+    }
+    const r = Math.sqrt(-2 * Math.log(u()));
+    const th = 2 * Math.PI * u();
+    spare = r * Math.sin(th);
+    return r * Math.cos(th);
+  };
+}
