@@ -92,3 +92,27 @@ export function loadSentencePiece(file: string): BpeTokenizer {
     unmatchable,
   });
 }
+
+/**
+ * A SentencePiece BPE tokenizer.model for a llama2.c-style vocabulary (the inverse of the mapping above),
+ * so that a model converted from llama2.c to HF keeps a tokenizer HF tools understand.
+ */
+export function encodeSentencePiece(tok: BpeTokenizer): Uint8Array {
+  const pieces = tok.pieces.map((p, i) => {
+    const text = Buffer.from(p, "latin1").toString("utf8");
+    const type =
+      i === tok.bosId || i === tok.eosId ? PieceType.CONTROL
+      : text === "<unk>" ? PieceType.UNKNOWN
+      : /^<0x[0-9A-F]{2}>$/.test(text) ? PieceType.BYTE
+      : PieceType.NORMAL;
+    const piece = i === tok.bosId ? "<s>" : i === tok.eosId ? "</s>" : text.replaceAll(" ", "\u2581");
+    return { piece, score: tok.scores[i]!, type };
+  });
+  const unk = pieces.findIndex((p) => p.type === PieceType.UNKNOWN);
+  const msg = proto().fromObject({
+    pieces,
+    trainer_spec: { model_type: 2, byte_fallback: true, unk_id: Math.max(unk, 0), bos_id: tok.bosId, eos_id: tok.eosId, pad_id: -1 },
+    normalizer_spec: { name: "identity", add_dummy_prefix: true, remove_extra_whitespaces: false },
+  });
+  return proto().encode(msg).finish();
+}

@@ -1,0 +1,111 @@
+/**
+ * @file Write a model as a Hugging Face directory (saveHF) or a llama2.c legacy .bin (saveLlama2c, in
+ * save-llama2c.ts). Both are atomic: everything is written next to the target under a temporary name,
+ * then renamed into place; an existing target is refused unless `force`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { outputExists, UsageError } from "../errors.js";
+import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
+import { toHFConfig } from "./config.js";
+import { hfTensorSpecs } from "./load-hf.js";
+import { interleavedToHalf } from "./save-rope.js";
+import { BpeTokenizer } from "../tokenizer/bpe.js";
+import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
+import { DTYPES, type DType, type Model, type Tensor } from "./types.js";
+
+export { saveLlama2c } from "./save-llama2c.js";
+
+export interface SaveHFOptions {
+  /** stored dtype (default: the source's) */
+  dtype?: DType;
+  /** more files to write into the directory (name -> contents); they win over generated ones */
+  extraFiles?: Record<string, string | Uint8Array>;
+  /** replace an existing directory */
+  force?: boolean;
+}
+
+/** Side files of an HF source directory carried over as they are. */
+const HF_SIDE_FILES = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
+
+export async function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): Promise<void> {
+  const dtype = opts.dtype ?? model.source.dtype;
+  if (!(DTYPES as readonly string[]).includes(dtype)) throw new UsageError(`dtype ${dtype} is not one of ${DTYPES.join(", ")}`);
+  if (fs.existsSync(dir) && !opts.force) throw outputExists(dir);
+  const c = model.config;
+  const w = model.weights;
+
+  const files = new Map<string, string | Uint8Array>();
+  files.set("config.json", JSON.stringify(toHFConfig(c, dtype, model.source.hfConfig), null, 2) + "\n");
+  for (const [name, data] of tokenizerFiles(model)) files.set(name, data);
+  for (const [name, data] of Object.entries(opts.extraFiles ?? {})) {
+    if (name.includes("/") || name.includes("\\") || name.startsWith(".")) throw new UsageError(`extraFiles: "${name}" is not a plain file name`);
+    files.set(name, data);
+  }
+
+  const tensors: TensorToWrite[] = hfTensorSpecs(c).map((s) => {
+    const t: Tensor | undefined = s.layer === undefined ? (w as unknown as Record<string, Tensor>)[s.key] : (w.layers[s.layer] as unknown as Record<string, Tensor | undefined>)[s.key];
+    if (!t) throw new UsageError(`model has no ${s.layer === undefined ? s.key : `layer ${s.layer} ${s.key}`} tensor for "${s.name}"`);
+    let data = t.data;
+    if (c.ropeLayout === "interleaved" && (s.key === "wq" || s.key === "wk")) {
+      data = interleavedToHalf(data, s.key === "wq" ? c.nHeads : c.nKvHeads, c.headDim, c.dim);
+    }
+    return { name: s.name, dtype, shape: s.shape, data };
+  });
+
+  await atomicDir(dir, !!opts.force, (tmp) => {
+    writeSafetensors(path.join(tmp, "model.safetensors"), tensors, { format: "pt" });
+    for (const [name, data] of files) fs.writeFileSync(path.join(tmp, name), data);
+  });
+}
+
+/** Tokenizer files for the HF directory: tokenizer.json / tokenizer.model as they are, a llama2.c tokenizer.bin converted. */
+function tokenizerFiles(model: Model): Map<string, string | Uint8Array> {
+  const out = new Map<string, string | Uint8Array>();
+  if (model.source.format === "hf") {
+    for (const f of HF_SIDE_FILES) {
+      const p = path.join(model.source.path, f);
+      if (fs.existsSync(p)) out.set(f, fs.readFileSync(p));
+    }
+  }
+  const tok = model.tokenizer;
+  if (!tok) return out;
+  for (const f of tok.files) {
+    const base = path.basename(f);
+    if (base.endsWith(".json")) out.set(base === "tokenizer_config.json" ? base : "tokenizer.json", fs.readFileSync(f));
+    else if (base.endsWith(".model")) out.set("tokenizer.model", fs.readFileSync(f));
+    else if (base.endsWith(".bin") && tok instanceof BpeTokenizer) {
+      out.set("tokenizer.model", encodeSentencePiece(tok));
+      if (!out.has("tokenizer_config.json")) {
+        out.set(
+          "tokenizer_config.json",
+          JSON.stringify({ tokenizer_class: "LlamaTokenizer", add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", legacy: true, model_max_length: model.config.maxSeqLen }, null, 2) + "\n",
+        );
+      }
+    }
+  }
+  return out;
+}
+
+/** Build a directory at `<dir>.tmp-<pid>` with `fill`, then move it to `dir` (replacing it when `force`). */
+export async function atomicDir(dir: string, force: boolean, fill: (tmp: string) => void | Promise<void>): Promise<void> {
+  const abs = path.resolve(dir);
+  const tmp = `${abs}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+    if (fs.existsSync(abs)) {
+      if (!force) throw outputExists(dir);
+      const old = `${abs}.old-${process.pid}`;
+      fs.renameSync(abs, old);
+      fs.renameSync(tmp, abs);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else {
+      fs.renameSync(tmp, abs);
+    }
+  } catch (e) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
