@@ -126,6 +126,70 @@ export class FistaSolver {
     if (out !== wOld) a.f32(out, n).set(a.f32(wOld, n));
   }
 
+  /**
+   * Iterative hard thresholding: W ← P(W − 2η(W·H − B)) for `iters` steps, P the projection onto the
+   * pattern by |w| (kernels), from `start` into `out` (may equal start). `mask`, `score`: scratch [rows, cols].
+   */
+  iht(start: number, out: number, lam0: number, mask: number, pattern: Pattern, iters: number): void {
+    const a = this.wasm.arena;
+    const { n, rows, cols } = this;
+    a.f32(this.Y, n).set(a.f32(start, n));
+    a.f32(this.Wa, n).set(a.f32(start, n));
+    a.f32(lam0, rows).fill(0);
+    for (let it = 0; it < iters; it++) {
+      a.f32(this.T, rows).fill(1); // t = 1: no momentum, Y = W⁺
+      this.k.f32_fista_wh(this.Y, this.problem.H, this.G, rows, cols, cols);
+      this.k.f32_fista_step(this.Y, this.G, this.problem.B, this.Wa, this.Wb, lam0, this.T, 0, rows, cols, this.eta);
+      selectMask(this.wasm, this.Wb, mask, rows, cols, pattern, "row");
+      this.k.f32_mask_mul(this.Wb, mask, this.Wa, n);
+      a.f32(this.Y, n).set(a.f32(this.Wa, n));
+    }
+    this.iterations += iters;
+    a.f32(out, n).set(a.f32(this.Wa, n));
+  }
+
+  /**
+   * Per-row geometric bisection of λ_r in [λmax_r·1e−6, λmax_r], λmax_r = 2·max|B_r| (= ‖∇f(0)‖∞, above
+   * which W_r = 0): `steps` FISTA runs of `iters` from the previous solution (W in place), each moving a
+   * row's bracket by whether it kept more than `keep` weights, then `finalIters` at the bracket's geometric
+   * middle. `lam` (arena [rows]) returns the final λ. Returns the nonzeros per row.
+   */
+  bisect(W: number, lam: number, keep: number, steps: number, iters: number, finalIters: number): Int32Array {
+    const a = this.wasm.arena;
+    const { rows, cols, n } = this;
+    const lo = new Float64Array(rows);
+    const hi = new Float64Array(rows);
+    const b = a.f32(this.problem.B, n);
+    for (let r = 0; r < rows; r++) {
+      let mx = 0;
+      for (let j = 0; j < cols; j++) mx = Math.max(mx, Math.abs(b[r * cols + j]));
+      hi[r] = Math.max(2 * mx, 1e-30);
+      lo[r] = hi[r] * 1e-6;
+    }
+    const setLam = () => {
+      const l = a.f32(lam, rows);
+      for (let r = 0; r < rows; r++) l[r] = Math.sqrt(lo[r] * hi[r]);
+    };
+    return a.scoped(() => {
+      const nnz = a.alloc(rows);
+      for (let step = 0; step < steps; step++) {
+        setLam();
+        this.solve(W, W, lam, 0, iters);
+        this.k.f32_row_nnz(W, nnz, rows, cols);
+        const z = a.i32(nnz, rows);
+        const l = a.f32(lam, rows);
+        for (let r = 0; r < rows; r++) {
+          if (z[r] > keep) lo[r] = l[r];
+          else hi[r] = l[r];
+        }
+      }
+      setLam();
+      this.solve(W, W, lam, 0, finalIters);
+      this.k.f32_row_nnz(W, nnz, rows, cols);
+      return Int32Array.from(a.i32(nnz, rows));
+    });
+  }
+
   /** score = |W − 2η(W·H − B)| (the pre-threshold point of a gradient step). */
   gradientScore(W: number, score: number): void {
     const a = this.wasm.arena;
@@ -144,7 +208,7 @@ function fistaPrune(
   wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
 ): Record<string, number | string> {
   const o: Required<FistaOptions> = {
-    bisectSteps: 16, itersPerStep: 40, finalIters: 100, refitIters: 150, powerIters: 60,
+    bisectSteps: 16, itersPerStep: 40, finalIters: 100, refitIters: 150, powerIters: 60, ihtIters: 100,
     warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
   };
   const a = wasm.arena;
@@ -180,39 +244,12 @@ function fistaPrune(
     if (fc < fBest) [fBest, Wws] = [fc, c.W];
   }
 
-  // ---- candidate 2: the lasso path: per-row geometric bisection of λ -------------------------------
+  // ---- candidate: the lasso path, λ bisected per row ------------------------------------------------
   const Wl = a.alloc(n);
   const nnz = a.alloc(rows);
-  const lo = new Float64Array(rows);
-  const hi = new Float64Array(rows);
-  {
-    const b = a.f32(problem.B, n);
-    for (let r = 0; r < rows; r++) {
-      // λ ≥ ‖∇f(0)‖∞ = 2·max|B_r| makes W_r = 0 optimal
-      let mx = 0;
-      for (let j = 0; j < cols; j++) mx = Math.max(mx, Math.abs(b[r * cols + j]));
-      hi[r] = Math.max(2 * mx, 1e-30);
-      lo[r] = hi[r] * 1e-6;
-    }
-  }
   a.f32(Wl, n).set(a.f32(Wws, n));
-  const setLam = () => {
-    const l = a.f32(lam, rows);
-    for (let r = 0; r < rows; r++) l[r] = Math.sqrt(lo[r] * hi[r]);
-  };
-  for (let step = 0; step < o.bisectSteps; step++) {
-    setLam();
-    solver.solve(Wl, Wl, lam, 0, o.itersPerStep);
-    k.f32_row_nnz(Wl, nnz, rows, cols);
-    const z = a.i32(nnz, rows);
-    const l = a.f32(lam, rows);
-    for (let r = 0; r < rows; r++) {
-      if (z[r] > keep) lo[r] = l[r];
-      else hi[r] = l[r];
-    }
-  }
-  setLam();
-  solver.solve(Wl, Wl, lam, 0, o.finalIters);
+  solver.bisect(Wl, lam, keep, o.bisectSteps, o.itersPerStep, o.finalIters);
+
   const lamMedian = median(a.f32(lam, rows));
   solver.gradientScore(Wl, score);
   selectMask(wasm, score, mask, rows, cols, pattern, "row");
@@ -225,6 +262,21 @@ function fistaPrune(
   // (all N:M candidates; Wanda-like per-row masks and the lasso path for unstructured) may be mixed row by
   // row without changing the operator's sparsity. SparseGPT's per-block mask is taken or left whole.
   cands.push({ name: "lasso", W: Wl, f: rowObjectives(wasm, problem, Wl) });
+
+  // ---- candidate: iterative hard thresholding from the best per-row-exact candidate, then refit --------
+  if (o.ihtIters > 0) {
+    const Wi = a.alloc(n);
+    let start = Wl;
+    let fs = total(cands[cands.length - 1].f);
+    for (const c of cands) {
+      if (pattern.kind === "unstructured" && !c.name.startsWith("wanda")) continue;
+      if (total(c.f) < fs) [fs, start] = [total(c.f), c.W];
+    }
+    solver.iht(start, Wi, lam, mask, pattern, o.ihtIters);
+    a.f32(lam, rows).fill(0);
+    solver.solve(Wi, Wi, lam, mask, o.refitIters);
+    cands.push({ name: "iht", W: Wi, f: rowObjectives(wasm, problem, Wi) });
+  }
   const rowExact = (c: Candidate) => {
     if (pattern.kind === "nm") return true;
     k.f32_row_nnz(c.W, nnz, rows, cols);
@@ -261,7 +313,7 @@ function fistaPrune(
     lambdaMaxH: lmax,
     iterations: solver.iterations,
     chosen: chosen === "mixed" ? Object.entries(wins).map(([k, v]) => `${k}:${v}`).join(",") : chosen,
-    warmRelErr: rel(Math.min(...cands.filter((c) => c.name !== "lasso").map((c) => total(c.f).valueOf()))),
+    warmRelErr: rel(Math.min(...cands.filter((c) => c.name.endsWith("refit")).map((c) => total(c.f)))),
     ...Object.fromEntries(cands.map((c) => [`relErr_${c.name}`, rel(total(c.f))])),
   };
 }

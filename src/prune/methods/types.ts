@@ -29,6 +29,8 @@ export interface FistaOptions {
   powerIters?: number;
   /** baselines whose solution warm-starts FISTA and bounds it per row (["wanda", "sparsegpt"]) */
   warmStart?: readonly ("magnitude" | "wanda" | "sparsegpt")[];
+  /** iterative-hard-thresholding steps (then a refit) from the best per-row-exact candidate (0 = off) */
+  ihtIters?: number;
   /** seed of the power-iteration start vector */
   seed?: number;
 }
