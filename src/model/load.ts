@@ -28,6 +28,7 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
     throw new UsageError(`model ${modelPath}: expected a llama2.c .bin file or a Hugging Face model directory`);
   }
   // Resolve the tokenizer before reading weights, so a missing one fails fast.
+  if (opts.tokenizer !== undefined && !fs.existsSync(opts.tokenizer)) throw new MissingFileError(`tokenizer ${opts.tokenizer} does not exist`);
   const tokFile = opts.tokenizer ?? findTokenizer(modelPath, isDir, opts.requireTokenizer ?? true);
   const wasm = opts.wasm ?? createWasm();
   let model: Model;

@@ -27,7 +27,7 @@ function unsupported(c: ModelConfig): string | undefined {
   return undefined;
 }
 
-export async function saveLlama2c(model: Model, file: string, opts: SaveLlama2cOptions = {}): Promise<void> {
+export function saveLlama2c(model: Model, file: string, opts: SaveLlama2cOptions = {}): void {
   const c = model.config;
   const why = unsupported(c);
   if (why) throw new ConfigError(`cannot write ${path.basename(file)} as llama2.c: ${why}`);

@@ -1,7 +1,8 @@
 /**
  * @file Write a model as a Hugging Face directory (saveHF) or a llama2.c legacy .bin (saveLlama2c, in
  * save-llama2c.ts). Both are atomic: everything is written next to the target under a temporary name,
- * then renamed into place; an existing target is refused unless `force`.
+ * then renamed into place; an existing target is refused unless `force`. Synchronous: nothing is gained by
+ * async here (the bytes come from the arena), and callers may rely on the files being there on return.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -28,7 +29,7 @@ export interface SaveHFOptions {
 /** Side files of an HF source directory carried over as they are. */
 const HF_SIDE_FILES = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
 
-export async function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): Promise<void> {
+export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): void {
   const dtype = opts.dtype ?? model.source.dtype;
   if (!(DTYPES as readonly string[]).includes(dtype)) throw new UsageError(`dtype ${dtype} is not one of ${DTYPES.join(", ")}`);
   if (fs.existsSync(dir) && !opts.force) throw outputExists(dir);
@@ -53,7 +54,7 @@ export async function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}
     return { name: s.name, dtype, shape: s.shape, data };
   });
 
-  await atomicDir(dir, !!opts.force, (tmp) => {
+  atomicDir(dir, !!opts.force, (tmp) => {
     writeSafetensors(path.join(tmp, "model.safetensors"), tensors, { format: "pt" });
     for (const [name, data] of files) fs.writeFileSync(path.join(tmp, name), data);
   });
@@ -88,13 +89,13 @@ function tokenizerFiles(model: Model): Map<string, string | Uint8Array> {
 }
 
 /** Build a directory at `<dir>.tmp-<pid>` with `fill`, then move it to `dir` (replacing it when `force`). */
-export async function atomicDir(dir: string, force: boolean, fill: (tmp: string) => void | Promise<void>): Promise<void> {
+export function atomicDir(dir: string, force: boolean, fill: (tmp: string) => void): void {
   const abs = path.resolve(dir);
   const tmp = `${abs}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    await fill(tmp);
+    fill(tmp);
     if (fs.existsSync(abs)) {
       if (!force) throw outputExists(dir);
       const old = `${abs}.old-${process.pid}`;

@@ -231,7 +231,7 @@ function smallFile(): Buffer {
 test("fuzz: random bytes", () => {
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 200 }), (b) => tryOpen(b, "rand.safetensors")),
-    { numRuns: 300, seed: 42 },
+    { numRuns: 1000, seed: 42 },
   );
   // random bytes behind a plausible length prefix
   fc.assert(
@@ -241,7 +241,7 @@ test("fuzz: random bytes", () => {
       f.set(b, 8);
       tryOpen(f, "pref.safetensors");
     }),
-    { numRuns: 300, seed: 43 },
+    { numRuns: 1000, seed: 43 },
   );
 });
 
@@ -257,7 +257,7 @@ test("fuzz: mutated valid files (byte flips, truncation)", () => {
         tryOpen(cut === undefined ? b : b.subarray(0, cut), "mut.safetensors");
       },
     ),
-    { numRuns: 500, seed: 44 },
+    { numRuns: 2000, seed: 44 },
   );
 });
 
@@ -294,6 +294,6 @@ test("fuzz: structurally mutated headers (offsets, shapes, dtypes, metadata)", (
         tryOpen(Buffer.concat([len, hb, data.subarray(0, keep)]), "hdr.safetensors");
       },
     ),
-    { numRuns: 500, seed: 45 },
+    { numRuns: 2000, seed: 45 },
   );
 });

@@ -83,7 +83,7 @@ test("rope permutations are inverse", () => {
 test(".bin -> saveHF -> loadModel equals stories260K-hf bit for bit", async () => {
   const bin = await loadModel(BIN, { wasm });
   const out = path.join(tmp, "hf-from-bin");
-  await saveHF(bin, out);
+  saveHF(bin, out);
   assert.deepEqual(fs.readdirSync(out).sort(), ["config.json", "model.safetensors", "tokenizer.model", "tokenizer_config.json"]);
   assert.ok(!fs.readdirSync(tmp).some((f) => f.includes(".tmp-")));
   const back = await loadModel(out, { wasm });
@@ -108,12 +108,12 @@ test(".bin -> saveHF -> loadModel equals stories260K-hf bit for bit", async () =
 test(".bin -> saveLlama2c is byte-identical; HF -> saveLlama2c matches but for freq_cis rounding", async () => {
   const bin = await loadModel(BIN, { wasm });
   const out = path.join(tmp, "again.bin");
-  await saveLlama2c(bin, out);
+  saveLlama2c(bin, out);
   assert.ok(fs.readFileSync(out).equals(fs.readFileSync(BIN)));
 
   const hf = await loadModel(HF, { wasm });
   const out2 = path.join(tmp, "from-hf.bin");
-  await saveLlama2c(hf, out2);
+  saveLlama2c(hf, out2);
   const a = fs.readFileSync(out2);
   const b = fs.readFileSync(BIN);
   assert.equal(a.length, b.length);
@@ -127,13 +127,13 @@ test(".bin -> saveLlama2c is byte-identical; HF -> saveLlama2c matches but for f
 test("HF -> saveHF keeps config.json and writes F16/BF16; refuses to overwrite without force", async () => {
   const hf = await loadModel(HF, { wasm });
   const out = path.join(tmp, "hf-copy");
-  await saveHF(hf, out);
+  saveHF(hf, out);
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")), JSON.parse(fs.readFileSync(path.join(HF, "config.json"), "utf8")));
   assert.ok(fs.readFileSync(path.join(out, "tokenizer.model")).equals(fs.readFileSync(path.join(HF, "tokenizer.model"))));
   assert.ok(fs.readFileSync(path.join(out, "tokenizer_config.json")).equals(fs.readFileSync(path.join(HF, "tokenizer_config.json"))));
 
-  await assert.rejects(saveHF(hf, out), (e: unknown) => e instanceof OutputExistsError && e.message.includes(out));
-  await saveHF(hf, out, { force: true, dtype: "F16", extraFiles: { "README.md": "pruned\n" } });
+  assert.throws(() => saveHF(hf, out), (e: unknown) => e instanceof OutputExistsError && e.message.includes(out));
+  saveHF(hf, out, { force: true, dtype: "F16", extraFiles: { "README.md": "pruned\n" } });
   assert.equal(fs.readFileSync(path.join(out, "README.md"), "utf8"), "pruned\n");
   const cfg = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")) as Record<string, unknown>;
   assert.equal(cfg.torch_dtype, "float16");
@@ -143,14 +143,14 @@ test("HF -> saveHF keeps config.json and writes F16/BF16; refuses to overwrite w
   const b = hf.weights.layers[1]!.wq.data;
   for (let i = 0; i < a.length; i++) assert.equal(a[i], f16BitsToF32(f32ToF16Bits(b[i]!)));
 
-  await saveHF(hf, out, { force: true, dtype: "BF16" });
+  saveHF(hf, out, { force: true, dtype: "BF16" });
   const bf = await loadModel(out, { wasm });
   assert.equal(bf.source.dtype, "BF16");
   assert.ok(Math.abs(bf.weights.norm.data[0]! - hf.weights.norm.data[0]!) <= Math.abs(hf.weights.norm.data[0]!) * 2 ** -8);
 
-  await assert.rejects(saveLlama2c(hf, path.join(out, "config.json")), OutputExistsError);
+  assert.throws(() => saveLlama2c(hf, path.join(out, "config.json")), OutputExistsError);
   const q = await loadModel(HF, { wasm });
   q.config.ropeTheta = 1e6;
-  await assert.rejects(saveLlama2c(q, path.join(tmp, "x.bin")), (e: unknown) =>
+  assert.throws(() => saveLlama2c(q, path.join(tmp, "x.bin")), (e: unknown) =>
     e instanceof ConfigError && e.message === "cannot write x.bin as llama2.c: rope_theta is 1000000; run.c uses 10000");
 });
