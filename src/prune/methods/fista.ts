@@ -208,7 +208,7 @@ function fistaPrune(
   wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
 ): Record<string, number | string> {
   const o: Required<FistaOptions> = {
-    bisectSteps: 16, itersPerStep: 40, finalIters: 100, refitIters: 150, powerIters: 60, ihtIters: 100,
+    bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
     warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
   };
   const a = wasm.arena;

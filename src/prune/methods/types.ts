@@ -19,9 +19,9 @@ export interface SparseGptOptions {
 export interface FistaOptions {
   /** geometric bisection steps of the per-row λ (16) */
   bisectSteps?: number;
-  /** FISTA iterations per bisection step (40) */
+  /** FISTA iterations per bisection step (60) */
   itersPerStep?: number;
-  /** FISTA iterations of the final solve at the chosen λ (100) */
+  /** FISTA iterations of the final solve at the chosen λ (200) */
   finalIters?: number;
   /** iterations of the refit of the kept weights (mask fixed, λ = 0) (150) */
   refitIters?: number;
