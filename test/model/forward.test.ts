@@ -13,7 +13,7 @@ test("llama2.c .bin: greedy 200 steps reproduce run.c's text exactly", async () 
   const model = await loadModel(STORIES_BIN);
   const r = generate(model, { prompt: "Once upon a time", steps: 200, temperature: 0, topP: 0.9, seed: 1 });
   assert.equal(r.text, GREEDY_200);
-  assert.equal(r.tokens.length, 200);
+  assert.equal(r.tokens.length, 201); // BOS + 200 positions, as run.c
 });
 
 test("HF safetensors copy: the same greedy text", async () => {
