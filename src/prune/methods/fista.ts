@@ -59,6 +59,8 @@ export class FistaSolver {
   private readonly Wa: number;
   private readonly Wb: number;
   private readonly T: number;
+  /** G = W·H: the dense f32_gemm_nt (W·Hᵀ = W·H, H symmetric) when built — ~35 % faster than ours */
+  readonly wh: (W: number, G: number) => void;
 
   constructor(
     readonly wasm: Wasm,
@@ -74,6 +76,15 @@ export class FistaSolver {
     this.Wa = a.alloc(this.n);
     this.Wb = a.alloc(this.n);
     this.T = a.alloc(this.rows);
+    const ex = wasm.exports as Record<string, unknown>;
+    const { rows, cols } = this;
+    if (typeof ex.f32_gemm_nt === "function" && typeof ex.f32_gemm_nt_scratch === "function") {
+      const gemm = ex.f32_gemm_nt as (...x: number[]) => void;
+      const pack = a.allocBytes((ex.f32_gemm_nt_scratch as (...x: number[]) => number)(rows, cols, cols));
+      this.wh = (W, G) => gemm(W, problem.H, G, rows, cols, cols, 0, pack);
+    } else {
+      this.wh = (W, G) => this.k.f32_fista_wh(W, problem.H, G, rows, cols, cols);
+    }
   }
 
   /** λmax(H) by power iteration from a seeded random vector; sets η = 1/(2·1.02·λmax). */
@@ -118,7 +129,7 @@ export class FistaSolver {
     let wOld = this.Wa;
     let wNew = this.Wb;
     for (let it = 0; it < iters; it++) {
-      this.k.f32_fista_wh(this.Y, this.problem.H, this.G, rows, cols, cols);
+      this.wh(this.Y, this.G);
       this.k.f32_fista_step(this.Y, this.G, this.problem.B, wOld, wNew, lam, this.T, mask, rows, cols, this.eta);
       [wOld, wNew] = [wNew, wOld];
     }
@@ -138,7 +149,7 @@ export class FistaSolver {
     a.f32(lam0, rows).fill(0);
     for (let it = 0; it < iters; it++) {
       a.f32(this.T, rows).fill(1); // t = 1: no momentum, Y = W⁺
-      this.k.f32_fista_wh(this.Y, this.problem.H, this.G, rows, cols, cols);
+      this.wh(this.Y, this.G);
       this.k.f32_fista_step(this.Y, this.G, this.problem.B, this.Wa, this.Wb, lam0, this.T, 0, rows, cols, this.eta);
       selectMask(this.wasm, this.Wb, mask, rows, cols, pattern, "row");
       this.k.f32_mask_mul(this.Wb, mask, this.Wa, n);
@@ -194,7 +205,7 @@ export class FistaSolver {
   gradientScore(W: number, score: number): void {
     const a = this.wasm.arena;
     const { n, rows, cols } = this;
-    this.k.f32_fista_wh(W, this.problem.H, this.G, rows, cols, cols);
+    this.wh(W, this.G);
     const w = a.f32(W, n);
     const g = a.f32(this.G, n);
     const b = a.f32(this.problem.B, n);
