@@ -32,8 +32,11 @@ const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokeni
 
 program
   .command("demo")
-  .description("the main job: inspect, eval and generate on the built-in model or MODEL")
+  .description("the main job: inspect, generate, and prune with every method at 50% and 2:4, compared")
   .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin'", "builtin")
+  .option("--calib <file>", "calibration text (default: sampled from the dense model)")
+  .option("--text <file>", "held-out text for perplexity (default: sampled from the dense model)")
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
   .addOption(tokenizerOption)
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
