@@ -10,3 +10,4 @@ export * from "./f32-attention";
 export * from "./f32-gram";
 export * from "./f32-fista";
 export * from "./f32-nm";
+export * from "./f32-spmm-nm";

@@ -1,0 +1,236 @@
+// f32 2:4 sparse GEMV and GEMM, "4x" layout: weight rows interleaved in blocks of 4 (src/sparse/nm.ts packs
+// and unpacks it; the file format on disk is compressed-tensors' sparse-24-bitmask, see README).
+//
+// Layout of W [N, K] (K a multiple of 4; N padded to NB = ceil(N/4) blocks of 4 rows, padding rows all zero):
+//   vals f32 [NB][G = K/4][2][4]: vals[b][g][s][r] = the s-th kept value (s = 0: lower column) of row 4b+r
+//                                 in group g (columns 4g..4g+3)
+//   idx  u8  [NB][G][2]:          idx[b][g][s] bits 2r..2r+1 = column (0..3) inside the group of that value
+// So one group of one block is 32 bytes of values + 2 bytes of indices: 2.06 bits of index per... i.e. f32
+// values + 2-bit indices, 1.88x fewer bytes than dense f32.
+//
+// GEMV (decode): lane r of an accumulator is row 4b+r. Each index byte is turned into an i8x16.swizzle mask
+// by a 256-entry table (4 KB, L1-resident), so ONE swizzle of x[4g..4g+3] gathers the s-th input of all 4
+// rows at once: vacc_s += swizzle(x_g, mask[idx[b][g][s]]) * vals[b][g][s]. A row-by-row kernel gathering
+// inputs per row measured no faster than dense (the scalar gathers cap it near 10 GB/s).
+//
+// GEMM (prefill, "nt": Y[M,N] = X[M,K]·Wᵀ): compute-bound, so the kernel must do half the FP work of dense
+// with little overhead: per kept value, one load32_splat of the weight and 4/2/1 loads of XT (X transposed,
+// one 256-column panel in L1, see f32-spmm-common.ts) at a row picked by the 2-bit index, then mul + add on
+// 16/8/4 lanes of M. That is the dense micro-kernel's FP work per MAC (1 mul + 1 add per lane), at half the
+// MACs; the extra cost is one scalar shift/and per value.
+//
+// Summation order (deterministic): GEMV lane r: Σ_g s=0 terms and Σ_g s=1 terms separately, then added.
+// GEMM: per output, panels in order; inside a panel groups in order, s = 0 then s = 1.
+import { SPMM_KC, tileWidth, spmmScratchBytes, packXT, unpackYT, loadAcc } from "./f32-spmm-common";
+
+export * from "./f32-spmm-csr";
+
+/**
+ * Swizzle masks: SWZ[byte] (16 bytes) selects, for lane r, the 4 bytes of float ((byte >> 2r) & 3) of a v128.
+ * Filled on first use (identical bytes, so concurrent first calls on a shared memory race harmlessly).
+ */
+const SWZ: usize = memory.data(4096, 16);
+let swzReady = false;
+
+function initSwizzleTable(): void {
+  for (let b = 0; b < 256; b++) {
+    for (let r = 0; r < 4; r++) {
+      const j = (b >> (2 * r)) & 3;
+      const v: u32 = (<u32>(4 * j) * 0x01010101) + 0x03020100;
+      store<u32>(SWZ + (<usize>b << 4) + (<usize>r << 2), v);
+    }
+  }
+  swzReady = true;
+}
+
+/** Bytes of scratch f32_spmm_2of4_4x_nt (and f32_spmm_bcsr_nt) need for these sizes. */
+export function f32_spmm_nt_scratch(M: i32, N: i32, K: i32): i32 {
+  assert(M >= 0 && N >= 0 && K >= 0, "f32_spmm_nt_scratch: negative size");
+  return spmmScratchBytes(M, N);
+}
+
+/** y[N] = W·x for a 2:4 W [N,K] in the 4x layout (vals 16-aligned, idx 2-aligned, x and y 4-aligned). */
+export function f32_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
+  assert(N >= 0 && K >= 0 && (K & 3) == 0, "f32_spmv_2of4_4x: K must be a non-negative multiple of 4");
+  assert((vals & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "f32_spmv_2of4_4x: misaligned pointer");
+  if (!swzReady) initSwizzleTable();
+  const G = K >> 2;
+  const NB = (N + 3) >> 2;
+  const blockVals = <usize>G << 5;
+  const blockIdx = <usize>G << 1;
+  let b = 0;
+  // Two blocks (8 rows) per step: one x load serves both. Measured at 4096x4096: 1, 2 and 4 blocks per step
+  // stream from DRAM equally (~11 GB/s); with W in cache 2 blocks is fastest (4 spill registers).
+  for (; b + 2 <= NB; b += 2) {
+    let vp = vals + <usize>b * blockVals;
+    let ip = idx + <usize>b * blockIdx;
+    let vaccA0 = f32x4.splat(0);
+    let vaccA1 = f32x4.splat(0);
+    let vaccB0 = f32x4.splat(0);
+    let vaccB1 = f32x4.splat(0);
+    const xend = x + (<usize>G << 4);
+    for (let xp = x; xp < xend; xp += 16) {
+      const vx0123 = v128.load(xp);
+      let pair = <usize>load<u16>(ip);
+      vaccA0 = f32x4.add(vaccA0, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair & 255) << 4))), v128.load(vp)));
+      vaccA1 = f32x4.add(vaccA1, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), v128.load(vp, 16)));
+      pair = <usize>load<u16>(ip + blockIdx);
+      vaccB0 = f32x4.add(vaccB0, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair & 255) << 4))), v128.load(vp + blockVals)));
+      vaccB1 = f32x4.add(vaccB1, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), v128.load(vp + blockVals, 16)));
+      vp += 32;
+      ip += 2;
+    }
+    storeRows(y, b << 2, N, f32x4.add(vaccA0, vaccA1));
+    storeRows(y, (b << 2) + 4, N, f32x4.add(vaccB0, vaccB1));
+  }
+  for (; b < NB; b++) {
+    let vp = vals + <usize>b * blockVals;
+    let ip = idx + <usize>b * blockIdx;
+    let vacc0_0123 = f32x4.splat(0);
+    let vacc1_0123 = f32x4.splat(0);
+    const xend = x + (<usize>G << 4);
+    for (let xp = x; xp < xend; xp += 16) {
+      const vx0123 = v128.load(xp);
+      const pair = <usize>load<u16>(ip);
+      const vm0 = v128.load(SWZ + ((pair & 255) << 4));
+      const vm1 = v128.load(SWZ + ((pair >> 8) << 4));
+      vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(i8x16.swizzle(vx0123, vm0), v128.load(vp)));
+      vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(i8x16.swizzle(vx0123, vm1), v128.load(vp, 16)));
+      vp += 32;
+      ip += 2;
+    }
+    storeRows(y, b << 2, N, f32x4.add(vacc0_0123, vacc1_0123));
+  }
+}
+
+/** y[n..n+4) = lanes of vy0123, only rows < N. */
+// @ts-ignore: decorator
+@inline
+function storeRows(y: usize, n: i32, N: i32, vy0123: v128): void {
+  const yp = y + (<usize>n << 2);
+  if (n + 4 <= N) {
+    v128.store(yp, vy0123);
+  } else {
+    store<f32>(yp, f32x4.extract_lane(vy0123, 0));
+    if (n + 1 < N) store<f32>(yp, f32x4.extract_lane(vy0123, 1), 4);
+    if (n + 2 < N) store<f32>(yp, f32x4.extract_lane(vy0123, 2), 8);
+  }
+}
+
+/** One row (column `r` of a 4x block) against a 16-lane XT tile over gc groups; acc tile at ytp. */
+function row16(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+  let vacc0123 = loadAcc(ytp, first, 0);
+  let vacc4567 = loadAcc(ytp, first, 16);
+  let vacc89AB = loadAcc(ytp, first, 32);
+  let vaccCDEF = loadAcc(ytp, first, 48);
+  for (let g = 0; g < gc; g++) {
+    const a = <usize>(<u32>load<u16>(ip) >> sh);
+    const p0 = xt + ((a & 3) << 6);
+    const p1 = xt + (((a >> 8) & 3) << 6);
+    const vw0 = v128.load32_splat(vp);
+    const vw1 = v128.load32_splat(vp, 16);
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(p0)));
+    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw0, v128.load(p0, 16)));
+    vacc89AB = f32x4.add(vacc89AB, f32x4.mul(vw0, v128.load(p0, 32)));
+    vaccCDEF = f32x4.add(vaccCDEF, f32x4.mul(vw0, v128.load(p0, 48)));
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(p1)));
+    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw1, v128.load(p1, 16)));
+    vacc89AB = f32x4.add(vacc89AB, f32x4.mul(vw1, v128.load(p1, 32)));
+    vaccCDEF = f32x4.add(vaccCDEF, f32x4.mul(vw1, v128.load(p1, 48)));
+    ip += 2;
+    vp += 32;
+    xt += 256;
+  }
+  v128.store(ytp, vacc0123);
+  v128.store(ytp, vacc4567, 16);
+  v128.store(ytp, vacc89AB, 32);
+  v128.store(ytp, vaccCDEF, 48);
+}
+
+function row8(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+  let vacc0123 = loadAcc(ytp, first, 0);
+  let vacc4567 = loadAcc(ytp, first, 16);
+  for (let g = 0; g < gc; g++) {
+    const a = <usize>(<u32>load<u16>(ip) >> sh);
+    const p0 = xt + ((a & 3) << 5);
+    const p1 = xt + (((a >> 8) & 3) << 5);
+    const vw0 = v128.load32_splat(vp);
+    const vw1 = v128.load32_splat(vp, 16);
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(p0)));
+    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw0, v128.load(p0, 16)));
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(p1)));
+    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw1, v128.load(p1, 16)));
+    ip += 2;
+    vp += 32;
+    xt += 128;
+  }
+  v128.store(ytp, vacc0123);
+  v128.store(ytp, vacc4567, 16);
+}
+
+function row4(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+  let vacc0123 = loadAcc(ytp, first, 0);
+  for (let g = 0; g < gc; g++) {
+    const a = <usize>(<u32>load<u16>(ip) >> sh);
+    const vw0 = v128.load32_splat(vp);
+    const vw1 = v128.load32_splat(vp, 16);
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(xt + ((a & 3) << 4))));
+    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(xt + (((a >> 8) & 3) << 4))));
+    ip += 2;
+    vp += 32;
+    xt += 64;
+  }
+  v128.store(ytp, vacc0123);
+}
+
+/** Rows per N chunk of the GEMM: 512 rows x 256 columns of a 2:4 panel is 272 KB, L2-resident across M tiles. */
+// @ts-ignore: decorator
+@inline const NCB: i32 = 128;
+
+/**
+ * Y[M,N] = X[M,K] · Wᵀ for a 2:4 W [N,K] in the 4x layout. `scratch`: f32_spmm_nt_scratch(M,N,K) bytes, 16-aligned.
+ */
+export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  assert(M >= 0 && N >= 0 && K >= 0 && (K & 3) == 0, "f32_spmm_2of4_4x_nt: K must be a non-negative multiple of 4");
+  assert((vals & 15) == 0 && (scratch & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "f32_spmm_2of4_4x_nt: misaligned pointer");
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    memory.fill(y, 0, (<usize>M * <usize>N) << 2);
+    return;
+  }
+  const G = K >> 2;
+  const NB = (N + 3) >> 2;
+  const Mp = (M + 3) & ~3;
+  const xt = scratch;
+  const yt = scratch + (<usize>(Mp * SPMM_KC) << 2);
+  for (let k0 = 0; k0 < K; k0 += SPMM_KC) {
+    const kc = min(SPMM_KC, K - k0);
+    const gc = kc >> 2;
+    const g0 = k0 >> 2;
+    const first = k0 == 0;
+    packXT(x, M, K, k0, kc, Mp, xt);
+    for (let b0 = 0; b0 < NB; b0 += NCB) {
+      const b1 = min(NB, b0 + NCB);
+      for (let m0 = 0; m0 < Mp; ) {
+        const w = tileWidth(Mp, m0);
+        const xtt = xt + (<usize>(m0 * kc) << 2);
+        for (let b = b0; b < b1; b++) {
+          const vp = vals + ((<usize>b * <usize>G + <usize>g0) << 5);
+          const ip = idx + ((<usize>b * <usize>G + <usize>g0) << 1);
+          for (let r = 0; r < 4; r++) {
+            const n = (b << 2) + r;
+            if (n >= N) break;
+            const ytp = yt + (<usize>(n * Mp + m0) << 2);
+            const vpr = vp + (<usize>r << 2);
+            const sh = <u32>(r << 1);
+            if (w == 16) row16(vpr, ip, sh, gc, xtt, ytp, first);
+            else if (w == 8) row8(vpr, ip, sh, gc, xtt, ytp, first);
+            else row4(vpr, ip, sh, gc, xtt, ytp, first);
+          }
+        }
+        m0 += w;
+      }
+    }
+  }
+  unpackYT(yt, y, M, N, Mp);
+}
