@@ -110,6 +110,30 @@ program
     await pruneCommand(model, opts);
   });
 
+program
+  .command("compress")
+  .description("store a pruned model compressed: 2:4 operators as sparse-24-bitmask, other ≥50%-sparse ones as sparse-bitmask")
+  .argument("<model>", "a pruned .bin file or Hugging Face model directory")
+  .requiredOption("--out <dir>", "output model directory")
+  .option("--force", "replace an existing output")
+  .addOption(tokenizerOption)
+  .option("--json", "print the report as JSON")
+  .action(async (model: string, opts) => {
+    const { compressCommand } = await import("./commands/compress.js");
+    await compressCommand(model, opts);
+  });
+
+program
+  .command("decompress")
+  .description("write a compressed model back as a dense Hugging Face directory (bit-exact)")
+  .argument("<model>", "a compressed model directory")
+  .requiredOption("--out <dir>", "output model directory")
+  .option("--force", "replace an existing output")
+  .action(async (model: string, opts) => {
+    const { decompressCommand } = await import("./commands/compress.js");
+    await decompressCommand(model, opts);
+  });
+
 const bench = program.command("bench").description("benchmarks, measured side by side in one run");
 bench
   .command("kernels")

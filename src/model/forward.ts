@@ -10,6 +10,8 @@
 import type { KernelApi } from "../kernels/api.js";
 import type { Wasm } from "../wasm/runtime.js";
 import type { LayerWeights, Model, ModelConfig, Tensor } from "./types.js";
+import type { SparseKernelApi } from "../kernels/sparse-api.js";
+import { sparseLinear, sparseScratchBytes } from "../sparse/linear.js";
 
 /** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
 export type CapturePoint = "qkv" | "o" | "gateup" | "down";
@@ -31,7 +33,8 @@ export interface RunState {
   /** (maxT, vocab) */ logits: number;
   /** (maxSeq, headDim/2) RoPE tables */ ropeCos: number;
   ropeSin: number;
-  /** scratch bytes for f32_gemm_nt packing */ pack: number;
+  /** scratch for f32_gemm_nt packing (and the sparse GEMMs' XT/YT) */ pack: number;
+  /** bytes at `pack` */ packBytes: number;
   /** KV cache length in positions (≤ maxSeqLen) */ cacheLen: number;
 }
 
@@ -66,6 +69,7 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
   const widest = Math.max(c.dim, qDim, kvDim, c.hiddenDim, c.vocabSize);
   const deepest = Math.max(c.dim, qDim, c.hiddenDim);
   const { cos, sin } = ropeTables(c, cacheLen);
+  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), sparseScratchBytes(model, maxT, widest));
   return {
     maxT,
     x: a.alloc(maxT * c.dim),
@@ -81,7 +85,8 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
     logits: a.alloc(maxT * c.vocabSize),
     ropeCos: a.put(cos),
     ropeSin: a.put(sin),
-    pack: a.allocBytes(Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest))),
+    pack: a.allocBytes(packBytes),
+    packBytes,
     cacheLen,
   };
 }
@@ -89,7 +94,8 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
 /** y (T, N) = x (T, K) · Wᵀ (+ bias): GEMV for one position, GEMM otherwise. */
 export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: number, T: number, bias?: Tensor): void {
   const [N, K] = w.shape;
-  if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);
+  if (w.sparse) sparseLinear(k as unknown as SparseKernelApi, w.sparse, x, y, T, st.pack, st.packBytes);
+  else if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);
   else k.f32_gemm_nt(x, w.ptr, y, T, N, K, 0, st.pack);
   if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
 }

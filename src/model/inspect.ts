@@ -12,6 +12,10 @@ export interface TensorReport {
   params: number;
   zeros: number;
   zeroFraction: number;
+  /** storage of a compressed linear weight ("2:4" or "bcsr", see src/sparse/), absent when dense */
+  format?: string;
+  /** bytes of the compressed kernel layout (f32 values + indices) */
+  sparseBytes?: number;
   /** e.g. "2:4" when every group of 4 consecutive inputs of every row has at most 2 nonzeros; null if none of 1:2, 2:4, 4:8, 1:4 holds */
   nm: string | null;
 }
@@ -24,6 +28,8 @@ export interface InspectReport {
   params: { total: number; byKind: Record<string, number> };
   linear: { params: number; zeros: number; sparsity: number };
   tensors: TensorReport[];
+  /** present when some linear weights are compressed: their f32 bytes dense and as stored for the kernels */
+  compression?: { operators: number; denseBytes: number; bytes: number; saved: number };
 }
 
 const NM_CANDIDATES: Array<[number, number]> = [[1, 4], [1, 2], [2, 4], [2, 8], [4, 8]];
@@ -54,6 +60,7 @@ export function inspectModel(model: Model): InspectReport {
   let total = 0;
   let linParams = 0;
   let linZeros = 0;
+  const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
   for (const nt of namedTensors(model)) {
     const d = nt.tensor.data;
     let zeros = 0;
@@ -67,7 +74,13 @@ export function inspectModel(model: Model): InspectReport {
       zeros,
       zeroFraction: zeros / d.length,
       nm: isLinear ? detectNM(d, rows, cols) : null,
+      ...(nt.tensor.sparse ? { format: nt.tensor.sparse.format, sparseBytes: nt.tensor.sparse.bytes } : {}),
     });
+    if (nt.tensor.sparse) {
+      compression.operators++;
+      compression.denseBytes += d.length * 4;
+      compression.bytes += nt.tensor.sparse.bytes;
+    }
     byKind[nt.kind] = (byKind[nt.kind] ?? 0) + d.length;
     total += d.length;
     if (isLinear) {
@@ -83,5 +96,6 @@ export function inspectModel(model: Model): InspectReport {
     params: { total, byKind },
     linear: { params: linParams, zeros: linZeros, sparsity: linParams ? linZeros / linParams : 0 },
     tensors,
+    ...(compression.operators ? { compression: { ...compression, saved: compression.denseBytes - compression.bytes } } : {}),
   };
 }

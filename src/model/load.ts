@@ -10,6 +10,7 @@ import { loadTokenizer } from "../tokenizer/load.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLlama2cWeights } from "./load-llama2c.js";
 import { loadHFWeights } from "./load-hf.js";
+import { isCompressedDir, loadCompressedWeights } from "../sparse/compress.js";
 import type { Model, ModelConfig } from "./types.js";
 
 export interface LoadOptions {
@@ -33,7 +34,7 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
   const wasm = opts.wasm ?? createWasm();
   let model: Model;
   if (isDir) {
-    const hf = loadHFWeights(modelPath, wasm);
+    const hf = isCompressedDir(modelPath) ? loadCompressedWeights(modelPath, wasm) : loadHFWeights(modelPath, wasm);
     model = { config: hf.config, weights: hf.weights, wasm, source: { path: modelPath, format: "hf", dtype: hf.dtype, hfConfig: hf.hfConfig } };
   } else {
     const { config, weights } = loadLlama2cWeights(modelPath, wasm);

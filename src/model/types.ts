@@ -44,7 +44,17 @@ export interface Tensor {
   ptr: number;
   shape: number[];
   data: Float32Array;
+  /** a compressed copy of a linear weight for the sparse kernels (src/sparse/); `linear()` picks the kernel by it */
+  sparse?: SparseWeight;
 }
+
+/**
+ * A linear weight [N,K] in a sparse kernel layout, in the arena (pointers are byte offsets). Layouts:
+ * assembly/f32-spmm-nm.ts ("2:4") and assembly/f32-spmm-csr.ts ("bcsr").
+ */
+export type SparseWeight =
+  | { format: "2:4"; N: number; K: number; /** f32 [ceil(N/4)][K/4][2][4] */ vals: number; /** u8 [ceil(N/4)][K/4][2] */ idx: number; bytes: number }
+  | { format: "bcsr"; N: number; K: number; nnz: number; /** u32 [ceil(K/256)·N+1] */ rowptr: number; /** u8 [nnz] */ cols: number; /** f32 [nnz] */ vals: number; bytes: number };
 
 export interface LayerWeights {
   /** (dim) */ attnNorm: Tensor;

@@ -22,11 +22,14 @@ export function renderInspect(r: InspectReport): string {
     `params     ${humanCount(r.params.total)} (${r.params.total}): ` +
       Object.entries(r.params.byKind).map(([k, v]) => `${k} ${humanCount(v)}`).join(", "),
     `linear     ${humanCount(r.linear.params)} weights, ${(100 * r.linear.sparsity).toFixed(2)}% exact zeros`,
+    ...(r.compression
+      ? [`compressed ${r.compression.operators} operators: ${humanCount(r.compression.bytes)}B for the sparse kernels vs ${humanCount(r.compression.denseBytes)}B dense f32 (${humanCount(r.compression.saved)}B saved, ${fmt(r.compression.denseBytes / r.compression.bytes, 2)}x)`]
+      : []),
     "",
     table(
-      ["tensor", "shape", "params", "zeros %", "N:M"],
-      r.tensors.map((t) => [t.name, t.shape.join("x"), t.params, fmt(100 * t.zeroFraction, 2), t.nm ?? ""]),
-      { align: ["l", "r", "r", "r", "r"] },
+      ["tensor", "shape", "params", "zeros %", "N:M", "format"],
+      r.tensors.map((t) => [t.name, t.shape.join("x"), t.params, fmt(100 * t.zeroFraction, 2), t.nm ?? "", t.format ? `${t.format} ${humanCount(t.sparseBytes ?? 0)}B` : "dense"]),
+      { align: ["l", "r", "r", "r", "r", "l"] },
     ),
   ];
   return lines.join("\n");

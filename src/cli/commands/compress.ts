@@ -1,0 +1,25 @@
+/** @file `wasprune compress` / `wasprune decompress`: see src/sparse/compress.ts for the layout. */
+import { loadModel } from "../../model/load.js";
+import { compressModel, decompressModel, type CompressReport } from "../../sparse/compress.js";
+import { fmt, humanCount, table } from "../format.js";
+
+export async function compressCommand(modelPath: string, opts: { out: string; force?: boolean; json?: boolean; tokenizer?: string }): Promise<CompressReport> {
+  const model = await loadModel(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
+  const r = compressModel(model, opts.out, { force: opts.force });
+  if (opts.json) console.log(JSON.stringify(r, null, 2));
+  else {
+    console.log(table(
+      ["operator", "format", "zeros %", "dense B", "stored B"],
+      r.operators.map((o) => [o.name, o.format, fmt(100 * o.sparsity, 2), o.denseBytes, o.bytes]),
+      { align: ["l", "l", "r", "r", "r"] },
+    ));
+    console.log(`wrote ${r.dir}: model.safetensors ${humanCount(r.fileBytes)}B (dense ${humanCount(r.denseFileBytes)}B, ${fmt(r.denseFileBytes / r.fileBytes, 2)}x smaller)`);
+  }
+  return r;
+}
+
+export async function decompressCommand(modelPath: string, opts: { out: string; force?: boolean; tokenizer?: string }): Promise<void> {
+  const model = await loadModel(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
+  decompressModel(model, opts.out, { force: opts.force });
+  console.log(`wrote ${opts.out} (dense)`);
+}
