@@ -87,10 +87,10 @@ program
 
 program
   .command("prune")
-  .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista)")
+  .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista); --structured removes MLP channels and k/v groups")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--out <dir>", "output model directory (or a path ending in .bin for llama2.c)")
-  .option("--method <name>", "magnitude | wanda | sparsegpt | fista", "fista")
+  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: mini-llm | activation | magnitude, default mini-llm)", "fista")
   .option("--sparsity <s>", "fraction in [0,1) (unstructured) or N:M (N kept of every M), e.g. 0.5, 2:4", "0.5")
   .option("--calib <file>", "calibration text (default: text sampled from the dense model)")
   .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
@@ -103,9 +103,26 @@ program
   .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)
   .option("--dtype <t>", "stored dtype of the output: F32 | F16 | BF16 (default: as the input)")
   .option("--force", "overwrite a finished output / restart a partial one")
+  .option("--structured", "remove whole MLP channels and attention k/v groups: a smaller dense model (src/structured)")
+  .option("--ratio <r>", "--structured: fraction of MLP channels and of k/v groups to remove, in [0,1)", num("--ratio"))
+  .option("--heads-ratio <r>", "--structured: fraction of k/v groups (with their query heads) to remove (default --ratio)", num("--heads-ratio"))
+  .option("--channels-ratio <r>", "--structured: fraction of MLP channels to remove (default --ratio)", num("--channels-ratio"))
+  .option("--nonuniform", "--structured: allocate the removals over layers by score (config extension wasprune_layer_sizes)")
+  .option("--no-refit", "--structured: skip the least-squares refit of o_proj/down_proj on the kept inputs")
+  .option("--spsa-directions <k>", "--structured mini-llm: SPSA directions K", int("--spsa-directions"))
+  .option("--spsa-eps <e>", "--structured mini-llm: SPSA perturbation of each structure's output scale", num("--spsa-eps"))
+  .option("--spsa-batch <n>", "--structured mini-llm: calibration paragraphs per SPSA batch", int("--spsa-batch"))
+  .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
   .option("--json", "print the report as JSON")
-  .action(async (model: string, opts) => {
+  .action(async (model: string, opts, cmd: Command) => {
+    const { routePrune } = await import("./commands/prune-structured.js");
+    const route = routePrune(opts, (name) => cmd.getOptionValueSource(name));
+    if (route === "structured") {
+      const { pruneStructuredCommand } = await import("./commands/prune-structured.js");
+      await pruneStructuredCommand(model, opts);
+      return;
+    }
     const { pruneCommand } = await import("./commands/prune.js");
     await pruneCommand(model, opts);
   });
@@ -143,6 +160,26 @@ bench
   .action(async (opts) => {
     const { benchKernels } = await import("../../bench/kernels.js");
     const r = await benchKernels({ json: !!opts.json, quick: !!opts.quick });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
+  .command("methods")
+  .description("perplexity of every method x pattern x schedule x error correction, from the same dense weights")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .requiredOption("--calib <file>", "calibration text")
+  .requiredOption("--eval <file>", "evaluation text")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--methods <list>", "comma-separated methods", "magnitude,wanda,sparsegpt,fista")
+  .option("--patterns <list>", "comma-separated patterns", "0.5,2:4")
+  .option("--schedules <list>", "comma-separated schedules", "sequential,parallel")
+  .option("--correction <c>", "error correction: default (fista only) | on | off | both", "both")
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchMethods } = await import("../../bench/methods.js");
+    const r = await benchMethods(model, opts);
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench

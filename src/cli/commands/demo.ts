@@ -11,12 +11,14 @@ import { evalModel } from "./eval.js";
 import { renderInspect } from "./inspect.js";
 import { openModel } from "../open-model.js";
 import { fmt, table } from "../format.js";
+
 import { readTextFile } from "../../eval/text.js";
 import { calibrationSet } from "../../prune/calibration.js";
-import { pruneModel, type PruneSettings } from "../../prune/driver.js";
+import type { PruneSettings } from "../../prune/driver.js";
+import { compareSettings, type Comparison } from "../../prune/compare.js";
+import { paragraphSequences } from "../../eval/text.js";
 import { METHOD_NAMES } from "../../prune/methods/types.js";
 import { parsePattern } from "../../prune/pattern.js";
-import { LINEAR_OPS } from "../../model/types.js";
 import { progress } from "../progress.js";
 
 export interface DemoOptions {
@@ -67,47 +69,35 @@ export async function demoCommand(modelPath: string, opts: DemoOptions): Promise
     `\n== prune: calibration ${opts.calib ?? `${nsamples} paragraphs sampled from the dense model`}, ` +
       `eval ${opts.text ?? "32 other sampled paragraphs"} (${fmt((performance.now() - t1) / 1000, 2)} s to prepare)`,
   );
-  const dense = evalModel(model, evalText, { ctx: seqLen, json: true });
   const calib = calibrationSet(model.tokenizer!, calibText, opts.calib ?? "(sampled)", nsamples, seqLen);
-  // dense weights, restored before each run
-  const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
-  const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
-  const runs: Array<Record<string, unknown>> = [];
-  const patterns = ["0.5", "2:4"];
-  const bar = progress("prune", METHOD_NAMES.length * patterns.length, { json: opts.json, extra: "{run}" });
-  let done = 0;
-  for (const pat of patterns) {
-    for (const method of METHOD_NAMES) {
-      bar.update(done, { run: `${method} ${pat}` });
-      const settings: PruneSettings = { method, pattern: parsePattern(pat), schedule: "sequential", errorCorrection: method === "fista" };
-      const tp = performance.now();
-      const ops = pruneModel(model, calib, settings);
-      const seconds = (performance.now() - tp) / 1000;
-      const ppl = evalModel(model, evalText, { ctx: seqLen, json: true });
-      restore();
-      runs.push({
-        method, pattern: pat, errorCorrection: settings.errorCorrection, seconds,
-        meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length, perplexity: ppl.perplexity,
-      });
-      bar.update(++done, { run: `${method} ${pat}` });
-    }
-  }
-  bar.stop();
-  say(
-    table(
-      ["method", "pattern", "error corr.", "mean rel. error", "perplexity", "seconds"],
-      [
-        ["dense", "-", "-", "", fmt(dense.perplexity, 3), ""],
-        ...runs.map((r) => [
-          String(r.method), String(r.pattern), r.errorCorrection ? "yes" : "no",
-          fmt(r.meanRelErr as number, 4), fmt(r.perplexity as number, 3), fmt(r.seconds as number, 2),
-        ]),
-      ],
-      { align: ["l", "l", "l", "r", "r", "r"] },
-    ),
+  const evalSeqs = paragraphSequences(model.tokenizer!, evalText, undefined, seqLen);
+  const grid: PruneSettings[] = ["0.5", "2:4"].flatMap((pat) =>
+    METHOD_NAMES.map((method) => ({ method, pattern: parsePattern(pat), schedule: "sequential" as const, errorCorrection: method === "fista" })),
   );
+  const bar = progress("prune", grid.length, { json: opts.json, extra: "{run}" });
+  let cmp: Comparison;
+  try {
+    cmp = compareSettings(model, calib, evalSeqs, grid, (done, _total, run) => bar.update(done, { run }));
+  } finally {
+    bar.stop();
+  }
+  say(renderComparison(cmp));
   say(`\ntotal ${fmt((performance.now() - t0) / 1000, 1)} s. Prune a model to disk with: wasprune prune MODEL --method fista --sparsity 0.5 --calib FILE --out DIR`);
-  const result = { model: modelPath, loadSeconds: tLoad, inspect: { params: report.params, linear: report.linear }, generate: gen, dense: dense, prune: runs };
+  const result = { model: modelPath, loadSeconds: tLoad, inspect: { params: report.params, linear: report.linear }, generate: gen, dense: cmp.dense, prune: cmp.rows };
   if (opts.json) console.log(JSON.stringify(result, null, 2));
   return result;
+}
+
+export function renderComparison(cmp: Comparison): string {
+  return table(
+    ["method", "pattern", "schedule", "error corr.", "sparsity %", "mean rel. error", "perplexity", "seconds"],
+    [
+      ["dense", "-", "-", "-", "", "", fmt(cmp.dense.perplexity, 4), ""],
+      ...cmp.rows.map((r) => [
+        r.method, r.pattern, r.schedule, r.errorCorrection ? "yes" : "no", fmt(100 * r.sparsity, 2),
+        fmt(r.meanRelErr, 4), fmt(r.perplexity, 4), fmt(r.seconds, 2),
+      ]),
+    ],
+    { align: ["l", "l", "l", "l", "r", "r", "r", "r"] },
+  );
 }

@@ -1,0 +1,66 @@
+/**
+ * @file `wasprune bench methods MODEL`: the perplexity table of the README — every method × pattern × schedule
+ * × error correction, pruned from the same dense weights and evaluated on the same text, in one run.
+ */
+import { readTextFile, paragraphSequences } from "../src/eval/text.js";
+import { UsageError } from "../src/errors.js";
+import { openModel } from "../src/cli/open-model.js";
+import { progress } from "../src/cli/progress.js";
+import { renderComparison } from "../src/cli/commands/demo.js";
+import { calibrationSet } from "../src/prune/calibration.js";
+import { compareSettings, type Comparison } from "../src/prune/compare.js";
+import { SCHEDULES, type PruneSettings, type Schedule } from "../src/prune/driver.js";
+import { METHOD_NAMES, type MethodName } from "../src/prune/methods/types.js";
+import { parsePattern } from "../src/prune/pattern.js";
+
+export interface BenchMethodsOptions {
+  calib: string;
+  eval: string;
+  evalParagraphs?: number;
+  nsamples: number;
+  seqlen: number;
+  methods: string;
+  patterns: string;
+  schedules: string;
+  correction: string;
+  json?: boolean;
+  tokenizer?: string;
+}
+
+function list<T extends string>(s: string, allowed: readonly T[], what: string): T[] {
+  const xs = s.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const x of xs) if (!(allowed as readonly string[]).includes(x)) throw new UsageError(`${what} ${x}: expected one of ${allowed.join(", ")}`);
+  return xs as T[];
+}
+
+export async function benchMethods(modelPath: string, o: BenchMethodsOptions): Promise<Comparison> {
+  const methods = list<MethodName>(o.methods, METHOD_NAMES, "--methods");
+  const schedules = list<Schedule>(o.schedules, SCHEDULES, "--schedules");
+  const corrections = list(o.correction, ["on", "off", "both", "default"] as const, "--correction")[0] ?? "default";
+  const patterns = o.patterns.split(",").map((p) => parsePattern(p));
+  const calibText = readTextFile(o.calib, "--calib");
+  const evalText = readTextFile(o.eval, "--eval");
+  const model = await openModel(modelPath, { tokenizer: o.tokenizer });
+  const tok = model.tokenizer!;
+  const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen);
+  const evalSeqs = paragraphSequences(tok, evalText, o.evalParagraphs, Math.min(512, model.config.maxSeqLen));
+  const grid: PruneSettings[] = [];
+  for (const schedule of schedules)
+    for (const pattern of patterns)
+      for (const method of methods) {
+        const corr = corrections === "both" ? [false, true] : corrections === "on" ? [true] : corrections === "off" ? [false] : [method === "fista"];
+        for (const errorCorrection of corr) grid.push({ method, pattern, schedule, errorCorrection });
+      }
+  const bar = progress("bench methods", grid.length, { json: o.json, extra: "{run}" });
+  let cmp: Comparison;
+  try {
+    cmp = compareSettings(model, calib, evalSeqs, grid, (done, _t, run) => bar.update(done, { run }));
+  } finally {
+    bar.stop();
+  }
+  if (!o.json) {
+    console.log(`${modelPath}: calibration ${o.calib} (${calib.samples.length} paragraphs, ${calib.totalTokens} tokens), eval ${o.eval} (${evalSeqs.length} paragraphs)\n`);
+    console.log(renderComparison(cmp));
+  }
+  return cmp;
+}
