@@ -5,7 +5,15 @@
  * activations other than SiLU) is a ConfigError rather than silently wrong output.
  */
 import { ConfigError, configField } from "../errors.js";
-import { ARCHITECTURES, type Architecture, type ModelConfig } from "./types.js";
+import { ARCHITECTURES, type Architecture, type LayerSizes, type ModelConfig } from "./types.js";
+
+/**
+ * wasprune's config.json extension for non-uniformly pruned models (src/structured): one entry per decoder
+ * layer, `{"intermediate_size": n, "num_attention_heads": h, "num_key_value_heads": kv}`; the standard fields
+ * hold the largest value over layers. Hugging Face transformers ignores it (and cannot load such a model);
+ * wasprune's loader reads the per-layer shapes from it.
+ */
+export const LAYER_SIZES_FIELD = "wasprune_layer_sizes";
 
 const CLASS_TO_ARCH: Readonly<Record<string, Architecture>> = Object.freeze({
   LlamaForCausalLM: "llama",
@@ -80,11 +88,14 @@ export function parseHFConfig(raw: unknown, file = "config.json"): ModelConfig {
   const tie = c.tie_word_embeddings ?? false;
   if (typeof tie !== "boolean") throw configField(file, "tie_word_embeddings", `is ${JSON.stringify(tie)}, expected a boolean`);
 
+  const hiddenDim = int("intermediate_size");
+  const nLayers = int("num_hidden_layers");
+  const layerSizes = parseLayerSizes(c[LAYER_SIZES_FIELD], file, { hiddenDim, nHeads, nKvHeads, nLayers });
   return {
     architecture,
     dim,
-    hiddenDim: int("intermediate_size"),
-    nLayers: int("num_hidden_layers"),
+    hiddenDim,
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
@@ -97,7 +108,40 @@ export function parseHFConfig(raw: unknown, file = "config.json"): ModelConfig {
     qkvBias: architecture === "qwen2",
     bosId: tokenId("bos_token_id", 1),
     eosId: tokenId("eos_token_id", 2),
+    ...(layerSizes ? { layerSizes } : {}),
   };
+}
+
+function parseLayerSizes(
+  raw: unknown, file: string, top: { hiddenDim: number; nHeads: number; nKvHeads: number; nLayers: number },
+): LayerSizes[] | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const F = LAYER_SIZES_FIELD;
+  if (!Array.isArray(raw) || raw.length !== top.nLayers) {
+    throw configField(file, F, `must be a list of ${top.nLayers} per-layer entries (num_hidden_layers), got ${Array.isArray(raw) ? `${raw.length} entries` : JSON.stringify(raw)}`);
+  }
+  const out = raw.map((e, l): LayerSizes => {
+    const o = (typeof e === "object" && e !== null ? e : {}) as Record<string, unknown>;
+    const get = (k: string): number => {
+      const v = o[k];
+      if (!Number.isSafeInteger(v) || (v as number) <= 0) throw configField(file, `${F}[${l}].${k}`, `is ${JSON.stringify(v)}, expected a positive integer`);
+      return v as number;
+    };
+    const s = { hiddenDim: get("intermediate_size"), nHeads: get("num_attention_heads"), nKvHeads: get("num_key_value_heads") };
+    if (s.nHeads % s.nKvHeads !== 0) throw configField(file, `${F}[${l}].num_key_value_heads`, `(${s.nKvHeads}) does not divide num_attention_heads (${s.nHeads})`);
+    if (s.nHeads / s.nKvHeads !== top.nHeads / top.nKvHeads) {
+      throw configField(file, `${F}[${l}]`, `has ${s.nHeads / s.nKvHeads} query heads per k/v head, the model ${top.nHeads / top.nKvHeads}`);
+    }
+    return s;
+  });
+  const max = (k: keyof LayerSizes): number => Math.max(...out.map((s) => s[k]));
+  const pairs: [string, number, number][] = [
+    ["intermediate_size", top.hiddenDim, max("hiddenDim")],
+    ["num_attention_heads", top.nHeads, max("nHeads")],
+    ["num_key_value_heads", top.nKvHeads, max("nKvHeads")],
+  ];
+  for (const [k, v, m] of pairs) if (v !== m) throw configField(file, k, `is ${v}, expected the largest ${F} value ${m}`);
+  return out;
 }
 
 /** The HF config fields ModelConfig determines, as config.json spells them. */
@@ -121,6 +165,13 @@ export function hfConfigFields(cfg: ModelConfig, dtype: string): Record<string, 
     eos_token_id: cfg.eosId,
     torch_dtype: TORCH_DTYPE[dtype] ?? "float32",
     ...(cfg.architecture === "qwen2" ? {} : { attention_bias: false, mlp_bias: false }),
+    ...(cfg.layerSizes
+      ? {
+          [LAYER_SIZES_FIELD]: cfg.layerSizes.map((s) => ({
+            intermediate_size: s.hiddenDim, num_attention_heads: s.nHeads, num_key_value_heads: s.nKvHeads,
+          })),
+        }
+      : {}),
   };
 }
 
@@ -134,6 +185,7 @@ export function toHFConfig(cfg: ModelConfig, dtype: string, source?: Record<stri
   const fields = hfConfigFields(cfg, dtype);
   if (!source) return fields;
   const out: Record<string, unknown> = { ...source };
+  if (!cfg.layerSizes) delete out[LAYER_SIZES_FIELD];
   for (const [k, v] of Object.entries(fields)) {
     if (k === "architectures" || k === "attention_bias" || k === "mlp_bias") {
       if (!(k in source)) continue; // leave what the source did not say unsaid
@@ -142,7 +194,6 @@ export function toHFConfig(cfg: ModelConfig, dtype: string, source?: Record<stri
     const old = source[k];
     // a list of eos ids whose first is still ours stays as it was
     if (k === "eos_token_id" && Array.isArray(old) && old[0] === v) continue;
-    if (k === "head_dim" && old === undefined) continue;
     if (k === "max_position_embeddings" || k === "rms_norm_eps" || k === "rope_theta" || k === "hidden_act" || k === "bos_token_id") {
       if (old === undefined) continue; // defaults we filled in
     }

@@ -15,6 +15,10 @@ import { sparseLinear, sparseScratchBytes } from "../sparse/linear.js";
 
 /** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
 export type CapturePoint = "qkv" | "o" | "gateup" | "down";
+/**
+ * Sees the input X (T, cols) of the operators at `point` before they run. It may also write X in place: the
+ * structured-pruning scores use that as a forward hook on the outputs of heads ("o") and MLP channels ("down").
+ */
 export type Capture = (point: CapturePoint, xPtr: number, T: number, cols: number) => void;
 
 /** Activation buffers for up to maxT positions, and the KV cache. Shapes in floats. */
@@ -109,13 +113,18 @@ export function attentionBlock(
 ): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
-  const qDim = c.nHeads * c.headDim;
-  const kvDim = c.nKvHeads * c.headDim;
+  // widths of this layer from its tensors (a structurally pruned model may differ per layer, see
+  // ModelConfig.layerSizes); the KV cache keeps the model-wide width per layer as its slab stride
+  const qDim = lw.wq.shape[0];
+  const kvDim = lw.wk.shape[0];
+  const nHeads = qDim / c.headDim;
+  const nKvHeads = kvDim / c.headDim;
+  const slab = st.cacheLen * c.nKvHeads * c.headDim;
   const half = c.headDim / 2;
   k.f32_rmsnorm(st.x, lw.attnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("qkv", st.xb, T, c.dim);
-  const kc = st.keyCache + 4 * l * st.cacheLen * kvDim;
-  const vc = st.valueCache + 4 * l * st.cacheLen * kvDim;
+  const kc = st.keyCache + 4 * l * slab;
+  const vc = st.valueCache + 4 * l * slab;
   const kRow = kc + 4 * pos * kvDim;
   const vRow = vc + 4 * pos * kvDim;
   linear(k, st, lw.wq, st.xb, st.q, T, lw.bq);
@@ -126,13 +135,13 @@ export function attentionBlock(
     const p = pos + t;
     const cs = st.ropeCos + 4 * p * half;
     const sn = st.ropeSin + 4 * p * half;
-    rope(st.q + 4 * t * qDim, cs, sn, c.nHeads, c.headDim);
-    rope(kRow + 4 * t * kvDim, cs, sn, c.nKvHeads, c.headDim);
+    rope(st.q + 4 * t * qDim, cs, sn, nHeads, c.headDim);
+    rope(kRow + 4 * t * kvDim, cs, sn, nKvHeads, c.headDim);
   }
   for (let t = 0; t < T; t++) {
     k.f32_attention(
       st.q + 4 * t * qDim, kc, vc, st.att + 4 * t * qDim, st.scores,
-      c.nHeads, c.nKvHeads, c.headDim, pos + t + 1, kvDim,
+      nHeads, nKvHeads, c.headDim, pos + t + 1, kvDim,
     );
   }
   capture?.("o", st.att, T, qDim);
@@ -143,12 +152,13 @@ export function attentionBlock(
 export function mlpBlock(model: Model, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
+  const hiddenDim = lw.wGate.shape[0]; // this layer's width (see attentionBlock)
   k.f32_rmsnorm(st.x, lw.ffnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("gateup", st.xb, T, c.dim);
   linear(k, st, lw.wGate, st.xb, st.hb, T);
   linear(k, st, lw.wUp, st.xb, st.hb2, T);
-  k.f32_silu_mul(st.hb, st.hb2, st.hb, T * c.hiddenDim);
-  capture?.("down", st.hb, T, c.hiddenDim);
+  k.f32_silu_mul(st.hb, st.hb2, st.hb, T * hiddenDim);
+  capture?.("down", st.hb, T, hiddenDim);
   linear(k, st, lw.wDown, st.hb, st.out, T);
 }
 

@@ -9,7 +9,7 @@ import { ConfigError, MissingFileError, missingTensor, notFound, shapeMismatch }
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, numel } from "../io/safetensors.js";
 import { DTYPE_SIZE } from "../io/dtype.js";
 import { parseHFConfig } from "./config.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type DType, type LayerWeights, type ModelConfig, type ModelWeights, type Tensor } from "./types.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, layerSizesOf, type DType, type LayerWeights, type ModelConfig, type ModelWeights, type Tensor } from "./types.js";
 import type { Wasm } from "../wasm/runtime.js";
 
 export const HF_EMBED = "model.embed_tokens.weight";
@@ -26,19 +26,20 @@ export interface HFTensorSpec {
 
 /** Every tensor `c` implies, in a stable order (lm_head only when untied). */
 export function hfTensorSpecs(c: ModelConfig): HFTensorSpec[] {
-  const q = c.nHeads * c.headDim;
-  const kv = c.nKvHeads * c.headDim;
-  const linShape: Record<(typeof LINEAR_OPS)[number], number[]> = {
-    wq: [q, c.dim],
-    wk: [kv, c.dim],
-    wv: [kv, c.dim],
-    wo: [c.dim, q],
-    wGate: [c.hiddenDim, c.dim],
-    wUp: [c.hiddenDim, c.dim],
-    wDown: [c.dim, c.hiddenDim],
-  };
   const specs: HFTensorSpec[] = [{ name: HF_EMBED, shape: [c.vocabSize, c.dim], key: "embed" }];
   for (let l = 0; l < c.nLayers; l++) {
+    const s = layerSizesOf(c, l); // per-layer sizes of a non-uniformly pruned model (config extension)
+    const q = s.nHeads * c.headDim;
+    const kv = s.nKvHeads * c.headDim;
+    const linShape: Record<(typeof LINEAR_OPS)[number], number[]> = {
+      wq: [q, c.dim],
+      wk: [kv, c.dim],
+      wv: [kv, c.dim],
+      wo: [c.dim, q],
+      wGate: [s.hiddenDim, c.dim],
+      wUp: [s.hiddenDim, c.dim],
+      wDown: [c.dim, s.hiddenDim],
+    };
     const p = `model.layers.${l}.`;
     specs.push({ name: `${p}input_layernorm.weight`, shape: [c.dim], layer: l, key: "attnNorm" });
     specs.push({ name: `${p}post_attention_layernorm.weight`, shape: [c.dim], layer: l, key: "ffnNorm" });

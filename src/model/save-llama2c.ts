@@ -19,6 +19,7 @@ export interface SaveLlama2cOptions {
 
 /** Why `c` cannot be expressed as a llama2.c legacy .bin (run.c hard-codes these), or undefined. */
 function unsupported(c: ModelConfig): string | undefined {
+  if (c.layerSizes) return "per-layer sizes (a non-uniformly pruned model) have no place in the format";
   if (c.qkvBias) return `${c.architecture} q/k/v biases have no place in the format`;
   if (c.headDim * c.nHeads !== c.dim) return `head_dim ${c.headDim} × n_heads ${c.nHeads} ≠ dim ${c.dim}`;
   if (c.ropeTheta !== 10000) return `rope_theta is ${c.ropeTheta}; run.c uses 10000`;

@@ -49,7 +49,7 @@ export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): voi
     if (!t) throw new UsageError(`model has no ${s.layer === undefined ? s.key : `layer ${s.layer} ${s.key}`} tensor for "${s.name}"`);
     let data = t.data;
     if (c.ropeLayout === "interleaved" && (s.key === "wq" || s.key === "wk")) {
-      data = interleavedToHalf(data, s.key === "wq" ? c.nHeads : c.nKvHeads, c.headDim, c.dim);
+      data = interleavedToHalf(data, t.shape[0] / c.headDim, c.headDim, c.dim); // heads of this layer
     }
     return { name: s.name, dtype, shape: s.shape, data };
   });

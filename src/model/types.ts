@@ -19,10 +19,12 @@ export interface ModelConfig {
   architecture: Architecture;
   /** hidden size */
   dim: number;
-  /** MLP intermediate size */
+  /** MLP intermediate size (with `layerSizes`: the largest over layers, which sizes the activation buffers) */
   hiddenDim: number;
   nLayers: number;
+  /** attention heads (with `layerSizes`: the largest over layers) */
   nHeads: number;
+  /** k/v heads (with `layerSizes`: the largest over layers; the KV cache keeps this width per layer) */
   nKvHeads: number;
   /** dim / nHeads unless config.json says head_dim */
   headDim: number;
@@ -37,6 +39,24 @@ export interface ModelConfig {
   qkvBias: boolean;
   bosId: number;
   eosId: number;
+  /**
+   * Per-layer sizes of a non-uniformly pruned model (structured pruning, src/structured), read from and written
+   * to config.json as the wasprune extension "wasprune_layer_sizes" (see config.ts). Absent: every layer has
+   * the sizes above. The forward pass reads per-layer widths from the tensors' shapes.
+   */
+  layerSizes?: LayerSizes[];
+}
+
+/** Sizes of one decoder layer that structured pruning may change. */
+export interface LayerSizes {
+  hiddenDim: number;
+  nHeads: number;
+  nKvHeads: number;
+}
+
+/** The sizes of layer `l`: its `layerSizes` entry, or the model-wide ones. */
+export function layerSizesOf(c: ModelConfig, l: number): LayerSizes {
+  return c.layerSizes?.[l] ?? { hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads };
 }
 
 /** A float32 tensor living in the arena: `data` is a view at `ptr` (no copy). */
@@ -56,6 +76,7 @@ export type SparseWeight =
   | { format: "2:4"; N: number; K: number; /** f32 [ceil(N/4)][K/4][2][4] */ vals: number; /** u8 [ceil(N/4)][K/4][2] */ idx: number; bytes: number }
   | { format: "bcsr"; N: number; K: number; nnz: number; /** u32 [ceil(K/256)·N+1] */ rowptr: number; /** u8 [nnz] */ cols: number; /** f32 [nnz] */ vals: number; bytes: number };
 
+/** Shapes per layer l; nHeads/nKvHeads/hiddenDim are layer l's (layerSizesOf), equal to the config's unless nonuniform. */
 export interface LayerWeights {
   /** (dim) */ attnNorm: Tensor;
   /** (nHeads*headDim, dim) */ wq: Tensor;
