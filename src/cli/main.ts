@@ -157,9 +157,10 @@ bench
   .description("single-thread dense GEMM GFLOP/s and GEMV GB/s against the scalar baseline")
   .option("--json", "print results as JSON")
   .option("--quick", "fewer repetitions")
+  .option("--svg <file>", "write a chart of sparse speed-up vs sparsity and shape")
   .action(async (opts) => {
     const { benchKernels } = await import("../../bench/kernels.js");
-    const r = await benchKernels({ json: !!opts.json, quick: !!opts.quick });
+    const r = await benchKernels({ json: !!opts.json, quick: !!opts.quick, svg: opts.svg });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench
