@@ -12,6 +12,7 @@ import { cpus, freemem } from "node:os";
 import { createWasm, type Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import * as ref from "../src/kernels/reference.js";
+import { benchSparse, writeSparseChart, type SparseRow } from "./sparse.js";
 
 export interface GemmRow {
   /** Square size: M = N = K = n. */
@@ -41,6 +42,10 @@ export interface BenchKernelsResult {
   quick: boolean;
   gemm: GemmRow[];
   gemv: GemvRow;
+  /** dense vs 2:4 vs unstructured (bench/sparse.ts) */
+  sparse: SparseRow[];
+  /** the SVG chart written, if asked for */
+  chart: string | null;
   notes: string[];
 }
 
@@ -161,7 +166,7 @@ function benchGemv(wasm: Wasm, llc: number | null, quick: boolean, notes: string
 }
 
 /** Run the kernel benchmark; prints a table unless `json` (the CLI prints the returned object then). */
-export async function benchKernels(opts: { json: boolean; quick?: boolean }): Promise<BenchKernelsResult> {
+export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?: string; sparse?: boolean }): Promise<BenchKernelsResult> {
   const quick = !!opts.quick;
   const log = (s: string) => {
     if (!opts.json) console.log(s);
@@ -192,9 +197,14 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean }): Pr
     `  ${gemv.N}x${gemv.K}                   ${gemv.wasmGBps.toFixed(1).padStart(6)} GB/s  ${gemv.scalarGBps.toFixed(2).padStart(6)} GB/s` +
       `  ${gemv.speedup.toFixed(0).padStart(5)}x`,
   );
+  const sparse = opts.sparse === false ? [] : benchSparse(wasm, llc, quick, notes, log);
+  if (opts.svg && sparse.length) {
+    writeSparseChart(opts.svg, sparse, cpu);
+    log(`chart: ${opts.svg}`);
+  }
   if (notes.length > 0) {
     log("");
     for (const n of notes) log(`note: ${n}`);
   }
-  return { cpu, llcBytes: llc, threads: 1, quick, gemm, gemv, notes };
+  return { cpu, llcBytes: llc, threads: 1, quick, gemm, gemv, sparse, chart: opts.svg ?? null, notes };
 }
