@@ -2,7 +2,7 @@
  * @file The check of the SPSA estimator (src/structured/spsa.ts) on a real model: for a few structures (per
  * layer 3 MLP channels and 2 k/v groups), the exact ∂L/∂θ_s by central finite differences on the whole
  * calibration objective, against the SPSA estimate after K directions, K = 16 … 1024: Pearson correlation
- * and sign agreement. Usage: node --import tsx bench/structured-spsa.ts [MODEL] [CALIB] [maxK]
+ * and sign agreement. Run by `wasprune bench spsa [MODEL] --calib FILE [--max-k K] [--json]`.
  */
 import { readFileSync } from "node:fs";
 import { loadModel } from "../src/model/load.js";
@@ -12,9 +12,7 @@ import { gateIndex } from "../src/structured/loss.js";
 import { DEFAULT_SPSA } from "../src/structured/scorer.js";
 import { correlation, finiteDifferenceGradient, spsaGradient } from "../src/structured/spsa.js";
 
-const modelPath = process.argv[2] ?? "../shared/models/stories260K-hf";
-const calibPath = process.argv[3] ?? "../shared/data/tinystories-train-head/tinystories_train_head.txt";
-const maxK = Number(process.argv[4] ?? 1024);
+export async function benchSpsa(modelPath: string, calibPath: string, maxK: number, json: boolean): Promise<unknown> {
 const model = await loadModel(modelPath);
 const calib = paragraphSequences(model.tokenizer!, readFileSync(calibPath, "utf8"), 128, 512);
 const s = DEFAULT_SPSA;
@@ -44,5 +42,10 @@ const result = withGateLoss(model, calib, s.batchSize, (loss, layout, batches) =
   });
   return { structures: picks.length, dims: layout.size, batches: batches.length, fdSeconds, spsaSeconds, rows, exact: Array.from(exact), picks };
 });
-console.log(JSON.stringify({ model: modelPath, spsa: s, ...result, exact: undefined, picks: undefined }, null, 2));
-for (const r of result.rows) console.log(`K=${r.K}\tcorr ${r.correlation.toFixed(3)}\t|corr| ${r.absCorrelation.toFixed(3)}\tsign ${r.signAgreement.toFixed(2)}`);
+const out = { model: modelPath, spsa: s, ...result, exact: undefined, picks: undefined };
+if (!json) {
+  console.log(`${modelPath}: ${result.structures} structures, ${result.batches} batches; finite differences ${result.fdSeconds.toFixed(1)} s, SPSA ${result.spsaSeconds.toFixed(1)} s`);
+  for (const r of result.rows) console.log(`K=${r.K}\tcorr ${r.correlation.toFixed(3)}\t|corr| ${r.absCorrelation.toFixed(3)}\tsign ${r.signAgreement.toFixed(2)}`);
+}
+return out;
+}

@@ -3,6 +3,7 @@
  * and turns errors into one clear line (stack with --verbose) and a non-zero exit.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
+import os from "node:os";
 import { WaspruneError } from "../errors.js";
 
 const program = new Command();
@@ -28,6 +29,12 @@ program
   .option("--verbose", "print stack traces of errors")
   .showHelpAfterError();
 
+/** `--threads N` of every command: worker threads of the pool (src/parallel); 1 runs without a pool. */
+const threadsOption = () =>
+  new Option("--threads <n>", "worker threads (1 = no worker pool; results are identical for any N)")
+    .argParser(int("--threads"))
+    .default(os.availableParallelism(), "available cores");
+
 const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokenizer.bin, tokenizer.model or tokenizer.json)");
 
 program
@@ -38,6 +45,7 @@ program
   .option("--text <file>", "held-out text for perplexity (default: sampled from the dense model)")
   .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { demoCommand } = await import("./commands/demo.js");
@@ -52,6 +60,7 @@ program
   .option("--paragraphs <n>", "use the first N paragraphs (default: all)", int("--paragraphs"))
   .option("--ctx <n>", "truncate each paragraph at this many tokens", int("--ctx"), 512)
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { evalCommand } = await import("./commands/eval.js");
@@ -68,6 +77,7 @@ program
   .option("--top-p <p>", "nucleus sampling mass (1 = off)", num("--top-p"), 0.9)
   .option("--seed <s>", "random seed", int("--seed"), 42)
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print results as JSON (no streaming)")
   .action(async (model: string, opts) => {
     const { generateCommand } = await import("./commands/generate.js");
@@ -79,6 +89,7 @@ program
   .description("architecture, shapes, parameter counts, dtypes, and exact zeros / N:M pattern per tensor")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { inspectCommand } = await import("./commands/inspect.js");
@@ -114,6 +125,7 @@ program
   .option("--spsa-batch <n>", "--structured mini-llm: calibration paragraphs per SPSA batch", int("--spsa-batch"))
   .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print the report as JSON")
   .action(async (model: string, opts, cmd: Command) => {
     const { routePrune } = await import("./commands/prune-structured.js");
@@ -134,6 +146,7 @@ program
   .requiredOption("--out <dir>", "output model directory")
   .option("--force", "replace an existing output")
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print the report as JSON")
   .action(async (model: string, opts) => {
     const { compressCommand } = await import("./commands/compress.js");
@@ -157,6 +170,7 @@ bench
   .description("single-thread dense GEMM GFLOP/s and GEMV GB/s against the scalar baseline")
   .option("--json", "print results as JSON")
   .option("--quick", "fewer repetitions")
+  .addOption(threadsOption())
   .option("--svg <file>", "write a chart of sparse speed-up vs sparsity and shape")
   .action(async (opts) => {
     const { benchKernels } = await import("../../bench/kernels.js");
@@ -177,6 +191,7 @@ bench
   .option("--schedules <list>", "comma-separated schedules", "sequential,parallel")
   .option("--correction <c>", "error correction: default (fista only) | on | off | both", "both")
   .addOption(tokenizerOption)
+  .addOption(threadsOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { benchMethods } = await import("../../bench/methods.js");
@@ -184,13 +199,38 @@ bench
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench
+  .command("spsa")
+  .description("MINI-LLM's SPSA gradient estimate against exact finite differences, correlation vs K")
+  .argument("[model]", "model", "../shared/models/stories260K-hf")
+  .option("--calib <file>", "calibration text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .option("--max-k <k>", "largest number of SPSA directions", int("--max-k"), 1024)
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchSpsa } = await import("../../bench/structured-spsa.js");
+    const r = await benchSpsa(model, opts.calib, opts.maxK, !!opts.json);
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
   .command("prune")
   .description("FISTA solve and λ search speed on 768x768 and 3072x768 operators")
   .option("--json", "print results as JSON")
   .option("--quick", "fewer repetitions")
+  .addOption(threadsOption())
   .action(async (opts) => {
     const { benchPrune } = await import("../../bench/prune.js");
     const r = await benchPrune({ json: !!opts.json, quick: !!opts.quick });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+
+bench
+  .command("parallel")
+  .description("1 thread vs --threads workers: FISTA λ search 3072x768, whole-model prune of an 8-layer LLaMA, eval")
+  .option("--json", "print results as JSON")
+  .option("--quick", "shorter runs")
+  .option("--threads <n>", "worker threads to compare with 1", int("--threads"), 2)
+  .action(async (opts) => {
+    const { benchParallel } = await import("../../bench/parallel.js");
+    const r = await benchParallel({ json: !!opts.json, quick: !!opts.quick, threads: opts.threads });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 
