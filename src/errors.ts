@@ -50,6 +50,11 @@ export function missingTensor(file: string, tensor: string): FormatError {
   return new FormatError(file, `missing tensor "${tensor}"`);
 }
 
+/** A model weight stored in a dtype that is not a float one (the reader accepts integer tensors, weights must be floats). */
+export function notFloatWeight(file: string, tensor: string, dtype: string): FormatError {
+  return new FormatError(file, `tensor "${tensor}" has dtype ${dtype}, but model weights must be F32, F16 or BF16`);
+}
+
 /** A file ended before what its header promised. */
 export function truncated(file: string, expectedBytes: number, actualBytes: number, what = "the header implies"): FormatError {
   return new FormatError(file, `file is ${actualBytes} bytes but ${what} ${expectedBytes} bytes`);

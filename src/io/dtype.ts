@@ -1,11 +1,31 @@
 /**
- * @file Float widening/narrowing between the stored dtypes (F32, F16, BF16) and float32.
+ * @file The stored dtypes of safetensors files and their sizes; float widening/narrowing between the float
+ * dtypes (F32, F16, BF16) and float32; little-endian I64 encoding.
  * Widening is exact; narrowing rounds to nearest, ties to even (as torch's `.half()` / `.bfloat16()`),
  * keeps NaN a (quiet) NaN and overflows to ±Inf.
  */
 import type { DType } from "../model/types.js";
 
-export const DTYPE_SIZE: Readonly<Record<DType, number>> = Object.freeze({ F32: 4, F16: 2, BF16: 2 });
+/**
+ * Bytes per element of every dtype the reader and writer handle: the float dtypes model weights may have
+ * (DType: F32, F16, BF16, readable as float32) and raw ones (integers, bools, F64) that other tensors of a
+ * checkpoint may have, e.g. the U8 bitmasks and I64 shapes of a compressed one, read as their bytes.
+ */
+export const DTYPE_SIZE = Object.freeze({
+  F32: 4, F16: 2, BF16: 2,
+  F64: 8, BOOL: 1, U8: 1, I8: 1, U16: 2, I16: 2, U32: 4, I32: 4, U64: 8, I64: 8,
+} as const);
+export type StoredDType = keyof typeof DTYPE_SIZE;
+export const STORED_DTYPES: readonly StoredDType[] = Object.freeze(Object.keys(DTYPE_SIZE) as StoredDType[]);
+
+export function isStoredDType(d: string): d is StoredDType {
+  return Object.prototype.hasOwnProperty.call(DTYPE_SIZE, d);
+}
+
+/** A dtype readable as float32 (a model weight's dtype). */
+export function isFloatDType(d: string): d is DType {
+  return d === "F32" || d === "F16" || d === "BF16";
+}
 
 /** Every dtype name the safetensors format defines (so "unsupported" can be told apart from "unknown"). */
 export const SAFETENSORS_DTYPES: ReadonlySet<string> = new Set([
@@ -92,4 +112,31 @@ export function narrow16(dtype: "F16" | "BF16", src: Float32Array, dst: Uint8Arr
   const u16 = new Uint16Array(dst.buffer, dst.byteOffset, src.length);
   const f = dtype === "F16" ? f32ToF16Bits : f32ToBf16Bits;
   for (let i = 0; i < src.length; i++) u16[i] = f(src[i]!);
+}
+
+/** Float32 values as the stored bytes of a float `dtype` (F32 is a view; F16/BF16 are narrowed, exact for widened values). */
+export function encodeFloats(data: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === "F32") return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  const out = new Uint8Array(data.length * 2);
+  narrow16(dtype, data, out);
+  return out;
+}
+
+/** Integers (safe, any sign) as little-endian I64 bytes. */
+export function encodeI64(values: ArrayLike<number>): Uint8Array {
+  const out = new BigInt64Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = BigInt(values[i]!);
+  return new Uint8Array(out.buffer);
+}
+
+/** Little-endian I64 bytes as numbers; undefined if one is not a safe integer. */
+export function decodeI64(bytes: Uint8Array): number[] | undefined {
+  const v = new BigInt64Array(bytes.slice().buffer, 0, bytes.length >> 3);
+  const out: number[] = [];
+  for (const b of v) {
+    const n = Number(b);
+    if (!Number.isSafeInteger(n)) return undefined;
+    out.push(n);
+  }
+  return out;
 }

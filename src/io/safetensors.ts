@@ -10,12 +10,16 @@
  * The reader trusts nothing: every header field is checked (types, bounds, sizes, overlaps) before any tensor
  * is read, and every error is a FormatError naming the file. Tensor bytes go straight from the file into the
  * destination (the WASM arena) with positioned reads; F16/BF16 are widened to f32 in bounded chunks.
+ *
+ * Dtypes: the float ones (F32, F16, BF16) are read as float32 (`readF32Into`); the raw ones of DTYPE_SIZE
+ * (U8, I8, I16, I32, I64, F64, …; e.g. a compressed checkpoint's bitmasks and shapes, src/sparse) are
+ * validated the same way and read as their bytes (`readRaw`). Sub-byte and 8-bit float dtypes are refused
+ * as unsupported. Whether a tensor may be a model *weight* is the loader's call (src/model/load-hf.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FormatError, UsageError } from "../errors.js";
-import { DTYPES, type DType } from "../model/types.js";
-import { DTYPE_SIZE, SAFETENSORS_DTYPES, narrow16, widen16 } from "./dtype.js";
+import { DTYPE_SIZE, SAFETENSORS_DTYPES, STORED_DTYPES, isFloatDType, isStoredDType, narrow16, widen16, type StoredDType } from "./dtype.js";
 
 /** Upper bound on the JSON header (the reference implementation uses the same 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -23,7 +27,7 @@ export const MAX_HEADER_BYTES = 100_000_000;
 const CHUNK = 1 << 22;
 
 export interface TensorEntry {
-  dtype: DType;
+  dtype: StoredDType;
   shape: number[];
   /** byte offsets into the data section, [begin, end) */
   begin: number;
@@ -36,9 +40,9 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
   /** absolute file offset of the data section */
   dataStart: number;
-  /** Read tensor `name` as float32 into `dst` (length = number of elements). */
+  /** Read float tensor `name` (F32/F16/BF16) as float32 into `dst` (length = number of elements). */
   readF32Into(name: string, dst: Float32Array): void;
-  /** The stored bytes of tensor `name`. */
+  /** The stored bytes of tensor `name` (any dtype; little endian). */
   readRaw(name: string): Uint8Array;
   close(): void;
 }
@@ -80,19 +84,19 @@ export function parseHeader(
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new FormatError(file, `${t} is not an object`);
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     if (typeof dtype !== "string") throw new FormatError(file, `${t} has no "dtype" string`);
-    if (!(DTYPES as readonly string[]).includes(dtype)) {
+    if (!isStoredDType(dtype)) {
       throw new FormatError(
         file,
         SAFETENSORS_DTYPES.has(dtype)
-          ? `${t} has unsupported dtype ${dtype} (supported: ${DTYPES.join(", ")})`
-          : `${t} has unknown dtype ${JSON.stringify(dtype).slice(0, 40)} (supported: ${DTYPES.join(", ")})`,
+          ? `${t} has unsupported dtype ${dtype} (supported: ${STORED_DTYPES.join(", ")})`
+          : `${t} has unknown dtype ${JSON.stringify(dtype).slice(0, 40)} (supported: ${STORED_DTYPES.join(", ")})`,
       );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new FormatError(file, `${t} has an invalid "shape" (want an array of non-negative integers)`);
     }
     const n = numel(shape as number[]);
-    if (!Number.isSafeInteger(n * DTYPE_SIZE[dtype as DType])) throw new FormatError(file, `${t} shape [${shape.join(",")}] is too large`);
+    if (!Number.isSafeInteger(n * DTYPE_SIZE[dtype])) throw new FormatError(file, `${t} shape [${shape.join(",")}] is too large`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw new FormatError(file, `${t} has invalid "data_offsets" (want [begin, end] non-negative integers)`);
     }
@@ -101,14 +105,14 @@ export function parseHeader(
     if (end > dataSize) {
       throw new FormatError(file, `${t} claims bytes [${begin},${end}) but the data section has only ${dataSize} bytes`);
     }
-    const want = n * DTYPE_SIZE[dtype as DType];
+    const want = n * DTYPE_SIZE[dtype];
     if (end - begin !== want) {
       throw new FormatError(
         file,
         `${t} has ${end - begin} bytes [${begin},${end}) but shape [${shape.join(",")}] of ${dtype} needs ${want}`,
       );
     }
-    header.set(name, { dtype: dtype as DType, shape: [...(shape as number[])], begin, end });
+    header.set(name, { dtype, shape: [...(shape as number[])], begin, end });
   }
   const spans = [...header].filter(([, e]) => e.end > e.begin).sort((a, b) => a[1].begin - b[1].begin);
   for (let i = 1; i < spans.length; i++) {
@@ -194,6 +198,7 @@ function makeReader(
       const e = entry(file, header, name);
       const n = numel(e.shape);
       if (dst.length !== n) throw new UsageError(`${file}: "${name}" has ${n} elements, destination has ${dst.length}`);
+      if (!isFloatDType(e.dtype)) throw new FormatError(file, `tensor "${name}" is ${e.dtype}, not a float dtype (F32, F16, BF16)`);
       const pos = dataStart + e.begin;
       if (e.dtype === "F32") {
         readFully(fd, file, new Uint8Array(dst.buffer, dst.byteOffset, n * 4), pos);
@@ -204,7 +209,7 @@ function makeReader(
         const m = Math.min(n - i, scratch.length >> 1);
         const bytes = scratch.subarray(0, m * 2);
         readFully(fd, file, bytes, pos + i * 2);
-        widen16(e.dtype, bytes, dst.subarray(i, i + m), m);
+        widen16(e.dtype as "F16" | "BF16", bytes, dst.subarray(i, i + m), m);
         i += m;
       }
     },
@@ -234,6 +239,7 @@ export interface Checkpoint {
   /** tensor name -> its file and header entry */
   tensors: Map<string, { file: SafetensorsFile; entry: TensorEntry }>;
   readF32Into(name: string, dst: Float32Array): void;
+  readRaw(name: string): Uint8Array;
   close(): void;
 }
 
@@ -285,13 +291,19 @@ export function openCheckpoint(dir: string): Checkpoint | undefined {
       }
     }
   }
+  const fileOf = (name: string): SafetensorsFile => {
+    const t = tensors.get(name);
+    if (!t) throw new FormatError(files.length === 1 ? base(files[0]!.path) : INDEX_FILE, `no tensor "${name}"`);
+    return t.file;
+  };
   return {
     files,
     tensors,
     readF32Into(name, dst) {
-      const t = tensors.get(name);
-      if (!t) throw new FormatError(files.length === 1 ? base(files[0]!.path) : INDEX_FILE, `no tensor "${name}"`);
-      t.file.readF32Into(name, dst);
+      fileOf(name).readF32Into(name, dst);
+    },
+    readRaw(name) {
+      return fileOf(name).readRaw(name);
     },
     close() {
       for (const f of files) f.close();
@@ -322,8 +334,11 @@ function readIndex(index: string): Map<string, string> {
 
 export interface TensorToWrite {
   name: string;
-  /** the stored dtype; Float32Array data is narrowed to it, Uint8Array data is taken as already encoded */
-  dtype: DType;
+  /**
+   * the stored dtype; Float32Array data is narrowed to it (float dtypes only), Uint8Array data is taken as
+   * already encoded (any dtype, little endian)
+   */
+  dtype: StoredDType;
   shape: number[];
   data: Float32Array | Uint8Array;
 }
@@ -342,6 +357,10 @@ export function writeSafetensors(filePath: string, tensors: readonly TensorToWri
     const t = sorted[i]!;
     if (t.name === "__metadata__" || (i > 0 && sorted[i - 1]!.name === t.name)) {
       throw new UsageError(`${file}: tensor name "${t.name}" is reserved or duplicated`);
+    }
+    if (!isStoredDType(t.dtype)) throw new UsageError(`${file}: "${t.name}" has unknown dtype ${t.dtype} (supported: ${STORED_DTYPES.join(", ")})`);
+    if (t.data instanceof Float32Array && !isFloatDType(t.dtype)) {
+      throw new UsageError(`${file}: "${t.name}" is ${t.dtype}; float32 data can only be stored as F32, F16 or BF16 (pass the encoded bytes)`);
     }
     const bytes = numel(t.shape) * DTYPE_SIZE[t.dtype];
     const have = t.data instanceof Float32Array ? t.data.length * DTYPE_SIZE[t.dtype] : t.data.length;
@@ -368,7 +387,7 @@ export function writeSafetensors(filePath: string, tensors: readonly TensorToWri
         for (let i = 0; i < t.data.length; i += CHUNK >> 1) {
           const src = t.data.subarray(i, Math.min(t.data.length, i + (CHUNK >> 1)));
           const dst = scratch.subarray(0, src.length * 2);
-          narrow16(t.dtype, src, dst);
+          narrow16(t.dtype as "F16" | "BF16", src, dst);
           writeFully(fd, dst);
         }
       }

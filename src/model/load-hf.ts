@@ -5,9 +5,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError, MissingFileError, missingTensor, notFound, shapeMismatch } from "../errors.js";
+import { ConfigError, MissingFileError, missingTensor, notFloatWeight, notFound, shapeMismatch } from "../errors.js";
 import { openCheckpoint, INDEX_FILE, SINGLE_FILE, numel } from "../io/safetensors.js";
-import { DTYPE_SIZE } from "../io/dtype.js";
+import { DTYPE_SIZE, isFloatDType } from "../io/dtype.js";
 import { parseHFConfig } from "./config.js";
 import { HF_LINEAR_NAMES, LINEAR_OPS, layerSizesOf, type DType, type LayerWeights, type ModelConfig, type ModelWeights, type Tensor } from "./types.js";
 import type { Wasm } from "../wasm/runtime.js";
@@ -93,13 +93,15 @@ export function loadHFWeights(dir: string, wasm: Wasm): HFLoaded {
       if (t.entry.shape.length !== s.shape.length || t.entry.shape.some((d, i) => d !== s.shape[i])) {
         throw shapeMismatch(where(s.name), s.name, t.entry.shape, s.shape);
       }
+      if (!isFloatDType(t.entry.dtype)) throw notFloatWeight(where(s.name), s.name, t.entry.dtype);
     }
     const bytesByDtype: Partial<Record<DType, number>> = {};
     const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
     const top: Partial<ModelWeights> = {};
     for (const s of specs) {
       const { entry } = ck.tensors.get(s.name)!;
-      bytesByDtype[entry.dtype] = (bytesByDtype[entry.dtype] ?? 0) + numel(entry.shape) * DTYPE_SIZE[entry.dtype];
+      const dt = entry.dtype as DType; // checked above
+      bytesByDtype[dt] = (bytesByDtype[dt] ?? 0) + numel(entry.shape) * DTYPE_SIZE[dt];
       const n = numel(s.shape);
       const ptr = wasm.arena.alloc(n);
       const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import fc from "fast-check";
 import { FormatError } from "../../src/errors.js";
 import { openSafetensors, openCheckpoint, writeSafetensors, type SafetensorsFile } from "../../src/io/safetensors.js";
-import { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from "../../src/io/dtype.js";
+import { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32, decodeI64, encodeI64, isFloatDType } from "../../src/io/dtype.js";
 
 const HF = "/work/shared/models/stories260K-hf/model.safetensors";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-st-"));
@@ -91,6 +91,38 @@ test("writer round-trips F32/F16/BF16 with metadata, sorted and aligned", () => 
   st.close();
 });
 
+test("raw dtypes: validated like floats, read as bytes, written from encoded bytes", () => {
+  const p = path.join(tmp, "raw.safetensors");
+  const mask = Uint8Array.of(0b0101, 0b1010, 0xff);
+  const shape = encodeI64([4096, -3]);
+  const f64 = new Uint8Array(Float64Array.of(Math.PI, -1).buffer);
+  writeSafetensors(p, [
+    { name: "w.bitmask", dtype: "U8", shape: [3], data: mask },
+    { name: "w.shape", dtype: "I64", shape: [2, 1], data: shape },
+    { name: "d", dtype: "F64", shape: [2], data: f64 },
+    { name: "i", dtype: "I16", shape: [1], data: Uint8Array.of(0xff, 0x7f) },
+    { name: "x", dtype: "F32", shape: [1], data: Float32Array.of(2) },
+  ]);
+  const st = openSafetensors(p);
+  try {
+    assert.deepEqual([...st.header].map(([n, e]) => [n, e.dtype, e.shape]), [
+      ["d", "F64", [2]], ["i", "I16", [1]], ["w.bitmask", "U8", [3]], ["w.shape", "I64", [2, 1]], ["x", "F32", [1]],
+    ]);
+    assert.deepEqual(st.readRaw("w.bitmask"), mask);
+    assert.deepEqual(decodeI64(st.readRaw("w.shape")), [4096, -3]);
+    assert.deepEqual(Array.from(new Float64Array(st.readRaw("d").slice().buffer)), [Math.PI, -1]);
+    assert.throws(() => st.readF32Into("w.bitmask", new Float32Array(3)), (e: unknown) =>
+      e instanceof FormatError && /^raw\.safetensors: tensor "w\.bitmask" is U8, not a float dtype/.test(e.message));
+  } finally {
+    st.close();
+  }
+  // the writer refuses float32 data for a raw dtype, wrong byte counts and unknown dtypes
+  assert.throws(() => writeSafetensors(p, [{ name: "m", dtype: "U8", shape: [1], data: Float32Array.of(1) }]), /"m" is U8; float32 data can only be stored as F32, F16 or BF16/);
+  assert.throws(() => writeSafetensors(p, [{ name: "s", dtype: "I64", shape: [2], data: new Uint8Array(8) }]), /"s" data has 8 bytes, shape \[2\] I64 needs 16/);
+  assert.throws(() => writeSafetensors(p, [{ name: "q", dtype: "Q4" as "U8", shape: [1], data: new Uint8Array(1) }]), /"q" has unknown dtype Q4/);
+  assert.equal(decodeI64(encodeI64([2 ** 53])), undefined);
+});
+
 test("f16/bf16 narrowing rounds to nearest even", () => {
   assert.equal(f32ToF16Bits(1), 0x3c00);
   assert.equal(f32ToF16Bits(65504), 0x7bff);
@@ -129,13 +161,18 @@ test("bad files: each a FormatError naming the file and the problem", () => {
     rawFile("end.safetensors", { x: { dtype: "F32", shape: [4], data_offsets: [0, 16] } }, new Uint8Array(8)),
     /^end\.safetensors: tensor "x" claims bytes \[0,16\) but the data section has only 8 bytes$/,
   );
+  // raw dtypes are accepted now (see "raw dtypes" below) but checked the same way: size x shape = span
   expectFormat(
-    rawFile("i8.safetensors", { q: { dtype: "I8", shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4)),
-    /^i8\.safetensors: tensor "q" has unsupported dtype I8 \(supported: F32, F16, BF16\)/,
+    rawFile("i8.safetensors", { q: { dtype: "I8", shape: [4], data_offsets: [0, 8] } }, new Uint8Array(8)),
+    /^i8\.safetensors: tensor "q" has 8 bytes \[0,8\) but shape \[4\] of I8 needs 4$/,
   );
   expectFormat(
-    rawFile("f64.safetensors", { d: { dtype: "F64", shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)),
-    /^f64\.safetensors: tensor "d" has unsupported dtype F64/,
+    rawFile("f64.safetensors", { d: { dtype: "F64", shape: [2], data_offsets: [0, 8] } }, new Uint8Array(8)),
+    /^f64\.safetensors: tensor "d" has 8 bytes \[0,8\) but shape \[2\] of F64 needs 16$/,
+  );
+  expectFormat(
+    rawFile("f8.safetensors", { d: { dtype: "F8_E4M3", shape: [8], data_offsets: [0, 8] } }, new Uint8Array(8)),
+    /^f8\.safetensors: tensor "d" has unsupported dtype F8_E4M3 \(supported: F32, F16, BF16, F64, BOOL, U8, I8, U16, I16, U32, I32, U64, I64\)$/,
   );
   expectFormat(
     rawFile("xx.safetensors", { d: { dtype: "Q4_K", shape: [1], data_offsets: [0, 8] } }, new Uint8Array(8)),
@@ -197,12 +234,13 @@ function tryOpen(bytes: Uint8Array, name: string): void {
   fs.writeFileSync(p, bytes);
   let st: SafetensorsFile | undefined;
   try {
-    st = openSafetensors(p);
-    // valid: every tensor must then read without error
-    for (const [n, e] of st.header) {
+    const f = (st = openSafetensors(p));
+    // valid: every tensor must then read without error (float ones as f32, all as bytes)
+    for (const [n, e] of f.header) {
       const dst = new Float32Array(e.shape.reduce((a, b) => a * b, 1));
-      st.readF32Into(n, dst);
-      assert.equal(st.readRaw(n).length, e.end - e.begin);
+      if (isFloatDType(e.dtype)) f.readF32Into(n, dst);
+      else assert.throws(() => f.readF32Into(n, dst), FormatError);
+      assert.equal(f.readRaw(n).length, e.end - e.begin);
     }
   } catch (e) {
     if (!(e instanceof FormatError)) throw e;
@@ -214,7 +252,7 @@ function tryOpen(bytes: Uint8Array, name: string): void {
 
 
 let smallCache: Buffer | undefined;
-/** A small valid file with all three dtypes (written by writeSafetensors). */
+/** A small valid file with the three float dtypes and a raw one (written by writeSafetensors). */
 function smallFile(): Buffer {
   if (!smallCache) {
     const p = path.join(tmp, "small.safetensors");
@@ -222,6 +260,7 @@ function smallFile(): Buffer {
       { name: "a", dtype: "F32", shape: [2, 3], data: Float32Array.of(1, 2, 3, 4, 5, 6) },
       { name: "b", dtype: "F16", shape: [3], data: Float32Array.of(1, -2, 0.5) },
       { name: "c", dtype: "BF16", shape: [1, 2], data: Float32Array.of(7, 8) },
+      { name: "d", dtype: "U8", shape: [4], data: Uint8Array.of(1, 2, 3, 4) },
     ], { format: "pt" });
     smallCache = fs.readFileSync(p);
   }
@@ -271,7 +310,7 @@ test("fuzz: structurally mutated headers (offsets, shapes, dtypes, metadata)", (
     fc.integer({ min: -10, max: 5000 }),
     fc.constantFrom(1.5, -0, 2 ** 53, 1e300, NaN),
     fc.string({ maxLength: 5 }),
-    fc.constantFrom("F32", "F16", "BF16", "I8", "F64", "U8", null, true),
+    fc.constantFrom("F32", "F16", "BF16", "I8", "F64", "U8", "I64", "F8_E4M3", "Q4_K", null, true),
     fc.array(fc.integer({ min: -2, max: 5000 }), { maxLength: 3 }),
     fc.constant(null).map(() => ({})),
   );

@@ -102,13 +102,17 @@ test("HF directory: missing tensor, unknown dtype, truncated weights, unsupporte
   writeSafetensors(partial, tensors);
   await rejects(loadModel(hfDir("missing", {}, { weights: partial }), { wasm }), FormatError, 'model.safetensors: missing tensor "model.layers.3.mlp.down_proj.weight"');
 
-  // a header edited to declare an I8 tensor
+  // a header edited to declare an I32 weight (a valid file: the reader takes integer tensors, the loader not as weights)
   const whole = fs.readFileSync(path.join(HF, "model.safetensors"));
   const hlen = Number(whole.readBigUInt64LE(0));
-  const header = whole.subarray(8, 8 + hlen).toString().replace('"model.norm.weight":{"dtype":"F32"', '"model.norm.weight":{"dtype": "I8"');
-  const i8 = path.join(tmp, "i8.safetensors");
-  fs.writeFileSync(i8, Buffer.concat([whole.subarray(0, 8), Buffer.from(header), whole.subarray(8 + hlen)]));
-  await rejects(loadModel(hfDir("i8", {}, { weights: i8 }), { wasm }), FormatError, /^model\.safetensors: tensor "model\.norm\.weight" has unsupported dtype I8 \(supported: F32, F16, BF16\)$/);
+  const editDtype = (to: string): string => {
+    const header = whole.subarray(8, 8 + hlen).toString().replace('"model.norm.weight":{"dtype":"F32"', `"model.norm.weight":{"dtype":${JSON.stringify(to).padEnd(5)}`);
+    const f = path.join(tmp, `${to}.safetensors`);
+    fs.writeFileSync(f, Buffer.concat([whole.subarray(0, 8), Buffer.from(header), whole.subarray(8 + hlen)]));
+    return f;
+  };
+  await rejects(loadModel(hfDir("i32", {}, { weights: editDtype("I32") }), { wasm }), FormatError, /^model\.safetensors: tensor "model\.norm\.weight" has dtype I32, but model weights must be F32, F16 or BF16$/);
+  await rejects(loadModel(hfDir("q4", {}, { weights: editDtype("Q4") }), { wasm }), FormatError, /^model\.safetensors: tensor "model\.norm\.weight" has unknown dtype "Q4"/);
 
   const cut = path.join(tmp, "cut.safetensors");
   fs.writeFileSync(cut, whole.subarray(0, whole.length - 1000));
