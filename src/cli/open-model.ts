@@ -1,9 +1,34 @@
-/** @file Resolve the MODEL argument of every command: "builtin" is the seeded demo model, anything else a path. */
+/**
+ * @file Resolve the MODEL argument of every command: "builtin" is the seeded demo model, `hf:ORG/NAME[@REV]`
+ * is fetched from the Hugging Face Hub into the local cache (src/model/hub.ts), anything else is a path.
+ */
 import { builtinModel, BUILTIN_NAME } from "../model/builtin.js";
+import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
 import { loadModel } from "../model/load.js";
 import type { Model } from "../model/types.js";
+import { progress } from "./progress.js";
 
 export async function openModel(path: string, opts: { tokenizer?: string; requireTokenizer?: boolean } = {}): Promise<Model> {
   if (path === BUILTIN_NAME) return builtinModel();
-  return loadModel(path, { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+  return loadModel(await resolveModelPath(path), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+}
+
+/** A local path for MODEL: hub references are fetched (or found in the cache) first. */
+export async function resolveModelPath(spec: string): Promise<string> {
+  if (!isHubRef(spec)) return spec;
+  const ref = parseHubRef(spec);
+  let bar: ReturnType<typeof progress> | undefined;
+  let current = "";
+  try {
+    return await fetchHubModel(ref, (file, received, total) => {
+      if (file !== current) {
+        bar?.stop();
+        current = file;
+        bar = progress(`fetch ${file}`, total ?? 0);
+      }
+      bar?.update(received);
+    });
+  } finally {
+    bar?.stop();
+  }
 }
