@@ -98,13 +98,14 @@ function edge1x1(a: usize, sak: usize, b: usize, ldb: usize, c: usize, K: i32, a
 
 /**
  * C[M,N] (+)= alpha · op(A)·B; op(A)(i,k) = a[i·sai + k·sak]; B [K, ldb]; C [M, ldc] (strides in floats).
- * accumulate = 1 adds to C; upper = 1 computes only elements with j ≥ i (Gram use; needs M == N).
+ * accumulate = 1 adds to C; upper = 1 computes only elements with j ≥ i (Gram use; needs M ≤ N: a band of
+ * rows of the triangle starting on the diagonal, see f32_gram_upper_rows).
  */
 export function f32_gemm_strided(
   a: usize, sai: i32, sak: i32, b: usize, ldb: i32, c: usize, ldc: i32,
   M: i32, N: i32, K: i32, alpha: f32, accumulate: i32, upper: i32,
 ): void {
-  assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M == N));
+  assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));
   const saiB = <usize>sai << 2;
   const sakB = <usize>sak << 2;
   const ldbB = <usize>ldb << 2;
@@ -153,6 +154,18 @@ export function f32_gemm_strided(
 /** H[cols,cols] += XᵀX for X [T, cols] row-major: upper triangle only (call f32_sym_mirror when done). */
 export function f32_gram_upper(x: usize, h: usize, T: i32, cols: i32): void {
   f32_gemm_strided(x, 1, cols, x, cols, h, cols, cols, cols, T, 1, 1, 1);
+}
+
+/**
+ * Rows [i0, i1) of f32_gram_upper: H[i, j] += Σ_t X[t, i]·X[t, j] for i0 ≤ i < i1, j ≥ i. Every element is
+ * the same sum as in the whole-matrix call (the summation order does not depend on the tile an element falls
+ * in), so threads that split the rows of H (src/parallel) give a bit-identical H for any split.
+ */
+export function f32_gram_upper_rows(x: usize, h: usize, T: i32, cols: i32, i0: i32, i1: i32): void {
+  assert(0 <= i0 && i0 <= i1 && i1 <= cols);
+  if (i1 == i0) return;
+  const o = <usize>i0 << 2;
+  f32_gemm_strided(x + o, 1, cols, x + o, cols, h + <usize>i0 * (<usize>cols << 2) + o, cols, i1 - i0, cols - i0, T, 1, 1, 1);
 }
 
 /** C[cols,cols] += Aᵀ·B for A, B [T, cols] row-major (the cross term X_dᵀX_p). */

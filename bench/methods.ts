@@ -54,7 +54,7 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const bar = progress("bench methods", grid.length, { json: o.json, extra: "{run}" });
   let cmp: Comparison;
   try {
-    cmp = compareSettings(model, calib, evalSeqs, grid, (done, _t, run) => bar.update(done, { run }));
+    cmp = await compareSettings(model, calib, evalSeqs, grid, (done, _t, run) => bar.update(done, { run }));
   } finally {
     bar.stop();
   }

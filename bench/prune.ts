@@ -73,14 +73,14 @@ export async function benchPrune(opts: { json: boolean; quick?: boolean }): Prom
     const W = a.alloc(rows * cols);
     a.f32(W, rows * cols).set(a.f32(W0, rows * cols));
     let t0 = performance.now();
-    solver.solve(W, W, lam, 0, solveIters);
+    await solver.solve(W, W, lam, 0, solveIters);
     const solveSec = (performance.now() - t0) / 1000;
 
     a.f32(W, rows * cols).set(a.f32(W0, rows * cols));
     const keep = cols / 2;
     t0 = performance.now();
     const before = solver.iterations;
-    const nnz = solver.bisect(W, lam, keep, steps, perStep, final);
+    const nnz = await solver.bisect(W, lam, keep, steps, perStep, final);
     const searchSeconds = (performance.now() - t0) / 1000;
     const tol = Math.max(1, Math.round(0.02 * cols));
     const row: BenchPruneRow = {

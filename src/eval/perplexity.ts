@@ -56,3 +56,56 @@ export function perplexity(
     return { perplexity: Math.exp(meanNll), meanNll, tokens: count, sequences: sequences.length, seconds, tokensPerSecond: tokens / seconds };
   });
 }
+
+/**
+ * `perplexity` on `model.wasm.parallel`'s threads when there is a pool: sequences go out in small chunks to
+ * whichever slot is free (each slot has its own RunState), and the per-sequence NLLs are summed in sequence
+ * order, so the result is bit-identical to `perplexity` for any thread count. Progress counts finished
+ * sequences over all workers.
+ */
+export async function perplexityAsync(
+  model: Model,
+  sequences: number[][],
+  onProgress?: (done: number, total: number, tokens: number) => void,
+): Promise<PerplexityResult> {
+  const p = model.wasm.parallel;
+  if (!p) return perplexity(model, sequences, onProgress);
+  const { describe } = await import("../parallel/forward-local.js");
+  const maxLen = Math.max(2, ...sequences.map((s) => s.length));
+  const arena = model.wasm.arena;
+  const m = arena.mark();
+  try {
+    const states = Array.from({ length: p.threads }, () => createRunState(model, maxLen, maxLen));
+    const desc = { config: model.config, weights: describe(model.weights) };
+    const t0 = performance.now();
+    const per = new Float64Array(2 * sequences.length);
+    const chunk = Math.max(1, Math.min(16, Math.ceil(sequences.length / (4 * p.threads))));
+    let next = 0;
+    let done = 0;
+    let counted = 0;
+    await Promise.all(states.map(async (st) => {
+      while (next < sequences.length) {
+        const i0 = next;
+        const i1 = Math.min(sequences.length, i0 + chunk);
+        next = i1;
+        const r = await p.run<Float64Array>("forward", { op: "nll", model: desc, st, seqs: sequences.slice(i0, i1) }, `eval: sequences ${i0}..${i1 - 1}`);
+        per.set(r, 2 * i0);
+        done += i1 - i0;
+        for (let i = i0; i < i1; i++) counted += r[2 * (i - i0) + 1];
+        onProgress?.(done, sequences.length, counted);
+      }
+    }));
+    let nll = 0;
+    let count = 0;
+    for (let i = 0; i < sequences.length; i++) {
+      nll += per[2 * i];
+      count += per[2 * i + 1];
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const meanNll = count > 0 ? nll / count : NaN;
+    const tokens = sequences.reduce((a, s) => a + s.length, 0);
+    return { perplexity: Math.exp(meanNll), meanNll, tokens: count, sequences: sequences.length, seconds, tokensPerSecond: tokens / seconds };
+  } finally {
+    arena.release(m);
+  }
+}

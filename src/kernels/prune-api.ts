@@ -10,7 +10,7 @@ export interface PruneKernelApi {
   // ---- assembly/f32-gram.ts ------------------------------------------------------------------------
   /**
    * C[M,N] (+)= alpha · op(A)·B with op(A)(i,k) at float offset i·sai + k·sak of a; B rows of ldb, C rows of ldc.
-   * accumulate = 1 adds to C; upper = 1 computes only j ≥ i (needs M = N). Deterministic summation order.
+   * accumulate = 1 adds to C; upper = 1 computes only j ≥ i (needs M ≤ N). Deterministic summation order.
    */
   f32_gemm_strided(
     a: number, sai: number, sak: number, b: number, ldb: number, c: number, ldc: number,
@@ -18,6 +18,8 @@ export interface PruneKernelApi {
   ): void;
   /** H[cols,cols] += XᵀX (upper triangle only) for X [T, cols]. */
   f32_gram_upper(x: number, h: number, T: number, cols: number): void;
+  /** Rows [i0, i1) of f32_gram_upper (bit-identical elements): the unit of the row-sharded Gram. */
+  f32_gram_upper_rows(x: number, h: number, T: number, cols: number, i0: number, i1: number): void;
   /** C[cols,cols] += Aᵀ·B for A, B [T, cols]. */
   f32_gram_cross(a: number, b: number, c: number, T: number, cols: number): void;
   /** Copy the upper triangle of H [n,n] onto the lower one. */
@@ -49,7 +51,7 @@ export interface PruneKernelApi {
 }
 
 const NAMES = [
-  "f32_gemm_strided", "f32_gram_upper", "f32_gram_cross", "f32_sym_mirror",
+  "f32_gemm_strided", "f32_gram_upper", "f32_gram_upper_rows", "f32_gram_cross", "f32_sym_mirror",
   "f32_fista_wh", "f32_fista_step", "f32_row_dot",
   "f32_topk_mask", "f32_nm_mask", "f32_mask_mul", "f32_row_nnz",
 ] as const satisfies readonly (keyof PruneKernelApi)[];

@@ -3,7 +3,7 @@
  * correction) is pruned from the same dense weights (restored between runs, nothing written) and evaluated on
  * the same text. Used by the main job and by `wasprune bench methods`.
  */
-import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import { perplexityAsync, type PerplexityResult } from "../eval/perplexity.js";
 import { LINEAR_OPS, type Model } from "../model/types.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneModel, type PruneSettings } from "./driver.js";
@@ -25,23 +25,23 @@ export interface Comparison {
   rows: ComparisonRow[];
 }
 
-export function compareSettings(
+export async function compareSettings(
   model: Model,
   calib: CalibrationSet,
   evalSeqs: number[][],
   grid: PruneSettings[],
   onRun?: (done: number, total: number, label: string) => void,
-): Comparison {
+): Promise<Comparison> {
   const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
   const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
-  const dense = perplexity(model, evalSeqs);
+  const dense = await perplexityAsync(model, evalSeqs);
   const rows: ComparisonRow[] = [];
   try {
-    grid.forEach((s, i) => {
+    for (const [i, s] of grid.entries()) {
       const label = `${s.method} ${formatPattern(s.pattern)} ${s.schedule}${s.errorCorrection ? " +corr" : ""}`;
       onRun?.(i, grid.length, label);
       const t0 = performance.now();
-      const ops = pruneModel(model, calib, s);
+      const ops = await pruneModel(model, calib, s);
       const seconds = (performance.now() - t0) / 1000;
       let params = 0;
       let zeros = 0;
@@ -56,12 +56,12 @@ export function compareSettings(
         errorCorrection: s.errorCorrection,
         sparsity: zeros / params,
         meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length,
-        perplexity: perplexity(model, evalSeqs).perplexity,
+        perplexity: (await perplexityAsync(model, evalSeqs)).perplexity,
         seconds,
       });
       restore();
       onRun?.(i + 1, grid.length, label);
-    });
+    }
   } finally {
     restore();
   }

@@ -15,12 +15,14 @@
  * weights replace the dense ones in the model, and the layer is checkpointed (src/prune/checkpoint.ts).
  */
 import type { Model, LayerWeights, LinearOp, Tensor } from "../model/types.js";
-import { createRunState, layerForward, embed, type CapturePoint, type RunState } from "../model/forward.js";
+import { createRunState, embed, type CapturePoint, type RunState } from "../model/forward.js";
 import { linearName } from "../model/names.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
 import { GramCollector, type GramStats } from "./gram.js";
-import { problemFromGram } from "./problem.js";
+import { problemFromGramAsync } from "./problem.js";
+import { shards, WorkerError } from "../parallel/pool.js";
+import { describe, layerPasses, type LayerPass, type LayerPassesTask } from "../parallel/forward-local.js";
 import { METHODS } from "./methods/index.js";
 import type { MethodName, PruneOptions, PruneStats } from "./methods/types.js";
 
@@ -73,8 +75,15 @@ export function checkModelPattern(model: Model, pattern: Pattern): void {
   for (const g of GROUPS) for (const op of g.ops) checkPatternFits(pattern, model.weights.layers[0][op].shape[1], `${linearName(0, op)}`);
 }
 
-/** Prune every linear operator of every decoder layer in place; returns one report per operator. */
-export function pruneModel(model: Model, calib: CalibrationSet, settings: PruneSettings, hooks: DriverHooks = {}): OperatorReport[] {
+/**
+ * Prune every linear operator of every decoder layer in place; returns one report per operator.
+ *
+ * With a worker pool (`model.wasm.parallel`): the calibration passes of a layer run on the workers (samples in
+ * contiguous blocks, each slot with its own RunState, the operator inputs copied to per-sample capture
+ * buffers), the Gram sums are split over the rows of H and take the samples in order, and each operator's
+ * method splits its rows. Every result is bit-identical for any thread count.
+ */
+export async function pruneModel(model: Model, calib: CalibrationSet, settings: PruneSettings, hooks: DriverHooks = {}): Promise<OperatorReport[]> {
   checkModelPattern(model, settings.pattern);
   const { wasm, config: c } = model;
   const arena = wasm.arena;
@@ -82,14 +91,17 @@ export function pruneModel(model: Model, calib: CalibrationSet, settings: PruneS
   const reports: OperatorReport[] = [];
   const totalOps = c.nLayers * 7;
 
-  return arena.scoped(() => {
+  const m0 = arena.mark();
+  try {
     const st = createRunState(model, maxT, maxT);
+    const states = wasm.parallel ? Array.from({ length: wasm.parallel.threads }, () => createRunState(model, maxT, maxT)) : [st];
     // the layer-input stream for all samples, [N, dim]
     const stream = arena.alloc(calib.totalTokens * c.dim);
     calib.samples.forEach((s, i) => {
       embed(model, st, s);
       copy(model, st.x, stream + 4 * calib.offsets[i] * c.dim, s.length * c.dim);
     });
+    const ctx: LayerContext = { model, calib, stream, states };
 
     for (let l = 0; l < c.nLayers; l++) {
       const dense = model.weights.layers[l];
@@ -102,18 +114,17 @@ export function pruneModel(model: Model, calib: CalibrationSet, settings: PruneS
         for (const op of Object.keys(saved.weights) as LinearOp[]) pruned[op].data.set(saved.weights[op]!);
         layerReports = saved.reports;
       } else {
+        const done: OpDone = (r) => hooks.onOperator?.(r, reports.length + r.index + 1, totalOps);
         layerReports = settings.errorCorrection
-          ? pruneLayerCorrected(model, st, calib, stream, l, dense, pruned, settings, (r) => hooks.onOperator?.(r, reports.length + r.index + 1, totalOps))
-          : pruneLayerPlain(model, st, calib, stream, l, dense, pruned, settings, (r) => hooks.onOperator?.(r, reports.length + r.index + 1, totalOps));
+          ? await pruneLayerCorrected(ctx, l, dense, pruned, settings, done)
+          : await pruneLayerPlain(ctx, l, dense, pruned, settings, done);
       }
       // advance the stream through the pruned (sequential) or dense (parallel) layer
       const through = settings.schedule === "sequential" ? pruned : dense;
-      calib.samples.forEach((s, i) => {
+      await runPasses(ctx, l, [through], calib.samples.map((s, i) => {
         const at = stream + 4 * calib.offsets[i] * c.dim;
-        copy(model, at, st.x, s.length * c.dim);
-        layerForward(model, st, through, l, s.length, 0);
-        copy(model, st.x, at, s.length * c.dim);
-      });
+        return { lw: 0, at, T: s.length, out: at };
+      }), `layer ${l}: advancing the calibration stream`);
       const weights = {} as Record<LinearOp, Float32Array>;
       for (const g of GROUPS) for (const op of g.ops) {
         dense[op].data.set(pruned[op].data);
@@ -125,65 +136,128 @@ export function pruneModel(model: Model, calib: CalibrationSet, settings: PruneS
       hooks.onLayer?.(l, layerReports, !!saved);
     }
     return reports;
-  });
+  } finally {
+    arena.release(m0);
+  }
 }
 
 type OpDone = (r: OperatorReport & { index: number }) => void;
 
+/** What every layer step needs: the model, the calibration stream, and one RunState per thread slot. */
+interface LayerContext {
+  model: Model;
+  calib: CalibrationSet;
+  stream: number;
+  /** RunState per pool slot (one, in this thread, without a pool) */
+  states: RunState[];
+}
+
+/** Capture buffers of at most this many floats per chunk of samples (the Grams take samples in order). */
+const CAPTURE_FLOATS = 64 << 20;
+
+/** Consecutive samples whose captures (tokens × `floatsPerToken`) fit CAPTURE_FLOATS (at least one sample). */
+function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const budget = Math.max(1, Math.floor(CAPTURE_FLOATS / floatsPerToken));
+  let i0 = 0;
+  while (i0 < calib.samples.length) {
+    let i1 = i0 + 1;
+    let tokens = calib.samples[i0].length;
+    while (i1 < calib.samples.length && tokens + calib.samples[i1].length <= budget) tokens += calib.samples[i1++].length;
+    out.push([i0, i1]);
+    i0 = i1;
+  }
+  return out;
+}
+
+/** Run layer passes of samples: in this thread, or in contiguous blocks (by tokens) on the pool's slots. */
+async function runPasses(ctx: LayerContext, l: number, lws: LayerWeights[], passes: LayerPass[], what: string): Promise<void> {
+  const { model } = ctx;
+  const par = model.wasm.parallel;
+  if (!par) return layerPasses(model.wasm, model.config, l, ctx.states[0], lws, passes);
+  const blocks = shards(passes.length, par.threads, 1, (i) => passes[i].T);
+  const described = lws.map((lw) => describe(lw));
+  await par.all<number>("forward", (s) => {
+    const b = blocks[s];
+    if (!b) return undefined;
+    return { op: "layer", config: model.config, l, st: ctx.states[s], lws: described, passes: passes.slice(b[0], b[1]) } satisfies LayerPassesTask;
+  }, what);
+}
+
 /** No correction: one pass of the dense layer; each operator fitted to its own dense input. */
-function pruneLayerPlain(
-  model: Model, st: RunState, calib: CalibrationSet, stream: number, l: number,
-  dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
-): OperatorReport[] {
-  const mark = model.wasm.arena.mark();
+async function pruneLayerPlain(
+  ctx: LayerContext, l: number, dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
+): Promise<OperatorReport[]> {
+  const { model, calib, stream } = ctx;
+  const arena = model.wasm.arena;
+  const dim = model.config.dim;
+  const mark = arena.mark();
   const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(model.wasm, colsOf(model, g.point))]));
-  forEachSample(model, st, calib, stream, (T) => {
-    layerForward(model, st, dense, l, T, 0, (point, x, TT) => grams.get(point)!.addBatch(x, TT));
-  });
+  const perToken = GROUPS.reduce((a, g) => a + colsOf(model, g.point), 0);
+  for (const [i0, i1] of sampleChunks(calib, perToken)) {
+    const m = arena.mark();
+    const base = calib.offsets[i0];
+    const tokens = calib.offsets[i1 - 1] + calib.samples[i1 - 1].length - base;
+    const capBase = new Map(GROUPS.map((g) => [g.point, arena.alloc(tokens * colsOf(model, g.point))]));
+    const capOf = (point: CapturePoint, i: number) => capBase.get(point)! + 4 * (calib.offsets[i] - base) * colsOf(model, point);
+    const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
+    await runPasses(ctx, l, [dense], idx.map((i) => ({
+      lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length,
+      caps: Object.fromEntries(GROUPS.map((g) => [g.point, capOf(g.point, i)])),
+    })), `layer ${l}: calibration forward`);
+    for (const g of GROUPS) {
+      await grams.get(g.point)!.addBatches(idx.map((i) => {
+        const x = capOf(g.point, i);
+        return { xp: x, xd: x, T: calib.samples[i].length };
+      }), `layer ${l}: Gram of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+    }
+    arena.release(m);
+  }
   const out: OperatorReport[] = [];
   for (const g of GROUPS) {
     const stats = grams.get(g.point)!.finish();
     for (const op of g.ops) {
-      const r = solveInto(model, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(model, l, op, dense[op], stats, pruned[op], settings);
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }
   }
-  model.wasm.arena.release(mark);
+  arena.release(mark);
   return out;
 }
 
 /** Intra-layer error correction: groups in forward order, each fitted on pruned inputs to dense outputs. */
-function pruneLayerCorrected(
-  model: Model, st: RunState, calib: CalibrationSet, stream: number, l: number,
-  dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
-): OperatorReport[] {
-  const c = model.config;
+async function pruneLayerCorrected(
+  ctx: LayerContext, l: number, dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
+): Promise<OperatorReport[]> {
+  const { model, calib, stream } = ctx;
   const arena = model.wasm.arena;
+  const dim = model.config.dim;
   const out: OperatorReport[] = [];
-  const maxT = st.maxT;
   // the layer as pruned so far: dense operators until their group is done
   const partial: LayerWeights = { ...dense };
   for (const g of GROUPS) {
     const cols = colsOf(model, g.point);
     const gram = new GramCollector(model.wasm, cols, { cross: true });
-    const xd = arena.alloc(maxT * cols);
-    const xp = arena.alloc(maxT * cols);
-    const grab = (dst: number) => (point: CapturePoint, x: number, T: number) => {
-      if (point === g.point) copy(model, x, dst, T * cols);
-    };
-    calib.samples.forEach((s, i) => {
-      const at = stream + 4 * calib.offsets[i] * c.dim;
-      const T = s.length;
-      copy(model, at, st.x, T * c.dim);
-      layerForward(model, st, dense, l, T, 0, grab(xd));
-      copy(model, at, st.x, T * c.dim);
-      layerForward(model, st, partial, l, T, 0, grab(xp));
-      gram.addBatchPair(xp, xd, T);
-    });
+    for (const [i0, i1] of sampleChunks(calib, 2 * cols)) {
+      const m = arena.mark();
+      const base = calib.offsets[i0];
+      const tokens = calib.offsets[i1 - 1] + calib.samples[i1 - 1].length - base;
+      const xdBase = arena.alloc(tokens * cols);
+      const xpBase = arena.alloc(tokens * cols);
+      const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
+      const at = (i: number) => 4 * (calib.offsets[i] - base) * cols;
+      await runPasses(ctx, l, [dense, partial], idx.flatMap((i) => [
+        { lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xdBase + at(i) } },
+        { lw: 1, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xpBase + at(i) } },
+      ]), `layer ${l}: calibration forward (dense and pruned) for ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+      await gram.addBatches(idx.map((i) => ({ xp: xpBase + at(i), xd: xdBase + at(i), T: calib.samples[i].length })),
+        `layer ${l}: Gram of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+      arena.release(m);
+    }
     const stats = gram.finish();
     for (const op of g.ops) {
-      const r = solveInto(model, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(model, l, op, dense[op], stats, pruned[op], settings);
       partial[op] = pruned[op];
       out.push(r);
       done({ ...r, index: out.length - 1 });
@@ -193,28 +267,27 @@ function pruneLayerCorrected(
   return out;
 }
 
-function forEachSample(model: Model, st: RunState, calib: CalibrationSet, stream: number, fn: (T: number) => void): void {
-  const dim = model.config.dim;
-  calib.samples.forEach((s, i) => {
-    copy(model, stream + 4 * calib.offsets[i] * dim, st.x, s.length * dim);
-    fn(s.length);
-  });
-}
-
 /** Solve one operator and copy its pruned weights into `into` (allocated before the Gram statistics). */
-function solveInto(
+async function solveInto(
   model: Model, l: number, op: LinearOp, w0: Tensor, stats: GramStats, into: Tensor, settings: PruneSettings,
-): OperatorReport {
+): Promise<OperatorReport> {
   const [rows, cols] = w0.shape;
   const wasm = model.wasm;
-  return wasm.arena.scoped(() => {
+  const name = linearName(l, op);
+  const m = wasm.arena.mark();
+  try {
     const t0 = performance.now();
-    const problem = problemFromGram(wasm, w0.ptr, rows, stats);
-    const { W, stats: s } = METHODS[settings.method].prune(wasm, problem, settings.pattern, settings.methodOptions);
+    const problem = await problemFromGramAsync(wasm, w0.ptr, rows, stats);
+    const { W, stats: s } = await METHODS[settings.method].prune(wasm, problem, settings.pattern, settings.methodOptions);
     into.data.set(wasm.arena.f32(W, rows * cols));
     const seconds = (performance.now() - t0) / 1000;
-    return { layer: l, op, name: linearName(l, op), rows, cols, ...s, seconds };
-  });
+    return { layer: l, op, name, rows, cols, ...s, seconds };
+  } catch (e) {
+    if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
+    throw e;
+  } finally {
+    wasm.arena.release(m);
+  }
 }
 
 function copy(model: Model, src: number, dst: number, n: number): void {

@@ -10,6 +10,7 @@
 import type { Wasm } from "../wasm/runtime.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import { UsageError } from "../errors.js";
+import { gramBatches } from "../parallel/rows.js";
 
 export interface GramStats {
   cols: number;
@@ -62,6 +63,18 @@ export class GramCollector {
       k.f32_gram_upper(xd, this.Hd, T, this.cols);
     }
     this.n += T;
+  }
+
+  /**
+   * addBatchPair for each batch in order, with the rows of the sums split over `wasm.parallel`'s threads
+   * when there is a pool (every element is the same sum: bit-identical to the sequential calls).
+   */
+  async addBatches(batches: Array<{ xp: number; xd: number; T: number }>, what = "Gram"): Promise<void> {
+    if (this.state !== "collecting") throw new UsageError(`GramCollector: addBatch after ${this.state === "finished" ? "finish()" : "free()"}`);
+    const live = batches.filter((b) => b.T > 0);
+    if (!this.C) for (const b of live) if (b.xd !== b.xp) throw new UsageError("GramCollector: X_d ≠ X_p needs { cross: true }");
+    await gramBatches(this.wasm, live, this.H, this.C, this.Hd, this.cols, what);
+    for (const b of live) this.n += b.T;
   }
 
   /** H/n (and C/n, H_d/n), symmetric; the blocks stay owned by the collector until `free()`. */

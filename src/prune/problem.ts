@@ -16,6 +16,7 @@
 import type { Wasm } from "../wasm/runtime.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import type { GramStats } from "./gram.js";
+import { matmul } from "../parallel/rows.js";
 
 export interface OperatorProblem {
   /** out features */
@@ -84,6 +85,50 @@ export function problemFromGram(wasm: Wasm, W0: number, rows: number, stats: Gra
   return createProblem(wasm, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
 }
 
+/**
+ * createProblem with its products (W₀·H) split over `wasm.parallel`'s threads when there is a pool;
+ * bit-identical to createProblem.
+ */
+export async function createProblemAsync(
+  wasm: Wasm,
+  p: { rows: number; cols: number; W0: number; H: number; B?: number; targetEnergy?: number; nTokens?: number },
+): Promise<OperatorProblem> {
+  const { rows, cols, W0, H } = p;
+  const a = wasm.arena;
+  const nTokens = p.nTokens ?? 0;
+  if (p.B === undefined) {
+    const B = a.alloc(rows * cols);
+    await matmul(wasm, W0, H, B, rows, cols, cols, "B = W₀·H");
+    const E = p.targetEnergy ?? sumRowDots(wasm, W0, B, rows, cols);
+    return { rows, cols, W0, H, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
+  }
+  if (p.targetEnergy === undefined) throw new Error("createProblem: a cross term B needs its targetEnergy");
+  const R0 = a.alloc(rows * cols);
+  await matmul(wasm, W0, H, R0, rows, cols, cols, "W₀·H");
+  const w0hw0 = sumRowDots(wasm, W0, R0, rows, cols);
+  const w0b = sumRowDots(wasm, W0, p.B, rows, cols);
+  const r0 = a.f32(R0, rows * cols);
+  const b = a.f32(p.B, rows * cols);
+  for (let i = 0; i < r0.length; i++) r0[i] -= b[i];
+  const f0 = w0hw0 - 2 * w0b + p.targetEnergy;
+  return { rows, cols, W0, H, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
+}
+
+/** problemFromGram with its products split over `wasm.parallel`'s threads; bit-identical to it. */
+export async function problemFromGramAsync(wasm: Wasm, W0: number, rows: number, stats: GramStats): Promise<OperatorProblem> {
+  const { cols, H, n } = stats;
+  if (!stats.cross) return createProblemAsync(wasm, { rows, cols, W0, H, nTokens: n });
+  const a = wasm.arena;
+  const B = a.alloc(rows * cols);
+  await matmul(wasm, W0, stats.cross.C, B, rows, cols, cols, "B = W₀·C");
+  const m = a.mark();
+  const G = a.alloc(rows * cols);
+  await matmul(wasm, W0, stats.cross.Hd, G, rows, cols, cols, "W₀·H_d");
+  const targetEnergy = sumRowDots(wasm, W0, G, rows, cols);
+  a.release(m);
+  return createProblemAsync(wasm, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
+}
+
 /** Σ_r Σ_j a[r,j]·b[r,j], rows in f32 by the kernel, summed in f64. */
 export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
@@ -123,6 +168,44 @@ export function rowObjectives(wasm: Wasm, problem: OperatorProblem, W: number, o
     for (let r = 0; r < rows; r++) out[r] = dv[r];
   });
   return out;
+}
+
+/** rowObjectives with the product D·H split over `wasm.parallel`'s threads; bit-identical to it. */
+export async function rowObjectivesAsync(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
+  const { rows, cols } = problem;
+  const k = pruneKernels(wasm);
+  const a = wasm.arena;
+  const m = a.mark();
+  try {
+    const n = rows * cols;
+    const D = a.alloc(n);
+    const G = a.alloc(n);
+    const dots = a.alloc(rows);
+    const d = a.f32(D, n);
+    const w = a.f32(W, n);
+    const w0 = a.f32(problem.W0, n);
+    for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
+    await matmul(wasm, D, problem.H, G, rows, cols, cols, "objective");
+    if (problem.corrected) {
+      const g = a.f32(G, n);
+      const r0 = a.f32(problem.R0, n);
+      for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
+    }
+    k.f32_row_dot(D, G, dots, rows, cols);
+    const dv = a.f32(dots, rows);
+    for (let r = 0; r < rows; r++) out[r] = dv[r];
+  } finally {
+    a.release(m);
+  }
+  return out;
+}
+
+/** relativeError with the products split over `wasm.parallel`'s threads. */
+export async function relativeErrorAsync(wasm: Wasm, problem: OperatorProblem, W: number): Promise<number> {
+  if (!(problem.targetEnergy > 0)) return 0;
+  let s = problem.f0;
+  for (const v of await rowObjectivesAsync(wasm, problem, W)) s += v;
+  return Math.max(s, 0) / problem.targetEnergy;
 }
 
 /** f(W) = ‖W X_p − W₀ X_d‖²/n (clamped at 0 against rounding). */

@@ -11,7 +11,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { OutputExistsError, UsageError } from "../errors.js";
-import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import { perplexityAsync, type PerplexityResult } from "../eval/perplexity.js";
 import { paragraphSequences } from "../eval/text.js";
 import { saveHF, saveLlama2c } from "../model/save.js";
 import type { DType, Model } from "../model/types.js";
@@ -83,7 +83,7 @@ export function prepareOutput(out: string, force: boolean): { checkpointDir: str
   return { checkpointDir: path.join(out, CHECKPOINT_DIR) };
 }
 
-export function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(phase: string): void } = {}): PruneSummary {
+export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(phase: string): void } = {}): Promise<PruneSummary> {
   const { model, settings } = job;
   if (!model.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
   const t0 = performance.now();
@@ -109,14 +109,14 @@ export function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(phase: s
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = perplexity(model, evalSeqs);
+    dense = await perplexityAsync(model, evalSeqs);
   }
   hooks.onPhase?.("prune");
-  const operators = pruneModel(model, calib, settings, { ...hooks, checkpoint: checkpoints });
+  const operators = await pruneModel(model, calib, settings, { ...hooks, checkpoint: checkpoints });
   let pruned: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval pruned");
-    pruned = perplexity(model, evalSeqs);
+    pruned = await perplexityAsync(model, evalSeqs);
   }
 
   let params = 0;

@@ -12,6 +12,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WasmError } from "../errors.js";
+import type { Parallel } from "../parallel/pool.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
@@ -53,6 +54,15 @@ export function instantiate(memory: WebAssembly.Memory): KernelExports {
     },
   });
   return instance.exports as unknown as KernelExports;
+}
+
+/**
+ * The instance of a worker thread on the main thread's memory. Its arena only makes views: the main thread
+ * owns allocation (src/parallel/pool.ts), so any allocation here throws.
+ */
+export function attachWasm(memory: WebAssembly.Memory): Wasm {
+  const exports = instantiate(memory);
+  return { memory, exports, arena: new ViewArena(memory, exports.heapBase()) };
 }
 
 /**
@@ -146,6 +156,13 @@ export class Arena {
   }
 }
 
+/** The arena of a worker thread: views only. */
+class ViewArena extends Arena {
+  override allocBytes(_bytes: number): number {
+    throw new WasmError("a worker thread may not allocate from the arena (the main thread pre-allocates scratch)");
+  }
+}
+
 export function alignUp(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
@@ -159,6 +176,8 @@ export interface Wasm {
   memory: WebAssembly.Memory;
   exports: KernelExports;
   arena: Arena;
+  /** the worker pool on this memory (src/parallel/pool.ts), when running with more than one thread */
+  parallel?: Parallel;
 }
 
 /** A fresh memory, an instance on it, and an arena starting above the module's static data. */

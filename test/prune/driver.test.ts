@@ -35,7 +35,7 @@ test("every method at 0.5 and 2:4 on stories260K: exact patterns, FISTA with cor
   for (const pat of ["0.5", "2:4"]) {
     for (const method of METHOD_NAMES) {
       const pattern = parsePattern(pat);
-      const reports = pruneModel(model, calib, { method, pattern, schedule: "sequential", errorCorrection: method === "fista" });
+      const reports = await pruneModel(model, calib, { method, pattern, schedule: "sequential", errorCorrection: method === "fista" });
       assert.equal(reports.length, 5 * 7);
       const rep = inspectModel(model);
       for (const t of rep.tensors.filter((t) => /_proj\.weight$/.test(t.name))) {
@@ -55,11 +55,11 @@ test("every method at 0.5 and 2:4 on stories260K: exact patterns, FISTA with cor
   }
 });
 
-test("parallel schedule and error correction for a baseline run and stay exact", () => {
+test("parallel schedule and error correction for a baseline run and stay exact", async () => {
   const model = builtinModel();
   const text = Array.from({ length: 12 }, (_, i) => `paragraph ${i}: ` + "the cat sat on the mat. ".repeat(3 + i)).join("\n\n");
   const calib = calibrationSet(model.tokenizer!, text, "inline", 12, 64);
-  const reports = pruneModel(model, calib, { method: "wanda", pattern: parsePattern("4:8"), schedule: "parallel", errorCorrection: true });
+  const reports = await pruneModel(model, calib, { method: "wanda", pattern: parsePattern("4:8"), schedule: "parallel", errorCorrection: true });
   assert.equal(reports.length, 4 * 7);
   for (const t of inspectModel(model).tensors.filter((t) => /_proj\.weight$/.test(t.name))) {
     assert.ok(["4:8", "2:4", "1:2", "1:4", "2:8"].includes(t.nm ?? ""), `${t.name}: ${t.nm}`);

@@ -10,6 +10,15 @@ import { parsePattern, keptPerRow, type Pattern } from "../../src/prune/pattern.
 
 const wasm = createWasm();
 const a = wasm.arena;
+/** a.scoped for async bodies (the methods are async: their products may run on worker threads). */
+async function scopedAsync<T>(fn: () => Promise<T>): Promise<T> {
+  const mark = a.mark();
+  try {
+    return await fn();
+  } finally {
+    a.release(mark);
+  }
+}
 
 function makeProblem(w: Wasm, rows: number, cols: number, tokens: number, seed: number, correlated = false) {
   const { W0, X } = syntheticOperator(w, { rows, cols, tokens, seed, correlated });
@@ -35,13 +44,13 @@ function maskOf(W: number, n: number): number[] {
   return Array.from(a.f32(W, n), (v) => (v !== 0 ? 1 : 0));
 }
 
-test("magnitude: exactly the reference mask (whole operator / N:M)", () => {
-  a.scoped(() => {
+test("magnitude: exactly the reference mask (whole operator / N:M)", async () => {
+  await scopedAsync(async () => {
     const { problem } = makeProblem(wasm, 12, 16, 64, 1);
     const n = 12 * 16;
     const w0 = a.f32(problem.W0, n);
     for (const [pat, size, k] of [["0.5", n, n / 2], ["0.3", n, n - Math.round(0.3 * n)], ["2:4", 4, 2], ["4:8", 8, 4]] as const) {
-      const { W, stats } = METHODS.magnitude.prune(wasm, problem, parsePattern(pat));
+      const { W, stats } = await METHODS.magnitude.prune(wasm, problem, parsePattern(pat));
       assert.deepEqual(maskOf(W, n), refMask(w0, size, k), pat);
       assert.ok(Math.abs(stats.sparsity - (1 - k / size)) < 1e-12, `${pat}: sparsity ${stats.sparsity}`);
       const w = a.f32(W, n);
@@ -50,15 +59,15 @@ test("magnitude: exactly the reference mask (whole operator / N:M)", () => {
   });
 });
 
-test("wanda: exactly the reference mask |W|·√H_jj per row / per group", () => {
-  a.scoped(() => {
+test("wanda: exactly the reference mask |W|·√H_jj per row / per group", async () => {
+  await scopedAsync(async () => {
     const rows = 10, cols = 24, n = rows * cols;
     const { problem } = makeProblem(wasm, rows, cols, 50, 2, true);
     const w0 = a.f32(problem.W0, n);
     const h = a.f32(problem.H, cols * cols);
     const s = Float32Array.from(w0, (v, i) => Math.abs(v) * Math.fround(Math.sqrt(h[(i % cols) * (cols + 1)])));
     for (const [pat, size, k] of [["0.5", cols, 12], ["0.7", cols, cols - Math.round(0.7 * cols)], ["2:4", 4, 2], ["1:4", 4, 1]] as const) {
-      const { W } = METHODS.wanda.prune(wasm, problem, parsePattern(pat));
+      const { W } = await METHODS.wanda.prune(wasm, problem, parsePattern(pat));
       assert.deepEqual(maskOf(W, n), refMask(s, size, k), pat);
     }
   });
@@ -147,13 +156,13 @@ function invert(A: Float64Array, n: number): Float64Array {
   return I;
 }
 
-test("sparsegpt equals a direct OBS implementation (blocks of 8 and lazy updates exercised)", () => {
-  a.scoped(() => {
+test("sparsegpt equals a direct OBS implementation (blocks of 8 and lazy updates exercised)", async () => {
+  await scopedAsync(async () => {
     const rows = 6, cols = 24, n = rows * cols;
     const { problem } = makeProblem(wasm, rows, cols, 200, 3, true);
     for (const pat of ["0.5", "2:4"]) {
       const pattern = parsePattern(pat);
-      const { W } = METHODS.sparsegpt.prune(wasm, problem, pattern, { sparsegpt: { blockSize: 8 } });
+      const { W } = await METHODS.sparsegpt.prune(wasm, problem, pattern, { sparsegpt: { blockSize: 8 } });
       const ref = directObs(view(problem.W0, n), view(problem.H, cols * cols), rows, cols, pattern, 8);
       const got = a.f32(W, n);
       const scale = Math.max(...Array.from(ref, Math.abs));
@@ -163,8 +172,8 @@ test("sparsegpt equals a direct OBS implementation (blocks of 8 and lazy updates
   });
 });
 
-test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", () => {
-  a.scoped(() => {
+test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", async () => {
+  await scopedAsync(async () => {
     const rows = 6, cols = 20, n = rows * cols;
     const { problem } = makeProblem(wasm, rows, cols, 400, 4);
     const solver = new FistaSolver(wasm, problem);
@@ -176,7 +185,7 @@ test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", (
     a.f32(W, n).set(a.f32(problem.W0, n));
     const trace = [F(W)];
     for (const iters of [5, 20, 100, 600]) {
-      solver.solve(W, W, lam, 0, iters);
+      await solver.solve(W, W, lam, 0, iters);
       trace.push(F(W));
     }
     for (let i = 1; i < trace.length; i++) assert.ok(trace[i] <= trace[i - 1] + 1e-7, `objective rose: ${trace}`);
@@ -198,8 +207,8 @@ test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", (
   });
 });
 
-test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 2:4, 4:8)", () => {
-  a.scoped(() => {
+test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 2:4, 4:8)", async () => {
+  await scopedAsync(async () => {
     const rows = 16, cols = 32, n = rows * cols;
     const { problem } = makeProblem(wasm, rows, cols, 300, 5, true);
     const solver = new FistaSolver(wasm, problem);
@@ -207,11 +216,11 @@ test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 
     const keep = keptPerRow(parsePattern("0.5"), cols);
     const W = a.alloc(n);
     a.f32(W, n).set(a.f32(problem.W0, n));
-    const nnz = solver.bisect(W, a.alloc(rows), keep, 20, 300, 300);
+    const nnz = await solver.bisect(W, a.alloc(rows), keep, 20, 300, 300);
     for (let r = 0; r < rows; r++) assert.ok(Math.abs(nnz[r] - keep) <= 3, `row ${r}: ${nnz[r]} nonzeros, target ${keep}`);
     for (const pat of ["0.5", "2:4", "4:8"]) {
       const pattern = parsePattern(pat);
-      const { W: Wf, stats } = METHODS.fista.prune(wasm, problem, pattern);
+      const { W: Wf, stats } = await METHODS.fista.prune(wasm, problem, pattern);
       const w = a.f32(Wf, n);
       assert.equal(stats.sparsity, 0.5, pat);
       if (pattern.kind === "nm") {
@@ -225,8 +234,8 @@ test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 
   });
 });
 
-test("error correction: cross term, target energy and objective equal direct computations", () => {
-  a.scoped(() => {
+test("error correction: cross term, target energy and objective equal direct computations", async () => {
+  await scopedAsync(async () => {
     const rows = 5, cols = 12, T = 90;
     const { W0, X: Xd } = syntheticOperator(wasm, { rows, cols, tokens: T, seed: 6 });
     const { X: Xp } = syntheticOperator(wasm, { rows: 1, cols, tokens: T, seed: 7 });
@@ -258,7 +267,7 @@ test("error correction: cross term, target energy and objective equal direct com
     }
     assert.equal(problem.corrected, true);
     for (const m of ["magnitude", "sparsegpt", "fista"] as const) {
-      const { W, stats } = METHODS[m].prune(wasm, problem, parsePattern("0.5"));
+      const { W, stats } = await METHODS[m].prune(wasm, problem, parsePattern("0.5"));
       const Yp = out(view(W, rows * cols), xp);
       const f = Yp.reduce((s, v, i) => s + (v - Yd[i]) ** 2, 0) / T;
       assert.ok(Math.abs(stats.relErr - f / E) <= 1e-4, `${m}: relErr ${stats.relErr} vs direct ${f / E}`);
@@ -266,19 +275,22 @@ test("error correction: cross term, target energy and objective equal direct com
   });
 });
 
-test("correlated 64×128 problem: FISTA ≤ its warm starts (safeguard), SparseGPT/Wanda ≤ magnitude", () => {
-  a.scoped(() => {
+test("correlated 64×128 problem: FISTA ≤ its warm starts (safeguard), SparseGPT/Wanda ≤ magnitude", async () => {
+  await scopedAsync(async () => {
     const { problem } = makeProblem(wasm, 64, 128, 1024, 7, true);
     for (const pat of ["0.5", "2:4"]) {
-      const rel = Object.fromEntries((["magnitude", "wanda", "sparsegpt", "fista"] as const).map((m) => [m, a.scoped(() => METHODS[m].prune(wasm, problem, parsePattern(pat)).stats.relErr)]));
+      const rel: Record<string, number> = {};
+      for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
+        rel[m] = await scopedAsync(async () => (await METHODS[m].prune(wasm, problem, parsePattern(pat))).stats.relErr);
+      }
       assert.ok(rel.fista <= rel.sparsegpt && rel.fista <= rel.wanda, `${pat}: ${JSON.stringify(rel)}`);
       assert.ok(rel.sparsegpt <= rel.magnitude && rel.wanda <= rel.magnitude, `${pat}: ${JSON.stringify(rel)}`);
     }
   });
 });
 
-test("rowObjectives sum to the objective; dead inputs are handled by every method", () => {
-  a.scoped(() => {
+test("rowObjectives sum to the objective; dead inputs are handled by every method", async () => {
+  await scopedAsync(async () => {
     const rows = 8, cols = 16, T = 64;
     const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens: T, seed: 9 });
     const x = a.f32(X, T * cols);
@@ -287,7 +299,7 @@ test("rowObjectives sum to the objective; dead inputs are handled by every metho
     g.addBatch(X, T);
     const problem: OperatorProblem = problemFromGram(wasm, W0, rows, g.finish());
     for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
-      const { W, stats } = METHODS[m].prune(wasm, problem, parsePattern("2:4"));
+      const { W, stats } = await METHODS[m].prune(wasm, problem, parsePattern("2:4"));
       const f = rowObjectives(wasm, problem, W).reduce((s, v) => s + v, 0);
       assert.ok(Math.abs(f / problem.targetEnergy - stats.relErr) < 1e-9, m);
       assert.ok(Number.isFinite(stats.relErr) && stats.relErr < 1, `${m}: ${stats.relErr}`);

@@ -7,7 +7,7 @@
 import { generate } from "../../generate/generate.js";
 import { inspectModel } from "../../model/inspect.js";
 import type { Model } from "../../model/types.js";
-import { evalModel } from "./eval.js";
+import { closeParallel, Parallel } from "../../parallel/pool.js";
 import { renderInspect } from "./inspect.js";
 import { openModel } from "../open-model.js";
 import { fmt, table } from "../format.js";
@@ -29,6 +29,8 @@ export interface DemoOptions {
   /** calibration text (default: sampled from the model) */
   calib?: string;
   nsamples?: number;
+  /** worker threads (1 = no pool) */
+  threads?: number;
 }
 
 /** Text sampled from the model itself (seeded): calibration/eval text when the user gives none. */
@@ -44,6 +46,15 @@ export function selfText(model: Model, paragraphs: number, steps: number, seed: 
 export async function demoCommand(modelPath: string, opts: DemoOptions): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  Parallel.attach(model.wasm, opts.threads ?? 1);
+  try {
+    return await demoRun(model, modelPath, opts, t0);
+  } finally {
+    await closeParallel(model.wasm);
+  }
+}
+
+async function demoRun(model: Model, modelPath: string, opts: DemoOptions, t0: number): Promise<Record<string, unknown>> {
   const tLoad = (performance.now() - t0) / 1000;
   const report = inspectModel(model);
   const say = (s: string) => {
@@ -77,7 +88,7 @@ export async function demoCommand(modelPath: string, opts: DemoOptions): Promise
   const bar = progress("prune", grid.length, { json: opts.json, extra: "{run}" });
   let cmp: Comparison;
   try {
-    cmp = compareSettings(model, calib, evalSeqs, grid, (done, _total, run) => bar.update(done, { run }));
+    cmp = await compareSettings(model, calib, evalSeqs, grid, (done, _total, run) => bar.update(done, { run }));
   } finally {
     bar.stop();
   }

@@ -1,4 +1,5 @@
-import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
+import { perplexityAsync, type PerplexityResult } from "../../eval/perplexity.js";
+import { closeParallel, Parallel } from "../../parallel/pool.js";
 import { paragraphSequences, readTextFile } from "../../eval/text.js";
 import { UsageError } from "../../errors.js";
 import type { Model } from "../../model/types.js";
@@ -12,24 +13,28 @@ export interface EvalOptions {
   ctx: number;
   json?: boolean;
   tokenizer?: string;
+  /** worker threads (1 = no pool) */
+  threads?: number;
 }
 
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   const text = readTextFile(opts.text, "--text");
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  const r = evalModel(model, text, opts);
+  Parallel.attach(model.wasm, opts.threads ?? 1);
+  const r = await evalModel(model, text, opts).finally(() => closeParallel(model.wasm));
   if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, paragraphs: opts.paragraphs ?? null, ctx: opts.ctx, ...r }, null, 2));
   else console.log(renderEval(r));
   return r;
 }
 
-export function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">): PerplexityResult {
+/** Perplexity with a progress bar over sequences (finished on any worker); on the model's pool if it has one. */
+export async function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">): Promise<PerplexityResult> {
   if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
   const ctx = Math.min(opts.ctx, model.config.maxSeqLen);
   const seqs = paragraphSequences(model.tokenizer, text, opts.paragraphs, ctx);
   const bar = progress("eval", seqs.length, { json: opts.json });
   try {
-    return perplexity(model, seqs, (done) => bar.update(done));
+    return await perplexityAsync(model, seqs, (done) => bar.update(done));
   } finally {
     bar.stop();
   }

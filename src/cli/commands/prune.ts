@@ -9,6 +9,7 @@ import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
 import { selfText } from "./demo.js";
+import { closeParallel, Parallel } from "../../parallel/pool.js";
 
 export interface PruneCliOptions {
   method: string;
@@ -26,6 +27,8 @@ export interface PruneCliOptions {
   ctx: number;
   json?: boolean;
   tokenizer?: string;
+  /** worker threads (1 = no pool) */
+  threads?: number;
 }
 
 export function parseMethod(m: string): MethodName {
@@ -41,11 +44,12 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
-  const summary = pruneWithProgress(model, {
+  Parallel.attach(model.wasm, o.threads ?? 1);
+  const summary = await pruneWithProgress(model, {
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalParagraphs: o.evalParagraphs, ctx: o.ctx, json: o.json,
-  });
+  }).finally(() => closeParallel(model.wasm));
   if (o.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(renderPruneSummary(summary));
   return summary;
@@ -70,14 +74,17 @@ export interface PruneRunOptions {
   json?: boolean;
 }
 
-/** Prune with a progress bar over operators; without calibration text, calibrate on text the model writes itself. */
-export function pruneWithProgress(model: Model, o: PruneRunOptions): PruneSummary {
+/**
+ * Prune with a progress bar over operators (the operators finish in the main thread, so the bar counts the
+ * work of every worker); without calibration text, calibrate on text the model writes itself.
+ */
+export async function pruneWithProgress(model: Model, o: PruneRunOptions): Promise<PruneSummary> {
   const calibText = o.calibText ?? selfText(model, Math.min(o.nsamples, 128), Math.min(o.seqlen, model.config.maxSeqLen), 7);
   const calibFile = o.calibFile ?? "(text sampled from the dense model, seed 7)";
   const total = model.config.nLayers * 7;
   const bar = progress(`prune ${o.method}`, total, { json: o.json, extra: "{op}" });
   try {
-    return runPrune(
+    return await runPrune(
       {
         model,
         settings: { method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection },

@@ -2,7 +2,7 @@
 import type { Wasm } from "../../wasm/runtime.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
-import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
+import { measuredSparsity, relativeErrorAsync, type OperatorProblem } from "../problem.js";
 import type { PruneStats } from "./types.js";
 
 /**
@@ -27,12 +27,12 @@ export function checkProblem(problem: OperatorProblem, pattern: Pattern, name: s
   checkPatternFits(pattern, problem.cols, name);
 }
 
-export function finishStats(
+export async function finishStats(
   wasm: Wasm, problem: OperatorProblem, W: number, t0: number, extra: Record<string, number | string> = {},
-): PruneStats {
+): Promise<PruneStats> {
   return {
     sparsity: measuredSparsity(wasm, W, problem.rows, problem.cols),
-    relErr: relativeError(wasm, problem, W),
+    relErr: await relativeErrorAsync(wasm, problem, W),
     seconds: (performance.now() - t0) / 1000,
     ...extra,
   };

@@ -19,11 +19,15 @@
  *     warm start refitted on its own mask, FISTA path}, so it is never worse than the best baseline
  *     (warm start = per-row best of `warmStart` methods; Wanda and SparseGPT by default).
  * The FISTA iteration is two kernels (assembly/f32-fista.ts): G = Y·H and the fused prox/momentum step.
+ * Default (FistaOptions.lassoPath = false): the lasso path is skipped — on stories260K's real operators it
+ * rarely wins and costs ~60 % of the W·H products; candidates are then the baselines, their refits and IHT.
+ * Every FISTA run splits its rows over the worker threads when there is a pool (src/parallel/rows.ts).
  */
 import type { Wasm } from "../../wasm/runtime.js";
 import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
-import { rowObjectives, type OperatorProblem } from "../problem.js";
+import { rowObjectivesAsync, type OperatorProblem } from "../problem.js";
+import { fistaRows, matmulNt } from "../../parallel/rows.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
 import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
@@ -35,12 +39,14 @@ const BASELINES = { magnitude, wanda, sparsegpt } as const;
 export const fista: PruneMethod = {
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
-  prune(wasm, problem, pattern, opts = {}) {
+  async prune(wasm, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "fista");
     const t0 = performance.now();
     const W = wasm.arena.alloc(problem.rows * problem.cols);
-    const info = wasm.arena.scoped(() => fistaPrune(wasm, problem, pattern, W, opts));
-    return { W, stats: finishStats(wasm, problem, W, t0, info) };
+    const m = wasm.arena.mark();
+    const info = await fistaPrune(wasm, problem, pattern, W, opts);
+    wasm.arena.release(m);
+    return { W, stats: await finishStats(wasm, problem, W, t0, info) };
   },
 };
 
@@ -59,8 +65,8 @@ export class FistaSolver {
   private readonly Wa: number;
   private readonly Wb: number;
   private readonly T: number;
-  /** G = W·H: the dense f32_gemm_nt (W·Hᵀ = W·H, H symmetric) when built — ~35 % faster than ours */
-  readonly wh: (W: number, G: number) => void;
+  /** f32_gemm_nt packing scratch of this thread (worker tasks use their slot's) */
+  private readonly pack: number;
 
   constructor(
     readonly wasm: Wasm,
@@ -76,15 +82,14 @@ export class FistaSolver {
     this.Wa = a.alloc(this.n);
     this.Wb = a.alloc(this.n);
     this.T = a.alloc(this.rows);
-    const ex = wasm.exports as Record<string, unknown>;
-    const { rows, cols } = this;
-    if (typeof ex.f32_gemm_nt === "function" && typeof ex.f32_gemm_nt_scratch === "function") {
-      const gemm = ex.f32_gemm_nt as (...x: number[]) => void;
-      const pack = a.allocBytes((ex.f32_gemm_nt_scratch as (...x: number[]) => number)(rows, cols, cols));
-      this.wh = (W, G) => gemm(W, problem.H, G, rows, cols, cols, 0, pack);
-    } else {
-      this.wh = (W, G) => this.k.f32_fista_wh(W, problem.H, G, rows, cols, cols);
-    }
+    // G = W·H by the dense f32_gemm_nt (W·Hᵀ = W·H, H symmetric) — ~35 % faster than f32_fista_wh
+    const scratch = wasm.exports.f32_gemm_nt_scratch as (...x: number[]) => number;
+    this.pack = a.allocBytes(scratch(this.rows, this.cols, this.cols));
+  }
+
+  /** G = W·H (row blocks on the worker threads when there is a pool). */
+  wh(W: number, G: number): Promise<void> {
+    return matmulNt(this.wasm, W, this.problem.H, G, this.rows, this.cols, this.pack, "FISTA W·H");
   }
 
   /** λmax(H) by power iteration from a seeded random vector; sets η = 1/(2·1.02·λmax). */
@@ -119,44 +124,32 @@ export class FistaSolver {
    * `iters` FISTA steps from `start` with per-row λ (arena f32 [rows]) and an optional 0/1 mask; result in
    * `out` (may equal start).
    */
-  solve(start: number, out: number, lam: number, mask: number, iters: number): void {
-    const a = this.wasm.arena;
-    const { n, rows, cols } = this;
-    const s = a.f32(start, n);
-    a.f32(this.Y, n).set(s);
-    a.f32(this.Wa, n).set(s);
-    a.f32(this.T, rows).fill(1);
-    let wOld = this.Wa;
-    let wNew = this.Wb;
-    for (let it = 0; it < iters; it++) {
-      this.wh(this.Y, this.G);
-      this.k.f32_fista_step(this.Y, this.G, this.problem.B, wOld, wNew, lam, this.T, mask, rows, cols, this.eta);
-      [wOld, wNew] = [wNew, wOld];
-    }
+  async solve(start: number, out: number, lam: number, mask: number, iters: number): Promise<void> {
+    await this.rowBlocks("solve", start, out, lam, mask, iters);
+  }
+
+  /** solve / iht on row blocks (src/parallel/rows-local.ts; one block per thread when there is a pool). */
+  private async rowBlocks(
+    mode: "solve" | "iht", start: number, out: number, lam: number, mask: number, iters: number, pattern?: Pattern,
+  ): Promise<void> {
+    const { rows, cols } = this;
+    // a row's iterations touch only that row (and H, B): the blocks run as one task each
+    await fistaRows(this.wasm, {
+      mode, rows, cols, H: this.problem.H, B: this.problem.B, Y: this.Y, G: this.G, Wa: this.Wa, Wb: this.Wb,
+      T: this.T, lam, mask, start, out, iters, eta: this.eta,
+      pattern: pattern && (pattern.kind === "nm" ? { kind: "nm", n: pattern.n, m: pattern.m } : { kind: "unstructured", keep: keptPerRow(pattern, cols) }),
+    }, this.pack, `FISTA ${mode}`);
     this.iterations += iters;
-    if (out !== wOld) a.f32(out, n).set(a.f32(wOld, n));
   }
 
   /**
    * Iterative hard thresholding: W ← P(W − 2η(W·H − B)) for `iters` steps, P the projection onto the
    * pattern by |w| (kernels), from `start` into `out` (may equal start). `mask`, `score`: scratch [rows, cols].
    */
-  iht(start: number, out: number, lam0: number, mask: number, pattern: Pattern, iters: number): void {
-    const a = this.wasm.arena;
-    const { n, rows, cols } = this;
-    a.f32(this.Y, n).set(a.f32(start, n));
-    a.f32(this.Wa, n).set(a.f32(start, n));
-    a.f32(lam0, rows).fill(0);
-    for (let it = 0; it < iters; it++) {
-      a.f32(this.T, rows).fill(1); // t = 1: no momentum, Y = W⁺
-      this.wh(this.Y, this.G);
-      this.k.f32_fista_step(this.Y, this.G, this.problem.B, this.Wa, this.Wb, lam0, this.T, 0, rows, cols, this.eta);
-      selectMask(this.wasm, this.Wb, mask, rows, cols, pattern, "row");
-      this.k.f32_mask_mul(this.Wb, mask, this.Wa, n);
-      a.f32(this.Y, n).set(a.f32(this.Wa, n));
-    }
-    this.iterations += iters;
-    a.f32(out, n).set(a.f32(this.Wa, n));
+  async iht(start: number, out: number, lam0: number, mask: number, pattern: Pattern, iters: number): Promise<void> {
+    // t = 1 every step (no momentum, Y = W⁺), λ = 0, projection by |w| per row (selectMask "row")
+    this.wasm.arena.f32(lam0, this.rows).fill(0);
+    await this.rowBlocks("iht", start, out, lam0, mask, iters, pattern);
   }
 
   /**
@@ -165,7 +158,7 @@ export class FistaSolver {
    * row's bracket by whether it kept more than `keep` weights, then `finalIters` at the bracket's geometric
    * middle. `lam` (arena [rows]) returns the final λ. Returns the nonzeros per row.
    */
-  bisect(W: number, lam: number, keep: number, steps: number, iters: number, finalIters: number): Int32Array {
+  async bisect(W: number, lam: number, keep: number, steps: number, iters: number, finalIters: number): Promise<Int32Array> {
     const a = this.wasm.arena;
     const { rows, cols, n } = this;
     const lo = new Float64Array(rows);
@@ -181,11 +174,12 @@ export class FistaSolver {
       const l = a.f32(lam, rows);
       for (let r = 0; r < rows; r++) l[r] = Math.sqrt(lo[r] * hi[r]);
     };
-    return a.scoped(() => {
+    const m = a.mark();
+    try {
       const nnz = a.alloc(rows);
       for (let step = 0; step < steps; step++) {
         setLam();
-        this.solve(W, W, lam, 0, iters);
+        await this.solve(W, W, lam, 0, iters);
         this.k.f32_row_nnz(W, nnz, rows, cols);
         const z = a.i32(nnz, rows);
         const l = a.f32(lam, rows);
@@ -195,17 +189,19 @@ export class FistaSolver {
         }
       }
       setLam();
-      this.solve(W, W, lam, 0, finalIters);
+      await this.solve(W, W, lam, 0, finalIters);
       this.k.f32_row_nnz(W, nnz, rows, cols);
       return Int32Array.from(a.i32(nnz, rows));
-    });
+    } finally {
+      a.release(m);
+    }
   }
 
   /** score = |W − 2η(W·H − B)| (the pre-threshold point of a gradient step). */
-  gradientScore(W: number, score: number): void {
+  async gradientScore(W: number, score: number): Promise<void> {
     const a = this.wasm.arena;
-    const { n, rows, cols } = this;
-    this.wh(W, this.G);
+    const { n } = this;
+    await this.wh(W, this.G);
     const w = a.f32(W, n);
     const g = a.f32(this.G, n);
     const b = a.f32(this.problem.B, n);
@@ -215,11 +211,11 @@ export class FistaSolver {
   }
 }
 
-function fistaPrune(
+async function fistaPrune(
   wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
-): Record<string, number | string> {
+): Promise<Record<string, number | string>> {
   const o: Required<FistaOptions> = {
-    bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
+    lassoPath: false, bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
     warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
   };
   const a = wasm.arena;
@@ -237,15 +233,15 @@ function fistaPrune(
   // ---- candidates: each baseline, and the baseline refitted on its own support ----------------------
   const cands: Candidate[] = [];
   for (const name of o.warmStart) {
-    const { W: Wb } = BASELINES[name].prune(wasm, problem, pattern, opts);
-    cands.push({ name, W: Wb, f: rowObjectives(wasm, problem, Wb) });
+    const { W: Wb } = await BASELINES[name].prune(wasm, problem, pattern, opts);
+    cands.push({ name, W: Wb, f: await rowObjectivesAsync(wasm, problem, Wb) });
     const Wr = a.alloc(n);
     const wb = a.f32(Wb, n);
     const m = a.f32(mask, n);
     for (let i = 0; i < n; i++) m[i] = wb[i] !== 0 ? 1 : 0;
     a.f32(lam, rows).fill(0);
-    solver.solve(Wb, Wr, lam, mask, o.refitIters);
-    cands.push({ name: `${name}+refit`, W: Wr, f: rowObjectives(wasm, problem, Wr) });
+    await solver.solve(Wb, Wr, lam, mask, o.refitIters);
+    cands.push({ name: `${name}+refit`, W: Wr, f: await rowObjectivesAsync(wasm, problem, Wr) });
   }
   const total = (f: Float64Array) => f.reduce((s, v) => s + v, problem.f0);
   let Wws = cands[0].W;
@@ -255,38 +251,41 @@ function fistaPrune(
     if (fc < fBest) [fBest, Wws] = [fc, c.W];
   }
 
-  // ---- candidate: the lasso path, λ bisected per row ------------------------------------------------
-  const Wl = a.alloc(n);
+  // ---- candidate (opt-in, see FistaOptions.lassoPath): the lasso path, λ bisected per row -------------
   const nnz = a.alloc(rows);
-  a.f32(Wl, n).set(a.f32(Wws, n));
-  solver.bisect(Wl, lam, keep, o.bisectSteps, o.itersPerStep, o.finalIters);
-
-  const lamMedian = median(a.f32(lam, rows));
-  solver.gradientScore(Wl, score);
-  selectMask(wasm, score, mask, rows, cols, pattern, "row");
-  k.f32_mask_mul(Wl, mask, Wl, n);
-  a.f32(lam, rows).fill(0);
-  solver.solve(Wl, Wl, lam, mask, o.refitIters);
+  let lamMedian = 0;
+  if (o.lassoPath) {
+    const Wl = a.alloc(n);
+    a.f32(Wl, n).set(a.f32(Wws, n));
+    await solver.bisect(Wl, lam, keep, o.bisectSteps, o.itersPerStep, o.finalIters);
+    lamMedian = median(a.f32(lam, rows));
+    await solver.gradientScore(Wl, score);
+    selectMask(wasm, score, mask, rows, cols, pattern, "row");
+    k.f32_mask_mul(Wl, mask, Wl, n);
+    a.f32(lam, rows).fill(0);
+    await solver.solve(Wl, Wl, lam, mask, o.refitIters);
+    cands.push({ name: "lasso", W: Wl, f: await rowObjectivesAsync(wasm, problem, Wl) });
+  }
 
   // ---- safeguard -------------------------------------------------------------------------------------
   // Rows are independent problems, but only candidates that keep exactly `keep` weights in every row
   // (all N:M candidates; Wanda-like per-row masks and the lasso path for unstructured) may be mixed row by
   // row without changing the operator's sparsity. SparseGPT's per-block mask is taken or left whole.
-  cands.push({ name: "lasso", W: Wl, f: rowObjectives(wasm, problem, Wl) });
 
   // ---- candidate: iterative hard thresholding from the best per-row-exact candidate, then refit --------
   if (o.ihtIters > 0) {
     const Wi = a.alloc(n);
-    let start = Wl;
-    let fs = total(cands[cands.length - 1].f);
+    // the lasso solution when there is one, else the best candidate IHT may start from
+    let start = o.lassoPath ? cands[cands.length - 1].W : cands[0].W;
+    let fs = o.lassoPath ? total(cands[cands.length - 1].f) : Infinity;
     for (const c of cands) {
       if (pattern.kind === "unstructured" && !c.name.startsWith("wanda")) continue;
       if (total(c.f) < fs) [fs, start] = [total(c.f), c.W];
     }
-    solver.iht(start, Wi, lam, mask, pattern, o.ihtIters);
+    await solver.iht(start, Wi, lam, mask, pattern, o.ihtIters);
     a.f32(lam, rows).fill(0);
-    solver.solve(Wi, Wi, lam, mask, o.refitIters);
-    cands.push({ name: "iht", W: Wi, f: rowObjectives(wasm, problem, Wi) });
+    await solver.solve(Wi, Wi, lam, mask, o.refitIters);
+    cands.push({ name: "iht", W: Wi, f: await rowObjectivesAsync(wasm, problem, Wi) });
   }
   const rowExact = (c: Candidate) => {
     if (pattern.kind === "nm") return true;

@@ -9,7 +9,7 @@ import type { PruneMethod } from "./types.js";
 export const magnitude: PruneMethod = {
   name: "magnitude",
   description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
-  prune(wasm, problem, pattern) {
+  async prune(wasm, problem, pattern) {
     checkProblem(problem, pattern, "magnitude");
     const t0 = performance.now();
     const { rows, cols } = problem;
@@ -21,6 +21,6 @@ export const magnitude: PruneMethod = {
       selectMask(wasm, problem.W0, mask, rows, cols, pattern, "all");
       pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
-    return { W, stats: finishStats(wasm, problem, W, t0) };
+    return { W, stats: await finishStats(wasm, problem, W, t0) };
   },
 };

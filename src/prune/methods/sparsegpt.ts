@@ -22,23 +22,29 @@ import type { Pattern } from "../pattern.js";
 import { checkProblem, finishStats } from "./common.js";
 import type { PruneMethod, SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
+import { gemmStrided, matmul } from "../../parallel/rows.js";
 
 export const sparsegpt: PruneMethod = {
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
-  prune(wasm, problem, pattern, opts = {}) {
+  async prune(wasm, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "sparsegpt");
     const t0 = performance.now();
     const W = wasm.arena.alloc(problem.rows * problem.cols);
-    const info = wasm.arena.scoped(() => fasterprune(wasm, problem, pattern, W, opts.sparsegpt ?? {}));
-    return { W, stats: finishStats(wasm, problem, W, t0, info) };
+    const m = wasm.arena.mark();
+    const info = await fasterprune(wasm, problem, pattern, W, opts.sparsegpt ?? {});
+    wasm.arena.release(m);
+    return { W, stats: await finishStats(wasm, problem, W, t0, info) };
   },
 };
 
-/** Writes the pruned weights into W (rows×cols). */
-export function fasterprune(
+/**
+ * Writes the pruned weights into W (rows×cols); its scratch stays allocated (the caller releases it). The
+ * products W* = B·H⁻¹ and the lazy batch updates run on `wasm.parallel`'s threads when there is a pool.
+ */
+export async function fasterprune(
   wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
-): { damp: number; dead: number } {
+): Promise<{ damp: number; dead: number }> {
   const k = pruneKernels(wasm);
   const a = wasm.arena;
   const { rows, cols } = problem;
@@ -51,7 +57,7 @@ export function fasterprune(
   const { dead, damp } = a.scoped(() => dampedInverse(a.f32(problem.H, cols * cols), cols, percDamp, a.f32(a.alloc(cols * cols), cols * cols), hinv));
 
   // the weights to prune: W₀, or W* = B·(H + δI)⁻¹ under error correction
-  if (problem.corrected) k.f32_fista_wh(problem.B, Hinv, W, rows, cols, cols);
+  if (problem.corrected) await matmul(wasm, problem.B, Hinv, W, rows, cols, cols, "W* = B·H⁻¹");
   else a.f32(W, rows * cols).set(a.f32(problem.W0, rows * cols));
   let w = a.f32(W, rows * cols);
   for (const j of dead) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
@@ -111,7 +117,7 @@ export function fasterprune(
     }
     if (i2 < cols) {
       // W[:, i2:] −= Err1 · Hinv[i1:i2, i2:]
-      k.f32_gemm_strided(Err1, count, 1, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * i2, cols, rows, cols - i2, count, -1, 1, 0);
+      await gemmStrided(wasm, Err1, count, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * i2, cols, rows, cols - i2, count, -1, 1, "lazy batch update");
     }
   }
   return { damp, dead: dead.length };

@@ -1,0 +1,113 @@
+/**
+ * The worker pool: results bit-identical for 1, 2 and 3 threads through the real CLI (bin/wasprune.js, which
+ * registers tsx only in the main thread — the workers must load anyway), kernels' row-split invariance, and
+ * a failing worker task named in a clear error.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createWasm } from "../../src/wasm/runtime.ts";
+import { syntheticOperator } from "../../src/prune/problem.ts";
+import { closeParallel, Parallel, shards, WorkerError } from "../../src/parallel/pool.ts";
+import { gramBatches, matmul, matmulNt } from "../../src/parallel/rows.ts";
+import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
+const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 300_000 });
+
+test("prune through the CLI with 1, 2 and 3 threads writes byte-identical models (sparsegpt 0.5; fista + correction 2:4)", () => {
+  const dir = tmp();
+  for (const [method, sparsity, nsamples] of [["sparsegpt", "0.5", "16"], ["fista", "2:4", "8"]]) {
+    const files = ["1", "2", "3"].map((t) => {
+      const out = path.join(dir, `${method}-${t}`);
+      const r = cli(["prune", STORIES_HF, "--method", method, "--sparsity", sparsity, "--calib", TINY_TRAIN, "--nsamples", nsamples, "--seqlen", "256", "--out", out, "--threads", t, "--json"]);
+      assert.equal(r.status, 0, r.stderr);
+      return fs.readFileSync(path.join(out, "model.safetensors"));
+    });
+    assert.ok(files[0].equals(files[1]), `${method}: 1 vs 2 threads`);
+    assert.ok(files[0].equals(files[2]), `${method}: 1 vs 3 threads`);
+  }
+});
+
+test("eval through the CLI: the same perplexity with 1 and 2 threads; --threads is validated", () => {
+  const run = (t: string) => {
+    const r = cli(["eval", STORIES_HF, "--text", TINY_VALID, "--paragraphs", "40", "--threads", t, "--json"]);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout);
+  };
+  const one = run("1");
+  const two = run("2");
+  assert.equal(one.meanNll, two.meanNll);
+  assert.equal(one.tokens, two.tokens);
+  const bad = cli(["eval", STORIES_HF, "--text", TINY_VALID, "--threads", "0"]);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--threads 0: expected an integer in \[1, 256\]/);
+});
+
+test("row-split invariance: products and Gram sums on 2 and 3 threads equal the single-thread kernels bit for bit", async () => {
+  const wasm = createWasm(64 << 20);
+  const a = wasm.arena;
+  // odd sizes: row blocks, 4-row tiles and the 1-row / scalar edges all occur
+  const [rows, cols, tokens] = [203, 77, 301];
+  const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 3, correlated: true });
+  const H = a.alloc(cols * cols);
+  const pack = a.allocBytes(2 << 20);
+  const results: Float32Array[][] = [];
+  const mirror = wasm.exports.f32_sym_mirror as (h: number, n: number) => void;
+  for (const threads of [1, 2, 3]) {
+    Parallel.attach(wasm, threads);
+    try {
+      const G = a.alloc(rows * cols);
+      const Gnt = a.alloc(rows * cols);
+      const Hs = a.zeros(cols * cols);
+      const C = a.zeros(cols * cols);
+      const Hd = a.zeros(cols * cols);
+      const half = Math.floor(tokens / 2);
+      const xd = X + 4 * half * cols;
+      await gramBatches(wasm, [{ xp: X, xd, T: half }, { xp: X + 4 * cols, xd, T: tokens - half - 1 }], Hs, C, Hd, cols);
+      // the upper triangles are the sums; what lies below the diagonal before the mirror is tile-dependent
+      mirror(Hs, cols);
+      mirror(Hd, cols);
+      a.f32(H, cols * cols).set(a.f32(Hs, cols * cols));
+      await matmul(wasm, W0, C, G, rows, cols, cols);
+      await matmulNt(wasm, W0, H, Gnt, rows, cols, pack);
+      results.push([Hs, C, Hd, G, Gnt].map((p, i) => a.f32(p, i < 3 ? cols * cols : rows * cols).slice()));
+    } finally {
+      await closeParallel(wasm);
+    }
+  }
+  const names = ["H", "C", "H_d", "W·C", "W·Hᵀ"];
+  for (const t of [1, 2]) {
+    results[t].forEach((v, i) => assert.deepEqual(v, results[0][i], `${names[i]} with ${t + 1} threads`));
+  }
+});
+
+test("shards: contiguous, aligned, covering; weighted shards balance a triangle", () => {
+  assert.deepEqual(shards(10, 3, 4), [[0, 4], [4, 8], [8, 10]]);
+  assert.deepEqual(shards(3, 4, 4), [[0, 3]]);
+  const tri = shards(768, 2, 4, (i) => 768 - i);
+  assert.equal(tri.length, 2);
+  assert.equal(tri[0][0], 0);
+  assert.equal(tri[1][1], 768);
+  assert.equal(tri[0][1] % 4, 0);
+  assert.ok(tri[0][1] < 768 / 2, "the first block of a triangle's rows is the shorter one");
+});
+
+test("a task that fails in a worker rejects with a WorkerError naming the work", async () => {
+  const wasm = createWasm(16 << 20);
+  const p = Parallel.attach(wasm, 2)!;
+  try {
+    // a kernel precondition fails inside the worker (negative size)
+    await assert.rejects(
+      p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0 }, "layers.3.mlp.down_proj (fista)"),
+      (e: unknown) => e instanceof WorkerError && /^layers\.3\.mlp\.down_proj \(fista\): worker thread failed: .*kernel assertion failed/.test((e as Error).message),
+    );
+    // the pool still works afterwards
+    assert.equal(await p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 }, "noop"), 0);
+  } finally {
+    await closeParallel(wasm);
+  }
+});
