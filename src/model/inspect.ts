@@ -5,6 +5,7 @@
  */
 import type { Model } from "./types.js";
 import { namedTensors } from "./names.js";
+import { denseWeight } from "../sparse/linear.js";
 
 export interface TensorReport {
   name: string;
@@ -62,7 +63,7 @@ export function inspectModel(model: Model): InspectReport {
   let linZeros = 0;
   const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
   for (const nt of namedTensors(model)) {
-    const d = nt.tensor.data;
+    const d = denseWeight(model.wasm, nt.tensor); // a compressed operator's is rebuilt for this tensor only
     let zeros = 0;
     for (let i = 0; i < d.length; i++) if (d[i] === 0) zeros++;
     const isLinear = nt.op !== undefined;

@@ -74,6 +74,28 @@ export function readHFConfigFile(dir: string): Record<string, unknown> {
   }
 }
 
+/**
+ * ModelWeights from one tensor per spec of `config` (made in spec order by `make`, which also says its stored
+ * dtype and bytes), with lm_head tied when the config says so, and the dtype holding the most bytes.
+ */
+export function assembleWeights(
+  config: ModelConfig,
+  make: (s: HFTensorSpec) => { tensor: Tensor; dtype: DType; bytes: number },
+): { weights: ModelWeights; dtype: DType } {
+  const bytesByDtype: Partial<Record<DType, number>> = {};
+  const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
+  const top: Partial<ModelWeights> = {};
+  for (const s of hfTensorSpecs(config)) {
+    const { tensor, dtype, bytes } = make(s);
+    bytesByDtype[dtype] = (bytesByDtype[dtype] ?? 0) + bytes;
+    if (s.layer === undefined) (top as Record<string, Tensor>)[s.key] = tensor;
+    else (layers[s.layer] as Record<string, Tensor>)[s.key] = tensor;
+  }
+  if (config.tiedEmbeddings) top.lmHead = top.embed;
+  const dtype = (Object.entries(bytesByDtype) as [DType, number][]).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32";
+  return { weights: { ...(top as Omit<ModelWeights, "layers">), layers: layers as LayerWeights[] }, dtype };
+}
+
 export function loadHFWeights(dir: string, wasm: Wasm): HFLoaded {
   const hfConfig = readHFConfigFile(dir);
   const config = parseHFConfig(hfConfig, "config.json");
@@ -95,23 +117,15 @@ export function loadHFWeights(dir: string, wasm: Wasm): HFLoaded {
       }
       if (!isFloatDType(t.entry.dtype)) throw notFloatWeight(where(s.name), s.name, t.entry.dtype);
     }
-    const bytesByDtype: Partial<Record<DType, number>> = {};
-    const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
-    const top: Partial<ModelWeights> = {};
-    for (const s of specs) {
+    const loaded = assembleWeights(config, (s) => {
       const { entry } = ck.tensors.get(s.name)!;
-      const dt = entry.dtype as DType; // checked above
-      bytesByDtype[dt] = (bytesByDtype[dt] ?? 0) + numel(entry.shape) * DTYPE_SIZE[dt];
       const n = numel(s.shape);
       const ptr = wasm.arena.alloc(n);
       const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };
       ck.readF32Into(s.name, tensor.data);
-      if (s.layer === undefined) (top as Record<string, Tensor>)[s.key] = tensor;
-      else (layers[s.layer] as Record<string, Tensor>)[s.key] = tensor;
-    }
-    if (config.tiedEmbeddings) top.lmHead = top.embed;
-    const dtype = (Object.entries(bytesByDtype) as [DType, number][]).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32";
-    return { config, weights: { ...(top as Omit<ModelWeights, "layers">), layers: layers as LayerWeights[] }, dtype, hfConfig };
+      return { tensor, dtype: entry.dtype as DType, bytes: n * DTYPE_SIZE[entry.dtype] }; // dtype checked above
+    });
+    return { config, ...loaded, hfConfig };
   } finally {
     ck.close();
   }

@@ -12,6 +12,7 @@ import { ConfigError, outputExists } from "../errors.js";
 import { LLAMA2C_HEADER_BYTES, llama2cFileBytes, llama2cLayerBlocks } from "./load-llama2c.js";
 import { halfToInterleaved } from "./save-rope.js";
 import type { Model, ModelConfig, Tensor } from "./types.js";
+import { denseWeight } from "../sparse/linear.js";
 
 export interface SaveLlama2cOptions {
   force?: boolean;
@@ -45,7 +46,7 @@ export function saveLlama2c(model: Model, file: string, opts: SaveLlama2cOptions
     put(w.embed.data);
     for (const b of llama2cLayerBlocks(c)) {
       for (const layer of w.layers) {
-        let data = (layer[b.key] as Tensor).data;
+        let data = denseWeight(model.wasm, layer[b.key] as Tensor); // rebuilt per tensor when compressed
         if (c.ropeLayout === "half" && (b.key === "wq" || b.key === "wk")) {
           data = halfToInterleaved(data, b.key === "wq" ? c.nHeads : c.nKvHeads, c.headDim, c.dim);
         }

@@ -14,6 +14,7 @@ import { interleavedToHalf } from "./save-rope.js";
 import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
 import { DTYPES, type DType, type Model, type Tensor } from "./types.js";
+import { denseWeight } from "../sparse/linear.js";
 
 export { saveLlama2c } from "./save-llama2c.js";
 
@@ -47,7 +48,7 @@ export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): voi
   const tensors: TensorToWrite[] = hfTensorSpecs(c).map((s) => {
     const t: Tensor | undefined = s.layer === undefined ? (w as unknown as Record<string, Tensor>)[s.key] : (w.layers[s.layer] as unknown as Record<string, Tensor | undefined>)[s.key];
     if (!t) throw new UsageError(`model has no ${s.layer === undefined ? s.key : `layer ${s.layer} ${s.key}`} tensor for "${s.name}"`);
-    let data = t.data;
+    let data = denseWeight(model.wasm, t); // a compressed operator's dense values are rebuilt here, per tensor
     if (c.ropeLayout === "interleaved" && (s.key === "wq" || s.key === "wk")) {
       data = interleavedToHalf(data, t.shape[0] / c.headDim, c.headDim, c.dim); // heads of this layer
     }

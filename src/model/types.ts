@@ -59,12 +59,17 @@ export function layerSizesOf(c: ModelConfig, l: number): LayerSizes {
   return c.layerSizes?.[l] ?? { hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads };
 }
 
-/** A float32 tensor living in the arena: `data` is a view at `ptr` (no copy). */
+/**
+ * A float32 tensor living in the arena: `data` is a view at `ptr` (no copy). Exception: a linear weight loaded
+ * from a compressed model has only its `sparse` form, no dense copy: `data` is empty and `ptr` 0. Code that
+ * needs its dense values rebuilds them per tensor with `denseWeight` (src/sparse/linear.ts); pruning refuses
+ * such a model (`refuseCompressed`, src/sparse/compress.ts).
+ */
 export interface Tensor {
   ptr: number;
   shape: number[];
   data: Float32Array;
-  /** a compressed copy of a linear weight for the sparse kernels (src/sparse/); `linear()` picks the kernel by it */
+  /** the linear weight in a sparse kernel layout (src/sparse/); `linear()` runs the kernel of its format */
   sparse?: SparseWeight;
 }
 

@@ -22,7 +22,7 @@ export interface PackedCsr {
 export interface FileBitmask {
   /** (nnz) */ compressed: Float32Array;
   /** (N, ceil(K/8)) */ bitmask: Uint8Array;
-  /** (N) */ rowOffsets: Float64Array;
+  /** (N) */ rowOffsets: ArrayLike<number>;
 }
 
 const bitsOf = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -99,27 +99,49 @@ export function toFileBitmask(c: PackedCsr): FileBitmask {
   return { compressed, bitmask, rowOffsets };
 }
 
-/** sparse-bitmask tensors → kernel layout. A marked +0.0 value is dropped (the dense result is the same). */
+/**
+ * sparse-bitmask tensors → kernel layout, directly (no dense intermediate: a loaded compressed model never
+ * holds the dense operator). Every marked value is kept, a marked +0.0 too (it multiplies like any other).
+ */
 export function fromFileBitmask(f: FileBitmask, N: number, K: number, file: string, name: string): PackedCsr {
   const rowBytes = Math.ceil(K / 8);
   if (f.bitmask.length !== N * rowBytes) throw new FormatError(file, `"${name}.bitmask" has ${f.bitmask.length} bytes, expected ${N * rowBytes} for shape [${N},${K}]`);
-  const dense = new Float32Array(N * K);
-  const u = bitsOf(dense);
-  const cb = bitsOf(f.compressed);
+  if (f.rowOffsets.length !== N) throw new FormatError(file, `"${name}.row_offsets" has ${f.rowOffsets.length} entries, expected ${N}`);
+  const P = Math.ceil(K / PANEL);
+  const rowptr = new Uint32Array(P * N + 1);
+  // pass 1: values per (panel, row), checked against row_offsets and the number of values
   let j = 0;
   for (let n = 0; n < N; n++) {
-    if (f.rowOffsets.length === N && f.rowOffsets[n] !== j) {
-      throw new FormatError(file, `"${name}.row_offsets"[${n}] is ${f.rowOffsets[n]}, the bitmask implies ${j}`);
+    if (f.rowOffsets[n] !== j) throw new FormatError(file, `"${name}.row_offsets"[${n}] is ${f.rowOffsets[n]}, the bitmask implies ${j}`);
+    for (let b = 0; b < rowBytes; b++) {
+      let m = f.bitmask[n * rowBytes + b]!;
+      if (b === rowBytes - 1 && K % 8) m &= (1 << K % 8) - 1; // bits past K are padding
+      for (; m; m &= m - 1, j++) rowptr[Math.floor((8 * b + 31 - Math.clz32(m & -m)) / PANEL) * N + n + 1]++;
     }
-    for (let k = 0; k < K; k++) {
-      if ((f.bitmask[n * rowBytes + (k >> 3)]! >> (k & 7)) & 1) {
-        if (j >= cb.length) throw new FormatError(file, `"${name}.bitmask" marks more values than the ${cb.length} in "${name}.compressed"`);
-        u[n * K + k] = cb[j++]!;
+  }
+  if (j !== f.compressed.length) throw new FormatError(file, `"${name}.compressed" has ${f.compressed.length} values, the bitmask marks ${j}`);
+  for (let i = 0; i < P * N; i++) rowptr[i + 1]! += rowptr[i]!;
+  // pass 2: scatter values (as bits) and panel-relative columns
+  const cols = new Uint8Array(j);
+  const vals = new Float32Array(j);
+  const v = bitsOf(vals);
+  const cb = bitsOf(f.compressed);
+  const at = rowptr.slice(0, P * N);
+  j = 0;
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < rowBytes; b++) {
+      let m = f.bitmask[n * rowBytes + b]!;
+      if (b === rowBytes - 1 && K % 8) m &= (1 << K % 8) - 1;
+      for (; m; m &= m - 1) {
+        const k = 8 * b + 31 - Math.clz32(m & -m);
+        const p = Math.floor(k / PANEL);
+        const d = at[p * N + n]!++;
+        cols[d] = k - p * PANEL;
+        v[d] = cb[j++]!;
       }
     }
   }
-  if (j !== cb.length) throw new FormatError(file, `"${name}.compressed" has ${cb.length} values, the bitmask marks ${j}`);
-  return packCsr(dense, N, K);
+  return { N, K, rowptr, cols, vals };
 }
 
 /** Bytes of the kernel layout of an [N,K] operator with nnz nonzeros. */

@@ -20,17 +20,17 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FormatError, UsageError, outputExists } from "../errors.js";
-import { openCheckpoint } from "../io/safetensors.js";
+import { FormatError, UsageError, missingTensor, notFloatWeight, notFound, outputExists, shapeMismatch } from "../errors.js";
+import { INDEX_FILE, SINGLE_FILE, numel, openCheckpoint, writeSafetensors, type Checkpoint, type TensorToWrite } from "../io/safetensors.js";
+import { decodeI64, encodeFloats, encodeI64, isFloatDType } from "../io/dtype.js";
 import { parseHFConfig } from "../model/config.js";
-import { HF_EMBED, HF_LM_HEAD, hfTensorSpecs, readHFConfigFile, type HFLoaded } from "../model/load-hf.js";
+import { HF_EMBED, HF_LM_HEAD, assembleWeights, hfTensorSpecs, readHFConfigFile, type HFLoaded } from "../model/load-hf.js";
 import { atomicDir, saveHF } from "../model/save.js";
-import { LINEAR_OPS, type DType, type LayerWeights, type Model, type ModelWeights, type Tensor } from "../model/types.js";
+import { LINEAR_OPS, type DType, type Model, type Tensor } from "../model/types.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { is2of4, pack2of4, toFile2of4, fromFile2of4, unpack2of4 } from "./nm.js";
-import { countNonzeros, packCsr, toFileBitmask, fromFileBitmask, unpackCsr } from "./bcsr.js";
+import { is2of4, pack2of4, toFile2of4, fromFile2of4 } from "./nm.js";
+import { countNonzeros, packCsr, toFileBitmask, fromFileBitmask } from "./bcsr.js";
 import { place2of4, placeCsr } from "./linear.js";
-import { floatBytes, i64Bytes, openRawSafetensors, writeRawSafetensors, type RawTensor } from "./st.js";
 
 export const FORMAT_24 = "sparse-24-bitmask";
 export const FORMAT_BITMASK = "sparse-bitmask";
@@ -88,17 +88,17 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
     if (!ck) throw new FormatError(denseDir, "saveHF wrote no model.safetensors");
     const linear = new Map<string, number[]>();
     for (const s of hfTensorSpecs(model.config)) if ((LINEAR_OPS as readonly string[]).includes(s.key)) linear.set(s.name, s.shape);
-    const out: RawTensor[] = [];
+    const out: TensorToWrite[] = [];
     const formats: Record<string, OperatorFormat> = {};
     const counts: Record<string, number> = {};
     let zeros = 0;
     let params = 0;
     try {
       for (const [name, { entry }] of ck.tensors) {
-        const dtype = entry.dtype as "F32" | "F16" | "BF16";
+        const dtype = entry.dtype as DType; // saveHF writes float dtypes only
         const shape = linear.get(name);
         if (!shape) {
-          out.push({ name, dtype, shape: entry.shape, bytes: ck.files[0]!.readRaw(name) });
+          out.push({ name, dtype, shape: entry.shape, data: ck.readRaw(name) });
           continue;
         }
         const [N, K] = shape as [number, number];
@@ -110,19 +110,19 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
         let bytes = N * K * elt;
         if (format === FORMAT_24) {
           const f = toFile2of4(pack2of4(w, N, K));
-          out.push({ name: `${op}.compressed`, dtype, shape: [N, K / 2], bytes: floatBytes(f.compressed, dtype) });
-          out.push({ name: `${op}.bitmask`, dtype: "U8", shape: [N, Math.ceil(K / 8)], bytes: f.bitmask });
-          out.push({ name: `${op}.shape`, dtype: "I64", shape: [2, 1], bytes: i64Bytes([N, K]) });
+          out.push({ name: `${op}.compressed`, dtype, shape: [N, K / 2], data: encodeFloats(f.compressed, dtype) });
+          out.push({ name: `${op}.bitmask`, dtype: "U8", shape: [N, Math.ceil(K / 8)], data: f.bitmask });
+          out.push({ name: `${op}.shape`, dtype: "I64", shape: [2, 1], data: encodeI64([N, K]) });
           bytes = (N * K * elt) / 2 + f.bitmask.length + 16;
         } else if (format === FORMAT_BITMASK) {
           const f = toFileBitmask(packCsr(w, N, K));
-          out.push({ name: `${op}.compressed`, dtype, shape: [f.compressed.length], bytes: floatBytes(f.compressed, dtype) });
-          out.push({ name: `${op}.bitmask`, dtype: "U8", shape: [N, Math.ceil(K / 8)], bytes: f.bitmask });
-          out.push({ name: `${op}.shape`, dtype: "I64", shape: [2], bytes: i64Bytes([N, K]) });
-          out.push({ name: `${op}.row_offsets`, dtype: "I64", shape: [N], bytes: i64Bytes(f.rowOffsets) });
+          out.push({ name: `${op}.compressed`, dtype, shape: [f.compressed.length], data: encodeFloats(f.compressed, dtype) });
+          out.push({ name: `${op}.bitmask`, dtype: "U8", shape: [N, Math.ceil(K / 8)], data: f.bitmask });
+          out.push({ name: `${op}.shape`, dtype: "I64", shape: [2], data: encodeI64([N, K]) });
+          out.push({ name: `${op}.row_offsets`, dtype: "I64", shape: [N], data: encodeI64(f.rowOffsets) });
           bytes = f.compressed.length * elt + f.bitmask.length + 16 + 8 * N;
         } else {
-          out.push({ name, dtype, shape: entry.shape, bytes: ck.files[0]!.readRaw(name) });
+          out.push({ name, dtype, shape: entry.shape, data: ck.readRaw(name) });
         }
         formats[op] = format;
         if (format !== "dense") counts[format] = (counts[format] ?? 0) + 1;
@@ -150,7 +150,7 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
       },
     };
     config[FORMATS_FIELD] = formats;
-    writeRawSafetensors(path.join(tmp, "model.safetensors"), out, { format: "pt" });
+    writeSafetensors(path.join(tmp, "model.safetensors"), out, { format: "pt" });
     report.fileBytes = fs.statSync(path.join(tmp, "model.safetensors")).size;
     fs.writeFileSync(path.join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n");
     for (const f of fs.readdirSync(denseDir)) {
@@ -162,60 +162,80 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
 }
 
 /**
- * Read a compressed directory into the arena: every tensor dense (so inspect, save and pruning see plain
- * weights) and, for compressed operators, also their kernel layout in `Tensor.sparse` for the forward pass.
+ * Read a compressed directory (model.safetensors or shards) into the arena. A compressed operator gets only its
+ * kernel layout (`Tensor.sparse`, what the forward pass runs): no dense copy, so `data` is empty and `ptr` 0
+ * (see Tensor); whoever needs its dense values reconstructs them per tensor with `denseWeight` (inspect,
+ * save, decompress). Every other tensor is loaded as by loadHFWeights.
  */
 export function loadCompressedWeights(dir: string, wasm: Wasm): HFLoaded {
   const hfConfig = readHFConfigFile(dir);
   const config = parseHFConfig(hfConfig, "config.json");
-  const file = path.join(dir, "model.safetensors");
-  if (!fs.existsSync(file)) throw new FormatError(dir, "compressed checkpoint has no model.safetensors (sharded compressed checkpoints are not supported)");
-  const st = openRawSafetensors(file);
+  const ck = openCheckpoint(dir);
+  if (!ck) throw notFound("model weights", [path.join(dir, SINGLE_FILE), path.join(dir, INDEX_FILE)]);
   try {
-    if (!config.tiedEmbeddings && !st.header.has(HF_LM_HEAD) && st.header.has(HF_EMBED)) config.tiedEmbeddings = true;
-    const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
-    const top: Partial<ModelWeights> = {};
-    const bytesByDtype: Partial<Record<DType, number>> = {};
-    for (const s of hfTensorSpecs(config)) {
-      const n = s.shape.reduce((a, b) => a * b, 1);
-      const ptr = wasm.arena.alloc(n);
-      const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };
+    const fileOf = (name: string): string => {
+      const t = ck.tensors.get(name);
+      return t ? path.basename(t.file.path) : ck.files.length === 1 ? path.basename(ck.files[0]!.path) : INDEX_FILE;
+    };
+    if (!config.tiedEmbeddings && !ck.tensors.has(HF_LM_HEAD) && ck.tensors.has(HF_EMBED)) config.tiedEmbeddings = true;
+    const weights = assembleWeights(config, (s) => {
       const op = opPrefix(s.name);
-      const dense = st.header.get(s.name);
+      const dense = ck.tensors.get(s.name)?.entry;
       if (dense) {
-        if (dense.shape.join(",") !== s.shape.join(",")) throw new FormatError(st.file, `"${s.name}" has shape [${dense.shape}], expected [${s.shape}]`);
-        tensor.data.set(st.f32(s.name));
-        if (dense.dtype !== "U8" && dense.dtype !== "I64") bytesByDtype[dense.dtype] = (bytesByDtype[dense.dtype] ?? 0) + dense.end - dense.begin;
-      } else if (st.header.has(`${op}.compressed`)) {
-        const shape = st.i64(`${op}.shape`);
-        if (shape.length !== 2 || shape[0] !== s.shape[0] || shape[1] !== s.shape[1]) {
-          throw new FormatError(st.file, `"${op}.shape" is [${shape}], expected [${s.shape}]`);
-        }
-        const [N, K] = s.shape as [number, number];
-        const compressed = st.f32(`${op}.compressed`);
-        const bitmask = st.bytes(`${op}.bitmask`);
-        const ce = st.header.get(`${op}.compressed`)!;
-        if (ce.dtype !== "U8" && ce.dtype !== "I64") bytesByDtype[ce.dtype] = (bytesByDtype[ce.dtype] ?? 0) + ce.end - ce.begin;
-        if (st.header.has(`${op}.row_offsets`)) {
-          const c = fromFileBitmask({ compressed, bitmask, rowOffsets: Float64Array.from(st.i64(`${op}.row_offsets`)) }, N, K, st.file, op);
-          tensor.data.set(unpackCsr(c));
-          tensor.sparse = placeCsr(wasm.arena, c);
-        } else {
-          const p = fromFile2of4({ compressed, bitmask }, N, K, st.file, op);
-          tensor.data.set(unpack2of4(p));
-          tensor.sparse = place2of4(wasm.arena, p);
-        }
-      } else {
-        throw new FormatError(st.file, `missing tensor "${s.name}" (nor "${op}.compressed")`);
+        if (dense.shape.join(",") !== s.shape.join(",")) throw shapeMismatch(fileOf(s.name), s.name, dense.shape, s.shape);
+        if (!isFloatDType(dense.dtype)) throw notFloatWeight(fileOf(s.name), s.name, dense.dtype);
+        const n = numel(s.shape);
+        const ptr = wasm.arena.alloc(n);
+        const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };
+        ck.readF32Into(s.name, tensor.data);
+        return { tensor, dtype: dense.dtype, bytes: dense.end - dense.begin };
       }
-      if (s.layer === undefined) (top as Record<string, Tensor>)[s.key] = tensor;
-      else (layers[s.layer] as Record<string, Tensor>)[s.key] = tensor;
-    }
-    if (config.tiedEmbeddings) top.lmHead = top.embed;
-    const dtype = (Object.entries(bytesByDtype) as [DType, number][]).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32";
-    return { config, weights: { ...(top as Omit<ModelWeights, "layers">), layers: layers as LayerWeights[] }, dtype, hfConfig };
+      const ce = ck.tensors.get(`${op}.compressed`)?.entry;
+      if (!ce) throw missingTensor(fileOf(s.name), `${s.name}" (nor "${op}.compressed`);
+      const file = fileOf(`${op}.compressed`);
+      if (!isFloatDType(ce.dtype)) throw notFloatWeight(file, `${op}.compressed`, ce.dtype);
+      const shape = readCounts(ck, `${op}.shape`, file);
+      if (shape.length !== 2 || shape[0] !== s.shape[0] || shape[1] !== s.shape[1]) {
+        throw new FormatError(file, `"${op}.shape" is [${shape}], expected [${s.shape}]`);
+      }
+      const [N, K] = s.shape as [number, number];
+      const compressed = new Float32Array(numel(ce.shape));
+      ck.readF32Into(`${op}.compressed`, compressed);
+      const bitmask = ck.readRaw(`${op}.bitmask`);
+      const sparse = ck.tensors.has(`${op}.row_offsets`)
+        ? placeCsr(wasm.arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op))
+        : place2of4(wasm.arena, fromFile2of4({ compressed, bitmask }, N, K, file, op));
+      return { tensor: { ptr: 0, shape: s.shape, data: NO_DENSE, sparse }, dtype: ce.dtype, bytes: ce.end - ce.begin };
+    });
+    return { config, ...weights, hfConfig };
   } finally {
-    st.close();
+    ck.close();
+  }
+}
+
+/** The `data` of a compressed operator: it has no dense copy (see Tensor). */
+const NO_DENSE = new Float32Array(0);
+
+/** An I64 tensor of non-negative integers (shapes, row offsets) as numbers. */
+function readCounts(ck: Checkpoint, name: string, file: string): number[] {
+  const t = ck.tensors.get(name);
+  if (!t) throw missingTensor(file, name);
+  if (t.entry.dtype !== "I64") throw new FormatError(file, `"${name}" is ${t.entry.dtype}, expected I64`);
+  const v = decodeI64(ck.readRaw(name));
+  if (!v || v.some((x) => x < 0)) throw new FormatError(file, `"${name}" holds a value that is not a non-negative integer`);
+  return v;
+}
+
+/**
+ * Refuse a compressed model directory where dense weights are edited in place (pruning): its operators are
+ * held only in their sparse form. `command` names the refusing command in the message.
+ */
+export function refuseCompressed(modelPath: string, command: string): void {
+  if (isCompressedDir(modelPath)) {
+    throw new UsageError(
+      `${modelPath} is a compressed model (its sparse operators have no dense copy in memory); ${command} needs dense weights: ` +
+        `run \`wasprune decompress ${modelPath} --out DENSE\` and ${command} DENSE`,
+    );
   }
 }
 

@@ -6,9 +6,9 @@ import type { SparseKernelApi } from "../kernels/sparse-api.js";
 import { sparseKernels } from "../kernels/sparse-api.js";
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { WasmError } from "../errors.js";
-import type { Model, SparseWeight } from "../model/types.js";
-import { bytes2of4, type Packed24 } from "./nm.js";
-import { bytesCsr, type PackedCsr } from "./bcsr.js";
+import type { Model, SparseWeight, Tensor } from "../model/types.js";
+import { bytes2of4, unpack2of4, type Packed24 } from "./nm.js";
+import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "./bcsr.js";
 
 /** y (T, N) = x (T, K) · Wᵀ for a compressed W; `scratch` of `scratchBytes` bytes (16-aligned) for the GEMMs. */
 export function sparseLinear(k: SparseKernelApi, w: SparseWeight, x: number, y: number, T: number, scratch: number, scratchBytes: number): void {
@@ -50,7 +50,22 @@ export function placeCsr(arena: Arena, c: PackedCsr): SparseWeight {
   return { format: "bcsr", N: c.N, K: c.K, nnz: c.vals.length, rowptr, cols, vals, bytes: bytesCsr(c.N, c.K, c.vals.length) };
 }
 
-/** Views of a placed 2:4 weight (for tests and decompression). */
+/** Copies of a placed panel-CSR weight. */
+export function readCsr(wasm: Wasm, w: Extract<SparseWeight, { format: "bcsr" }>): PackedCsr {
+  const rows = Math.ceil(w.K / PANEL) * w.N + 1;
+  return { N: w.N, K: w.K, rowptr: wasm.arena.u32(w.rowptr, rows).slice(), cols: wasm.arena.u8(w.cols, w.nnz).slice(), vals: wasm.arena.f32(w.vals, w.nnz).slice() };
+}
+
+/**
+ * The dense values of a weight: its `data` view, or for a compressed operator (which holds no dense copy) a
+ * new array rebuilt bit-exactly from its kernel layout. For inspect, save and decompress, one tensor at a time.
+ */
+export function denseWeight(wasm: Wasm, t: Tensor): Float32Array {
+  if (!t.sparse) return t.data;
+  return t.sparse.format === "2:4" ? unpack2of4(read2of4(wasm, t.sparse)) : unpackCsr(readCsr(wasm, t.sparse));
+}
+
+/** Copies of a placed 2:4 weight (for tests and decompression). */
 export function read2of4(wasm: Wasm, w: Extract<SparseWeight, { format: "2:4" }>): Packed24 {
   const NB = Math.ceil(w.N / 4);
   const G = w.K / 4;

@@ -57,6 +57,15 @@ function keptPair(u: Uint32Array, o: number): [number, number] {
   return a < b ? [a, b] : [b, a];
 }
 
+/** Padding rows of the last block (N % 4 != 0): zeros at columns 0 and 1 of each group. */
+function padLastBlock(idx: Uint8Array, N: number, G: number): void {
+  const NB = Math.ceil(N / 4);
+  for (let n = N; n < NB * 4; n++) {
+    const r = n & 3;
+    for (let g = 0; g < G; g++) idx[((NB - 1) * G + g) * 2 + 1] |= 1 << (2 * r);
+  }
+}
+
 /** Dense W [N,K] (2:4) → kernel layout. Throws RangeError if W is not 2:4. */
 export function pack2of4(w: Float32Array, N: number, K: number): Packed24 {
   if (K % 4 !== 0) throw new RangeError(`2:4 needs K % 4 == 0, got K=${K}`);
@@ -79,11 +88,7 @@ export function pack2of4(w: Float32Array, N: number, K: number): Packed24 {
       idx[(b * G + g) * 2 + 1] |= c1 << (2 * r);
     }
   }
-  // padding rows of the last block: zeros at columns 0 and 1 of each group
-  for (let n = N; n < NB * 4; n++) {
-    const r = n & 3;
-    for (let g = 0; g < G; g++) idx[((NB - 1) * G + g) * 2 + 1] |= 1 << (2 * r);
-  }
+  padLastBlock(idx, N, G);
   return { N, K, vals, idx };
 }
 
@@ -160,10 +165,7 @@ export function fromFile2of4(f: File24, N: number, K: number, file: string, name
       if (s !== 2) throw new FormatError(file, `"${name}.bitmask": row ${n} group ${g} marks ${s} of 4 values, expected 2`);
     }
   }
-  for (let n = N; n < NB * 4; n++) {
-    const r = n & 3;
-    for (let g = 0; g < G; g++) idx[((NB - 1) * G + g) * 2 + 1] |= 1 << (2 * r);
-  }
+  padLastBlock(idx, N, G);
   return { N, K, vals, idx };
 }
 

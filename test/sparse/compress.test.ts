@@ -15,8 +15,9 @@ import { generate } from "../../src/generate/generate.js";
 import { perplexity } from "../../src/eval/perplexity.js";
 import { paragraphSequences } from "../../src/eval/text.js";
 import { hfTensorSpecs } from "../../src/model/load-hf.js";
-import { OutputExistsError } from "../../src/errors.js";
-import { compressModel, decompressModel, isCompressedDir } from "../../src/sparse/compress.js";
+import { OutputExistsError, UsageError } from "../../src/errors.js";
+import { compressModel, decompressModel, isCompressedDir, refuseCompressed } from "../../src/sparse/compress.js";
+import { denseWeight } from "../../src/sparse/linear.js";
 import { inspectModel } from "../../src/model/inspect.js";
 import { LINEAR_OPS, type Model, type Tensor } from "../../src/model/types.js";
 import { STORIES_HF, TINY_VALID } from "../helpers/shared.js";
@@ -71,8 +72,15 @@ test("compressed stories260K: same greedy text and perplexity as the dense run; 
   assert.equal(c.weights.layers[1]!.wUp.sparse?.format, "2:4");
   assert.equal(c.weights.layers[0]!.wDown.sparse?.format, "bcsr");
   assert.equal(c.weights.layers[0]!.wo.sparse, undefined);
+  // compressed operators are held only in their sparse form: no dense copy, less arena than the dense model
+  assert.equal(c.weights.layers[1]!.wUp.data.length, 0);
+  assert.equal(c.weights.layers[0]!.wDown.data.length, 0);
+  assert.equal(c.weights.layers[0]!.wo.data.length, 64 * 64);
+  assert.ok(c.wasm.arena.used < pruned.wasm.arena.used, `arena ${c.wasm.arena.used} B compressed vs ${pruned.wasm.arena.used} B dense`);
   const want = tensors(pruned);
-  for (const [name, t] of tensors(c)) assert.deepEqual(bits(t.data), bits(want.get(name)!.data), `loaded ${name}`);
+  for (const [name, t] of tensors(c)) assert.deepEqual(bits(denseWeight(c.wasm, t)), bits(want.get(name)!.data), `loaded ${name}`);
+  assert.throws(() => refuseCompressed(dir, "prune"), (e: unknown) => e instanceof UsageError && /is a compressed model .* prune needs dense weights: run `wasprune decompress/.test(e.message));
+  refuseCompressed(STORIES_HF, "prune");
 
   const g = { prompt: "Once upon a time", steps: 120, temperature: 0, topP: 1, seed: 1 };
   const dense = generate(pruned, g);
