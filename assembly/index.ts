@@ -11,3 +11,7 @@ export * from "./f32-gram";
 export * from "./f32-fista";
 export * from "./f32-nm";
 export * from "./f32-spmm-nm";
+export * from "./f32-gemm-backward";
+export * from "./f32-elementwise-backward";
+export * from "./f32-attention-backward";
+export * from "./f32-loss-backward";
