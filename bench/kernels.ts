@@ -12,7 +12,9 @@ import { cpus, freemem } from "node:os";
 import { createWasm, type Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import * as ref from "../src/kernels/reference.js";
-import { benchSparse, writeSparseChart, type SparseRow } from "./sparse.js";
+import { benchSparse, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
+import { loadAnchors } from "./anchors.js";
+import { rate } from "./timing.js";
 
 export interface GemmRow {
   /** Square size: M = N = K = n. */
@@ -44,6 +46,12 @@ export interface BenchKernelsResult {
   gemv: GemvRow;
   /** dense vs 2:4 vs unstructured (bench/sparse.ts) */
   sparse: SparseRow[];
+  /** onnxruntime-web and tfjs-wasm dense matmul on the same shapes, same run (bench/anchors.ts) */
+  anchors: AnchorRow[];
+  /** anchors that could not run here, and why */
+  anchorFailures: { name: string; reason: string }[];
+  /** how each anchor was set up */
+  anchorSetup: { name: string; version: string; setup: string }[];
   /** the SVG chart written, if asked for */
   chart: string | null;
   notes: string[];
@@ -73,20 +81,6 @@ export function lastLevelCacheBytes(): number | null {
   } catch {
     return null;
   }
-}
-
-/** Calls `fn(rep)` once to warm up, then until `budgetMs` has passed (at least `minReps` times); returns reps/s. */
-function rate(fn: (rep: number) => void, budgetMs: number, minReps = 1): number {
-  fn(0);
-  let reps = 0;
-  const t0 = performance.now();
-  let elapsed = 0;
-  while (reps < minReps || elapsed < budgetMs) {
-    fn(reps + 1);
-    reps++;
-    elapsed = performance.now() - t0;
-  }
-  return (reps * 1000) / elapsed;
 }
 
 function fillRandom(a: Float32Array, seed: number): void {
@@ -166,7 +160,7 @@ function benchGemv(wasm: Wasm, llc: number | null, quick: boolean, notes: string
 }
 
 /** Run the kernel benchmark; prints a table unless `json` (the CLI prints the returned object then). */
-export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?: string; sparse?: boolean }): Promise<BenchKernelsResult> {
+export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?: string; sparse?: boolean; anchors?: boolean }): Promise<BenchKernelsResult> {
   const quick = !!opts.quick;
   const log = (s: string) => {
     if (!opts.json) console.log(s);
@@ -197,7 +191,19 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
     `  ${gemv.N}x${gemv.K}                   ${gemv.wasmGBps.toFixed(1).padStart(6)} GB/s  ${gemv.scalarGBps.toFixed(2).padStart(6)} GB/s` +
       `  ${gemv.speedup.toFixed(0).padStart(5)}x`,
   );
-  const sparse = opts.sparse === false ? [] : benchSparse(wasm, llc, quick, notes, log);
+  const { anchors: loaded, failures: anchorFailures } = opts.anchors === false ? { anchors: [], failures: [] } : await loadAnchors();
+  for (const f of anchorFailures) notes.push(`anchor ${f.name} did not run: ${f.reason}`);
+  const anchorSetup = loaded.map((a) => ({ name: a.name, version: a.version, setup: a.setup }));
+  for (const a of anchorSetup) notes.push(`anchor ${a.name} ${a.version}: ${a.setup}`);
+  const { rows: sparse, anchors } = opts.sparse === false ? { rows: [], anchors: [] } : await benchSparse(wasm, llc, quick, notes, log, loaded);
+  if (anchors.length) {
+    log("");
+    log("our dense GEMM/GEMV over the faster anchor (target ≥ 1.7x at batch > 1):");
+    for (const r of sparse.filter((r) => r.format === "dense")) {
+      const best = anchors.filter((x) => x.N === r.N && x.K === r.K && x.M === r.M).sort((x, y) => y.gflops - x.gflops)[0];
+      if (best) log(`  ${`${r.N}x${r.K}`.padEnd(10)} ${String(r.M).padStart(3)}  ours ${r.effGflops.toFixed(1).padStart(6)} GF/s, ${best.name} ${best.gflops.toFixed(1).padStart(6)} GF/s: ${best.oursOver.toFixed(2)}x`);
+    }
+  }
   if (opts.svg && sparse.length) {
     writeSparseChart(opts.svg, sparse, cpu);
     log(`chart: ${opts.svg}`);
@@ -206,5 +212,5 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
     log("");
     for (const n of notes) log(`note: ${n}`);
   }
-  return { cpu, llcBytes: llc, threads: 1, quick, gemm, gemv, sparse, chart: opts.svg ?? null, notes };
+  return { cpu, llcBytes: llc, threads: 1, quick, gemm, gemv, sparse, anchors, anchorFailures, anchorSetup, chart: opts.svg ?? null, notes };
 }

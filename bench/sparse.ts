@@ -17,6 +17,8 @@ import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
 import { place2of4, placeCsr } from "../src/sparse/linear.js";
 import type { SparseWeight } from "../src/model/types.js";
+import type { Anchor, AnchorName } from "./anchors.js";
+import { rate, rateAsync } from "./timing.js";
 
 export const SPARSE_SHAPES: [number, number][] = [[768, 768], [3072, 768], [4096, 4096]];
 export const SPARSE_BATCHES = [1, 8, 64];
@@ -35,6 +37,18 @@ export interface SparseRow {
   /** effective GFLOP/s over the dense kernel's in the same run */
   speedup: number;
   /** distinct weight copies rotated through (1: cache-resident) */
+  copies: number;
+}
+
+/** An anchor's dense matmul at one shape and batch, measured in the same run as our rows. */
+export interface AnchorRow {
+  N: number;
+  K: number;
+  M: number;
+  name: AnchorName;
+  gflops: number;
+  /** our dense kernel's GFLOP/s over the anchor's (> 1: ours is faster) */
+  oursOver: number;
   copies: number;
 }
 
@@ -68,29 +82,19 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
   return { w, density: 1 };
 }
 
-function rate(fn: (rep: number) => void, budgetMs: number, minReps: number): number {
-  fn(0);
-  let reps = 0;
-  const t0 = performance.now();
-  let elapsed = 0;
-  while (reps < minReps || elapsed < budgetMs) {
-    fn(reps + 1);
-    reps++;
-    elapsed = performance.now() - t0;
-  }
-  return (reps * 1000) / elapsed;
-}
-
-export function benchSparse(wasm: Wasm, llc: number | null, quick: boolean, notes: string[], log: (s: string) => void): SparseRow[] {
+export async function benchSparse(
+  wasm: Wasm, llc: number | null, quick: boolean, notes: string[], log: (s: string) => void, anchors: Anchor[] = [],
+): Promise<{ rows: SparseRow[]; anchors: AnchorRow[] }> {
   const k = kernels(wasm);
   const sk = sparseKernels(wasm);
   const a = wasm.arena;
   const rows: SparseRow[] = [];
+  const anchorRows: AnchorRow[] = [];
   const budget = quick ? 60 : 300;
   const rotateBytes = Math.min(GiB, 4 * (llc ?? 32 << 20));
   log("");
   log(`sparse kernels, effective GFLOP/s (dense-equivalent) and speed-up over dense, single thread`);
-  log(`  shape NxK    M  ${SPARSE_FORMATS.map((f) => f.replace("unstructured ", "unstr ").padStart(16)).join("")}`);
+  log(`  shape NxK    M  ${SPARSE_FORMATS.map((f) => f.replace("unstructured ", "unstr ").padStart(16)).join("")}${anchors.map((a) => `${a.name.padStart(16)} (dense/it)`).join("")}`);
   for (const [N, K] of SPARSE_SHAPES) {
     // pack once per shape and format (packing is TypeScript and not what is measured)
     const packed = SPARSE_FORMATS.map((format, i) => {
@@ -100,6 +104,7 @@ export function benchSparse(wasm: Wasm, llc: number | null, quick: boolean, note
     for (const M of SPARSE_BATCHES) {
       const line: string[] = [];
       let denseRate = 0;
+      let denseCopies = 1;
       for (const p of packed) {
         const stream = M === 1 && N * K >= 4096 * 4096;
         const r = a.scoped(() => {
@@ -130,17 +135,30 @@ export function benchSparse(wasm: Wasm, llc: number | null, quick: boolean, note
           };
           return { rate: rate(call, budget, copies), copies };
         });
-        if (p.format === "dense") denseRate = r.rate;
+        if (p.format === "dense") {
+          denseRate = r.rate;
+          denseCopies = r.copies;
+        }
         const eff = (2 * M * N * K * r.rate) / 1e9;
         const row: SparseRow = { N, K, M, format: p.format, effGflops: eff, nnzGflops: eff * p.density, speedup: r.rate / denseRate, copies: r.copies };
         rows.push(row);
         line.push(`${eff.toFixed(1).padStart(7)} ${row.speedup.toFixed(2).padStart(5)}x  `);
       }
+      for (const an of anchors) {
+        // the same number of weight copies as our dense row (so the same DRAM streaming at 4096x4096 batch 1)
+        const m = await an.prepare(M, N, K, denseCopies, 21);
+        // every copy once before timing: both runtimes pack/prepare a weight on its first use
+        for (let c = 1; c < denseCopies; c++) await m.run(c);
+        const r = await rateAsync((rep) => m.run(rep), budget, denseCopies).finally(() => m.dispose());
+        const gflops = (2 * M * N * K * r) / 1e9;
+        anchorRows.push({ N, K, M, name: an.name, gflops, oursOver: denseRate / r, copies: denseCopies });
+        line.push(`${gflops.toFixed(1).padStart(7)} ${(denseRate / r).toFixed(2).padStart(5)}x          `);
+      }
       log(`  ${`${N}x${K}`.padEnd(10)} ${String(M).padStart(3)}  ${line.join("")}`);
     }
   }
   notes.push(`sparse: 4096x4096 at batch 1 rotates ≥ ${(rotateBytes / GiB).toFixed(2)} GiB of weights per format (streamed from DRAM); other rows use one copy`);
-  return rows;
+  return { rows, anchors: anchorRows };
 }
 
 /** A grouped bar chart of speed-up over dense, per shape x batch, one bar per sparse format (hand-written SVG). */

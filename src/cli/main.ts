@@ -179,6 +179,19 @@ bench
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench
+  .command("model")
+  .description("tokens/s of generate and eval, dense vs compressed (compressed in a temp dir), on MODEL and on a synthetic 4096-wide 2:4 stack")
+  .argument("[model]", "a pruned .bin file or Hugging Face model directory (omit for the synthetic model only)")
+  .option("--layers <n>", "layers of the synthetic 4096-wide model (~1.2 GB per layer for both forms)", int("--layers"), 2)
+  .option("--no-synthetic", "skip the synthetic 4096-wide model")
+  .option("--quick", "fewer tokens")
+  .option("--json", "print results as JSON")
+  .action(async (model: string | undefined, opts) => {
+    const { benchModel } = await import("../../bench/model.js");
+    const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
   .command("methods")
   .description("perplexity of every method x pattern x schedule x error correction, from the same dense weights")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
