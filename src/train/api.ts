@@ -29,9 +29,14 @@ export interface BackwardKernelApi extends KernelApi {
   f32_group_expand_add(ds: number, dx: number, rows: number, n: number, k: number): void;
 
   // ---- assembly/f32-attention-backward.ts ----------------------------------------------------------
-  /** causal attention backward over positions 0..T-1; dq written, dk/dv added to; scratch 2T floats */
+  /** causal attention over positions 0..T-1 for training; lse [nHeads][T] kept for the backward; scratch T+3 floats */
+  f32_attention_causal(
+    q: number, k: number, v: number, out: number, lse: number, scratch: number,
+    nHeads: number, nKvHeads: number, headDim: number, T: number, qStride: number, kvStride: number,
+  ): void;
+  /** its backward; dq written, dk/dv added to; scratch 2(T+3) floats */
   f32_attention_backward(
-    q: number, k: number, v: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
+    q: number, k: number, v: number, lse: number, dout: number, dq: number, dk: number, dv: number, scratch: number,
     nHeads: number, nKvHeads: number, headDim: number, T: number, qStride: number, kvStride: number,
   ): void;
 

@@ -1,8 +1,9 @@
 /**
  * @file The training forward pass (every activation the backward pass needs is kept) and the backward pass,
- * on the WASM kernels. One sequence at a time, positions 0..T-1, causal; the arithmetic of the forward is the
- * inference forward's (src/model/forward.ts: same kernels, same order), except that every linear operator
- * runs as a GEMM (T ≥ 1) on the masked copy W⊙M, plus SLoRB when present.
+ * on the WASM kernels. One sequence at a time, positions 0..T-1, causal; the forward follows the inference
+ * forward (src/model/forward.ts: same kernels, same order) except that every linear operator runs as a GEMM
+ * (T ≥ 1) on the masked copy W⊙M, plus SLoRB when present, and attention runs over the whole sequence at once
+ * (f32_attention_causal, which keeps each row's log-sum-exp for the backward; logits agree to ~1e-6).
  *
  * `TrainState` holds the activations of up to maxT positions for every layer and the gradient scratch,
  * allocated once (llama2.c's RunState, grown by what backward needs); no call here allocates.
@@ -19,6 +20,7 @@ export interface LayerActs {
   /** (T, kvDim) after RoPE */ k: number;
   /** (T, kvDim) */ v: number;
   /** (T, qDim) attention output (o_proj input) */ att: number;
+  /** (nHeads, T) log-sum-exp of each attention row */ lse: number;
   /** (T, dim) residual after attention */ xMid: number;
   /** (T, dim) rmsnorm(xMid) */ xn2: number;
   /** (T, hidden) gate before silu */ gate: number;
@@ -46,7 +48,7 @@ export interface TrainState {
   dup: number;
   dh: number;
   /** (maxT, vocab) */ dlogits: number;
-  /** (2·maxT) attention backward; (maxT) forward scores */ attScratch: number;
+  /** 2·(maxT+3) floats: attention scores and their gradient */ attScratch: number;
   /** (maxT, maxGroups) SLoRB group sums and their gradient */ gsum: number;
   dgsum: number;
   /** (maxT, headDim/2) */ ropeCos: number;
@@ -73,7 +75,7 @@ export function createTrainState(st: Student, maxT: number): TrainState {
   for (let l = 0; l < c.nLayers; l++) {
     layers.push({
       xn1: a.alloc(maxT * c.dim), q: a.alloc(maxT * qDim), k: a.alloc(maxT * kvDim), v: a.alloc(maxT * kvDim),
-      att: a.alloc(maxT * qDim), xMid: a.alloc(maxT * c.dim), xn2: a.alloc(maxT * c.dim),
+      att: a.alloc(maxT * qDim), lse: a.alloc(c.nHeads * maxT), xMid: a.alloc(maxT * c.dim), xn2: a.alloc(maxT * c.dim),
       gate: a.alloc(maxT * c.hiddenDim), up: a.alloc(maxT * c.hiddenDim), h: a.alloc(maxT * c.hiddenDim),
     });
   }
@@ -83,7 +85,7 @@ export function createTrainState(st: Student, maxT: number): TrainState {
     dx: a.alloc(maxT * c.dim), dxn: a.alloc(maxT * Math.max(c.dim, qDim)), out: a.alloc(maxT * c.dim),
     dq: a.alloc(maxT * qDim), dk: a.alloc(maxT * kvDim), dv: a.alloc(maxT * kvDim), datt: a.alloc(maxT * qDim),
     dgate: a.alloc(maxT * c.hiddenDim), dup: a.alloc(maxT * c.hiddenDim), dh: a.alloc(maxT * c.hiddenDim),
-    dlogits: a.alloc(maxT * c.vocabSize), attScratch: a.alloc(2 * maxT),
+    dlogits: a.alloc(maxT * c.vocabSize), attScratch: a.alloc(2 * (maxT + 3)),
     gsum: a.alloc(maxT * maxGroups), dgsum: a.alloc(maxT * maxGroups),
     ropeCos: a.put(cos), ropeSin: a.put(sin),
     pack: a.allocBytes(packBytes), packBytes,
@@ -165,9 +167,7 @@ export function trainForward(st: Student, ts: TrainState, tokens: ArrayLike<numb
       rope(A.q + 4 * t * qDim, cs, sn, nHeads, c.headDim);
       rope(A.k + 4 * t * kvDim, cs, sn, nKv, c.headDim);
     }
-    for (let t = 0; t < T; t++) {
-      k.f32_attention(A.q + 4 * t * qDim, A.k, A.v, A.att + 4 * t * qDim, ts.attScratch, nHeads, nKv, c.headDim, t + 1, kvDim);
-    }
+    k.f32_attention_causal(A.q, A.k, A.v, A.att, A.lse, ts.attScratch, nHeads, nKv, c.headDim, T, qDim, kvDim);
     linearF(k, ts, ops.wo, A.att, ts.out, T);
     k.f32_add(x, ts.out, A.xMid, T * c.dim);
     // MLP
@@ -218,7 +218,7 @@ export function trainBackward(st: Student, ts: TrainState, T: number, grads: num
     linearB(k, ts, ops.wo, A.att, ts.dx, ts.datt, T, grads, 0);
     m.wasm.arena.f32(ts.dk, T * kvDim).fill(0);
     m.wasm.arena.f32(ts.dv, T * kvDim).fill(0);
-    k.f32_attention_backward(A.q, A.k, A.v, ts.datt, ts.dq, ts.dk, ts.dv, ts.attScratch, nHeads, nKv, c.headDim, T, qDim, kvDim);
+    k.f32_attention_backward(A.q, A.k, A.v, A.lse, ts.datt, ts.dq, ts.dk, ts.dv, ts.attScratch, nHeads, nKv, c.headDim, T, qDim, kvDim);
     for (let t = 0; t < T; t++) {
       const cs = ts.ropeCos + 4 * t * half;
       const sn = ts.ropeSin + 4 * t * half;

@@ -18,7 +18,6 @@
  * resumed from a checkpoint (state.ts) ends with the same bytes as one that never stopped.
  */
 import { UsageError } from "../errors.js";
-import { createRunState, forward, type RunState } from "../model/forward.js";
 import type { Model } from "../model/types.js";
 import { adamwStep, createAdamW, type AdamWState } from "./adamw.js";
 import { backwardKernels } from "./api.js";
@@ -102,7 +101,8 @@ export class Trainer {
   step = 0;
   /** Wanda column statistics per linear operator (Σ_t x_j², samples) */
   wanda?: { sq: Float64Array[]; samples: number };
-  private readonly teacherRun?: RunState;
+  /** the teacher as a dense "student" (no masks) and its activations: its forward shares the training kernels */
+  private readonly teacherNet?: { st: Student; ts: TrainState };
 
   constructor(
     readonly model: Model,
@@ -124,7 +124,8 @@ export class Trainer {
     if (teacher && s.alpha < 1) {
       const tc = teacher.config;
       if (tc.vocabSize !== c.vocabSize) throw new UsageError(`--teacher has a vocabulary of ${tc.vocabSize}, the student ${c.vocabSize}`);
-      this.teacherRun = createRunState(teacher, s.seqlen, s.seqlen);
+      const tst = createStudent(teacher, { sparse: false });
+      this.teacherNet = { st: tst, ts: createTrainState(tst, s.seqlen) };
     }
   }
 
@@ -211,9 +212,9 @@ export class Trainer {
       a.i32(ts.targets, T).set(seq.subarray(1, T + 1));
       const alpha = this.s.alpha;
       ce += k.f32_cross_entropy_backward(ts.logits, ts.targets, ts.dlogits, T, V, alpha, 0);
-      if (alpha < 1 && this.teacher && this.teacherRun) {
-        forward(this.teacher, this.teacherRun, input, 0, true);
-        kl += k.f32_kl_backward(ts.logits, this.teacherRun.logits, ts.dlogits, T, V, this.s.temperature, 1 - alpha, 1);
+      if (alpha < 1 && this.teacherNet) {
+        trainForward(this.teacherNet.st, this.teacherNet.ts, input);
+        kl += k.f32_kl_backward(ts.logits, this.teacherNet.ts.logits, ts.dlogits, T, V, this.s.temperature, 1 - alpha, 1);
       }
       trainBackward(this.student, ts, T, gradPtr);
     }

@@ -228,28 +228,31 @@ test("f32_rope_{interleaved,half}_backward: transpose rotation vs finite differe
   report(t, "rope (both layouts)", worst);
 });
 
-test("f32_attention_backward: dq, dk, dv of causal GQA attention vs finite differences", (t) => {
+test("f32_attention_causal (forward) and f32_attention_backward: dq, dk, dv of causal GQA attention vs finite differences", (t) => {
   const rand = mulberry32(805);
   let worst = 0;
   // nHeads, nKvHeads, headDim, T, extra kv stride
-  for (const [nH, nKv, hd, T, extra] of [[1, 1, 4, 1, 0], [2, 2, 4, 3, 0], [4, 2, 8, 5, 0], [4, 1, 6, 4, 2], [6, 3, 5, 6, 1]] as const) {
+  for (const [nH, nKv, hd, T, extra] of [[1, 1, 4, 1, 0], [2, 2, 4, 3, 0], [4, 2, 8, 5, 0], [4, 1, 6, 4, 2], [6, 3, 5, 6, 1], [2, 1, 8, 11, 0]] as const) {
     scoped((w) => {
       const k = backwardKernels(w);
       const qs = nH * hd, kvs = nKv * hd + extra;
       const q = rand64(rand, T * qs, -1.5, 1.5), kk = rand64(rand, T * kvs, -1.5, 1.5), v = rand64(rand, T * kvs), dO = rand64(rand, T * qs);
       const bq = place(w, f32(q)), bk = place(w, f32(kk)), bv = place(w, f32(v)), bdo = place(w, f32(dO));
       const bdq = place(w, new Float32Array(T * qs)), bdk = place(w, new Float32Array(T * kvs)), bdv = place(w, new Float32Array(T * kvs));
-      const bs = place(w, new Float32Array(2 * T));
-      k.f32_attention_backward(bq.ptr, bk.ptr, bv.ptr, bdo.ptr, bdq.ptr, bdk.ptr, bdv.ptr, bs.ptr, nH, nKv, hd, T, qs, kvs);
+      const bs = place(w, new Float32Array(2 * (T + 3)));
+      const bo = place(w, new Float32Array(T * qs)), blse = place(w, new Float32Array(nH * T));
+      k.f32_attention_causal(bq.ptr, bk.ptr, bv.ptr, bo.ptr, blse.ptr, bs.ptr, nH, nKv, hd, T, qs, kvs);
+      k.f32_attention_backward(bq.ptr, bk.ptr, bv.ptr, blse.ptr, bdo.ptr, bdq.ptr, bdk.ptr, bdv.ptr, bs.ptr, nH, nKv, hd, T, qs, kvs);
       const loss = () => dotLoss(dO, attentionRef(q, kk, v, nH, nKv, hd, T, qs, kvs));
       const label = `attention nH=${nH} nKv=${nKv} hd=${hd} T=${T} kvStride+${extra}`;
+      check(t, `${label} forward`, bo.read(), attentionRef(q, kk, v, nH, nKv, hd, T, qs, kvs), 2e-6);
       worst = Math.max(
         worst,
         check(t, `${label} dq`, bdq.read(), fdGrad(q, loss)),
         check(t, `${label} dk`, bdk.read(), fdGrad(kk, loss)),
         check(t, `${label} dv`, bdv.read(), fdGrad(v, loss)),
       );
-      for (const [nm, b] of [["dq", bdq], ["dk", bdk], ["dv", bdv], ["scratch", bs]] as const) b.checkGuards(`${label} ${nm}`);
+      for (const [nm, b] of [["out", bo], ["lse", blse], ["dq", bdq], ["dk", bdk], ["dv", bdv], ["scratch", bs]] as const) b.checkGuards(`${label} ${nm}`);
     });
   }
   report(t, "attention (GQA, causal)", worst);
