@@ -165,6 +165,46 @@ program
     await decompressCommand(model, opts);
   });
 
+program
+  .command("train")
+  .description("sparse training: recover an N:M model by distillation from the dense teacher (AST, or a fixed mask)")
+  .argument("<model>", "the dense model: the teacher (unless --teacher) and the starting point (unless --init)")
+  .requiredOption("--data <file>", "training text, or 'teacher' for text sampled from the teacher (seeded, streamed)")
+  .requiredOption("--steps <n>", "optimizer steps", int("--steps"))
+  .requiredOption("--out <dir>", "output model directory")
+  .option("--sparsity <s>", "N:M pattern (N kept of every M)", "2:4")
+  .option("--teacher <model>", "dense teacher (default: MODEL)")
+  .option("--init <dir>", "start the student from this (one-shot pruned) model instead of MODEL")
+  .option("--method <m>", "ast (masks recomputed, pruned weights decayed) | fixed (plain fine-tuning, first mask kept)", "ast")
+  .option("--lr <lr>", "peak learning rate (warm-up, then cosine to lr/10)", num("--lr"), 1e-3)
+  .option("--batch <b>", "sequences per micro-batch", int("--batch"), 8)
+  .option("--seqlen <l>", "tokens per sequence", int("--seqlen"), 256)
+  .option("--accum <a>", "micro-batches per step (gradient accumulation)", int("--accum"), 1)
+  .option("--alpha <a>", "loss = α·CE + (1−α)·τ²·KL(teacher‖student)", num("--alpha"), 0.33)
+  .option("--temperature <t>", "distillation temperature τ", num("--temperature"), 2)
+  .option("--mask-interval <k>", "AST: recompute masks every k steps", int("--mask-interval"), 10)
+  .option("--mask-metric <m>", "magnitude | wanda", "magnitude")
+  .option("--decay <λ>", "AST: decay of pruned weights, ramped linearly from 0", num("--decay"), 0.01)
+  .option("--decay-ramp <steps>", "AST: steps over which the decay ramps up (default: --steps)", int("--decay-ramp"))
+  .option("--weight-decay <wd>", "AdamW decoupled weight decay of 2-D weights", num("--weight-decay"), 0)
+  .option("--warmup <steps>", "learning-rate warm-up steps (default: min(100, steps/10))", int("--warmup"))
+  .option("--slorb", "add SLoRB low-rank blocks (initialised from the pruned weights)")
+  .option("--slorb-k <k>", "SLoRB group size", int("--slorb-k"), 16)
+  .option("--eval <file>", "validation text: perplexity along training")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
+  .option("--eval-every <s>", "evaluate every S steps (default: steps/10)", int("--eval-every"))
+  .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)
+  .option("--checkpoint-every <s>", "write a resumable checkpoint every S steps (default: --eval-every)", int("--checkpoint-every"))
+  .option("--seed <s>", "seed of data order / teacher sampling", int("--seed"), 1337)
+  .option("--force", "overwrite a finished output / restart a partial one")
+  .addOption(tokenizerOption)
+  .addOption(threadsOption())
+  .option("--json", "print the summary and log as JSON")
+  .action(async (model: string, opts) => {
+    const { trainCommand } = await import("./commands/train.js");
+    await trainCommand(model, opts);
+  });
+
 const bench = program.command("bench").description("benchmarks, measured side by side in one run");
 bench
   .command("kernels")
@@ -245,6 +285,18 @@ bench
   .action(async (opts) => {
     const { benchParallel } = await import("../../bench/parallel.js");
     const r = await benchParallel({ json: !!opts.json, quick: !!opts.quick, threads: opts.threads });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+
+bench
+  .command("train")
+  .description("tokens/s of a training step (AST, distillation) on a model and on a synthetic 8-layer 512-wide LLaMA")
+  .argument("[model]", "a model directory or .bin (default: ../shared/models/stories260K-hf when present)")
+  .option("--json", "print results as JSON")
+  .option("--quick", "fewer steps")
+  .action(async (model: string | undefined, opts) => {
+    const { benchTrain } = await import("../../bench/train.js");
+    const r = await benchTrain({ model, json: !!opts.json, quick: !!opts.quick });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 

@@ -145,6 +145,11 @@ export class Trainer {
     }
   }
 
+  /** Refresh every masked copy W⊙M (after loading a checkpoint). */
+  refreshAll(): void {
+    for (const lp of this.student.linears) refreshMasked(lp);
+  }
+
   /** Wanda's ‖X_j‖² over the first step's sequences, through the starting (dense) weights. */
   private collectWanda(): void {
     const st = this.student;
