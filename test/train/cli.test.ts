@@ -1,0 +1,109 @@
+/**
+ * @file `wasprune train` as a user runs it on stories260K: an exact 2:4 output that eval, inspect and compress
+ * read, resume after SIGKILL with byte-identical results, the output policy, and one clear error line for
+ * bad input.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-train-"));
+const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 300_000 });
+
+/** Small settings: a few seconds on stories260K. */
+const small = (out: string, extra: string[] = []) => [
+  "train", STORIES_HF, "--data", TINY_TRAIN, "--steps", "60", "--batch", "2", "--seqlen", "32", "--checkpoint-every", "4",
+  "--eval", TINY_VALID, "--eval-paragraphs", "8", "--eval-every", "20", "--slorb", "--slorb-k", "16", "--out", out, ...extra,
+];
+
+function assertCleanError(r: ReturnType<typeof cli>, ...needles: string[]) {
+  assert.notEqual(r.status, 0, `expected failure; stdout ${r.stdout}`);
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 1, `one error line expected, got:\n${r.stderr}`);
+  assert.match(lines[0], /^error: /);
+  for (const n of needles) assert.ok(lines[0].includes(n), `"${lines[0]}" should mention "${n}"`);
+}
+
+test("train: resume after SIGKILL gives the bytes of an uninterrupted run; output is exact 2:4 and loads, compresses, evaluates", async () => {
+  const dir = tmp();
+  const clean = path.join(dir, "clean");
+  const killed = path.join(dir, "killed");
+  const r = cli([...small(clean), "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.equal(summary.exactNM, true);
+  assert.equal(summary.sparsity, 0.5);
+  const evals = summary.log.filter((e: { kind: string }) => e.kind === "eval");
+  assert.deepEqual(evals.map((e: { step: number }) => e.step), [0, 20, 40, 60]);
+  assert.ok(evals.at(-1).perplexity < evals[0].perplexity, "training lowers the validation perplexity");
+  assert.ok(fs.existsSync(path.join(clean, "slorb.safetensors")));
+  assert.ok(!fs.existsSync(path.join(clean, ".wasprune-checkpoint")), "checkpoints removed at the end");
+
+  const child = spawn(process.execPath, [CLI, ...small(killed)], { stdio: "ignore" });
+  const state = path.join(killed, ".wasprune-checkpoint", "state.safetensors");
+  await new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (fs.existsSync(state)) {
+        clearInterval(t);
+        child.kill("SIGKILL");
+        resolve();
+      }
+    }, 5);
+    child.on("exit", () => {
+      clearInterval(t);
+      reject(new Error("the run finished before it could be killed"));
+    });
+  });
+  await new Promise((res) => child.on("exit", res));
+  assert.ok(!fs.existsSync(path.join(killed, "training.json")), "a killed run must not look finished");
+  // other settings are refused while a partial run is there
+  assertCleanError(cli(small(killed, ["--lr", "0.002"])), "different settings", "--force");
+  const resumed = cli([...small(killed), "--json"]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  const rs = JSON.parse(resumed.stdout);
+  assert.ok(rs.resumedFromStep >= 4, `resumed from step ${rs.resumedFromStep}`);
+  for (const f of ["model.safetensors", "slorb.safetensors"]) {
+    assert.ok(fs.readFileSync(path.join(clean, f)).equals(fs.readFileSync(path.join(killed, f))), `${f} differs after resume`);
+  }
+  assert.deepEqual(rs.log, summary.log);
+
+  // a finished output is not overwritten without --force
+  assertCleanError(cli(small(clean)), "finished trained model", "--force");
+
+  // the output is a pruned model like prune writes: inspect sees 2:4, compress packs it, eval agrees
+  const ins = cli(["inspect", clean, "--json"]);
+  assert.equal(ins.status, 0, ins.stderr);
+  assert.ok(!/"pattern":\s*null/.test(ins.stdout) || ins.stdout.includes("2:4"));
+  const packed = path.join(dir, "packed");
+  const c = cli(["compress", clean, "--out", packed, "--json"]);
+  assert.equal(c.status, 0, c.stderr);
+  const e1 = JSON.parse(cli(["eval", clean, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]).stdout);
+  const e2 = JSON.parse(cli(["eval", packed, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]).stdout);
+  assert.ok(Math.abs(e1.perplexity - e2.perplexity) < 1e-3 * e1.perplexity, `dense ${e1.perplexity} vs compressed ${e2.perplexity}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("train: bad input gives one clear error line and writes nothing", () => {
+  const dir = tmp();
+  const out = path.join(dir, "o");
+  const base = ["train", STORIES_HF, "--data", TINY_TRAIN, "--steps", "3", "--out", out];
+  assertCleanError(cli([...base, "--sparsity", "0.5"]), "--sparsity 0.5", "N:M");
+  assertCleanError(cli([...base, "--sparsity", "3:2"]), "--sparsity 3:2");
+  assertCleanError(cli(["train", STORIES_HF, "--data", path.join(dir, "nope.txt"), "--steps", "3", "--out", out]), "--data", "not found");
+  assertCleanError(cli([...base, "--steps", "0"]), "--steps", "positive integer");
+  assertCleanError(cli([...base, "--alpha", "1.5"]), "--alpha");
+  assertCleanError(cli([...base, "--method", "sgd"]), "--method sgd", "ast, fixed");
+  assertCleanError(cli([...base, "--mask-metric", "random"]), "--mask-metric random");
+  assertCleanError(cli([...base, "--seqlen", "4096"]), "--seqlen 4096", "512");
+  assertCleanError(cli([...base, "--init", "builtin"]), "--init");
+  assertCleanError(cli([...base, "--eval", dir]), "--eval", "directory");
+  assert.ok(!fs.existsSync(out), "nothing written on bad input");
+  fs.mkdirSync(out);
+  fs.writeFileSync(path.join(out, "notes.txt"), "mine");
+  assertCleanError(cli(base), "not a wasprune output");
+  fs.rmSync(dir, { recursive: true, force: true });
+});
