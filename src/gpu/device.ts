@@ -106,14 +106,19 @@ export class GpuDevice {
     return b;
   }
 
+  /**
+   * Queue a copy of `data` into `b`. Views of the WASM memory sit on a SharedArrayBuffer, which Dawn's
+   * writeBuffer refuses: those (and sizes not a multiple of 4) go through a plain copy.
+   */
   write(b: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    const pad = (4 - (data.byteLength % 4)) % 4;
-    if (pad === 0) this.device.queue.writeBuffer(b, offset, data.buffer, data.byteOffset, data.byteLength);
-    else {
-      const tmp = new Uint8Array(data.byteLength + pad);
-      tmp.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      this.device.queue.writeBuffer(b, offset, tmp);
+    const bytes = data.byteLength;
+    if (bytes % 4 === 0 && !(data.buffer instanceof SharedArrayBuffer)) {
+      this.device.queue.writeBuffer(b, offset, data.buffer, data.byteOffset, bytes);
+      return;
     }
+    const tmp = new Uint8Array(Math.ceil(bytes / 4) * 4);
+    tmp.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+    this.device.queue.writeBuffer(b, offset, tmp.buffer, 0, tmp.byteLength);
   }
 
   /** A uniform buffer of 32-bit words (u32 for integers, f32 where `floats` says so). */

@@ -22,6 +22,8 @@
 import type { GpuDevice } from "./device.js";
 
 const TILE = 64;
+// Per-row kernels (FISTA_STEP, ROW_NNZ, TOPK_MASK) use 64-thread workgroups (ROWWG): the operators' rows are
+// 64..11008 wide, and on lavapipe every barrier of a tree reduction costs a coroutine switch per thread.
 
 /** The 64x64-tile GEMM body; `loadA`/`loadB` fill As[k][m], Bs[k][n] of a 16-deep K slice. */
 function gemmShader(op: "nt" | "tn"): string {
@@ -87,6 +89,7 @@ export const GEMM_TN = gemmShader("tn");
 
 /** One workgroup per row: the fused prox / restart / momentum step of assembly/f32-fista.ts, same formulas. */
 export const FISTA_STEP = /* wgsl */ `
+const ROWWG = 64u;
 struct P { rows: u32, cols: u32, useMask: u32, momentum: u32, eta: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
@@ -97,9 +100,9 @@ struct P { rows: u32, cols: u32, useMask: u32, momentum: u32, eta: f32 }
 @group(0) @binding(6) var<storage, read> lam: array<f32>;
 @group(0) @binding(7) var<storage, read_write> t: array<f32>;
 @group(0) @binding(8) var<storage, read> mask: array<f32>;
-var<workgroup> part: array<f32, 256>;
+var<workgroup> part: array<f32, ROWWG>;
 var<workgroup> beta: f32;
-@compute @workgroup_size(256)
+@compute @workgroup_size(ROWWG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let r = wg.x + wg.y * 65535u;
   if (r >= p.rows) { return; }
@@ -107,7 +110,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let twoEta = 2.0 * p.eta;
   let theta = p.eta * lam[r];
   var dot = 0.0;
-  for (var j = lid.x; j < p.cols; j += 256u) {
+  for (var j = lid.x; j < p.cols; j += ROWWG) {
     let o = off + j;
     let yv = y[o];
     let z = yv - twoEta * (g[o] - bm[o]);
@@ -118,7 +121,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   }
   part[lid.x] = dot;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ROWWG / 2u; s > 0u; s >>= 1u) {
     if (lid.x < s) { part[lid.x] += part[lid.x + s]; }
     workgroupBarrier();
   }
@@ -138,7 +141,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   }
   workgroupBarrier();
   let bb = beta;
-  for (var j = lid.x; j < p.cols; j += 256u) {
+  for (var j = lid.x; j < p.cols; j += ROWWG) {
     let o = off + j;
     let w = wNew[o];
     y[o] = w + bb * (w - wOld[o]);
@@ -147,20 +150,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 
 /** Nonzeros per row, one workgroup per row. */
 export const ROW_NNZ = /* wgsl */ `
+const ROWWG = 64u;
 struct P { rows: u32, cols: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-var<workgroup> part: array<u32, 256>;
-@compute @workgroup_size(256)
+var<workgroup> part: array<u32, ROWWG>;
+@compute @workgroup_size(ROWWG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let r = wg.x + wg.y * 65535u;
   if (r >= p.rows) { return; }
   var n = 0u;
-  for (var j = lid.x; j < p.cols; j += 256u) { if (w[r * p.cols + j] != 0.0) { n++; } }
+  for (var j = lid.x; j < p.cols; j += ROWWG) { if (w[r * p.cols + j] != 0.0) { n++; } }
   part[lid.x] = n;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
+  for (var s = ROWWG / 2u; s > 0u; s >>= 1u) {
     if (lid.x < s) { part[lid.x] += part[lid.x + s]; }
     workgroupBarrier();
   }
@@ -173,17 +177,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
  * T in column order (each thread owns a contiguous chunk; an exclusive scan of the per-chunk counts of T).
  */
 export const TOPK_MASK = /* wgsl */ `
+const ROWWG = 64u;
 struct P { rows: u32, cols: u32, k: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> s: array<u32>;
 @group(0) @binding(2) var<storage, read_write> mask: array<f32>;
-var<workgroup> part: array<u32, 256>;
+var<workgroup> part: array<u32, ROWWG>;
 var<workgroup> total: u32;
 const ABS = 0x7fffffffu;
 fn reduce(lid: u32, v: u32) -> u32 {
   part[lid] = v;
   workgroupBarrier();
-  for (var st = 128u; st > 0u; st >>= 1u) {
+  for (var st = ROWWG / 2u; st > 0u; st >>= 1u) {
     if (lid < st) { part[lid] += part[lid + st]; }
     workgroupBarrier();
   }
@@ -191,7 +196,7 @@ fn reduce(lid: u32, v: u32) -> u32 {
   workgroupBarrier();
   return out;
 }
-@compute @workgroup_size(256)
+@compute @workgroup_size(ROWWG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lidv: vec3u) {
   let r = wg.x + wg.y * 65535u;
   if (r >= p.rows) { return; }
@@ -199,21 +204,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lidv: ve
   let off = r * p.cols;
   if (p.k == 0u || p.k >= p.cols) {
     let v = select(0.0, 1.0, p.k != 0u);
-    for (var j = lid; j < p.cols; j += 256u) { mask[off + j] = v; }
+    for (var j = lid; j < p.cols; j += ROWWG) { mask[off + j] = v; }
     return;
   }
   var t = 0u;
   for (var bit = 30i; bit >= 0i; bit--) {
     let cand = t | (1u << u32(bit));
     var n = 0u;
-    for (var j = lid; j < p.cols; j += 256u) { if ((s[off + j] & ABS) >= cand) { n++; } }
+    for (var j = lid; j < p.cols; j += ROWWG) { if ((s[off + j] & ABS) >= cand) { n++; } }
     if (reduce(lid, n) >= p.k) { t = cand; }
   }
   var gt = 0u;
-  for (var j = lid; j < p.cols; j += 256u) { if ((s[off + j] & ABS) > t) { gt++; } }
+  for (var j = lid; j < p.cols; j += ROWWG) { if ((s[off + j] & ABS) > t) { gt++; } }
   let need = p.k - reduce(lid, gt);
   // contiguous chunks, in column order, for the tie rule
-  let chunk = (p.cols + 255u) / 256u;
+  let chunk = (p.cols + ROWWG - 1u) / ROWWG;
   let j0 = min(lid * chunk, p.cols);
   let j1 = min(j0 + chunk, p.cols);
   var eq = 0u;
@@ -222,7 +227,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lidv: ve
   workgroupBarrier();
   if (lid == 0u) {
     var run = 0u;
-    for (var i = 0u; i < 256u; i++) { let v = part[i]; part[i] = run; run += v; }
+    for (var i = 0u; i < ROWWG; i++) { let v = part[i]; part[i] = run; run += v; }
   }
   workgroupBarrier();
   var before = part[lid];

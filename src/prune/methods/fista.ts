@@ -224,7 +224,7 @@ async function fistaPrune(
   const n = rows * cols;
   const keep = keptPerRow(pattern, cols);
 
-  const solver = new FistaSolver(wasm, problem);
+  const solver = opts.fistaSolver?.(wasm, problem) ?? new FistaSolver(wasm, problem);
   const lmax = solver.setStep(o.powerIters, o.seed);
   const lam = a.alloc(rows);
   const mask = a.alloc(n);

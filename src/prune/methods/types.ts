@@ -5,6 +5,7 @@
 import type { Wasm } from "../../wasm/runtime.js";
 import type { OperatorProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
+import type { FistaSolver } from "./fista.js";
 
 export const METHOD_NAMES = Object.freeze(["magnitude", "wanda", "sparsegpt", "fista"] as const);
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -45,6 +46,8 @@ export interface FistaOptions {
 export interface PruneOptions {
   sparsegpt?: SparseGptOptions;
   fista?: FistaOptions;
+  /** FISTA's per-operator solver (default: the WASM FistaSolver; src/gpu/fista.ts's for --device webgpu) */
+  fistaSolver?: (wasm: Wasm, problem: OperatorProblem) => FistaSolver;
 }
 
 export interface PruneStats {
