@@ -82,3 +82,77 @@ export async function benchTrain(o: { model?: string; json?: boolean; quick?: bo
   }, { batch: 1, seqlen: 256 }, o.quick ? 1 : 2));
   return rows;
 }
+
+// ---- perplexity curves of finished runs (training.json) ------------------------------------------------
+
+export interface Curve {
+  label: string;
+  points: { tokens: number; perplexity: number }[];
+  tokensPerSecond: number;
+}
+
+/** The eval points of a finished `wasprune train` output directory (or its training.json). */
+export function readCurve(spec: string): Curve {
+  const [label, p] = spec.includes("=") ? spec.split("=", 2) as [string, string] : [path.basename(spec), spec];
+  const file = fs.statSync(p).isDirectory() ? path.join(p, "training.json") : p;
+  const s = JSON.parse(fs.readFileSync(file, "utf8")).wasprune as { log: { kind: string; tokensSeen: number; perplexity: number }[]; tokensPerSecond: number };
+  return {
+    label,
+    points: s.log.filter((e) => e.kind === "eval").map((e) => ({ tokens: e.tokensSeen, perplexity: e.perplexity })),
+    tokensPerSecond: s.tokensPerSecond,
+  };
+}
+
+/** A markdown table: one row per eval point (tokens), one column per run. */
+export function curveTable(curves: Curve[]): string {
+  const tokens = [...new Set(curves.flatMap((c) => c.points.map((p) => p.tokens)))].sort((a, b) => a - b);
+  const head = `| training tokens | ${curves.map((c) => c.label).join(" | ")} |`;
+  const sep = `|---:|${curves.map(() => "---:").join("|")}|`;
+  const rows = tokens.map((t) => `| ${t.toLocaleString("en-US")} | ${curves.map((c) => {
+    const p = c.points.find((q) => q.tokens === t);
+    return p ? p.perplexity.toFixed(2) : "";
+  }).join(" | ")} |`);
+  return [head, sep, ...rows].join("\n");
+}
+
+/** A hand-written SVG line chart: perplexity (log scale) against training tokens, with reference lines. */
+export function curveSvg(curves: Curve[], refs: { label: string; perplexity: number }[] = []): string {
+  const W = 760, H = 440, L = 60, R = 230, T = 30, B = 50;
+  const xs = curves.flatMap((c) => c.points.map((p) => p.tokens));
+  const ys = [...curves.flatMap((c) => c.points.map((p) => p.perplexity)), ...refs.map((r) => r.perplexity)];
+  const xMax = Math.max(...xs, 1);
+  const yMin = Math.log(Math.min(...ys) * 0.9), yMax = Math.log(Math.min(Math.max(...ys), 200) * 1.1);
+  const X = (t: number) => L + ((W - L - R) * t) / xMax;
+  const Y = (p: number) => T + ((H - T - B) * (yMax - Math.log(Math.min(p, 200)))) / (yMax - yMin);
+  const colors = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="14">stories260K 2:4: validation perplexity (300 paragraphs) vs training tokens</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="black"/>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="black"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">training tokens</text>`,
+    `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">perplexity (log scale)</text>`,
+  ];
+  for (let i = 0; i <= 5; i++) {
+    const t = (xMax * i) / 5;
+    out.push(`<line x1="${X(t)}" y1="${H - B}" x2="${X(t)}" y2="${H - B + 5}" stroke="black"/><text x="${X(t)}" y="${H - B + 18}" text-anchor="middle">${Math.round(t / 1000)}k</text>`);
+  }
+  for (const p of [4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 200]) {
+    if (Math.log(p) < yMin || Math.log(p) > yMax) continue;
+    out.push(`<line x1="${L - 5}" y1="${Y(p)}" x2="${W - R}" y2="${Y(p)}" stroke="#ddd"/><text x="${L - 8}" y="${Y(p) + 4}" text-anchor="end">${p}</text>`);
+  }
+  refs.forEach((r) => {
+    out.push(`<line x1="${L}" y1="${Y(r.perplexity)}" x2="${W - R}" y2="${Y(r.perplexity)}" stroke="#666" stroke-dasharray="5,4"/>`);
+    out.push(`<text x="${W - R + 6}" y="${Y(r.perplexity) + 4}" fill="#444">${r.label}</text>`);
+  });
+  curves.forEach((c, i) => {
+    const col = colors[i % colors.length];
+    const pts = c.points.map((p) => `${X(p.tokens).toFixed(1)},${Y(p.perplexity).toFixed(1)}`).join(" ");
+    out.push(`<polyline fill="none" stroke="${col}" stroke-width="2" points="${pts}"/>`);
+    const last = c.points.at(-1)!;
+    out.push(`<text x="${W - R + 6}" y="${T + 16 * i + 60}" fill="${col}">■ ${c.label}: ${last.perplexity.toFixed(2)}</text>`);
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}

@@ -294,9 +294,17 @@ bench
   .argument("[model]", "a model directory or .bin (default: ../shared/models/stories260K-hf when present)")
   .option("--json", "print results as JSON")
   .option("--quick", "fewer steps")
+  .option("--curves <list>", "instead: a table of validation perplexity vs tokens of finished runs, comma-separated [label=]DIR")
+  .option("--svg <file>", "with --curves: write the chart")
   .action(async (model: string | undefined, opts) => {
-    const { benchTrain } = await import("../../bench/train.js");
-    const r = await benchTrain({ model, json: !!opts.json, quick: !!opts.quick });
+    const b = await import("../../bench/train.js");
+    if (opts.curves) {
+      const curves = String(opts.curves).split(",").map(b.readCurve);
+      console.log(b.curveTable(curves));
+      if (opts.svg) (await import("node:fs")).writeFileSync(opts.svg, b.curveSvg(curves, [{ label: "dense 4.20", perplexity: 4.2008 }, { label: "one-shot FISTA 2:4 17.31", perplexity: 17.31 }, { label: "SparseGPT 2:4 34.74", perplexity: 34.74 }]));
+      return;
+    }
+    const r = await b.benchTrain({ model, json: !!opts.json, quick: !!opts.quick });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 

@@ -134,13 +134,13 @@ export class Trainer {
     const st = this.student;
     if (this.s.metric === "wanda") this.collectWanda();
     this.recomputeMasks();
-    if (this.s.method === "fixed") for (const lp of st.linears) {
-      // plain sparse fine-tuning starts from the one-shot pruned weights
-      const w = lp.w.data;
-      for (let i = 0; i < w.length; i++) if (!lp.mask![i]) w[i] = 0;
-    }
     for (const lp of st.linears) {
-      initSlorb(lp);
+      initSlorb(lp); // from the weights the first mask prunes, before a fixed mask zeroes them
+      if (this.s.method === "fixed") {
+        // plain sparse fine-tuning starts from the one-shot (magnitude / Wanda) pruned weights
+        const w = lp.w.data;
+        for (let i = 0; i < w.length; i++) if (!lp.mask![i]) w[i] = 0;
+      }
       refreshMasked(lp);
     }
   }
