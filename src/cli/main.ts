@@ -35,6 +35,12 @@ const threadsOption = () =>
     .argParser(int("--threads"))
     .default(os.availableParallelism(), "available cores");
 
+/** `--device` of prune, eval, generate and bench kernels (src/gpu/device.ts). */
+const deviceOption = () =>
+  new Option("--device <d>", "auto (WebGPU if an adapter exists, else WASM with one line) | wasm | webgpu (error without an adapter)")
+    .choices(["auto", "wasm", "webgpu"])
+    .default("wasm");
+
 const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokenizer.bin, tokenizer.model or tokenizer.json)");
 
 program
@@ -61,8 +67,10 @@ program
   .option("--ctx <n>", "truncate each paragraph at this many tokens", int("--ctx"), 512)
   .addOption(tokenizerOption)
   .addOption(threadsOption())
+  .addOption(deviceOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
+    if (opts.device !== "wasm") await deviceForLinears(model, opts, opts.ctx);
     const { evalCommand } = await import("./commands/eval.js");
     await evalCommand(model, opts);
   });
@@ -78,8 +86,10 @@ program
   .option("--seed <s>", "random seed", int("--seed"), 42)
   .addOption(tokenizerOption)
   .addOption(threadsOption())
+  .addOption(deviceOption())
   .option("--json", "print results as JSON (no streaming)")
   .action(async (model: string, opts) => {
+    if (opts.device !== "wasm") await deviceForLinears(model, opts, 1);
     const { generateCommand } = await import("./commands/generate.js");
     await generateCommand(model, opts);
   });
@@ -126,6 +136,7 @@ program
   .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
   .addOption(threadsOption())
+  .addOption(deviceOption())
   .option("--json", "print the report as JSON")
   .action(async (model: string, opts, cmd: Command) => {
     (await import("../sparse/compress.js")).refuseCompressed(model, "prune");
@@ -213,7 +224,22 @@ bench
   .option("--quick", "fewer repetitions")
   .addOption(threadsOption())
   .option("--svg <file>", "write a chart of sparse speed-up vs sparsity and shape")
+  .addOption(deviceOption())
   .action(async (opts) => {
+    if (opts.device !== "wasm") {
+      const { selectDevice } = await import("../gpu/device.js");
+      const gpu = await selectDevice(opts.device);
+      if (gpu) {
+        const { benchGpuKernels, renderGpuBench } = await import("../../bench/gpu-kernels.js");
+        try {
+          const r = await benchGpuKernels(gpu, { json: !!opts.json, quick: !!opts.quick });
+          console.log(opts.json ? JSON.stringify(r, null, 2) : renderGpuBench(r));
+        } finally {
+          gpu.destroy();
+        }
+        return;
+      }
+    }
     const { benchKernels } = await import("../../bench/kernels.js");
     const r = await benchKernels({ json: !!opts.json, quick: !!opts.quick, svg: opts.svg });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
@@ -307,6 +333,13 @@ bench
     const r = await b.benchTrain({ model, json: !!opts.json, quick: !!opts.quick });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
+
+/** eval/generate `--device`: measure whether the model's linear layers pay on WebGPU (src/gpu/offload.ts). */
+async function deviceForLinears(modelPath: string, opts: { device: "auto" | "webgpu"; tokenizer?: string }, batch: number): Promise<void> {
+  const { openModel } = await import("./open-model.js");
+  const { linearOffload } = await import("../gpu/offload.js");
+  await linearOffload(opts.device, await openModel(modelPath, { tokenizer: opts.tokenizer }), batch);
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -250,7 +250,6 @@ function exposeLavapipe(): void {
   exposed = true;
   const dir = lavapipeDir();
   if (!existsSync(path.join(dir, "installed"))) return;
-  if (process.env.VK_ICD_FILENAMES !== undefined || process.env.VK_DRIVER_FILES !== undefined) return;
   const { RTLD_NOW, RTLD_GLOBAL } = os.constants.dlopen;
   const RTLD_NODELETE = 0x1000; // glibc; not in os.constants
   for (const rel of readFileSync(path.join(dir, "preload.txt"), "utf8").split("\n").filter(Boolean)) {
@@ -262,6 +261,8 @@ function exposeLavapipe(): void {
       if (!/self-register/.test((e as Error).message)) throw e;
     }
   }
+  // the loader stays loaded either way (Dawn then finds no driver rather than no loader)
+  if (process.env.VK_ICD_FILENAMES !== undefined || process.env.VK_DRIVER_FILES !== undefined) return;
   const icd = path.join(dir, "lvp_icd.json");
   const add = process.env.VK_ADD_DRIVER_FILES;
   process.env.VK_ADD_DRIVER_FILES = add ? `${add}${path.delimiter}${icd}` : icd;

@@ -1,7 +1,9 @@
 import { UsageError } from "../../errors.js";
 import { readTextFile } from "../../eval/text.js";
 import { SCHEDULES, type Schedule } from "../../prune/driver.js";
-import { METHOD_NAMES, type MethodName } from "../../prune/methods/types.js";
+import { METHOD_NAMES, type MethodName, type PruneOptions } from "../../prune/methods/types.js";
+import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
+import { gpuFistaSolvers } from "../../gpu/fista.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { runPrune, type PruneSummary } from "../../prune/run.js";
 import { DTYPES, type DType, type Model } from "../../model/types.js";
@@ -29,6 +31,8 @@ export interface PruneCliOptions {
   tokenizer?: string;
   /** worker threads (1 = no pool) */
   threads?: number;
+  /** auto | wasm | webgpu: where FISTA's per-operator solve runs (src/gpu) */
+  device?: string;
 }
 
 export function parseMethod(m: string): MethodName {
@@ -45,11 +49,16 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   Parallel.attach(model.wasm, o.threads ?? 1);
+  const gpu = method === "fista" ? await selectDevice(parseDeviceKind(o.device ?? "wasm")) : undefined;
   const summary = await pruneWithProgress(model, {
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalParagraphs: o.evalParagraphs, ctx: o.ctx, json: o.json,
-  }).finally(() => closeParallel(model.wasm));
+    methodOptions: gpu && { fistaSolver: gpuFistaSolvers(gpu) },
+  }).finally(() => {
+    gpu?.destroy();
+    return closeParallel(model.wasm);
+  });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(renderPruneSummary(summary));
   return summary;
@@ -72,6 +81,8 @@ export interface PruneRunOptions {
   evalParagraphs?: number;
   ctx: number;
   json?: boolean;
+  /** per-method options (e.g. the WebGPU FISTA solver) */
+  methodOptions?: PruneOptions;
 }
 
 /**
@@ -87,7 +98,7 @@ export async function pruneWithProgress(model: Model, o: PruneRunOptions): Promi
     return await runPrune(
       {
         model,
-        settings: { method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection },
+        settings: { method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions },
         calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen },
         out: o.out,
         force: o.force,

@@ -1,0 +1,54 @@
+/**
+ * @file `--device` on the command line: `auto` falls back to WASM with one line when there is no adapter
+ * (simulated by VK_ICD_FILENAMES pointing at no driver, which hides lavapipe), `webgpu` then is a clear error,
+ * and with an adapter a command that used the device exits by itself (the device is destroyed).
+ * Dawn and the Vulkan loader print their own "Warning: …" lines on stderr; wasprune's are counted apart.
+ */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { CLI, STORIES_HF, TINY_VALID } from "../helpers/shared.js";
+import { probeGpu } from "../../src/gpu/device.js";
+import { gpuOrSkip } from "./helpers.js";
+
+after(async () => {
+  const p = await probeGpu();
+  if (p.ok) p.gpu.destroy();
+});
+
+const evalArgs = ["eval", STORIES_HF, "--text", TINY_VALID, "--paragraphs", "5"];
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 120_000, env: { ...process.env, ...env } });
+/** stderr lines that are wasprune's (not Dawn's / the Vulkan loader's warnings and their source locations) */
+const ours = (stderr: string) => stderr.split("\n").filter((l) => l.trim() && !/^Warning: /.test(l) && !/^\s+at /.test(l));
+const HIDDEN = { VK_ICD_FILENAMES: "/nonexistent/wasprune-no-driver.json" };
+
+test("--device auto without an adapter: WASM, and exactly one line saying so", () => {
+  const r = run([...evalArgs, "--device", "auto"], HIDDEN);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^perplexity \d/);
+  assert.deepEqual(ours(r.stderr), ["device: no WebGPU adapter; using WASM"]);
+});
+
+test("--device webgpu without an adapter: a clear error", () => {
+  const r = run([...evalArgs, "--device", "webgpu"], HIDDEN);
+  assert.equal(r.status, 1);
+  assert.deepEqual(ours(r.stderr), ["error: --device webgpu: no WebGPU adapter"]);
+});
+
+test("--device with a bad value is refused by the option parser", () => {
+  const r = run([...evalArgs, "--device", "cuda"]);
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--device <d>' argument 'cuda' is invalid/);
+});
+
+test("--device webgpu with an adapter: the decision line, the same perplexity, and the process exits", async (t) => {
+  if (!(await gpuOrSkip(t))) return;
+  const w = run(evalArgs);
+  const g = run([...evalArgs, "--device", "webgpu"]);
+  assert.equal(g.status, 0, g.stderr);
+  assert.equal(g.stdout.split(" (")[0], w.stdout.split(" (")[0]);
+  const lines = ours(g.stderr);
+  assert.equal(lines.length, 1, g.stderr);
+  assert.match(lines[0], /^device: .*linear \d+x\d+x\d+ takes .* ms on WebGPU .* linear layers run on WASM$/);
+});
