@@ -10,7 +10,7 @@
  * On a software adapter (lavapipe) these numbers measure the CPU through Vulkan, not a GPU.
  */
 import { createWasm } from "../src/wasm/runtime.js";
-import { gemmNT } from "../src/kernels/index.js";
+import { gemmNT, gemv } from "../src/kernels/index.js";
 import { pruneKernels } from "../src/kernels/prune-api.js";
 import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
@@ -78,7 +78,7 @@ export async function benchGpuKernels(g: GpuDevice, opts: { quick?: boolean; jso
     const work = unit === "GB/s" ? N * Kd * 4 : 2 * M * N * Kd;
     const wasmRate = a.scoped(() => {
       const x = a.put(rnd(M * Kd, 1)), w = a.put(rnd(N * Kd, 2)), y = a.alloc(M * N);
-      return rate(() => gemmNT(wasm, x, w, y, M, N, Kd), budget);
+      return rate(() => (M === 1 ? gemv(wasm, w, x, y, N, Kd) : gemmNT(wasm, x, w, y, M, N, Kd)), budget);
     });
     const bx = g.upload(rnd(M * Kd, 1)), bw = g.upload(rnd(N * Kd, 2)), by = g.buffer(M * N * 4);
     const bind = g.bind(K.GEMM_NT, [g.uniforms([M, N, Kd, 0, 1], new Set([4])), bx, bw, by]);
