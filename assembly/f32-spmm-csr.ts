@@ -14,8 +14,19 @@
 // gives with one shift. Blocked (dense rb x cb tiles) formats waste work at unstructured sparsity unless the
 // pruning is block-aware, which wasprune's methods are not. Measured (`wasprune bench kernels`, 4096x4096,
 // one thread): SpMV 3.0x dense at 90% but 0.72x at 50% (the 4-wide gathers cost more than the bytes saved);
-// SpMM at batch 64: 1.7x / 2.9x / 7.7x at 50/70/90%. NOT yet measured against a bitmap kernel: the choice
-// above is argued, not benchmarked; that comparison is open.
+// SpMM at batch 64: 1.7x / 2.9x / 7.7x at 50/70/90%.
+// Measured against bitmap + values (assembly/f32-spmm-bitmap.ts: the same panels and value order, a u8 mask
+// per 8 columns instead of a u8 offset per value; its GEMV swizzles 4 values into the set lanes of each
+// nibble against a contiguous x load, its GEMM walks set bits with ctz), `node --import tsx
+// bench/unstructured-format.ts`, one thread, same weights, one run (machine shared, load ~6 on 2 cores, so
+// absolute numbers are low; the ratios held across shapes). Effective GFLOP/s, CSR vs bitmap (bitmap/CSR):
+//   4096x4096 GEMV (DRAM-streamed)  50%: 3.5 vs 1.6 (0.46x)  70%: 5.9 vs 2.1 (0.36x)  90%: 13.2 vs 1.6 (0.12x)
+//   4096x4096 GEMM M=8              50%: 20.1 vs 7.7 (0.38x) 70%: 36.1 vs 8.8 (0.24x) 90%: 98.1 vs 11.9 (0.12x)
+//   4096x4096 GEMM M=64             50%: 28.9 vs 16.7 (0.58x) 70%: 41.7 vs 13.6 (0.33x) 90%: 164 vs 24.3 (0.15x)
+//   3072x768 GEMV / GEMM M=64       50%: 0.54x / 0.43x  70%: 0.30x / 0.37x  90%: 0.10x / 0.25x
+// Bitmap saves 15% of the bytes at 50% (34.2 vs 40.2 MiB at 4096²) and 12% at 70%, but its work is per column
+// (GEMV) or per set bit with a serial ctz/popcount chain (GEMM), and that costs more than the bytes: panel CSR
+// wins at every sparsity, batch and shape, so it stays the only unstructured kernel layout.
 //
 // Summation order (deterministic): per output, panels in order, nonzeros in stored (column) order.
 import { SPMM_KC, tileWidth, packXT, unpackYT, loadAcc } from "./f32-spmm-common";

@@ -24,6 +24,7 @@
 import { SPMM_KC, tileWidth, spmmScratchBytes, packXT, unpackYT, loadAcc } from "./f32-spmm-common";
 
 export * from "./f32-spmm-csr";
+export * from "./f32-spmm-bitmap";
 
 /**
  * Swizzle masks: SWZ[byte] (16 bytes) selects, for lane r, the 4 bytes of float ((byte >> 2r) & 3) of a v128.
