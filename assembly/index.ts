@@ -8,6 +8,8 @@ export * from "./f32-gemv";
 export * from "./f32-elementwise";
 export * from "./f32-attention";
 export * from "./f32-gram";
+export * from "./f32-cholesky";
+export * from "./f32-obs";
 export * from "./f32-fista";
 export * from "./f32-nm";
 export * from "./f32-spmm-nm";

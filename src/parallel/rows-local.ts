@@ -4,7 +4,7 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import { pruneKernels } from "../kernels/prune-api.js";
-import type { FistaRowsTask } from "./rows.worker.js";
+import type { FistaRowsTask, ObsRowsTask } from "./rows.worker.js";
 
 /** The row block of FistaSolver.solve / iht: same kernels, same order, on rows [r0, r1) only. */
 export function fistaRowsLocal(wasm: Wasm, t: FistaRowsTask): void {
@@ -44,4 +44,34 @@ export function fistaRowsLocal(wasm: Wasm, t: FistaRowsTask): void {
     a.f32(Y, n).set(a.f32(Wa, n));
   }
   a.f32(out, n).set(a.f32(Wa, n));
+}
+
+interface ObsKernels {
+  f32_obs_scores(w: number, hinv: number, cols: number, s: number, r0: number, r1: number, i1: number, count: number): void;
+  f32_obs_block(w: number, hinv: number, cols: number, err: number, s: number, mask: number, ld: number, r0: number, r1: number, i1: number, count: number, n: number, m: number): void;
+}
+
+/** SparseGPT's OBS loop on rows [r0, r1) (ObsRowsTask): the same kernels in the same order on any thread. */
+export function obsRowsLocal(wasm: Wasm, t: ObsRowsTask): void {
+  const k = pruneKernels(wasm);
+  const o = wasm.exports as unknown as ObsKernels;
+  const { W, Hinv, cols, Err, S, M, r0, r1, n, m } = t;
+  const rows = r1 - r0;
+  const block = (i1: number, i2: number) => {
+    const count = i2 - i1;
+    // N:M: the row blocks run through the blocks at their own pace, so the rows keep a fixed stride
+    // (blockSize) in Err/S/M; unstructured: rows × count contiguous (the main thread selects over it)
+    const ld = m > 0 ? t.blockSize : count;
+    o.f32_obs_block(W, Hinv, cols, Err, S, M, ld, r0, r1, i1, count, n, m);
+    // W[r0:r1, i2:] −= Err1[r0:r1] · Hinv[i1:i2, i2:]
+    if (i2 < cols && rows > 0) {
+      k.f32_gemm_strided(Err + 4 * r0 * ld, ld, 1, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * (r0 * cols + i2), cols, rows, cols - i2, count, -1, 1, 0);
+    }
+  };
+  if (m > 0) {
+    for (let i1 = t.from ?? 0; i1 < cols; i1 += t.blockSize) block(i1, Math.min(i1 + t.blockSize, cols));
+    return;
+  }
+  if (t.block) block(t.block[0], t.block[1]);
+  if (t.scores) o.f32_obs_scores(W, Hinv, cols, S, r0, r1, t.scores[0], t.scores[1] - t.scores[0]);
 }

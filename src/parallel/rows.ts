@@ -7,8 +7,8 @@
 import type { Wasm } from "../wasm/runtime.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import { shards } from "./pool.js";
-import type { FistaRowsTask, RowsTask } from "./rows.worker.js";
-import { fistaRowsLocal } from "./rows-local.js";
+import type { FistaRowsTask, ObsRowsTask, RowsTask } from "./rows.worker.js";
+import { fistaRowsLocal, obsRowsLocal } from "./rows-local.js";
 
 /** Below this many multiply-adds a task costs more than it saves (~50 µs of messaging against ~2 GFLOP/s). */
 const MIN_WORK = 1 << 18;
@@ -106,4 +106,40 @@ export async function fistaRows(wasm: Wasm, t: Omit<FistaRowsTask, "op" | "r0" |
     if (!b) return undefined;
     return { ...t, op: "fista", r0: b[0], r1: b[1], pack: p.packs[s] } satisfies RowsTask;
   }, what);
+}
+
+/**
+ * SparseGPT's OBS loop (ObsRowsTask without the row range) over all rows, split into row blocks; `work` is
+ * the multiply-adds it stands for (the pool is used only when that pays).
+ */
+export async function obsRows(wasm: Wasm, t: Omit<ObsRowsTask, "op" | "r0" | "r1">, rows: number, work: number, what = "OBS"): Promise<void> {
+  const p = pool(wasm, work);
+  if (!p) return obsRowsLocal(wasm, { ...t, op: "obs", r0: 0, r1: rows });
+  const blocks = shards(rows, p.threads);
+  await p.all<number>("rows", (s) => {
+    const b = blocks[s];
+    if (!b) return undefined;
+    return { ...t, op: "obs", r0: b[0], r1: b[1] } satisfies RowsTask;
+  }, what);
+}
+
+/** out = MᵀM for M (n×n) lower triangular (f32_tril_gram_rows), rows of the triangle split over the pool. */
+export async function trilGram(wasm: Wasm, M: number, n: number, out: number, what = "H⁻¹ = L⁻ᵀL⁻¹"): Promise<void> {
+  const f = wasm.exports as unknown as { f32_tril_gram_scratch(n: number): number; f32_tril_gram_rows(...a: number[]): void };
+  const p = pool(wasm, (n * n * n) / 6);
+  const a = wasm.arena;
+  const m = a.mark();
+  try {
+    if (!p) return f.f32_tril_gram_rows(M, n, out, 0, n, a.allocBytes(f.f32_tril_gram_scratch(n)));
+    // row i of the upper triangle costs ~ (n − i)²/2
+    const blocks = shards(n, p.threads, 4, (i) => (n - i) * (n - i));
+    const works = blocks.map(() => a.allocBytes(f.f32_tril_gram_scratch(n)));
+    await p.all<number>("rows", (s) => {
+      const b = blocks[s];
+      if (!b) return undefined;
+      return { op: "trilGram", m: M, n, out, i0: b[0], i1: b[1], work: works[s] } satisfies RowsTask;
+    }, what);
+  } finally {
+    a.release(m);
+  }
 }

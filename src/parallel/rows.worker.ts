@@ -5,7 +5,7 @@
  */
 import { threadWasm } from "./thread.js";
 import { pruneKernels } from "../kernels/prune-api.js";
-import { fistaRowsLocal } from "./rows-local.js";
+import { fistaRowsLocal, obsRowsLocal } from "./rows-local.js";
 
 export type RowsTask =
   /** C[r0:r1] (+)= α·op(A)[r0:r1]·B (f32_gemm_strided on a row block; pointers already offset) */
@@ -17,7 +17,26 @@ export type RowsTask =
   | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
-  | FistaRowsTask;
+  /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
+  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number }
+  | FistaRowsTask
+  | ObsRowsTask;
+
+/**
+ * SparseGPT's OBS loop on rows [r0, r1) (src/prune/methods/sparsegpt.ts): buffers of the whole operator
+ * (Err, S, M: rows × count of the block, row-major). N:M (m > 0): every block from column `from` on, each
+ * followed by its lazy batch update of the rows' remaining columns. Unstructured (m = 0): the block
+ * `block` with the mask M chosen by the main thread, its lazy update, then the scores of `scores` (the next
+ * block) into S.
+ */
+export interface ObsRowsTask {
+  op: "obs";
+  W: number; Hinv: number; cols: number; Err: number; S: number; M: number;
+  r0: number; r1: number; blockSize: number; n: number; m: number;
+  from?: number;
+  block?: [number, number];
+  scores?: [number, number];
+}
 
 /**
  * FISTA on rows [r0, r1) of an operator (FistaSolver.solve / iht, src/prune/methods/fista.ts): full-size
@@ -55,6 +74,12 @@ export default function rows(t: RowsTask): number {
       return 0;
     case "fista":
       fistaRowsLocal(wasm, t);
+      return 0;
+    case "obs":
+      obsRowsLocal(wasm, t);
+      return 0;
+    case "trilGram":
+      (wasm.exports.f32_tril_gram_rows as (...a: number[]) => void)(t.m, t.n, t.out, t.i0, t.i1, t.work);
       return 0;
   }
 }

@@ -4,7 +4,8 @@
  * Cholesky factor. Row-major float32 storage (arena views); inner products accumulate in float64 in a fixed
  * order, so results are deterministic. O(n³) scalar code: n is an operator's input width.
  */
-import { UsageError } from "../errors.js";
+import { UsageError, WasmError } from "../errors.js";
+import type { Wasm } from "../wasm/runtime.js";
 
 /**
  * In place: A (n×n, symmetric; only the lower triangle is read) becomes L, lower triangular with A = L·Lᵀ
@@ -99,4 +100,75 @@ export function dampedInverse(h: Float32Array, n: number, percDamp: number, work
     damp = damp > 0 ? damp * 10 : 1e-6 * mean;
   }
   throw new UsageError(`Gram matrix of width ${n} is not positive definite even with damping ${damp}: non-finite activations?`);
+}
+
+// ---- the same algorithms as WASM SIMD kernels (assembly/f32-cholesky.ts), bit-identical to the above --------
+
+interface LinalgKernels {
+  f32_cholesky_scratch(n: number): number;
+  f32_cholesky_lower(a: number, n: number, upper: number, work: number): number;
+  f32_tril_inverse_scratch(n: number): number;
+  f32_tril_inverse(l: number, n: number, work: number): void;
+  f32_tril_gram_scratch(n: number): number;
+  f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
+}
+
+/** The linear-algebra kernels of this instance. */
+export function linalgKernels(wasm: Wasm): LinalgKernels {
+  const k = wasm.exports as unknown as LinalgKernels;
+  if (typeof k.f32_cholesky_lower !== "function") throw new WasmError("build/kernels.wasm lacks f32_cholesky_lower; rebuild with `npm run build`");
+  return k;
+}
+
+/**
+ * choleskyLower (upper = false) / choleskyUpper (upper = true) of the arena block `a` (n×n) by the WASM
+ * kernel: bit-identical results, A untouched when it is not positive definite.
+ */
+export function choleskyWasm(wasm: Wasm, a: number, n: number, upper: boolean): boolean {
+  const k = linalgKernels(wasm);
+  return wasm.arena.scoped(() => k.f32_cholesky_lower(a, n, upper ? 1 : 0, wasm.arena.allocBytes(k.f32_cholesky_scratch(n))) === 1);
+}
+
+/**
+ * dampedInverse on arena blocks by the WASM kernels (bit-identical): `out` (n×n) = (H + δI)⁻¹. The product
+ * (L⁻¹)ᵀ·L⁻¹ runs through `gram(M, out)` when given (e.g. split over worker threads; rows of
+ * f32_tril_gram_rows), else here.
+ */
+export async function dampedInverseWasm(
+  wasm: Wasm, H: number, n: number, percDamp: number, out: number,
+  gram?: (m: number, out: number) => Promise<void>,
+): Promise<{ dead: number[]; damp: number }> {
+  const k = linalgKernels(wasm);
+  const a = wasm.arena;
+  const mark = a.mark();
+  try {
+    const h = a.f32(H, n * n);
+    const dead: number[] = [];
+    let mean = 0;
+    for (let j = 0; j < n; j++) {
+      const d = h[j * n + j];
+      if (d === 0) dead.push(j);
+      mean += d === 0 ? 1 : d;
+    }
+    mean /= n;
+    let damp = percDamp * mean;
+    const W = a.alloc(n * n);
+    const scratch = a.allocBytes(Math.max(k.f32_cholesky_scratch(n), k.f32_tril_inverse_scratch(n), k.f32_tril_gram_scratch(n)));
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const work = a.f32(W, n * n);
+      work.set(a.f32(H, n * n));
+      for (const j of dead) work[j * n + j] = 1;
+      for (let j = 0; j < n; j++) work[j * n + j] += damp;
+      if (k.f32_cholesky_lower(W, n, 0, scratch) === 1) {
+        k.f32_tril_inverse(W, n, scratch);
+        if (gram) await gram(W, out);
+        else k.f32_tril_gram_rows(W, n, out, 0, n, scratch);
+        return { dead, damp };
+      }
+      damp = damp > 0 ? damp * 10 : 1e-6 * mean;
+    }
+    throw new UsageError(`Gram matrix of width ${n} is not positive definite even with damping ${damp}: non-finite activations?`);
+  } finally {
+    a.release(mark);
+  }
 }

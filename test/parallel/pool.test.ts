@@ -13,6 +13,10 @@ import { createWasm } from "../../src/wasm/runtime.ts";
 import { syntheticOperator } from "../../src/prune/problem.ts";
 import { closeParallel, Parallel, shards, WorkerError } from "../../src/parallel/pool.ts";
 import { gramBatches, matmul, matmulNt } from "../../src/parallel/rows.ts";
+import { GramCollector } from "../../src/prune/gram.ts";
+import { problemFromGram } from "../../src/prune/problem.ts";
+import { METHODS } from "../../src/prune/methods/index.ts";
+import { parsePattern } from "../../src/prune/pattern.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
@@ -82,6 +86,34 @@ test("row-split invariance: products and Gram sums on 2 and 3 threads equal the 
   const names = ["H", "C", "H_d", "W·C", "W·Hᵀ"];
   for (const t of [1, 2]) {
     results[t].forEach((v, i) => assert.deepEqual(v, results[0][i], `${names[i]} with ${t + 1} threads`));
+  }
+});
+
+test("sparsegpt's sharded OBS loop and inverse: the same bytes with 1, 2 and 3 threads (unstructured and N:M, partial last block)", async () => {
+  const wasm = createWasm(64 << 20);
+  const a = wasm.arena;
+  // 136 columns in blocks of 32: the last block has 8; rows split at 4-row multiples with an odd remainder
+  const [rows, cols, tokens] = [203, 136, 400];
+  const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 5, correlated: true });
+  for (let t = 0; t < tokens; t++) a.f32(X, tokens * cols)[t * cols + 7] = 0; // a dead input
+  const g = new GramCollector(wasm, cols);
+  g.addBatch(X, tokens);
+  const problem = problemFromGram(wasm, W0, rows, g.finish());
+  for (const pat of ["0.5", "2:4", "0.7"]) {
+    const outs: Buffer[] = [];
+    // repeated: the row blocks of N:M run through the column blocks at their own pace (a race would show)
+    for (const threads of [1, 2, 3, 3, 2]) {
+      Parallel.attach(wasm, threads);
+      try {
+        const m = a.mark();
+        const { W } = await METHODS.sparsegpt.prune(wasm, problem, parsePattern(pat), { sparsegpt: { blockSize: 32 } });
+        outs.push(Buffer.from(a.f32(W, rows * cols).slice().buffer));
+        a.release(m);
+      } finally {
+        await closeParallel(wasm);
+      }
+    }
+    outs.forEach((o, i) => assert.ok(o.equals(outs[0]), `${pat}: run ${i}`));
   }
 });
 

@@ -16,13 +16,13 @@
  */
 import type { Wasm } from "../../wasm/runtime.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
-import { choleskyUpper, dampedInverse } from "../linalg.js";
+import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
 import type { OperatorProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
 import { checkProblem, finishStats } from "./common.js";
 import type { PruneMethod, SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
-import { gemmStrided, matmul } from "../../parallel/rows.js";
+import { matmul, obsRows, trilGram } from "../../parallel/rows.js";
 
 export const sparsegpt: PruneMethod = {
   name: "sparsegpt",
@@ -40,7 +40,9 @@ export const sparsegpt: PruneMethod = {
 
 /**
  * Writes the pruned weights into W (rows×cols); its scratch stays allocated (the caller releases it). The
- * products W* = B·H⁻¹ and the lazy batch updates run on `wasm.parallel`'s threads when there is a pool.
+ * inverse and Cholesky factor are WASM kernels (assembly/f32-cholesky.ts, bit-identical to src/prune/linalg.ts's
+ * reference); the product L⁻ᵀL⁻¹, W* = B·H⁻¹ and the OBS loop with its lazy batch updates (row blocks,
+ * assembly/f32-obs.ts) run on `wasm.parallel`'s threads when there is a pool. Same bytes for any thread count.
  */
 export async function fasterprune(
   wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
@@ -53,72 +55,36 @@ export async function fasterprune(
   if (pattern.kind === "nm") blockSize = Math.max(pattern.m, Math.floor(blockSize / pattern.m) * pattern.m);
 
   const Hinv = a.alloc(cols * cols);
-  const hinv = a.f32(Hinv, cols * cols);
-  const { dead, damp } = a.scoped(() => dampedInverse(a.f32(problem.H, cols * cols), cols, percDamp, a.f32(a.alloc(cols * cols), cols * cols), hinv));
+  const { dead, damp } = await dampedInverseWasm(wasm, problem.H, cols, percDamp, Hinv, (M, out) => trilGram(wasm, M, cols, out));
 
   // the weights to prune: W₀, or W* = B·(H + δI)⁻¹ under error correction
   if (problem.corrected) await matmul(wasm, problem.B, Hinv, W, rows, cols, cols, "W* = B·H⁻¹");
   else a.f32(W, rows * cols).set(a.f32(problem.W0, rows * cols));
-  let w = a.f32(W, rows * cols);
+  const w = a.f32(W, rows * cols);
   for (const j of dead) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
 
-  if (!choleskyUpper(hinv, cols)) throw new WasmError(`sparsegpt: Cholesky of H⁻¹ (width ${cols}) failed`);
+  if (!choleskyWasm(wasm, Hinv, cols, true)) throw new WasmError(`sparsegpt: Cholesky of H⁻¹ (width ${cols}) failed`);
 
-  const Err1 = a.alloc(rows * blockSize);
+  // the OBS loop: rows are independent given Hinv and the mask, so row blocks run on the pool's threads
+  const Err = a.alloc(rows * blockSize);
   const S = a.alloc(rows * blockSize);
   const M = a.alloc(rows * blockSize);
+  const task = { W, Hinv, cols, Err, S, M, blockSize, n: 0, m: 0 };
+  const work = (i1: number) => rows * blockSize * (blockSize / 2 + cols - i1);
+  if (pattern.kind === "nm") {
+    // N:M: each row's mask is chosen inside the row's own loop; one task per row block runs every block
+    await obsRows(wasm, { ...task, n: pattern.n, m: pattern.m, from: 0 }, rows, work(0), "OBS (N:M)");
+    return { damp, dead: dead.length };
+  }
+  // unstructured: the block's mask is the lowest round(s·rows·count) scores over ALL rows — scores in the row
+  // blocks, the selection (f32_topk_mask over the whole block, ties: lower index) here, then the updates
+  const end = (i1: number) => Math.min(i1 + blockSize, cols);
+  await obsRows(wasm, { ...task, scores: [0, end(0)] }, rows, rows * end(0), "OBS scores");
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
-    const i2 = Math.min(i1 + blockSize, cols);
-    const count = i2 - i1;
-    w = a.f32(W, rows * cols); // views are refreshed after any allocation (the memory may have grown)
-    const err1 = a.f32(Err1, rows * count);
-    const s = a.f32(S, rows * count);
-    const prune = new Uint8Array(rows * count); // 1 = pruned (mask1)
-    if (pattern.kind === "unstructured") {
-      for (let r = 0; r < rows; r++) {
-        for (let i = 0; i < count; i++) {
-          const d = hinv[(i1 + i) * cols + i1 + i];
-          const x = w[r * cols + i1 + i];
-          s[r * count + i] = (x * x) / (d * d);
-        }
-      }
-      const total = rows * count;
-      k.f32_topk_mask(S, M, 1, total, total - Math.round(pattern.sparsity * total));
-      const keep = a.f32(M, total);
-      for (let t = 0; t < total; t++) prune[t] = keep[t] === 0 ? 1 : 0;
-    }
-    for (let i = 0; i < count; i++) {
-      const j = i1 + i;
-      const hrow = j * cols;
-      const d = hinv[hrow + j];
-      if (pattern.kind === "nm" && i % pattern.m === 0) {
-        const m = pattern.m;
-        const sg = a.f32(S, rows * m);
-        for (let r = 0; r < rows; r++) {
-          for (let c = 0; c < m; c++) {
-            const dd = hinv[(j + c) * cols + j + c];
-            const x = w[r * cols + j + c];
-            sg[r * m + c] = (x * x) / (dd * dd);
-          }
-        }
-        k.f32_nm_mask(S, M, rows, m, pattern.n, m);
-        const keep = a.f32(M, rows * m);
-        for (let r = 0; r < rows; r++) for (let c = 0; c < m; c++) prune[r * count + i + c] = keep[r * m + c] === 0 ? 1 : 0;
-      }
-      for (let r = 0; r < rows; r++) {
-        const ro = r * cols;
-        const wv = w[ro + j];
-        const q = prune[r * count + i] ? 0 : wv;
-        const e = (wv - q) / d;
-        err1[r * count + i] = e;
-        if (e !== 0) for (let c = j + 1; c < i2; c++) w[ro + c] -= e * hinv[hrow + c];
-        w[ro + j] = q;
-      }
-    }
-    if (i2 < cols) {
-      // W[:, i2:] −= Err1 · Hinv[i1:i2, i2:]
-      await gemmStrided(wasm, Err1, count, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * i2, cols, rows, cols - i2, count, -1, 1, "lazy batch update");
-    }
+    const i2 = end(i1);
+    const total = rows * (i2 - i1);
+    k.f32_topk_mask(S, M, 1, total, total - Math.round(pattern.sparsity * total));
+    await obsRows(wasm, { ...task, block: [i1, i2], scores: i2 < cols ? [i2, end(i2)] : undefined }, rows, work(i1), "OBS block");
   }
   return { damp, dead: dead.length };
 }
