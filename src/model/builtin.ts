@@ -71,7 +71,7 @@ export class ByteTokenizer implements Tokenizer {
 
 /**
  * A LLaMA of the given config with seeded random weights: linear weights N(0, 1/fan_in) scaled so the residual
- * stream stays O(1); norms 1; embeddings N(0, 1). Layers draw in a fixed order, so a seed fixes every weight.
+ * stream stays O(1); norms 1; embeddings N(0, 4/dim). Layers draw in a fixed order, so a seed fixes every weight.
  */
 export function randomLlama(config: ModelConfig, seed: number, wasm: Wasm = createWasm()): Model {
   const a = wasm.arena;
@@ -86,7 +86,8 @@ export function randomLlama(config: ModelConfig, seed: number, wasm: Wasm = crea
   };
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;
-  const embed = tensor([c.vocabSize, c.dim], 1);
+  // logits = rmsnorm(x)·E: rows of std 2/sqrt(dim) give logits of std ~2, a peaked but not degenerate softmax
+  const embed = tensor([c.vocabSize, c.dim], 2 / Math.sqrt(c.dim));
   const layers: LayerWeights[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const out = 1 / Math.sqrt(2 * c.nLayers);
