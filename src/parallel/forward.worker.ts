@@ -4,11 +4,12 @@
  * thread). The NLLs come back as a transferred Float64Array (piscina `move`).
  */
 import { Piscina } from "piscina";
-import { threadWasm } from "./thread.js";
+import { crashHook, threadWasm } from "./thread.js";
 import { layerPasses, revive, sequenceNlls, type LayerPassesTask, type NllTask } from "./forward-local.js";
 import type { LayerWeights, Model } from "../model/types.js";
 
 export default function forward(t: LayerPassesTask | NllTask): unknown {
+  crashHook(t.op);
   const wasm = threadWasm();
   if (t.op === "layer") {
     layerPasses(wasm, t.config, t.l, t.st, t.lws.map((lw) => revive<LayerWeights>(wasm, lw)), t.passes);

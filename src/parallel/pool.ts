@@ -90,13 +90,20 @@ export class Parallel {
     return p;
   }
 
-  /** Run one task on worker `worker`; a throw or a dead worker becomes a WorkerError naming `what`. */
+  /**
+   * Run one task on worker `worker`; a throw or a dead worker (exit, crash) becomes a WorkerError naming
+   * `what`. piscina replaces a dead thread (it instantiates the module again on the same memory), so the
+   * pool stays usable; the command fails anyway, since the task's outputs are incomplete.
+   */
   async run<R>(worker: WorkerName, task: object, what: string): Promise<R> {
     if (this.destroyed) throw new WorkerError(`${what}: the worker pool is already closed`);
     try {
       return (await this.pool.run(task, { filename: WORKERS[worker] })) as R;
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
+      // piscina: "worker exited with code: N" when the thread died (process.exit, a fatal error)
+      const exited = /worker exited with code:?\s*(-?\d+)/i.exec(msg);
+      if (exited) throw new WorkerError(`${what}: worker thread exited (code ${exited[1]}) before finishing its task`);
       throw new WorkerError(`${what}: worker thread failed: ${msg}`);
     }
   }

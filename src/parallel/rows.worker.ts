@@ -3,7 +3,7 @@
  * src/parallel/rows.ts for the host side). Every task touches only its rows [r0, r1) of its outputs (its
  * rows of H for the Gram), so tasks of one batch never write the same memory.
  */
-import { threadWasm } from "./thread.js";
+import { crashHook, threadWasm } from "./thread.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import { fistaRowsLocal, obsRowsLocal } from "./rows-local.js";
 
@@ -53,6 +53,7 @@ export interface FistaRowsTask {
 }
 
 export default function rows(t: RowsTask): number {
+  crashHook(t.op);
   const wasm = threadWasm();
   const k = pruneKernels(wasm);
   const ex = wasm.exports as unknown as { f32_gemm_nt(...a: number[]): void };

@@ -17,3 +17,11 @@ export function threadWasm(): Wasm {
   }
   return wasm;
 }
+
+/**
+ * Test hook: a worker thread given a task of op `WASPRUNE_TEST_WORKER_EXIT` (e.g. "obs", "layer", "nll")
+ * exits on the spot (process.exit(70) ends the thread), as a crashing worker would.
+ */
+export function crashHook(op: string): void {
+  if (process.env.WASPRUNE_TEST_WORKER_EXIT === op) process.exit(70);
+}

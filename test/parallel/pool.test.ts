@@ -117,6 +117,24 @@ test("sparsegpt's sharded OBS loop and inverse: the same bytes with 1, 2 and 3 t
   }
 });
 
+test("a worker thread that exits mid-task: the command fails naming the operator, leaves no finished model, and a rerun completes", () => {
+  const dir = tmp();
+  const out = path.join(dir, "crash");
+  const args = ["prune", STORIES_HF, "--method", "sparsegpt", "--sparsity", "0.5", "--calib", TINY_TRAIN, "--nsamples", "8", "--seqlen", "128", "--out", out, "--threads", "2"];
+  for (const [op, pattern] of [
+    ["obs", /error: model\.layers\.0\.self_attn\.q_proj\.weight \(sparsegpt\): OBS loop, columns 0\.\.63: worker thread exited \(code 70\) before finishing its task/],
+    ["layer", /error: layer 0: calibration forward: worker thread exited \(code 70\)/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 300_000, env: { ...process.env, WASPRUNE_TEST_WORKER_EXIT: op } });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, pattern);
+    assert.ok(!fs.existsSync(path.join(out, "model.safetensors")), "no finished model after a crash");
+  }
+  const ok = cli(args);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.ok(fs.existsSync(path.join(out, "model.safetensors")));
+});
+
 test("shards: contiguous, aligned, covering; weighted shards balance a triangle", () => {
   assert.deepEqual(shards(10, 3, 4), [[0, 4], [4, 8], [8, 10]]);
   assert.deepEqual(shards(3, 4, 4), [[0, 3]]);
@@ -137,6 +155,18 @@ test("a task that fails in a worker rejects with a WorkerError naming the work",
       p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0 }, "layers.3.mlp.down_proj (fista)"),
       (e: unknown) => e instanceof WorkerError && /^layers\.3\.mlp\.down_proj \(fista\): worker thread failed: .*kernel assertion failed/.test((e as Error).message),
     );
+    // a thread that exits (not throws) is named too
+    process.env.WASPRUNE_TEST_WORKER_EXIT = "gram";
+    const q = Parallel.attach(createWasm(16 << 20), 2)!;
+    delete process.env.WASPRUNE_TEST_WORKER_EXIT;
+    try {
+      await assert.rejects(
+        q.run("rows", { op: "gram", batches: [], H: 0, C: 0, Hd: 0, cols: 0, i0: 0, i1: 0 }, "layers.1.mlp.up_proj (wanda): Gram"),
+        (e: unknown) => e instanceof WorkerError && /^layers\.1\.mlp\.up_proj \(wanda\): Gram: worker thread exited \(code 70\)/.test((e as Error).message),
+      );
+    } finally {
+      await q.destroy();
+    }
     // the pool still works afterwards
     assert.equal(await p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 }, "noop"), 0);
   } finally {

@@ -73,7 +73,7 @@ export async function fasterprune(
   const work = (i1: number) => rows * blockSize * (blockSize / 2 + cols - i1);
   if (pattern.kind === "nm") {
     // N:M: each row's mask is chosen inside the row's own loop; one task per row block runs every block
-    await obsRows(wasm, { ...task, n: pattern.n, m: pattern.m, from: 0 }, rows, work(0), "OBS (N:M)");
+    await obsRows(wasm, { ...task, n: pattern.n, m: pattern.m, from: 0 }, rows, work(0), `OBS loop (${pattern.n}:${pattern.m})`);
     return { damp, dead: dead.length };
   }
   // unstructured: the block's mask is the lowest round(s·rows·count) scores over ALL rows — scores in the row
@@ -84,7 +84,7 @@ export async function fasterprune(
     const i2 = end(i1);
     const total = rows * (i2 - i1);
     k.f32_topk_mask(S, M, 1, total, total - Math.round(pattern.sparsity * total));
-    await obsRows(wasm, { ...task, block: [i1, i2], scores: i2 < cols ? [i2, end(i2)] : undefined }, rows, work(i1), "OBS block");
+    await obsRows(wasm, { ...task, block: [i1, i2], scores: i2 < cols ? [i2, end(i2)] : undefined }, rows, work(i1), `OBS loop, columns ${i1}..${i2 - 1}`);
   }
   return { damp, dead: dead.length };
 }
