@@ -23,6 +23,7 @@ import { GramCollector, type GramStats } from "./gram.js";
 import { problemFromGramAsync } from "./problem.js";
 import { shards, WorkerError } from "../parallel/pool.js";
 import { describe, layerPasses, type LayerPass, type LayerPassesTask } from "../parallel/forward-local.js";
+import type { LayerJobTask } from "../parallel/layer.worker.js";
 import { METHODS } from "./methods/index.js";
 import type { MethodName, PruneOptions, PruneStats } from "./methods/types.js";
 
@@ -103,7 +104,15 @@ export async function pruneModel(model: Model, calib: CalibrationSet, settings: 
     });
     const ctx: LayerContext = { model, calib, stream, states };
 
+    // `parallel` schedule with a pool: layer 0 here (operators sharded), then layers in flight on the workers
+    const inFlight = settings.schedule === "parallel" && !!wasm.parallel && c.nLayers > 1 && !settings.methodOptions?.fistaSolver;
+    let jobBytes = 0;
     for (let l = 0; l < c.nLayers; l++) {
+      if (inFlight && l === 1 && jobBytes > 0) {
+        const done = await layersInFlight(ctx, st, jobBytes, settings, hooks, reports, totalOps);
+        if (done) return reports;
+      }
+      if (inFlight && l === 0) arena.resetPeak();
       const dense = model.weights.layers[l];
       const saved = hooks.checkpoint?.load(l);
       let layerReports: OperatorReport[];
@@ -131,6 +140,8 @@ export async function pruneModel(model: Model, calib: CalibrationSet, settings: 
         weights[op] = dense[op].data;
       }
       if (!saved) hooks.checkpoint?.save(l, weights, layerReports);
+      // a layer job's region: what this layer took above its start (when it was pruned here)
+      if (inFlight && l === 0 && !saved) jobBytes = arena.peak - mark;
       arena.release(mark);
       reports.push(...layerReports);
       hooks.onLayer?.(l, layerReports, !!saved);
@@ -142,6 +153,136 @@ export async function pruneModel(model: Model, calib: CalibrationSet, settings: 
 }
 
 type OpDone = (r: OperatorReport & { index: number }) => void;
+
+/** Room kept free in the 4 GiB wasm32 memory besides the layer jobs' regions. */
+const RESERVE_BYTES = 256 << 20;
+const MAX_BYTES = 4 * 1024 ** 3;
+
+/**
+ * The `parallel` schedule's layers 1.. as independent jobs on the pool's workers (src/parallel/layer.worker.ts),
+ * each pruning a whole layer with the single-thread code (bit-identical results). In flight: at most one per
+ * slot and at most as many as fit in memory — each job gets a region of 1.25x what layer 0 took (measured
+ * high-water mark of the arena: captures, Grams, method scratch, pruned tensors) plus its input stream. The
+ * main thread advances the dense calibration stream as it hands out layers (so a layer's input is ready
+ * when a slot frees), then puts the pruned weights in place, checkpoints and reports in layer order.
+ * Returns false (nothing done) when fewer than 2 jobs fit: then the operators are sharded as before.
+ */
+async function layersInFlight(
+  ctx: LayerContext, st: RunState, layer0Bytes: number, settings: PruneSettings, hooks: DriverHooks,
+  reports: OperatorReport[], totalOps: number,
+): Promise<boolean> {
+  const { model, calib, stream } = ctx;
+  const { wasm, config: c } = model;
+  const par = wasm.parallel!;
+  const arena = wasm.arena;
+  const streamBytes = calib.totalTokens * c.dim * 4;
+  const regionBytes = Math.ceil((layer0Bytes * 1.25 + streamBytes) / 65536) * 65536;
+  const fit = Math.floor((MAX_BYTES - RESERVE_BYTES - arena.mark()) / regionBytes);
+  const slots = Math.min(par.threads, c.nLayers - 1, fit);
+  if (slots < 2) return false;
+  const mark = arena.mark();
+  try {
+    const regions = Array.from({ length: slots }, () => arena.allocBytes(regionBytes));
+    const free = regions.map((_, s) => s);
+    const running = new Map<number, Promise<{ l: number; slot: number; out: OperatorReport[] | Error }>>();
+    const finished = new Map<number, { reports: OperatorReport[]; resumed: boolean }>();
+    const prunedOf = new Map<number, LayerWeights>();
+    let next = 1; // next layer to hand out
+    let flushed = 1; // next layer to report
+    const flush = () => {
+      while (finished.has(flushed)) {
+        const f = finished.get(flushed)!;
+        finished.delete(flushed);
+        reports.push(...f.reports);
+        hooks.onLayer?.(flushed, f.reports, f.resumed);
+        flushed++;
+      }
+    };
+    const install = (l: number, pruned: LayerWeights) => {
+      const dense = model.weights.layers[l];
+      const weights = {} as Record<LinearOp, Float32Array>;
+      for (const g of GROUPS) for (const op of g.ops) {
+        dense[op].data.set(pruned[op].data);
+        weights[op] = dense[op].data;
+      }
+      return weights;
+    };
+    const advance = (l: number) => layerPasses(wasm, c, l, st, [model.weights.layers[l]], calib.samples.map((s, i) => {
+      const at = stream + 4 * calib.offsets[i] * c.dim;
+      return { lw: 0, at, T: s.length, out: at };
+    }));
+    while (next < c.nLayers || running.size > 0) {
+      // hand out layers while a slot is free (resumed layers need no slot)
+      while (next < c.nLayers && free.length > 0) {
+        const l = next++;
+        const saved = hooks.checkpoint?.load(l);
+        if (saved) {
+          advance(l);
+          const dense = model.weights.layers[l];
+          for (const op of Object.keys(saved.weights) as LinearOp[]) dense[op].data.set(saved.weights[op]!);
+          finished.set(l, { reports: saved.reports, resumed: true });
+          flush();
+          continue;
+        }
+        const slot = free.pop()!;
+        // the region: input stream, pruned tensors, then the job's own arena
+        const base = regions[slot];
+        arena.f32(base, calib.totalTokens * c.dim).set(arena.f32(stream, calib.totalTokens * c.dim));
+        let p = base + streamBytes;
+        const dense = model.weights.layers[l];
+        const pruned: LayerWeights = { ...dense };
+        for (const g of GROUPS) for (const op of g.ops) {
+          const n = dense[op].data.length;
+          p = (p + 63) & ~63;
+          pruned[op] = { ptr: p, shape: [...dense[op].shape], data: arena.f32(p, n) };
+          p += 4 * n;
+        }
+        prunedOf.set(l, pruned);
+        const task: LayerJobTask = {
+          op: "pruneLayer", config: c, l, dense: describe(dense), pruned: describe(pruned), calib, stream: base,
+          st: ctx.states[slot], settings, base: p, limit: base + regionBytes,
+        };
+        running.set(l, par.run<OperatorReport[]>("layer", task, `layer ${l} (job)`).then(
+          (out) => ({ l, slot, out }), (e: unknown) => ({ l, slot, out: e instanceof Error ? e : new Error(String(e)) })));
+        // the next layer's input: this layer's dense output (its weights are replaced only when it is done)
+        advance(l);
+      }
+      if (running.size === 0) break;
+      const { l, slot, out } = await Promise.race(running.values());
+      running.delete(l);
+      if (out instanceof Error) {
+        await Promise.allSettled(running.values());
+        throw out instanceof WorkerError ? out : new WorkerError(`layer ${l}: ${out.message}`);
+      }
+      const weights = install(l, prunedOf.get(l)!);
+      prunedOf.delete(l);
+      hooks.checkpoint?.save(l, weights, out);
+      free.push(slot);
+      let done = reports.length + [...finished.values()].reduce((a, f) => a + f.reports.length, 0);
+      for (const r of out) hooks.onOperator?.(r, ++done, totalOps);
+      finished.set(l, { reports: out, resumed: false });
+      flush();
+    }
+    flush();
+    return true;
+  } finally {
+    arena.release(mark);
+  }
+}
+
+/**
+ * One layer pruned start to finish on this thread (a worker's layer job): `model` holds config and the
+ * job's wasm (its arena bounded to the job's region, no pool); `stream` is the layer's input [N, dim].
+ */
+export async function pruneLayerJob(
+  model: Model, l: number, dense: LayerWeights, pruned: LayerWeights, calib: CalibrationSet, stream: number, st: RunState,
+  settings: PruneSettings,
+): Promise<OperatorReport[]> {
+  const ctx: LayerContext = { model, calib, stream, states: [st] };
+  return settings.errorCorrection
+    ? pruneLayerCorrected(ctx, l, dense, pruned, settings, () => {})
+    : pruneLayerPlain(ctx, l, dense, pruned, settings, () => {});
+}
 
 /** What every layer step needs: the model, the calibration stream, and one RunState per thread slot. */
 interface LayerContext {
@@ -284,6 +425,10 @@ async function solveInto(
     return { layer: l, op, name, rows, cols, ...s, seconds };
   } catch (e) {
     if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
+    // in a layer job (no pool of its own) any failure is named here: the main thread only knows the layer
+    if (!wasm.parallel && e instanceof Error && (wasm.arena as { limit?: number }).limit !== undefined) {
+      e.message = `${name} (${settings.method}): ${e.message}`;
+    }
     throw e;
   } finally {
     wasm.arena.release(m);

@@ -72,12 +72,23 @@ export function attachWasm(memory: WebAssembly.Memory): Wasm {
 export class Arena {
   readonly memory: WebAssembly.Memory;
   private top: number;
+  private high: number;
   readonly base: number;
 
   constructor(memory: WebAssembly.Memory, base: number) {
     this.memory = memory;
     this.base = alignUp(Math.max(base, 1024), ALIGN);
     this.top = this.base;
+    this.high = this.top;
+  }
+
+  /** The highest end of an allocation since creation or the last resetPeak (bytes, an address). */
+  get peak(): number {
+    return this.high;
+  }
+
+  resetPeak(): void {
+    this.high = this.top;
   }
 
   /** Bytes in use above the module's static data. */
@@ -98,6 +109,7 @@ export class Arena {
       this.memory.grow(Math.min(grow, MAX_PAGES - have / PAGE));
     }
     this.top = end;
+    if (end > this.high) this.high = end;
     return ptr;
   }
 

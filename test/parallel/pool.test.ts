@@ -36,6 +36,29 @@ test("prune through the CLI with 1, 2 and 3 threads writes byte-identical models
   }
 });
 
+test("--schedule parallel: layers in flight on the workers, byte-identical for 1, 2 and 3 threads; a dead layer job is named", () => {
+  const dir = tmp();
+  const base = ["prune", STORIES_HF, "--schedule", "parallel", "--sparsity", "2:4", "--calib", TINY_TRAIN, "--nsamples", "8", "--seqlen", "128", "--json"];
+  for (const method of ["sparsegpt", "fista"]) {
+    const files = ["1", "2", "3"].map((t) => {
+      const out = path.join(dir, `${method}-${t}`);
+      const r = cli([...base, "--method", method, "--out", out, "--threads", t]);
+      assert.equal(r.status, 0, r.stderr);
+      return fs.readFileSync(path.join(out, "model.safetensors"));
+    });
+    assert.ok(files[0].equals(files[1]), `${method}: 1 vs 2 threads`);
+    assert.ok(files[0].equals(files[2]), `${method}: 1 vs 3 threads`);
+  }
+  // the jobs really run on the workers: a job whose thread exits fails the command, naming the layer
+  const out = path.join(dir, "crash");
+  const r = spawnSync(process.execPath, [CLI, ...base, "--method", "wanda", "--out", out, "--threads", "2"], {
+    encoding: "utf8", timeout: 300_000, env: { ...process.env, WASPRUNE_TEST_WORKER_EXIT: "pruneLayer" },
+  });
+  assert.equal(r.status, 1, r.stderr);
+  assert.match(r.stderr, /error: layer [1-4] \(job\): worker thread exited \(code 70\)/);
+  assert.ok(!fs.existsSync(path.join(out, "model.safetensors")));
+});
+
 test("eval through the CLI: the same perplexity with 1 and 2 threads; --threads is validated", () => {
   const run = (t: string) => {
     const r = cli(["eval", STORIES_HF, "--text", TINY_VALID, "--paragraphs", "40", "--threads", t, "--json"]);
