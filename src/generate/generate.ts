@@ -17,6 +17,8 @@ export interface GenerateOptions {
   seed: number;
   /** called with each piece of text as soon as it is complete UTF-8 */
   onText?: (text: string) => void;
+  /** the one-position GEMV split over threads (src/parallel/gemv.ts `gemvHelper`; same tokens) */
+  gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
 }
 
 export interface GenerateResult {
@@ -51,6 +53,7 @@ export function generate(model: Model, opts: GenerateOptions): GenerateResult {
     // prefill: positions 0..P-1 of the prompt (at most maxSteps of them)
     const prefill = prompt.slice(0, Math.min(prompt.length, maxSteps));
     const st = createRunState(model, prefill.length, maxSteps);
+    if (opts.gemv) st.gemv = opts.gemv;
     const tokens = [...prompt.slice(0, maxSteps + 1)];
     const t0 = performance.now();
     // the prompt's own tokens are printed, as run.c does

@@ -32,6 +32,11 @@ export interface RunState {
   /** (maxT, hiddenDim) gate, then silu(gate)*up */ hb: number;
   /** (maxT, hiddenDim) up */ hb2: number;
   /** (maxSeq) attention scores scratch */ scores: number;
+  /**
+   * generation only: the one-position GEMV, split over threads (src/parallel/gemv.ts; same results). A
+   * function: never set it on a state that is sent to a worker.
+   */
+  gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
   /** (nLayers, maxSeq, kvDim) */ keyCache: number;
   /** (nLayers, maxSeq, kvDim) */ valueCache: number;
   /** (maxT, vocab) */ logits: number;
@@ -99,7 +104,10 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
 export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: number, T: number, bias?: Tensor): void {
   const [N, K] = w.shape;
   if (w.sparse) sparseLinear(k as unknown as SparseKernelApi, w.sparse, x, y, T, st.pack, st.packBytes);
-  else if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);
+  else if (T === 1) {
+    if (st.gemv) st.gemv(w.ptr, x, y, N, K);
+    else k.f32_gemv(w.ptr, x, y, N, K, 0);
+  }
   else k.f32_gemm_nt(x, w.ptr, y, T, N, K, 0, st.pack);
   if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
 }

@@ -4,6 +4,7 @@
  * rows of H for the Gram), so tasks of one batch never write the same memory.
  */
 import { crashHook, threadWasm } from "./thread.js";
+import { CTRL } from "./gemv.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import { fistaRowsLocal, obsRowsLocal } from "./rows-local.js";
 
@@ -17,6 +18,10 @@ export type RowsTask =
   | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
+  /** y[N] = W[N, K]·x (f32_gemv on a row block; pointers already offset) */
+  | { op: "gemv"; w: number; x: number; y: number; N: number; K: number }
+  /** serve generation's GEMV row blocks until told to stop (src/parallel/gemv.ts; `ctrl` the control block) */
+  | { op: "gemvServe"; ctrl: number }
   /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
   | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number }
   | FistaRowsTask
@@ -79,6 +84,22 @@ export default function rows(t: RowsTask): number {
     case "obs":
       obsRowsLocal(wasm, t);
       return 0;
+    case "gemv":
+      (wasm.exports.f32_gemv as (...a: number[]) => void)(t.w, t.x, t.y, t.N, t.K, 0);
+      return 0;
+    case "gemvServe": {
+      const c = new Int32Array(wasm.memory.buffer, t.ctrl, CTRL.ints);
+      const gemv = wasm.exports.f32_gemv as (...a: number[]) => void;
+      let seen = 0;
+      for (;;) {
+        Atomics.wait(c, CTRL.seq, seen);
+        seen = Atomics.load(c, CTRL.seq);
+        if (Atomics.load(c, CTRL.stop)) return 0;
+        gemv(c[CTRL.w], c[CTRL.x], c[CTRL.y], c[CTRL.N], c[CTRL.K], 0);
+        Atomics.store(c, CTRL.done, seen);
+        Atomics.notify(c, CTRL.done);
+      }
+    }
     case "trilGram":
       (wasm.exports.f32_tril_gram_rows as (...a: number[]) => void)(t.m, t.n, t.out, t.i0, t.i1, t.work);
       return 0;

@@ -17,6 +17,9 @@ import { GramCollector } from "../../src/prune/gram.ts";
 import { problemFromGram } from "../../src/prune/problem.ts";
 import { METHODS } from "../../src/prune/methods/index.ts";
 import { parsePattern } from "../../src/prune/pattern.ts";
+import { randomLlama, BUILTIN_CONFIG } from "../../src/model/builtin.ts";
+import { createRunState, forward } from "../../src/model/forward.ts";
+import { gemvHelper } from "../../src/parallel/gemv.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
@@ -156,6 +159,34 @@ test("a worker thread that exits mid-task: the command fails naming the operator
   const ok = cli(args);
   assert.equal(ok.status, 0, ok.stderr);
   assert.ok(fs.existsSync(path.join(out, "model.safetensors")));
+});
+
+test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit; small models decline it", async () => {
+  // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
+  const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
+  const run = (gemv?: (w: number, x: number, y: number, N: number, K: number) => void) => model.wasm.arena.scoped(() => {
+    const st = createRunState(model, 1, 16);
+    if (gemv) st.gemv = gemv;
+    const out: number[] = [];
+    let tok = 1;
+    for (let p = 0; p < 12; p++) {
+      const logits = forward(model, st, [tok], p);
+      out.push(...logits);
+      tok = (tok * 7 + 3) % 131;
+    }
+    return Float32Array.from(out);
+  });
+  const one = run();
+  Parallel.attach(model.wasm, 2);
+  try {
+    assert.equal(gemvHelper(model.wasm, model), undefined, "a 200x72 model does not pay for the split");
+    const h = gemvHelper(model.wasm, model, 0)!;
+    const two = run(h.gemv);
+    await h.close();
+    assert.deepEqual(two, one);
+  } finally {
+    await closeParallel(model.wasm);
+  }
 });
 
 test("shards: contiguous, aligned, covering; weighted shards balance a triangle", () => {

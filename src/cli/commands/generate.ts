@@ -1,6 +1,8 @@
 import { generate, type GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
 import { fmt } from "../format.js";
+import { closeParallel, Parallel } from "../../parallel/pool.js";
+import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../parallel/gemv.js";
 
 export interface GenerateCliOptions {
   prompt: string;
@@ -10,11 +12,22 @@ export interface GenerateCliOptions {
   seed: number;
   json?: boolean;
   tokenizer?: string;
+  /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/parallel/gemv.ts), each is split by rows */
+  threads?: number;
 }
 
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  const r = generate(model, { ...opts, onText: opts.json ? undefined : (s) => process.stdout.write(s) });
+  // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
+  if ((opts.threads ?? 1) > 1 && largestLinear(model) >= MIN_SPLIT_WEIGHTS) Parallel.attach(model.wasm, opts.threads!);
+  const helper = gemvHelper(model.wasm, model);
+  let r: GenerateResult;
+  try {
+    r = generate(model, { ...opts, gemv: helper?.gemv, onText: opts.json ? undefined : (s) => process.stdout.write(s) });
+  } finally {
+    await helper?.close();
+    await closeParallel(model.wasm);
+  }
   if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...r }, null, 2));
   else {
     process.stdout.write("\n");
