@@ -9,7 +9,7 @@
  */
 import type { KernelApi } from "../kernels/api.js";
 import type { Wasm } from "../wasm/runtime.js";
-import type { LayerWeights, Model, ModelConfig, Tensor } from "./types.js";
+import type { LayerWeights, LinearBackend, Model, ModelConfig, Tensor } from "./types.js";
 import type { SparseKernelApi } from "../kernels/sparse-api.js";
 import { sparseLinear, sparseScratchBytes } from "../sparse/linear.js";
 
@@ -37,6 +37,8 @@ export interface RunState {
    * function: never set it on a state that is sent to a worker.
    */
   gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
+  /** the model's device for the operators it took (`model.backend`, src/gpu/offload.ts); never sent to a worker */
+  backend?: LinearBackend;
   /** (nLayers, maxSeq, kvDim) */ keyCache: number;
   /** (nLayers, maxSeq, kvDim) */ valueCache: number;
   /** (maxT, vocab) */ logits: number;
@@ -97,13 +99,15 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
     pack: a.allocBytes(packBytes),
     packBytes,
     cacheLen,
+    ...(model.backend && { backend: model.backend }),
   };
 }
 
 /** y (T, N) = x (T, K) · Wᵀ (+ bias): GEMV for one position, GEMM otherwise. */
 export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: number, T: number, bias?: Tensor): void {
   const [N, K] = w.shape;
-  if (w.sparse) sparseLinear(k as unknown as SparseKernelApi, w.sparse, x, y, T, st.pack, st.packBytes);
+  if (st.backend?.supportsOp(w)) st.backend.linear(w, x, y, T);
+  else if (w.sparse) sparseLinear(k as unknown as SparseKernelApi, w.sparse, x, y, T, st.pack, st.packBytes);
   else if (T === 1) {
     if (st.gemv) st.gemv(w.ptr, x, y, N, K);
     else k.f32_gemv(w.ptr, x, y, N, K, 0);

@@ -122,6 +122,17 @@ export interface Model {
   wasm: Wasm;
   source: ModelSource;
   tokenizer?: Tokenizer;
+  /** a device the chosen linear operators run on instead of WASM (src/gpu/offload.ts); none: WASM only */
+  backend?: LinearBackend;
+}
+
+/**
+ * Linear operators on another device. Which operators it takes is fixed when it is attached; `linear` writes
+ * y (T, N) = x (T, K) · Wᵀ into the WASM memory (bias not included) before returning.
+ */
+export interface LinearBackend {
+  supportsOp(w: Tensor): boolean;
+  linear(w: Tensor, x: number, y: number, T: number): void;
 }
 
 /** The names of the linear operators of a decoder layer, in forward order. */
