@@ -82,7 +82,10 @@ export function checkModelPattern(model: Model, pattern: Pattern): void {
  * With a worker pool (`model.wasm.parallel`): the calibration passes of a layer run on the workers (samples in
  * contiguous blocks, each slot with its own RunState, the operator inputs copied to per-sample capture
  * buffers), the Gram sums are split over the rows of H and take the samples in order, and each operator's
- * method splits its rows. Every result is bit-identical for any thread count.
+ * method splits its rows. Under the `parallel` schedule, layers 1.. instead run as whole-layer jobs on the
+ * workers, as many in flight as there are slots and memory (layersInFlight; layer 0 runs here first and
+ * sizes the jobs' memory regions; if it was resumed from a checkpoint the operators are sharded instead).
+ * Every result is bit-identical for any thread count.
  */
 export async function pruneModel(model: Model, calib: CalibrationSet, settings: PruneSettings, hooks: DriverHooks = {}): Promise<OperatorReport[]> {
   checkModelPattern(model, settings.pattern);
