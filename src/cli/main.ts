@@ -70,7 +70,6 @@ program
   .addOption(deviceOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
-    if (opts.device !== "wasm") await deviceForLinears(model, opts, opts.ctx);
     const { evalCommand } = await import("./commands/eval.js");
     await evalCommand(model, opts);
   });
@@ -89,7 +88,6 @@ program
   .addOption(deviceOption())
   .option("--json", "print results as JSON (no streaming)")
   .action(async (model: string, opts) => {
-    if (opts.device !== "wasm") await deviceForLinears(model, opts, 1);
     const { generateCommand } = await import("./commands/generate.js");
     await generateCommand(model, opts);
   });
@@ -333,13 +331,6 @@ bench
     const r = await b.benchTrain({ model, json: !!opts.json, quick: !!opts.quick });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
-
-/** eval/generate `--device`: measure whether the model's linear layers pay on WebGPU (src/gpu/offload.ts). */
-async function deviceForLinears(modelPath: string, opts: { device: "auto" | "webgpu"; tokenizer?: string }, batch: number): Promise<void> {
-  const { openModel } = await import("./open-model.js");
-  const { linearOffload } = await import("../gpu/offload.js");
-  await linearOffload(opts.device, await openModel(modelPath, { tokenizer: opts.tokenizer }), batch);
-}
 
 try {
   await program.parseAsync(process.argv);

@@ -244,8 +244,12 @@ async function openGpu(): Promise<GpuProbe> {
 }
 
 let exposed = false;
-/** Make .cache/lavapipe's driver visible to the Vulkan loader (see the file header). */
-function exposeLavapipe(): void {
+/**
+ * Make .cache/lavapipe's driver visible to the Vulkan loader (see the file header). On the main thread only:
+ * a worker thread's process.env is a copy the loader (getenv) never sees, so a thread that opens the device
+ * (src/gpu/linear.worker.ts) relies on its parent having called this first.
+ */
+export function exposeLavapipe(): void {
   if (exposed) return;
   exposed = true;
   const dir = lavapipeDir();

@@ -1,67 +1,168 @@
 /**
- * @file `--device` for eval and generate: whether the dense GEMM of the model's linear layers pays on the
- * WebGPU device, decided by measuring it against the WASM kernel at the model's largest linear shape and the
- * command's batch (eval: a paragraph, up to --ctx tokens at once; generate: one token). A GPU dispatch costs
- * a submit and, for the forward pass, a read-back of its output before the next (non-linear) step runs on the
- * host, so small layers stay on WASM.
+ * @file `--device` for eval and generate: the model's linear operators on the WebGPU device.
  *
- * Status: the measurement and the decision are here; the forward pass (src/model/forward.ts) has no hook to
- * run a linear layer on the device yet, so linear layers run on WASM whatever the decision (said in the line).
+ * `attachGpuLinears` starts src/gpu/linear.worker.ts (the device lives in that thread: the forward pass is
+ * synchronous and a read-back is not, so `linear()` posts a call in a shared control block and blocks on a
+ * futex while the worker's event loop dispatches and reads back; see the worker's header). Every operator the
+ * kernels support gets its weight uploaded once and kept on the device: dense weights run the WGSL GEMM
+ * Y = X·Wᵀ, 2:4 compressed ones the 2:4 SpMM on the kernel layout as it is in the arena; panel-CSR ones
+ * stay on WASM. Which operators go to the device is decided once, at attach:
+ *  - `webgpu`: every supported operator (the user asked for the device);
+ *  - `auto`: only dense operators whose shape the one-time measurement `measureLinear` (GEMM at the command's
+ *    batch, read-back included, against the WASM kernel) says is faster on WebGPU; 2:4 operators are not
+ *    measured and stay on WASM. One line says what was decided.
+ * The result is installed as `model.backend` (RunState.backend, read by `linear()`); `close()` stops the
+ * worker, which destroys the device, so the process exits. Without a backend the WASM path is untouched.
  */
+/// <reference types="@webgpu/types" />
+import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
+import { once } from "node:events";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { createWasm } from "../wasm/runtime.js";
 import { gemmNT } from "../kernels/index.js";
-import type { Model } from "../model/types.js";
+import type { LinearBackend, Model, Tensor } from "../model/types.js";
 import { LINEAR_OPS } from "../model/types.js";
-import { selectDevice, type DeviceKind } from "./device.js";
+import { GpuError, exposeLavapipe, type DeviceKind, type GpuDevice } from "./device.js";
 import { GEMM_NT } from "./kernels.js";
 
-export interface OffloadDecision {
-  device: string;
-  shape: { M: number; N: number; K: number };
-  /** ms per linear call, output read back included for WebGPU */
-  wasmMs: number;
-  webgpuMs: number;
-  pays: boolean;
+/** ms per linear call of shape M×N×K: WASM GEMM, and WebGPU GEMM with the read-back the forward pass needs. */
+export async function measureLinear(gpu: GpuDevice, M: number, N: number, K: number, reps = 20): Promise<{ wasmMs: number; webgpuMs: number }> {
+  const wasm = createWasm();
+  const a = wasm.arena;
+  const x = a.alloc(M * K), w = a.alloc(N * K), y = a.alloc(M * N);
+  gemmNT(wasm, x, w, y, M, N, K);
+  let t0 = performance.now();
+  for (let i = 0; i < reps; i++) gemmNT(wasm, x, w, y, M, N, K);
+  const wasmMs = (performance.now() - t0) / reps;
+  const bx = gpu.buffer(M * K * 4), bw = gpu.buffer(N * K * 4), by = gpu.buffer(M * N * 4);
+  const bind = gpu.bind(GEMM_NT, [gpu.uniforms([M, N, K, 0, 1], new Set([4])), bx, bw, by]);
+  const once = async () => {
+    const enc = gpu.device.createCommandEncoder();
+    gpu.pass(enc, GEMM_NT, bind, [Math.ceil(N / 64), Math.ceil(M / 64)]);
+    gpu.device.queue.submit([enc.finish()]);
+    await gpu.read(by, M * N * 4);
+  };
+  await once();
+  t0 = performance.now();
+  for (let i = 0; i < reps; i++) await once();
+  const webgpuMs = (performance.now() - t0) / reps;
+  for (const b of [bx, bw, by]) b.destroy();
+  return { wasmMs, webgpuMs };
 }
 
-/** Select the device for `kind`; with one, measure and print one line on stderr. Destroys the device. */
-export async function linearOffload(kind: DeviceKind, model: Model, batch: number): Promise<OffloadDecision | undefined> {
-  const gpu = await selectDevice(kind);
-  if (!gpu) return undefined;
-  try {
-    let N = 0, K = 0;
-    for (const op of LINEAR_OPS) {
-      const [n, k] = model.weights.layers[0][op].shape;
-      if (n * k > N * K) [N, K] = [n, k];
-    }
-    const M = Math.max(1, batch);
-    const wasm = createWasm();
-    const a = wasm.arena;
-    const x = a.alloc(M * K), w = a.alloc(N * K), y = a.alloc(M * N);
-    gemmNT(wasm, x, w, y, M, N, K);
-    const reps = 20;
-    let t0 = performance.now();
-    for (let i = 0; i < reps; i++) gemmNT(wasm, x, w, y, M, N, K);
-    const wasmMs = (performance.now() - t0) / reps;
-    const bx = gpu.buffer(M * K * 4), bw = gpu.buffer(N * K * 4), by = gpu.buffer(M * N * 4);
-    const bind = gpu.bind(GEMM_NT, [gpu.uniforms([M, N, K, 0, 1], new Set([4])), bx, bw, by]);
-    const once = async () => {
-      const enc = gpu.device.createCommandEncoder();
-      gpu.pass(enc, GEMM_NT, bind, [Math.ceil(N / 64), Math.ceil(M / 64)]);
-      gpu.device.queue.submit([enc.finish()]);
-      await gpu.read(by, M * N * 4);
-    };
-    await once();
-    t0 = performance.now();
-    for (let i = 0; i < reps; i++) await once();
-    const webgpuMs = (performance.now() - t0) / reps;
-    const d: OffloadDecision = { device: gpu.name, shape: { M, N, K }, wasmMs, webgpuMs, pays: webgpuMs < wasmMs };
-    console.error(
-      `device: ${gpu.name}: linear ${M}x${N}x${K} takes ${webgpuMs.toFixed(3)} ms on WebGPU (with read-back) vs ` +
-        `${wasmMs.toFixed(3)} ms on WASM — ${d.pays ? "WebGPU would pay, but the forward pass has no device hook yet" : "it does not pay"}; linear layers run on WASM`,
-    );
-    return d;
-  } finally {
-    gpu.destroy();
+/** control block (Int32 slots of a SharedArrayBuffer): `done` = the seq of the last finished call, −1 failed */
+export const CTL = { done: 0, ints: 4 } as const;
+/** one call: [seq, operator id, x, y, T] (x, y byte offsets in the WASM memory) */
+export type OffloadCall = [number, number, number, number, number];
+
+/** An operator as the worker sees it (byte offsets into the WASM memory). */
+export type OffloadOp = { id: number; name: string; N: number; K: number } & (
+  | { format: "dense"; ptr: number }
+  | { format: "2:4"; vals: number; idx: number }
+);
+
+/** The worker's answer once the weights are on the device (or why there is no device). */
+export type OffloadReady =
+  | { ok: true; device: string; software: boolean; chosen: number[]; lines: string[] }
+  | { ok: false; reason: string };
+
+export interface GpuLinears extends LinearBackend {
+  device: string;
+  /** names of the operators on the device, e.g. "layers.0.wq", "lmHead" */
+  offloaded: string[];
+  /** stop the worker and destroy the device (idempotent); removes `model.backend` */
+  close(): Promise<void>;
+}
+
+/** The linear operators of `model` with the kernel each would run on the device (panel-CSR: none). */
+function deviceOps(model: Model): { ops: OffloadOp[]; tensors: Tensor[] } {
+  const ops: OffloadOp[] = [];
+  const tensors: Tensor[] = [];
+  const add = (name: string, t: Tensor) => {
+    const [N, K] = t.shape;
+    const s = t.sparse;
+    if (s && s.format !== "2:4") return;
+    if (s && (s.K % 4 !== 0)) return;
+    const id = ops.length;
+    ops.push(s ? { id, name, N, K, format: "2:4", vals: s.vals, idx: s.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
+    tensors.push(t);
+  };
+  model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op) => add(`layers.${l}.${op}`, lw[op])));
+  add("lmHead", model.weights.lmHead);
+  return { ops, tensors };
+}
+
+/**
+ * Put `model`'s linear operators on the WebGPU device for `kind` (see the file header) and install the backend
+ * as `model.backend`. Undefined for `wasm`, for `auto` without an adapter (one line on `log`) or when `auto`
+ * offloads nothing; a GpuError for `webgpu` without an adapter. `batch`: positions per call the command runs
+ * (eval: up to --ctx; generate: 1), the shape `auto` measures.
+ */
+export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: number, log: (line: string) => void = (l) => console.error(l)): Promise<GpuLinears | undefined> {
+  if (kind === "wasm") return undefined;
+  const { ops, tensors } = deviceOps(model);
+  if (process.platform === "linux") exposeLavapipe();
+  const ctlSab = new SharedArrayBuffer(CTL.ints * 4);
+  const ctl = new Int32Array(ctlSab);
+  const { port1: errors, port2 } = new MessageChannel();
+  const { port1: calls, port2: callsW } = new MessageChannel();
+  // in a worker thread tsx (--import) transpiles require() of .ts, not a .ts entry point nor import() (piscina,
+  // for src/parallel, requires too): ts-worker.cjs requires `entry`
+  const entry = fileURLToPath(new URL("./linear.worker.ts", import.meta.url));
+  const worker = new Worker(fileURLToPath(new URL("./ts-worker.cjs", import.meta.url)), {
+    workerData: { entry, memory: model.wasm.memory, ctl: ctlSab, ops, mode: kind, batch, errors: port2, calls: callsW },
+    transferList: [port2, callsW],
+    execArgv: ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href],
+  });
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const stop = async () => {
+    calls.postMessage("stop");
+    await exited;
+    calls.close();
+    errors.close();
+  };
+  const [ready] = (await Promise.race([once(worker, "message"), once(worker, "error").then(([e]) => { throw e; })])) as [OffloadReady];
+  if (!ready.ok) {
+    await stop();
+    if (kind === "webgpu") throw new GpuError(`--device webgpu: ${ready.reason}`);
+    log(`device: ${ready.reason}; using WASM`);
+    return undefined;
   }
+  const idOf = new Map(ready.chosen.map((i) => [tensors[i], i]));
+  const names = ready.chosen.map((i) => ops[i].name);
+  const summary = ready.lines.length ? ` (${ready.lines.join("; ")})` : "";
+  if (idOf.size === 0) {
+    await stop();
+    log(`device: ${ready.device}: WebGPU does not pay for this model's linear layers${summary}; they stay on WASM`);
+    return undefined;
+  }
+  const all = model.weights.layers.length * LINEAR_OPS.length + 1;
+  const rest = idOf.size < all ? ", the rest on WASM" : "";
+  log(`device: ${ready.device}: ${idOf.size} of ${all} linear layers on WebGPU${rest}${summary}`);
+  let seq = 0;
+  let closed = false;
+  const backend: GpuLinears = {
+    device: ready.device,
+    offloaded: names,
+    supportsOp: (w) => idOf.has(w),
+    linear(w, x, y, T) {
+      if (closed) throw new GpuError("WebGPU linear layers used after close()");
+      calls.postMessage([++seq, idOf.get(w)!, x, y, T] satisfies OffloadCall);
+      for (;;) {
+        const d = Atomics.load(ctl, CTL.done);
+        if (d === seq) return;
+        if (d === -1) throw new GpuError(`WebGPU linear layer: ${receiveMessageOnPort(errors)?.message ?? "the device thread failed"}`);
+        Atomics.wait(ctl, CTL.done, d, 1000);
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (model.backend === backend) model.backend = undefined;
+      await stop();
+    },
+  };
+  model.backend = backend;
+  return backend;
 }

@@ -6,6 +6,7 @@ import type { Model } from "../../model/types.js";
 import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
+import type { DeviceKind } from "../../gpu/device.js";
 
 export interface EvalOptions {
   text: string;
@@ -13,15 +14,24 @@ export interface EvalOptions {
   ctx: number;
   json?: boolean;
   tokenizer?: string;
-  /** worker threads (1 = no pool) */
+  /** worker threads (1 = no pool; not with linear layers on WebGPU) */
   threads?: number;
+  /** where linear layers run (src/gpu/offload.ts) */
+  device?: DeviceKind;
 }
 
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   const text = readTextFile(opts.text, "--text");
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  Parallel.attach(model.wasm, opts.threads ?? 1);
-  const r = await evalModel(model, text, opts).finally(() => closeParallel(model.wasm));
+  const gpu = opts.device && opts.device !== "wasm"
+    ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, Math.min(opts.ctx, model.config.maxSeqLen))
+    : undefined;
+  // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
+  if (!gpu) Parallel.attach(model.wasm, opts.threads ?? 1);
+  const r = await evalModel(model, text, opts).finally(async () => {
+    await gpu?.close();
+    await closeParallel(model.wasm);
+  });
   if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, paragraphs: opts.paragraphs ?? null, ctx: opts.ctx, ...r }, null, 2));
   else console.log(renderEval(r));
   return r;

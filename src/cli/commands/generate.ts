@@ -3,6 +3,7 @@ import { openModel } from "../open-model.js";
 import { fmt } from "../format.js";
 import { closeParallel, Parallel } from "../../parallel/pool.js";
 import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../parallel/gemv.js";
+import type { DeviceKind } from "../../gpu/device.js";
 
 export interface GenerateCliOptions {
   prompt: string;
@@ -14,10 +15,13 @@ export interface GenerateCliOptions {
   tokenizer?: string;
   /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/parallel/gemv.ts), each is split by rows */
   threads?: number;
+  /** where linear layers run (src/gpu/offload.ts); `auto` measures them at one position */
+  device?: DeviceKind;
 }
 
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  const gpu = opts.device && opts.device !== "wasm" ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, 1) : undefined;
   // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
   if ((opts.threads ?? 1) > 1 && largestLinear(model) >= MIN_SPLIT_WEIGHTS) Parallel.attach(model.wasm, opts.threads!);
   const helper = gemvHelper(model.wasm, model);
@@ -25,6 +29,7 @@ export async function generateCommand(modelPath: string, opts: GenerateCliOption
   try {
     r = generate(model, { ...opts, gemv: helper?.gemv, onText: opts.json ? undefined : (s) => process.stdout.write(s) });
   } finally {
+    await gpu?.close();
     await helper?.close();
     await closeParallel(model.wasm);
   }
