@@ -42,7 +42,7 @@ test("--device with a bad value is refused by the option parser", () => {
   assert.match(r.stderr, /--device <d>' argument 'cuda' is invalid/);
 });
 
-test("--device webgpu with an adapter: the decision line, the same perplexity, and the process exits", async (t) => {
+test("--device webgpu / auto with an adapter: one line, the same perplexity, and the process exits", async (t) => {
   if (!(await gpuOrSkip(t))) return;
   const w = run(evalArgs);
   const g = run([...evalArgs, "--device", "webgpu"]);
@@ -50,5 +50,12 @@ test("--device webgpu with an adapter: the decision line, the same perplexity, a
   assert.equal(g.stdout.split(" (")[0], w.stdout.split(" (")[0]);
   const lines = ours(g.stderr);
   assert.equal(lines.length, 1, g.stderr);
-  assert.match(lines[0], /^device: .*linear \d+x\d+x\d+ takes .* ms on WebGPU .* linear layers run on WASM$/);
+  assert.match(lines[0], /^device: .*: 36 of 36 linear layers on WebGPU$/);
+  // auto: the one-time measurement per shape decides (on lavapipe, stories260K's layers never win)
+  const a = run([...evalArgs, "--device", "auto"]);
+  assert.equal(a.status, 0, a.stderr);
+  assert.equal(a.stdout.split(" (")[0], w.stdout.split(" (")[0]);
+  const al = ours(a.stderr);
+  assert.equal(al.length, 1, a.stderr);
+  assert.match(al[0], /^device: .*: (WebGPU does not pay .* they stay on WASM|\d+ of 36 linear layers on WebGPU.*)$/);
 });
