@@ -1,7 +1,7 @@
 /**
  * @file `wasprune bench train`: tokens/s of a whole training step (student forward keeping activations,
  * teacher forward, α·CE + (1−α)·KL, backward, AdamW with AST's decay, mask refresh) on a real model and on a
- * synthetic 8-layer 512-wide LLaMA, 1 thread (the data-parallel pool is not wired into training yet).
+ * synthetic 8-layer 512-wide LLaMA, 1 thread vs 2 (data-parallel over the worker pool, src/train/data-parallel.ts).
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -13,6 +13,7 @@ import type { Model, ModelConfig } from "../src/model/types.js";
 import { Trainer, DEFAULTS, type TrainSettings } from "../src/train/trainer.js";
 import type { DataSource } from "../src/train/data.js";
 import { mulberry32 } from "../src/model/builtin.js";
+import { Parallel, closeParallel } from "../src/parallel/pool.js";
 
 export const SYNTH_8x512: ModelConfig = {
   architecture: "llama", dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 4, headDim: 64, vocabSize: 4096,
@@ -39,31 +40,45 @@ export interface TrainBenchRow {
   tokensPerSecond: number;
 }
 
-function measure(name: string, make: () => { student: Model; teacher: Model }, over: Partial<TrainSettings>, steps: number): TrainBenchRow {
-  const { student, teacher } = make();
-  const s: TrainSettings = { ...DEFAULTS, n: 2, m: 4, steps: 1000, lr: 1e-4, warmup: 10, decay: 0.01, decayRamp: 1000, slorbK: 0, ...over };
-  const tr = new Trainer(student, teacher, new RandomTokens(student.config.vocabSize, s.seqlen), s);
-  tr.init();
-  tr.trainStep(); // warm-up (JIT, first-touch)
-  const t0 = performance.now();
-  let tokens = 0;
-  for (let i = 0; i < steps; i++) tokens += tr.trainStep().tokens;
-  const sec = (performance.now() - t0) / 1000;
-  const params = tr.student.params.reduce((a, p) => a + p.t.data.length, 0);
-  return { model: name, params, seqlen: s.seqlen, batch: s.batch, slorb: s.slorbK > 0, threads: 1, stepSeconds: sec / steps, tokensPerSecond: tokens / sec };
+async function measure(
+  name: string, make: () => Promise<{ student: Model; teacher: Model }>, over: Partial<TrainSettings>, steps: number, threads: number,
+): Promise<TrainBenchRow> {
+  const { student, teacher } = await make();
+  Parallel.attach(student.wasm, threads); // before the Trainer: it takes the slots' buffers from the arena
+  try {
+    const s: TrainSettings = { ...DEFAULTS, n: 2, m: 4, steps: 1000, lr: 1e-4, warmup: 10, decay: 0.01, decayRamp: 1000, slorbK: 0, ...over };
+    const tr = new Trainer(student, teacher, new RandomTokens(student.config.vocabSize, s.seqlen), s);
+    tr.init();
+    await tr.trainStep(); // warm-up (JIT, first-touch, worker start-up)
+    const t0 = performance.now();
+    let tokens = 0;
+    for (let i = 0; i < steps; i++) tokens += (await tr.trainStep()).tokens;
+    const sec = (performance.now() - t0) / 1000;
+    const params = tr.student.params.reduce((a, p) => a + p.t.data.length, 0);
+    return { model: name, params, seqlen: s.seqlen, batch: s.batch, slorb: s.slorbK > 0, threads, stepSeconds: sec / steps, tokensPerSecond: tokens / sec };
+  } finally {
+    await closeParallel(student.wasm);
+  }
 }
 
-export async function benchTrain(o: { model?: string; json?: boolean; quick?: boolean }): Promise<TrainBenchRow[]> {
+/**
+ * Each configuration at 1 thread (no pool) and at 2 (data-parallel over the pool: the step's sequences in
+ * gradBlocks = 4 blocks, at most, summed in block order; same bytes either way), side by side.
+ */
+export async function benchTrain(o: { model?: string; json?: boolean; quick?: boolean; threads?: number[] }): Promise<TrainBenchRow[]> {
   const root = fileURLToPath(new URL("../", import.meta.url));
   const model = o.model ?? path.resolve(root, "..", "shared/models/stories260K-hf");
+  const threadCounts = o.threads ?? [1, 2];
   const rows: TrainBenchRow[] = [];
-  const log = (r: TrainBenchRow) => {
-    rows.push(r);
+  const config = async (name: string, make: () => Promise<{ student: Model; teacher: Model }>, over: Partial<TrainSettings>, steps: number) => {
+    const got: TrainBenchRow[] = [];
+    for (const th of threadCounts) got.push(await measure(name, make, over, steps, th));
+    rows.push(...got);
     if (!o.json) {
-      console.log(
-        `${r.model.padEnd(28)} ${String(r.params).padStart(10)} params  seqlen ${r.seqlen} x batch ${r.batch}${r.slorb ? " +SLoRB" : ""}  ` +
-          `${r.threads} thread: ${r.stepSeconds.toFixed(3)} s/step, ${Math.round(r.tokensPerSecond)} tokens/s`,
-      );
+      const r = got[0];
+      const cells = got.map((g) => `${g.threads} thr ${g.stepSeconds.toFixed(3)} s/step ${String(Math.round(g.tokensPerSecond)).padStart(6)} tok/s`);
+      const speedup = got.length > 1 ? `  (x${(got.at(-1)!.tokensPerSecond / got[0].tokensPerSecond).toFixed(2)})` : "";
+      console.log(`${r.model.padEnd(24)} ${String(r.params).padStart(9)} params  ${r.seqlen}x${r.batch}${r.slorb ? " +SLoRB" : "       "}  ${cells.join("  |  ")}${speedup}`);
     }
   };
   if (fs.existsSync(model)) {
@@ -71,15 +86,13 @@ export async function benchTrain(o: { model?: string; json?: boolean; quick?: bo
       const wasm = createWasm();
       return { student: await loadModel(model, { wasm }), teacher: await loadModel(model, { wasm }) };
     };
-    const pair = await load();
-    log(measure(path.basename(model), () => pair, { batch: 8, seqlen: 256 }, o.quick ? 2 : 5));
-    const pair2 = await load();
-    log(measure(path.basename(model), () => pair2, { batch: 8, seqlen: 256, slorbK: 16 }, o.quick ? 2 : 5));
+    await config(path.basename(model), load, { batch: 8, seqlen: 256 }, o.quick ? 2 : 5);
+    await config(path.basename(model), load, { batch: 8, seqlen: 256, slorbK: 16 }, o.quick ? 2 : 5);
   }
-  log(measure("synthetic 8x512 LLaMA", () => {
+  await config("synthetic 8x512 LLaMA", async () => {
     const wasm = createWasm();
     return { student: randomLlama(SYNTH_8x512, 1, wasm), teacher: randomLlama(SYNTH_8x512, 1, wasm) };
-  }, { batch: 1, seqlen: 256 }, o.quick ? 1 : 2));
+  }, { batch: 2, seqlen: 256 }, o.quick ? 1 : 2);
   return rows;
 }
 

@@ -205,6 +205,7 @@ program
   .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)
   .option("--checkpoint-every <s>", "write a resumable checkpoint every S steps (default: --eval-every)", int("--checkpoint-every"))
   .option("--seed <s>", "seed of data order / teacher sampling", int("--seed"), 1337)
+  .option("--grad-blocks <g>", "sum each step's sequences in G fixed blocks (the data-parallel grain; the same for any --threads)", int("--grad-blocks"), 4)
   .option("--force", "overwrite a finished output / restart a partial one")
   .addOption(tokenizerOption)
   .addOption(threadsOption())

@@ -28,6 +28,7 @@ export const WORKERS = Object.freeze({
   rows: fileURLToPath(new URL("./rows.worker.ts", import.meta.url)),
   forward: fileURLToPath(new URL("./forward.worker.ts", import.meta.url)),
   layer: fileURLToPath(new URL("./layer.worker.ts", import.meta.url)),
+  train: fileURLToPath(new URL("../train/train.worker.ts", import.meta.url)),
 });
 export type WorkerName = keyof typeof WORKERS;
 

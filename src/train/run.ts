@@ -178,7 +178,7 @@ export async function runTrain(job: TrainJob, hooks: TrainHooks = {}): Promise<T
   const t0 = performance.now();
   let trained = 0;
   while (tr.step < s.steps) {
-    const r = tr.trainStep();
+    const r = await tr.trainStep();
     trained += r.tokens;
     const { tokens: _t, ...rest } = r;
     log.push({ kind: "step", tokensSeen: tokensAt(r.step), ...rest });

@@ -15,7 +15,9 @@
  * "fixed" is plain sparse fine-tuning for comparison: the first mask is kept, pruned weights are zero.
  *
  * Every step's data is a function of (seed, step) (data.ts) and every sum runs in a fixed order, so a run
- * resumed from a checkpoint (state.ts) ends with the same bytes as one that never stopped.
+ * resumed from a checkpoint (state.ts) ends with the same bytes as one that never stopped. A step's gradient is
+ * summed over a fixed grid of sequence blocks (data-parallel.ts), on the worker pool when the model's wasm has
+ * one (`Parallel.attach` before constructing the Trainer), with the same bytes for any thread count.
  */
 import { UsageError } from "../errors.js";
 import type { Model } from "../model/types.js";
@@ -25,6 +27,7 @@ import { createTrainState, trainBackward, trainForward, type TrainState } from "
 import type { DataSource } from "./data.js";
 import { initSlorb, nmMaskInto, wandaScale, type MaskMetric } from "./mask.js";
 import { createStudent, refreshMasked, type Student } from "./student.js";
+import { blockGrid, describeStudent, sequenceGrads, slotRuns, type StudentDesc, type TrainBlocksTask } from "./data-parallel.js";
 
 export const TRAIN_METHODS = Object.freeze(["ast", "fixed"] as const);
 export type TrainMethod = (typeof TRAIN_METHODS)[number];
@@ -58,6 +61,8 @@ export interface TrainSettings {
   /** SLoRB group size, or 0 for none */
   slorbK: number;
   seed: number;
+  /** the step's sequences are summed in this many contiguous blocks (at most; fixed, whatever --threads) */
+  gradBlocks: number;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -75,6 +80,7 @@ export const DEFAULTS = Object.freeze({
   clip: 1.0, // AST main.py grad_clip
   slorbK: 16,
   seed: 1337,
+  gradBlocks: 4,
 });
 
 export interface StepResult {
@@ -103,6 +109,13 @@ export class Trainer {
   wanda?: { sq: Float64Array[]; samples: number };
   /** the teacher as a dense "student" (no masks) and its activations: its forward shares the training kernels */
   private readonly teacherNet?: { st: Student; ts: TrainState };
+  /** the step's block grid over its batch·accum sequences */
+  readonly grid: Array<[number, number]>;
+  /** gradient buffer of each block (block 0: gradPtr); without a pool only [gradPtr, spare] */
+  private readonly blockGrads: number[];
+  /** per pool slot (runs of blocks): training activations, the teacher's (slot 0 shares the trainer's own) */
+  private readonly slots: Array<{ ts: TrainState; tts?: TrainState; blocks: [number, number] }> = [];
+  private desc?: { student: StudentDesc; teacher?: StudentDesc };
 
   constructor(
     readonly model: Model,
@@ -126,6 +139,25 @@ export class Trainer {
       if (tc.vocabSize !== c.vocabSize) throw new UsageError(`--teacher has a vocabulary of ${tc.vocabSize}, the student ${c.vocabSize}`);
       const tst = createStudent(teacher, { sparse: false });
       this.teacherNet = { st: tst, ts: createTrainState(tst, s.seqlen) };
+    }
+    // data parallelism: every buffer is taken here, on the main thread, once
+    const a = model.wasm.arena;
+    this.grid = blockGrid(s.batch * s.accum, s.gradBlocks);
+    const G = this.grid.length;
+    const par = model.wasm.parallel;
+    this.blockGrads = [this.gradPtr];
+    if (par && G > 1) {
+      for (let b = 1; b < G; b++) this.blockGrads.push(a.alloc(this.student.gradFloats));
+      slotRuns(G, par.threads).forEach((blocks, p) => {
+        if (p === 0) this.slots.push({ ts: this.ts, tts: this.teacherNet?.ts, blocks });
+        else this.slots.push({
+          ts: createTrainState(this.student, s.seqlen),
+          tts: this.teacherNet ? createTrainState(this.teacherNet.st, s.seqlen) : undefined,
+          blocks,
+        });
+      });
+    } else if (G > 1) {
+      this.blockGrads.push(a.alloc(this.student.gradFloats));
     }
   }
 
@@ -203,46 +235,78 @@ export class Trainer {
    * CE, KL and the count of predicted tokens. This is the unit of work a data-parallel worker would own.
    */
   microBatch(indices: number[], gradPtr: number): { ce: number; kl: number; tokens: number } {
-    const k = backwardKernels(this.model.wasm);
-    const ts = this.ts;
-    const a = this.model.wasm.arena;
-    const T = this.s.seqlen;
-    const V = this.model.config.vocabSize;
+    const out = new Float64Array(2 * indices.length);
+    sequenceGrads(this.student, this.ts, this.teacherNet, indices.map((i) => this.data.sample(i)), this.lossSettings(), gradPtr, out, 0);
     let ce = 0;
     let kl = 0;
-    for (const idx of indices) {
-      const seq = this.data.sample(idx);
-      const input = seq.subarray(0, T);
-      trainForward(this.student, ts, input);
-      a.i32(ts.targets, T).set(seq.subarray(1, T + 1));
-      const alpha = this.s.alpha;
-      ce += k.f32_cross_entropy_backward(ts.logits, ts.targets, ts.dlogits, T, V, alpha, 0);
-      if (alpha < 1 && this.teacherNet) {
-        trainForward(this.teacherNet.st, this.teacherNet.ts, input);
-        kl += k.f32_kl_backward(ts.logits, this.teacherNet.ts.logits, ts.dlogits, T, V, this.s.temperature, 1 - alpha, 1);
-      }
-      trainBackward(this.student, ts, T, gradPtr);
+    for (let i = 0; i < indices.length; i++) {
+      ce += out[2 * i];
+      kl += out[2 * i + 1];
     }
-    return { ce, kl, tokens: indices.length * T };
+    return { ce, kl, tokens: indices.length * this.s.seqlen };
+  }
+
+  private lossSettings() {
+    return { T: this.s.seqlen, alpha: this.s.alpha, temperature: this.s.temperature };
+  }
+
+  /**
+   * The step's gradient (summed, into gradPtr) over its sequences, block by block of the fixed grid; per
+   * sequence [ce, kl]. On the pool: one task per slot, a contiguous run of blocks each into its own buffer, then
+   * the blocks added in block order here; without: the same blocks and the same additions, one after the other.
+   */
+  private async stepGradients(seqs: Int32Array[]): Promise<Float64Array> {
+    const a = this.model.wasm.arena;
+    const k = backwardKernels(this.model.wasm);
+    const n = this.student.gradFloats;
+    const L = this.lossSettings();
+    const out = new Float64Array(2 * seqs.length);
+    a.f32(this.gradPtr, n).fill(0);
+    const par = this.model.wasm.parallel;
+    if (!par || this.slots.length === 0) {
+      this.grid.forEach(([s0, s1], b) => {
+        const dst = b === 0 ? this.gradPtr : this.blockGrads[1];
+        if (b > 0) a.f32(dst, n).fill(0);
+        sequenceGrads(this.student, this.ts, this.teacherNet, seqs.slice(s0, s1), L, dst, out, s0);
+        if (b > 0) k.f32_add(this.gradPtr, dst, this.gradPtr, n);
+      });
+      return out;
+    }
+    this.desc ??= { student: describeStudent(this.student), teacher: this.teacherNet ? describeStudent(this.teacherNet.st) : undefined };
+    const desc = this.desc;
+    const parts = await par.all<Float64Array>("train", (p) => {
+      const slot = this.slots[p];
+      if (!slot) return undefined;
+      const blocks: TrainBlocksTask["blocks"] = [];
+      for (let b = slot.blocks[0]; b < slot.blocks[1]; b++) blocks.push({ grad: this.blockGrads[b], seqs: seqs.slice(this.grid[b][0], this.grid[b][1]) });
+      const task: TrainBlocksTask = { op: "trainBlocks", student: desc.student, teacher: desc.teacher, ts: slot.ts, tts: slot.tts, loss: L, gradFloats: n, blocks };
+      return task;
+    }, `train step ${this.step + 1}`);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    for (let b = 1; b < this.grid.length; b++) k.f32_add(this.gradPtr, this.blockGrads[b], this.gradPtr, n);
+    return out;
   }
 
   /** One optimizer step over batch·accum sequences. */
-  trainStep(): StepResult {
+  async trainStep(): Promise<StepResult> {
     const s = this.s;
     const t = this.step;
     const a = this.model.wasm.arena;
-    const g = a.f32(this.gradPtr, this.student.gradFloats);
-    g.fill(0);
+    // sequences (t·S + i), i < S: micro-batch mb holds i ∈ [mb·batch, (mb+1)·batch)
+    const S = s.batch * s.accum;
+    const seqs = Array.from({ length: S }, (_, i) => this.data.sample(t * S + i));
+    const losses = await this.stepGradients(seqs);
     let ce = 0;
     let kl = 0;
-    let tokens = 0;
-    for (let mb = 0; mb < s.accum; mb++) {
-      const indices = Array.from({ length: s.batch }, (_, b) => (t * s.accum + mb) * s.batch + b);
-      const r = this.microBatch(indices, this.gradPtr);
-      ce += r.ce;
-      kl += r.kl;
-      tokens += r.tokens;
+    for (let i = 0; i < S; i++) {
+      ce += losses[2 * i];
+      kl += losses[2 * i + 1];
     }
+    const tokens = S * s.seqlen;
     const lr = this.lrAt(t);
     const maskedDecay = this.decayAt(t);
     const gradNorm = adamwStep(this.student, this.opt, a.f32(this.gradPtr, this.student.gradFloats), 1 / tokens, {

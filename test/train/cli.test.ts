@@ -107,3 +107,31 @@ test("train: bad input gives one clear error line and writes nothing", () => {
   assertCleanError(cli(base), "not a wasprune output");
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("train: data-parallel steps write the same bytes with --threads 1 (no pool), 2 and 3", () => {
+  const dir = tmp();
+  const hashes: string[] = [];
+  for (const th of ["1", "2", "3"]) {
+    const out = path.join(dir, `t${th}`);
+    // 3 sequences x 2 micro-batches: 4 gradient blocks of 1-2 sequences, split 1/2/3 ways across the slots
+    const r = cli([
+      "train", STORIES_HF, "--data", TINY_TRAIN, "--steps", "5", "--batch", "3", "--accum", "2", "--seqlen", "32",
+      "--slorb", "--out", out, "--threads", th, "--json",
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    hashes.push(["model.safetensors", "slorb.safetensors"].map((f) => fs.readFileSync(path.join(out, f)).toString("base64")).join("|"));
+    const log = JSON.parse(r.stdout).log.filter((e: { kind: string }) => e.kind === "step");
+    assert.equal(log.length, 5);
+  }
+  assert.ok(hashes[0] === hashes[1], "--threads 2 wrote different bytes from --threads 1");
+  assert.ok(hashes[0] === hashes[2], "--threads 3 wrote different bytes from --threads 1");
+});
+
+test("train: a worker that dies mid-step fails the command with one error line naming the step", () => {
+  const out = path.join(tmp(), "dead");
+  const r = spawnSync(process.execPath, [CLI, "train", STORIES_HF, "--data", TINY_TRAIN, "--steps", "3", "--batch", "2", "--seqlen", "16", "--out", out, "--threads", "2"], {
+    encoding: "utf8", timeout: 300_000, env: { ...process.env, WASPRUNE_TEST_WORKER_EXIT: "trainBlocks" },
+  });
+  assertCleanError(r, "train step 1", "worker thread exited");
+  assert.ok(!fs.existsSync(path.join(out, "model.safetensors")));
+});

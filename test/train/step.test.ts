@@ -112,7 +112,7 @@ test("the training forward gives the inference forward's logits (dense masks)", 
   for (let i = 0; i < got.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `logit ${i}: ${got[i]} vs ${want[i]}`);
 });
 
-function run(method: "ast" | "fixed", steps: number, over: Partial<TrainSettings> = {}) {
+async function run(method: "ast" | "fixed", steps: number, over: Partial<TrainSettings> = {}) {
   const wasm = createWasm();
   const cfg = { ...TINY, vocabSize: 259, dim: 32, hiddenDim: 64, maxSeqLen: 64 };
   const teacher = randomLlama(cfg, 31, wasm);
@@ -122,12 +122,12 @@ function run(method: "ast" | "fixed", steps: number, over: Partial<TrainSettings
   const tr = new Trainer(student, teacher, new TextSource(new ByteTokenizer(), text, "toy", s.seqlen, 7), s);
   tr.init();
   const results = [];
-  for (let i = 0; i < steps; i++) results.push(tr.trainStep());
+  for (let i = 0; i < steps; i++) results.push(await tr.trainStep());
   return { tr, results };
 }
 
-test("a short AST run lowers the loss, keeps every mask exact 2:4, and flips masks", () => {
-  const { tr, results } = run("ast", 30);
+test("a short AST run lowers the loss, keeps every mask exact 2:4, and flips masks", async () => {
+  const { tr, results } = await run("ast", 30);
   const first = results.slice(0, 3).reduce((a, r) => a + r.loss, 0) / 3;
   const last = results.slice(-3).reduce((a, r) => a + r.loss, 0) / 3;
   assert.ok(last < 0.8 * first, `loss ${first.toFixed(4)} → ${last.toFixed(4)}`);
@@ -143,9 +143,9 @@ test("a short AST run lowers the loss, keeps every mask exact 2:4, and flips mas
   }
 });
 
-test("fixed-mask fine-tuning keeps its mask and zeros; two runs give identical bytes", () => {
-  const a = run("fixed", 12);
-  const b = run("fixed", 12);
+test("fixed-mask fine-tuning keeps its mask and zeros; two runs give identical bytes", async () => {
+  const a = await run("fixed", 12);
+  const b = await run("fixed", 12);
   assert.ok(a.results.every((r) => r.flips === undefined));
   for (let j = 0; j < a.tr.student.linears.length; j++) {
     const la = a.tr.student.linears[j], lb = b.tr.student.linears[j];

@@ -9,6 +9,7 @@ import { UsageError } from "../../errors.js";
 import { paragraphSequences, readTextFile } from "../../eval/text.js";
 import { BUILTIN_NAME, builtinModel } from "../../model/builtin.js";
 import { loadModel } from "../../model/load.js";
+import { Parallel, closeParallel } from "../../parallel/pool.js";
 import type { Model } from "../../model/types.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { createWasm, type Wasm } from "../../wasm/runtime.js";
@@ -52,6 +53,7 @@ export interface TrainCliOptions {
   json?: boolean;
   tokenizer?: string;
   threads?: number;
+  gradBlocks?: number;
 }
 
 function positiveInt(name: string, v: number | undefined): void {
@@ -69,13 +71,14 @@ export function checkTrainOptions(o: TrainCliOptions): { n: number; m: number } 
   if (!(o.lr > 0)) throw new UsageError(`--lr must be positive, got ${o.lr}`);
   if (!(o.alpha >= 0 && o.alpha <= 1)) throw new UsageError(`--alpha must be in [0, 1], got ${o.alpha}`);
   if (!(o.temperature > 0)) throw new UsageError(`--temperature must be positive, got ${o.temperature}`);
+  if (o.gradBlocks !== undefined && !(Number.isInteger(o.gradBlocks) && o.gradBlocks >= 1)) throw new UsageError(`--grad-blocks must be a positive integer, got ${o.gradBlocks}`);
   if (!(o.decay >= 0)) throw new UsageError(`--decay must be ≥ 0, got ${o.decay}`);
   if (!(o.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
   if (o.warmup !== undefined && !(Number.isInteger(o.warmup) && o.warmup >= 0)) throw new UsageError(`--warmup must be a non-negative integer, got ${o.warmup}`);
   if (!(TRAIN_METHODS as readonly string[]).includes(o.method)) throw new UsageError(`--method ${o.method}: expected one of ${TRAIN_METHODS.join(", ")}`);
   if (!(MASK_METRICS as readonly string[]).includes(o.maskMetric)) throw new UsageError(`--mask-metric ${o.maskMetric}: expected one of ${MASK_METRICS.join(", ")}`);
-  // --threads: accepted for uniformity; training runs on 1 thread for now (Trainer.microBatch fills a gradient
-  // block per micro-batch, ready for workers, but the worker side is not written yet)
+  // --threads: the step's sequence blocks run data-parallel on the pool (src/train/data-parallel.ts): same bytes
+  // for any N, and a run checkpointed at one N resumes at another
   if (o.data !== "teacher" && !fs.existsSync(o.data)) throw new UsageError(`--data ${o.data}: not found (a text file, or "teacher" for text sampled from the teacher)`);
   if (o.init !== undefined && !fs.existsSync(o.init)) throw new UsageError(`--init ${o.init}: not found`);
   if (o.eval !== undefined) readTextFile(o.eval, "--eval");
@@ -122,11 +125,19 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
     weightDecay: o.weightDecay,
     slorbK: o.slorb ? o.slorbK : 0,
     seed: o.seed,
+    gradBlocks: o.gradBlocks ?? DEFAULTS.gradBlocks,
   };
   const data: DataSource = dataText ? new TextSource(tok!, dataText, o.data, s.seqlen, s.seed) : new TeacherSource(teacher, s.seqlen, s.seed);
   const ctx = Math.min(o.ctx, student.config.maxSeqLen);
   const evalSeqs = evalText ? paragraphSequences(tok!, evalText, o.evalParagraphs, ctx) : undefined;
-  const trainer = new Trainer(student, teacher, data, s, evalSeqs ? Math.max(...evalSeqs.map((q) => q.length)) : 0);
+  Parallel.attach(wasm, o.threads ?? 1); // before the Trainer, which takes the slots' buffers from the arena
+  let trainer: Trainer;
+  try {
+    trainer = new Trainer(student, teacher, data, s, evalSeqs ? Math.max(...evalSeqs.map((q) => q.length)) : 0);
+  } catch (e) {
+    await closeParallel(wasm);
+    throw e;
+  }
   const manifest = {
     model: modelPath, teacher: teacherPath, init: o.init ?? null, data: data.describe(), settings: s,
     eval: o.eval ? { file: o.eval, paragraphs: o.evalParagraphs ?? null, ctx } : null,
@@ -157,6 +168,7 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
     return summary;
   } finally {
     bar.stop();
+    await closeParallel(wasm);
   }
 }
 
