@@ -46,6 +46,7 @@ export interface RunState {
   ropeSin: number;
   /** scratch for f32_gemm_nt packing (and the sparse GEMMs' XT/YT) */ pack: number;
   /** bytes at `pack` */ packBytes: number;
+  /** (maxT, groups) SLoRB group sums, only for a model with SLoRB add-ons (Tensor.slorb) */ slorb?: number;
   /** KV cache length in positions (≤ maxSeqLen) */ cacheLen: number;
 }
 
@@ -100,7 +101,15 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
     packBytes,
     cacheLen,
     ...(model.backend && { backend: model.backend }),
+    ...(slorbGroups(model) > 0 && { slorb: a.alloc(maxT * slorbGroups(model)) }),
   };
+}
+
+/** The widest SLoRB add-on of the model (groups), 0 without any. */
+function slorbGroups(model: Model): number {
+  let g = 0;
+  for (const lw of model.weights.layers ?? []) for (const t of Object.values(lw)) if (t && (t as Tensor).slorb) g = Math.max(g, (t as Tensor).slorb!.s.shape[1]);
+  return g;
 }
 
 /** y (T, N) = x (T, K) · Wᵀ (+ bias): GEMV for one position, GEMM otherwise. */
@@ -113,6 +122,12 @@ export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: numb
     else k.f32_gemv(w.ptr, x, y, N, K, 0);
   }
   else k.f32_gemm_nt(x, w.ptr, y, T, N, K, 0, st.pack);
+  if (w.slorb) {
+    // y += S·(P x), as the training forward computes it (src/train/backprop.ts linearF)
+    if (st.slorb === undefined) throw new RangeError("linear: a SLoRB weight needs a RunState made for its model");
+    (k as unknown as { f32_group_sum(x: number, s: number, rows: number, n: number, k: number): void }).f32_group_sum(x, st.slorb, T, K, w.slorb.k);
+    k.f32_gemm_nt(st.slorb, w.slorb.s.ptr, y, T, N, w.slorb.s.shape[1], 1, st.pack);
+  }
   if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
 }
 

@@ -12,6 +12,7 @@ import { loadLlama2cWeights } from "./load-llama2c.js";
 import { loadHFWeights } from "./load-hf.js";
 import { isCompressedDir, loadCompressedWeights } from "../sparse/compress.js";
 import type { Model, ModelConfig } from "./types.js";
+import { attachSlorb } from "./slorb.js";
 
 export interface LoadOptions {
   /** tokenizer file to use instead of the one found beside the model */
@@ -36,6 +37,7 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
   if (isDir) {
     const hf = isCompressedDir(modelPath) ? loadCompressedWeights(modelPath, wasm) : loadHFWeights(modelPath, wasm);
     model = { config: hf.config, weights: hf.weights, wasm, source: { path: modelPath, format: "hf", dtype: hf.dtype, hfConfig: hf.hfConfig } };
+    attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
   } else {
     const { config, weights } = loadLlama2cWeights(modelPath, wasm);
     model = { config, weights, wasm, source: { path: modelPath, format: "llama2c", dtype: "F32" } };

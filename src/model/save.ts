@@ -13,7 +13,8 @@ import { hfTensorSpecs } from "./load-hf.js";
 import { interleavedToHalf } from "./save-rope.js";
 import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
-import { DTYPES, type DType, type Model, type Tensor } from "./types.js";
+import { DTYPES, LINEAR_OPS, type DType, type Model, type Tensor } from "./types.js";
+import { SLORB_FILE } from "./slorb.js";
 import { denseWeight } from "../sparse/linear.js";
 
 export { saveLlama2c } from "./save-llama2c.js";
@@ -55,8 +56,17 @@ export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): voi
     return { name: s.name, dtype, shape: s.shape, data };
   });
 
+  // SLoRB add-ons the loader attached (src/model/slorb.ts) travel with the model (prune, compress, decompress)
+  const slorbs = w.layers.flatMap((lw, l) => LINEAR_OPS.filter((op) => lw[op].slorb).map((op) => ({ l, op, sl: lw[op].slorb! })));
   atomicDir(dir, !!opts.force, (tmp) => {
     writeSafetensors(path.join(tmp, "model.safetensors"), tensors, { format: "pt" });
+    if (slorbs.length) {
+      writeSafetensors(
+        path.join(tmp, SLORB_FILE),
+        slorbs.map(({ l, op, sl }) => ({ name: `model.layers.${l}.${op}.slorb`, dtype: "F32" as const, shape: sl.s.shape, data: sl.s.data })),
+        { k: String(slorbs[0].sl.k), formula: "y = W x + S (P x), (P x)[q] = sum of inputs q*k .. q*k+k-1" },
+      );
+    }
     for (const [name, data] of files) fs.writeFileSync(path.join(tmp, name), data);
   });
 }

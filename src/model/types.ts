@@ -71,6 +71,11 @@ export interface Tensor {
   data: Float32Array;
   /** the linear weight in a sparse kernel layout (src/sparse/); `linear()` runs the kernel of its format */
   sparse?: SparseWeight;
+  /**
+   * SLoRB add-on of a trained linear weight (slorb.safetensors beside the model, src/model/slorb.ts):
+   * y += S·(P x), S (N, ceil(K/k)), (P x)[q] the sum of inputs q·k .. q·k+k−1
+   */
+  slorb?: { s: Tensor; k: number };
 }
 
 /**

@@ -83,6 +83,9 @@ export function createStudent(model: Model, opts: StudentOptions): Student {
   for (const l of model.weights.layers) for (const op of LINEAR_OPS) if (l[op].sparse) {
     throw new UsageError("train: the model is stored compressed; decompress it first (wasprune decompress)");
   }
+  for (const l of model.weights.layers) for (const op of LINEAR_OPS) if (l[op].slorb) {
+    throw new UsageError("train: the model carries SLoRB add-ons (slorb.safetensors), which training would drop; start from a model without them");
+  }
   const a = model.wasm.arena;
   const params: Param[] = [];
   let offset = 0;

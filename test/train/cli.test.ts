@@ -135,3 +135,29 @@ test("train: a worker that dies mid-step fails the command with one error line n
   assertCleanError(r, "train step 1", "worker thread exited");
   assert.ok(!fs.existsSync(path.join(out, "model.safetensors")));
 });
+
+test("train --slorb: the loader reads slorb.safetensors beside the model, so eval (dense or compressed) keeps SLoRB's gain", () => {
+  const dir = tmp();
+  const out = path.join(dir, "t");
+  const r = cli([
+    "train", STORIES_HF, "--data", TINY_TRAIN, "--steps", "20", "--batch", "4", "--seqlen", "64", "--lr", "3e-3", "--slorb",
+    "--eval", TINY_VALID, "--eval-paragraphs", "8", "--eval-every", "20", "--out", out, "--threads", "2", "--json",
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  const trained = JSON.parse(r.stdout).log.filter((e: { kind: string }) => e.kind === "eval").at(-1).perplexity as number;
+  const ppl = (m: string) => {
+    const e = cli(["eval", m, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]);
+    assert.equal(e.status, 0, e.stderr);
+    return JSON.parse(e.stdout).perplexity as number;
+  };
+  const loaded = ppl(out);
+  assert.ok(Math.abs(loaded - trained) <= 1e-5 * trained, `eval of the written model ${loaded} vs the trainer's ${trained}`);
+  const bare = path.join(dir, "bare");
+  fs.mkdirSync(bare);
+  for (const f of fs.readdirSync(out)) if (f !== "slorb.safetensors") fs.copyFileSync(path.join(out, f), path.join(bare, f));
+  assert.notEqual(ppl(bare), loaded, "without slorb.safetensors the model computes something else");
+  const packed = path.join(dir, "packed");
+  assert.equal(cli(["compress", out, "--out", packed]).status, 0);
+  assert.ok(fs.existsSync(path.join(packed, "slorb.safetensors")), "compress carries the add-ons");
+  assert.ok(Math.abs(ppl(packed) - loaded) <= 1e-5 * loaded);
+});

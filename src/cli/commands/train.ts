@@ -206,6 +206,6 @@ export function renderTrainSummary(s: TrainSummary): string {
       `${Math.round(s.tokensPerSecond)} tokens/s${s.resumedFromStep ? ` (resumed at step ${s.resumedFromStep})` : ""}`,
   );
   lines.push(`written: ${s.out} (${fmt(100 * s.sparsity, 2)}% of linear weights zero, exact ${st.n}:${st.m}: ${s.exactNM ? "yes" : "NO"})`);
-  if (s.slorbParams) lines.push(`SLoRB: ${s.slorbParams} extra parameters in ${path.join(s.out, "slorb.safetensors")} (not read by the LLaMA loader)`);
+  if (s.slorbParams) lines.push(`SLoRB: ${s.slorbParams} extra parameters in ${path.join(s.out, "slorb.safetensors")} (loaded with the model: eval, generate and compress keep it)`);
   return lines.join("\n");
 }
