@@ -117,6 +117,7 @@ program
   .option("--schedule <s>", "sequential (layers fed by pruned layers) | parallel (fed by dense activations)", "sequential")
   .option("--error-correction", "intra-layer error correction (default: on for fista)")
   .option("--no-error-correction", "fit each operator to its own input")
+  .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")
   .option("--eval <file>", "report perplexity before and after on this text")
   .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
   .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)

@@ -39,6 +39,8 @@ export interface PruneSummary {
   pattern: string;
   schedule: string;
   errorCorrection: boolean;
+  /** the method's options as set (JSON: functions such as a device solver are left out) */
+  methodOptions: Record<string, unknown>;
   targetSparsity: number;
   /** measured over all linear operators */
   sparsity: number;
@@ -131,6 +133,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    methodOptions: JSON.parse(JSON.stringify(settings.methodOptions ?? {})) as Record<string, unknown>,
     targetSparsity: targetSparsity(settings.pattern),
     sparsity: params ? zeros / params : 0,
     meanRelErr: operators.reduce((a, r) => a + r.relErr, 0) / Math.max(1, operators.length),

@@ -155,3 +155,12 @@ test("a prune killed mid-way resumes from its layer checkpoints to a byte-identi
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /holds a partial prune with different settings/);
 });
+
+test("prune CLI: --fista-lasso runs the lasso path as a candidate and records it in pruning.json", () => {
+  const out = path.join(tmp(), "lasso");
+  const r = cli(["prune", STORIES_HF, "--method", "fista", "--fista-lasso", "--sparsity", "2:4", "--calib", TINY_TRAIN, "--nsamples", "8", "--out", out, "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune;
+  assert.deepEqual(report.methodOptions, { fista: { lassoPath: true } });
+  for (const op of report.operators) assert.match(String(op.chosen), /lasso:\d+/, op.name);
+});

@@ -16,6 +16,8 @@ import { closeParallel, Parallel } from "../../parallel/pool.js";
 export interface PruneCliOptions {
   method: string;
   sparsity: string;
+  /** FISTA: also run the lasso path (λ bisected per row) as a candidate */
+  fistaLasso?: boolean;
   calib?: string;
   nsamples: number;
   seqlen: number;
@@ -54,7 +56,10 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalParagraphs: o.evalParagraphs, ctx: o.ctx, json: o.json,
-    methodOptions: gpu && { fistaSolver: gpuFistaSolvers(gpu) },
+    methodOptions: {
+      ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
+      ...(o.fistaLasso ? { fista: { lassoPath: true } } : {}),
+    },
   }).finally(() => {
     gpu?.destroy();
     return closeParallel(model.wasm);
