@@ -15,11 +15,11 @@ export interface PerplexityResult {
   tokensPerSecond: number;
 }
 
-/** Sum of -log p(token[t+1] | token[..t]) over one sequence, and the count of predicted tokens. */
-export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: number; count: number } {
-  if (seq.length < 2) return { nll: 0, count: 0 };
-  const V = model.config.vocabSize;
-  const logits = forward(model, st, seq, 0, true);
+/**
+ * Σ_t −log softmax(logits[t])[seq[t+1]] over the first seq.length−1 rows of `logits` ([T, V] row-major): the
+ * log-sum-exp of each row in float64, max-subtracted. The one NLL of eval, training's eval and structured scores.
+ */
+export function logitsNll(logits: Float32Array, V: number, seq: ArrayLike<number>): number {
   let nll = 0;
   for (let t = 0; t + 1 < seq.length; t++) {
     const row = logits.subarray(t * V, (t + 1) * V);
@@ -29,7 +29,14 @@ export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: n
     for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
     nll += max + Math.log(sum) - row[seq[t + 1]];
   }
-  return { nll, count: seq.length - 1 };
+  return nll;
+}
+
+/** Sum of -log p(token[t+1] | token[..t]) over one sequence, and the count of predicted tokens. */
+export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: number; count: number } {
+  if (seq.length < 2) return { nll: 0, count: 0 };
+  const logits = forward(model, st, seq, 0, true);
+  return { nll: logitsNll(logits, model.config.vocabSize, seq), count: seq.length - 1 };
 }
 
 export function perplexity(

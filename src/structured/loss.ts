@@ -6,6 +6,7 @@
  */
 import { createRunState, embed, head, layerForward, type Capture, type RunState } from "../model/forward.js";
 import type { Model } from "../model/types.js";
+import { logitsNll } from "../eval/perplexity.js";
 import { groupQCols, layerCounts } from "./structures.js";
 
 /** Mean negative log-likelihood per predicted token over `seqs` (each predicts tokens 1..), float64 sums. */
@@ -19,15 +20,7 @@ export function hookedLoss(model: Model, st: RunState, seqs: readonly number[][]
     embed(model, st, seq);
     for (let l = 0; l < model.config.nLayers; l++) layerForward(model, st, model.weights.layers[l], l, T, 0, hook?.(l));
     head(model, st, T, T);
-    const logits = model.wasm.arena.f32(st.logits, T * V);
-    for (let t = 0; t + 1 < T; t++) {
-      const row = logits.subarray(t * V, (t + 1) * V);
-      let max = -Infinity;
-      for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
-      let sum = 0;
-      for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
-      nll += max + Math.log(sum) - row[seq[t + 1]];
-    }
+    nll += logitsNll(model.wasm.arena.f32(st.logits, T * V), V, seq);
     count += T - 1;
   }
   return count > 0 ? nll / count : 0;

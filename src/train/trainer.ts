@@ -20,6 +20,7 @@
  * one (`Parallel.attach` before constructing the Trainer), with the same bytes for any thread count.
  */
 import { UsageError } from "../errors.js";
+import { logitsNll } from "../eval/perplexity.js";
 import type { Model } from "../model/types.js";
 import { adamwStep, createAdamW, type AdamWState } from "./adamw.js";
 import { backwardKernels } from "./api.js";
@@ -333,15 +334,7 @@ export class Trainer {
       if (seq.length < 2) continue;
       if (seq.length > this.ts.maxT) throw new RangeError(`eval sequence of ${seq.length} tokens exceeds the training state's ${this.ts.maxT}`);
       trainForward(this.student, this.ts, seq);
-      const logits = a.f32(this.ts.logits, seq.length * V);
-      for (let t = 0; t + 1 < seq.length; t++) {
-        const row = logits.subarray(t * V, (t + 1) * V);
-        let max = -Infinity;
-        for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
-        let sum = 0;
-        for (let i = 0; i < V; i++) sum += Math.exp(row[i] - max);
-        nll += max + Math.log(sum) - row[seq[t + 1]];
-      }
+      nll += logitsNll(a.f32(this.ts.logits, seq.length * V), V, seq);
       count += seq.length - 1;
     }
     return { perplexity: Math.exp(nll / count), meanNll: nll / count, tokens: count };
