@@ -66,14 +66,17 @@ const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> =
   { point: "down", ops: ["wDown"] },
 ];
 
-function colsOf(model: Model, point: CapturePoint): number {
-  const c = model.config;
-  return point === "o" ? c.nHeads * c.headDim : point === "down" ? c.hiddenDim : c.dim;
+/** Input width of the operators at a capture point, from the layer's own tensors (layers may differ in size). */
+function colsOf(lw: LayerWeights, point: CapturePoint): number {
+  const op = point === "qkv" ? lw.wq : point === "o" ? lw.wo : point === "gateup" ? lw.wGate : lw.wDown;
+  return op.shape[1];
 }
 
 /** Check up front that the pattern fits every operator (a width not divisible by M is an error before any work). */
 export function checkModelPattern(model: Model, pattern: Pattern): void {
-  for (const g of GROUPS) for (const op of g.ops) checkPatternFits(pattern, model.weights.layers[0][op].shape[1], `${linearName(0, op)}`);
+  model.weights.layers.forEach((lw, l) => {
+    for (const g of GROUPS) for (const op of g.ops) checkPatternFits(pattern, lw[op].shape[1], linearName(l, op));
+  });
 }
 
 /**
@@ -336,14 +339,14 @@ async function pruneLayerPlain(
   const arena = model.wasm.arena;
   const dim = model.config.dim;
   const mark = arena.mark();
-  const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(model.wasm, colsOf(model, g.point))]));
-  const perToken = GROUPS.reduce((a, g) => a + colsOf(model, g.point), 0);
+  const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(model.wasm, colsOf(dense, g.point))]));
+  const perToken = GROUPS.reduce((a, g) => a + colsOf(dense, g.point), 0);
   for (const [i0, i1] of sampleChunks(calib, perToken)) {
     const m = arena.mark();
     const base = calib.offsets[i0];
     const tokens = calib.offsets[i1 - 1] + calib.samples[i1 - 1].length - base;
-    const capBase = new Map(GROUPS.map((g) => [g.point, arena.alloc(tokens * colsOf(model, g.point))]));
-    const capOf = (point: CapturePoint, i: number) => capBase.get(point)! + 4 * (calib.offsets[i] - base) * colsOf(model, point);
+    const capBase = new Map(GROUPS.map((g) => [g.point, arena.alloc(tokens * colsOf(dense, g.point))]));
+    const capOf = (point: CapturePoint, i: number) => capBase.get(point)! + 4 * (calib.offsets[i] - base) * colsOf(dense, point);
     const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
     await runPasses(ctx, l, [dense], idx.map((i) => ({
       lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length,
@@ -381,7 +384,7 @@ async function pruneLayerCorrected(
   // the layer as pruned so far: dense operators until their group is done
   const partial: LayerWeights = { ...dense };
   for (const g of GROUPS) {
-    const cols = colsOf(model, g.point);
+    const cols = colsOf(dense, g.point);
     const gram = new GramCollector(model.wasm, cols, { cross: true });
     for (const [i0, i1] of sampleChunks(calib, 2 * cols)) {
       const m = arena.mark();

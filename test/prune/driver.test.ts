@@ -164,3 +164,26 @@ test("prune CLI: --fista-lasso runs the lasso path as a candidate and records it
   assert.deepEqual(report.methodOptions, { fista: { lassoPath: true } });
   for (const op of report.operators) assert.match(String(op.chosen), /lasso:\d+/, op.name);
 });
+
+test("prune CLI on a --nonuniform structured model: operators of per-layer widths are pruned at their own width", () => {
+  const dir = tmp();
+  const small = path.join(dir, "nonuniform");
+  const s = cli(["prune", STORIES_HF, "--structured", "--method", "activation", "--ratio", "0.25", "--nonuniform", "--calib", TINY_TRAIN, "--nsamples", "16", "--out", small]);
+  assert.equal(s.status, 0, s.stderr);
+  const widths = JSON.parse(cli(["inspect", small, "--json"]).stdout).tensors
+    .filter((t: { name: string }) => t.name.endsWith("down_proj.weight")).map((t: { shape: number[] }) => t.shape[1]);
+  assert.ok(new Set(widths).size > 1, `per-layer widths expected, got ${widths}`);
+  const out = path.join(dir, "pruned");
+  const r = cli(["prune", small, "--method", "sparsegpt", "--sparsity", "0.5", "--calib", TINY_TRAIN, "--nsamples", "16", "--out", out]);
+  assert.equal(r.status, 0, r.stderr);
+  for (const t of JSON.parse(cli(["inspect", out, "--json"]).stdout).tensors.filter((t: { name: string }) => /_proj\.weight$/.test(t.name))) {
+    assert.ok(Math.abs(t.zeroFraction - 0.5) < 0.02, `${t.name} (${t.shape}): ${t.zeroFraction}`);
+  }
+  // a width that M does not divide is refused up front, naming the layer's operator
+  const bad = widths.findIndex((w: number) => w % 4 !== 0);
+  if (bad >= 0) {
+    const e = cli(["prune", small, "--method", "wanda", "--sparsity", "2:4", "--calib", TINY_TRAIN, "--nsamples", "4", "--out", path.join(dir, "x")]);
+    assert.notEqual(e.status, 0);
+    assert.match(e.stderr, /model\.layers\.\d+\.(mlp\.down_proj|self_attn\.o_proj)\.weight: 2:4 sparsity needs the input width to be a multiple of 4/);
+  }
+});
