@@ -4,6 +4,7 @@
 // Conventions: `d*` are gradients of a scalar loss; "accumulate" kernels add into their output (a residual
 // stream's gradient, or a weight gradient summed over rows and micro-batches). Every sum runs in a fixed
 // order (rows in order, then columns in order), so results are deterministic. Pointers need 4-byte alignment.
+import { ropeHalf, ropeInterleaved } from "./rope";
 
 // @ts-ignore: decorator
 @inline
@@ -92,50 +93,14 @@ export function f32_silu_mul_backward(gate: usize, up: usize, dh: usize, dgate: 
 export function f32_rope_interleaved_backward(dx: usize, cos: usize, sin: usize, nHeads: i32, headDim: i32): void {
   assert(nHeads >= 0 && headDim >= 0 && (headDim & 1) == 0, "f32_rope_interleaved_backward: bad nHeads/headDim");
   assertF32Ptr(dx); assertF32Ptr(cos); assertF32Ptr(sin);
-  const half = headDim >> 1;
-  for (let h = 0; h < nHeads; h++) {
-    const xh = dx + (<usize>h * <usize>headDim << 2);
-    for (let i = 0; i < half; i++) {
-      const p = xh + (<usize>i << 3);
-      const c = load<f32>(cos + (<usize>i << 2));
-      const s = load<f32>(sin + (<usize>i << 2));
-      const d0 = load<f32>(p);
-      const d1 = load<f32>(p, 4);
-      store<f32>(p, d0 * c + d1 * s);
-      store<f32>(p, d1 * c - d0 * s, 4);
-    }
-  }
+  ropeInterleaved(dx, cos, sin, nHeads, headDim, -1);
 }
 
 /** RoPE backward, HF rotate_half layout: the transpose rotation of (dx[i], dx[i + headDim/2]), in place. */
 export function f32_rope_half_backward(dx: usize, cos: usize, sin: usize, nHeads: i32, headDim: i32): void {
   assert(nHeads >= 0 && headDim >= 0 && (headDim & 1) == 0, "f32_rope_half_backward: bad nHeads/headDim");
   assertF32Ptr(dx); assertF32Ptr(cos); assertF32Ptr(sin);
-  const half = headDim >> 1;
-  const halfBytes = <usize>half << 2;
-  for (let h = 0; h < nHeads; h++) {
-    const xlo = dx + (<usize>h * <usize>headDim << 2);
-    const xhi = xlo + halfBytes;
-    let i = 0;
-    for (; i + 4 <= half; i += 4) {
-      const off = <usize>i << 2;
-      const vc0123 = v128.load(cos + off);
-      const vs0123 = v128.load(sin + off);
-      const vd0123 = v128.load(xlo + off);
-      const ve0123 = v128.load(xhi + off);
-      v128.store(xlo + off, f32x4.add(f32x4.mul(vd0123, vc0123), f32x4.mul(ve0123, vs0123)));
-      v128.store(xhi + off, f32x4.sub(f32x4.mul(ve0123, vc0123), f32x4.mul(vd0123, vs0123)));
-    }
-    for (; i < half; i++) {
-      const off = <usize>i << 2;
-      const c = load<f32>(cos + off);
-      const s = load<f32>(sin + off);
-      const d0 = load<f32>(xlo + off);
-      const d1 = load<f32>(xhi + off);
-      store<f32>(xlo + off, d0 * c + d1 * s);
-      store<f32>(xhi + off, d1 * c - d0 * s);
-    }
-  }
+  ropeHalf(dx, cos, sin, nHeads, headDim, -1);
 }
 
 /** Embedding backward: dE[tokens[t], :] += dx[t, :] for t in order (a token seen twice adds twice). tokens: i32. */

@@ -5,6 +5,7 @@
 // Numerics follow llama2.c (run.c) where the model's greedy output depends on them:
 //  - rmsnorm: ss = Σx² (sequential, float32), ss = ss/n + eps, ss = 1/sqrt(ss), out = g * (ss * x);
 //  - softmax: max, then exp(x - max) summed sequentially (float32), then x /= sum.
+import { ropeHalf, ropeInterleaved } from "./rope";
 
 // @ts-ignore: decorator
 @inline
@@ -133,48 +134,12 @@ export function f32_scale(x: usize, s: f32, n: i32): void {
 export function f32_rope_interleaved(x: usize, cos: usize, sin: usize, nHeads: i32, headDim: i32): void {
   assert(nHeads >= 0 && headDim >= 0 && (headDim & 1) == 0, "f32_rope_interleaved: bad nHeads/headDim");
   assertF32Ptr(x); assertF32Ptr(cos); assertF32Ptr(sin);
-  const half = headDim >> 1;
-  for (let h = 0; h < nHeads; h++) {
-    const xh = x + (<usize>h * <usize>headDim << 2);
-    for (let i = 0; i < half; i++) {
-      const p = xh + (<usize>i << 3);
-      const c = load<f32>(cos + (<usize>i << 2));
-      const s = load<f32>(sin + (<usize>i << 2));
-      const x0 = load<f32>(p);
-      const x1 = load<f32>(p, 4);
-      store<f32>(p, x0 * c - x1 * s);
-      store<f32>(p, x0 * s + x1 * c, 4);
-    }
-  }
+  ropeInterleaved(x, cos, sin, nHeads, headDim, 1);
 }
 
 /** RoPE, HF rotate_half layout: (x[i], x[i + headDim/2]) of each head rotated by (cos[i], sin[i]). */
 export function f32_rope_half(x: usize, cos: usize, sin: usize, nHeads: i32, headDim: i32): void {
   assert(nHeads >= 0 && headDim >= 0 && (headDim & 1) == 0, "f32_rope_half: bad nHeads/headDim");
   assertF32Ptr(x); assertF32Ptr(cos); assertF32Ptr(sin);
-  const half = headDim >> 1;
-  const halfBytes = <usize>half << 2;
-  for (let h = 0; h < nHeads; h++) {
-    const xlo = x + (<usize>h * <usize>headDim << 2);
-    const xhi = xlo + halfBytes;
-    let i = 0;
-    for (; i + 4 <= half; i += 4) {
-      const off = <usize>i << 2;
-      const vc0123 = v128.load(cos + off);
-      const vs0123 = v128.load(sin + off);
-      const vx0123 = v128.load(xlo + off);
-      const vy0123 = v128.load(xhi + off);
-      v128.store(xlo + off, f32x4.sub(f32x4.mul(vx0123, vc0123), f32x4.mul(vy0123, vs0123)));
-      v128.store(xhi + off, f32x4.add(f32x4.mul(vx0123, vs0123), f32x4.mul(vy0123, vc0123)));
-    }
-    for (; i < half; i++) {
-      const off = <usize>i << 2;
-      const c = load<f32>(cos + off);
-      const s = load<f32>(sin + off);
-      const x0 = load<f32>(xlo + off);
-      const x1 = load<f32>(xhi + off);
-      store<f32>(xlo + off, x0 * c - x1 * s);
-      store<f32>(xhi + off, x0 * s + x1 * c);
-    }
-  }
+  ropeHalf(x, cos, sin, nHeads, headDim, 1);
 }
