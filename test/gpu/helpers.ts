@@ -4,6 +4,8 @@
  * and the test fails.
  */
 import type { TestContext } from "node:test";
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { probeGpu, lavapipeInstalled, type GpuDevice } from "../../src/gpu/device.js";
 
 /** The device, or undefined after reporting why there is none (failing when lavapipe was installed). */
@@ -19,6 +21,31 @@ export async function gpuOrSkip(t: TestContext): Promise<GpuDevice | undefined> 
   console.log(`# ${msg}`);
   t.skip(msg);
   return undefined;
+}
+
+/**
+ * Like gpuOrSkip, for tests whose GPU work all runs in CLI child processes: the adapter is probed in a child
+ * too, so this test process never loads Dawn (and cannot be taken down by its teardown at exit).
+ */
+export function gpuInChildOrSkip(t: TestContext): boolean {
+  const probe = fileURLToPath(new URL("./probe-child.ts", import.meta.url));
+  const r = spawnSync(process.execPath, ["--import", "tsx", probe], { encoding: "utf8", timeout: 60_000 });
+  let p: { ok: boolean; name?: string; reason?: string };
+  try {
+    p = JSON.parse(r.stdout.trim().split("\n").pop() ?? "");
+  } catch {
+    p = { ok: false, reason: `the probe process failed (status ${r.status}): ${r.stderr.trim().split("\n").pop()}` };
+  }
+  if (p.ok) {
+    t.diagnostic(`WebGPU adapter: ${p.name}`);
+    return true;
+  }
+  if (lavapipeInstalled()) throw new Error(`scripts/install-lavapipe.sh ran here but there is no WebGPU adapter: ${p.reason}`);
+  const msg = `NO WEBGPU ADAPTER — WebGPU test not run: ${p.reason}`;
+  t.diagnostic(msg);
+  console.log(`# ${msg}`);
+  t.skip(msg);
+  return false;
 }
 
 /** max |a − b| / max(max |b|, tiny): the relative error of a result against the reference. */

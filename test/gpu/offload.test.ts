@@ -11,15 +11,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CLI, STORIES_HF, TINY_VALID } from "../helpers/shared.js";
-import { probeGpu } from "../../src/gpu/device.js";
-import { gpuOrSkip } from "./helpers.js";
+import { gpuInChildOrSkip } from "./helpers.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "wasprune-offload-"));
-after(async () => {
-  rmSync(tmp, { recursive: true, force: true });
-  const p = await probeGpu();
-  if (p.ok) p.gpu.destroy();
-});
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 const run = (args: string[]) => {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 120_000 });
@@ -33,7 +28,7 @@ const ppl = (stdout: string) => (JSON.parse(stdout) as { perplexity: number }).p
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
 
 test("eval --device webgpu: every linear layer on the device, perplexity within 1e-4 of WASM", async (t) => {
-  if (!(await gpuOrSkip(t))) return;
+  if (!gpuInChildOrSkip(t)) return;
   const w = run([...evalArgs(STORIES_HF), "--device", "wasm"]);
   const g = run([...evalArgs(STORIES_HF), "--device", "webgpu"]);
   assert.match(ours(g.stderr).join("\n"), /^device: .*: 36 of 36 linear layers on WebGPU$/);
@@ -44,7 +39,7 @@ test("eval --device webgpu: every linear layer on the device, perplexity within 
 });
 
 test("generate --device webgpu --temperature 0: the same greedy text as WASM for 60 steps", async (t) => {
-  if (!(await gpuOrSkip(t))) return;
+  if (!gpuInChildOrSkip(t)) return;
   const args = ["generate", STORIES_HF, "--steps", "60", "--temperature", "0", "--prompt", "Once upon a time"];
   const w = run([...args, "--device", "wasm"]);
   const g = run([...args, "--device", "webgpu"]);
@@ -53,7 +48,7 @@ test("generate --device webgpu --temperature 0: the same greedy text as WASM for
 });
 
 test("a compressed 2:4 model: eval --device webgpu (2:4 SpMM on the device) matches its WASM run", async (t) => {
-  if (!(await gpuOrSkip(t))) return;
+  if (!gpuInChildOrSkip(t)) return;
   const pruned = path.join(tmp, "pruned"), packed = path.join(tmp, "packed");
   run(["prune", STORIES_HF, "--out", pruned, "--method", "magnitude", "--sparsity", "2:4", "--threads", "1"]);
   run(["compress", pruned, "--out", packed, "--threads", "1"]);
