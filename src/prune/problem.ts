@@ -145,58 +145,63 @@ export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols:
  * f(W) = Σ_r out[r] + f(W₀). The rows are independent, which is what per-row safeguards compare.
  */
 export function rowObjectives(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Float64Array {
-  const { rows, cols } = problem;
-  const k = pruneKernels(wasm);
   const a = wasm.arena;
-  a.scoped(() => {
-    const n = rows * cols;
-    const D = a.alloc(n);
-    const G = a.alloc(n);
-    const dots = a.alloc(rows);
-    const d = a.f32(D, n);
-    const w = a.f32(W, n);
-    const w0 = a.f32(problem.W0, n);
-    for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
-    k.f32_fista_wh(D, problem.H, G, rows, cols, cols);
-    if (problem.corrected) {
-      const g = a.f32(G, n);
-      const r0 = a.f32(problem.R0, n);
-      for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
-    }
-    k.f32_row_dot(D, G, dots, rows, cols);
-    const dv = a.f32(dots, rows);
-    for (let r = 0; r < rows; r++) out[r] = dv[r];
-  });
-  return out;
+  const m = a.mark();
+  try {
+    const rb = rowObjectiveBuffers(wasm, problem, W);
+    pruneKernels(wasm).f32_fista_wh(rb.D, problem.H, rb.G, problem.rows, problem.cols, problem.cols);
+    return finishRowObjectives(wasm, problem, rb, out);
+  } finally {
+    a.release(m);
+  }
 }
 
 /** rowObjectives with the product D·H split over `wasm.parallel`'s threads; bit-identical to it. */
 export async function rowObjectivesAsync(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
-  const { rows, cols } = problem;
-  const k = pruneKernels(wasm);
   const a = wasm.arena;
   const m = a.mark();
   try {
-    const n = rows * cols;
-    const D = a.alloc(n);
-    const G = a.alloc(n);
-    const dots = a.alloc(rows);
-    const d = a.f32(D, n);
-    const w = a.f32(W, n);
-    const w0 = a.f32(problem.W0, n);
-    for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
-    await matmul(wasm, D, problem.H, G, rows, cols, cols, "objective");
-    if (problem.corrected) {
-      const g = a.f32(G, n);
-      const r0 = a.f32(problem.R0, n);
-      for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
-    }
-    k.f32_row_dot(D, G, dots, rows, cols);
-    const dv = a.f32(dots, rows);
-    for (let r = 0; r < rows; r++) out[r] = dv[r];
+    const rb = rowObjectiveBuffers(wasm, problem, W);
+    await matmul(wasm, rb.D, problem.H, rb.G, problem.rows, problem.cols, problem.cols, "objective");
+    return finishRowObjectives(wasm, problem, rb, out);
   } finally {
     a.release(m);
   }
+}
+
+interface RowObjectiveBuffers {
+  /** (rows, cols) W − W₀ */ D: number;
+  /** (rows, cols) D·H, then + 2R₀ */ G: number;
+  /** (rows) */ dots: number;
+}
+
+/** Arena blocks of a row-objective evaluation (caller releases them), with D = W − W₀ filled in. */
+function rowObjectiveBuffers(wasm: Wasm, problem: OperatorProblem, W: number): RowObjectiveBuffers {
+  const a = wasm.arena;
+  const n = problem.rows * problem.cols;
+  const D = a.alloc(n);
+  const G = a.alloc(n);
+  const dots = a.alloc(problem.rows);
+  const d = a.f32(D, n);
+  const w = a.f32(W, n);
+  const w0 = a.f32(problem.W0, n);
+  for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
+  return { D, G, dots };
+}
+
+/** out[r] = d_r·(G_r + 2R₀_r) once G = D·H is in place. */
+function finishRowObjectives(wasm: Wasm, problem: OperatorProblem, rb: RowObjectiveBuffers, out: Float64Array): Float64Array {
+  const { rows, cols } = problem;
+  const a = wasm.arena;
+  const n = rows * cols;
+  if (problem.corrected) {
+    const g = a.f32(rb.G, n);
+    const r0 = a.f32(problem.R0, n);
+    for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
+  }
+  pruneKernels(wasm).f32_row_dot(rb.D, rb.G, rb.dots, rows, cols);
+  const dv = a.f32(rb.dots, rows);
+  for (let r = 0; r < rows; r++) out[r] = dv[r];
   return out;
 }
 
