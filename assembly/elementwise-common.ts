@@ -1,6 +1,31 @@
-// RoPE rotations shared by the forward kernels (f32-elementwise.ts) and their backward (f32-elementwise-backward.ts).
-// Not re-exported by index.ts: internal helpers, inlined into their callers.
-//
+// Helpers shared by the element-wise kernels (f32-elementwise.ts) and their backward (f32-elementwise-backward.ts):
+// the pointer check, RMSNorm's inverse root mean square, and the RoPE rotations. Not re-exported by index.ts:
+// internal, inlined into their callers.
+
+// @ts-ignore: decorator
+@inline
+export function assertF32Ptr(p: usize): void {
+  assert((p & 3) == 0, "f32 pointer not 4-byte aligned");
+}
+
+/**
+ * 1/sqrt(Σx²/n + eps) of the n floats at xr, as llama2.c's rmsnorm computes it: a sequential float32 sum of
+ * squares (so greedy decoding matches run.c), then the division, eps and the reciprocal root.
+ */
+// @ts-ignore: decorator
+@inline
+export function invRms(xr: usize, n: i32, eps: f32): f32 {
+  let ss: f32 = 0;
+  for (let j = 0; j < n; j++) {
+    const v = load<f32>(xr + (<usize>j << 2));
+    ss += v * v;
+  }
+  ss = ss / <f32>n;
+  ss += eps;
+  return <f32>1.0 / Mathf.sqrt(ss);
+}
+
+// RoPE:
 // `sign` = 1 rotates by +θ (forward); −1 by −θ, the transpose (backward). Multiplying sin by −1 is exact, and
 // x·c − y·(−s) = x·c + y·s, x·(−s) + y·c = y·c − x·s hold bit for bit in IEEE arithmetic, so the backward gives
 // the same bytes as a separately written transpose.

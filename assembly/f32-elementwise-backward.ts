@@ -4,13 +4,7 @@
 // Conventions: `d*` are gradients of a scalar loss; "accumulate" kernels add into their output (a residual
 // stream's gradient, or a weight gradient summed over rows and micro-batches). Every sum runs in a fixed
 // order (rows in order, then columns in order), so results are deterministic. Pointers need 4-byte alignment.
-import { ropeHalf, ropeInterleaved } from "./rope";
-
-// @ts-ignore: decorator
-@inline
-function assertF32Ptr(p: usize): void {
-  assert((p & 3) == 0, "f32 pointer not 4-byte aligned");
-}
+import { assertF32Ptr, invRms, ropeHalf, ropeInterleaved } from "./elementwise-common";
 
 /**
  * RMSNorm backward, y = g ⊙ x·r with r = 1/sqrt(mean(x²) + eps) (computed as the forward does, in f32):
@@ -29,14 +23,7 @@ export function f32_rmsnorm_backward(x: usize, g: usize, dy: usize, dx: usize, d
     const dyr = dy + <usize>row * rowBytes;
     const dxr = dx + <usize>row * rowBytes;
     // r exactly as f32_rmsnorm computes it
-    let ss: f32 = 0;
-    for (let j = 0; j < n; j++) {
-      const v = load<f32>(xr + (<usize>j << 2));
-      ss += v * v;
-    }
-    ss = ss / <f32>n;
-    ss += eps;
-    const r: f32 = <f32>1.0 / Mathf.sqrt(ss);
+    const r = invRms(xr, n, eps);
     let dot: f32 = 0;
     for (let j = 0; j < n; j++) {
       const off = <usize>j << 2;

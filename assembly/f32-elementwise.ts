@@ -5,13 +5,7 @@
 // Numerics follow llama2.c (run.c) where the model's greedy output depends on them:
 //  - rmsnorm: ss = Σx² (sequential, float32), ss = ss/n + eps, ss = 1/sqrt(ss), out = g * (ss * x);
 //  - softmax: max, then exp(x - max) summed sequentially (float32), then x /= sum.
-import { ropeHalf, ropeInterleaved } from "./rope";
-
-// @ts-ignore: decorator
-@inline
-function assertF32Ptr(p: usize): void {
-  assert((p & 3) == 0, "f32 pointer not 4-byte aligned");
-}
+import { assertF32Ptr, invRms, ropeHalf, ropeInterleaved } from "./elementwise-common";
 
 /** out[r,:] = g[:] * (x[r,:] / sqrt(mean(x[r,:]²) + eps)), `rows` rows of n. out may alias x. */
 export function f32_rmsnorm(x: usize, g: usize, out: usize, rows: i32, n: i32, eps: f32): void {
@@ -22,15 +16,7 @@ export function f32_rmsnorm(x: usize, g: usize, out: usize, rows: i32, n: i32, e
   for (let r = 0; r < rows; r++) {
     const xr = x + <usize>r * rowBytes;
     const or = out + <usize>r * rowBytes;
-    // Sequential float32 sum of squares: the same order as llama2.c, so greedy decoding matches it.
-    let ss: f32 = 0;
-    for (let j = 0; j < n; j++) {
-      const v = load<f32>(xr + (<usize>j << 2));
-      ss += v * v;
-    }
-    ss = ss / <f32>n;
-    ss += eps;
-    ss = <f32>1.0 / Mathf.sqrt(ss);
+    const ss = invRms(xr, n, eps);
     const vss = f32x4.splat(ss);
     let j = 0;
     for (; j + 4 <= n; j += 4) {
