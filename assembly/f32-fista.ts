@@ -5,7 +5,7 @@
 //
 // One iteration (Beck & Teboulle 2009, FISTA with the gradient restart of O'Donoghue & Candès 2015):
 //   G      = Y·H                                   (f32_fista_wh: f32_gemm_strided, the O(rows·cols²) part)
-//   W⁺     = S_{ηλ}(Y − 2η(G − B)) [· mask]       (soft threshold; the mask fixes a support for the refit)
+//   W⁺     = S_{ηλ}(Y − 2η(G − B)) [on mask]      (soft threshold; the mask fixes a support for the refit: +0.0 off it)
 //   restart if ⟨Y − W⁺, W⁺ − W⟩ > 0 (the momentum points uphill): t = 1, Y = W⁺
 //   else    t⁺ = (1 + √(1 + 4t²))/2,  Y = W⁺ + (t − 1)/t⁺ · (W⁺ − W)
 // f32_fista_step does everything after G, one row at a time (the row stays in L1 between its two passes).
@@ -51,7 +51,7 @@ export function f32_fista_step(
       const vy = v128.load(y + o);
       const vz = f32x4.sub(vy, f32x4.mul(v2eta, f32x4.sub(v128.load(g + o), v128.load(b + o))));
       let vw = f32x4.sub(vz, f32x4.min(f32x4.max(vz, vntheta), vtheta));
-      if (mask) vw = f32x4.mul(vw, v128.load(mask + o));
+      if (mask) vw = v128.and(vw, f32x4.ne(v128.load(mask + o), f32x4.splat(0))); // +0.0 off the support
       v128.store(wNew + o, vw);
       vdot = f32x4.add(vdot, f32x4.mul(f32x4.sub(vy, vw), f32x4.sub(vw, v128.load(wOld + o))));
     }
@@ -61,7 +61,7 @@ export function f32_fista_step(
       const yv = load<f32>(y + o);
       const z = yv - twoEta * (load<f32>(g + o) - load<f32>(b + o));
       let w = z - min(max(z, -theta), theta);
-      if (mask) w *= load<f32>(mask + o);
+      if (mask && load<f32>(mask + o) == 0) w = 0;
       store<f32>(wNew + o, w);
       dot += (yv - w) * (w - load<f32>(wOld + o));
     }

@@ -112,17 +112,21 @@ export function f32_nm_mask(score: usize, mask: usize, rows: i32, cols: i32, n: 
   }
 }
 
-/** out[i] = w[i] · mask[i] for n floats; out may alias w or mask. */
+/**
+ * out[i] = mask[i] != 0 ? w[i] : +0.0 for n floats (a 0/1 mask applied by selection, not multiplication: w·0
+ * would be −0.0 for negative w, and a pruned weight is +0.0); out may alias w or mask.
+ */
 export function f32_mask_mul(w: usize, mask: usize, out: usize, n: i32): void {
   const n4 = n & ~3;
+  const vzero = f32x4.splat(0);
   let i = 0;
   for (; i < n4; i += 4) {
     const o = <usize>i << 2;
-    v128.store(out + o, f32x4.mul(v128.load(w + o), v128.load(mask + o)));
+    v128.store(out + o, v128.and(v128.load(w + o), f32x4.ne(v128.load(mask + o), vzero)));
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
-    store<f32>(out + o, load<f32>(w + o) * load<f32>(mask + o));
+    store<f32>(out + o, load<f32>(mask + o) != 0 ? load<f32>(w + o) : 0);
   }
 }
 

@@ -9,11 +9,11 @@
  *                                                                         workgroup memory, 4x4 per thread
  *  - GEMM_TN   C[M,N] (+)= A[K,M]ᵀ·B[K,N]              f32_gram_upper + f32_sym_mirror (A = B = X: H += XᵀX,
  *                                                                         the full matrix), f32_gram_cross
- *  - FISTA_STEP  W⁺ = S_{ηλ_r}(Y − 2η(G − B))·mask, per-row restart, momentum   f32_fista_step
+ *  - FISTA_STEP  W⁺ = S_{ηλ_r}(Y − 2η(G − B)) on the mask (+0.0 off it), per-row restart, momentum   f32_fista_step
  *  - ROW_NNZ   nonzeros per row (u32)                    f32_row_nnz
  *  - TOPK_MASK k largest |s| per row, ties lower index  f32_topk_mask    same radix select on the bits
  *  - NM_MASK   n largest |s| per group of m              f32_nm_mask      same rank rule
- *  - MASK_MUL  out = w·mask (and a second copy)          f32_mask_mul
+ *  - MASK_MUL  out = mask ? w : +0.0 (and a second copy) f32_mask_mul
  *  - SPMM_24   Y[M,N] = X[M,K]·Wᵀ, W 2:4 in the "4x" layout of src/sparse/nm.ts   f32_spmm_2of4_4x_nt,
  *                                                                         f32_spmv_2of4_4x (M = 1)
  * Summation orders differ from the WASM kernels (tiles, tree reductions): results agree to float rounding;
@@ -115,7 +115,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let yv = y[o];
     let z = yv - twoEta * (g[o] - bm[o]);
     var w = z - clamp(z, -theta, theta);
-    if (p.useMask != 0u) { w *= mask[o]; }
+    if (p.useMask != 0u && mask[o] == 0.0) { w = 0.0; }
     wNew[o] = w;
     dot += (yv - w) * (w - wOld[o]);
   }
@@ -262,7 +262,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: 
   }
 }`;
 
-/** out = w·mask; out2 = the same (IHT sets W and its extrapolation point Y at once). */
+/** out = mask ? w : +0.0; out2 = the same (IHT sets W and its extrapolation point Y at once). */
 export const MASK_MUL = /* wgsl */ `
 struct P { n: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -274,7 +274,7 @@ struct P { n: u32 }
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw: vec3u) {
   let i = gid.x + gid.y * nw.x * 256u;
   if (i >= p.n) { return; }
-  let v = w[i] * mask[i];
+  let v = select(0.0, w[i], mask[i] != 0.0);
   out[i] = v;
   out2[i] = v;
 }`;

@@ -6,6 +6,7 @@
 import type { Model } from "./types.js";
 import { namedTensors } from "./names.js";
 import { denseWeight } from "../sparse/linear.js";
+import { countZeros } from "../sparse/zero.js";
 
 export interface TensorReport {
   name: string;
@@ -43,7 +44,7 @@ export function detectNM(data: Float32Array, rows: number, cols: number): string
       const base = r * cols;
       for (let g = 0; g < cols; g += m) {
         let nz = 0;
-        for (let j = 0; j < m; j++) if (data[base + g + j] !== 0) nz++;
+        for (let j = 0; j < m; j++) if (data[base + g + j] !== 0) nz++; // ±0.0 is zero (src/sparse/zero.ts)
         if (nz > n) return false;
       }
     }
@@ -64,8 +65,7 @@ export function inspectModel(model: Model): InspectReport {
   const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
   for (const nt of namedTensors(model)) {
     const d = denseWeight(model.wasm, nt.tensor); // a compressed operator's is rebuilt for this tensor only
-    let zeros = 0;
-    for (let i = 0; i < d.length; i++) if (d[i] === 0) zeros++;
+    const zeros = countZeros(d); // ±0.0: the one definition of a zero weight (src/sparse/zero.ts)
     const isLinear = nt.op !== undefined;
     const [rows, cols] = nt.tensor.shape.length === 2 ? nt.tensor.shape : [1, d.length];
     tensors.push({

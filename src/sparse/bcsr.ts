@@ -2,11 +2,13 @@
  * @file Unstructured sparsity: the kernel layout (panel CSR, see assembly/f32-spmm-csr.ts for the layout and
  * why it was chosen) and compressed-tensors' sparse-bitmask file layout, with exact conversions.
  *
- * "Zero" is the bit pattern of +0.0; values move as their 32 bits, so dense → packed → dense is bit-exact.
+ * "Zero" is ±0.0 (src/sparse/zero.ts) and is not stored; other values move as their 32 bits, so dense → packed →
+ * dense is bit-exact up to the sign of zeros (exact for a pruned model, whose zeros are +0.0).
  * File layout (sparse-bitmask): compressed [nnz] values row-major; bitmask u8 [N, ceil(K/8)] (bitorder
  * little); row_offsets i64 [N] (index of each row's first value in `compressed`); shape i64 [2].
  */
 import { FormatError } from "../errors.js";
+import { countNonzeros, isZeroBits } from "./zero.js";
 
 /** Columns per panel (u8 column offsets). Must match SPMM_KC in assembly/f32-spmm-common.ts. */
 export const PANEL = 256;
@@ -27,14 +29,6 @@ export interface FileBitmask {
 
 const bitsOf = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
-/** Entries whose bits are not those of +0.0. */
-export function countNonzeros(w: Float32Array): number {
-  const u = bitsOf(w);
-  let nz = 0;
-  for (let i = 0; i < u.length; i++) if (u[i] !== 0) nz++;
-  return nz;
-}
-
 export function packCsr(w: Float32Array, N: number, K: number): PackedCsr {
   const P = Math.ceil(K / PANEL);
   const u = bitsOf(w);
@@ -50,7 +44,7 @@ export function packCsr(w: Float32Array, N: number, K: number): PackedCsr {
       rowptr[p * N + n] = j;
       for (let k = p * PANEL; k < k1; k++) {
         const bits = u[n * K + k]!;
-        if (bits !== 0) {
+        if (!isZeroBits(bits)) {
           cols[j] = k - p * PANEL;
           v[j++] = bits;
         }
@@ -90,7 +84,7 @@ export function toFileBitmask(c: PackedCsr): FileBitmask {
     rowOffsets[n] = j;
     for (let k = 0; k < K; k++) {
       const bits = u[n * K + k]!;
-      if (bits !== 0) {
+      if (!isZeroBits(bits)) {
         cb[j++] = bits;
         bitmask[n * rowBytes + (k >> 3)] |= 1 << (k & 7);
       }
@@ -109,10 +103,15 @@ export function fromFileBitmask(f: FileBitmask, N: number, K: number, file: stri
   if (f.rowOffsets.length !== N) throw new FormatError(file, `"${name}.row_offsets" has ${f.rowOffsets.length} entries, expected ${N}`);
   const P = Math.ceil(K / PANEL);
   const rowptr = new Uint32Array(P * N + 1);
+  for (let n = 0; n < N; n++) {
+    const o = f.rowOffsets[n]!;
+    if (n > 0 && o < f.rowOffsets[n - 1]!) throw new FormatError(file, `"${name}.row_offsets" is not monotone: entry ${n} is ${o}, entry ${n - 1} is ${f.rowOffsets[n - 1]}`);
+    if (o > f.compressed.length) throw new FormatError(file, `"${name}.row_offsets"[${n}] is ${o}, past the ${f.compressed.length} values of "${name}.compressed"`);
+  }
   // pass 1: values per (panel, row), checked against row_offsets and the number of values
   let j = 0;
   for (let n = 0; n < N; n++) {
-    if (f.rowOffsets[n] !== j) throw new FormatError(file, `"${name}.row_offsets"[${n}] is ${f.rowOffsets[n]}, the bitmask implies ${j}`);
+    if (f.rowOffsets[n] !== j) throw new FormatError(file, `"${name}.row_offsets"[${n}] is ${f.rowOffsets[n]}, but the bitmask marks ${j} values in the rows before it`);
     for (let b = 0; b < rowBytes; b++) {
       let m = f.bitmask[n * rowBytes + b]!;
       if (b === rowBytes - 1 && K % 8) m &= (1 << K % 8) - 1; // bits past K are padding

@@ -11,12 +11,13 @@
  *                               <op>.row_offsets I64 [N]
  *   dense:                      <op>.weight as usual
  * where <op> is e.g. "model.layers.0.mlp.down_proj". Every other tensor is stored as in a dense checkpoint.
- * config.json gets `quantization_config: { quant_method: "compressed-tensors", sparsity_config: {...} }` (the
- * key transformers and vLLM read); its `format` is the format of most compressed operators, and since
+ * config.json gets `quantization_config` as compressed-tensors 0.14 writes it (`compressionConfig`, the key
+ * transformers and vLLM read); its sparsity format is the format of most compressed operators, and since
  * compressed-tensors has one format per model, the per-operator formats are also listed in the wasprune
  * extension `wasprune_sparse_formats` (the tensor names alone already tell the loader which is which).
- * 2:4 operators go to sparse-24-bitmask; other operators with ≥ 50% exact zeros to sparse-bitmask; the rest
- * stay dense. Zero means +0.0 bits; values are copied as bits, so decompression is bit-exact.
+ * 2:4 operators go to sparse-24-bitmask; other operators with ≥ 50% zeros to sparse-bitmask; the rest stay
+ * dense. A zero is ±0.0 (src/sparse/zero.ts) and is stored as +0.0; other values are copied as bits, so
+ * decompression is bit-exact (for a pruned model, whose zeros are +0.0, exactly).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -29,7 +30,8 @@ import { atomicDir, saveHF } from "../model/save.js";
 import { LINEAR_OPS, type DType, type Model, type Tensor } from "../model/types.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { is2of4, pack2of4, toFile2of4, fromFile2of4 } from "./nm.js";
-import { countNonzeros, packCsr, toFileBitmask, fromFileBitmask } from "./bcsr.js";
+import { packCsr, toFileBitmask, fromFileBitmask } from "./bcsr.js";
+import { countNonzeros } from "./zero.js";
 import { place2of4, placeCsr } from "./linear.js";
 
 export const FORMAT_24 = "sparse-24-bitmask";
@@ -55,17 +57,52 @@ export function isCompressedDir(dir: string): boolean {
   try {
     const c = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
     const q = (c.quantization_config ?? c.compression_config) as Record<string, unknown> | undefined;
-    return !!q && q.quant_method === "compressed-tensors" && typeof q.sparsity_config === "object" && q.sparsity_config !== null;
+    const sc = q?.sparsity_config as Record<string, unknown> | null | undefined;
+    // compressed-tensors ≥ 0.15 writes an empty sparsity_config for quantized-only models: sparse means a format
+    return !!q && q.quant_method === "compressed-tensors" && typeof sc === "object" && sc !== null && typeof sc.format === "string";
   } catch {
     return false;
   }
 }
 
+/**
+ * The compressed-tensors release whose file layout and config these files follow. compressed-tensors 0.15 marked
+ * sparse-bitmask and sparse-24-bitmask legacy and removed their compressors ("Sparse24 … not longer supported as
+ * of compressed-tensors>0.14.0", ModelCompressor.from_compression_config), so only ≤ 0.14 reads them upstream.
+ */
+export const COMPRESSED_TENSORS_VERSION = "0.14.0";
+
+/**
+ * `quantization_config` of a sparse-only compressed model, key for key as compressed-tensors 0.14's
+ * `ModelCompressor.update_config` writes it (json.dump with sort_keys): `version`, `quant_method`,
+ * `sparsity_config` (the format's config model_dump: format, global_sparsity, ignore, registry_requires_subclass,
+ * sparsity_structure, targets), `transform_config` {} — and no top-level `format`: upstream's
+ * `parse_quantization_config` treats every key besides those four as a quantization config, and a lone `format`
+ * fails its validation (`config_groups` is required).
+ */
+export function compressionConfig(s: { format: OperatorFormat; globalSparsity: number; targets: string[]; ignore: string[] }): Record<string, unknown> {
+  return {
+    quant_method: "compressed-tensors",
+    sparsity_config: {
+      format: s.format,
+      global_sparsity: s.globalSparsity,
+      ignore: s.ignore,
+      registry_requires_subclass: false,
+      sparsity_structure: s.format === FORMAT_24 ? "2:4" : "unstructured",
+      targets: s.targets,
+    },
+    transform_config: {},
+    version: COMPRESSED_TENSORS_VERSION,
+  };
+}
+
 /** The format an operator's dense weight [N,K] is stored in. */
 export function chooseFormat(w: Float32Array, N: number, K: number): { format: OperatorFormat; sparsity: number } {
-  const sparsity = w.length ? 1 - countNonzeros(w) / w.length : 0;
-  if (sparsity > 0 && is2of4(w, N, K)) return { format: FORMAT_24, sparsity };
-  if (sparsity >= UNSTRUCTURED_MIN_SPARSITY) return { format: FORMAT_BITMASK, sparsity };
+  const zeros = w.length - countNonzeros(w);
+  const sparsity = w.length ? zeros / w.length : 0;
+  if (zeros > 0 && is2of4(w, N, K)) return { format: FORMAT_24, sparsity };
+  // at least half zeros, up to the rounding of an odd count (a 50% prune of n weights zeroes round(n/2))
+  if (zeros >= Math.floor(UNSTRUCTURED_MIN_SPARSITY * w.length) && zeros > 0) return { format: FORMAT_BITMASK, sparsity };
   return { format: "dense", sparsity };
 }
 
@@ -137,18 +174,12 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
     const main = (Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "dense") as OperatorFormat;
     const compressedOps = Object.entries(formats).filter(([, f]) => f !== "dense").map(([op]) => op);
     const config = JSON.parse(fs.readFileSync(path.join(denseDir, "config.json"), "utf8")) as Record<string, unknown>;
-    config.quantization_config = {
-      quant_method: "compressed-tensors",
+    config.quantization_config = compressionConfig({
       format: main,
-      sparsity_config: {
-        format: main,
-        global_sparsity: params ? zeros / params : 0,
-        sparsity_structure: main === FORMAT_24 ? "2:4" : "unstructured",
-        targets: compressedOps,
-        ignore: [HF_LM_HEAD.replace(/\.weight$/, ""), ...Object.entries(formats).filter(([, f]) => f === "dense").map(([op]) => op)],
-        registry_requires_subclass: false,
-      },
-    };
+      globalSparsity: params ? zeros / params : 0,
+      targets: compressedOps,
+      ignore: [HF_LM_HEAD.replace(/\.weight$/, ""), ...Object.entries(formats).filter(([, f]) => f === "dense").map(([op]) => op)],
+    });
     config[FORMATS_FIELD] = formats;
     writeSafetensors(path.join(tmp, "model.safetensors"), out, { format: "pt" });
     report.fileBytes = fs.statSync(path.join(tmp, "model.safetensors")).size;

@@ -2,9 +2,10 @@
  * @file 2:4 sparsity: the kernel layout ("4x", see assembly/f32-spmm-nm.ts) and compressed-tensors'
  * sparse-24-bitmask file layout, and exact conversions between them and dense.
  *
- * "Zero" means the bit pattern of +0.0: -0.0 and NaNs are values like any other, and every value is moved as
- * its 32 bits (Uint32Array), so dense → packed → dense is bit-exact. A group of 4 with fewer than 2 nonzeros
- * keeps its lowest-index zeros as well, so every group stores exactly 2 values (as sparse-24-bitmask does).
+ * "Zero" is ±0.0 (src/sparse/zero.ts); every other value (NaN too) is moved as its 32 bits (Uint32Array), and
+ * zeros are stored as +0.0, so dense → packed → dense is bit-exact up to the sign of zeros (exact for a pruned
+ * model, whose zeros are +0.0). A group of 4 with fewer than 2 nonzeros keeps its lowest-index zeros as well
+ * (stored +0.0), so every group stores exactly 2 values (as sparse-24-bitmask does).
  *
  * Kernel layout of W [N,K] (K % 4 == 0), NB = ceil(N/4) blocks of 4 rows, G = K/4 groups:
  *   vals f32 [NB][G][2][4]  vals[b][g][s][r]: s-th kept value (ascending column) of row 4b+r in group g
@@ -13,6 +14,7 @@
  * [N, ceil(K/8)], bit j%8 of byte j/8 (numpy packbits, bitorder "little") set where a value is kept.
  */
 import { FormatError } from "../errors.js";
+import { isZeroBits } from "./zero.js";
 
 export interface Packed24 {
   N: number;
@@ -28,12 +30,13 @@ export interface File24 {
 
 const bitsOf = (a: Float32Array): Uint32Array => new Uint32Array(a.buffer, a.byteOffset, a.length);
 
-/** True when K % 4 == 0 and every group of 4 consecutive columns of every row has at most 2 nonzero bit patterns. */
+/** True when K % 4 == 0 and every group of 4 consecutive columns of every row has at most 2 nonzeros (not ±0.0). */
 export function is2of4(w: Float32Array, N: number, K: number): boolean {
   if (K % 4 !== 0 || w.length !== N * K) return false;
   const u = bitsOf(w);
+  const nz = (b: number) => (isZeroBits(b) ? 0 : 1);
   for (let i = 0; i < u.length; i += 4) {
-    if ((u[i] !== 0 ? 1 : 0) + (u[i + 1] !== 0 ? 1 : 0) + (u[i + 2] !== 0 ? 1 : 0) + (u[i + 3] !== 0 ? 1 : 0) > 2) return false;
+    if (nz(u[i]!) + nz(u[i + 1]!) + nz(u[i + 2]!) + nz(u[i + 3]!) > 2) return false;
   }
   return true;
 }
@@ -43,7 +46,7 @@ function keptPair(u: Uint32Array, o: number): [number, number] {
   let a = -1;
   let b = -1;
   for (let j = 0; j < 4; j++) {
-    if (u[o + j] !== 0) {
+    if (!isZeroBits(u[o + j]!)) {
       if (a < 0) a = j;
       else if (b < 0) b = j;
       else throw new RangeError(`group at ${o} has more than 2 nonzeros`);
@@ -82,8 +85,8 @@ export function pack2of4(w: Float32Array, N: number, K: number): Packed24 {
       const o = n * K + 4 * g;
       const [c0, c1] = keptPair(u, o);
       const base = (b * G + g) * 8;
-      v[base + r] = u[o + c0]!;
-      v[base + 4 + r] = u[o + c1]!;
+      v[base + r] = isZeroBits(u[o + c0]!) ? 0 : u[o + c0]!; // a kept zero is stored +0.0
+      v[base + 4 + r] = isZeroBits(u[o + c1]!) ? 0 : u[o + c1]!;
       idx[(b * G + g) * 2] |= c0 << (2 * r);
       idx[(b * G + g) * 2 + 1] |= c1 << (2 * r);
     }

@@ -127,7 +127,10 @@ test("f32_row_nnz, f32_mask_mul, f32_row_dot", () => {
     const m = Float32Array.from(w, (_, i) => i % 2);
     const O = a.alloc(11);
     k.f32_mask_mul(a.put(w), a.put(m), O, 11);
-    assert.deepEqual(Array.from(a.f32(O, 11)), Array.from(w, (v, i) => v * (i % 2)));
+    // selection, not multiplication: a masked-out weight is +0.0 (−2·0 would be −0.0), kept ones unchanged
+    const want = Float32Array.from(w, (v, i) => (i % 2 ? v : 0));
+    const bitsOf = (x: Float32Array) => Array.from(new Uint32Array(x.buffer, x.byteOffset, x.length));
+    assert.deepEqual(bitsOf(a.f32(O, 11)), bitsOf(want));
     const d = a.alloc(1);
     k.f32_row_dot(a.put(w), a.put(w), d, 1, 11);
     assert.equal(a.f32(d, 1)[0], 1 + 4 + 9 + 16 + 25 + 36);
