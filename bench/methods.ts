@@ -8,7 +8,7 @@ import { openModel } from "../src/cli/open-model.js";
 import { progress } from "../src/cli/progress.js";
 import { renderComparison } from "../src/cli/commands/demo.js";
 import { calibrationSet } from "../src/prune/calibration.js";
-import { closeParallel, Parallel } from "../src/parallel/pool.js";
+import { openExecutor } from "../src/workers/index.js";
 import { compareSettings, type Comparison } from "../src/prune/compare.js";
 import { SCHEDULES, type PruneSettings, type Schedule } from "../src/prune/driver.js";
 import { METHOD_NAMES, type MethodName } from "../src/prune/methods/types.js";
@@ -44,7 +44,7 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const calibText = readTextFile(o.calib, "--calib");
   const evalText = readTextFile(o.eval, "--eval");
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
-  Parallel.attach(model.wasm, o.threads ?? 1);
+  const exec = openExecutor(model.wasm, o.threads ?? 1);
   const tok = model.tokenizer!;
   const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen);
   const evalSeqs = paragraphSequences(tok, evalText, o.evalParagraphs, Math.min(512, model.config.maxSeqLen));
@@ -58,10 +58,10 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const bar = progress("bench methods", grid.length, { json: o.json, extra: "{run}" });
   let cmp: Comparison;
   try {
-    cmp = await compareSettings(model, calib, evalSeqs, grid, (done, _t, run) => bar.update(done, { run }));
+    cmp = await compareSettings(model, calib, evalSeqs, grid, exec, (done, _t, run) => bar.update(done, { run }));
   } finally {
     bar.stop();
-    await closeParallel(model.wasm);
+    await exec.close();
   }
   if (!o.json) {
     console.log(`${modelPath}: calibration ${o.calib} (${calib.samples.length} paragraphs, ${calib.totalTokens} tokens), eval ${o.eval} (${evalSeqs.length} paragraphs)\n`);

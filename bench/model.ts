@@ -19,8 +19,9 @@ import { loadModel } from "../src/model/load.js";
 import { randomLlama, mulberry32 } from "../src/model/builtin.js";
 import { createRunState, forward } from "../src/model/forward.js";
 import { perplexity } from "../src/eval/perplexity.js";
+import { openExecutor } from "../src/workers/index.js";
 import { LINEAR_OPS, type Model, type ModelConfig } from "../src/model/types.js";
-import { compressModel, type CompressReport } from "../src/sparse/compress.js";
+import { compressModel, type CompressReport } from "../src/model/compressed.js";
 import { humanBytes, table } from "../src/cli/format.js";
 
 export interface ModelBenchSide {
@@ -118,10 +119,10 @@ function randomSequences(vocab: number, n: number, len: number, seed: number): n
   return Array.from({ length: n }, () => Array.from({ length: len }, () => 3 + Math.floor(r() * (vocab - 3))));
 }
 
-function measure(model: Model, prompt: number[], steps: number, seqs: number[][]): ModelBenchSide & { tokens: number[] } {
+async function measure(model: Model, prompt: number[], steps: number, seqs: number[][]): Promise<ModelBenchSide & { tokens: number[] }> {
   const weightBytes = model.wasm.arena.used;
   const g = greedy(model, prompt, steps);
-  const e = perplexity(model, seqs);
+  const e = await perplexity(model, seqs, openExecutor(model.wasm, 1)); // one thread, as the generate side
   return { generateTps: g.tps, evalTps: e.tokensPerSecond, weightBytes, tokens: g.tokens };
 }
 
@@ -133,7 +134,7 @@ async function compare(
   const prompt = randomSequences(c.vocabSize, 1, 8, 7)[0]!;
   const seqs = randomSequences(c.vocabSize, opts.seqs, Math.min(opts.len, c.maxSeqLen), 11);
   log(`  ${name}: dense ...`);
-  const d = measure(model, prompt, opts.steps, seqs);
+  const d = await measure(model, prompt, opts.steps, seqs);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-bench-model-"));
   try {
     log(`  ${name}: compress ...`);
@@ -142,7 +143,7 @@ async function compare(
     for (const o of report.operators) formats[o.format] = (formats[o.format] ?? 0) + 1;
     const cm = await loadModel(path.join(dir, "c"), { requireTokenizer: false, wasm: createWasm() });
     log(`  ${name}: compressed ...`);
-    const s = measure(cm, prompt, opts.steps, seqs);
+    const s = await measure(cm, prompt, opts.steps, seqs);
     return {
       name,
       shape: `${c.dim}x${c.hiddenDim}, ${c.nLayers} layers, vocab ${c.vocabSize}`,

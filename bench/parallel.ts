@@ -21,8 +21,9 @@ import type { CalibrationSet } from "../src/prune/calibration.js";
 import { LINEAR_OPS } from "../src/model/types.js";
 import { loadModel } from "../src/model/load.js";
 import { paragraphSequences } from "../src/eval/text.js";
-import { perplexityAsync } from "../src/eval/perplexity.js";
-import { closeParallel, Parallel } from "../src/parallel/pool.js";
+import { perplexity } from "../src/eval/perplexity.js";
+import { openExecutor } from "../src/workers/index.js";
+import type { Executor } from "../src/exec/executor.js";
 import { mulberry32 } from "../src/prune/methods/fista.js";
 
 export interface BenchParallelRow {
@@ -37,20 +38,20 @@ export interface BenchParallelRow {
 /** Pool start-up (threads, tsx, module loads, WASM instantiation), measured once and excluded from the cases. */
 let startupSeconds = 0;
 
-async function withThreads<T>(wasm: Wasm, threads: number, fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
-  const p = Parallel.attach(wasm, threads);
+async function withThreads<T>(wasm: Wasm, threads: number, fn: (exec: Executor) => Promise<T>): Promise<{ value: T; seconds: number }> {
+  const exec = openExecutor(wasm, threads);
   try {
-    if (p) {
+    if (threads > 1) {
       const t = performance.now();
       const noop = { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 };
-      await Promise.all(Array.from({ length: 4 * threads }, () => p.run("rows", noop, "warm-up")));
+      await Promise.all(Array.from({ length: 4 * threads }, () => exec.run(noop, "warm-up")));
       startupSeconds = Math.max(startupSeconds, (performance.now() - t) / 1000);
     }
     const t0 = performance.now();
-    const value = await fn();
+    const value = await fn(exec);
     return { value, seconds: (performance.now() - t0) / 1000 };
   } finally {
-    await closeParallel(wasm);
+    await exec.close();
   }
 }
 
@@ -73,13 +74,14 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
     const wasm = createWasm(512 << 20);
     const a = wasm.arena;
     const { W0, X } = syntheticOperator(wasm, { rows: R, cols: C, tokens: 2048, seed: 42 });
-    const g = new GramCollector(wasm, C);
-    g.addBatch(X, 2048);
-    const problem = problemFromGram(wasm, W0, R, g.finish());
+    const setup = openExecutor(wasm, 1);
+    const g = new GramCollector(setup, C);
+    await g.addBatches([{ xp: X, xd: X, T: 2048 }]);
+    const problem = await problemFromGram(setup, W0, R, g.finish());
     const keep = keptPerRow(parsePattern("0.5"), C);
-    const run = async () => {
+    const run = async (exec: Executor) => {
       const m = a.mark();
-      const solver = new FistaSolver(wasm, problem);
+      const solver = new FistaSolver(exec, problem);
       solver.setStep(30, 1234);
       const W = a.alloc(R * C);
       a.f32(W, R * C).set(a.f32(W0, R * C));
@@ -109,8 +111,8 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
     const fistaOpts = opts.quick ? { refitIters: 20, ihtIters: 10, powerIters: 20 } : { refitIters: 40, ihtIters: 20, powerIters: 30 };
     const run = async () => {
       const model = randomLlama(config, 11, createWasm(256 << 20));
-      const t = await withThreads(model.wasm, runThreads, () =>
-        pruneModel(model, calib, { method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true, methodOptions: { fista: fistaOpts } }));
+      const t = await withThreads(model.wasm, runThreads, (exec) =>
+        pruneModel(model, calib, { method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true, methodOptions: { fista: fistaOpts } }, exec));
       const w = Float32Array.from(model.weights.layers.flatMap((lw) => LINEAR_OPS.flatMap((op) => Array.from(lw[op].data))));
       return { seconds: t.seconds, w };
     };
@@ -135,8 +137,8 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
       const model = await loadModel(modelDir);
       const paragraphs = 300;
       const seqs = paragraphSequences(model.tokenizer!, fs.readFileSync(text, "utf8"), paragraphs, 512);
-      const one = await withThreads(model.wasm, 1, () => perplexityAsync(model, seqs));
-      const many = await withThreads(model.wasm, N, () => perplexityAsync(model, seqs));
+      const one = await withThreads(model.wasm, 1, (exec) => perplexity(model, seqs, exec));
+      const many = await withThreads(model.wasm, N, (exec) => perplexity(model, seqs, exec));
       say({
         case: `eval stories260K, ${paragraphs} paragraphs (ppl ${one.value.perplexity.toFixed(4)})`,
         seconds1: one.seconds, secondsN: many.seconds, threads: N, speedup: one.seconds / many.seconds,

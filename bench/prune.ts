@@ -13,6 +13,7 @@ import { pruneKernels } from "../src/kernels/prune-api.js";
 import { GramCollector } from "../src/prune/gram.js";
 import { problemFromGram, syntheticOperator } from "../src/prune/problem.js";
 import { FistaSolver } from "../src/prune/methods/fista.js";
+import { openExecutor } from "../src/workers/index.js";
 
 export interface BenchPruneRow {
   rows: number;
@@ -41,9 +42,10 @@ export async function benchPrune(opts: { json: boolean; quick?: boolean }): Prom
     const k = pruneKernels(wasm);
     const tokens = 2048;
     const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 42 });
-    const g = new GramCollector(wasm, cols);
-    g.addBatch(X, tokens);
-    const problem = problemFromGram(wasm, W0, rows, g.finish());
+    const exec = openExecutor(wasm, 1);
+    const g = new GramCollector(exec, cols);
+    await g.addBatches([{ xp: X, xd: X, T: tokens }]);
+    const problem = await problemFromGram(exec, W0, rows, g.finish());
     const flops = 2 * rows * cols * cols;
     const G = a.alloc(rows * cols);
 
@@ -67,7 +69,7 @@ export async function benchPrune(opts: { json: boolean; quick?: boolean }): Prom
       gemmNtGflops = flops / timeIt(() => gemm(W0, problem.H, G, rows, cols, cols, 0, scratch), budget) / 1e9;
     }
 
-    const solver = new FistaSolver(wasm, problem);
+    const solver = new FistaSolver(exec, problem);
     solver.setStep(60, 1);
     const lam = a.put(new Float32Array(rows).fill(0.01));
     const W = a.alloc(rows * cols);

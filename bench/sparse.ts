@@ -15,7 +15,7 @@ import { kernels } from "../src/kernels/index.js";
 import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
-import { place2of4, placeCsr } from "../src/sparse/linear.js";
+import { place2of4, placeCsr } from "../src/model/linear.js";
 import type { SparseWeight } from "../src/model/types.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";

@@ -18,7 +18,7 @@ import type { Model, ModelConfig } from "../src/model/types.js";
 import { Trainer, DEFAULTS, type TrainSettings } from "../src/train/trainer.js";
 import type { DataSource } from "../src/train/data.js";
 import { mulberry32 } from "../src/model/builtin.js";
-import { Parallel, closeParallel } from "../src/parallel/pool.js";
+import { openExecutor } from "../src/workers/index.js";
 
 export const SYNTH_8x512: ModelConfig = {
   architecture: "llama", dim: 512, hiddenDim: 1376, nLayers: 8, nHeads: 8, nKvHeads: 4, headDim: 64, vocabSize: 4096,
@@ -49,10 +49,10 @@ async function measure(
   name: string, make: () => Promise<{ student: Model; teacher: Model }>, over: Partial<TrainSettings>, steps: number, threads: number,
 ): Promise<TrainBenchRow> {
   const { student, teacher } = await make();
-  Parallel.attach(student.wasm, threads); // before the Trainer: it takes the slots' buffers from the arena
+  const exec = openExecutor(student.wasm, threads); // before the Trainer: it takes the slots' buffers from the arena
   try {
     const s: TrainSettings = { ...DEFAULTS, n: 2, m: 4, steps: 1000, lr: 1e-4, warmup: 10, decay: 0.01, decayRamp: 1000, slorbK: 0, ...over };
-    const tr = new Trainer(student, teacher, new RandomTokens(student.config.vocabSize, s.seqlen), s);
+    const tr = new Trainer(student, teacher, new RandomTokens(student.config.vocabSize, s.seqlen), s, exec);
     tr.init();
     await tr.trainStep(); // warm-up (JIT, first-touch, worker start-up)
     const t0 = performance.now();
@@ -62,7 +62,7 @@ async function measure(
     const params = tr.student.params.reduce((a, p) => a + p.t.data.length, 0);
     return { model: name, params, seqlen: s.seqlen, batch: s.batch, slorb: s.slorbK > 0, threads, stepSeconds: sec / steps, tokensPerSecond: tokens / sec };
   } finally {
-    await closeParallel(student.wasm);
+    await exec.close();
   }
 }
 

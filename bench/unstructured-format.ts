@@ -9,7 +9,7 @@ import { createWasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { packCsr } from "../src/sparse/bcsr.js";
-import { placeCsr } from "../src/sparse/linear.js";
+import { placeCsr } from "../src/model/linear.js";
 import { rate } from "./timing.js";
 
 interface BitmapKernels {

@@ -35,6 +35,9 @@ export class WasmError extends WaspruneError {}
 /** Refusing to overwrite an existing output without --force. */
 export class OutputExistsError extends WaspruneError {}
 
+/** A task on a worker thread threw or its thread died: names what it was doing (layer/operator) and the cause. */
+export class WorkerError extends WaspruneError {}
+
 // ---- Message factories of the file readers and writers (src/io, src/model/load*, save*, config, src/tokenizer).
 // Tests pin these messages; keep the wording stable.
 

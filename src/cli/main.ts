@@ -138,7 +138,7 @@ program
   .addOption(deviceOption())
   .option("--json", "print the report as JSON")
   .action(async (model: string, opts, cmd: Command) => {
-    (await import("../sparse/compress.js")).refuseCompressed(model, "prune");
+    (await import("../model/compressed.js")).refuseCompressed(model, "prune");
     const { routePrune } = await import("./commands/prune-structured.js");
     const route = routePrune(opts, (name) => cmd.getOptionValueSource(name));
     if (route === "structured") {

@@ -3,8 +3,11 @@
  * (sequence t predicts token t+1; the BOS is never predicted). Logits are float32 from the kernels; the
  * log-sum-exp per position is taken in float64 on the host.
  */
-import type { Model } from "../model/types.js";
+import type { Model, ModelConfig } from "../model/types.js";
+import type { Wasm } from "../wasm/runtime.js";
+import type { Executor } from "../exec/executor.js";
 import { createRunState, forward, type RunState } from "../model/forward.js";
+import { describe, revive, type Described } from "../model/describe.js";
 
 export interface PerplexityResult {
   perplexity: number;
@@ -39,63 +42,58 @@ export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: n
   return { nll: logitsNll(logits, model.config.vocabSize, seq), count: seq.length - 1 };
 }
 
-export function perplexity(
-  model: Model,
-  sequences: number[][],
-  onProgress?: (done: number, total: number, tokens: number) => void,
-): PerplexityResult {
-  const maxLen = Math.max(2, ...sequences.map((s) => s.length));
-  const arena = model.wasm.arena;
-  return arena.scoped(() => {
-    const st = createRunState(model, maxLen, maxLen);
-    const t0 = performance.now();
-    let nll = 0;
-    let count = 0;
-    sequences.forEach((seq, i) => {
-      const r = sequenceNll(model, st, seq);
-      nll += r.nll;
-      count += r.count;
-      onProgress?.(i + 1, sequences.length, count);
-    });
-    const seconds = (performance.now() - t0) / 1000;
-    const meanNll = count > 0 ? nll / count : NaN;
-    const tokens = sequences.reduce((a, s) => a + s.length, 0);
-    return { perplexity: Math.exp(meanNll), meanNll, tokens: count, sequences: sequences.length, seconds, tokensPerSecond: tokens / seconds };
-  });
+/** Per-sequence NLLs of sequences on one slot's RunState (an executor task; the model crosses as a description). */
+export interface NllTask {
+  op: "nll";
+  model: { config: ModelConfig; weights: Described<Model["weights"]> };
+  st: RunState;
+  seqs: number[][];
 }
 
+export const NLL_HANDLERS = {
+  /** Per-sequence [nll, count] (flat: 2 numbers per sequence). */
+  nll(wasm: Wasm, t: NllTask): Float64Array {
+    const model = { config: t.model.config, weights: revive<Model["weights"]>(wasm, t.model.weights), wasm } as Model;
+    const out = new Float64Array(2 * t.seqs.length);
+    t.seqs.forEach((s, i) => {
+      const r = sequenceNll(model, t.st, s);
+      out[2 * i] = r.nll;
+      out[2 * i + 1] = r.count;
+    });
+    return out;
+  },
+} as const;
+
 /**
- * `perplexity` on `model.wasm.parallel`'s threads when there is a pool: sequences go out in small chunks to
- * whichever slot is free (each slot has its own RunState), and the per-sequence NLLs are summed in sequence
- * order, so the result is bit-identical to `perplexity` for any thread count. Progress counts finished
- * sequences over all workers.
+ * Perplexity of `model` on `sequences` over the executor's slots: sequences go out in small chunks to whichever
+ * slot is free (each slot has its own RunState), and the per-sequence NLLs are summed in sequence order, so the
+ * result is bit-identical for any thread count. Progress counts finished sequences over all slots.
  */
-export async function perplexityAsync(
+export async function perplexity(
   model: Model,
   sequences: number[][],
+  exec: Executor,
   onProgress?: (done: number, total: number, tokens: number) => void,
 ): Promise<PerplexityResult> {
-  const p = model.wasm.parallel;
-  if (!p) return perplexity(model, sequences, onProgress);
-  const { describe } = await import("../parallel/forward-local.js");
   const maxLen = Math.max(2, ...sequences.map((s) => s.length));
   const arena = model.wasm.arena;
   const m = arena.mark();
   try {
-    const states = Array.from({ length: p.threads }, () => createRunState(model, maxLen, maxLen));
+    const states = Array.from({ length: exec.slots }, () => createRunState(model, maxLen, maxLen));
     const desc = { config: model.config, weights: describe(model.weights) };
     const t0 = performance.now();
     const per = new Float64Array(2 * sequences.length);
-    const chunk = Math.max(1, Math.min(16, Math.ceil(sequences.length / (4 * p.threads))));
+    const chunk = Math.max(1, Math.min(16, Math.ceil(sequences.length / (4 * exec.slots))));
     let next = 0;
     let done = 0;
     let counted = 0;
-    await Promise.all(states.map(async (st) => {
+    await Promise.all(states.map(async (st, slot) => {
       while (next < sequences.length) {
         const i0 = next;
         const i1 = Math.min(sequences.length, i0 + chunk);
         next = i1;
-        const r = await p.run<Float64Array>("forward", { op: "nll", model: desc, st, seqs: sequences.slice(i0, i1) }, `eval: sequences ${i0}..${i1 - 1}`);
+        const task: NllTask = { op: "nll", model: desc, st, seqs: sequences.slice(i0, i1) };
+        const r = await exec.run<Float64Array>(task, `eval: sequences ${i0}..${i1 - 1}`, slot);
         per.set(r, 2 * i0);
         done += i1 - i0;
         for (let i = i0; i < i1; i++) counted += r[2 * (i - i0) + 1];

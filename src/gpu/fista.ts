@@ -12,7 +12,7 @@
 import { FistaSolver } from "../prune/methods/fista.js";
 import { keptPerRow, type Pattern } from "../prune/pattern.js";
 import type { OperatorProblem } from "../prune/problem.js";
-import type { Wasm } from "../wasm/runtime.js";
+import type { Executor } from "../exec/executor.js";
 import type { GpuDevice } from "./device.js";
 import { FISTA_STEP, GEMM_NT, MASK_MUL, NM_MASK, ROW_NNZ, TOPK_MASK, grid1 } from "./kernels.js";
 
@@ -20,11 +20,11 @@ import { FISTA_STEP, GEMM_NT, MASK_MUL, NM_MASK, ROW_NNZ, TOPK_MASK, grid1 } fro
  * A FistaSolver factory for PruneOptions.fistaSolver: one GpuFistaSolver per operator; creating the next one
  * frees the previous one's buffers (so a whole-model prune holds one operator's buffers at a time).
  */
-export function gpuFistaSolvers(gpu: GpuDevice): (wasm: Wasm, problem: OperatorProblem) => FistaSolver {
+export function gpuFistaSolvers(gpu: GpuDevice): (exec: Executor, problem: OperatorProblem) => FistaSolver {
   let last: GpuFistaSolver | undefined;
-  return (wasm, problem) => {
+  return (exec, problem) => {
     last?.dispose();
-    last = new GpuFistaSolver(wasm, problem, gpu);
+    last = new GpuFistaSolver(exec, problem, gpu);
     return last;
   };
 }
@@ -46,13 +46,13 @@ export class GpuFistaSolver extends FistaSolver {
   private uniformEta = NaN;
 
   constructor(
-    wasm: Wasm,
+    exec: Executor,
     problem: OperatorProblem,
     readonly gpu: GpuDevice,
   ) {
-    super(wasm, problem);
+    super(exec, problem);
     const { rows, cols, n } = this;
-    const a = wasm.arena;
+    const a = exec.wasm.arena;
     const buf = (bytes: number) => this.own(gpu.buffer(bytes));
     this.dH = this.own(gpu.upload(a.f32(problem.H, cols * cols)));
     this.dB = this.own(gpu.upload(a.f32(problem.B, n)));

@@ -4,7 +4,10 @@
  * Widening is exact; narrowing rounds to nearest, ties to even (as torch's `.half()` / `.bfloat16()`),
  * keeps NaN a (quiet) NaN and overflows to ±Inf.
  */
-import type { DType } from "../model/types.js";
+
+/** The float dtypes a model weight may be stored in (read as float32). */
+export const DTYPES = Object.freeze(["F32", "F16", "BF16"] as const);
+export type DType = (typeof DTYPES)[number];
 
 /**
  * Bytes per element of every dtype the reader and writer handle: the float dtypes model weights may have

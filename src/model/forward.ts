@@ -11,7 +11,7 @@ import type { KernelApi } from "../kernels/api.js";
 import type { Wasm } from "../wasm/runtime.js";
 import type { LayerWeights, LinearBackend, Model, ModelConfig, Tensor } from "./types.js";
 import type { SparseKernelApi } from "../kernels/sparse-api.js";
-import { sparseLinear, sparseScratchBytes } from "../sparse/linear.js";
+import { sparseLinear, sparseScratchBytes } from "../model/linear.js";
 
 /** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
 export type CapturePoint = "qkv" | "o" | "gateup" | "down";

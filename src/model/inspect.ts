@@ -5,7 +5,7 @@
  */
 import type { Model } from "./types.js";
 import { namedTensors } from "./names.js";
-import { denseWeight } from "../sparse/linear.js";
+import { denseWeight } from "../model/linear.js";
 import { countZeros } from "../sparse/zero.js";
 
 export interface TensorReport {

@@ -10,7 +10,7 @@ import { loadTokenizer } from "../tokenizer/load.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { loadLlama2cWeights } from "./load-llama2c.js";
 import { loadHFWeights } from "./load-hf.js";
-import { isCompressedDir, loadCompressedWeights } from "../sparse/compress.js";
+import { isCompressedDir, loadCompressedWeights } from "../model/compressed.js";
 import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
 

@@ -12,7 +12,7 @@ import { ConfigError, outputExists } from "../errors.js";
 import { LLAMA2C_HEADER_BYTES, llama2cFileBytes, llama2cLayerBlocks } from "./load-llama2c.js";
 import { halfToInterleaved } from "./save-rope.js";
 import type { Model, ModelConfig, Tensor } from "./types.js";
-import { denseWeight } from "../sparse/linear.js";
+import { denseWeight } from "../model/linear.js";
 
 export interface SaveLlama2cOptions {
   force?: boolean;

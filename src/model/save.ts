@@ -15,7 +15,7 @@ import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
 import { DTYPES, LINEAR_OPS, type DType, type Model, type Tensor } from "./types.js";
 import { SLORB_FILE } from "./slorb.js";
-import { denseWeight } from "../sparse/linear.js";
+import { denseWeight } from "../model/linear.js";
 
 export { saveLlama2c } from "./save-llama2c.js";
 

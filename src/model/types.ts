@@ -12,8 +12,8 @@ export type Architecture = (typeof ARCHITECTURES)[number];
 /** How RoPE pairs dimensions: llama2.c/Meta interleaved pairs (2i, 2i+1), or HF rotate_half (i, i+hd/2). */
 export type RopeLayout = "interleaved" | "half";
 
-export const DTYPES = Object.freeze(["F32", "F16", "BF16"] as const);
-export type DType = (typeof DTYPES)[number];
+export { DTYPES, type DType } from "../io/dtype.js";
+import type { DType } from "../io/dtype.js";
 
 export interface ModelConfig {
   architecture: Architecture;

@@ -3,7 +3,8 @@
  * correction) is pruned from the same dense weights (restored between runs, nothing written) and evaluated on
  * the same text. Used by the main job and by `wasprune bench methods`.
  */
-import { perplexityAsync, type PerplexityResult } from "../eval/perplexity.js";
+import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import type { Executor } from "../exec/executor.js";
 import { LINEAR_OPS, type Model } from "../model/types.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneModel, type PruneSettings } from "./driver.js";
@@ -30,18 +31,19 @@ export async function compareSettings(
   calib: CalibrationSet,
   evalSeqs: number[][],
   grid: PruneSettings[],
+  exec: Executor,
   onRun?: (done: number, total: number, label: string) => void,
 ): Promise<Comparison> {
   const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
   const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
-  const dense = await perplexityAsync(model, evalSeqs);
+  const dense = await perplexity(model, evalSeqs, exec);
   const rows: ComparisonRow[] = [];
   try {
     for (const [i, s] of grid.entries()) {
       const label = `${s.method} ${formatPattern(s.pattern)} ${s.schedule}${s.errorCorrection ? " +corr" : ""}`;
       onRun?.(i, grid.length, label);
       const t0 = performance.now();
-      const ops = await pruneModel(model, calib, s);
+      const ops = await pruneModel(model, calib, s, exec);
       const seconds = (performance.now() - t0) / 1000;
       let params = 0;
       let zeros = 0;
@@ -56,7 +58,7 @@ export async function compareSettings(
         errorCorrection: s.errorCorrection,
         sparsity: zeros / params,
         meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length,
-        perplexity: (await perplexityAsync(model, evalSeqs)).perplexity,
+        perplexity: (await perplexity(model, evalSeqs, exec)).perplexity,
         seconds,
       });
       restore();

@@ -20,10 +20,12 @@ import { linearName } from "../model/names.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
 import { GramCollector, type GramStats } from "./gram.js";
-import { problemFromGramAsync } from "./problem.js";
-import { shards, WorkerError } from "../parallel/pool.js";
-import { describe, layerPasses, type LayerPass, type LayerPassesTask } from "../parallel/forward-local.js";
-import type { LayerJobTask } from "../parallel/layer.worker.js";
+import { problemFromGram } from "./problem.js";
+import { WorkerError } from "../errors.js";
+import type { Executor } from "../exec/executor.js";
+import { describe } from "../model/describe.js";
+import { layerPassesOn, runLayerPasses, type LayerPass } from "../model/layer-passes.js";
+import type { LayerJobTask } from "./layer-job.js";
 import { METHODS } from "./methods/index.js";
 import type { MethodName, PruneOptions, PruneStats } from "./methods/types.js";
 
@@ -90,7 +92,9 @@ export function checkModelPattern(model: Model, pattern: Pattern): void {
  * sizes the jobs' memory regions; if it was resumed from a checkpoint the operators are sharded instead).
  * Every result is bit-identical for any thread count.
  */
-export async function pruneModel(model: Model, calib: CalibrationSet, settings: PruneSettings, hooks: DriverHooks = {}): Promise<OperatorReport[]> {
+export async function pruneModel(
+  model: Model, calib: CalibrationSet, settings: PruneSettings, exec: Executor, hooks: DriverHooks = {},
+): Promise<OperatorReport[]> {
   checkModelPattern(model, settings.pattern);
   const { wasm, config: c } = model;
   const arena = wasm.arena;
@@ -101,17 +105,17 @@ export async function pruneModel(model: Model, calib: CalibrationSet, settings: 
   const m0 = arena.mark();
   try {
     const st = createRunState(model, maxT, maxT);
-    const states = wasm.parallel ? Array.from({ length: wasm.parallel.threads }, () => createRunState(model, maxT, maxT)) : [st];
+    const states = [st, ...Array.from({ length: exec.slots - 1 }, () => createRunState(model, maxT, maxT))];
     // the layer-input stream for all samples, [N, dim]
     const stream = arena.alloc(calib.totalTokens * c.dim);
     calib.samples.forEach((s, i) => {
       embed(model, st, s);
       copy(model, st.x, stream + 4 * calib.offsets[i] * c.dim, s.length * c.dim);
     });
-    const ctx: LayerContext = { model, calib, stream, states };
+    const ctx: LayerContext = { model, exec, calib, stream, states };
 
     // `parallel` schedule with a pool: layer 0 here (operators sharded), then layers in flight on the workers
-    const inFlight = settings.schedule === "parallel" && !!wasm.parallel && c.nLayers > 1 && !settings.methodOptions?.fistaSolver;
+    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && !settings.methodOptions?.fistaSolver;
     let jobBytes = 0;
     for (let l = 0; l < c.nLayers; l++) {
       if (inFlight && l === 1 && jobBytes > 0) {
@@ -136,7 +140,7 @@ export async function pruneModel(model: Model, calib: CalibrationSet, settings: 
       }
       // advance the stream through the pruned (sequential) or dense (parallel) layer
       const through = settings.schedule === "sequential" ? pruned : dense;
-      await runPasses(ctx, l, [through], calib.samples.map((s, i) => {
+      await runLayerPasses(exec, c, l, ctx.states, [through], calib.samples.map((s, i) => {
         const at = stream + 4 * calib.offsets[i] * c.dim;
         return { lw: 0, at, T: s.length, out: at };
       }), `layer ${l}: advancing the calibration stream`);
@@ -177,18 +181,21 @@ async function layersInFlight(
   ctx: LayerContext, st: RunState, layer0Bytes: number, settings: PruneSettings, hooks: DriverHooks,
   reports: OperatorReport[], totalOps: number,
 ): Promise<boolean> {
-  const { model, calib, stream } = ctx;
+  const { model, calib, stream, exec } = ctx;
   const { wasm, config: c } = model;
-  const par = wasm.parallel!;
   const arena = wasm.arena;
   const streamBytes = calib.totalTokens * c.dim * 4;
-  const regionBytes = Math.ceil((layer0Bytes * 1.25 + streamBytes) / 65536) * 65536;
+  // + the job's own local executor's packing scratch
+  const regionBytes = Math.ceil((layer0Bytes * 1.25 + streamBytes + (2 << 20)) / 65536) * 65536;
   const fit = Math.floor((MAX_BYTES - RESERVE_BYTES - arena.mark()) / regionBytes);
-  const slots = Math.min(par.threads, c.nLayers - 1, fit);
+  const slots = Math.min(exec.slots, c.nLayers - 1, fit);
   if (slots < 2) return false;
   const mark = arena.mark();
   try {
     const regions = Array.from({ length: slots }, () => arena.allocBytes(regionBytes));
+    // the jobs' RunStates: apart from `st`, which this thread keeps using to advance the stream meanwhile
+    const maxT = Math.max(...calib.samples.map((s) => s.length));
+    const jobStates = regions.map(() => createRunState(model, maxT, maxT));
     const free = regions.map((_, s) => s);
     const running = new Map<number, Promise<{ l: number; slot: number; out: OperatorReport[] | Error }>>();
     const finished = new Map<number, { reports: OperatorReport[]; resumed: boolean }>();
@@ -213,7 +220,7 @@ async function layersInFlight(
       }
       return weights;
     };
-    const advance = (l: number) => layerPasses(wasm, c, l, st, [model.weights.layers[l]], calib.samples.map((s, i) => {
+    const advance = (l: number) => layerPassesOn(wasm, c, l, st, [model.weights.layers[l]], calib.samples.map((s, i) => {
       const at = stream + 4 * calib.offsets[i] * c.dim;
       return { lw: 0, at, T: s.length, out: at };
     }));
@@ -246,9 +253,9 @@ async function layersInFlight(
         prunedOf.set(l, pruned);
         const task: LayerJobTask = {
           op: "pruneLayer", config: c, l, dense: describe(dense), pruned: describe(pruned), calib, stream: base,
-          st: ctx.states[slot], settings, base: p, limit: base + regionBytes,
+          st: jobStates[slot]!, settings, base: p, limit: base + regionBytes,
         };
-        running.set(l, par.run<OperatorReport[]>("layer", task, `layer ${l} (job)`).then(
+        running.set(l, exec.run<OperatorReport[]>(task, `layer ${l} (job)`, slot).then(
           (out) => ({ l, slot, out }), (e: unknown) => ({ l, slot, out: e instanceof Error ? e : new Error(String(e)) })));
         // the next layer's input: this layer's dense output (its weights are replaced only when it is done)
         advance(l);
@@ -281,10 +288,10 @@ async function layersInFlight(
  * job's wasm (its arena bounded to the job's region, no pool); `stream` is the layer's input [N, dim].
  */
 export async function pruneLayerJob(
-  model: Model, l: number, dense: LayerWeights, pruned: LayerWeights, calib: CalibrationSet, stream: number, st: RunState,
+  model: Model, exec: Executor, l: number, dense: LayerWeights, pruned: LayerWeights, calib: CalibrationSet, stream: number, st: RunState,
   settings: PruneSettings,
 ): Promise<OperatorReport[]> {
-  const ctx: LayerContext = { model, calib, stream, states: [st] };
+  const ctx: LayerContext = { model, exec, calib, stream, states: [st] };
   return settings.errorCorrection
     ? pruneLayerCorrected(ctx, l, dense, pruned, settings, () => {})
     : pruneLayerPlain(ctx, l, dense, pruned, settings, () => {});
@@ -293,6 +300,7 @@ export async function pruneLayerJob(
 /** What every layer step needs: the model, the calibration stream, and one RunState per thread slot. */
 interface LayerContext {
   model: Model;
+  exec: Executor;
   calib: CalibrationSet;
   stream: number;
   /** RunState per pool slot (one, in this thread, without a pool) */
@@ -317,20 +325,6 @@ function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[num
   return out;
 }
 
-/** Run layer passes of samples: in this thread, or in contiguous blocks (by tokens) on the pool's slots. */
-async function runPasses(ctx: LayerContext, l: number, lws: LayerWeights[], passes: LayerPass[], what: string): Promise<void> {
-  const { model } = ctx;
-  const par = model.wasm.parallel;
-  if (!par) return layerPasses(model.wasm, model.config, l, ctx.states[0], lws, passes);
-  const blocks = shards(passes.length, par.threads, 1, (i) => passes[i].T);
-  const described = lws.map((lw) => describe(lw));
-  await par.all<number>("forward", (s) => {
-    const b = blocks[s];
-    if (!b) return undefined;
-    return { op: "layer", config: model.config, l, st: ctx.states[s], lws: described, passes: passes.slice(b[0], b[1]) } satisfies LayerPassesTask;
-  }, what);
-}
-
 /** No correction: one pass of the dense layer; each operator fitted to its own dense input. */
 async function pruneLayerPlain(
   ctx: LayerContext, l: number, dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
@@ -339,7 +333,7 @@ async function pruneLayerPlain(
   const arena = model.wasm.arena;
   const dim = model.config.dim;
   const mark = arena.mark();
-  const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(model.wasm, colsOf(dense, g.point))]));
+  const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(ctx.exec, colsOf(dense, g.point))]));
   const perToken = GROUPS.reduce((a, g) => a + colsOf(dense, g.point), 0);
   for (const [i0, i1] of sampleChunks(calib, perToken)) {
     const m = arena.mark();
@@ -348,7 +342,7 @@ async function pruneLayerPlain(
     const capBase = new Map(GROUPS.map((g) => [g.point, arena.alloc(tokens * colsOf(dense, g.point))]));
     const capOf = (point: CapturePoint, i: number) => capBase.get(point)! + 4 * (calib.offsets[i] - base) * colsOf(dense, point);
     const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
-    await runPasses(ctx, l, [dense], idx.map((i) => ({
+    await runLayerPasses(ctx.exec, model.config, l, ctx.states, [dense], idx.map((i) => ({
       lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length,
       caps: Object.fromEntries(GROUPS.map((g) => [g.point, capOf(g.point, i)])),
     })), `layer ${l}: calibration forward`);
@@ -364,7 +358,7 @@ async function pruneLayerPlain(
   for (const g of GROUPS) {
     const stats = grams.get(g.point)!.finish();
     for (const op of g.ops) {
-      const r = await solveInto(model, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(model, ctx.exec, l, op, dense[op], stats, pruned[op], settings);
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }
@@ -385,7 +379,7 @@ async function pruneLayerCorrected(
   const partial: LayerWeights = { ...dense };
   for (const g of GROUPS) {
     const cols = colsOf(dense, g.point);
-    const gram = new GramCollector(model.wasm, cols, { cross: true });
+    const gram = new GramCollector(ctx.exec, cols, { cross: true });
     for (const [i0, i1] of sampleChunks(calib, 2 * cols)) {
       const m = arena.mark();
       const base = calib.offsets[i0];
@@ -394,7 +388,7 @@ async function pruneLayerCorrected(
       const xpBase = arena.alloc(tokens * cols);
       const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
       const at = (i: number) => 4 * (calib.offsets[i] - base) * cols;
-      await runPasses(ctx, l, [dense, partial], idx.flatMap((i) => [
+      await runLayerPasses(ctx.exec, model.config, l, ctx.states, [dense, partial], idx.flatMap((i) => [
         { lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xdBase + at(i) } },
         { lw: 1, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xpBase + at(i) } },
       ]), `layer ${l}: calibration forward (dense and pruned) for ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
@@ -404,7 +398,7 @@ async function pruneLayerCorrected(
     }
     const stats = gram.finish();
     for (const op of g.ops) {
-      const r = await solveInto(model, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(model, ctx.exec, l, op, dense[op], stats, pruned[op], settings);
       partial[op] = pruned[op];
       out.push(r);
       done({ ...r, index: out.length - 1 });
@@ -416,7 +410,7 @@ async function pruneLayerCorrected(
 
 /** Solve one operator and copy its pruned weights into `into` (allocated before the Gram statistics). */
 async function solveInto(
-  model: Model, l: number, op: LinearOp, w0: Tensor, stats: GramStats, into: Tensor, settings: PruneSettings,
+  model: Model, exec: Executor, l: number, op: LinearOp, w0: Tensor, stats: GramStats, into: Tensor, settings: PruneSettings,
 ): Promise<OperatorReport> {
   const [rows, cols] = w0.shape;
   const wasm = model.wasm;
@@ -424,15 +418,15 @@ async function solveInto(
   const m = wasm.arena.mark();
   try {
     const t0 = performance.now();
-    const problem = await problemFromGramAsync(wasm, w0.ptr, rows, stats);
-    const { W, stats: s } = await METHODS[settings.method].prune(wasm, problem, settings.pattern, settings.methodOptions);
+    const problem = await problemFromGram(exec, w0.ptr, rows, stats);
+    const { W, stats: s } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
     into.data.set(wasm.arena.f32(W, rows * cols));
     const seconds = (performance.now() - t0) / 1000;
     return { layer: l, op, name, rows, cols, ...s, seconds };
   } catch (e) {
     if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
     // in a layer job (no pool of its own) any failure is named here: the main thread only knows the layer
-    if (!wasm.parallel && e instanceof Error && (wasm.arena as { limit?: number }).limit !== undefined) {
+    if (e instanceof Error && (wasm.arena as { limit?: number }).limit !== undefined) {
       e.message = `${name} (${settings.method}): ${e.message}`;
     }
     throw e;

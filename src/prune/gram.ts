@@ -1,16 +1,17 @@
 /**
  * @file Calibration statistics of one linear operator, with SparseGPT's `add_batch` lifecycle:
- * `new GramCollector(wasm, cols, { cross })` → `addBatch` / `addBatchPair` per calibration batch → `finish()`
+ * `new GramCollector(exec, cols, { cross })` → `addBatches` per chunk of calibration samples → `finish()`
  * → (prune) → `free()`. Memory O(cols²): H (and with `cross`, C = X_dᵀX_p and H_d = X_dᵀX_d), never the
  * activations.
  *
  * Sums are float32, accumulated by the SIMD kernel (assembly/f32-gram.ts) in a fixed order: H gets only its
  * upper triangle per batch (a symmetric rank-T update), `finish` mirrors it and divides by n.
  */
+import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import { UsageError } from "../errors.js";
-import { gramBatches } from "../parallel/rows.js";
+import { gramBatches } from "../kernels/products.js";
 
 export interface GramStats {
   cols: number;
@@ -24,6 +25,7 @@ export interface GramStats {
 
 export class GramCollector {
   readonly cols: number;
+  private readonly exec: Executor;
   private readonly wasm: Wasm;
   private readonly mark: number;
   private readonly H: number;
@@ -33,8 +35,10 @@ export class GramCollector {
   private state: "collecting" | "finished" | "freed" = "collecting";
 
   /** Takes its blocks from the arena now; `free()` gives them back (LIFO: also frees what came after). */
-  constructor(wasm: Wasm, cols: number, opts: { cross?: boolean } = {}) {
+  constructor(exec: Executor, cols: number, opts: { cross?: boolean } = {}) {
     if (!Number.isInteger(cols) || cols < 1) throw new UsageError(`GramCollector: cols must be a positive integer, got ${cols}`);
+    const wasm = exec.wasm;
+    this.exec = exec;
     this.wasm = wasm;
     this.cols = cols;
     this.mark = wasm.arena.mark();
@@ -47,33 +51,16 @@ export class GramCollector {
     return this.n;
   }
 
-  /** X [T, cols] in the arena, seen identically by the dense and the pruned model. */
-  addBatch(x: number, T: number): void {
-    this.addBatchPair(x, x, T);
-  }
-
-  /** X_p, X_d [T, cols]: the operator's inputs in the pruned and in the dense model. */
-  addBatchPair(xp: number, xd: number, T: number): void {
-    if (this.state !== "collecting") throw new UsageError(`GramCollector: addBatch after ${this.state === "finished" ? "finish()" : "free()"}`);
-    if (T <= 0) return;
-    const k = pruneKernels(this.wasm);
-    k.f32_gram_upper(xp, this.H, T, this.cols);
-    if (this.C) {
-      k.f32_gram_cross(xd, xp, this.C, T, this.cols);
-      k.f32_gram_upper(xd, this.Hd, T, this.cols);
-    }
-    this.n += T;
-  }
-
   /**
-   * addBatchPair for each batch in order, with the rows of the sums split over `wasm.parallel`'s threads
-   * when there is a pool (every element is the same sum: bit-identical to the sequential calls).
+   * Add batches (X_p, X_d [T, cols] in the arena: the operator's inputs in the pruned and in the dense model;
+   * the same pointer twice without a cross term) in order, each one a symmetric rank-T update of H (and C, H_d),
+   * with the rows of the sums split over the executor's slots (every element is the same sum for any split).
    */
   async addBatches(batches: Array<{ xp: number; xd: number; T: number }>, what = "Gram"): Promise<void> {
     if (this.state !== "collecting") throw new UsageError(`GramCollector: addBatch after ${this.state === "finished" ? "finish()" : "free()"}`);
     const live = batches.filter((b) => b.T > 0);
     if (!this.C) for (const b of live) if (b.xd !== b.xp) throw new UsageError("GramCollector: X_d ≠ X_p needs { cross: true }");
-    await gramBatches(this.wasm, live, this.H, this.C, this.Hd, this.cols, what);
+    await gramBatches(this.exec, live, this.H, this.C, this.Hd, this.cols, what);
     for (const b of live) this.n += b.T;
   }
 

@@ -14,9 +14,10 @@
  * three large float32 numbers. Row sums are f32 (kernel), the sum over rows f64.
  */
 import type { Wasm } from "../wasm/runtime.js";
+import type { Executor } from "../exec/executor.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import type { GramStats } from "./gram.js";
-import { matmul } from "../parallel/rows.js";
+import { matmul } from "../kernels/products.js";
 
 export interface OperatorProblem {
   /** out features */
@@ -42,25 +43,26 @@ export interface OperatorProblem {
 
 /**
  * Builds a problem from arena blocks. Without `B`, B = W₀·H (no correction) and E = tr(W₀HW₀ᵀ) unless given.
- * With `B`, targetEnergy is required. Allocates B (if needed) and R₀ in the arena.
+ * With `B`, targetEnergy is required. Allocates B (if needed) and R₀ in the arena; the products split their
+ * rows over the executor's slots (bit-identical for any split).
  */
-export function createProblem(
-  wasm: Wasm,
+export async function createProblem(
+  exec: Executor,
   p: { rows: number; cols: number; W0: number; H: number; B?: number; targetEnergy?: number; nTokens?: number },
-): OperatorProblem {
-  const k = pruneKernels(wasm);
+): Promise<OperatorProblem> {
+  const wasm = exec.wasm;
   const { rows, cols, W0, H } = p;
   const a = wasm.arena;
   const nTokens = p.nTokens ?? 0;
   if (p.B === undefined) {
     const B = a.alloc(rows * cols);
-    k.f32_fista_wh(W0, H, B, rows, cols, cols);
+    await matmul(exec, W0, H, B, rows, cols, cols, "B = W₀·H");
     const E = p.targetEnergy ?? sumRowDots(wasm, W0, B, rows, cols);
     return { rows, cols, W0, H, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
   }
   if (p.targetEnergy === undefined) throw new Error("createProblem: a cross term B needs its targetEnergy");
   const R0 = a.alloc(rows * cols);
-  k.f32_fista_wh(W0, H, R0, rows, cols, cols);
+  await matmul(exec, W0, H, R0, rows, cols, cols, "W₀·H");
   const w0hw0 = sumRowDots(wasm, W0, R0, rows, cols);
   const w0b = sumRowDots(wasm, W0, p.B, rows, cols);
   const r0 = a.f32(R0, rows * cols);
@@ -71,62 +73,18 @@ export function createProblem(
 }
 
 /** The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. */
-export function problemFromGram(wasm: Wasm, W0: number, rows: number, stats: GramStats): OperatorProblem {
+export async function problemFromGram(exec: Executor, W0: number, rows: number, stats: GramStats): Promise<OperatorProblem> {
   const { cols, H, n } = stats;
-  if (!stats.cross) return createProblem(wasm, { rows, cols, W0, H, nTokens: n });
-  const k = pruneKernels(wasm);
-  const B = wasm.arena.alloc(rows * cols);
-  k.f32_fista_wh(W0, stats.cross.C, B, rows, cols, cols);
-  const targetEnergy = wasm.arena.scoped(() => {
-    const G = wasm.arena.alloc(rows * cols);
-    k.f32_fista_wh(W0, stats.cross!.Hd, G, rows, cols, cols);
-    return sumRowDots(wasm, W0, G, rows, cols);
-  });
-  return createProblem(wasm, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
-}
-
-/**
- * createProblem with its products (W₀·H) split over `wasm.parallel`'s threads when there is a pool;
- * bit-identical to createProblem.
- */
-export async function createProblemAsync(
-  wasm: Wasm,
-  p: { rows: number; cols: number; W0: number; H: number; B?: number; targetEnergy?: number; nTokens?: number },
-): Promise<OperatorProblem> {
-  const { rows, cols, W0, H } = p;
-  const a = wasm.arena;
-  const nTokens = p.nTokens ?? 0;
-  if (p.B === undefined) {
-    const B = a.alloc(rows * cols);
-    await matmul(wasm, W0, H, B, rows, cols, cols, "B = W₀·H");
-    const E = p.targetEnergy ?? sumRowDots(wasm, W0, B, rows, cols);
-    return { rows, cols, W0, H, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
-  }
-  if (p.targetEnergy === undefined) throw new Error("createProblem: a cross term B needs its targetEnergy");
-  const R0 = a.alloc(rows * cols);
-  await matmul(wasm, W0, H, R0, rows, cols, cols, "W₀·H");
-  const w0hw0 = sumRowDots(wasm, W0, R0, rows, cols);
-  const w0b = sumRowDots(wasm, W0, p.B, rows, cols);
-  const r0 = a.f32(R0, rows * cols);
-  const b = a.f32(p.B, rows * cols);
-  for (let i = 0; i < r0.length; i++) r0[i] -= b[i];
-  const f0 = w0hw0 - 2 * w0b + p.targetEnergy;
-  return { rows, cols, W0, H, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
-}
-
-/** problemFromGram with its products split over `wasm.parallel`'s threads; bit-identical to it. */
-export async function problemFromGramAsync(wasm: Wasm, W0: number, rows: number, stats: GramStats): Promise<OperatorProblem> {
-  const { cols, H, n } = stats;
-  if (!stats.cross) return createProblemAsync(wasm, { rows, cols, W0, H, nTokens: n });
-  const a = wasm.arena;
+  if (!stats.cross) return createProblem(exec, { rows, cols, W0, H, nTokens: n });
+  const a = exec.wasm.arena;
   const B = a.alloc(rows * cols);
-  await matmul(wasm, W0, stats.cross.C, B, rows, cols, cols, "B = W₀·C");
+  await matmul(exec, W0, stats.cross.C, B, rows, cols, cols, "B = W₀·C");
   const m = a.mark();
   const G = a.alloc(rows * cols);
-  await matmul(wasm, W0, stats.cross.Hd, G, rows, cols, cols, "W₀·H_d");
-  const targetEnergy = sumRowDots(wasm, W0, G, rows, cols);
+  await matmul(exec, W0, stats.cross.Hd, G, rows, cols, cols, "W₀·H_d");
+  const targetEnergy = sumRowDots(exec.wasm, W0, G, rows, cols);
   a.release(m);
-  return createProblemAsync(wasm, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
+  return createProblem(exec, { rows, cols, W0, H, B, targetEnergy, nTokens: n });
 }
 
 /** Σ_r Σ_j a[r,j]·b[r,j], rows in f32 by the kernel, summed in f64. */
@@ -142,87 +100,48 @@ export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols:
 
 /**
  * Per-row objective relative to W₀: out[r] = d_r H d_rᵀ + 2 d_r·R₀_r with d = W − W₀, so that
- * f(W) = Σ_r out[r] + f(W₀). The rows are independent, which is what per-row safeguards compare.
+ * f(W) = Σ_r out[r] + f(W₀). The rows are independent, which is what per-row safeguards compare. The product
+ * D·H splits its rows over the executor's slots.
  */
-export function rowObjectives(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Float64Array {
-  const a = wasm.arena;
-  const m = a.mark();
-  try {
-    const rb = rowObjectiveBuffers(wasm, problem, W);
-    pruneKernels(wasm).f32_fista_wh(rb.D, problem.H, rb.G, problem.rows, problem.cols, problem.cols);
-    return finishRowObjectives(wasm, problem, rb, out);
-  } finally {
-    a.release(m);
-  }
-}
-
-/** rowObjectives with the product D·H split over `wasm.parallel`'s threads; bit-identical to it. */
-export async function rowObjectivesAsync(wasm: Wasm, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
-  const a = wasm.arena;
-  const m = a.mark();
-  try {
-    const rb = rowObjectiveBuffers(wasm, problem, W);
-    await matmul(wasm, rb.D, problem.H, rb.G, problem.rows, problem.cols, problem.cols, "objective");
-    return finishRowObjectives(wasm, problem, rb, out);
-  } finally {
-    a.release(m);
-  }
-}
-
-interface RowObjectiveBuffers {
-  /** (rows, cols) W − W₀ */ D: number;
-  /** (rows, cols) D·H, then + 2R₀ */ G: number;
-  /** (rows) */ dots: number;
-}
-
-/** Arena blocks of a row-objective evaluation (caller releases them), with D = W − W₀ filled in. */
-function rowObjectiveBuffers(wasm: Wasm, problem: OperatorProblem, W: number): RowObjectiveBuffers {
-  const a = wasm.arena;
-  const n = problem.rows * problem.cols;
-  const D = a.alloc(n);
-  const G = a.alloc(n);
-  const dots = a.alloc(problem.rows);
-  const d = a.f32(D, n);
-  const w = a.f32(W, n);
-  const w0 = a.f32(problem.W0, n);
-  for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
-  return { D, G, dots };
-}
-
-/** out[r] = d_r·(G_r + 2R₀_r) once G = D·H is in place. */
-function finishRowObjectives(wasm: Wasm, problem: OperatorProblem, rb: RowObjectiveBuffers, out: Float64Array): Float64Array {
+export async function rowObjectives(exec: Executor, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
+  const wasm = exec.wasm;
   const { rows, cols } = problem;
   const a = wasm.arena;
   const n = rows * cols;
-  if (problem.corrected) {
-    const g = a.f32(rb.G, n);
-    const r0 = a.f32(problem.R0, n);
-    for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
+  const m = a.mark();
+  try {
+    const D = a.alloc(n);
+    const G = a.alloc(n);
+    const dots = a.alloc(rows);
+    const d = a.f32(D, n);
+    const w = a.f32(W, n);
+    const w0 = a.f32(problem.W0, n);
+    for (let i = 0; i < n; i++) d[i] = w[i] - w0[i];
+    await matmul(exec, D, problem.H, G, rows, cols, cols, "objective");
+    if (problem.corrected) {
+      const g = a.f32(G, n);
+      const r0 = a.f32(problem.R0, n);
+      for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
+    }
+    pruneKernels(wasm).f32_row_dot(D, G, dots, rows, cols);
+    const dv = a.f32(dots, rows);
+    for (let r = 0; r < rows; r++) out[r] = dv[r];
+    return out;
+  } finally {
+    a.release(m);
   }
-  pruneKernels(wasm).f32_row_dot(rb.D, rb.G, rb.dots, rows, cols);
-  const dv = a.f32(rb.dots, rows);
-  for (let r = 0; r < rows; r++) out[r] = dv[r];
-  return out;
-}
-
-/** relativeError with the products split over `wasm.parallel`'s threads. */
-export async function relativeErrorAsync(wasm: Wasm, problem: OperatorProblem, W: number): Promise<number> {
-  if (!(problem.targetEnergy > 0)) return 0;
-  let s = problem.f0;
-  for (const v of await rowObjectivesAsync(wasm, problem, W)) s += v;
-  return Math.max(s, 0) / problem.targetEnergy;
 }
 
 /** f(W) = ‖W X_p − W₀ X_d‖²/n (clamped at 0 against rounding). */
-export function objective(wasm: Wasm, problem: OperatorProblem, W: number): number {
+export async function objective(exec: Executor, problem: OperatorProblem, W: number): Promise<number> {
   let s = problem.f0;
-  for (const v of rowObjectives(wasm, problem, W)) s += v;
+  for (const v of await rowObjectives(exec, problem, W)) s += v;
   return Math.max(s, 0);
 }
 
 /** f(W) / E: the relative reconstruction error ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖². */
-export function relativeError(wasm: Wasm, problem: OperatorProblem, W: number): number {
-  return problem.targetEnergy > 0 ? objective(wasm, problem, W) / problem.targetEnergy : 0;
+export async function relativeError(exec: Executor, problem: OperatorProblem, W: number): Promise<number> {
+  return problem.targetEnergy > 0 ? (await objective(exec, problem, W)) / problem.targetEnergy : 0;
 }
 
 /** The fraction of exact zeros of W [rows, cols]. */

@@ -11,7 +11,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { OutputExistsError, UsageError } from "../errors.js";
-import { perplexityAsync, type PerplexityResult } from "../eval/perplexity.js";
+import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import type { Executor } from "../exec/executor.js";
 import { paragraphSequences } from "../eval/text.js";
 import { saveHF, saveLlama2c } from "../model/save.js";
 import type { DType, Model } from "../model/types.js";
@@ -24,6 +25,8 @@ export const REPORT_FILE = "pruning.json";
 
 export interface PruneJob {
   model: Model;
+  /** where the work runs (src/exec/executor.ts) */
+  exec: Executor;
   settings: PruneSettings;
   calib: { text: string; file: string; nsamples: number; seqlen: number };
   /** output directory, or a path ending in .bin for a llama2.c checkpoint */
@@ -111,14 +114,14 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = await perplexityAsync(model, evalSeqs);
+    dense = await perplexity(model, evalSeqs, job.exec);
   }
   hooks.onPhase?.("prune");
-  const operators = await pruneModel(model, calib, settings, { ...hooks, checkpoint: checkpoints });
+  const operators = await pruneModel(model, calib, settings, job.exec, { ...hooks, checkpoint: checkpoints });
   let pruned: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval pruned");
-    pruned = await perplexityAsync(model, evalSeqs);
+    pruned = await perplexity(model, evalSeqs, job.exec);
   }
 
   let params = 0;

@@ -44,8 +44,8 @@ export function activationScores(model: Model, stats: OutputStats): StructureSco
 export const activation: StructureScorer = {
   name: "activation",
   formula: "RMS over calibration tokens of the structure's contribution W_out[:, s]·F_s to the residual stream",
-  score(ctx: ScoreContext): ScoreResult {
-    const stats = outputStats(ctx.model, ctx.calib);
+  async score(ctx: ScoreContext): Promise<ScoreResult> {
+    const stats = await outputStats(ctx.model, ctx.calib, ctx.exec);
     return { scores: activationScores(ctx.model, stats), details: { tokens: stats.tokens } };
   },
 };

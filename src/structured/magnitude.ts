@@ -44,7 +44,7 @@ export function magnitudeScores(model: Model): StructureScores {
 export const magnitude: StructureScorer = {
   name: "magnitude",
   formula: "‖W_s‖₂ over every weight of the structure",
-  score(ctx: ScoreContext): ScoreResult {
+  async score(ctx: ScoreContext): Promise<ScoreResult> {
     return { scores: magnitudeScores(ctx.model), details: {} };
   },
 };

@@ -67,10 +67,10 @@ export function featureMapGradient(
 export const miniLlm: StructureScorer = {
   name: "mini-llm",
   formula: "‖W_s‖₂ · RMS(W_out[:, s]·F_s) · |ĝ_s|, ĝ_s = SPSA estimate of ∂L/∂θ_s for F_s → (1+θ_s)F_s",
-  score(ctx: ScoreContext): ScoreResult {
+  async score(ctx: ScoreContext): Promise<ScoreResult> {
     const { model, calib, spsa } = ctx;
     const M = magnitudeScores(model);
-    const A = activationScores(model, outputStats(model, calib));
+    const A = activationScores(model, await outputStats(model, calib, ctx.exec));
     const t0 = performance.now();
     const g = featureMapGradient(model, calib, spsa, (k, K) => ctx.onProgress?.("spsa", k, K));
     const seconds = (performance.now() - t0) / 1000;

@@ -22,6 +22,7 @@ import { attentionBlock, createRunState, embed, kernelsOf, layerForward, mlpBloc
 import { linearName } from "../model/names.js";
 import type { LayerSizes, LayerWeights, Model, ModelConfig, Tensor } from "../model/types.js";
 import { GramCollector } from "../prune/gram.js";
+import type { Executor } from "../exec/executor.js";
 import { choleskyLower } from "../prune/linalg.js";
 import { createProblem, relativeError } from "../prune/problem.js";
 import { groupKvRows, groupQCols, groupSize, type KeepPlan } from "./structures.js";
@@ -173,9 +174,9 @@ export interface RefitReport {
  * Refit o_proj and down_proj of every layer on the calibration sequences (file header). Returns full-width
  * consumers (removed columns zero) for shrinkModel and one report per operator. The model is not changed.
  */
-export function refitConsumers(
-  model: Model, plan: KeepPlan, calib: readonly number[][], opts: { percDamp?: number; onLayer?(l: number): void } = {},
-): { wo: Float32Array[]; wDown: Float32Array[]; reports: RefitReport[] } {
+export async function refitConsumers(
+  model: Model, plan: KeepPlan, calib: readonly number[][], exec: Executor, opts: { percDamp?: number; onLayer?(l: number): void } = {},
+): Promise<{ wo: Float32Array[]; wDown: Float32Array[]; reports: RefitReport[] }> {
   const c = model.config;
   const wasm = model.wasm;
   const a = wasm.arena;
@@ -184,7 +185,8 @@ export function refitConsumers(
   const wo: Float32Array[] = [];
   const wDown: Float32Array[] = [];
   const reports: RefitReport[] = [];
-  a.scoped(() => {
+  const outer = a.mark();
+  try {
     const maxLen = Math.max(2, ...calib.map((s) => s.length));
     const st = createRunState(model, maxLen, maxLen);
     const offsets: number[] = [];
@@ -206,41 +208,46 @@ export function refitConsumers(
       const { q } = keptAttentionIndices(c, plan.groups[l]);
       const layer: LayerWeights = { ...dense, wo: masked(model, dense.wo, q), wDown: masked(model, dense.wDown, plan.channels[l]) };
 
-      const fit = (op: "wo" | "wDown", cols: number, keep: readonly number[], run: (capture: (x: number, T: number) => void) => void): Float32Array => {
+      /** `forward(i)` runs sample i up to the operator and returns its input there (T rows of `cols`). */
+      const fit = async (op: "wo" | "wDown", cols: number, keep: readonly number[], forward: (i: number) => number): Promise<Float32Array> => {
         const w0 = dense[op];
-        return a.scoped(() => {
-          const gram = new GramCollector(wasm, cols);
-          run((x, T) => gram.addBatch(x, T));
+        const m = a.mark();
+        try {
+          const gram = new GramCollector(exec, cols);
+          for (let i = 0; i < calib.length; i++) {
+            const x = forward(i);
+            await gram.addBatches([{ xp: x, xd: x, T: calib[i].length }]);
+          }
           const stats = gram.finish();
           const H = a.f32(stats.H, cols * cols);
           const { W, damp } = refitColumns(w0.data, c.dim, cols, H, keep, percDamp);
-          const problem = createProblem(wasm, { rows: c.dim, cols, W0: w0.ptr, H: stats.H, nTokens: stats.n });
-          const relErrDropped = relativeError(wasm, problem, layer[op].ptr);
+          const problem = await createProblem(exec, { rows: c.dim, cols, W0: w0.ptr, H: stats.H, nTokens: stats.n });
+          const relErrDropped = await relativeError(exec, problem, layer[op].ptr);
           layer[op].data.set(W);
-          const relErrRefit = relativeError(wasm, problem, layer[op].ptr);
+          const relErrRefit = await relativeError(exec, problem, layer[op].ptr);
           reports.push({ layer: l, op, name: linearName(l, op), rows: c.dim, cols, kept: keep.length, relErrDropped, relErrRefit, damp });
           return W;
-        });
+        } finally {
+          a.release(m);
+        }
       };
-      wo.push(
-        fit("wo", qDim, q, (cap) =>
-          calib.forEach((s, i) => {
-            copy(stream + 4 * offsets[i] * c.dim, st.x, s.length * c.dim);
-            attentionBlock(model, st, layer, l, s.length, 0, (point, x, T) => point === "o" && cap(x, T));
-          }),
-        ),
-      );
-      wDown.push(
-        fit("wDown", hid, plan.channels[l], (cap) =>
-          calib.forEach((s, i) => {
-            const T = s.length;
-            copy(stream + 4 * offsets[i] * c.dim, st.x, T * c.dim);
-            attentionBlock(model, st, layer, l, T, 0);
-            k.f32_add(st.x, st.out, st.x, T * c.dim);
-            mlpBlock(model, st, layer, T, (point, x, TT) => point === "down" && cap(x, TT));
-          }),
-        ),
-      );
+      let captured = 0;
+      const capture = (want: "o" | "down") => (point: string, x: number) => {
+        if (point === want) captured = x;
+      };
+      wo.push(await fit("wo", qDim, q, (i) => {
+        copy(stream + 4 * offsets[i] * c.dim, st.x, calib[i].length * c.dim);
+        attentionBlock(model, st, layer, l, calib[i].length, 0, capture("o"));
+        return captured;
+      }));
+      wDown.push(await fit("wDown", hid, plan.channels[l], (i) => {
+        const T = calib[i].length;
+        copy(stream + 4 * offsets[i] * c.dim, st.x, T * c.dim);
+        attentionBlock(model, st, layer, l, T, 0);
+        k.f32_add(st.x, st.out, st.x, T * c.dim);
+        mlpBlock(model, st, layer, T, capture("down"));
+        return captured;
+      }));
       calib.forEach((s, i) => {
         const at = stream + 4 * offsets[i] * c.dim;
         copy(at, st.x, s.length * c.dim);
@@ -249,7 +256,9 @@ export function refitConsumers(
       });
       opts.onLayer?.(l);
     }
-  });
+  } finally {
+    a.release(outer);
+  }
   return { wo, wDown, reports };
 }
 

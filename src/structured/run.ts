@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import type { Executor } from "../exec/executor.js";
 import { paragraphSequences } from "../eval/text.js";
 import { namedTensors } from "../model/names.js";
 import { saveHF, saveLlama2c } from "../model/save.js";
@@ -23,6 +24,8 @@ import { planNonuniform, planUniform, removalCounts, type KeepPlan, type Removal
 
 export interface StructuredJob {
   model: Model;
+  /** where the work runs (src/exec/executor.ts; the model's instance) */
+  exec: Executor;
   method: StructuredMethod;
   ratios: RemovalCounts;
   nonuniform: boolean;
@@ -99,8 +102,8 @@ export function checkStructuredJob(job: Pick<StructuredJob, "model" | "ratios" |
   return counts;
 }
 
-export function runStructured(job: StructuredJob, hooks: { onPhase?(phase: string): void; onProgress?(what: string, done: number, total: number): void } = {}): StructuredSummary {
-  const { model } = job;
+export async function runStructured(job: StructuredJob, hooks: { onPhase?(phase: string): void; onProgress?(what: string, done: number, total: number): void } = {}): Promise<StructuredSummary> {
+  const { model, exec } = job;
   if (!model.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
   const t0 = performance.now();
   const counts = checkStructuredJob(job);
@@ -113,12 +116,12 @@ export function runStructured(job: StructuredJob, hooks: { onPhase?(phase: strin
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = perplexity(model, evalSeqs);
+    dense = await perplexity(model, evalSeqs, exec);
   }
   hooks.onPhase?.(`score ${job.method}`);
   const scorer = SCORERS[job.method];
   const ts = performance.now();
-  const { scores, details } = scorer.score({ model, calib: calib.samples, spsa: job.spsa, onProgress: hooks.onProgress });
+  const { scores, details } = await scorer.score({ model, exec, calib: calib.samples, spsa: job.spsa, onProgress: hooks.onProgress });
   const scoreSeconds = (performance.now() - ts) / 1000;
   const plan = job.nonuniform ? planNonuniform(scores, counts) : planUniform(scores, counts);
 
@@ -126,7 +129,7 @@ export function runStructured(job: StructuredJob, hooks: { onPhase?(phase: strin
   let noRefitPpl: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval without refit");
-    noRefitPpl = perplexity(noRefit, evalSeqs);
+    noRefitPpl = await perplexity(noRefit, evalSeqs, exec);
   }
   let final = noRefit;
   let refitOperators: RefitReport[] = [];
@@ -134,12 +137,12 @@ export function runStructured(job: StructuredJob, hooks: { onPhase?(phase: strin
   const tr = performance.now();
   if (job.refit) {
     hooks.onPhase?.("refit o_proj, down_proj");
-    const r = refitConsumers(model, plan, calib.samples, { onLayer: (l) => hooks.onProgress?.("refit", l + 1, model.config.nLayers) });
+    const r = await refitConsumers(model, plan, calib.samples, exec, { onLayer: (l) => hooks.onProgress?.("refit", l + 1, model.config.nLayers) });
     refitOperators = r.reports;
     final = shrinkModel(model, plan, r);
     if (evalSeqs) {
       hooks.onPhase?.("eval with refit");
-      refitPpl = perplexity(final, evalSeqs);
+      refitPpl = await perplexity(final, evalSeqs, exec);
     }
   }
   const refitSeconds = (performance.now() - tr) / 1000;

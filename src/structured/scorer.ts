@@ -3,7 +3,8 @@
  * calibration statistics of the structures' outputs that activation and mini-llm share.
  */
 import type { Model } from "../model/types.js";
-import { createRunState, embed, layerForward } from "../model/forward.js";
+import type { Executor } from "../exec/executor.js";
+import { attentionBlock, createRunState, embed, kernelsOf, mlpBlock } from "../model/forward.js";
 import { GramCollector } from "../prune/gram.js";
 import type { StructureScores } from "./structures.js";
 
@@ -21,6 +22,7 @@ export const DEFAULT_SPSA: Readonly<SpsaSettings> = Object.freeze({ directions: 
 
 export interface ScoreContext {
   model: Model;
+  exec: Executor;
   /** calibration token sequences (BOS first) */
   calib: readonly number[][];
   spsa: SpsaSettings;
@@ -37,7 +39,7 @@ export interface StructureScorer {
   name: string;
   /** one line for the report */
   formula: string;
-  score(ctx: ScoreContext): ScoreResult;
+  score(ctx: ScoreContext): Promise<ScoreResult>;
 }
 
 /** Per layer: mean over calibration tokens of a_j² for each MLP channel, and the attention-output Gram H = AᵀA/n. */
@@ -48,35 +50,48 @@ export interface OutputStats {
   tokens: number;
 }
 
-/** One pass of the model over the calibration sequences, capturing o_proj and down_proj inputs. */
-export function outputStats(model: Model, calib: readonly number[][]): OutputStats {
+/**
+ * One pass of the model over the calibration sequences, capturing o_proj and down_proj inputs (the decoder
+ * layer as layerForward runs it, block by block, so the attention output's Gram update can be awaited).
+ */
+export async function outputStats(model: Model, calib: readonly number[][], exec: Executor): Promise<OutputStats> {
   const c = model.config;
   const a = model.wasm.arena;
+  const k = kernelsOf(model.wasm);
   const layers = model.weights.layers;
-  return a.scoped(() => {
+  const mark = a.mark();
+  try {
     const maxLen = Math.max(2, ...calib.map((s) => s.length));
     const st = createRunState(model, maxLen, maxLen);
-    const grams = layers.map((lw) => new GramCollector(model.wasm, lw.wq.shape[0]));
+    const grams = layers.map((lw) => new GramCollector(exec, lw.wq.shape[0]));
     const sq = layers.map((lw) => new Float64Array(lw.wGate.shape[0]));
     let tokens = 0;
     for (const seq of calib) {
+      const T = seq.length;
       embed(model, st, seq);
       for (let l = 0; l < c.nLayers; l++) {
-        layerForward(model, st, layers[l], l, seq.length, 0, (point, x, T, cols) => {
-          if (point === "o") grams[l].addBatch(x, T);
-          else if (point === "down") {
-            const v = a.f32(x, T * cols);
-            const s = sq[l];
-            for (let t = 0; t < T; t++) for (let j = 0; j < cols; j++) s[j] += v[t * cols + j] ** 2;
-          }
+        let att = 0;
+        attentionBlock(model, st, layers[l], l, T, 0, (point, x) => {
+          if (point === "o") att = x;
         });
+        await grams[l].addBatches([{ xp: att, xd: att, T }]); // st.att holds the heads' output until the next layer
+        k.f32_add(st.x, st.out, st.x, T * c.dim);
+        mlpBlock(model, st, layers[l], T, (point, x, TT, cols) => {
+          if (point !== "down") return;
+          const v = a.f32(x, TT * cols);
+          const s = sq[l];
+          for (let t = 0; t < TT; t++) for (let j = 0; j < cols; j++) s[j] += v[t * cols + j] ** 2;
+        });
+        k.f32_add(st.x, st.out, st.x, T * c.dim);
       }
-      tokens += seq.length;
+      tokens += T;
     }
     const attGram = grams.map((g) => {
       const st2 = g.finish();
       return Float64Array.from(a.f32(st2.H, st2.cols * st2.cols));
     });
     return { channelMeanSq: sq.map((s) => s.map((v) => v / Math.max(1, tokens))), attGram, tokens };
-  });
+  } finally {
+    a.release(mark);
+  }
 }

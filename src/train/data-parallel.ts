@@ -5,16 +5,15 @@
  * The step's S = batch·accum sequences are cut into G = min(gradBlocks, S) contiguous *blocks* (a grid that
  * depends on the settings only, never on --threads). Each block's gradient starts from zero and takes its
  * sequences in order (the kernels add in a fixed order, see assembly/f32-gemm-backward.ts); the step's
- * gradient is block 0 + block 1 + … + block G−1, added in block order on the main thread. The pool gives each
- * slot a contiguous run of blocks, its own training activations (TrainState, teacher's too) and one gradient
- * buffer per block, all allocated by the main thread in the arena; a task carries pointers, the tokens of its
- * sequences and the description of the student (tensors without data views). Without a pool, blocks run one
- * after the other through one spare buffer, adding each into the step's gradient as it completes: the same
- * sums in the same order, so `--threads 1`, 2, 3 write the same model.
+ * gradient is block 0 + block 1 + … + block G−1, added in block order on the main thread. The executor gives
+ * each slot a contiguous run of blocks, its own training activations (TrainState, teacher's too) and one
+ * gradient buffer per block, all allocated by the main thread in the arena; a task carries pointers, the tokens
+ * of its sequences and the description of the student (tensors without data views). With one slot the one task
+ * runs inline: the same sums in the same order, so `--threads 1`, 2, 3 write the same model.
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Model, ModelConfig } from "../model/types.js";
-import { describe, revive, type Described } from "../parallel/forward-local.js";
+import { describe, revive, type Described } from "../model/describe.js";
 import { backwardKernels } from "./api.js";
 import { trainBackward, trainForward, type TrainState } from "./backprop.js";
 import type { Student } from "./student.js";
@@ -107,8 +106,12 @@ export interface TrainBlocksTask {
   blocks: Array<{ grad: number; seqs: Int32Array[] }>;
 }
 
-/** Worker side (./train.worker.ts): per sequence [ce, kl] of the task's blocks, in order. */
-export function trainBlocksLocal(wasm: Wasm, t: TrainBlocksTask): Float64Array {
+export const TRAIN_HANDLERS = {
+  /** Per sequence [ce, kl] of the task's blocks, in order. */
+  trainBlocks: (wasm: Wasm, t: TrainBlocksTask): Float64Array => trainBlocks(wasm, t),
+} as const;
+
+function trainBlocks(wasm: Wasm, t: TrainBlocksTask): Float64Array {
   const student = reviveStudent(wasm, t.student);
   const teacher = t.teacher && t.tts ? { st: reviveStudent(wasm, t.teacher), ts: t.tts } : undefined;
   const n = t.blocks.reduce((a, b) => a + b.seqs.length, 0);

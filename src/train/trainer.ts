@@ -16,12 +16,13 @@
  *
  * Every step's data is a function of (seed, step) (data.ts) and every sum runs in a fixed order, so a run
  * resumed from a checkpoint (state.ts) ends with the same bytes as one that never stopped. A step's gradient is
- * summed over a fixed grid of sequence blocks (data-parallel.ts), on the worker pool when the model's wasm has
- * one (`Parallel.attach` before constructing the Trainer), with the same bytes for any thread count.
+ * summed over a fixed grid of sequence blocks (data-parallel.ts) on the executor's slots (inline with one), with
+ * the same bytes for any thread count.
  */
 import { UsageError } from "../errors.js";
 import { logitsNll } from "../eval/perplexity.js";
 import type { Model } from "../model/types.js";
+import type { Executor } from "../exec/executor.js";
 import { adamwStep, createAdamW, type AdamWState } from "./adamw.js";
 import { backwardKernels } from "./api.js";
 import { createTrainState, trainBackward, trainForward, type TrainState } from "./backprop.js";
@@ -112,9 +113,9 @@ export class Trainer {
   private readonly teacherNet?: { st: Student; ts: TrainState };
   /** the step's block grid over its batch·accum sequences */
   readonly grid: Array<[number, number]>;
-  /** gradient buffer of each block (block 0: gradPtr); without a pool only [gradPtr, spare] */
+  /** gradient buffer of each block (block 0: gradPtr) */
   private readonly blockGrads: number[];
-  /** per pool slot (runs of blocks): training activations, the teacher's (slot 0 shares the trainer's own) */
+  /** per executor slot (runs of blocks): training activations, the teacher's (slot 0 shares the trainer's own) */
   private readonly slots: Array<{ ts: TrainState; tts?: TrainState; blocks: [number, number] }> = [];
   private desc?: { student: StudentDesc; teacher?: StudentDesc };
 
@@ -123,6 +124,8 @@ export class Trainer {
     readonly teacher: Model | undefined,
     readonly data: DataSource,
     readonly s: TrainSettings,
+    /** where the step's gradient blocks run (src/exec/executor.ts; its slots' buffers are taken here) */
+    readonly exec: Executor,
     evalMaxLen = 0,
   ) {
     if (s.alpha < 1 && !teacher) throw new UsageError("train: the KL term (α < 1) needs a teacher model");
@@ -145,21 +148,16 @@ export class Trainer {
     const a = model.wasm.arena;
     this.grid = blockGrid(s.batch * s.accum, s.gradBlocks);
     const G = this.grid.length;
-    const par = model.wasm.parallel;
     this.blockGrads = [this.gradPtr];
-    if (par && G > 1) {
-      for (let b = 1; b < G; b++) this.blockGrads.push(a.alloc(this.student.gradFloats));
-      slotRuns(G, par.threads).forEach((blocks, p) => {
-        if (p === 0) this.slots.push({ ts: this.ts, tts: this.teacherNet?.ts, blocks });
-        else this.slots.push({
-          ts: createTrainState(this.student, s.seqlen),
-          tts: this.teacherNet ? createTrainState(this.teacherNet.st, s.seqlen) : undefined,
-          blocks,
-        });
+    for (let b = 1; b < G; b++) this.blockGrads.push(a.alloc(this.student.gradFloats));
+    slotRuns(G, exec.slots).forEach((blocks, p) => {
+      if (p === 0) this.slots.push({ ts: this.ts, tts: this.teacherNet?.ts, blocks });
+      else this.slots.push({
+        ts: createTrainState(this.student, s.seqlen),
+        tts: this.teacherNet ? createTrainState(this.teacherNet.st, s.seqlen) : undefined,
+        blocks,
       });
-    } else if (G > 1) {
-      this.blockGrads.push(a.alloc(this.student.gradFloats));
-    }
+    });
   }
 
   /** Initial masks (and Wanda statistics, SLoRB) from the starting weights; not called on resume. */
@@ -253,36 +251,23 @@ export class Trainer {
 
   /**
    * The step's gradient (summed, into gradPtr) over its sequences, block by block of the fixed grid; per
-   * sequence [ce, kl]. On the pool: one task per slot, a contiguous run of blocks each into its own buffer, then
-   * the blocks added in block order here; without: the same blocks and the same additions, one after the other.
+   * sequence [ce, kl]. One task per slot, a contiguous run of blocks each into its own buffer (inline on this
+   * thread with one slot), then the blocks added in block order here: the same sums in the same order for any
+   * thread count.
    */
   private async stepGradients(seqs: Int32Array[]): Promise<Float64Array> {
-    const a = this.model.wasm.arena;
     const k = backwardKernels(this.model.wasm);
     const n = this.student.gradFloats;
     const L = this.lossSettings();
-    const out = new Float64Array(2 * seqs.length);
-    a.f32(this.gradPtr, n).fill(0);
-    const par = this.model.wasm.parallel;
-    if (!par || this.slots.length === 0) {
-      this.grid.forEach(([s0, s1], b) => {
-        const dst = b === 0 ? this.gradPtr : this.blockGrads[1];
-        if (b > 0) a.f32(dst, n).fill(0);
-        sequenceGrads(this.student, this.ts, this.teacherNet, seqs.slice(s0, s1), L, dst, out, s0);
-        if (b > 0) k.f32_add(this.gradPtr, dst, this.gradPtr, n);
-      });
-      return out;
-    }
     this.desc ??= { student: describeStudent(this.student), teacher: this.teacherNet ? describeStudent(this.teacherNet.st) : undefined };
     const desc = this.desc;
-    const parts = await par.all<Float64Array>("train", (p) => {
-      const slot = this.slots[p];
-      if (!slot) return undefined;
+    const parts = await this.exec.each<Float64Array>(this.slots.map((s) => s.blocks), (run, p) => {
+      const slot = this.slots[p]!;
       const blocks: TrainBlocksTask["blocks"] = [];
-      for (let b = slot.blocks[0]; b < slot.blocks[1]; b++) blocks.push({ grad: this.blockGrads[b], seqs: seqs.slice(this.grid[b][0], this.grid[b][1]) });
-      const task: TrainBlocksTask = { op: "trainBlocks", student: desc.student, teacher: desc.teacher, ts: slot.ts, tts: slot.tts, loss: L, gradFloats: n, blocks };
-      return task;
+      for (let b = run[0]; b < run[1]; b++) blocks.push({ grad: this.blockGrads[b], seqs: seqs.slice(this.grid[b][0], this.grid[b][1]) });
+      return { op: "trainBlocks", student: desc.student, teacher: desc.teacher, ts: slot.ts, tts: slot.tts, loss: L, gradFloats: n, blocks } satisfies TrainBlocksTask;
     }, `train step ${this.step + 1}`);
+    const out = new Float64Array(2 * seqs.length);
     let at = 0;
     for (const part of parts) {
       out.set(part, at);

@@ -4,7 +4,7 @@
  * The kernels (assembly/, built to build/kernels.wasm) are pure functions of pointers and sizes: they never
  * allocate. The host owns all memory through an {@link Arena} over one *shared* WebAssembly.Memory:
  *  - shared, so that views made before a `memory.grow` stay valid (a non-shared buffer is detached on grow),
- *    and so that worker threads (src/parallel) can instantiate the same module on the same memory;
+ *    and so that worker threads (src/exec, src/workers) can instantiate the same module on the same memory;
  *  - 64-byte aligned blocks, so every v128 load in a kernel is aligned and rows start on cache lines.
  *
  * A block is described by its byte offset ("pointer"); `f32(ptr, n)` gives a Float32Array view with no copy.
@@ -12,7 +12,6 @@
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WasmError } from "../errors.js";
-import type { Parallel } from "../parallel/pool.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
@@ -58,7 +57,7 @@ export function instantiate(memory: WebAssembly.Memory): KernelExports {
 
 /**
  * The instance of a worker thread on the main thread's memory. Its arena only makes views: the main thread
- * owns allocation (src/parallel/pool.ts), so any allocation here throws.
+ * owns allocation (src/exec/executor.ts), so any allocation here throws.
  */
 export function attachWasm(memory: WebAssembly.Memory): Wasm {
   const exports = instantiate(memory);
@@ -183,13 +182,11 @@ function fmtBytes(n: number): string {
   return n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
 
-/** A WASM instance together with its arena: what every compute path takes. */
+/** A WASM instance together with its arena: what every compute path takes (work is split by an Executor, src/exec). */
 export interface Wasm {
   memory: WebAssembly.Memory;
   exports: KernelExports;
   arena: Arena;
-  /** the worker pool on this memory (src/parallel/pool.ts), when running with more than one thread */
-  parallel?: Parallel;
 }
 
 /** A fresh memory, an instance on it, and an arena starting above the module's static data. */

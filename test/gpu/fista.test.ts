@@ -23,6 +23,7 @@ import { calibrationSet } from "../../src/prune/calibration.js";
 import { pruneModel } from "../../src/prune/driver.js";
 import { STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
 import { gpuOrSkip, relErr } from "./helpers.js";
+import { openExecutor } from "../../src/workers/index.js";
 
 after(async () => {
   const p = await probeGpu();
@@ -36,11 +37,12 @@ test("GpuFistaSolver runs match FistaSolver: solve, masked refit, IHT, λ bisect
   const a = wasm.arena;
   const rows = 96, cols = 160, n = rows * cols;
   const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens: 400, seed: 11, correlated: true });
-  const gc = new GramCollector(wasm, cols);
-  gc.addBatch(X, 400);
-  const problem = problemFromGram(wasm, W0, rows, gc.finish());
-  const cpu = new FistaSolver(wasm, problem);
-  const dev = new GpuFistaSolver(wasm, problem, gpu);
+  const exec = openExecutor(wasm, 1);
+  const gc = new GramCollector(exec, cols);
+  await gc.addBatches([{ xp: X, xd: X, T: 400 }]);
+  const problem = await problemFromGram(exec, W0, rows, gc.finish());
+  const cpu = new FistaSolver(exec, problem);
+  const dev = new GpuFistaSolver(exec, problem, gpu);
   cpu.setStep(60, 1234);
   dev.setStep(60, 1234);
   const lam = a.alloc(rows);
@@ -100,13 +102,14 @@ test("FISTA prune of stories260K on webgpu: WASM masks except ties, perplexity w
     const model = await loadModel(STORIES_HF);
     const tok = model.tokenizer!;
     const calib = calibrationSet(tok, fs.readFileSync(TINY_TRAIN, "utf8"), TINY_TRAIN, nsamples, 512);
+    const exec = openExecutor(model.wasm, 1);
     const t0 = performance.now();
     await pruneModel(model, calib, {
       method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true,
       methodOptions: device === "webgpu" ? { fista, fistaSolver: gpuFistaSolvers(gpu) } : { fista },
-    });
+    }, exec);
     const seconds = (performance.now() - t0) / 1000;
-    const ppl = perplexity(model, paragraphSequences(tok, fs.readFileSync(TINY_VALID, "utf8"), 100, 512)).perplexity;
+    const ppl = (await perplexity(model, paragraphSequences(tok, fs.readFileSync(TINY_VALID, "utf8"), 100, 512), exec)).perplexity;
     const weights = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
     return { ppl, weights, seconds };
   };

@@ -8,6 +8,7 @@ import { generate } from "../../src/generate/generate.ts";
 import { perplexity } from "../../src/eval/perplexity.ts";
 import { paragraphSequences } from "../../src/eval/text.ts";
 import { GREEDY_200, STORIES_BIN, STORIES_HF, TINY_VALID } from "../helpers/shared.ts";
+import { openExecutor } from "../../src/workers/index.ts";
 
 test("llama2.c .bin: greedy 200 steps reproduce run.c's text exactly", async () => {
   const model = await loadModel(STORIES_BIN);
@@ -27,8 +28,8 @@ test("eval protocol on tinystories-valid-head (300 paragraphs): .bin and HF agre
   const text = readFileSync(TINY_VALID, "utf8");
   const bin = await loadModel(STORIES_BIN);
   const hf = await loadModel(STORIES_HF);
-  const a = perplexity(bin, paragraphSequences(bin.tokenizer!, text, 300, 512));
-  const b = perplexity(hf, paragraphSequences(hf.tokenizer!, text, 300, 512));
+  const a = await perplexity(bin, paragraphSequences(bin.tokenizer!, text, 300, 512), openExecutor(bin.wasm, 1));
+  const b = await perplexity(hf, paragraphSequences(hf.tokenizer!, text, 300, 512), openExecutor(hf.wasm, 1));
   // README of stories260K: 29,256 predicted tokens, mean NLL 1.4353 nats, PPL 4.20 (independent numpy forward)
   assert.equal(a.tokens, 29256);
   assert.equal(b.tokens, 29256);

@@ -6,25 +6,27 @@ import { createWasm } from "../../src/wasm/runtime.ts";
 import { GramCollector } from "../../src/prune/gram.ts";
 import { syntheticOperator } from "../../src/prune/problem.ts";
 import { choleskyLower, choleskyUpper, choleskyWasm, dampedInverse, dampedInverseWasm, linalgKernels } from "../../src/prune/linalg.ts";
+import { openExecutor } from "../../src/workers/index.ts";
 
 const wasm = createWasm(64 << 20);
 const a = wasm.arena;
+const exec = openExecutor(wasm, 1);
 const bytes = (x: Float32Array) => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 
-function gram(n: number, seed: number, deadCols: number[] = []): number {
+async function gram(n: number, seed: number, deadCols: number[] = []): Promise<number> {
   const tokens = Math.max(8, 2 * n);
   const { X } = syntheticOperator(wasm, { rows: 1, cols: n, tokens, seed, correlated: n > 8 });
   const x = a.f32(X, tokens * n);
   for (const j of deadCols) for (let t = 0; t < tokens; t++) x[t * n + j] = 0;
-  const g = new GramCollector(wasm, n);
-  g.addBatch(X, tokens);
+  const g = new GramCollector(exec, n);
+  await g.addBatches([{ xp: X, xd: X, T: tokens }]);
   return g.finish().H;
 }
 
 test("WASM Cholesky (lower, upper) and damped inverse equal the TypeScript reference bit for bit", async () => {
   for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 64, 77, 130]) {
     const m = a.mark();
-    const H = gram(n, n, n > 6 ? [1, n - 2] : []);
+    const H = await gram(n, n, n > 6 ? [1, n - 2] : []);
     // damped inverse (dead columns included)
     const ref = new Float32Array(n * n);
     const rInfo = dampedInverse(a.f32(H, n * n).slice(), n, 0.01, new Float32Array(n * n), ref);

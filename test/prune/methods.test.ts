@@ -1,7 +1,9 @@
 // The methods against plain references on small seeded problems.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createWasm, type Wasm } from "../../src/wasm/runtime.js";
+import { createWasm } from "../../src/wasm/runtime.js";
+import { openExecutor } from "../../src/workers/index.js";
+import type { Executor } from "../../src/exec/executor.js";
 import { GramCollector } from "../../src/prune/gram.js";
 import { problemFromGram, syntheticOperator, objective, rowObjectives, type OperatorProblem } from "../../src/prune/problem.js";
 import { METHODS } from "../../src/prune/methods/index.js";
@@ -9,6 +11,7 @@ import { FistaSolver } from "../../src/prune/methods/fista.js";
 import { parsePattern, keptPerRow, type Pattern } from "../../src/prune/pattern.js";
 
 const wasm = createWasm();
+const exec = openExecutor(wasm, 1);
 const a = wasm.arena;
 /** a.scoped for async bodies (the methods are async: their products may run on worker threads). */
 async function scopedAsync<T>(fn: () => Promise<T>): Promise<T> {
@@ -20,11 +23,11 @@ async function scopedAsync<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function makeProblem(w: Wasm, rows: number, cols: number, tokens: number, seed: number, correlated = false) {
-  const { W0, X } = syntheticOperator(w, { rows, cols, tokens, seed, correlated });
-  const g = new GramCollector(w, cols);
-  g.addBatch(X, tokens);
-  const problem = problemFromGram(w, W0, rows, g.finish());
+async function makeProblem(x: Executor, rows: number, cols: number, tokens: number, seed: number, correlated = false) {
+  const { W0, X } = syntheticOperator(x.wasm, { rows, cols, tokens, seed, correlated });
+  const g = new GramCollector(x, cols);
+  await g.addBatches([{ xp: X, xd: X, T: tokens }]);
+  const problem = await problemFromGram(x, W0, rows, g.finish());
   return { problem, X };
 }
 
@@ -46,11 +49,11 @@ function maskOf(W: number, n: number): number[] {
 
 test("magnitude: exactly the reference mask (whole operator / N:M)", async () => {
   await scopedAsync(async () => {
-    const { problem } = makeProblem(wasm, 12, 16, 64, 1);
+    const { problem } = await makeProblem(exec, 12, 16, 64, 1);
     const n = 12 * 16;
     const w0 = a.f32(problem.W0, n);
     for (const [pat, size, k] of [["0.5", n, n / 2], ["0.3", n, n - Math.round(0.3 * n)], ["2:4", 4, 2], ["4:8", 8, 4]] as const) {
-      const { W, stats } = await METHODS.magnitude.prune(wasm, problem, parsePattern(pat));
+      const { W, stats } = await METHODS.magnitude.prune(exec, problem, parsePattern(pat));
       assert.deepEqual(maskOf(W, n), refMask(w0, size, k), pat);
       assert.ok(Math.abs(stats.sparsity - (1 - k / size)) < 1e-12, `${pat}: sparsity ${stats.sparsity}`);
       const w = a.f32(W, n);
@@ -62,12 +65,12 @@ test("magnitude: exactly the reference mask (whole operator / N:M)", async () =>
 test("wanda: exactly the reference mask |W|·√H_jj per row / per group", async () => {
   await scopedAsync(async () => {
     const rows = 10, cols = 24, n = rows * cols;
-    const { problem } = makeProblem(wasm, rows, cols, 50, 2, true);
+    const { problem } = await makeProblem(exec, rows, cols, 50, 2, true);
     const w0 = a.f32(problem.W0, n);
     const h = a.f32(problem.H, cols * cols);
     const s = Float32Array.from(w0, (v, i) => Math.abs(v) * Math.fround(Math.sqrt(h[(i % cols) * (cols + 1)])));
     for (const [pat, size, k] of [["0.5", cols, 12], ["0.7", cols, cols - Math.round(0.7 * cols)], ["2:4", 4, 2], ["1:4", 4, 1]] as const) {
-      const { W } = await METHODS.wanda.prune(wasm, problem, parsePattern(pat));
+      const { W } = await METHODS.wanda.prune(exec, problem, parsePattern(pat));
       assert.deepEqual(maskOf(W, n), refMask(s, size, k), pat);
     }
   });
@@ -159,10 +162,10 @@ function invert(A: Float64Array, n: number): Float64Array {
 test("sparsegpt equals a direct OBS implementation (blocks of 8 and lazy updates exercised)", async () => {
   await scopedAsync(async () => {
     const rows = 6, cols = 24, n = rows * cols;
-    const { problem } = makeProblem(wasm, rows, cols, 200, 3, true);
+    const { problem } = await makeProblem(exec, rows, cols, 200, 3, true);
     for (const pat of ["0.5", "2:4"]) {
       const pattern = parsePattern(pat);
-      const { W } = await METHODS.sparsegpt.prune(wasm, problem, pattern, { sparsegpt: { blockSize: 8 } });
+      const { W } = await METHODS.sparsegpt.prune(exec, problem, pattern, { sparsegpt: { blockSize: 8 } });
       const ref = directObs(view(problem.W0, n), view(problem.H, cols * cols), rows, cols, pattern, 8);
       const got = a.f32(W, n);
       const scale = Math.max(...Array.from(ref, Math.abs));
@@ -175,18 +178,18 @@ test("sparsegpt equals a direct OBS implementation (blocks of 8 and lazy updates
 test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", async () => {
   await scopedAsync(async () => {
     const rows = 6, cols = 20, n = rows * cols;
-    const { problem } = makeProblem(wasm, rows, cols, 400, 4);
-    const solver = new FistaSolver(wasm, problem);
+    const { problem } = await makeProblem(exec, rows, cols, 400, 4);
+    const solver = new FistaSolver(exec, problem);
     solver.setStep(100, 1);
     const lamVal = 0.05;
     const lam = a.put(new Float32Array(rows).fill(lamVal));
-    const F = (W: number) => objective(wasm, problem, W) + lamVal * a.f32(W, n).reduce((s, v) => s + Math.abs(v), 0);
+    const F = async (W: number) => (await objective(exec, problem, W)) + lamVal * a.f32(W, n).reduce((s, v) => s + Math.abs(v), 0);
     const W = a.alloc(n);
     a.f32(W, n).set(a.f32(problem.W0, n));
-    const trace = [F(W)];
+    const trace = [await F(W)];
     for (const iters of [5, 20, 100, 600]) {
       await solver.solve(W, W, lam, 0, iters);
-      trace.push(F(W));
+      trace.push(await F(W));
     }
     for (let i = 1; i < trace.length; i++) assert.ok(trace[i] <= trace[i - 1] + 1e-7, `objective rose: ${trace}`);
     // KKT on ∇ = 2(WH − B), in float64
@@ -210,8 +213,8 @@ test("FISTA at a fixed λ: lasso optimality (KKT) and a decreasing objective", a
 test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 2:4, 4:8)", async () => {
   await scopedAsync(async () => {
     const rows = 16, cols = 32, n = rows * cols;
-    const { problem } = makeProblem(wasm, rows, cols, 300, 5, true);
-    const solver = new FistaSolver(wasm, problem);
+    const { problem } = await makeProblem(exec, rows, cols, 300, 5, true);
+    const solver = new FistaSolver(exec, problem);
     solver.setStep(60, 1);
     const keep = keptPerRow(parsePattern("0.5"), cols);
     const W = a.alloc(n);
@@ -220,7 +223,7 @@ test("λ bisection reaches the per-row target; the final pattern is exact (0.5, 
     for (let r = 0; r < rows; r++) assert.ok(Math.abs(nnz[r] - keep) <= 3, `row ${r}: ${nnz[r]} nonzeros, target ${keep}`);
     for (const pat of ["0.5", "2:4", "4:8"]) {
       const pattern = parsePattern(pat);
-      const { W: Wf, stats } = await METHODS.fista.prune(wasm, problem, pattern);
+      const { W: Wf, stats } = await METHODS.fista.prune(exec, problem, pattern);
       const w = a.f32(Wf, n);
       assert.equal(stats.sparsity, 0.5, pat);
       if (pattern.kind === "nm") {
@@ -241,10 +244,10 @@ test("error correction: cross term, target energy and objective equal direct com
     const { X: Xp } = syntheticOperator(wasm, { rows: 1, cols, tokens: T, seed: 7 });
     const xp0 = a.f32(Xp, T * cols), xd0 = a.f32(Xd, T * cols);
     for (let i = 0; i < T * cols; i++) xp0[i] = 0.8 * xd0[i] + 0.3 * xp0[i]; // pruned inputs ≈ dense ones
-    const g = new GramCollector(wasm, cols, { cross: true });
-    g.addBatchPair(Xp, Xd, 40); // two batches
-    g.addBatchPair(Xp + 4 * 40 * cols, Xd + 4 * 40 * cols, T - 40);
-    const problem = problemFromGram(wasm, W0, rows, g.finish());
+    const g = new GramCollector(exec, cols, { cross: true });
+    await g.addBatches([{ xp: Xp, xd: Xd, T: 40 }]); // two batches
+    await g.addBatches([{ xp: Xp + 4 * 40 * cols, xd: Xd + 4 * 40 * cols, T: T - 40 }]);
+    const problem = await problemFromGram(exec, W0, rows, g.finish());
     const w0 = view(W0, rows * cols), xp = view(Xp, T * cols), xd = view(Xd, T * cols);
     const out = (W: Float64Array, X: Float64Array) => {
       const Y = new Float64Array(T * rows);
@@ -267,7 +270,7 @@ test("error correction: cross term, target energy and objective equal direct com
     }
     assert.equal(problem.corrected, true);
     for (const m of ["magnitude", "sparsegpt", "fista"] as const) {
-      const { W, stats } = await METHODS[m].prune(wasm, problem, parsePattern("0.5"));
+      const { W, stats } = await METHODS[m].prune(exec, problem, parsePattern("0.5"));
       const Yp = out(view(W, rows * cols), xp);
       const f = Yp.reduce((s, v, i) => s + (v - Yd[i]) ** 2, 0) / T;
       assert.ok(Math.abs(stats.relErr - f / E) <= 1e-4, `${m}: relErr ${stats.relErr} vs direct ${f / E}`);
@@ -277,11 +280,11 @@ test("error correction: cross term, target energy and objective equal direct com
 
 test("correlated 64×128 problem: FISTA ≤ its warm starts (safeguard), SparseGPT/Wanda ≤ magnitude", async () => {
   await scopedAsync(async () => {
-    const { problem } = makeProblem(wasm, 64, 128, 1024, 7, true);
+    const { problem } = await makeProblem(exec, 64, 128, 1024, 7, true);
     for (const pat of ["0.5", "2:4"]) {
       const rel: Record<string, number> = {};
       for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
-        rel[m] = await scopedAsync(async () => (await METHODS[m].prune(wasm, problem, parsePattern(pat))).stats.relErr);
+        rel[m] = await scopedAsync(async () => (await METHODS[m].prune(exec, problem, parsePattern(pat))).stats.relErr);
       }
       assert.ok(rel.fista <= rel.sparsegpt && rel.fista <= rel.wanda, `${pat}: ${JSON.stringify(rel)}`);
       assert.ok(rel.sparsegpt <= rel.magnitude && rel.wanda <= rel.magnitude, `${pat}: ${JSON.stringify(rel)}`);
@@ -295,12 +298,12 @@ test("rowObjectives sum to the objective; dead inputs are handled by every metho
     const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens: T, seed: 9 });
     const x = a.f32(X, T * cols);
     for (let t = 0; t < T; t++) x[t * cols + 3] = 0; // a dead input
-    const g = new GramCollector(wasm, cols);
-    g.addBatch(X, T);
-    const problem: OperatorProblem = problemFromGram(wasm, W0, rows, g.finish());
+    const g = new GramCollector(exec, cols);
+    await g.addBatches([{ xp: X, xd: X, T }]);
+    const problem: OperatorProblem = await problemFromGram(exec, W0, rows, g.finish());
     for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
-      const { W, stats } = await METHODS[m].prune(wasm, problem, parsePattern("2:4"));
-      const f = rowObjectives(wasm, problem, W).reduce((s, v) => s + v, 0);
+      const { W, stats } = await METHODS[m].prune(exec, problem, parsePattern("2:4"));
+      const f = (await rowObjectives(exec, problem, W)).reduce((s, v) => s + v, 0);
       assert.ok(Math.abs(f / problem.targetEnergy - stats.relErr) < 1e-9, m);
       assert.ok(Number.isFinite(stats.relErr) && stats.relErr < 1, `${m}: ${stats.relErr}`);
     }

@@ -10,7 +10,7 @@ import { sparseKernels } from "../../src/kernels/sparse-api.js";
 import { pack2of4, unpack2of4, is2of4, toFile2of4, fromFile2of4 } from "../../src/sparse/nm.js";
 import { packCsr, unpackCsr, toFileBitmask, fromFileBitmask } from "../../src/sparse/bcsr.js";
 import { canonicalZeros, countNonzeros } from "../../src/sparse/zero.js";
-import { place2of4, placeCsr } from "../../src/sparse/linear.js";
+import { place2of4, placeCsr } from "../../src/model/linear.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
 import { place, scoped, assertClose, abs } from "../kernels/util.js";
 

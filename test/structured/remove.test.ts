@@ -20,6 +20,7 @@ import { planNonuniform, planUniform, removalCounts, type KeepPlan } from "../..
 import { SCORERS } from "../../src/structured/methods.ts";
 import { modelSizes } from "../../src/structured/run.ts";
 import { mulberry32 } from "../helpers/random.ts";
+import { openExecutor } from "../../src/workers/index.ts";
 
 const CFG: ModelConfig = {
   architecture: "llama", dim: 32, hiddenDim: 40, nLayers: 3, nHeads: 8, nKvHeads: 4, headDim: 8, vocabSize: 259,
@@ -134,7 +135,7 @@ test("the written smaller model loads (HF layout) with fewer parameters and the 
   }
 });
 
-test("refit: normal equations hold, the error never grows, and a model refit on its own data keeps its outputs closer", () => {
+test("refit: normal equations hold, the error never grows, and a model refit on its own data keeps its outputs closer", async () => {
   const r = mulberry32(4);
   const rows = 5;
   const cols = 9;
@@ -158,7 +159,7 @@ test("refit: normal equations hold, the error never grows, and a model refit on 
   }
   const model = randomLlama(CFG, 21);
   const plan = randomPlan(CFG, 2, () => 12, () => 1);
-  const fit = refitConsumers(model, plan, SEQS);
+  const fit = await refitConsumers(model, plan, SEQS, openExecutor(model.wasm, 1));
   assert.equal(fit.reports.length, 2 * CFG.nLayers);
   for (const rep of fit.reports) assert.ok(rep.relErrRefit <= rep.relErrDropped + 1e-6, `${rep.name}: ${rep.relErrRefit} > ${rep.relErrDropped}`);
   const dense = hookedLossOf(model);
@@ -169,10 +170,11 @@ function hookedLossOf(m: Model): number {
   return m.wasm.arena.scoped(() => hookedLoss(m, lossState(m, SEQS), SEQS));
 }
 
-test("scores: every method gives one finite score per structure; plans remove the lowest", () => {
+test("scores: every method gives one finite score per structure; plans remove the lowest", async () => {
   const model = randomLlama(CFG, 8);
+  const exec = openExecutor(model.wasm, 1);
   for (const name of ["magnitude", "activation", "mini-llm"] as const) {
-    const { scores } = SCORERS[name].score({ model, calib: SEQS, spsa: { directions: 4, eps: 1e-2, seed: 1, batchSize: 2 } });
+    const { scores } = await SCORERS[name].score({ model, exec, calib: SEQS, spsa: { directions: 4, eps: 1e-2, seed: 1, batchSize: 2 } });
     assert.equal(scores.channels.length, CFG.nLayers);
     for (const s of [...scores.channels, ...scores.groups]) assert.ok(s.every((v) => Number.isFinite(v) && v >= 0), name);
     const counts = removalCounts(CFG, { channelsRatio: 0.25, headsRatio: 0.5 });

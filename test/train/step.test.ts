@@ -13,6 +13,7 @@ import { TextSource, TeacherSource, type DataSource } from "../../src/train/data
 import { backwardKernels } from "../../src/train/api.js";
 import { trainForward } from "../../src/train/backprop.js";
 import { mulberry32 } from "../helpers/random.js";
+import { openExecutor } from "../../src/workers/index.js";
 
 const TINY: ModelConfig = {
   architecture: "llama", dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 4, vocabSize: 19,
@@ -45,7 +46,7 @@ for (const variant of [
     const student = randomLlama(cfg, 11, wasm);
     const teacher = randomLlama(cfg, 12, wasm);
     const s = settings({ seqlen: 6, batch: 1, slorbK: variant.slorbK });
-    const tr = new Trainer(student, teacher, new RandomSource(cfg.vocabSize, s.seqlen, 3), s);
+    const tr = new Trainer(student, teacher, new RandomSource(cfg.vocabSize, s.seqlen, 3), s, openExecutor(wasm, 1));
     tr.init();
     // SLoRB and masked copies: perturb non-trivial values
     const rand = mulberry32(5);
@@ -59,7 +60,7 @@ for (const variant of [
     const seq = tr.data.sample(0);
     const T = s.seqlen;
     const teacherLogits = (() => {
-      const st2 = new Trainer(teacher, undefined, tr.data, { ...s, alpha: 1, slorbK: 0 });
+      const st2 = new Trainer(teacher, undefined, tr.data, { ...s, alpha: 1, slorbK: 0 }, openExecutor(wasm, 1));
       // the teacher runs dense: all-ones masks
       trainForward(st2.student, st2.ts, seq.subarray(0, T));
       return a.f32(st2.ts.logits, T * cfg.vocabSize).slice();
@@ -103,7 +104,7 @@ test("the training forward gives the inference forward's logits (dense masks)", 
   const { createRunState, forward } = await import("../../src/model/forward.js");
   const wasm = createWasm();
   const m = randomLlama({ ...TINY, maxSeqLen: 64 }, 21, wasm);
-  const tr = new Trainer(m, undefined, new RandomSource(TINY.vocabSize, 20, 1), settings({ alpha: 1, seqlen: 20, slorbK: 0 }));
+  const tr = new Trainer(m, undefined, new RandomSource(TINY.vocabSize, 20, 1), settings({ alpha: 1, seqlen: 20, slorbK: 0 }), openExecutor(wasm, 1));
   const seq = Array.from(tr.data.sample(0).subarray(0, 20));
   trainForward(tr.student, tr.ts, seq);
   const got = wasm.arena.f32(tr.ts.logits, 20 * TINY.vocabSize).slice();
@@ -119,7 +120,7 @@ async function run(method: "ast" | "fixed", steps: number, over: Partial<TrainSe
   const student = randomLlama(cfg, 31, wasm);
   const text = Array.from({ length: 40 }, (_, i) => `the cat ${i % 7} sat on the mat ${i % 3}. a dog ran.`).join("\n\n");
   const s = settings({ method, steps, seqlen: 24, batch: 2, lr: 1e-2, warmup: 3, decayRamp: steps, slorbK: 8, ...over });
-  const tr = new Trainer(student, teacher, new TextSource(new ByteTokenizer(), text, "toy", s.seqlen, 7), s);
+  const tr = new Trainer(student, teacher, new TextSource(new ByteTokenizer(), text, "toy", s.seqlen, 7), s, openExecutor(student.wasm, 1));
   tr.init();
   const results = [];
   for (let i = 0; i < steps; i++) results.push(await tr.trainStep());

@@ -1,6 +1,6 @@
 /** @file `wasprune compress` / `wasprune decompress`: see src/sparse/compress.ts for the layout. */
 import { loadModel } from "../../model/load.js";
-import { compressModel, decompressModel, type CompressReport } from "../../sparse/compress.js";
+import { compressModel, decompressModel, type CompressReport } from "../../model/compressed.js";
 import { fmt, humanCount, table } from "../format.js";
 
 export async function compressCommand(modelPath: string, opts: { out: string; force?: boolean; json?: boolean; tokenizer?: string }): Promise<CompressReport> {

@@ -7,7 +7,8 @@
 import { generate } from "../../generate/generate.js";
 import { inspectModel } from "../../model/inspect.js";
 import type { Model } from "../../model/types.js";
-import { closeParallel, Parallel } from "../../parallel/pool.js";
+import { openExecutor } from "../../workers/index.js";
+import type { Executor } from "../../exec/executor.js";
 import { renderInspect } from "./inspect.js";
 import { openModel } from "../open-model.js";
 import { fmt, table } from "../format.js";
@@ -46,15 +47,15 @@ export function selfText(model: Model, paragraphs: number, steps: number, seed: 
 export async function demoCommand(modelPath: string, opts: DemoOptions): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  Parallel.attach(model.wasm, opts.threads ?? 1);
+  const exec = openExecutor(model.wasm, opts.threads ?? 1);
   try {
-    return await demoRun(model, modelPath, opts, t0);
+    return await demoRun(model, exec, modelPath, opts, t0);
   } finally {
-    await closeParallel(model.wasm);
+    await exec.close();
   }
 }
 
-async function demoRun(model: Model, modelPath: string, opts: DemoOptions, t0: number): Promise<Record<string, unknown>> {
+async function demoRun(model: Model, exec: Executor, modelPath: string, opts: DemoOptions, t0: number): Promise<Record<string, unknown>> {
   const tLoad = (performance.now() - t0) / 1000;
   const report = inspectModel(model);
   const say = (s: string) => {
@@ -88,7 +89,7 @@ async function demoRun(model: Model, modelPath: string, opts: DemoOptions, t0: n
   const bar = progress("prune", grid.length, { json: opts.json, extra: "{run}" });
   let cmp: Comparison;
   try {
-    cmp = await compareSettings(model, calib, evalSeqs, grid, (done, _total, run) => bar.update(done, { run }));
+    cmp = await compareSettings(model, calib, evalSeqs, grid, exec, (done, _total, run) => bar.update(done, { run }));
   } finally {
     bar.stop();
   }

@@ -1,5 +1,6 @@
-import { perplexityAsync, type PerplexityResult } from "../../eval/perplexity.js";
-import { closeParallel, Parallel } from "../../parallel/pool.js";
+import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
+import { openExecutor } from "../../workers/index.js";
+import type { Executor } from "../../exec/executor.js";
 import { paragraphSequences, readTextFile } from "../../eval/text.js";
 import { UsageError } from "../../errors.js";
 import type { Model } from "../../model/types.js";
@@ -27,24 +28,24 @@ export async function evalCommand(modelPath: string, opts: EvalOptions): Promise
     ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, Math.min(opts.ctx, model.config.maxSeqLen))
     : undefined;
   // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
-  if (!gpu) Parallel.attach(model.wasm, opts.threads ?? 1);
-  const r = await evalModel(model, text, opts).finally(async () => {
+  const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
+  const r = await evalModel(model, text, opts, exec).finally(async () => {
     await gpu?.close();
-    await closeParallel(model.wasm);
+    await exec.close();
   });
   if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, paragraphs: opts.paragraphs ?? null, ctx: opts.ctx, ...r }, null, 2));
   else console.log(renderEval(r));
   return r;
 }
 
-/** Perplexity with a progress bar over sequences (finished on any worker); on the model's pool if it has one. */
-export async function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">): Promise<PerplexityResult> {
+/** Perplexity with a progress bar over sequences (finished on any slot of `exec`). */
+export async function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">, exec: Executor): Promise<PerplexityResult> {
   if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
   const ctx = Math.min(opts.ctx, model.config.maxSeqLen);
   const seqs = paragraphSequences(model.tokenizer, text, opts.paragraphs, ctx);
   const bar = progress("eval", seqs.length, { json: opts.json });
   try {
-    return await perplexityAsync(model, seqs, (done) => bar.update(done));
+    return await perplexity(model, seqs, exec, (done) => bar.update(done));
   } finally {
     bar.stop();
   }

@@ -1,8 +1,8 @@
 import { generate, type GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
 import { fmt } from "../format.js";
-import { closeParallel, Parallel } from "../../parallel/pool.js";
-import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../parallel/gemv.js";
+import { openExecutor } from "../../workers/index.js";
+import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../generate/gemv.js";
 import type { DeviceKind } from "../../gpu/device.js";
 
 export interface GenerateCliOptions {
@@ -13,7 +13,7 @@ export interface GenerateCliOptions {
   seed: number;
   json?: boolean;
   tokenizer?: string;
-  /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/parallel/gemv.ts), each is split by rows */
+  /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/generate/gemv.ts), each is split by rows */
   threads?: number;
   /** where linear layers run (src/gpu/offload.ts); `auto` measures them at one position */
   device?: DeviceKind;
@@ -23,15 +23,15 @@ export async function generateCommand(modelPath: string, opts: GenerateCliOption
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
   const gpu = opts.device && opts.device !== "wasm" ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, 1) : undefined;
   // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
-  if ((opts.threads ?? 1) > 1 && largestLinear(model) >= MIN_SPLIT_WEIGHTS) Parallel.attach(model.wasm, opts.threads!);
-  const helper = gemvHelper(model.wasm, model);
+  const exec = openExecutor(model.wasm, largestLinear(model) >= MIN_SPLIT_WEIGHTS ? opts.threads ?? 1 : 1);
+  const helper = gemvHelper(exec, model);
   let r: GenerateResult;
   try {
     r = generate(model, { ...opts, gemv: helper?.gemv, onText: opts.json ? undefined : (s) => process.stdout.write(s) });
   } finally {
     await gpu?.close();
     await helper?.close();
-    await closeParallel(model.wasm);
+    await exec.close();
   }
   if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...r }, null, 2));
   else {

@@ -8,6 +8,7 @@ import { readTextFile } from "../../eval/text.js";
 import { DTYPES, type DType } from "../../model/types.js";
 import { STRUCTURED_METHODS, type StructuredMethod } from "../../structured/methods.js";
 import { runStructured, type StructuredSummary } from "../../structured/run.js";
+import { openExecutor } from "../../workers/index.js";
 import { DEFAULT_SPSA } from "../../structured/scorer.js";
 import { fmt, table } from "../format.js";
 import { openModel } from "../open-model.js";
@@ -36,6 +37,8 @@ export interface PruneStructuredCliOptions {
   ctx: number;
   json?: boolean;
   tokenizer?: string;
+  /** worker threads (1 = none; the same results for any N) */
+  threads?: number;
 }
 
 const STRUCTURED_ONLY: Record<string, string> = {
@@ -95,10 +98,11 @@ export async function pruneStructuredCommand(modelPath: string, o: PruneStructur
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const text = calibText ?? selfText(model, Math.min(o.nsamples, 128), Math.min(o.seqlen, model.config.maxSeqLen), 7);
   let bar = progress("", 1, { json: o.json });
+  const exec = openExecutor(model.wasm, o.threads ?? 1);
   try {
-    const summary = runStructured(
+    const summary = await runStructured(
       {
-        model, method, ratios, nonuniform: !!o.nonuniform, refit: o.refit !== false, spsa,
+        model, exec, method, ratios, nonuniform: !!o.nonuniform, refit: o.refit !== false, spsa,
         calib: { text, file: o.calib ?? "(text sampled from the dense model, seed 7)", nsamples: o.nsamples, seqlen: o.seqlen },
         out: o.out, force: o.force, dtype: o.dtype as DType | undefined,
         evalText: evalText ? { text: evalText, file: o.eval!, paragraphs: o.evalParagraphs, ctx: o.ctx } : undefined,
@@ -119,6 +123,7 @@ export async function pruneStructuredCommand(modelPath: string, o: PruneStructur
     return summary;
   } finally {
     bar.stop();
+    await exec.close();
   }
 }
 

@@ -11,7 +11,8 @@ import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
 import { selfText } from "./demo.js";
-import { closeParallel, Parallel } from "../../parallel/pool.js";
+import { openExecutor } from "../../workers/index.js";
+import type { Executor } from "../../exec/executor.js";
 
 export interface PruneCliOptions {
   method: string;
@@ -50,9 +51,9 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
-  Parallel.attach(model.wasm, o.threads ?? 1);
+  const exec = openExecutor(model.wasm, o.threads ?? 1);
   const gpu = method === "fista" ? await selectDevice(parseDeviceKind(o.device ?? "wasm")) : undefined;
-  const summary = await pruneWithProgress(model, {
+  const summary = await pruneWithProgress(model, exec, {
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalParagraphs: o.evalParagraphs, ctx: o.ctx, json: o.json,
@@ -62,7 +63,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     },
   }).finally(() => {
     gpu?.destroy();
-    return closeParallel(model.wasm);
+    return exec.close();
   });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(renderPruneSummary(summary));
@@ -94,7 +95,7 @@ export interface PruneRunOptions {
  * Prune with a progress bar over operators (the operators finish in the main thread, so the bar counts the
  * work of every worker); without calibration text, calibrate on text the model writes itself.
  */
-export async function pruneWithProgress(model: Model, o: PruneRunOptions): Promise<PruneSummary> {
+export async function pruneWithProgress(model: Model, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
   const calibText = o.calibText ?? selfText(model, Math.min(o.nsamples, 128), Math.min(o.seqlen, model.config.maxSeqLen), 7);
   const calibFile = o.calibFile ?? "(text sampled from the dense model, seed 7)";
   const total = model.config.nLayers * 7;
@@ -103,6 +104,7 @@ export async function pruneWithProgress(model: Model, o: PruneRunOptions): Promi
     return await runPrune(
       {
         model,
+        exec,
         settings: { method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions },
         calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen },
         out: o.out,

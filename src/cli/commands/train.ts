@@ -9,7 +9,7 @@ import { UsageError } from "../../errors.js";
 import { paragraphSequences, readTextFile } from "../../eval/text.js";
 import { BUILTIN_NAME, builtinModel } from "../../model/builtin.js";
 import { loadModel } from "../../model/load.js";
-import { Parallel, closeParallel } from "../../parallel/pool.js";
+import { openExecutor } from "../../workers/index.js";
 import type { Model } from "../../model/types.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { createWasm, type Wasm } from "../../wasm/runtime.js";
@@ -130,12 +130,12 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
   const data: DataSource = dataText ? new TextSource(tok!, dataText, o.data, s.seqlen, s.seed) : new TeacherSource(teacher, s.seqlen, s.seed);
   const ctx = Math.min(o.ctx, student.config.maxSeqLen);
   const evalSeqs = evalText ? paragraphSequences(tok!, evalText, o.evalParagraphs, ctx) : undefined;
-  Parallel.attach(wasm, o.threads ?? 1); // before the Trainer, which takes the slots' buffers from the arena
+  const exec = openExecutor(wasm, o.threads ?? 1); // before the Trainer, which takes the slots' buffers from the arena
   let trainer: Trainer;
   try {
-    trainer = new Trainer(student, teacher, data, s, evalSeqs ? Math.max(...evalSeqs.map((q) => q.length)) : 0);
+    trainer = new Trainer(student, teacher, data, s, exec, evalSeqs ? Math.max(...evalSeqs.map((q) => q.length)) : 0);
   } catch (e) {
-    await closeParallel(wasm);
+    await exec.close();
     throw e;
   }
   const manifest = {
@@ -168,7 +168,7 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
     return summary;
   } finally {
     bar.stop();
-    await closeParallel(wasm);
+    await exec.close();
   }
 }
 

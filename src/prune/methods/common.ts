@@ -2,7 +2,8 @@
 import type { Wasm } from "../../wasm/runtime.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
-import { measuredSparsity, relativeErrorAsync, type OperatorProblem } from "../problem.js";
+import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
+import type { Executor } from "../../exec/executor.js";
 import type { PruneStats } from "./types.js";
 
 /**
@@ -28,11 +29,11 @@ export function checkProblem(problem: OperatorProblem, pattern: Pattern, name: s
 }
 
 export async function finishStats(
-  wasm: Wasm, problem: OperatorProblem, W: number, t0: number, extra: Record<string, number | string> = {},
+  exec: Executor, problem: OperatorProblem, W: number, t0: number, extra: Record<string, number | string> = {},
 ): Promise<PruneStats> {
   return {
-    sparsity: measuredSparsity(wasm, W, problem.rows, problem.cols),
-    relErr: await relativeErrorAsync(wasm, problem, W),
+    sparsity: measuredSparsity(exec.wasm, W, problem.rows, problem.cols),
+    relErr: await relativeError(exec, problem, W),
     seconds: (performance.now() - t0) / 1000,
     ...extra,
   };

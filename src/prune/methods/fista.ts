@@ -24,10 +24,12 @@
  * Every FISTA run splits its rows over the worker threads when there is a pool (src/parallel/rows.ts).
  */
 import type { Wasm } from "../../wasm/runtime.js";
+import type { Executor } from "../../exec/executor.js";
 import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
-import { rowObjectivesAsync, type OperatorProblem } from "../problem.js";
-import { fistaRows, matmulNt } from "../../parallel/rows.js";
+import { rowObjectives, type OperatorProblem } from "../problem.js";
+import { matmulNt } from "../../kernels/products.js";
+import { fistaRows } from "../row-tasks.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
 import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
@@ -39,14 +41,15 @@ const BASELINES = { magnitude, wanda, sparsegpt } as const;
 export const fista: PruneMethod = {
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
-  async prune(wasm, problem, pattern, opts = {}) {
+  async prune(exec, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "fista");
     const t0 = performance.now();
-    const W = wasm.arena.alloc(problem.rows * problem.cols);
-    const m = wasm.arena.mark();
-    const info = await fistaPrune(wasm, problem, pattern, W, opts);
-    wasm.arena.release(m);
-    return { W, stats: await finishStats(wasm, problem, W, t0, info) };
+    const a = exec.wasm.arena;
+    const W = a.alloc(problem.rows * problem.cols);
+    const m = a.mark();
+    const info = await fistaPrune(exec, problem, pattern, W, opts);
+    a.release(m);
+    return { W, stats: await finishStats(exec, problem, W, t0, info) };
   },
 };
 
@@ -65,13 +68,14 @@ export class FistaSolver {
   private readonly Wa: number;
   private readonly Wb: number;
   private readonly T: number;
-  /** f32_gemm_nt packing scratch of this thread (worker tasks use their slot's) */
-  private readonly pack: number;
+  readonly wasm: Wasm;
 
   constructor(
-    readonly wasm: Wasm,
+    readonly exec: Executor,
     readonly problem: OperatorProblem,
   ) {
+    const wasm = exec.wasm;
+    this.wasm = wasm;
     this.k = pruneKernels(wasm);
     this.rows = problem.rows;
     this.cols = problem.cols;
@@ -82,14 +86,14 @@ export class FistaSolver {
     this.Wa = a.alloc(this.n);
     this.Wb = a.alloc(this.n);
     this.T = a.alloc(this.rows);
-    // G = W·H by the dense f32_gemm_nt (W·Hᵀ = W·H, H symmetric) — ~35 % faster than f32_fista_wh
-    const scratch = wasm.exports.f32_gemm_nt_scratch as (...x: number[]) => number;
-    this.pack = a.allocBytes(scratch(this.rows, this.cols, this.cols));
   }
 
-  /** G = W·H (row blocks on the worker threads when there is a pool). */
+  /**
+   * G = W·H by the dense f32_gemm_nt (W·Hᵀ = W·H, H symmetric; ~35 % faster than f32_fista_wh), row blocks over
+   * the executor's slots.
+   */
   wh(W: number, G: number): Promise<void> {
-    return matmulNt(this.wasm, W, this.problem.H, G, this.rows, this.cols, this.pack, "FISTA W·H");
+    return matmulNt(this.exec, W, this.problem.H, G, this.rows, this.cols, "FISTA W·H");
   }
 
   /** λmax(H) by power iteration from a seeded random vector; sets η = 1/(2·1.02·λmax). */
@@ -128,17 +132,17 @@ export class FistaSolver {
     await this.rowBlocks("solve", start, out, lam, mask, iters);
   }
 
-  /** solve / iht on row blocks (src/parallel/rows-local.ts; one block per thread when there is a pool). */
+  /** solve / iht on row blocks (src/prune/row-tasks.ts; one block per slot when the work pays). */
   private async rowBlocks(
     mode: "solve" | "iht", start: number, out: number, lam: number, mask: number, iters: number, pattern?: Pattern,
   ): Promise<void> {
     const { rows, cols } = this;
     // a row's iterations touch only that row (and H, B): the blocks run as one task each
-    await fistaRows(this.wasm, {
+    await fistaRows(this.exec, {
       mode, rows, cols, H: this.problem.H, B: this.problem.B, Y: this.Y, G: this.G, Wa: this.Wa, Wb: this.Wb,
       T: this.T, lam, mask, start, out, iters, eta: this.eta,
       pattern: pattern && (pattern.kind === "nm" ? { kind: "nm", n: pattern.n, m: pattern.m } : { kind: "unstructured", keep: keptPerRow(pattern, cols) }),
-    }, this.pack, `FISTA ${mode}`);
+    }, `FISTA ${mode}`);
     this.iterations += iters;
   }
 
@@ -212,8 +216,9 @@ export class FistaSolver {
 }
 
 async function fistaPrune(
-  wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
+  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
 ): Promise<Record<string, number | string>> {
+  const wasm = exec.wasm;
   const o: Required<FistaOptions> = {
     lassoPath: false, bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
     warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
@@ -224,7 +229,7 @@ async function fistaPrune(
   const n = rows * cols;
   const keep = keptPerRow(pattern, cols);
 
-  const solver = opts.fistaSolver?.(wasm, problem) ?? new FistaSolver(wasm, problem);
+  const solver = opts.fistaSolver?.(exec, problem) ?? new FistaSolver(exec, problem);
   const lmax = solver.setStep(o.powerIters, o.seed);
   const lam = a.alloc(rows);
   const mask = a.alloc(n);
@@ -233,15 +238,15 @@ async function fistaPrune(
   // ---- candidates: each baseline, and the baseline refitted on its own support ----------------------
   const cands: Candidate[] = [];
   for (const name of o.warmStart) {
-    const { W: Wb } = await BASELINES[name].prune(wasm, problem, pattern, opts);
-    cands.push({ name, W: Wb, f: await rowObjectivesAsync(wasm, problem, Wb) });
+    const { W: Wb } = await BASELINES[name].prune(exec, problem, pattern, opts);
+    cands.push({ name, W: Wb, f: await rowObjectives(exec, problem, Wb) });
     const Wr = a.alloc(n);
     const wb = a.f32(Wb, n);
     const m = a.f32(mask, n);
     for (let i = 0; i < n; i++) m[i] = wb[i] !== 0 ? 1 : 0;
     a.f32(lam, rows).fill(0);
     await solver.solve(Wb, Wr, lam, mask, o.refitIters);
-    cands.push({ name: `${name}+refit`, W: Wr, f: await rowObjectivesAsync(wasm, problem, Wr) });
+    cands.push({ name: `${name}+refit`, W: Wr, f: await rowObjectives(exec, problem, Wr) });
   }
   const total = (f: Float64Array) => f.reduce((s, v) => s + v, problem.f0);
   let Wws = cands[0].W;
@@ -264,7 +269,7 @@ async function fistaPrune(
     k.f32_mask_mul(Wl, mask, Wl, n);
     a.f32(lam, rows).fill(0);
     await solver.solve(Wl, Wl, lam, mask, o.refitIters);
-    cands.push({ name: "lasso", W: Wl, f: await rowObjectivesAsync(wasm, problem, Wl) });
+    cands.push({ name: "lasso", W: Wl, f: await rowObjectives(exec, problem, Wl) });
   }
 
   // ---- safeguard -------------------------------------------------------------------------------------
@@ -285,7 +290,7 @@ async function fistaPrune(
     await solver.iht(start, Wi, lam, mask, pattern, o.ihtIters);
     a.f32(lam, rows).fill(0);
     await solver.solve(Wi, Wi, lam, mask, o.refitIters);
-    cands.push({ name: "iht", W: Wi, f: await rowObjectivesAsync(wasm, problem, Wi) });
+    cands.push({ name: "iht", W: Wi, f: await rowObjectives(exec, problem, Wi) });
   }
   const rowExact = (c: Candidate) => {
     if (pattern.kind === "nm") return true;

@@ -9,8 +9,9 @@ import type { PruneMethod } from "./types.js";
 export const magnitude: PruneMethod = {
   name: "magnitude",
   description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
-  async prune(wasm, problem, pattern) {
+  async prune(exec, problem, pattern) {
     checkProblem(problem, pattern, "magnitude");
+    const wasm = exec.wasm;
     const t0 = performance.now();
     const { rows, cols } = problem;
     const a = wasm.arena;
@@ -21,6 +22,6 @@ export const magnitude: PruneMethod = {
       selectMask(wasm, problem.W0, mask, rows, cols, pattern, "all");
       pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
-    return { W, stats: await finishStats(wasm, problem, W, t0) };
+    return { W, stats: await finishStats(exec, problem, W, t0) };
   },
 };

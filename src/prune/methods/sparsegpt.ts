@@ -14,7 +14,7 @@
  * (H + δI)⁻¹ that SparseGPT inverts anyway, i.e. W* is the ridge solution — the damping SparseGPT already
  * assumes.
  */
-import type { Wasm } from "../../wasm/runtime.js";
+import type { Executor } from "../../exec/executor.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
 import type { OperatorProblem } from "../problem.js";
@@ -22,19 +22,21 @@ import type { Pattern } from "../pattern.js";
 import { checkProblem, finishStats } from "./common.js";
 import type { PruneMethod, SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
-import { matmul, obsRows, trilGram } from "../../parallel/rows.js";
+import { matmul, trilGram } from "../../kernels/products.js";
+import { obsRows } from "../row-tasks.js";
 
 export const sparsegpt: PruneMethod = {
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
-  async prune(wasm, problem, pattern, opts = {}) {
+  async prune(exec, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "sparsegpt");
     const t0 = performance.now();
-    const W = wasm.arena.alloc(problem.rows * problem.cols);
-    const m = wasm.arena.mark();
-    const info = await fasterprune(wasm, problem, pattern, W, opts.sparsegpt ?? {});
-    wasm.arena.release(m);
-    return { W, stats: await finishStats(wasm, problem, W, t0, info) };
+    const a = exec.wasm.arena;
+    const W = a.alloc(problem.rows * problem.cols);
+    const m = a.mark();
+    const info = await fasterprune(exec, problem, pattern, W, opts.sparsegpt ?? {});
+    a.release(m);
+    return { W, stats: await finishStats(exec, problem, W, t0, info) };
   },
 };
 
@@ -42,11 +44,12 @@ export const sparsegpt: PruneMethod = {
  * Writes the pruned weights into W (rows×cols); its scratch stays allocated (the caller releases it). The
  * inverse and Cholesky factor are WASM kernels (assembly/f32-cholesky.ts, bit-identical to src/prune/linalg.ts's
  * reference); the product L⁻ᵀL⁻¹, W* = B·H⁻¹ and the OBS loop with its lazy batch updates (row blocks,
- * assembly/f32-obs.ts) run on `wasm.parallel`'s threads when there is a pool. Same bytes for any thread count.
+ * assembly/f32-obs.ts) split their rows over the executor's slots. Same bytes for any thread count.
  */
 export async function fasterprune(
-  wasm: Wasm, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
+  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
 ): Promise<{ damp: number; dead: number }> {
+  const wasm = exec.wasm;
   const k = pruneKernels(wasm);
   const a = wasm.arena;
   const { rows, cols } = problem;
@@ -55,10 +58,10 @@ export async function fasterprune(
   if (pattern.kind === "nm") blockSize = Math.max(pattern.m, Math.floor(blockSize / pattern.m) * pattern.m);
 
   const Hinv = a.alloc(cols * cols);
-  const { dead, damp } = await dampedInverseWasm(wasm, problem.H, cols, percDamp, Hinv, (M, out) => trilGram(wasm, M, cols, out));
+  const { dead, damp } = await dampedInverseWasm(wasm, problem.H, cols, percDamp, Hinv, (M, out) => trilGram(exec, M, cols, out));
 
   // the weights to prune: W₀, or W* = B·(H + δI)⁻¹ under error correction
-  if (problem.corrected) await matmul(wasm, problem.B, Hinv, W, rows, cols, cols, "W* = B·H⁻¹");
+  if (problem.corrected) await matmul(exec, problem.B, Hinv, W, rows, cols, cols, "W* = B·H⁻¹");
   else a.f32(W, rows * cols).set(a.f32(problem.W0, rows * cols));
   const w = a.f32(W, rows * cols);
   for (const j of dead) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
@@ -73,18 +76,18 @@ export async function fasterprune(
   const work = (i1: number) => rows * blockSize * (blockSize / 2 + cols - i1);
   if (pattern.kind === "nm") {
     // N:M: each row's mask is chosen inside the row's own loop; one task per row block runs every block
-    await obsRows(wasm, { ...task, n: pattern.n, m: pattern.m, from: 0 }, rows, work(0), `OBS loop (${pattern.n}:${pattern.m})`);
+    await obsRows(exec, { ...task, n: pattern.n, m: pattern.m, from: 0 }, rows, work(0), `OBS loop (${pattern.n}:${pattern.m})`);
     return { damp, dead: dead.length };
   }
   // unstructured: the block's mask is the lowest round(s·rows·count) scores over ALL rows — scores in the row
   // blocks, the selection (f32_topk_mask over the whole block, ties: lower index) here, then the updates
   const end = (i1: number) => Math.min(i1 + blockSize, cols);
-  await obsRows(wasm, { ...task, scores: [0, end(0)] }, rows, rows * end(0), "OBS scores");
+  await obsRows(exec, { ...task, scores: [0, end(0)] }, rows, rows * end(0), "OBS scores");
   for (let i1 = 0; i1 < cols; i1 += blockSize) {
     const i2 = end(i1);
     const total = rows * (i2 - i1);
     k.f32_topk_mask(S, M, 1, total, total - Math.round(pattern.sparsity * total));
-    await obsRows(wasm, { ...task, block: [i1, i2], scores: i2 < cols ? [i2, end(i2)] : undefined }, rows, work(i1), `OBS loop, columns ${i1}..${i2 - 1}`);
+    await obsRows(exec, { ...task, block: [i1, i2], scores: i2 < cols ? [i2, end(i2)] : undefined }, rows, work(i1), `OBS loop, columns ${i1}..${i2 - 1}`);
   }
   return { damp, dead: dead.length };
 }

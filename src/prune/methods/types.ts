@@ -2,7 +2,7 @@
  * @file The interface every pruning method implements (STYLE.md §6): an operator problem (weights, H,
  * cross term) and a pattern in, the pruned weights (a new arena block) and stats out.
  */
-import type { Wasm } from "../../wasm/runtime.js";
+import type { Executor } from "../../exec/executor.js";
 import type { OperatorProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
 import type { FistaSolver } from "./fista.js";
@@ -47,7 +47,7 @@ export interface PruneOptions {
   sparsegpt?: SparseGptOptions;
   fista?: FistaOptions;
   /** FISTA's per-operator solver (default: the WASM FistaSolver; src/gpu/fista.ts's for --device webgpu) */
-  fistaSolver?: (wasm: Wasm, problem: OperatorProblem) => FistaSolver;
+  fistaSolver?: (exec: Executor, problem: OperatorProblem) => FistaSolver;
 }
 
 export interface PruneStats {
@@ -69,6 +69,6 @@ export interface PruneResult {
 export interface PruneMethod {
   readonly name: MethodName;
   readonly description: string;
-  /** Async: the heavy products run on `wasm.parallel`'s worker threads when there is a pool (same result). */
-  prune(wasm: Wasm, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
+  /** The heavy products split their rows over the executor's slots (the same result for any thread count). */
+  prune(exec: Executor, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
 }

@@ -11,8 +11,9 @@ import type { PruneMethod } from "./types.js";
 export const wanda: PruneMethod = {
   name: "wanda",
   description: "|W|·‖x‖₂ per output row (unstructured), per group (N:M)",
-  async prune(wasm, problem, pattern) {
+  async prune(exec, problem, pattern) {
     checkProblem(problem, pattern, "wanda");
+    const wasm = exec.wasm;
     const t0 = performance.now();
     const { rows, cols } = problem;
     const a = wasm.arena;
@@ -24,7 +25,7 @@ export const wanda: PruneMethod = {
       selectMask(wasm, S, mask, rows, cols, pattern, "row");
       pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
-    return { W, stats: await finishStats(wasm, problem, W, t0) };
+    return { W, stats: await finishStats(exec, problem, W, t0) };
   },
 };
 

@@ -1,7 +1,7 @@
 /**
  * @file Generation's GEMV split by rows across the main thread and one worker, synchronously: the forward
  * pass is synchronous code, so a piscina task per GEMV (a message round trip through the event loop) cannot
- * be awaited inside it. Instead one long task (`gemvServe`, src/parallel/rows.worker.ts) keeps a worker
+ * be awaited inside it. Instead one long task (`gemvServe`, below) keeps a worker
  * waiting on a futex in a control block of the shared memory; the main thread posts a row block
  * (Atomics.notify), computes the other block itself and waits (Atomics.wait) for the worker's. Split points
  * are multiples of 8 rows, where f32_gemv is row-split invariant: the same tokens for any thread count.
@@ -15,7 +15,8 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Model } from "../model/types.js";
-import { WorkerError } from "./pool.js";
+import type { Executor } from "../exec/executor.js";
+import { WorkerError } from "../errors.js";
 
 /** Below this many weights a split GEMV costs more than it saves (measured, see the file comment). */
 export const MIN_SPLIT_WEIGHTS = 4 << 20;
@@ -41,18 +42,42 @@ export function largestLinear(model: Model): number {
   return best;
 }
 
+/** The long task of the helper's worker: serve GEMV row blocks posted in the control block until told to stop. */
+export interface GemvServeTask {
+  op: "gemvServe";
+  /** the control block (CTRL) */
+  ctrl: number;
+}
+
+export const GEMV_HANDLERS = {
+  gemvServe(wasm: Wasm, t: GemvServeTask): number {
+    const c = new Int32Array(wasm.memory.buffer, t.ctrl, CTRL.ints);
+    const gemv = wasm.exports.f32_gemv as (...a: number[]) => void;
+    let seen = 0;
+    for (;;) {
+      Atomics.wait(c, CTRL.seq, seen);
+      seen = Atomics.load(c, CTRL.seq);
+      if (Atomics.load(c, CTRL.stop)) return 0;
+      gemv(c[CTRL.w], c[CTRL.x], c[CTRL.y], c[CTRL.N], c[CTRL.K], 0);
+      Atomics.store(c, CTRL.done, seen);
+      Atomics.notify(c, CTRL.done);
+    }
+  },
+} as const;
+
 /**
- * A GEMV helper on `wasm.parallel` when the model's GEMVs are large enough to pay, else undefined. Allocates
- * its control block from the arena (call outside scoped blocks that end before `close`).
+ * A GEMV helper on a worker of `exec` when there is one and the model's GEMVs are large enough to pay, else
+ * undefined. Allocates its control block from the arena (call outside scoped blocks that end before `close`).
  */
-export function gemvHelper(wasm: Wasm, model: Model, minWeights = MIN_SPLIT_WEIGHTS): GemvHelper | undefined {
-  const p = wasm.parallel;
-  if (!p || largestLinear(model) < minWeights) return undefined;
+export function gemvHelper(exec: Executor, model: Model, minWeights = MIN_SPLIT_WEIGHTS): GemvHelper | undefined {
+  const wasm = exec.wasm;
+  if (exec.slots < 2 || largestLinear(model) < minWeights) return undefined;
   const ctrlPtr = wasm.arena.allocBytes(CTRL.ints * 4);
   const ctrl = new Int32Array(wasm.memory.buffer, ctrlPtr, CTRL.ints);
   ctrl.fill(0);
   let failed: unknown;
-  const serving = p.run<number>("rows", { op: "gemvServe", ctrl: ctrlPtr }, "generation GEMV helper").catch((e) => {
+  const task: GemvServeTask = { op: "gemvServe", ctrl: ctrlPtr };
+  const serving = exec.run<number>(task, "generation GEMV helper", 1).catch((e) => {
     failed = e;
     Atomics.store(ctrl, CTRL.done, -1);
     Atomics.notify(ctrl, CTRL.done);

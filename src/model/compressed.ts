@@ -29,9 +29,9 @@ import { HF_EMBED, HF_LM_HEAD, assembleWeights, hfTensorSpecs, readHFConfigFile,
 import { atomicDir, saveHF } from "../model/save.js";
 import { LINEAR_OPS, type DType, type Model, type Tensor } from "../model/types.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { is2of4, pack2of4, toFile2of4, fromFile2of4 } from "./nm.js";
-import { packCsr, toFileBitmask, fromFileBitmask } from "./bcsr.js";
-import { countNonzeros } from "./zero.js";
+import { is2of4, pack2of4, toFile2of4, fromFile2of4 } from "../sparse/nm.js";
+import { packCsr, toFileBitmask, fromFileBitmask } from "../sparse/bcsr.js";
+import { countNonzeros } from "../sparse/zero.js";
 import { place2of4, placeCsr } from "./linear.js";
 
 export const FORMAT_24 = "sparse-24-bitmask";

@@ -11,15 +11,17 @@ import os from "node:os";
 import path from "node:path";
 import { createWasm } from "../../src/wasm/runtime.ts";
 import { syntheticOperator } from "../../src/prune/problem.ts";
-import { closeParallel, Parallel, shards, WorkerError } from "../../src/parallel/pool.ts";
-import { gramBatches, matmul, matmulNt } from "../../src/parallel/rows.ts";
+import { shards, type Task } from "../../src/exec/executor.ts";
+import { WorkerError } from "../../src/errors.ts";
+import { openExecutor } from "../../src/workers/index.ts";
+import { gramBatches, matmul, matmulNt } from "../../src/kernels/products.ts";
 import { GramCollector } from "../../src/prune/gram.ts";
 import { problemFromGram } from "../../src/prune/problem.ts";
 import { METHODS } from "../../src/prune/methods/index.ts";
 import { parsePattern } from "../../src/prune/pattern.ts";
 import { randomLlama, BUILTIN_CONFIG } from "../../src/model/builtin.ts";
 import { createRunState, forward } from "../../src/model/forward.ts";
-import { gemvHelper } from "../../src/parallel/gemv.ts";
+import { gemvHelper } from "../../src/generate/gemv.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
@@ -84,11 +86,10 @@ test("row-split invariance: products and Gram sums on 2 and 3 threads equal the 
   const [rows, cols, tokens] = [203, 77, 301];
   const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 3, correlated: true });
   const H = a.alloc(cols * cols);
-  const pack = a.allocBytes(2 << 20);
   const results: Float32Array[][] = [];
   const mirror = wasm.exports.f32_sym_mirror as (h: number, n: number) => void;
   for (const threads of [1, 2, 3]) {
-    Parallel.attach(wasm, threads);
+    const exec = openExecutor(wasm, threads);
     try {
       const G = a.alloc(rows * cols);
       const Gnt = a.alloc(rows * cols);
@@ -97,16 +98,16 @@ test("row-split invariance: products and Gram sums on 2 and 3 threads equal the 
       const Hd = a.zeros(cols * cols);
       const half = Math.floor(tokens / 2);
       const xd = X + 4 * half * cols;
-      await gramBatches(wasm, [{ xp: X, xd, T: half }, { xp: X + 4 * cols, xd, T: tokens - half - 1 }], Hs, C, Hd, cols);
+      await gramBatches(exec, [{ xp: X, xd, T: half }, { xp: X + 4 * cols, xd, T: tokens - half - 1 }], Hs, C, Hd, cols);
       // the upper triangles are the sums; what lies below the diagonal before the mirror is tile-dependent
       mirror(Hs, cols);
       mirror(Hd, cols);
       a.f32(H, cols * cols).set(a.f32(Hs, cols * cols));
-      await matmul(wasm, W0, C, G, rows, cols, cols);
-      await matmulNt(wasm, W0, H, Gnt, rows, cols, pack);
+      await matmul(exec, W0, C, G, rows, cols, cols);
+      await matmulNt(exec, W0, H, Gnt, rows, cols);
       results.push([Hs, C, Hd, G, Gnt].map((p, i) => a.f32(p, i < 3 ? cols * cols : rows * cols).slice()));
     } finally {
-      await closeParallel(wasm);
+      await exec.close();
     }
   }
   const names = ["H", "C", "H_d", "W·C", "W·Hᵀ"];
@@ -122,21 +123,22 @@ test("sparsegpt's sharded OBS loop and inverse: the same bytes with 1, 2 and 3 t
   const [rows, cols, tokens] = [203, 136, 400];
   const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 5, correlated: true });
   for (let t = 0; t < tokens; t++) a.f32(X, tokens * cols)[t * cols + 7] = 0; // a dead input
-  const g = new GramCollector(wasm, cols);
-  g.addBatch(X, tokens);
-  const problem = problemFromGram(wasm, W0, rows, g.finish());
+  const setup = openExecutor(wasm, 1);
+  const g = new GramCollector(setup, cols);
+  await g.addBatches([{ xp: X, xd: X, T: tokens }]);
+  const problem = await problemFromGram(setup, W0, rows, g.finish());
   for (const pat of ["0.5", "2:4", "0.7"]) {
     const outs: Buffer[] = [];
     // repeated: the row blocks of N:M run through the column blocks at their own pace (a race would show)
     for (const threads of [1, 2, 3, 3, 2]) {
-      Parallel.attach(wasm, threads);
+      const exec = openExecutor(wasm, threads);
       try {
         const m = a.mark();
-        const { W } = await METHODS.sparsegpt.prune(wasm, problem, parsePattern(pat), { sparsegpt: { blockSize: 32 } });
+        const { W } = await METHODS.sparsegpt.prune(exec, problem, parsePattern(pat), { sparsegpt: { blockSize: 32 } });
         outs.push(Buffer.from(a.f32(W, rows * cols).slice().buffer));
         a.release(m);
       } finally {
-        await closeParallel(wasm);
+        await exec.close();
       }
     }
     outs.forEach((o, i) => assert.ok(o.equals(outs[0]), `${pat}: run ${i}`));
@@ -177,15 +179,15 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
     return Float32Array.from(out);
   });
   const one = run();
-  Parallel.attach(model.wasm, 2);
+  const exec = openExecutor(model.wasm, 2);
   try {
-    assert.equal(gemvHelper(model.wasm, model), undefined, "a 200x72 model does not pay for the split");
-    const h = gemvHelper(model.wasm, model, 0)!;
+    assert.equal(gemvHelper(exec, model), undefined, "a 200x72 model does not pay for the split");
+    const h = gemvHelper(exec, model, 0)!;
     const two = run(h.gemv);
     await h.close();
     assert.deepEqual(two, one);
   } finally {
-    await closeParallel(model.wasm);
+    await exec.close();
   }
 });
 
@@ -202,28 +204,28 @@ test("shards: contiguous, aligned, covering; weighted shards balance a triangle"
 
 test("a task that fails in a worker rejects with a WorkerError naming the work", async () => {
   const wasm = createWasm(16 << 20);
-  const p = Parallel.attach(wasm, 2)!;
+  const p = openExecutor(wasm, 2);
   try {
     // a kernel precondition fails inside the worker (negative size)
     await assert.rejects(
-      p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0 }, "layers.3.mlp.down_proj (fista)"),
+      p.run({ op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0 } as Task, "layers.3.mlp.down_proj (fista)"),
       (e: unknown) => e instanceof WorkerError && /^layers\.3\.mlp\.down_proj \(fista\): worker thread failed: .*kernel assertion failed/.test((e as Error).message),
     );
     // a thread that exits (not throws) is named too
     process.env.WASPRUNE_TEST_WORKER_EXIT = "gram";
-    const q = Parallel.attach(createWasm(16 << 20), 2)!;
+    const q = openExecutor(createWasm(16 << 20), 2);
     delete process.env.WASPRUNE_TEST_WORKER_EXIT;
     try {
       await assert.rejects(
-        q.run("rows", { op: "gram", batches: [], H: 0, C: 0, Hd: 0, cols: 0, i0: 0, i1: 0 }, "layers.1.mlp.up_proj (wanda): Gram"),
+        q.run({ op: "gram", batches: [], H: 0, C: 0, Hd: 0, cols: 0, i0: 0, i1: 0 } as Task, "layers.1.mlp.up_proj (wanda): Gram"),
         (e: unknown) => e instanceof WorkerError && /^layers\.1\.mlp\.up_proj \(wanda\): Gram: worker thread exited \(code 70\)/.test((e as Error).message),
       );
     } finally {
-      await q.destroy();
+      await q.close();
     }
     // the pool still works afterwards
-    assert.equal(await p.run("rows", { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 }, "noop"), 0);
+    assert.equal(await p.run({ op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 } as Task, "noop"), 0);
   } finally {
-    await closeParallel(wasm);
+    await p.close();
   }
 });

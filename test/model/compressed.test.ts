@@ -16,11 +16,12 @@ import { perplexity } from "../../src/eval/perplexity.js";
 import { paragraphSequences } from "../../src/eval/text.js";
 import { hfTensorSpecs } from "../../src/model/load-hf.js";
 import { OutputExistsError, UsageError } from "../../src/errors.js";
-import { compressModel, decompressModel, isCompressedDir, refuseCompressed } from "../../src/sparse/compress.js";
-import { denseWeight } from "../../src/sparse/linear.js";
+import { compressModel, decompressModel, isCompressedDir, refuseCompressed } from "../../src/model/compressed.js";
+import { denseWeight } from "../../src/model/linear.js";
 import { inspectModel } from "../../src/model/inspect.js";
 import { LINEAR_OPS, type Model, type Tensor } from "../../src/model/types.js";
 import { STORIES_HF, TINY_VALID } from "../helpers/shared.js";
+import { openExecutor } from "../../src/workers/index.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-compress-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -89,8 +90,8 @@ test("compressed stories260K: same greedy text and perplexity as the dense run; 
 
   const text = fs.readFileSync(TINY_VALID, "utf8");
   const seqs = paragraphSequences(pruned.tokenizer!, text, 12, 256);
-  const pd = perplexity(pruned, seqs).perplexity;
-  const ps = perplexity(c, seqs).perplexity;
+  const pd = (await perplexity(pruned, seqs, openExecutor(pruned.wasm, 1))).perplexity;
+  const ps = (await perplexity(c, seqs, openExecutor(c.wasm, 1))).perplexity;
   assert.ok(Math.abs(ps - pd) / pd < 1e-4, `perplexity compressed ${ps} vs dense ${pd}`);
 
   const r = inspectModel(c);

@@ -7,8 +7,8 @@ import { sparseKernels } from "../kernels/sparse-api.js";
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { WasmError } from "../errors.js";
 import type { Model, SparseWeight, Tensor } from "../model/types.js";
-import { bytes2of4, unpack2of4, type Packed24 } from "./nm.js";
-import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "./bcsr.js";
+import { bytes2of4, unpack2of4, type Packed24 } from "../sparse/nm.js";
+import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "../sparse/bcsr.js";
 
 /** y (T, N) = x (T, K) · Wᵀ for a compressed W; `scratch` of `scratchBytes` bytes (16-aligned) for the GEMMs. */
 export function sparseLinear(k: SparseKernelApi, w: SparseWeight, x: number, y: number, T: number, scratch: number, scratchBytes: number): void {

@@ -1,0 +1,106 @@
+/**
+ * @file Matrix products, Gram sums and the triangular Gram of one operator split into row blocks over an
+ * executor's slots (src/exec/executor.ts): the host side, the task types and their handlers (run on a worker
+ * thread or inline, the same code). Every task touches only its rows [r0, r1) of its outputs (its rows of H for
+ * the Gram), so tasks of one batch never write the same memory, and the split never changes a result (each row,
+ * or each Gram element, is the same sum wherever it is computed), so the thread count is free.
+ */
+import type { Executor } from "../exec/executor.js";
+import type { Wasm } from "../wasm/runtime.js";
+import { pruneKernels } from "./prune-api.js";
+import { kernels } from "./index.js";
+
+export type ProductTask =
+  /** C[r0:r1] (+)= α·op(A)[r0:r1]·B (f32_gemm_strided on a row block; pointers already offset) */
+  | {
+      op: "strided"; a: number; sai: number; sak: number; b: number; ldb: number; c: number; ldc: number;
+      M: number; N: number; K: number; alpha: number; accumulate: number;
+    }
+  /** Y = X·Wᵀ on a row block of X (f32_gemm_nt with this slot's pack scratch) */
+  | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
+  /** rows [i0, i1) of the Gram sums over the batches, in batch order */
+  | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
+  /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
+  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number };
+
+interface TrilKernels {
+  f32_tril_gram_scratch(n: number): number;
+  f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
+}
+
+/** The handlers of the product tasks. */
+export const PRODUCT_HANDLERS = {
+  strided(wasm: Wasm, t: Extract<ProductTask, { op: "strided" }>): number {
+    pruneKernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0);
+    return 0;
+  },
+  gemmNt(wasm: Wasm, t: Extract<ProductTask, { op: "gemmNt" }>): number {
+    kernels(wasm).f32_gemm_nt(t.x, t.w, t.y, t.M, t.N, t.K, 0, t.pack);
+    return 0;
+  },
+  gram(wasm: Wasm, t: Extract<ProductTask, { op: "gram" }>): number {
+    const k = pruneKernels(wasm);
+    for (const b of t.batches) {
+      k.f32_gram_upper_rows(b.xp, t.H, b.T, t.cols, t.i0, t.i1);
+      if (t.C) {
+        k.f32_gemm_strided(b.xd + 4 * t.i0, 1, t.cols, b.xp, t.cols, t.C + 4 * t.i0 * t.cols, t.cols, t.i1 - t.i0, t.cols, b.T, 1, 1, 0);
+        k.f32_gram_upper_rows(b.xd, t.Hd, b.T, t.cols, t.i0, t.i1);
+      }
+    }
+    return 0;
+  },
+  trilGram(wasm: Wasm, t: Extract<ProductTask, { op: "trilGram" }>): number {
+    (wasm.exports as unknown as TrilKernels).f32_tril_gram_rows(t.m, t.n, t.out, t.i0, t.i1, t.work);
+    return 0;
+  },
+} as const;
+
+/** C[rows, cols] = A[rows, k] · B[k, cols] (plain product, any B). */
+export async function matmul(exec: Executor, A: number, B: number, C: number, rows: number, cols: number, k: number, what = "matmul"): Promise<void> {
+  await gemmStrided(exec, A, k, B, cols, C, cols, rows, cols, k, 1, 0, what);
+}
+
+/** C[rows, :n] (+)= alpha · A[rows, :k] · B[:k, :n] with leading dimensions (SparseGPT's lazy batch update). */
+export async function gemmStrided(
+  exec: Executor, A: number, lda: number, B: number, ldb: number, C: number, ldc: number,
+  rows: number, n: number, k: number, alpha: number, accumulate: number, what = "gemm",
+): Promise<void> {
+  await exec.each(exec.split(rows, rows * n * k), ([r0, r1]) => ({
+    op: "strided", a: A + 4 * r0 * lda, sai: lda, sak: 1, b: B, ldb, c: C + 4 * r0 * ldc, ldc, M: r1 - r0, N: n, K: k, alpha, accumulate,
+  }) satisfies ProductTask, what);
+}
+
+/** G[rows, cols] = W · Hᵀ (= W·H for symmetric H) by f32_gemm_nt, each block with its slot's pack scratch. */
+export async function matmulNt(exec: Executor, W: number, H: number, G: number, rows: number, cols: number, what = "matmul"): Promise<void> {
+  await exec.each(exec.split(rows, rows * cols * cols), ([r0, r1], s) => ({
+    op: "gemmNt", x: W + 4 * r0 * cols, w: H, y: G + 4 * r0 * cols, M: r1 - r0, N: cols, K: cols, pack: exec.packs[s]!,
+  }) satisfies ProductTask, what);
+}
+
+/**
+ * The Gram sums over `batches` in order, split over the rows of H (balanced by the triangle's row lengths):
+ * H += X_pᵀX_p (upper triangle); with C: C += X_dᵀX_p and H_d += X_dᵀX_d (upper triangle).
+ */
+export async function gramBatches(
+  exec: Executor, batches: Array<{ xp: number; xd: number; T: number }>, H: number, C: number, Hd: number, cols: number, what = "Gram",
+): Promise<void> {
+  const tokens = batches.reduce((s, b) => s + b.T, 0);
+  // row i of the upper triangle has cols − i elements (the cross term a full row: + cols)
+  const blocks = exec.split(cols, tokens * cols * cols, 4, (i) => (C ? 2 * (cols - i) + cols : cols - i));
+  await exec.each(blocks, ([i0, i1]) => ({ op: "gram", batches, H, C, Hd, cols, i0, i1 }) satisfies ProductTask, what);
+}
+
+/** out = MᵀM for M (n×n) lower triangular (f32_tril_gram_rows), rows of the triangle split over the slots. */
+export async function trilGram(exec: Executor, M: number, n: number, out: number, what = "H⁻¹ = L⁻ᵀL⁻¹"): Promise<void> {
+  const a = exec.wasm.arena;
+  const f = exec.wasm.exports as unknown as TrilKernels;
+  const m = a.mark();
+  try {
+    // row i of the upper triangle costs ~ (n − i)²/2
+    const blocks = exec.split(n, (n * n * n) / 6, 4, (i) => (n - i) * (n - i));
+    const works = blocks.map(() => a.allocBytes(f.f32_tril_gram_scratch(n)));
+    await exec.each(blocks, ([i0, i1], s) => ({ op: "trilGram", m: M, n, out, i0, i1, work: works[s]! }) satisfies ProductTask, what);
+  } finally {
+    a.release(m);
+  }
+}
