@@ -11,6 +11,7 @@
  */
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { instantiateSync } from "@assemblyscript/loader";
 import { WasmError } from "../errors.js";
 
 const PAGE = 65536;
@@ -40,19 +41,47 @@ export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: Math.ceil(initialBytes / PAGE), maximum: MAX_PAGES, shared: true });
 }
 
+/**
+ * An instance of the kernels on `memory`, through @assemblyscript/loader: it reads the kernels' strings (an
+ * `assert`'s message and file, static data in linear memory even with `--runtime stub`) from the module's
+ * memory — the imported shared one, which the module re-exports — so a kernel assertion surfaces as a
+ * WasmError naming the message, the assembly file, line and column. Worker threads (attachWasm) instantiate the
+ * same way on the main thread's memory: the loader only wraps `new WebAssembly.Instance`, nothing is copied.
+ *
+ * The module itself stays compiled once per thread by plain `WebAssembly.Module` (kernelModule), which the loader
+ * accepts as is. The loader wraps every export function in a closure that sets the argument count for optional
+ * parameters; no kernel has any (the module exports no `__setArgumentsLength`), so the exports handed out are
+ * the loader's exports with each function replaced by its `.original`, the export itself: the wrapper's rest and
+ * spread cost ~10–15 ns a call (measured on a shared machine, preliminary), paid by kernels called per row.
+ */
 export function instantiate(memory: WebAssembly.Memory): KernelExports {
-  const instance = new WebAssembly.Instance(kernelModule(), {
+  let getString: ((ptr: number) => string | null) | undefined;
+  const { exports } = instantiateSync<Record<string, unknown>>(kernelModule(), {
     env: {
       memory,
-      abort(_msg: number, _file: number, line: number, col: number): never {
-        throw new WasmError(`kernel assertion failed at line ${line}:${col}`);
+      abort(msg: number, file: number, line: number, col: number): never {
+        const text = getString?.(msg);
+        const where = `${getString?.(file) ?? "kernel"}:${line}:${col}`;
+        throw new WasmError(text ? `kernel assertion failed: ${text} (${where})` : `kernel assertion failed at ${where}`);
       },
       seed(): number {
         return 0;
       },
     },
   });
-  return instance.exports as unknown as KernelExports;
+  getString = (ptr) => {
+    try {
+      return ptr ? exports.__getString(ptr) : null;
+    } catch {
+      return null; // not a string object: report the line and column alone rather than a second error
+    }
+  };
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(exports)) {
+    const original = typeof value === "function" ? (value as { original?: unknown }).original : undefined;
+    out[name] = original ?? value;
+  }
+  return out as KernelExports;
 }
 
 /**
