@@ -181,3 +181,41 @@ export function f32_sym_mirror(h: usize, n: i32): void {
     for (let j = 0; j < i; j++) store<f32>(row + (<usize>j << 2), load<f32>(h + <usize>j * ldB + (<usize>i << 2)));
   }
 }
+
+/**
+ * out[j] += Σ_t X[t, j]² for X [T, cols] row-major: the diagonal of f32_gram_upper's H += XᵀX, bit for bit (the
+ * same per-element order: per block of KC tokens a sum from 0 in token order, then added to out), at O(T·cols)
+ * instead of O(T·cols²) — the calibration statistic of Wanda (its column norms ‖x_j‖₂²).
+ */
+export function f32_col_sumsq(x: usize, out: usize, T: i32, cols: i32): void {
+  assert(T >= 0 && cols >= 0);
+  const ldB = <usize>cols << 2;
+  const c4 = cols & ~3;
+  for (let k0 = 0; k0 < T; k0 += KC) {
+    const kc = min(KC, T - k0);
+    const xk = x + <usize>k0 * ldB;
+    let j = 0;
+    for (; j < c4; j += 4) {
+      let vacc = f32x4.splat(0);
+      let p = xk + (<usize>j << 2);
+      for (let t = 0; t < kc; t++) {
+        const v = v128.load(p);
+        vacc = f32x4.add(vacc, f32x4.mul(v, v));
+        p += ldB;
+      }
+      const o = out + (<usize>j << 2);
+      v128.store(o, f32x4.add(v128.load(o), vacc));
+    }
+    for (; j < cols; j++) {
+      let acc: f32 = 0;
+      let p = xk + (<usize>j << 2);
+      for (let t = 0; t < kc; t++) {
+        const v = load<f32>(p);
+        acc += v * v;
+        p += ldB;
+      }
+      const o = out + (<usize>j << 2);
+      store<f32>(o, load<f32>(o) + acc);
+    }
+  }
+}

@@ -23,6 +23,7 @@ import { openExecutor } from "../src/workers/index.js";
 import { LINEAR_OPS, type Model, type ModelConfig } from "../src/model/types.js";
 import { compressModel, type CompressReport } from "../src/model/compressed.js";
 import { humanBytes, table } from "../src/cli/format.js";
+import { denseLinear } from "../src/model/linear.js";
 
 export interface ModelBenchSide {
   /** tokens/s of greedy decode (one position per forward) */
@@ -181,7 +182,7 @@ export async function benchModel(
     const layers = opts.layers ?? SYNTHETIC_CONFIG.nLayers;
     log(`  synthetic: building a 4096-wide ${layers}-layer LLaMA, magnitude 2:4 ...`);
     const model = randomLlama({ ...SYNTHETIC_CONFIG, nLayers: layers }, 4096, createWasm());
-    for (const lw of model.weights.layers) for (const op of LINEAR_OPS) magnitude2of4(lw[op].data);
+    for (const lw of model.weights.layers) for (const op of LINEAR_OPS) magnitude2of4(denseLinear(lw[op], op).data);
     model.source = { ...model.source, path: "synthetic-4096" };
     rows.push(await compare("synthetic 4096 (2:4 magnitude)", model, { steps: quick ? 8 : 24, seqs: 1, len: quick ? 32 : 64 }, log));
     notes.push("synthetic: lm_head (tied 32000x4096 embedding) stays dense in both models, as compress leaves it");

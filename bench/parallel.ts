@@ -25,6 +25,7 @@ import { perplexity } from "../src/eval/perplexity.js";
 import { openExecutor } from "../src/workers/index.js";
 import type { Executor } from "../src/exec/executor.js";
 import { mulberry32 } from "../src/prune/methods/fista.js";
+import { denseLinear } from "../src/model/linear.js";
 
 export interface BenchParallelRow {
   case: string;
@@ -113,7 +114,7 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
       const model = randomLlama(config, 11, createWasm(256 << 20));
       const t = await withThreads(model.wasm, runThreads, (exec) =>
         pruneModel(model, calib, { method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true, methodOptions: { fista: fistaOpts } }, exec));
-      const w = Float32Array.from(model.weights.layers.flatMap((lw) => LINEAR_OPS.flatMap((op) => Array.from(lw[op].data))));
+      const w = Float32Array.from(model.weights.layers.flatMap((lw) => LINEAR_OPS.flatMap((op) => Array.from(denseLinear(lw[op], op).data))));
       return { seconds: t.seconds, w };
     };
     let runThreads = 1;

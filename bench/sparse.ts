@@ -16,7 +16,7 @@ import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
 import { place2of4, placeCsr } from "../src/model/linear.js";
-import type { SparseWeight } from "../src/model/types.js";
+import type { CompressedLinear as SparseWeight } from "../src/model/types.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";
 

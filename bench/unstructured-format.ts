@@ -51,7 +51,7 @@ for (const [N, K] of [[4096, 4096], [3072, 768]] as [number, number][]) {
           a.u8(m, mask.length).set(mask);
           const v = a.alloc(c.vals.length + 4);
           a.f32(v, c.vals.length).set(c.vals);
-          return { rowptr: csr[0]!.format === "bcsr" ? (csr[0] as { rowptr: number }).rowptr : 0, mask: m, vals: v };
+          return { rowptr: csr[0]!.format === "csr" ? (csr[0] as { rowptr: number }).rowptr : 0, mask: m, vals: v };
         });
         const x = a.put(Float32Array.from({ length: M * K }, (_, i) => Math.sin(i)));
         const y1 = a.alloc(M * N), y2 = a.alloc(M * N), yd = a.alloc(M * N);

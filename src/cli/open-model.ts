@@ -4,13 +4,20 @@
  */
 import { builtinModel, BUILTIN_NAME } from "../model/builtin.js";
 import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
-import { loadModel } from "../model/load.js";
+import { loadModel, openStore, type StoreOptions } from "../model/load.js";
 import type { Model } from "../model/types.js";
+import { residentStore, type ModelStore } from "../model/residency.js";
 import { progress } from "./progress.js";
 
 export async function openModel(path: string, opts: { tokenizer?: string; requireTokenizer?: boolean } = {}): Promise<Model> {
   if (path === BUILTIN_NAME) return builtinModel();
   return loadModel(await resolveModelPath(path), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+}
+
+/** MODEL as a store: resident when it fits (or `builtin`), streamed a decoder layer at a time otherwise. */
+export async function openModelStore(path: string, opts: StoreOptions = {}): Promise<ModelStore> {
+  if (path === BUILTIN_NAME) return residentStore(builtinModel());
+  return openStore(await resolveModelPath(path), { ...opts, requireTokenizer: opts.requireTokenizer ?? true });
 }
 
 /** A local path for MODEL: hub references are fetched (or found in the cache) first. */

@@ -21,7 +21,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { createWasm } from "../wasm/runtime.js";
 import { gemmNT } from "../kernels/index.js";
-import type { LinearBackend, Model, Tensor } from "../model/types.js";
+import type { LinearBackend, LinearWeight, Model } from "../model/types.js";
 import { LINEAR_OPS } from "../model/types.js";
 import { GpuError, exposeLavapipe, type DeviceKind, type GpuDevice } from "./device.js";
 import { GEMM_NT } from "./kernels.js";
@@ -76,16 +76,15 @@ export interface GpuLinears extends LinearBackend {
 }
 
 /** The linear operators of `model` with the kernel each would run on the device (panel-CSR: none). */
-function deviceOps(model: Model): { ops: OffloadOp[]; tensors: Tensor[] } {
+function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[] } {
   const ops: OffloadOp[] = [];
-  const tensors: Tensor[] = [];
-  const add = (name: string, t: Tensor) => {
-    const [N, K] = t.shape;
-    const s = t.sparse;
-    if (s && s.format !== "2:4") return;
-    if (s && (s.K % 4 !== 0)) return;
+  const tensors: LinearWeight[] = [];
+  const add = (name: string, t: LinearWeight) => {
+    const [N, K] = t.shape as [number, number];
+    if (t.format === "csr") return;
+    if (t.format === "2:4" && K % 4 !== 0) return;
     const id = ops.length;
-    ops.push(s ? { id, name, N, K, format: "2:4", vals: s.vals, idx: s.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
+    ops.push(t.format === "2:4" ? { id, name, N, K, format: "2:4", vals: t.vals, idx: t.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
     tensors.push(t);
   };
   model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op) => add(`layers.${l}.${op}`, lw[op])));

@@ -42,6 +42,8 @@ export interface SafetensorsFile {
   dataStart: number;
   /** Read float tensor `name` (F32/F16/BF16) as float32 into `dst` (length = number of elements). */
   readF32Into(name: string, dst: Float32Array): void;
+  /** Read elements [first, first + dst.length) of float tensor `name` as float32 into `dst` (e.g. some rows). */
+  readF32Range(name: string, first: number, dst: Float32Array): void;
   /** The stored bytes of tensor `name` (any dtype; little endian). */
   readRaw(name: string): Uint8Array;
   close(): void;
@@ -188,31 +190,39 @@ function makeReader(
   const check = (): void => {
     if (!open) throw new UsageError(`${file}: read after close()`);
   };
+  const readRange = (name: string, first: number, dst: Float32Array): void => {
+    check();
+    const e = entry(file, header, name);
+    const n = dst.length;
+    if (!(Number.isSafeInteger(first) && first >= 0 && first + n <= numel(e.shape))) {
+      throw new UsageError(`${file}: "${name}" has ${numel(e.shape)} elements, asked for [${first}, ${first + n})`);
+    }
+    if (!isFloatDType(e.dtype)) throw new FormatError(file, `tensor "${name}" is ${e.dtype}, not a float dtype (F32, F16, BF16)`);
+    const pos = dataStart + e.begin + first * DTYPE_SIZE[e.dtype];
+    if (e.dtype === "F32") {
+      readFully(fd, file, new Uint8Array(dst.buffer, dst.byteOffset, n * 4), pos);
+      return;
+    }
+    const scratch = new Uint8Array(Math.min(CHUNK, n * 2));
+    for (let i = 0; i < n; ) {
+      const m = Math.min(n - i, scratch.length >> 1);
+      const bytes = scratch.subarray(0, m * 2);
+      readFully(fd, file, bytes, pos + i * 2);
+      widen16(e.dtype as "F16" | "BF16", bytes, dst.subarray(i, i + m), m);
+      i += m;
+    }
+  };
   return {
     path: filePath,
     header,
     metadata,
     dataStart,
     readF32Into(name, dst) {
-      check();
-      const e = entry(file, header, name);
-      const n = numel(e.shape);
+      const n = numel(entry(file, header, name).shape);
       if (dst.length !== n) throw new UsageError(`${file}: "${name}" has ${n} elements, destination has ${dst.length}`);
-      if (!isFloatDType(e.dtype)) throw new FormatError(file, `tensor "${name}" is ${e.dtype}, not a float dtype (F32, F16, BF16)`);
-      const pos = dataStart + e.begin;
-      if (e.dtype === "F32") {
-        readFully(fd, file, new Uint8Array(dst.buffer, dst.byteOffset, n * 4), pos);
-        return;
-      }
-      const scratch = new Uint8Array(Math.min(CHUNK, n * 2));
-      for (let i = 0; i < n; ) {
-        const m = Math.min(n - i, scratch.length >> 1);
-        const bytes = scratch.subarray(0, m * 2);
-        readFully(fd, file, bytes, pos + i * 2);
-        widen16(e.dtype as "F16" | "BF16", bytes, dst.subarray(i, i + m), m);
-        i += m;
-      }
+      readRange(name, 0, dst);
     },
+    readF32Range: (name, first, dst) => readRange(name, first, dst),
     readRaw(name) {
       check();
       const e = entry(file, header, name);
@@ -239,6 +249,7 @@ export interface Checkpoint {
   /** tensor name -> its file and header entry */
   tensors: Map<string, { file: SafetensorsFile; entry: TensorEntry }>;
   readF32Into(name: string, dst: Float32Array): void;
+  readF32Range(name: string, first: number, dst: Float32Array): void;
   readRaw(name: string): Uint8Array;
   close(): void;
 }
@@ -301,6 +312,9 @@ export function openCheckpoint(dir: string): Checkpoint | undefined {
     tensors,
     readF32Into(name, dst) {
       fileOf(name).readF32Into(name, dst);
+    },
+    readF32Range(name, first, dst) {
+      fileOf(name).readF32Range(name, first, dst);
     },
     readRaw(name) {
       return fileOf(name).readRaw(name);

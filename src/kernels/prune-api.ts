@@ -24,6 +24,8 @@ export interface PruneKernelApi {
   f32_gram_cross(a: number, b: number, c: number, T: number, cols: number): void;
   /** Copy the upper triangle of H [n,n] onto the lower one. */
   f32_sym_mirror(h: number, n: number): void;
+  /** out[j] += Σ_t X[t,j]² for X [T, cols]: the diagonal of f32_gram_upper, bit for bit (Wanda's column norms). */
+  f32_col_sumsq(x: number, out: number, T: number, cols: number): void;
 
   // ---- assembly/f32-fista.ts -----------------------------------------------------------------------
   /** G[rows,cols] = W[rows,k] · H[k,cols]. */
@@ -51,7 +53,7 @@ export interface PruneKernelApi {
 }
 
 const NAMES = [
-  "f32_gemm_strided", "f32_gram_upper", "f32_gram_upper_rows", "f32_gram_cross", "f32_sym_mirror",
+  "f32_gemm_strided", "f32_gram_upper", "f32_gram_upper_rows", "f32_gram_cross", "f32_sym_mirror", "f32_col_sumsq",
   "f32_fista_wh", "f32_fista_step", "f32_row_dot",
   "f32_topk_mask", "f32_nm_mask", "f32_mask_mul", "f32_row_nnz",
 ] as const satisfies readonly (keyof PruneKernelApi)[];

@@ -5,7 +5,7 @@
  */
 import { createWasm, type Wasm } from "../wasm/runtime.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import type { LayerWeights, Model, ModelConfig, Tensor } from "./types.js";
+import { dense, type LayerWeights, type Model, type ModelConfig, type Tensor } from "./types.js";
 
 export const BUILTIN_NAME = "builtin";
 
@@ -93,21 +93,21 @@ export function randomLlama(config: ModelConfig, seed: number, wasm: Wasm = crea
     const out = 1 / Math.sqrt(2 * c.nLayers);
     layers.push({
       attnNorm: tensor([c.dim], 0, 1),
-      wq: tensor([qDim, c.dim], 1 / Math.sqrt(c.dim)),
-      wk: tensor([kvDim, c.dim], 1 / Math.sqrt(c.dim)),
-      wv: tensor([kvDim, c.dim], 1 / Math.sqrt(c.dim)),
-      wo: tensor([c.dim, qDim], out / Math.sqrt(qDim)),
+      wq: dense(tensor([qDim, c.dim], 1 / Math.sqrt(c.dim))),
+      wk: dense(tensor([kvDim, c.dim], 1 / Math.sqrt(c.dim))),
+      wv: dense(tensor([kvDim, c.dim], 1 / Math.sqrt(c.dim))),
+      wo: dense(tensor([c.dim, qDim], out / Math.sqrt(qDim))),
       ffnNorm: tensor([c.dim], 0, 1),
-      wGate: tensor([c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim)),
-      wUp: tensor([c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim)),
-      wDown: tensor([c.dim, c.hiddenDim], out / Math.sqrt(c.hiddenDim)),
+      wGate: dense(tensor([c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim))),
+      wUp: dense(tensor([c.hiddenDim, c.dim], 1 / Math.sqrt(c.dim))),
+      wDown: dense(tensor([c.dim, c.hiddenDim], out / Math.sqrt(c.hiddenDim))),
       ...(c.qkvBias
         ? { bq: tensor([qDim], 0.02), bk: tensor([kvDim], 0.02), bv: tensor([kvDim], 0.02) }
         : {}),
     });
   }
   const norm = tensor([c.dim], 0, 1);
-  const lmHead = c.tiedEmbeddings ? embed : tensor([c.vocabSize, c.dim], 1 / Math.sqrt(c.dim));
+  const lmHead = dense(c.tiedEmbeddings ? embed : tensor([c.vocabSize, c.dim], 1 / Math.sqrt(c.dim)));
   return {
     config: { ...c },
     weights: { embed, layers, norm, lmHead },

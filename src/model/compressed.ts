@@ -1,6 +1,6 @@
 /**
- * @file Compressed model directories: `compressModel` writes one, `loadCompressedWeights` reads one (called by
- * src/model/load.ts when config.json carries the marker below), `decompressModel` writes the dense model back.
+ * @file Compressed model directories: `compressModel` writes one, `decompressModel` writes the dense model back
+ * (the HF loader, ./load-hf.ts, reads them: a compressed operator goes straight into its kernel layout).
  *
  * Layout: a Hugging Face directory whose model.safetensors stores each linear operator in one of three ways,
  * following llm-compressor's compressed-tensors (https://github.com/vllm-project/compressed-tensors,
@@ -21,18 +21,16 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FormatError, UsageError, missingTensor, notFloatWeight, notFound, outputExists, shapeMismatch } from "../errors.js";
-import { INDEX_FILE, SINGLE_FILE, numel, openCheckpoint, writeSafetensors, type Checkpoint, type TensorToWrite } from "../io/safetensors.js";
-import { decodeI64, encodeFloats, encodeI64, isFloatDType } from "../io/dtype.js";
-import { parseHFConfig } from "../model/config.js";
-import { HF_EMBED, HF_LM_HEAD, assembleWeights, hfTensorSpecs, readHFConfigFile, type HFLoaded } from "../model/load-hf.js";
-import { atomicDir, saveHF } from "../model/save.js";
-import { LINEAR_OPS, type DType, type Model, type Tensor } from "../model/types.js";
-import type { Wasm } from "../wasm/runtime.js";
-import { is2of4, pack2of4, toFile2of4, fromFile2of4 } from "../sparse/nm.js";
-import { packCsr, toFileBitmask, fromFileBitmask } from "../sparse/bcsr.js";
+import { FormatError, UsageError, outputExists } from "../errors.js";
+import { openCheckpoint, writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
+import { encodeFloats, encodeI64 } from "../io/dtype.js";
+import { HF_LM_HEAD, hfTensorSpecs } from "./specs.js";
+import { isCompressedConfig } from "./load-hf.js";
+import { atomicDir, saveHF } from "./save.js";
+import { LINEAR_OPS, type DType, type Model } from "./types.js";
+import { is2of4, pack2of4, toFile2of4 } from "../sparse/nm.js";
+import { packCsr, toFileBitmask } from "../sparse/bcsr.js";
 import { countNonzeros } from "../sparse/zero.js";
-import { place2of4, placeCsr } from "./linear.js";
 
 export const FORMAT_24 = "sparse-24-bitmask";
 export const FORMAT_BITMASK = "sparse-bitmask";
@@ -55,11 +53,7 @@ export function isCompressedDir(dir: string): boolean {
   const file = path.join(dir, "config.json");
   if (!fs.existsSync(file)) return false;
   try {
-    const c = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
-    const q = (c.quantization_config ?? c.compression_config) as Record<string, unknown> | undefined;
-    const sc = q?.sparsity_config as Record<string, unknown> | null | undefined;
-    // compressed-tensors ≥ 0.15 writes an empty sparsity_config for quantized-only models: sparse means a format
-    return !!q && q.quant_method === "compressed-tensors" && typeof sc === "object" && sc !== null && typeof sc.format === "string";
+    return isCompressedConfig(JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>);
   } catch {
     return false;
   }
@@ -190,71 +184,6 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
     fs.rmSync(denseDir, { recursive: true, force: true });
   });
   return report;
-}
-
-/**
- * Read a compressed directory (model.safetensors or shards) into the arena. A compressed operator gets only its
- * kernel layout (`Tensor.sparse`, what the forward pass runs): no dense copy, so `data` is empty and `ptr` 0
- * (see Tensor); whoever needs its dense values reconstructs them per tensor with `denseWeight` (inspect,
- * save, decompress). Every other tensor is loaded as by loadHFWeights.
- */
-export function loadCompressedWeights(dir: string, wasm: Wasm): HFLoaded {
-  const hfConfig = readHFConfigFile(dir);
-  const config = parseHFConfig(hfConfig, "config.json");
-  const ck = openCheckpoint(dir);
-  if (!ck) throw notFound("model weights", [path.join(dir, SINGLE_FILE), path.join(dir, INDEX_FILE)]);
-  try {
-    const fileOf = (name: string): string => {
-      const t = ck.tensors.get(name);
-      return t ? path.basename(t.file.path) : ck.files.length === 1 ? path.basename(ck.files[0]!.path) : INDEX_FILE;
-    };
-    if (!config.tiedEmbeddings && !ck.tensors.has(HF_LM_HEAD) && ck.tensors.has(HF_EMBED)) config.tiedEmbeddings = true;
-    const weights = assembleWeights(config, (s) => {
-      const op = opPrefix(s.name);
-      const dense = ck.tensors.get(s.name)?.entry;
-      if (dense) {
-        if (dense.shape.join(",") !== s.shape.join(",")) throw shapeMismatch(fileOf(s.name), s.name, dense.shape, s.shape);
-        if (!isFloatDType(dense.dtype)) throw notFloatWeight(fileOf(s.name), s.name, dense.dtype);
-        const n = numel(s.shape);
-        const ptr = wasm.arena.alloc(n);
-        const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };
-        ck.readF32Into(s.name, tensor.data);
-        return { tensor, dtype: dense.dtype, bytes: dense.end - dense.begin };
-      }
-      const ce = ck.tensors.get(`${op}.compressed`)?.entry;
-      if (!ce) throw missingTensor(fileOf(s.name), `${s.name}" (nor "${op}.compressed`);
-      const file = fileOf(`${op}.compressed`);
-      if (!isFloatDType(ce.dtype)) throw notFloatWeight(file, `${op}.compressed`, ce.dtype);
-      const shape = readCounts(ck, `${op}.shape`, file);
-      if (shape.length !== 2 || shape[0] !== s.shape[0] || shape[1] !== s.shape[1]) {
-        throw new FormatError(file, `"${op}.shape" is [${shape}], expected [${s.shape}]`);
-      }
-      const [N, K] = s.shape as [number, number];
-      const compressed = new Float32Array(numel(ce.shape));
-      ck.readF32Into(`${op}.compressed`, compressed);
-      const bitmask = ck.readRaw(`${op}.bitmask`);
-      const sparse = ck.tensors.has(`${op}.row_offsets`)
-        ? placeCsr(wasm.arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op))
-        : place2of4(wasm.arena, fromFile2of4({ compressed, bitmask }, N, K, file, op));
-      return { tensor: { ptr: 0, shape: s.shape, data: NO_DENSE, sparse }, dtype: ce.dtype, bytes: ce.end - ce.begin };
-    });
-    return { config, ...weights, hfConfig };
-  } finally {
-    ck.close();
-  }
-}
-
-/** The `data` of a compressed operator: it has no dense copy (see Tensor). */
-const NO_DENSE = new Float32Array(0);
-
-/** An I64 tensor of non-negative integers (shapes, row offsets) as numbers. */
-function readCounts(ck: Checkpoint, name: string, file: string): number[] {
-  const t = ck.tensors.get(name);
-  if (!t) throw missingTensor(file, name);
-  if (t.entry.dtype !== "I64") throw new FormatError(file, `"${name}" is ${t.entry.dtype}, expected I64`);
-  const v = decodeI64(ck.readRaw(name));
-  if (!v || v.some((x) => x < 0)) throw new FormatError(file, `"${name}" holds a value that is not a non-negative integer`);
-  return v;
 }
 
 /**

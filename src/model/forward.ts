@@ -9,9 +9,9 @@
  */
 import type { KernelApi } from "../kernels/api.js";
 import type { Wasm } from "../wasm/runtime.js";
-import type { LayerWeights, LinearBackend, Model, ModelConfig, Tensor } from "./types.js";
-import type { SparseKernelApi } from "../kernels/sparse-api.js";
-import { sparseLinear, sparseScratchBytes } from "../model/linear.js";
+import type { LayerWeights, LinearBackend, LinearWeight, Model, ModelConfig, ModelWeights, Tensor } from "./types.js";
+import { sparseKernels, type SparseKernelApi } from "../kernels/sparse-api.js";
+import { compressedLinear } from "./linear.js";
 
 /** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
 export type CapturePoint = "qkv" | "o" | "gateup" | "down";
@@ -39,9 +39,11 @@ export interface RunState {
   gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
   /** the model's device for the operators it took (`model.backend`, src/gpu/offload.ts); never sent to a worker */
   backend?: LinearBackend;
-  /** (nLayers, maxSeq, kvDim) */ keyCache: number;
-  /** (nLayers, maxSeq, kvDim) */ valueCache: number;
-  /** (maxT, vocab) */ logits: number;
+  /** (kvLayers, maxSeq, kvDim) */ keyCache: number;
+  /** (kvLayers, maxSeq, kvDim) */ valueCache: number;
+  /** layers the KV cache holds: every layer, or 1 (a layer's passes, one layer at a time: slot 0 for any layer) */
+  kvLayers: number;
+  /** (maxT, vocab); 0 when made without logits (layer passes) */ logits: number;
   /** (maxSeq, headDim/2) RoPE tables */ ropeCos: number;
   ropeSin: number;
   /** scratch for f32_gemm_nt packing (and the sparse GEMMs' XT/YT) */ pack: number;
@@ -71,8 +73,25 @@ export function ropeTables(cfg: ModelConfig, seqLen: number): { cos: Float32Arra
   return { cos, sin };
 }
 
-export function createRunState(model: Model, maxT: number, cacheLen = model.config.maxSeqLen): RunState {
-  const { config: c, wasm } = model;
+/** What a RunState is made for: a model (its weights tell which buffers it needs) or a store's config and memory. */
+export interface RunSpec {
+  config: ModelConfig;
+  wasm: Wasm;
+  weights?: ModelWeights;
+  backend?: LinearBackend;
+}
+
+export interface RunStateOptions {
+  /** KV-cache layers: every layer (default) or 1 (passes of one layer at a time) */
+  kvLayers?: number;
+  /** allocate the logits buffer (default true) */
+  logits?: boolean;
+  /** scratch for compressed operators' GEMMs (default: whether `spec.weights` has any) */
+  compressed?: boolean;
+}
+
+export function createRunState(spec: RunSpec, maxT: number, cacheLen = spec.config.maxSeqLen, opts: RunStateOptions = {}): RunState {
+  const { config: c, wasm } = spec;
   const a = wasm.arena;
   const k = kernelsOf(wasm);
   const qDim = c.nHeads * c.headDim;
@@ -81,7 +100,11 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
   const widest = Math.max(c.dim, qDim, kvDim, c.hiddenDim, c.vocabSize);
   const deepest = Math.max(c.dim, qDim, c.hiddenDim);
   const { cos, sin } = ropeTables(c, cacheLen);
-  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), sparseScratchBytes(model, maxT, widest));
+  const compressed = opts.compressed ?? (spec.weights ? hasCompressed(spec.weights) : false);
+  const sparseBytes = compressed ? sparseKernels(wasm).f32_spmm_nt_scratch(maxT, widest, 0) : 0;
+  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), sparseBytes);
+  const kvLayers = opts.kvLayers ?? c.nLayers;
+  const groups = spec.weights ? slorbGroups(spec.weights) : 0;
   return {
     maxT,
     x: a.alloc(maxT * c.dim),
@@ -92,31 +115,39 @@ export function createRunState(model: Model, maxT: number, cacheLen = model.conf
     hb: a.alloc(maxT * c.hiddenDim),
     hb2: a.alloc(maxT * c.hiddenDim),
     scores: a.alloc(cacheLen),
-    keyCache: a.alloc(c.nLayers * cacheLen * kvDim),
-    valueCache: a.alloc(c.nLayers * cacheLen * kvDim),
-    logits: a.alloc(maxT * c.vocabSize),
+    keyCache: a.alloc(kvLayers * cacheLen * kvDim),
+    valueCache: a.alloc(kvLayers * cacheLen * kvDim),
+    kvLayers,
+    logits: opts.logits === false ? 0 : a.alloc(maxT * c.vocabSize),
     ropeCos: a.put(cos),
     ropeSin: a.put(sin),
     pack: a.allocBytes(packBytes),
     packBytes,
     cacheLen,
-    ...(model.backend && { backend: model.backend }),
-    ...(slorbGroups(model) > 0 && { slorb: a.alloc(maxT * slorbGroups(model)) }),
+    ...(spec.backend && { backend: spec.backend }),
+    ...(groups > 0 && { slorb: a.alloc(maxT * groups) }),
   };
 }
 
-/** The widest SLoRB add-on of the model (groups), 0 without any. */
-function slorbGroups(model: Model): number {
-  let g = 0;
-  for (const lw of model.weights.layers ?? []) for (const t of Object.values(lw)) if (t && (t as Tensor).slorb) g = Math.max(g, (t as Tensor).slorb!.s.shape[1]);
-  return g;
+/** The linear weights of every layer (and the LM head). */
+function linears(w: ModelWeights): LinearWeight[] {
+  return [...w.layers.flatMap((lw) => [lw.wq, lw.wk, lw.wv, lw.wo, lw.wGate, lw.wUp, lw.wDown]), w.lmHead];
 }
 
-/** y (T, N) = x (T, K) · Wᵀ (+ bias): GEMV for one position, GEMM otherwise. */
-export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: number, T: number, bias?: Tensor): void {
-  const [N, K] = w.shape;
+function hasCompressed(w: ModelWeights): boolean {
+  return linears(w).some((t) => t.format !== "dense");
+}
+
+/** The widest SLoRB add-on of the model (groups), 0 without any. */
+function slorbGroups(w: ModelWeights): number {
+  return linears(w).reduce((g, t) => (t.slorb ? Math.max(g, t.slorb.s.shape[1]) : g), 0);
+}
+
+/** y (T, N) = x (T, K) · Wᵀ (+ bias): the kernel of the weight's format; GEMV for one position, GEMM otherwise. */
+export function linear(k: KernelApi, st: RunState, w: LinearWeight, x: number, y: number, T: number, bias?: Tensor): void {
+  const [N, K] = w.shape as [number, number];
   if (st.backend?.supportsOp(w)) st.backend.linear(w, x, y, T);
-  else if (w.sparse) sparseLinear(k as unknown as SparseKernelApi, w.sparse, x, y, T, st.pack, st.packBytes);
+  else if (w.format !== "dense") compressedLinear(k as unknown as SparseKernelApi, w, x, y, T, st.pack, st.packBytes);
   else if (T === 1) {
     if (st.gemv) st.gemv(w.ptr, x, y, N, K);
     else k.f32_gemv(w.ptr, x, y, N, K, 0);
@@ -131,12 +162,16 @@ export function linear(k: KernelApi, st: RunState, w: Tensor, x: number, y: numb
   if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
 }
 
+/** What a decoder layer's code reads of its model: the config and the instance (a Model or a ModelStore). */
+export type LayerModel = Pick<Model, "config" | "wasm">;
+
 /**
  * Attention sub-block of layer `l` for positions pos..pos+T-1: reads st.x, writes st.out (dim per position,
- * the o_proj output, residual not added). K/V of these positions go to the cache of layer `l`.
+ * the o_proj output, residual not added). K/V of these positions go to the cache of layer `l` (slot 0 of a
+ * RunState whose cache holds one layer).
  */
 export function attentionBlock(
-  model: Model, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
 ): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
@@ -150,8 +185,10 @@ export function attentionBlock(
   const half = c.headDim / 2;
   k.f32_rmsnorm(st.x, lw.attnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("qkv", st.xb, T, c.dim);
-  const kc = st.keyCache + 4 * l * slab;
-  const vc = st.valueCache + 4 * l * slab;
+  const slot = st.kvLayers === 1 ? 0 : l;
+  if (slot >= st.kvLayers) throw new RangeError(`layer ${l}: the KV cache holds ${st.kvLayers} layers`);
+  const kc = st.keyCache + 4 * slot * slab;
+  const vc = st.valueCache + 4 * slot * slab;
   const kRow = kc + 4 * pos * kvDim;
   const vRow = vc + 4 * pos * kvDim;
   linear(k, st, lw.wq, st.xb, st.q, T, lw.bq);
@@ -176,7 +213,7 @@ export function attentionBlock(
 }
 
 /** MLP sub-block: reads st.x, writes st.out (the down_proj output, residual not added). */
-export function mlpBlock(model: Model, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
+export function mlpBlock(model: LayerModel, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
   const hiddenDim = lw.wGate.shape[0]; // this layer's width (see attentionBlock)
@@ -191,7 +228,7 @@ export function mlpBlock(model: Model, st: RunState, lw: LayerWeights, T: number
 
 /** One decoder layer in place on st.x. */
 export function layerForward(
-  model: Model, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
 ): void {
   const k = kernelsOf(model.wasm);
   const n = T * model.config.dim;
@@ -213,7 +250,7 @@ export function embed(model: Model, st: RunState, tokens: ArrayLike<number>): vo
   }
 }
 
-/** Final norm and classifier for the last `nLogits` of T positions; logits at st.logits (nLogits, vocab). */
+/** Final norm and classifier for the last `nLogits` of T positions; logits at st.logits (nLogits, vocab) (resident). */
 export function head(model: Model, st: RunState, T: number, nLogits: number): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);

@@ -3,10 +3,12 @@
  * of exact zeros and the finest N:M pattern it satisfies along the input dimension (so a pruned model's
  * pattern is confirmed on the written file, not taken on trust).
  */
-import type { Model } from "./types.js";
-import { namedTensors } from "./names.js";
-import { denseWeight } from "../model/linear.js";
+import { LINEAR_OPS, type LinearWeight, type Model, type Tensor } from "./types.js";
+import { denseWeight } from "./linear.js";
 import { countZeros } from "../sparse/zero.js";
+import { hfTensorSpecs, type HFTensorSpec } from "./specs.js";
+import type { ModelStore } from "./residency.js";
+import { KIND } from "./names.js";
 
 export interface TensorReport {
   name: string;
@@ -14,7 +16,7 @@ export interface TensorReport {
   params: number;
   zeros: number;
   zeroFraction: number;
-  /** storage of a compressed linear weight ("2:4" or "bcsr", see src/sparse/), absent when dense */
+  /** storage of a compressed linear weight ("2:4" or "csr", see src/sparse/), absent when dense */
   format?: string;
   /** bytes of the compressed kernel layout (f32 values + indices) */
   sparseBytes?: number;
@@ -27,6 +29,8 @@ export interface InspectReport {
   format: string;
   dtype: string;
   config: Model["config"];
+  /** how the model was opened: all in memory, or streamed one decoder layer at a time */
+  residency: "resident" | "streamed";
   params: { total: number; byKind: Record<string, number> };
   linear: { params: number; zeros: number; sparsity: number };
   tensors: TensorReport[];
@@ -36,64 +40,132 @@ export interface InspectReport {
 
 const NM_CANDIDATES: Array<[number, number]> = [[1, 4], [1, 2], [2, 4], [2, 8], [4, 8]];
 
-/** Largest-group patterns first would hide finer ones; report the tightest (lowest N/M, then smallest M) that holds. */
-export function detectNM(data: Float32Array, rows: number, cols: number): string | null {
-  const holds = (n: number, m: number): boolean => {
-    if (cols % m !== 0) return false;
-    for (let r = 0; r < rows; r++) {
-      const base = r * cols;
-      for (let g = 0; g < cols; g += m) {
-        let nz = 0;
-        for (let j = 0; j < m; j++) if (data[base + g + j] !== 0) nz++; // ±0.0 is zero (src/sparse/zero.ts)
-        if (nz > n) return false;
-      }
+/** Zero count and tightest N:M of a row block, accumulated over the blocks of one tensor. */
+class TensorCount {
+  zeros = 0;
+  private ok = new Set(NM_CANDIDATES.map(([n, m]) => `${n}:${m}`));
+  add(data: Float32Array, rows: number, cols: number, linear: boolean): void {
+    this.zeros += countZeros(data); // ±0.0: the one definition of a zero weight (src/sparse/zero.ts)
+    if (!linear) return;
+    for (const key of [...this.ok]) {
+      const [n, m] = key.split(":").map(Number) as [number, number];
+      if (detectOne(data, rows, cols, n, m) === false) this.ok.delete(key);
     }
-    return true;
-  };
-  const ok = NM_CANDIDATES.filter(([n, m]) => holds(n, m));
-  if (ok.length === 0) return null;
-  ok.sort((a, b) => a[0] / a[1] - b[0] / b[1] || a[1] - b[1]);
-  return `${ok[0][0]}:${ok[0][1]}`;
+  }
+  nm(): string | null {
+    const ok = [...this.ok].map((k) => k.split(":").map(Number) as [number, number]);
+    if (ok.length === 0) return null;
+    ok.sort((a, b) => a[0] / a[1] - b[0] / b[1] || a[1] - b[1]);
+    return `${ok[0]![0]}:${ok[0]![1]}`;
+  }
 }
 
-export function inspectModel(model: Model): InspectReport {
+function detectOne(data: Float32Array, rows: number, cols: number, n: number, m: number): boolean {
+  if (cols % m !== 0) return false;
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let g = 0; g < cols; g += m) {
+      let nz = 0;
+      for (let j = 0; j < m; j++) if (data[base + g + j] !== 0) nz++; // ±0.0 is zero (src/sparse/zero.ts)
+      if (nz > n) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Inspect every tensor of a model, resident or streamed: a decoder layer at a time (acquired and released), the
+ * embedding and LM head in row blocks, so a model larger than the WebAssembly memory is inspected too.
+ */
+export function inspectModel(store: ModelStore): InspectReport {
+  const c = store.config;
   const tensors: TensorReport[] = [];
   const byKind: Record<string, number> = {};
   let total = 0;
   let linParams = 0;
   let linZeros = 0;
   const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
-  for (const nt of namedTensors(model)) {
-    const d = denseWeight(model.wasm, nt.tensor); // a compressed operator's is rebuilt for this tensor only
-    const zeros = countZeros(d); // ±0.0: the one definition of a zero weight (src/sparse/zero.ts)
-    const isLinear = nt.op !== undefined;
-    const [rows, cols] = nt.tensor.shape.length === 2 ? nt.tensor.shape : [1, d.length];
+  const record = (spec: HFTensorSpec, count: TensorCount, params: number, t?: LinearWeight) => {
+    const isLinear = (LINEAR_OPS as readonly string[]).includes(spec.key) || spec.key === "lmHead";
+    const compressed = t && t.format !== "dense" ? t : undefined;
     tensors.push({
-      name: nt.name,
-      shape: nt.tensor.shape,
-      params: d.length,
-      zeros,
-      zeroFraction: zeros / d.length,
-      nm: isLinear ? detectNM(d, rows, cols) : null,
-      ...(nt.tensor.sparse ? { format: nt.tensor.sparse.format, sparseBytes: nt.tensor.sparse.bytes } : {}),
+      name: spec.name, shape: spec.shape, params, zeros: count.zeros, zeroFraction: count.zeros / params,
+      nm: (LINEAR_OPS as readonly string[]).includes(spec.key) ? count.nm() : null,
+      ...(compressed ? { format: compressed.format, sparseBytes: compressed.bytes } : {}),
     });
-    if (nt.tensor.sparse) {
+    if (compressed) {
       compression.operators++;
-      compression.denseBytes += d.length * 4;
-      compression.bytes += nt.tensor.sparse.bytes;
+      compression.denseBytes += params * 4;
+      compression.bytes += compressed.bytes;
     }
-    byKind[nt.kind] = (byKind[nt.kind] ?? 0) + d.length;
-    total += d.length;
-    if (isLinear) {
-      linParams += d.length;
-      linZeros += zeros;
+    byKind[KIND[spec.key]!] = (byKind[KIND[spec.key]!] ?? 0) + params;
+    total += params;
+    if (isLinear && spec.key !== "lmHead") {
+      linParams += params;
+      linZeros += count.zeros;
+    }
+  };
+  const specs = hfTensorSpecs(c);
+  const rowBlocks = (spec: HFTensorSpec, rows: number, read: (r0: number, r1: number) => { data: Float32Array; w?: LinearWeight }) => {
+    const count = new TensorCount();
+    const step = Math.max(1, Math.min(rows, store.headBlockRows));
+    let w: LinearWeight | undefined;
+    for (let r0 = 0; r0 < rows; r0 += step) {
+      const r1 = Math.min(rows, r0 + step);
+      const b = read(r0, r1);
+      w = b.w;
+      count.add(b.data, r1 - r0, c.dim, false);
+    }
+    record(spec, count, rows * c.dim, w);
+  };
+  for (const spec of specs) {
+    if (spec.layer !== undefined) continue;
+    if (spec.key === "embed") {
+      const ids = (r0: number, r1: number) => Array.from({ length: r1 - r0 }, (_, i) => r0 + i);
+      rowBlocks(spec, c.vocabSize, (r0, r1) => {
+        const data = new Float32Array((r1 - r0) * c.dim);
+        store.embedRows(ids(r0, r1), data);
+        return { data };
+      });
     }
   }
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = store.acquire(l);
+    try {
+      for (const spec of specs.filter((s) => s.layer === l)) {
+        const t = (lw as unknown as Record<string, Tensor | LinearWeight>)[spec.key]!;
+        const d = denseWeight(store.wasm, t); // a compressed operator's is rebuilt for this tensor only
+        const count = new TensorCount();
+        const [rows, cols] = spec.shape.length === 2 ? spec.shape : [1, d.length];
+        count.add(d, rows!, cols!, (LINEAR_OPS as readonly string[]).includes(spec.key));
+        record(spec, count, d.length, "format" in t ? t : undefined);
+      }
+    } finally {
+      store.release(l);
+    }
+  }
+  for (const spec of specs) {
+    if (spec.layer !== undefined) continue;
+    if (spec.key === "norm") {
+      const count = new TensorCount();
+      count.add(store.norm.data, 1, c.dim, false);
+      record(spec, count, c.dim);
+    } else if (spec.key === "lmHead") {
+      rowBlocks(spec, c.vocabSize, (r0, r1) => {
+        const w = store.headRows(r0, r1);
+        return { data: denseWeight(store.wasm, w), w };
+      });
+    }
+  }
+  // report in the table's order (embedding first, then the layers, then norm and LM head)
+  const order = new Map(specs.map((s, i) => [s.name, i]));
+  tensors.sort((a, b) => order.get(a.name)! - order.get(b.name)!);
   return {
-    path: model.source.path,
-    format: model.source.format,
-    dtype: model.source.dtype,
-    config: model.config,
+    path: store.source.path,
+    format: store.source.format,
+    dtype: store.source.dtype,
+    config: c,
+    residency: store.resident ? "resident" : "streamed",
     params: { total, byKind },
     linear: { params: linParams, zeros: linZeros, sparsity: linParams ? linZeros / linParams : 0 },
     tensors,

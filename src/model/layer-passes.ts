@@ -5,7 +5,7 @@
  */
 import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
-import type { LayerWeights, Model, ModelConfig } from "./types.js";
+import type { LayerWeights, ModelConfig } from "./types.js";
 import { layerForward, type CapturePoint, type RunState } from "./forward.js";
 import { describe, revive, type Described } from "./describe.js";
 
@@ -32,7 +32,7 @@ export interface LayerPassesTask {
 /** Run the passes in order on `st`. */
 export function layerPassesOn(wasm: Wasm, config: ModelConfig, l: number, st: RunState, lws: LayerWeights[], passes: LayerPass[]): void {
   const a = wasm.arena;
-  const model = { config, wasm } as Model; // layerForward reads only config and wasm
+  const model = { config, wasm };
   const copy = (src: number, dst: number, n: number) => a.f32(dst, n).set(a.f32(src, n));
   for (const p of passes) {
     copy(p.at, st.x, p.T * config.dim);

@@ -1,66 +1,25 @@
 /**
- * @file Hugging Face checkpoint directory: config.json + model.safetensors (or sharded, via
- * model.safetensors.index.json). Every tensor the config implies must be present with exactly the shape it
- * implies; F32/F16/BF16 are widened to f32 straight into the arena.
+ * @file Hugging Face checkpoint directory as a WeightFile (./weight-file.ts): config.json + model.safetensors (or
+ * sharded, via model.safetensors.index.json). Opening reads and checks every header once: every tensor the config
+ * implies must be present with exactly the shape it implies, in a float dtype; nothing else is read until a tensor
+ * is asked for (F32/F16/BF16 widened to f32 on the way).
+ *
+ * A compressed directory (compressed-tensors layout, ./compressed.ts) stores a linear operator `<op>` either as
+ * `<op>.weight` (dense) or as `<op>.compressed` + `<op>.bitmask` + `<op>.shape` [+ `<op>.row_offsets`]: read here
+ * straight into the kernel layout (2:4 or panel CSR, no dense copy), every count checked against the shape.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError, MissingFileError, missingTensor, notFloatWeight, notFound, shapeMismatch } from "../errors.js";
-import { openCheckpoint, INDEX_FILE, SINGLE_FILE, numel } from "../io/safetensors.js";
-import { DTYPE_SIZE, isFloatDType } from "../io/dtype.js";
+import { ConfigError, FormatError, MissingFileError, missingTensor, notFloatWeight, notFound, shapeMismatch } from "../errors.js";
+import { openCheckpoint, INDEX_FILE, SINGLE_FILE, numel, type Checkpoint } from "../io/safetensors.js";
+import { DTYPE_SIZE, decodeI64, isFloatDType, type DType } from "../io/dtype.js";
 import { parseHFConfig } from "./config.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, layerSizesOf, type DType, type LayerWeights, type ModelConfig, type ModelWeights, type Tensor } from "./types.js";
-import type { Wasm } from "../wasm/runtime.js";
-
-export const HF_EMBED = "model.embed_tokens.weight";
-export const HF_NORM = "model.norm.weight";
-export const HF_LM_HEAD = "lm_head.weight";
-
-/** One HF tensor: its name, shape, and where it goes in ModelWeights. */
-export interface HFTensorSpec {
-  name: string;
-  shape: number[];
-  layer?: number;
-  key: keyof LayerWeights | "embed" | "norm" | "lmHead";
-}
-
-/** Every tensor `c` implies, in a stable order (lm_head only when untied). */
-export function hfTensorSpecs(c: ModelConfig): HFTensorSpec[] {
-  const specs: HFTensorSpec[] = [{ name: HF_EMBED, shape: [c.vocabSize, c.dim], key: "embed" }];
-  for (let l = 0; l < c.nLayers; l++) {
-    const s = layerSizesOf(c, l); // per-layer sizes of a non-uniformly pruned model (config extension)
-    const q = s.nHeads * c.headDim;
-    const kv = s.nKvHeads * c.headDim;
-    const linShape: Record<(typeof LINEAR_OPS)[number], number[]> = {
-      wq: [q, c.dim],
-      wk: [kv, c.dim],
-      wv: [kv, c.dim],
-      wo: [c.dim, q],
-      wGate: [s.hiddenDim, c.dim],
-      wUp: [s.hiddenDim, c.dim],
-      wDown: [c.dim, s.hiddenDim],
-    };
-    const p = `model.layers.${l}.`;
-    specs.push({ name: `${p}input_layernorm.weight`, shape: [c.dim], layer: l, key: "attnNorm" });
-    specs.push({ name: `${p}post_attention_layernorm.weight`, shape: [c.dim], layer: l, key: "ffnNorm" });
-    for (const op of LINEAR_OPS) specs.push({ name: `${p}${HF_LINEAR_NAMES[op]}.weight`, shape: linShape[op], layer: l, key: op });
-    if (c.qkvBias) {
-      specs.push({ name: `${p}self_attn.q_proj.bias`, shape: [q], layer: l, key: "bq" });
-      specs.push({ name: `${p}self_attn.k_proj.bias`, shape: [kv], layer: l, key: "bk" });
-      specs.push({ name: `${p}self_attn.v_proj.bias`, shape: [kv], layer: l, key: "bv" });
-    }
-  }
-  specs.push({ name: HF_NORM, shape: [c.dim], key: "norm" });
-  if (!c.tiedEmbeddings) specs.push({ name: HF_LM_HEAD, shape: [c.vocabSize, c.dim], key: "lmHead" });
-  return specs;
-}
-
-export interface HFLoaded {
-  config: ModelConfig;
-  weights: ModelWeights;
-  dtype: DType;
-  hfConfig: Record<string, unknown>;
-}
+import { HF_EMBED, HF_LM_HEAD, hfTensorSpecs, type HFTensorSpec } from "./specs.js";
+import { LINEAR_OPS } from "./types.js";
+import type { StoredTensor, WeightFile } from "./weight-file.js";
+import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
+import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
+import { place2of4, placeCsr } from "./linear.js";
 
 export function readHFConfigFile(dir: string): Record<string, unknown> {
   const file = path.join(dir, "config.json");
@@ -74,65 +33,132 @@ export function readHFConfigFile(dir: string): Record<string, unknown> {
   }
 }
 
+const opPrefix = (weightName: string): string => weightName.replace(/\.weight$/, "");
+
 /**
- * ModelWeights from one tensor per spec of `config` (made in spec order by `make`, which also says its stored
- * dtype and bytes), with lm_head tied when the config says so, and the dtype holding the most bytes.
+ * True when a config.json object marks a compressed-tensors sparse checkpoint (`quantization_config` with
+ * `quant_method: "compressed-tensors"` and a sparsity format; compressed-tensors ≥ 0.15 writes an empty
+ * `sparsity_config` for quantized-only models, which is not sparse).
  */
-export function assembleWeights(
-  config: ModelConfig,
-  make: (s: HFTensorSpec) => { tensor: Tensor; dtype: DType; bytes: number },
-): { weights: ModelWeights; dtype: DType } {
-  const bytesByDtype: Partial<Record<DType, number>> = {};
-  const layers: Partial<LayerWeights>[] = Array.from({ length: config.nLayers }, () => ({}));
-  const top: Partial<ModelWeights> = {};
-  for (const s of hfTensorSpecs(config)) {
-    const { tensor, dtype, bytes } = make(s);
-    bytesByDtype[dtype] = (bytesByDtype[dtype] ?? 0) + bytes;
-    if (s.layer === undefined) (top as Record<string, Tensor>)[s.key] = tensor;
-    else (layers[s.layer] as Record<string, Tensor>)[s.key] = tensor;
-  }
-  if (config.tiedEmbeddings) top.lmHead = top.embed;
-  const dtype = (Object.entries(bytesByDtype) as [DType, number][]).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32";
-  return { weights: { ...(top as Omit<ModelWeights, "layers">), layers: layers as LayerWeights[] }, dtype };
+export function isCompressedConfig(hfConfig: Record<string, unknown>): boolean {
+  const q = (hfConfig.quantization_config ?? hfConfig.compression_config) as Record<string, unknown> | undefined;
+  const sc = q?.sparsity_config as Record<string, unknown> | null | undefined;
+  return !!q && q.quant_method === "compressed-tensors" && typeof sc === "object" && sc !== null && typeof sc.format === "string";
 }
 
-export function loadHFWeights(dir: string, wasm: Wasm): HFLoaded {
+/** Open `dir` as a WeightFile (headers read and checked; no tensor data read yet). */
+export function openHFWeights(dir: string): WeightFile {
   const hfConfig = readHFConfigFile(dir);
   const config = parseHFConfig(hfConfig, "config.json");
   const ck = openCheckpoint(dir);
   if (!ck) throw notFound("model weights", [path.join(dir, SINGLE_FILE), path.join(dir, INDEX_FILE)]);
   try {
-    const where = (name: string): string => {
+    const fileOf = (name: string): string => {
       const t = ck.tensors.get(name);
       return t ? path.basename(t.file.path) : ck.files.length === 1 ? path.basename(ck.files[0]!.path) : INDEX_FILE;
     };
     // HF ties when told to; a checkpoint with no lm_head but an embedding is tied whatever config.json says
     if (!config.tiedEmbeddings && !ck.tensors.has(HF_LM_HEAD) && ck.tensors.has(HF_EMBED)) config.tiedEmbeddings = true;
-    const specs = hfTensorSpecs(config);
-    for (const s of specs) {
-      const t = ck.tensors.get(s.name);
-      if (!t) throw missingTensor(where(s.name), s.name);
-      if (t.entry.shape.length !== s.shape.length || t.entry.shape.some((d, i) => d !== s.shape[i])) {
-        throw shapeMismatch(where(s.name), s.name, t.entry.shape, s.shape);
-      }
-      if (!isFloatDType(t.entry.dtype)) throw notFloatWeight(where(s.name), s.name, t.entry.dtype);
+    let bytesRead = 0;
+    const stored = new Map<string, StoredTensor>();
+    const compressed = isCompressedConfig(hfConfig);
+    const bytesByDtype: Partial<Record<DType, number>> = {};
+    for (const s of hfTensorSpecs(config)) {
+      const t = compressed && (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name) ? compressedTensor(ck, s, fileOf, (n) => (bytesRead += n)) : denseTensor(ck, s, fileOf, (n) => (bytesRead += n));
+      stored.set(s.name, t);
+      bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.fileBytes;
     }
-    const loaded = assembleWeights(config, (s) => {
-      const { entry } = ck.tensors.get(s.name)!;
-      const n = numel(s.shape);
-      const ptr = wasm.arena.alloc(n);
-      const tensor: Tensor = { ptr, shape: s.shape, data: wasm.arena.f32(ptr, n) };
-      ck.readF32Into(s.name, tensor.data);
-      return { tensor, dtype: entry.dtype as DType, bytes: n * DTYPE_SIZE[entry.dtype] }; // dtype checked above
-    });
-    return { config, ...loaded, hfConfig };
-  } finally {
+    const dtype = (Object.entries(bytesByDtype) as [DType, number][]).sort((a, b) => b[1] - a[1])[0]?.[0] ?? "F32";
+    return {
+      path: dir,
+      format: "hf",
+      config,
+      dtype,
+      hfConfig,
+      tensor(spec) {
+        const t = stored.get(spec.key === "lmHead" && config.tiedEmbeddings ? HF_EMBED : spec.name);
+        if (!t) throw missingTensor(fileOf(spec.name), spec.name);
+        return t;
+      },
+      get bytesRead() {
+        return bytesRead;
+      },
+      close: () => ck.close(),
+    };
+  } catch (e) {
     ck.close();
+    throw e;
   }
 }
 
-/** Unused-tensor report for callers that want to warn (e.g. rotary_emb.inv_freq in old checkpoints). */
-export function extraTensors(names: Iterable<string>, c: ModelConfig): string[] {
-  const want = new Set(hfTensorSpecs(c).map((s) => s.name));
-  return [...names].filter((n) => !want.has(n) && !(c.tiedEmbeddings && n === HF_LM_HEAD));
+function denseTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void): StoredTensor {
+  const t = ck.tensors.get(s.name);
+  if (!t) throw missingTensor(fileOf(s.name), s.name);
+  const e = t.entry;
+  if (e.shape.length !== s.shape.length || e.shape.some((d, i) => d !== s.shape[i])) throw shapeMismatch(fileOf(s.name), s.name, e.shape, s.shape);
+  if (!isFloatDType(e.dtype)) throw notFloatWeight(fileOf(s.name), s.name, e.dtype);
+  const size = DTYPE_SIZE[e.dtype];
+  return {
+    name: s.name,
+    shape: s.shape,
+    dtype: e.dtype,
+    fileBytes: e.end - e.begin,
+    arenaBytes: 4 * numel(s.shape),
+    readRange(first, dst) {
+      t.file.readF32Range(s.name, first, dst);
+      count(dst.length * size);
+    },
+  };
+}
+
+/** A linear operator stored in a compressed-tensors format (checked now; read into its kernel layout later). */
+function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void): StoredTensor {
+  const op = opPrefix(s.name);
+  const ce = ck.tensors.get(`${op}.compressed`)?.entry;
+  if (!ce) throw missingTensor(fileOf(s.name), `${s.name}" (nor "${op}.compressed`);
+  const file = fileOf(`${op}.compressed`);
+  if (!isFloatDType(ce.dtype)) throw notFloatWeight(file, `${op}.compressed`, ce.dtype);
+  const shape = readCounts(ck, `${op}.shape`, file);
+  if (shape.length !== 2 || shape[0] !== s.shape[0] || shape[1] !== s.shape[1]) {
+    throw new FormatError(file, `"${op}.shape" is [${shape}], expected [${s.shape}]`);
+  }
+  const [N, K] = s.shape as [number, number];
+  const csr = ck.tensors.has(`${op}.row_offsets`);
+  const nnz = numel(ce.shape);
+  const raw = (name: string) => {
+    const b = ck.readRaw(name);
+    count(b.length);
+    return b;
+  };
+  const others = [`${op}.bitmask`, `${op}.shape`, ...(csr ? [`${op}.row_offsets`] : [])].reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
+  return {
+    name: s.name,
+    shape: s.shape,
+    dtype: ce.dtype,
+    fileBytes: ce.end - ce.begin + others,
+    arenaBytes: csr ? bytesCsr(N, K, nnz) : bytes2of4(N, K),
+    compressed: csr ? "csr" : "2:4",
+    readRange() {
+      throw new RangeError(`${s.name} is stored compressed; read it as a linear weight`);
+    },
+    readLinear(arena) {
+      const compressed = new Float32Array(nnz);
+      ck.readF32Into(`${op}.compressed`, compressed);
+      count(ce.end - ce.begin);
+      const bitmask = raw(`${op}.bitmask`);
+      return csr
+        ? placeCsr(arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op))
+        : place2of4(arena, fromFile2of4({ compressed, bitmask }, N, K, file, op));
+    },
+  };
+}
+
+/** An I64 tensor of non-negative integers (shapes, row offsets) as numbers. */
+function readCounts(ck: Checkpoint, name: string, file: string): number[] {
+  const t = ck.tensors.get(name);
+  if (!t) throw missingTensor(file, name);
+  if (t.entry.dtype !== "I64") throw new FormatError(file, `"${name}" is ${t.entry.dtype}, expected I64`);
+  const v = decodeI64(ck.readRaw(name));
+  if (!v || v.some((x) => x < 0)) throw new FormatError(file, `"${name}" holds a value that is not a non-negative integer`);
+  return v;
 }

@@ -11,13 +11,14 @@
  *               [wcls (vocab, dim) when untied]
  *
  * Every size is checked against the file size before anything is read (64-bit-safe arithmetic: JS numbers
- * are exact to 2^53). Each layer's slice is read straight into its own 64-byte-aligned arena block.
+ * are exact to 2^53). A tensor's bytes are read when it is asked for, straight into their destination.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FormatError } from "../errors.js";
-import type { LayerWeights, ModelConfig, ModelWeights, Tensor } from "./types.js";
-import type { Wasm } from "../wasm/runtime.js";
+import type { LayerWeights, ModelConfig } from "./types.js";
+import { hfTensorSpecs } from "./specs.js";
+import type { StoredTensor, WeightFile } from "./weight-file.js";
 
 export const LLAMA2C_HEADER_BYTES = 28;
 /** "ak42": export.py version ≥ 1 files start with this magic; only the legacy (version 0) layout is read. */
@@ -96,8 +97,8 @@ export function parseLlama2cHeader(file: string, header: Int32Array, fileSize: n
   return config;
 }
 
-/** Read a legacy llama2.c checkpoint into the arena. */
-export function loadLlama2cWeights(file: string, wasm: Wasm): { config: ModelConfig; weights: ModelWeights } {
+/** Open a legacy llama2.c checkpoint as a WeightFile (header checked against the file size; tensors read on demand). */
+export function openLlama2cWeights(file: string): WeightFile {
   const name = path.basename(file);
   const fd = fs.openSync(file, "r");
   try {
@@ -106,35 +107,62 @@ export function loadLlama2cWeights(file: string, wasm: Wasm): { config: ModelCon
     if (size >= LLAMA2C_HEADER_BYTES) fs.readSync(fd, new Uint8Array(hb.buffer), 0, LLAMA2C_HEADER_BYTES, 0);
     const config = parseLlama2cHeader(file, hb, size);
     const c = config;
+    // byte offset of every tensor, by the HF spec name of the same tensor
+    const at = new Map<string, number>();
+    const specs = hfTensorSpecs(c);
+    const named = (key: string, l?: number) => specs.find((s) => s.key === key && s.layer === l)!.name;
     let pos = LLAMA2C_HEADER_BYTES;
-    const read = (shape: number[], at: number): Tensor => {
-      const n = shape.reduce((a, b) => a * b, 1);
-      const ptr = wasm.arena.alloc(n);
-      const data = wasm.arena.f32(ptr, n);
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, n * 4);
-      let done = 0;
-      while (done < bytes.length) {
-        const r = fs.readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), at + done);
-        if (r <= 0) throw new FormatError(name, `unexpected end of file at byte ${at + done}`);
-        done += r;
-      }
-      return { ptr, shape, data };
-    };
-    const embed = read([c.vocabSize, c.dim], pos);
+    at.set(named("embed"), pos);
     pos += c.vocabSize * c.dim * 4;
-    const layers: Partial<LayerWeights>[] = Array.from({ length: c.nLayers }, () => ({}));
     for (const b of llama2cLayerBlocks(c)) {
       const bytes = b.shape.reduce((x, y) => x * y, 1) * 4;
       for (let l = 0; l < c.nLayers; l++) {
-        layers[l]![b.key] = read(b.shape, pos);
+        at.set(named(b.key, l), pos);
         pos += bytes;
       }
     }
-    const norm = read([c.dim], pos);
+    at.set(named("norm"), pos);
     pos += c.dim * 4 + c.maxSeqLen * c.headDim * 4; // skip freq_cis_real, freq_cis_imag
-    const lmHead = c.tiedEmbeddings ? embed : read([c.vocabSize, c.dim], pos);
-    return { config, weights: { embed, layers: layers as LayerWeights[], norm, lmHead } };
-  } finally {
+    if (!c.tiedEmbeddings) at.set(named("lmHead"), pos);
+    let bytesRead = 0;
+    let open = true;
+    const stored = new Map<string, StoredTensor>();
+    for (const s of specs) {
+      const offset = at.get(s.name)!;
+      const n = s.shape.reduce((x, y) => x * y, 1);
+      stored.set(s.name, {
+        name: s.name, shape: s.shape, dtype: "F32", fileBytes: 4 * n, arenaBytes: 4 * n,
+        readRange(first, dst) {
+          if (!open) throw new FormatError(name, "read after close()");
+          if (first < 0 || first + dst.length > n) throw new RangeError(`${s.name}: elements [${first}, ${first + dst.length}) of ${n}`);
+          const bytes = new Uint8Array(dst.buffer, dst.byteOffset, dst.length * 4);
+          const start = offset + 4 * first;
+          let done = 0;
+          while (done < bytes.length) {
+            const r = fs.readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), start + done);
+            if (r <= 0) throw new FormatError(name, `unexpected end of file at byte ${start + done}`);
+            done += r;
+          }
+          bytesRead += bytes.length;
+        },
+      });
+    }
+    return {
+      path: file,
+      format: "llama2c",
+      config,
+      dtype: "F32",
+      tensor: (spec) => stored.get(spec.key === "lmHead" && c.tiedEmbeddings ? named("embed") : spec.name)!,
+      get bytesRead() {
+        return bytesRead;
+      },
+      close() {
+        if (open) fs.closeSync(fd);
+        open = false;
+      },
+    };
+  } catch (e) {
     fs.closeSync(fd);
+    throw e;
   }
 }

@@ -1,6 +1,9 @@
 /**
- * @file loadModel: a `.bin` file is a llama2.c checkpoint, a directory a Hugging Face one. Also finds the
- * tokenizer (an explicit path wins; else beside the model) and checks it fits the model's vocabulary.
+ * @file Opening a model: a `.bin` file is a llama2.c checkpoint, a directory a Hugging Face one (dense or
+ * compressed). `loadModel` reads every weight into the arena (a resident Model: generation, training,
+ * structured pruning, compress); `openStore` decides by size (./residency.ts): resident when the weights fit the
+ * residency budget of the WebAssembly memory, else streamed one decoder layer at a time (pruning, eval, inspect).
+ * Both find the tokenizer (an explicit path wins; else beside the model) and check it fits the vocabulary.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -8,11 +11,12 @@ import { ConfigError, MissingFileError, UsageError, notFound } from "../errors.j
 import { createWasm, type Wasm } from "../wasm/runtime.js";
 import { loadTokenizer } from "../tokenizer/load.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import { loadLlama2cWeights } from "./load-llama2c.js";
-import { loadHFWeights } from "./load-hf.js";
-import { isCompressedDir, loadCompressedWeights } from "../model/compressed.js";
-import type { Model, ModelConfig } from "./types.js";
+import { openLlama2cWeights } from "./load-llama2c.js";
+import { openHFWeights } from "./load-hf.js";
+import { dense, type LayerWeights, type Model, type ModelConfig, type ModelSource } from "./types.js";
 import { attachSlorb } from "./slorb.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile } from "./weight-file.js";
+import { residentStore, streamedStore, type ModelStore } from "./residency.js";
 
 export interface LoadOptions {
   /** tokenizer file to use instead of the one found beside the model */
@@ -23,7 +27,16 @@ export interface LoadOptions {
   requireTokenizer?: boolean;
 }
 
-export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
+/** The WebAssembly memory (wasm32) holds at most 4 GiB. */
+export const WASM32_LIMIT = 4 * 1024 ** 3;
+/**
+ * Arena bytes of weights up to which `openStore` keeps a model resident: the rest of the 4 GiB is left for the
+ * work (activations, Gram matrices, a method's scratch).
+ */
+export const RESIDENT_BUDGET = 2.5 * 1024 ** 3;
+
+/** Open the model file(s) at `modelPath` (headers only) and resolve its tokenizer file. */
+export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenizer" | "requireTokenizer"> = {}): { file: WeightFile; tokFile?: string } {
   if (!fs.existsSync(modelPath)) throw new MissingFileError(`model ${modelPath} does not exist`);
   const isDir = fs.statSync(modelPath).isDirectory();
   if (!isDir && path.extname(modelPath).toLowerCase() !== ".bin") {
@@ -32,18 +45,84 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
   // Resolve the tokenizer before reading weights, so a missing one fails fast.
   if (opts.tokenizer !== undefined && !fs.existsSync(opts.tokenizer)) throw new MissingFileError(`tokenizer ${opts.tokenizer} does not exist`);
   const tokFile = opts.tokenizer ?? findTokenizer(modelPath, isDir, opts.requireTokenizer ?? true);
-  const wasm = opts.wasm ?? createWasm();
-  let model: Model;
-  if (isDir) {
-    const hf = isCompressedDir(modelPath) ? loadCompressedWeights(modelPath, wasm) : loadHFWeights(modelPath, wasm);
-    model = { config: hf.config, weights: hf.weights, wasm, source: { path: modelPath, format: "hf", dtype: hf.dtype, hfConfig: hf.hfConfig } };
-    attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
-  } else {
-    const { config, weights } = loadLlama2cWeights(modelPath, wasm);
-    model = { config, weights, wasm, source: { path: modelPath, format: "llama2c", dtype: "F32" } };
+  return { file: isDir ? openHFWeights(modelPath) : openLlama2cWeights(modelPath), tokFile };
+}
+
+/** Arena bytes every weight of `file` takes once read (f32 dense, compressed operators in their kernel layouts). */
+export function residentBytes(file: WeightFile): number {
+  let n = 0;
+  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l);
+  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += file.tensor(s).arenaBytes;
+  return n;
+}
+
+function sourceOf(file: WeightFile): ModelSource {
+  return { path: file.path, format: file.format, dtype: file.dtype, ...(file.hfConfig ? { hfConfig: file.hfConfig } : {}) };
+}
+
+const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+
+/** Every weight of `file` into `wasm`'s arena (the caller has checked it fits). */
+function readResident(file: WeightFile, wasm: Wasm): Model {
+  const c = file.config;
+  const a = wasm.arena;
+  const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
+  const embed = readTensor(a, file.tensor(top.embed!));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l));
+  const norm = readTensor(a, file.tensor(top.norm!));
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!));
+  return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
+}
+
+/**
+ * Read a model into the arena (resident). A model whose weights do not fit the 4 GiB WebAssembly memory is
+ * refused with its size and what would make it fit.
+ */
+export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
+  const { file, tokFile } = openWeights(modelPath, opts);
+  try {
+    const bytes = residentBytes(file);
+    if (bytes > WASM32_LIMIT - (256 << 20)) {
+      throw new UsageError(
+        `${modelPath}: its weights take ${GiB(bytes)} as float32 in WebAssembly memory, more than the 4 GiB wasm32 limit ` +
+          `(with room for the work); this command needs the whole model in memory. prune and eval stream such a model layer by layer; ` +
+          `to run it whole, prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
+      );
+    }
+    const model = readResident(file, opts.wasm ?? createWasm());
+    if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
+    if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
+    return model;
+  } finally {
+    file.close();
   }
-  if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
-  return model;
+}
+
+export interface StoreOptions extends LoadOptions {
+  /** "auto" (default): resident when the weights fit `budget`, else streamed */
+  residency?: "auto" | "resident" | "streamed";
+  /** arena bytes of weights up to which "auto" keeps a model resident (default RESIDENT_BUDGET) */
+  budget?: number;
+}
+
+/** Open a model resident or streamed, by size (see the file header). */
+export async function openStore(modelPath: string, opts: StoreOptions = {}): Promise<ModelStore> {
+  const mode = opts.residency ?? "auto";
+  const { file, tokFile } = openWeights(modelPath, opts);
+  let keepOpen = false;
+  try {
+    const resident = mode === "resident" || (mode === "auto" && residentBytes(file) <= (opts.budget ?? RESIDENT_BUDGET));
+    if (resident) {
+      file.close();
+      return residentStore(await loadModel(modelPath, opts));
+    }
+    const tokenizer = tokFile ? openTokenizer(tokFile, file.config) : undefined;
+    const store = streamedStore(file, opts.wasm ?? createWasm(), sourceOf(file), tokenizer);
+    keepOpen = true;
+    return store;
+  } finally {
+    if (!keepOpen) file.close();
+  }
 }
 
 function openTokenizer(file: string, c: ModelConfig): Tokenizer {

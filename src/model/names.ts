@@ -1,14 +1,14 @@
 /**
  * @file A model's tensors with their Hugging Face names, in file order, for inspect and the pruning report.
- * The name/shape table itself is `hfTensorSpecs` (src/model/load-hf.ts), the one place that maps Weights fields
+ * The name/shape table itself is `hfTensorSpecs` (src/model/specs.ts), the one place that maps Weights fields
  * to "model.layers.N.self_attn.q_proj.weight" etc.; this file pairs it with the model's tensors.
  */
-import { hfTensorSpecs } from "./load-hf.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type LinearOp, type Model, type Tensor } from "./types.js";
+import { hfTensorSpecs } from "./specs.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, type LinearOp, type LinearWeight, type Model, type Tensor } from "./types.js";
 
 export interface NamedTensor {
   name: string;
-  tensor: Tensor;
+  tensor: Tensor | LinearWeight;
   kind: "embedding" | "attention" | "mlp" | "norm" | "bias" | "lm_head";
   layer?: number;
   op?: LinearOp;
@@ -18,7 +18,7 @@ export function linearName(layer: number, op: LinearOp): string {
   return `model.layers.${layer}.${HF_LINEAR_NAMES[op]}.weight`;
 }
 
-const KIND: Readonly<Record<string, NamedTensor["kind"]>> = Object.freeze({
+export const KIND: Readonly<Record<string, NamedTensor["kind"]>> = Object.freeze({
   embed: "embedding", lmHead: "lm_head", norm: "norm", attnNorm: "norm", ffnNorm: "norm",
   bq: "bias", bk: "bias", bv: "bias",
   wq: "attention", wk: "attention", wv: "attention", wo: "attention",
@@ -28,7 +28,7 @@ const KIND: Readonly<Record<string, NamedTensor["kind"]>> = Object.freeze({
 export function namedTensors(model: Model): NamedTensor[] {
   const w = model.weights;
   return hfTensorSpecs(model.config).map((s) => {
-    const holder = (s.layer === undefined ? w : w.layers[s.layer]) as unknown as Record<string, Tensor>;
+    const holder = (s.layer === undefined ? w : w.layers[s.layer]) as unknown as Record<string, Tensor | LinearWeight>;
     const op = (LINEAR_OPS as readonly string[]).includes(s.key) ? (s.key as LinearOp) : undefined;
     return { name: s.name, tensor: holder[s.key], kind: KIND[s.key], layer: s.layer, op };
   });

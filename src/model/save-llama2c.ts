@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { ConfigError, outputExists } from "../errors.js";
 import { LLAMA2C_HEADER_BYTES, llama2cFileBytes, llama2cLayerBlocks } from "./load-llama2c.js";
 import { halfToInterleaved } from "./save-rope.js";
-import type { Model, ModelConfig, Tensor } from "./types.js";
+import type { LinearWeight, Model, ModelConfig, Tensor } from "./types.js";
 import { denseWeight } from "../model/linear.js";
 
 export interface SaveLlama2cOptions {
@@ -46,7 +46,7 @@ export function saveLlama2c(model: Model, file: string, opts: SaveLlama2cOptions
     put(w.embed.data);
     for (const b of llama2cLayerBlocks(c)) {
       for (const layer of w.layers) {
-        let data = denseWeight(model.wasm, layer[b.key] as Tensor); // rebuilt per tensor when compressed
+        let data = denseWeight(model.wasm, layer[b.key] as Tensor | LinearWeight); // rebuilt per tensor when compressed
         if (c.ropeLayout === "half" && (b.key === "wq" || b.key === "wk")) {
           data = halfToInterleaved(data, b.key === "wq" ? c.nHeads : c.nKvHeads, c.headDim, c.dim);
         }
@@ -55,7 +55,7 @@ export function saveLlama2c(model: Model, file: string, opts: SaveLlama2cOptions
     }
     put(w.norm.data);
     put(freqCis(model));
-    if (!c.tiedEmbeddings) put(w.lmHead.data);
+    if (!c.tiedEmbeddings) put(denseWeight(model.wasm, w.lmHead));
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, file);

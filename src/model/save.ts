@@ -9,11 +9,11 @@ import * as path from "node:path";
 import { outputExists, UsageError } from "../errors.js";
 import { writeSafetensors, type TensorToWrite } from "../io/safetensors.js";
 import { toHFConfig } from "./config.js";
-import { hfTensorSpecs } from "./load-hf.js";
+import { hfTensorSpecs } from "./specs.js";
 import { interleavedToHalf } from "./save-rope.js";
 import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
-import { DTYPES, LINEAR_OPS, type DType, type Model, type Tensor } from "./types.js";
+import { DTYPES, LINEAR_OPS, type DType, type LinearWeight, type Model, type Tensor } from "./types.js";
 import { SLORB_FILE } from "./slorb.js";
 import { denseWeight } from "../model/linear.js";
 
@@ -47,7 +47,8 @@ export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): voi
   }
 
   const tensors: TensorToWrite[] = hfTensorSpecs(c).map((s) => {
-    const t: Tensor | undefined = s.layer === undefined ? (w as unknown as Record<string, Tensor>)[s.key] : (w.layers[s.layer] as unknown as Record<string, Tensor | undefined>)[s.key];
+    const holder = (s.layer === undefined ? w : w.layers[s.layer]) as unknown as Record<string, Tensor | LinearWeight | undefined>;
+    const t = holder[s.key];
     if (!t) throw new UsageError(`model has no ${s.layer === undefined ? s.key : `layer ${s.layer} ${s.key}`} tensor for "${s.name}"`);
     let data = denseWeight(model.wasm, t); // a compressed operator's dense values are rebuilt here, per tensor
     if (c.ropeLayout === "interleaved" && (s.key === "wq" || s.key === "wk")) {

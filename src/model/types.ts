@@ -59,44 +59,75 @@ export function layerSizesOf(c: ModelConfig, l: number): LayerSizes {
   return c.layerSizes?.[l] ?? { hiddenDim: c.hiddenDim, nHeads: c.nHeads, nKvHeads: c.nKvHeads };
 }
 
-/**
- * A float32 tensor living in the arena: `data` is a view at `ptr` (no copy). Exception: a linear weight loaded
- * from a compressed model has only its `sparse` form, no dense copy: `data` is empty and `ptr` 0. Code that
- * needs its dense values rebuilds them per tensor with `denseWeight` (src/sparse/linear.ts); pruning refuses
- * such a model (`refuseCompressed`, src/sparse/compress.ts).
- */
+/** A float32 tensor in the arena (norms, biases, the embedding table): `data` views `ptr` (no copy). */
 export interface Tensor {
   ptr: number;
   shape: number[];
   data: Float32Array;
-  /** the linear weight in a sparse kernel layout (src/sparse/); `linear()` runs the kernel of its format */
-  sparse?: SparseWeight;
-  /**
-   * SLoRB add-on of a trained linear weight (slorb.safetensors beside the model, src/model/slorb.ts):
-   * y += S·(P x), S (N, ceil(K/k)), (P x)[q] the sum of inputs q·k .. q·k+k−1
-   */
-  slorb?: { s: Tensor; k: number };
 }
 
 /**
- * A linear weight [N,K] in a sparse kernel layout, in the arena (pointers are byte offsets). Layouts:
- * assembly/f32-spmm-nm.ts ("2:4") and assembly/f32-spmm-csr.ts ("bcsr").
+ * SLoRB add-on of a trained linear weight (slorb.safetensors beside the model, src/model/slorb.ts):
+ * y += S·(P x), S (N, ceil(K/k)), (P x)[q] the sum of inputs q·k .. q·k+k−1
  */
-export type SparseWeight =
-  | { format: "2:4"; N: number; K: number; /** f32 [ceil(N/4)][K/4][2][4] */ vals: number; /** u8 [ceil(N/4)][K/4][2] */ idx: number; bytes: number }
-  | { format: "bcsr"; N: number; K: number; nnz: number; /** u32 [ceil(K/256)·N+1] */ rowptr: number; /** u8 [nnz] */ cols: number; /** f32 [nnz] */ vals: number; bytes: number };
+export interface Slorb {
+  s: Tensor;
+  k: number;
+}
+
+/**
+ * A linear weight (N, K) = (out, in) in the arena, tagged by the layout the forward pass runs (`linear()`,
+ * src/model/forward.ts, picks the kernel by `format`):
+ *  - `dense`: f32 row-major at `ptr`, `data` views it;
+ *  - `2:4`: the "4x" kernel layout of assembly/f32-spmm-nm.ts (a compressed model's 2:4 operator);
+ *  - `csr`: the panel CSR of assembly/f32-spmm-csr.ts (a compressed model's unstructured operator).
+ * A compressed operator has no dense copy: whoever needs its dense values rebuilds them per tensor
+ * (`denseWeight`, src/model/linear.ts); pruning needs dense weights (`denseLinear`).
+ */
+export type LinearWeight = DenseLinear | Linear2of4 | LinearCsr;
+export type CompressedLinear = Linear2of4 | LinearCsr;
+
+export interface DenseLinear extends Tensor {
+  format: "dense";
+  slorb?: Slorb;
+}
+
+export interface Linear2of4 {
+  format: "2:4";
+  shape: number[];
+  /** f32 [ceil(N/4)][K/4][2][4] */ vals: number;
+  /** u8 [ceil(N/4)][K/4][2] */ idx: number;
+  /** bytes of the layout (values + indices) */ bytes: number;
+  slorb?: Slorb;
+}
+
+export interface LinearCsr {
+  format: "csr";
+  shape: number[];
+  nnz: number;
+  /** u32 [ceil(K/256)·N+1] */ rowptr: number;
+  /** u8 [nnz] */ cols: number;
+  /** f32 [nnz] */ vals: number;
+  /** bytes of the layout */ bytes: number;
+  slorb?: Slorb;
+}
+
+/** A dense linear weight over an arena tensor (the same memory). */
+export function dense(t: Tensor): DenseLinear {
+  return { ptr: t.ptr, shape: t.shape, data: t.data, format: "dense" };
+}
 
 /** Shapes per layer l; nHeads/nKvHeads/hiddenDim are layer l's (layerSizesOf), equal to the config's unless nonuniform. */
 export interface LayerWeights {
   /** (dim) */ attnNorm: Tensor;
-  /** (nHeads*headDim, dim) */ wq: Tensor;
-  /** (nKvHeads*headDim, dim) */ wk: Tensor;
-  /** (nKvHeads*headDim, dim) */ wv: Tensor;
-  /** (dim, nHeads*headDim) */ wo: Tensor;
+  /** (nHeads*headDim, dim) */ wq: LinearWeight;
+  /** (nKvHeads*headDim, dim) */ wk: LinearWeight;
+  /** (nKvHeads*headDim, dim) */ wv: LinearWeight;
+  /** (dim, nHeads*headDim) */ wo: LinearWeight;
   /** (dim) */ ffnNorm: Tensor;
-  /** (hiddenDim, dim) w1 */ wGate: Tensor;
-  /** (hiddenDim, dim) w3 */ wUp: Tensor;
-  /** (dim, hiddenDim) w2 */ wDown: Tensor;
+  /** (hiddenDim, dim) w1 */ wGate: LinearWeight;
+  /** (hiddenDim, dim) w3 */ wUp: LinearWeight;
+  /** (dim, hiddenDim) w2 */ wDown: LinearWeight;
   /** qwen2 only: (nHeads*headDim), (nKvHeads*headDim), (nKvHeads*headDim) */
   bq?: Tensor;
   bk?: Tensor;
@@ -107,8 +138,8 @@ export interface ModelWeights {
   /** (vocab, dim) */ embed: Tensor;
   layers: LayerWeights[];
   /** (dim) */ norm: Tensor;
-  /** (vocab, dim); the same object as `embed` when tiedEmbeddings */
-  lmHead: Tensor;
+  /** (vocab, dim); over the same memory as `embed` when tiedEmbeddings */
+  lmHead: LinearWeight;
 }
 
 export interface ModelSource {
@@ -136,8 +167,8 @@ export interface Model {
  * y (T, N) = x (T, K) · Wᵀ into the WASM memory (bias not included) before returning.
  */
 export interface LinearBackend {
-  supportsOp(w: Tensor): boolean;
-  linear(w: Tensor, x: number, y: number, T: number): void;
+  supportsOp(w: LinearWeight): boolean;
+  linear(w: LinearWeight, x: number, y: number, T: number): void;
 }
 
 /** The names of the linear operators of a decoder layer, in forward order. */

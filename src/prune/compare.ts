@@ -6,6 +6,7 @@
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
 import type { Executor } from "../exec/executor.js";
 import { LINEAR_OPS, type Model } from "../model/types.js";
+import { denseLayer } from "../model/linear.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneModel, type PruneSettings } from "./driver.js";
 import { formatPattern } from "./pattern.js";
@@ -34,8 +35,9 @@ export async function compareSettings(
   exec: Executor,
   onRun?: (done: number, total: number, label: string) => void,
 ): Promise<Comparison> {
-  const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
-  const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
+  const layers = model.weights.layers.map((lw, l) => denseLayer(lw, l));
+  const snapshot = layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
+  const restore = () => layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
   const dense = await perplexity(model, evalSeqs, exec);
   const rows: ComparisonRow[] = [];
   try {

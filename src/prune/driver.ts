@@ -14,7 +14,8 @@
  * After the layer, the stream advances through the pruned (sequential) or dense (parallel) layer, the pruned
  * weights replace the dense ones in the model, and the layer is checkpointed (src/prune/checkpoint.ts).
  */
-import type { Model, LayerWeights, LinearOp, Tensor } from "../model/types.js";
+import type { DenseLinear, Model, LayerWeights, LinearOp } from "../model/types.js";
+import { denseLayer, type DenseLayer } from "../model/linear.js";
 import { createRunState, embed, type CapturePoint, type RunState } from "../model/forward.js";
 import { linearName } from "../model/names.js";
 import type { CalibrationSet } from "./calibration.js";
@@ -123,11 +124,11 @@ export async function pruneModel(
         if (done) return reports;
       }
       if (inFlight && l === 0) arena.resetPeak();
-      const dense = model.weights.layers[l];
+      const dense = denseLayer(model.weights.layers[l], l);
       const saved = hooks.checkpoint?.load(l);
       let layerReports: OperatorReport[];
       const mark = arena.mark();
-      const pruned: LayerWeights = { ...dense };
+      const pruned: DenseLayer = { ...dense };
       for (const g of GROUPS) for (const op of g.ops) pruned[op] = tensorLike(model, dense[op]);
       if (saved) {
         for (const op of Object.keys(saved.weights) as LinearOp[]) pruned[op].data.set(saved.weights[op]!);
@@ -199,7 +200,7 @@ async function layersInFlight(
     const free = regions.map((_, s) => s);
     const running = new Map<number, Promise<{ l: number; slot: number; out: OperatorReport[] | Error }>>();
     const finished = new Map<number, { reports: OperatorReport[]; resumed: boolean }>();
-    const prunedOf = new Map<number, LayerWeights>();
+    const prunedOf = new Map<number, DenseLayer>();
     let next = 1; // next layer to hand out
     let flushed = 1; // next layer to report
     const flush = () => {
@@ -211,8 +212,8 @@ async function layersInFlight(
         flushed++;
       }
     };
-    const install = (l: number, pruned: LayerWeights) => {
-      const dense = model.weights.layers[l];
+    const install = (l: number, pruned: DenseLayer) => {
+      const dense = denseLayer(model.weights.layers[l], l);
       const weights = {} as Record<LinearOp, Float32Array>;
       for (const g of GROUPS) for (const op of g.ops) {
         dense[op].data.set(pruned[op].data);
@@ -231,7 +232,7 @@ async function layersInFlight(
         const saved = hooks.checkpoint?.load(l);
         if (saved) {
           advance(l);
-          const dense = model.weights.layers[l];
+          const dense = denseLayer(model.weights.layers[l], l);
           for (const op of Object.keys(saved.weights) as LinearOp[]) dense[op].data.set(saved.weights[op]!);
           finished.set(l, { reports: saved.reports, resumed: true });
           flush();
@@ -242,12 +243,12 @@ async function layersInFlight(
         const base = regions[slot];
         arena.f32(base, calib.totalTokens * c.dim).set(arena.f32(stream, calib.totalTokens * c.dim));
         let p = base + streamBytes;
-        const dense = model.weights.layers[l];
-        const pruned: LayerWeights = { ...dense };
+        const dense = denseLayer(model.weights.layers[l], l);
+        const pruned: DenseLayer = { ...dense };
         for (const g of GROUPS) for (const op of g.ops) {
           const n = dense[op].data.length;
           p = (p + 63) & ~63;
-          pruned[op] = { ptr: p, shape: [...dense[op].shape], data: arena.f32(p, n) };
+          pruned[op] = { format: "dense", ptr: p, shape: [...dense[op].shape], data: arena.f32(p, n) };
           p += 4 * n;
         }
         prunedOf.set(l, pruned);
@@ -288,7 +289,7 @@ async function layersInFlight(
  * job's wasm (its arena bounded to the job's region, no pool); `stream` is the layer's input [N, dim].
  */
 export async function pruneLayerJob(
-  model: Model, exec: Executor, l: number, dense: LayerWeights, pruned: LayerWeights, calib: CalibrationSet, stream: number, st: RunState,
+  model: Model, exec: Executor, l: number, dense: DenseLayer, pruned: DenseLayer, calib: CalibrationSet, stream: number, st: RunState,
   settings: PruneSettings,
 ): Promise<OperatorReport[]> {
   const ctx: LayerContext = { model, exec, calib, stream, states: [st] };
@@ -327,7 +328,7 @@ function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[num
 
 /** No correction: one pass of the dense layer; each operator fitted to its own dense input. */
 async function pruneLayerPlain(
-  ctx: LayerContext, l: number, dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
+  ctx: LayerContext, l: number, dense: DenseLayer, pruned: DenseLayer, settings: PruneSettings, done: OpDone,
 ): Promise<OperatorReport[]> {
   const { model, calib, stream } = ctx;
   const arena = model.wasm.arena;
@@ -369,7 +370,7 @@ async function pruneLayerPlain(
 
 /** Intra-layer error correction: groups in forward order, each fitted on pruned inputs to dense outputs. */
 async function pruneLayerCorrected(
-  ctx: LayerContext, l: number, dense: LayerWeights, pruned: LayerWeights, settings: PruneSettings, done: OpDone,
+  ctx: LayerContext, l: number, dense: DenseLayer, pruned: DenseLayer, settings: PruneSettings, done: OpDone,
 ): Promise<OperatorReport[]> {
   const { model, calib, stream } = ctx;
   const arena = model.wasm.arena;
@@ -410,7 +411,7 @@ async function pruneLayerCorrected(
 
 /** Solve one operator and copy its pruned weights into `into` (allocated before the Gram statistics). */
 async function solveInto(
-  model: Model, exec: Executor, l: number, op: LinearOp, w0: Tensor, stats: GramStats, into: Tensor, settings: PruneSettings,
+  model: Model, exec: Executor, l: number, op: LinearOp, w0: DenseLinear, stats: GramStats, into: DenseLinear, settings: PruneSettings,
 ): Promise<OperatorReport> {
   const [rows, cols] = w0.shape;
   const wasm = model.wasm;
@@ -440,8 +441,8 @@ function copy(model: Model, src: number, dst: number, n: number): void {
   a.f32(dst, n).set(a.f32(src, n));
 }
 
-function tensorLike(model: Model, t: Tensor): Tensor {
+function tensorLike(model: Model, t: DenseLinear): DenseLinear {
   const ptr = model.wasm.arena.alloc(t.data.length);
-  return { ptr, shape: [...t.shape], data: model.wasm.arena.f32(ptr, t.data.length) };
+  return { format: "dense", ptr, shape: [...t.shape], data: model.wasm.arena.f32(ptr, t.data.length) };
 }
 

@@ -6,37 +6,21 @@
  * memory (a BoundedArena), which the main thread reserved; its input stream, its RunState and the pruned
  * output tensors were placed by the main thread.
  */
-import { Arena, type Wasm } from "../wasm/runtime.js";
-import { WasmError } from "../errors.js";
+import { BoundedArena, type Wasm } from "../wasm/runtime.js";
 import { localExecutor, type Handlers } from "../exec/executor.js";
 import { revive, type Described } from "../model/describe.js";
 import type { LayerWeights, Model, ModelConfig } from "../model/types.js";
+import type { DenseLayer } from "../model/linear.js";
 import type { RunState } from "../model/forward.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneLayerJob, type OperatorReport, type PruneSettings } from "./driver.js";
-
-/** An arena confined to [base, limit): never grows the memory, throws past the limit. */
-export class BoundedArena extends Arena {
-  readonly limit: number;
-  constructor(memory: WebAssembly.Memory, base: number, limit: number) {
-    super(memory, base);
-    this.limit = limit;
-  }
-  override allocBytes(bytes: number): number {
-    const ptr = (this.mark() + 63) & ~63;
-    if (ptr + Math.max(bytes, 0) > this.limit) {
-      throw new WasmError(`layer job out of its memory region: need ${ptr + bytes - this.base} bytes of ${this.limit - this.base}`);
-    }
-    return super.allocBytes(bytes);
-  }
-}
 
 export interface LayerJobTask {
   op: "pruneLayer";
   config: ModelConfig;
   l: number;
-  dense: Described<LayerWeights>;
-  pruned: Described<LayerWeights>;
+  dense: Described<DenseLayer>;
+  pruned: Described<DenseLayer>;
   calib: CalibrationSet;
   /** this layer's input stream [N, dim] */
   stream: number;
@@ -51,6 +35,6 @@ export const LAYER_JOB_HANDLERS = {
     const wasm: Wasm = { memory: shared.memory, exports: shared.exports, arena: new BoundedArena(shared.memory, t.base, t.limit) };
     const exec = localExecutor(wasm, handlers);
     const model = { config: t.config, wasm } as Model; // the layer code reads config and wasm only
-    return pruneLayerJob(model, exec, t.l, revive<LayerWeights>(wasm, t.dense), revive<LayerWeights>(wasm, t.pruned), t.calib, t.stream, t.st, t.settings);
+    return pruneLayerJob(model, exec, t.l, revive<DenseLayer>(wasm, t.dense), revive<DenseLayer>(wasm, t.pruned), t.calib, t.stream, t.st, t.settings);
   },
 } as const;

@@ -7,13 +7,15 @@
  * from one pass of the dense model over the calibration data.
  */
 import type { Model } from "../model/types.js";
+import { denseLayer } from "../model/linear.js";
 import { outputStats, type OutputStats, type ScoreContext, type ScoreResult, type StructureScorer } from "./scorer.js";
 import { emptyScores, groupQCols, layerCounts, type StructureScores } from "./structures.js";
 
 export function activationScores(model: Model, stats: OutputStats): StructureScores {
   const c = model.config;
   const out = emptyScores(c, model.weights.layers);
-  model.weights.layers.forEach((lw, l) => {
+  model.weights.layers.forEach((layer, l) => {
+    const lw = denseLayer(layer, l);
     const k = layerCounts(c, lw);
     const wd = lw.wDown.data;
     for (let j = 0; j < k.channels; j++) {

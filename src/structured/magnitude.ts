@@ -4,6 +4,7 @@
  *   group g:    ‖[q rows, k rows, v rows of g, o_proj columns of g]‖₂
  */
 import type { LayerWeights, Model } from "../model/types.js";
+import { denseLayer } from "../model/linear.js";
 import type { ScoreContext, ScoreResult, StructureScorer } from "./scorer.js";
 import { emptyScores, groupKvRows, groupQCols, layerCounts, type StructureScores } from "./structures.js";
 
@@ -23,7 +24,8 @@ function colsSq(w: Float32Array, rows: number, cols: number, c0: number, c1: num
 export function magnitudeScores(model: Model): StructureScores {
   const c = model.config;
   const out = emptyScores(c, model.weights.layers);
-  model.weights.layers.forEach((lw: LayerWeights, l) => {
+  model.weights.layers.forEach((layer: LayerWeights, l) => {
+    const lw = denseLayer(layer, l);
     const k = layerCounts(c, lw);
     const hid = k.channels;
     for (let j = 0; j < hid; j++) {

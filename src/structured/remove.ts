@@ -20,7 +20,8 @@
 import { UsageError } from "../errors.js";
 import { attentionBlock, createRunState, embed, kernelsOf, layerForward, mlpBlock } from "../model/forward.js";
 import { linearName } from "../model/names.js";
-import type { LayerSizes, LayerWeights, Model, ModelConfig, Tensor } from "../model/types.js";
+import { dense, type DenseLinear, type LayerSizes, type LayerWeights, type Model, type ModelConfig, type Tensor } from "../model/types.js";
+import { denseLayer, type DenseLayer } from "../model/linear.js";
 import { GramCollector } from "../prune/gram.js";
 import type { Executor } from "../exec/executor.js";
 import { choleskyLower } from "../prune/linalg.js";
@@ -77,7 +78,8 @@ export function shrinkModel(model: Model, plan: KeepPlan, consumers?: { wo: Floa
   const c = model.config;
   if (plan.channels.length !== c.nLayers || plan.groups.length !== c.nLayers) throw new UsageError(`keep plan has ${plan.channels.length} layers, the model ${c.nLayers}`);
   const sizes: LayerSizes[] = [];
-  const layers = model.weights.layers.map((lw, l): LayerWeights => {
+  const layers = model.weights.layers.map((layer, l): LayerWeights => {
+    const lw = denseLayer(layer, l);
     const ch = plan.channels[l];
     const gr = plan.groups[l];
     if (ch.length === 0) throw new UsageError(`layer ${l}: removing all MLP channels is not supported`);
@@ -89,13 +91,13 @@ export function shrinkModel(model: Model, plan: KeepPlan, consumers?: { wo: Floa
     return {
       attnNorm: lw.attnNorm,
       ffnNorm: lw.ffnNorm,
-      wq: pickRows(model, lw.wq.data, c.dim, q),
-      wk: pickRows(model, lw.wk.data, c.dim, kv),
-      wv: pickRows(model, lw.wv.data, c.dim, kv),
-      wo: pickCols(model, consumers?.wo[l] ?? lw.wo.data, c.dim, qDim, q),
-      wGate: pickRows(model, lw.wGate.data, c.dim, ch),
-      wUp: pickRows(model, lw.wUp.data, c.dim, ch),
-      wDown: pickCols(model, consumers?.wDown[l] ?? lw.wDown.data, c.dim, hid, ch),
+      wq: dense(pickRows(model, lw.wq.data, c.dim, q)),
+      wk: dense(pickRows(model, lw.wk.data, c.dim, kv)),
+      wv: dense(pickRows(model, lw.wv.data, c.dim, kv)),
+      wo: dense(pickCols(model, consumers?.wo[l] ?? lw.wo.data, c.dim, qDim, q)),
+      wGate: dense(pickRows(model, lw.wGate.data, c.dim, ch)),
+      wUp: dense(pickRows(model, lw.wUp.data, c.dim, ch)),
+      wDown: dense(pickCols(model, consumers?.wDown[l] ?? lw.wDown.data, c.dim, hid, ch)),
       ...(lw.bq ? { bq: pickRows(model, lw.bq.data, 1, q) } : {}),
       ...(lw.bk ? { bk: pickRows(model, lw.bk.data, 1, kv) } : {}),
       ...(lw.bv ? { bv: pickRows(model, lw.bv.data, 1, kv) } : {}),
@@ -202,15 +204,15 @@ export async function refitConsumers(
       copy(st.x, stream + 4 * offsets[i] * c.dim, s.length * c.dim);
     });
     for (let l = 0; l < c.nLayers; l++) {
-      const dense = model.weights.layers[l];
-      const qDim = dense.wq.shape[0];
-      const hid = dense.wGate.shape[0];
+      const w0s = denseLayer(model.weights.layers[l], l);
+      const qDim = w0s.wq.shape[0];
+      const hid = w0s.wGate.shape[0];
       const { q } = keptAttentionIndices(c, plan.groups[l]);
-      const layer: LayerWeights = { ...dense, wo: masked(model, dense.wo, q), wDown: masked(model, dense.wDown, plan.channels[l]) };
+      const layer: DenseLayer = { ...w0s, wo: masked(model, w0s.wo, q), wDown: masked(model, w0s.wDown, plan.channels[l]) };
 
       /** `forward(i)` runs sample i up to the operator and returns its input there (T rows of `cols`). */
       const fit = async (op: "wo" | "wDown", cols: number, keep: readonly number[], forward: (i: number) => number): Promise<Float32Array> => {
-        const w0 = dense[op];
+        const w0 = w0s[op];
         const m = a.mark();
         try {
           const gram = new GramCollector(exec, cols);
@@ -263,9 +265,9 @@ export async function refitConsumers(
 }
 
 /** A full-width copy of a consumer with only the `keep` columns (arena). */
-function masked(model: Model, w: Tensor, keep: readonly number[]): Tensor {
+function masked(model: Model, w: DenseLinear, keep: readonly number[]): DenseLinear {
   const [rows, cols] = w.shape;
   const t = newTensor(model, [rows, cols]);
   for (let r = 0; r < rows; r++) for (const j of keep) t.data[r * cols + j] = w.data[r * cols + j];
-  return t;
+  return dense(t);
 }

@@ -10,6 +10,7 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import { ropeTables } from "../model/forward.js";
+import { denseLinear } from "../model/linear.js";
 import { backwardKernels, type BackwardKernelApi } from "./api.js";
 import type { LinearParam, Student } from "./student.js";
 
@@ -179,7 +180,7 @@ export function trainForward(st: Student, ts: TrainState, tokens: ArrayLike<numb
     k.f32_add(A.xMid, ts.out, ts.xs[l + 1], T * c.dim);
   }
   k.f32_rmsnorm(ts.xs[c.nLayers], m.weights.norm.ptr, ts.xnF, T, c.dim, c.normEps);
-  k.f32_gemm_nt(ts.xnF, m.weights.lmHead.ptr, ts.logits, T, c.vocabSize, c.dim, 0, ts.pack);
+  k.f32_gemm_nt(ts.xnF, denseLinear(m.weights.lmHead, "lm_head.weight").ptr, ts.logits, T, c.vocabSize, c.dim, 0, ts.pack);
 }
 
 /**
@@ -193,7 +194,7 @@ export function trainBackward(st: Student, ts: TrainState, T: number, grads: num
   const dim = c.dim;
   const g = (off: number) => grads + 4 * off;
   // classifier (tied: its gradient adds into the embedding's) and final norm
-  k.f32_gemm_nn(ts.dlogits, m.weights.lmHead.ptr, ts.dxn, T, dim, c.vocabSize, 0);
+  k.f32_gemm_nn(ts.dlogits, denseLinear(m.weights.lmHead, "lm_head.weight").ptr, ts.dxn, T, dim, c.vocabSize, 0);
   k.f32_gemm_tn(ts.dlogits, ts.xnF, g(st.lmHeadOffset), c.vocabSize, dim, T, 1);
   k.f32_rmsnorm_backward(ts.xs[c.nLayers], m.weights.norm.ptr, ts.dxn, ts.dx, g(st.normOffset), T, dim, c.normEps, 0);
   const half = c.headDim / 2;

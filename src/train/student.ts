@@ -13,8 +13,9 @@
  * fill their own block and the host add them in a fixed order before the optimizer divides by the token count.
  */
 import { UsageError } from "../errors.js";
-import type { LinearOp, Model, Tensor } from "../model/types.js";
+import type { DenseLinear, LinearOp, Model, Tensor } from "../model/types.js";
 import { LINEAR_OPS } from "../model/types.js";
+import { denseLayer, denseLinear } from "../model/linear.js";
 
 /** SLoRB of one operator (AST §3.4): y += S · P x, P the fixed 0/1 projection summing each group of k inputs. */
 export interface Slorb {
@@ -33,9 +34,9 @@ export interface LinearParam {
   N: number;
   K: number;
   /** the dense shadow weights (N, K): the model's tensor */
-  w: Tensor;
+  w: DenseLinear;
   /** W ⊙ M (N, K), read by forward and backward; equal to w's values when there is no mask */
-  wm: Tensor;
+  wm: DenseLinear;
   /** 1 = kept, per weight (N·K), host memory; undefined when training dense */
   mask?: Uint8Array;
   slorb?: Slorb;
@@ -80,7 +81,7 @@ export interface StudentOptions {
 export function createStudent(model: Model, opts: StudentOptions): Student {
   const c = model.config;
   if (c.qkvBias) throw new UsageError(`train: ${c.architecture} models with q/k/v biases are not supported yet`);
-  for (const l of model.weights.layers) for (const op of LINEAR_OPS) if (l[op].sparse) {
+  for (const l of model.weights.layers) for (const op of LINEAR_OPS) if (l[op].format !== "dense") {
     throw new UsageError("train: the model is stored compressed; decompress it first (wasprune decompress)");
   }
   for (const l of model.weights.layers) for (const op of LINEAR_OPS) if (l[op].slorb) {
@@ -100,7 +101,8 @@ export function createStudent(model: Model, opts: StudentOptions): Student {
   const linears: LinearParam[] = [];
   const byLayer: Record<LinearOp, LinearParam>[] = [];
   const layerNormOffsets: { attn: number; ffn: number }[] = [];
-  w.layers.forEach((lw, l) => {
+  w.layers.forEach((layer, l) => {
+    const lw = denseLayer(layer, l);
     const attn = add(`layers.${l}.attnNorm`, lw.attnNorm, false);
     const ffn = add(`layers.${l}.ffnNorm`, lw.ffnNorm, false);
     layerNormOffsets.push({ attn, ffn });
@@ -108,10 +110,10 @@ export function createStudent(model: Model, opts: StudentOptions): Student {
     for (const op of LINEAR_OPS) {
       const t = lw[op];
       const [N, K] = t.shape;
-      let wm = t;
+      let wm: DenseLinear = t;
       if (opts.sparse) {
         const ptr = a.alloc(N * K);
-        wm = { ptr, shape: [N, K], data: a.f32(ptr, N * K) };
+        wm = { format: "dense", ptr, shape: [N, K], data: a.f32(ptr, N * K) };
         wm.data.set(t.data);
       }
       const lp: LinearParam = { layer: l, op, N, K, w: t, wm, mask: opts.sparse ? new Uint8Array(N * K).fill(1) : undefined, gradOffset: -1 };
@@ -128,7 +130,7 @@ export function createStudent(model: Model, opts: StudentOptions): Student {
     byLayer.push(rec);
   });
   const normOffset = add("norm", w.norm, false);
-  const lmHeadOffset = c.tiedEmbeddings ? embedOffset : add("lmHead", w.lmHead, true);
+  const lmHeadOffset = c.tiedEmbeddings ? embedOffset : add("lmHead", denseLinear(w.lmHead, "lm_head.weight"), true);
   for (const lp of linears) if (lp.slorb) lp.slorb.gradOffset = add(`layers.${lp.layer}.${lp.op}.slorb`, lp.slorb.s, false);
   return { model, linears, byLayer, params, gradFloats: offset, embedOffset, normOffset, lmHeadOffset, layerNormOffsets };
 }

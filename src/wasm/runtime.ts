@@ -196,6 +196,25 @@ export class Arena {
   }
 }
 
+/**
+ * An arena confined to [base, limit) of the memory: never grows it, throws past the limit (`what` names the region
+ * in the message). A region the main arena reserved: a layer job's, the layer slot of a streamed model.
+ */
+export class BoundedArena extends Arena {
+  readonly limit: number;
+  constructor(memory: WebAssembly.Memory, base: number, limit: number, readonly what = "layer job") {
+    super(memory, base);
+    this.limit = limit;
+  }
+  override allocBytes(bytes: number): number {
+    const ptr = alignUp(this.mark(), ALIGN);
+    if (ptr + Math.max(bytes, 0) > this.limit) {
+      throw new WasmError(`${this.what} out of its memory region: need ${ptr + bytes - this.base} bytes of ${this.limit - this.base}`);
+    }
+    return super.allocBytes(bytes);
+  }
+}
+
 /** The arena of a worker thread: views only. */
 class ViewArena extends Arena {
   override allocBytes(_bytes: number): number {

@@ -24,6 +24,7 @@ import { pruneModel } from "../../src/prune/driver.js";
 import { STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
 import { gpuOrSkip, relErr } from "./helpers.js";
 import { openExecutor } from "../../src/workers/index.js";
+import { denseLinear } from "../../src/model/linear.js";
 
 after(async () => {
   const p = await probeGpu();
@@ -110,7 +111,7 @@ test("FISTA prune of stories260K on webgpu: WASM masks except ties, perplexity w
     }, exec);
     const seconds = (performance.now() - t0) / 1000;
     const ppl = (await perplexity(model, paragraphSequences(tok, fs.readFileSync(TINY_VALID, "utf8"), 100, 512), exec)).perplexity;
-    const weights = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
+    const weights = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => denseLinear(lw[op], op).data.slice()));
     return { ppl, weights, seconds };
   };
   const w = await run("wasm");

@@ -14,7 +14,7 @@ import { loadModel } from "../../src/model/load.js";
 import { generate } from "../../src/generate/generate.js";
 import { perplexity } from "../../src/eval/perplexity.js";
 import { paragraphSequences } from "../../src/eval/text.js";
-import { hfTensorSpecs } from "../../src/model/load-hf.js";
+import { hfTensorSpecs } from "../../src/model/specs.js";
 import { OutputExistsError, UsageError } from "../../src/errors.js";
 import { compressModel, decompressModel, isCompressedDir, refuseCompressed } from "../../src/model/compressed.js";
 import { denseWeight } from "../../src/model/linear.js";
@@ -22,6 +22,8 @@ import { inspectModel } from "../../src/model/inspect.js";
 import { LINEAR_OPS, type Model, type Tensor } from "../../src/model/types.js";
 import { STORIES_HF, TINY_VALID } from "../helpers/shared.js";
 import { openExecutor } from "../../src/workers/index.js";
+import { denseLinear } from "../../src/model/linear.js";
+import { residentStore } from "../../src/model/residency.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-compress-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -55,8 +57,8 @@ test("compressed stories260K: same greedy text and perplexity as the dense run; 
   pruned.weights.layers.forEach((lw, l) => {
     for (const op of LINEAR_OPS) {
       if (l === 0 && op === "wo") continue;
-      if (l === 0 && op === "wDown") magnitudeUnstructured(lw[op].data, 0.7);
-      else magnitude24(lw[op].data);
+      if (l === 0 && op === "wDown") magnitudeUnstructured(denseLinear(lw[op], op).data, 0.7);
+      else magnitude24(denseLinear(lw[op], op).data);
     }
   });
   const dir = path.join(tmp, "c");
@@ -70,13 +72,13 @@ test("compressed stories260K: same greedy text and perplexity as the dense run; 
   assert.throws(() => compressModel(pruned, dir), OutputExistsError);
 
   const c = await loadModel(dir);
-  assert.equal(c.weights.layers[1]!.wUp.sparse?.format, "2:4");
-  assert.equal(c.weights.layers[0]!.wDown.sparse?.format, "bcsr");
-  assert.equal(c.weights.layers[0]!.wo.sparse, undefined);
+  assert.equal(c.weights.layers[1]!.wUp.format, "2:4");
+  assert.equal(c.weights.layers[0]!.wDown.format, "csr");
+  assert.equal(c.weights.layers[0]!.wo.format, "dense");
   // compressed operators are held only in their sparse form: no dense copy, less arena than the dense model
-  assert.equal(c.weights.layers[1]!.wUp.data.length, 0);
-  assert.equal(c.weights.layers[0]!.wDown.data.length, 0);
-  assert.equal(c.weights.layers[0]!.wo.data.length, 64 * 64);
+  assert.equal("data" in c.weights.layers[1]!.wUp, false);
+  assert.equal("data" in c.weights.layers[0]!.wDown, false);
+  assert.equal(denseLinear(c.weights.layers[0]!.wo, "wo").data.length, 64 * 64);
   assert.ok(c.wasm.arena.used < pruned.wasm.arena.used, `arena ${c.wasm.arena.used} B compressed vs ${pruned.wasm.arena.used} B dense`);
   const want = tensors(pruned);
   for (const [name, t] of tensors(c)) assert.deepEqual(bits(denseWeight(c.wasm, t)), bits(want.get(name)!.data), `loaded ${name}`);
@@ -94,7 +96,7 @@ test("compressed stories260K: same greedy text and perplexity as the dense run; 
   const ps = (await perplexity(c, seqs, openExecutor(c.wasm, 1))).perplexity;
   assert.ok(Math.abs(ps - pd) / pd < 1e-4, `perplexity compressed ${ps} vs dense ${pd}`);
 
-  const r = inspectModel(c);
+  const r = inspectModel(residentStore(c));
   assert.ok(r.compression && r.compression.bytes < r.compression.denseBytes);
   assert.equal(r.tensors.find((t) => t.name === "model.layers.1.mlp.up_proj.weight")?.format, "2:4");
 

@@ -8,10 +8,11 @@ import { createWasm } from "../../src/wasm/runtime.js";
 import { loadModel } from "../../src/model/load.js";
 import { saveHF, saveLlama2c } from "../../src/model/save.js";
 import { interleavedToHalf, halfToInterleaved } from "../../src/model/save-rope.js";
-import { hfTensorSpecs } from "../../src/model/load-hf.js";
+import { hfTensorSpecs } from "../../src/model/specs.js";
 import { openSafetensors } from "../../src/io/safetensors.js";
 import { f16BitsToF32, f32ToF16Bits } from "../../src/io/dtype.js";
 import type { Model, Tensor } from "../../src/model/types.js";
+import { denseLinear } from "../../src/model/linear.js";
 
 const BIN = "/work/shared/models/stories260K/stories260K.bin";
 const HF = "/work/shared/models/stories260K-hf";
@@ -58,8 +59,8 @@ test("stories260K.bin and stories260K-hf hold the same weights (q/k permuted)", 
   assert.equal(bin.config.ropeLayout, "interleaved");
   assert.equal(hf.config.ropeLayout, "half");
   assert.equal(hf.source.dtype, "F32");
-  assert.equal(hf.weights.lmHead, hf.weights.embed);
-  assert.equal(bin.weights.lmHead, bin.weights.embed);
+  assert.equal(denseLinear(hf.weights.lmHead, "lm_head").data, hf.weights.embed.data);
+  assert.equal(denseLinear(bin.weights.lmHead, "lm_head").data, bin.weights.embed.data);
   assert.equal((hf.source.hfConfig as { model_type: string }).model_type, "llama");
   assert.deepEqual({ ...bin.config, ropeLayout: "half" }, hf.config);
   assert.equal(path.basename(bin.tokenizer!.files[0]!), "tok512.bin");
@@ -67,7 +68,7 @@ test("stories260K.bin and stories260K-hf hold the same weights (q/k permuted)", 
   assert.deepEqual(bin.tokenizer!.encode("Once upon a time", { bos: true }), hf.tokenizer!.encode("Once upon a time", { bos: true }));
   assertEqualsHF(bin, hf);
   // weights live in the arena
-  const t = bin.weights.layers[2]!.wDown;
+  const t = denseLinear(bin.weights.layers[2]!.wDown, "wDown");
   assert.ok(t.data.buffer instanceof SharedArrayBuffer);
   assert.equal(t.ptr % 64, 0);
   assert.deepEqual(t.data, wasm.arena.f32(t.ptr, t.data.length));
@@ -139,8 +140,8 @@ test("HF -> saveHF keeps config.json and writes F16/BF16; refuses to overwrite w
   assert.equal(cfg.torch_dtype, "float16");
   const f16 = await loadModel(out, { wasm });
   assert.equal(f16.source.dtype, "F16");
-  const a = f16.weights.layers[1]!.wq.data;
-  const b = hf.weights.layers[1]!.wq.data;
+  const a = denseLinear(f16.weights.layers[1]!.wq, "wq").data;
+  const b = denseLinear(hf.weights.layers[1]!.wq, "wq").data;
   for (let i = 0; i < a.length; i++) assert.equal(a[i], f16BitsToF32(f32ToF16Bits(b[i]!)));
 
   saveHF(hf, out, { force: true, dtype: "BF16" });

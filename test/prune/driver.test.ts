@@ -20,6 +20,8 @@ import { METHOD_NAMES } from "../../src/prune/methods/types.ts";
 import { parsePattern } from "../../src/prune/pattern.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 import { openExecutor } from "../../src/workers/index.ts";
+import { denseLinear } from "../../src/model/linear.ts";
+import { residentStore } from "../../src/model/residency.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-prune-"));
 const cli = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: "utf8", timeout: 300_000 });
@@ -29,8 +31,8 @@ test("every method at 0.5 and 2:4 on stories260K: exact patterns, FISTA with cor
   const tok = model.tokenizer!;
   const calib = calibrationSet(tok, fs.readFileSync(TINY_TRAIN, "utf8"), TINY_TRAIN, 128, 512);
   const evalSeqs = paragraphSequences(tok, fs.readFileSync(TINY_VALID, "utf8"), 300, 512);
-  const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
-  const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
+  const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => denseLinear(lw[op], op).data.slice()));
+  const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => denseLinear(lw[op], op).data.set(snapshot[l][i])));
   const exec = openExecutor(model.wasm, 1);
   const dense = (await perplexity(model, evalSeqs, exec)).perplexity;
   const ppl: Record<string, number> = {};
@@ -39,7 +41,7 @@ test("every method at 0.5 and 2:4 on stories260K: exact patterns, FISTA with cor
       const pattern = parsePattern(pat);
       const reports = await pruneModel(model, calib, { method, pattern, schedule: "sequential", errorCorrection: method === "fista" }, exec);
       assert.equal(reports.length, 5 * 7);
-      const rep = inspectModel(model);
+      const rep = inspectModel(residentStore(model));
       for (const t of rep.tensors.filter((t) => /_proj\.weight$/.test(t.name))) {
         if (pat === "2:4") assert.ok(t.nm === "2:4" || t.nm === "1:4" || t.nm === "1:2", `${method}: ${t.name} is ${t.nm}`);
         else assert.ok(Math.abs(t.zeroFraction - 0.5) < 0.01, `${method}: ${t.name} has ${t.zeroFraction} zeros`);
@@ -63,7 +65,7 @@ test("parallel schedule and error correction for a baseline run and stay exact",
   const calib = calibrationSet(model.tokenizer!, text, "inline", 12, 64);
   const reports = await pruneModel(model, calib, { method: "wanda", pattern: parsePattern("4:8"), schedule: "parallel", errorCorrection: true }, openExecutor(model.wasm, 1));
   assert.equal(reports.length, 4 * 7);
-  for (const t of inspectModel(model).tensors.filter((t) => /_proj\.weight$/.test(t.name))) {
+  for (const t of inspectModel(residentStore(model)).tensors.filter((t) => /_proj\.weight$/.test(t.name))) {
     assert.ok(["4:8", "2:4", "1:2", "1:4", "2:8"].includes(t.nm ?? ""), `${t.name}: ${t.nm}`);
   }
   for (const r of reports) assert.ok(r.relErr >= 0 && Number.isFinite(r.relErr));

@@ -6,6 +6,7 @@
  */
 import { generate } from "../../generate/generate.js";
 import { inspectModel } from "../../model/inspect.js";
+import { residentStore } from "../../model/residency.js";
 import type { Model } from "../../model/types.js";
 import { openExecutor } from "../../workers/index.js";
 import type { Executor } from "../../exec/executor.js";
@@ -57,7 +58,7 @@ export async function demoCommand(modelPath: string, opts: DemoOptions): Promise
 
 async function demoRun(model: Model, exec: Executor, modelPath: string, opts: DemoOptions, t0: number): Promise<Record<string, unknown>> {
   const tLoad = (performance.now() - t0) / 1000;
-  const report = inspectModel(model);
+  const report = inspectModel(residentStore(model));
   const say = (s: string) => {
     if (!opts.json) console.log(s);
   };

@@ -1,10 +1,15 @@
 import { inspectModel, type InspectReport } from "../../model/inspect.js";
-import { openModel } from "../open-model.js";
+import { openModelStore } from "../open-model.js";
 import { fmt, humanCount, table } from "../format.js";
 
 export async function inspectCommand(modelPath: string, opts: { json?: boolean; tokenizer?: string }): Promise<InspectReport> {
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
-  const r = inspectModel(model);
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
+  let r: InspectReport;
+  try {
+    r = inspectModel(store);
+  } finally {
+    store.close();
+  }
   if (opts.json) {
     console.log(JSON.stringify(r, null, 2));
     return r;
@@ -16,7 +21,7 @@ export async function inspectCommand(modelPath: string, opts: { json?: boolean; 
 export function renderInspect(r: InspectReport): string {
   const c = r.config;
   const lines = [
-    `model      ${r.path} (${r.format}, ${r.dtype})`,
+    `model      ${r.path} (${r.format}, ${r.dtype}; ${r.residency === "resident" ? "read whole" : "streamed a layer at a time"})`,
     `arch       ${c.architecture}: dim ${c.dim}, hidden ${c.hiddenDim}, layers ${c.nLayers}, heads ${c.nHeads} (kv ${c.nKvHeads}, head_dim ${c.headDim}), vocab ${c.vocabSize}, ctx ${c.maxSeqLen}`,
     `           rope ${c.ropeLayout} θ=${c.ropeTheta}, rms eps ${c.normEps}, ${c.tiedEmbeddings ? "tied" : "untied"} embeddings${c.qkvBias ? ", q/k/v bias" : ""}`,
     `params     ${humanCount(r.params.total)} (${r.params.total}): ` +
