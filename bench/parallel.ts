@@ -23,7 +23,7 @@ import { loadModel } from "../src/model/load.js";
 import { paragraphSequences } from "../src/eval/text.js";
 import { perplexityAsync } from "../src/eval/perplexity.js";
 import { closeParallel, Parallel } from "../src/parallel/pool.js";
-import { mulberry32 } from "../src/prune/methods/fista.js";
+import { mulberry32 } from "../src/util/rng.js";
 
 export interface BenchParallelRow {
   case: string;
