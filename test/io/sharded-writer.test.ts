@@ -151,7 +151,7 @@ test("sharded output loads back bit-exact through openCheckpoint (F32/F16/BF16, 
   assert.deepEqual(fs.readdirSync(single), ["model.safetensors"]);
   const ref = path.join(newDir() + ".safetensors");
   writeSafetensors(ref, ts.map((t) => ({ ...t.spec, data: t.data })), { format: "pt" });
-  assert.ok(fs.readFileSync(ref).equals(fs.readFileSync(path.join(single, "model.safetensors"))));
+  assert.ok(fs.readFileSync(ref).equals(fs.readFileSync(path.join(single, "model.safetensors"))), "a one-shard plan writes the bytes writeSafetensors writes");
 });
 
 test("writeRange: a tensor written in pieces, in any order, equals it written whole", () => {
@@ -169,7 +169,7 @@ test("writeRange: a tensor written in pieces, in any order, equals it written wh
       const [a, b] = [cuts[k]!, cuts[k + 1]!];
       w.writeRange(t.spec.name, a, t.data instanceof Float32Array ? t.data.subarray(a, b) : t.data.subarray(a * es, b * es));
     }
-    assert.ok(w.isWritten(t.spec.name));
+    assert.ok(w.isWritten(t.spec.name), `${t.spec.name} complete after its pieces`);
   }
   w.finish();
   assert.deepEqual(filesOf(pieces), filesOf(whole));
@@ -200,7 +200,7 @@ test("finish is atomic: nothing that looks finished before it; missing tensors r
   w.write("model.norm.weight", ts.at(-2)!.data);
   w.finish();
   assert.deepEqual(visible().sort(), [...plan.files.map((f) => f.name), INDEX_FILE].sort());
-  assert.ok(!fs.existsSync(path.join(dir, PARTIAL_DIR)));
+  assert.ok(!fs.existsSync(path.join(dir, PARTIAL_DIR)), "the temporary folder is removed");
   assert.ok(fs.existsSync(path.join(dir, "config.json")), "other files are left alone");
   assert.throws(() => w.write("model.norm.weight", ts.at(-2)!.data), /is finished/);
 
@@ -322,7 +322,7 @@ test("disk full: refused up front when the plan cannot fit; ENOSPC mid-write is 
       const out = path.join(root, "huge");
       assert.throws(() => ShardedWriter.create(out, huge), (e: unknown) =>
         e instanceof DiskFullError && e.neededBytes === huge.fileBytes && e.freeBytes < huge.fileBytes && /disk full: .* needed, .* free; nothing was written/.test(e.message));
-      assert.ok(!fs.existsSync(path.join(out, PARTIAL_DIR)));
+      assert.ok(!fs.existsSync(path.join(out, PARTIAL_DIR)), "nothing was created");
     }
     const out = path.join(root, "model");
     const w = ShardedWriter.create(out, plan, opts);
