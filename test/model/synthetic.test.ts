@@ -8,7 +8,7 @@ import { OutputExistsError, UsageError } from "../../src/errors.js";
 import { openCheckpoint } from "../../src/io/safetensors.js";
 import { loadModel } from "../../src/model/load.js";
 import { hfTensorSpecs } from "../../src/model/load-hf.js";
-import { namedTensors } from "../../src/model/names.js";
+import { namedTensors, stateDictOrder } from "../../src/model/names.js";
 import { SYNTHETIC_SHAPES, synthConfig, synthTensorValues, synthesize } from "../../src/model/synthetic.js";
 import type { Model } from "../../src/model/types.js";
 import { CLI, SHARED } from "../helpers/shared.js";
@@ -116,6 +116,16 @@ test("named shapes: the table parses, qwen2.5 has q/k/v biases, bad arguments ar
   assert.deepEqual([tl.dim, tl.hiddenDim, tl.nLayers, tl.nHeads, tl.nKvHeads, tl.vocabSize, tl.tiedEmbeddings], [2048, 5632, 22, 32, 4, 32000, false]);
   const l3 = synthConfig({ ...SYNTHETIC_SHAPES["llama-3-8b"]!.config }).config;
   assert.deepEqual([l3.hiddenDim, l3.nKvHeads, l3.vocabSize, l3.ropeTheta], [14336, 8, 128256, 500000]);
+
+  // transformers' state_dict order (what save_pretrained shards by)
+  const qc = synthConfig({ ...SYNTHETIC_SHAPES["qwen2.5-0.5b"]!.config }, 1).config;
+  const p = "model.layers.0.";
+  assert.deepEqual(stateDictOrder(hfTensorSpecs({ ...qc, tiedEmbeddings: false })).map((x) => x.name), [
+    "model.embed_tokens.weight",
+    ...["q_proj.weight", "q_proj.bias", "k_proj.weight", "k_proj.bias", "v_proj.weight", "v_proj.bias", "o_proj.weight"].map((n) => `${p}self_attn.${n}`),
+    ...["gate_proj", "up_proj", "down_proj"].map((n) => `${p}mlp.${n}.weight`),
+    `${p}input_layernorm.weight`, `${p}post_attention_layernorm.weight`, "model.norm.weight", "lm_head.weight",
+  ]);
 
   // one layer of qwen2.5-0.5b with the stories260K tokenizer (whose BOS/EOS replace Qwen's ids)
   const q = path.join(tmp, "qwen");
