@@ -305,16 +305,7 @@ export class ShardedWriter {
     if (plan.fileBytes > free) throw new DiskFullError(w.dir, plan.fileBytes, free, "nothing was written");
     fs.mkdirSync(w.partial);
     try {
-      for (const f of plan.files) {
-        const p = path.join(w.partial, f.name);
-        w.guard(p, () => {
-          const fd = fs.openSync(p, "w+");
-          w.fds.set(f.name, fd);
-          w.put(f.name, fd, f.header, 0);
-          fs.ftruncateSync(fd, f.size);
-        });
-        w.dirty.add(f.name);
-      }
+      for (const f of plan.files) w.makeFile(f);
     } catch (e) {
       if (e instanceof DiskFullError) w.closeAll(); // the temporaries stay for a resume, unless keepOnDiskFull is false
       else w.abort();
@@ -331,10 +322,18 @@ export class ShardedWriter {
   static resume(dir: string, plan: ShardPlan, opts: WriterOptions = {}): ShardedWriter {
     const w = new ShardedWriter(dir, plan, opts);
     if (!fs.existsSync(w.partial)) throw new MissingFileError(`${w.partial}: no partial write to resume`);
+    const names = new Set(plan.files.map((f) => f.name));
+    const foreign = fs.readdirSync(w.partial).filter((f) => !names.has(f) && f !== PROGRESS_FILE && !f.endsWith(".tmp"));
+    if (foreign.length) {
+      throw new FormatError(path.join(w.partial, foreign[0]!), `is not a file of this plan; the partial write in ${w.partial} is of another plan (start over with force / --force)`);
+    }
     try {
       for (const f of plan.files) {
         const p = path.join(w.partial, f.name);
-        if (!fs.existsSync(p)) throw new FormatError(p, `missing; the partial write in ${w.partial} is of another plan (start over with force / --force)`);
+        if (!fs.existsSync(p)) {
+          w.makeFile(f); // create was interrupted (e.g. by a full disk) before making this file
+          continue;
+        }
         const fd = fs.openSync(p, "r+");
         w.fds.set(f.name, fd);
         const size = fs.fstatSync(fd).size;
@@ -351,18 +350,18 @@ export class ShardedWriter {
     }
     const prog = path.join(w.partial, PROGRESS_FILE);
     if (fs.existsSync(prog)) {
-      let names: unknown;
+      let listed: unknown;
       try {
-        names = (JSON.parse(fs.readFileSync(prog, "utf8")) as { complete?: unknown }).complete;
+        listed = (JSON.parse(fs.readFileSync(prog, "utf8")) as { complete?: unknown }).complete;
       } catch (e) {
         w.closeAll();
         throw new FormatError(prog, `is not valid JSON (${(e as Error).message})`);
       }
-      if (!Array.isArray(names)) {
+      if (!Array.isArray(listed)) {
         w.closeAll();
         throw new FormatError(prog, `has no "complete" list`);
       }
-      for (const n of names) if (typeof n === "string" && plan.tensors.has(n)) w.complete.add(n);
+      for (const n of listed) if (typeof n === "string" && plan.tensors.has(n)) w.complete.add(n);
     }
     w.syncedNames = new Set(w.complete);
     const need = w.unallocated();
@@ -509,6 +508,24 @@ export class ShardedWriter {
   }
 
   // ---- internals ---------------------------------------------------------------------------------
+
+  /** Create file `f` under the temporary folder: its header written, its full size set (sparse). */
+  private makeFile(f: PlannedFile): void {
+    const p = path.join(this.partial, f.name);
+    this.guard(p, () => {
+      const fd = fs.openSync(p, "w+");
+      try {
+        this.put(f.name, fd, f.header, 0);
+        fs.ftruncateSync(fd, f.size);
+      } catch (e) {
+        fs.closeSync(fd);
+        fs.rmSync(p, { force: true }); // a file without its header is no temporary to resume: resume makes it again
+        throw e;
+      }
+      this.fds.set(f.name, fd);
+    });
+    this.dirty.add(f.name);
+  }
 
   private tensor(name: string): PlannedTensor {
     const t = this.plan.tensors.get(name);

@@ -270,6 +270,27 @@ test("resume after a SIGKILL mid-write gives identical bytes; a partial write of
   assert.throws(() => ShardedWriter.resume(newDir(), plan), /no partial write to resume/);
 });
 
+test("create cut short by a full disk (simulated at the second file's header): resume makes the missing file and finishes", () => {
+  const ts = tensors();
+  const plan = planShards(ts.map((t) => t.spec), 8000);
+  const ref = newDir();
+  writeAll(ref, plan, ts);
+  const dir = newDir();
+  // the free-space check passed, then another process filled the disk: the hook is the only way to place that
+  // moment deterministically (the tmpfs test below covers real ENOSPC)
+  const second = plan.files[1]!.name;
+  const failAt = (file: string): void => {
+    if (file === second) throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" });
+  };
+  assert.throws(() => ShardedWriter.create(dir, plan, { beforeWrite: failAt }), (e: unknown) => e instanceof DiskFullError && e.file.endsWith(second));
+  assert.deepEqual(fs.readdirSync(path.join(dir, PARTIAL_DIR)), [plan.files[0]!.name], "the file without a header is not left behind");
+  const w = ShardedWriter.resume(dir, plan);
+  assert.equal(w.synced.size, 1, "only the empty tensor counts as written");
+  for (const t of ts) w.write(t.spec.name, t.data);
+  w.finish();
+  assert.deepEqual(filesOf(dir), filesOf(ref));
+});
+
 /** Mount a tmpfs of `bytes` at a new directory; undefined (and why) when mounting is refused. */
 function mountTmpfs(bytes: number): { dir: string; unmount: () => void } | { refused: string } {
   const dir = fs.mkdtempSync(path.join(tmp, "tmpfs-"));
