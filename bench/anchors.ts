@@ -15,6 +15,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { mulberry32 } from "../src/util/rng.js";
 
 export type AnchorName = "onnxruntime-web" | "tfjs-wasm";
 
@@ -38,12 +39,9 @@ const versionOf = (pkg: string): string =>
   (JSON.parse(fs.readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
 
 function randomF32(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
+  const r = mulberry32(seed);
   const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 4294967296 - 0.5;
-  }
+  for (let i = 0; i < n; i++) a[i] = r() - 0.5;
   return a;
 }
 

@@ -14,6 +14,7 @@ import { gemmNT, gemv } from "../src/kernels/index.js";
 import { pruneKernels } from "../src/kernels/prune-api.js";
 import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
+import { mulberry32 } from "../src/util/rng.js";
 import type { GpuDevice } from "../src/gpu/device.js";
 import * as K from "../src/gpu/kernels.js";
 import { table } from "../src/cli/format.js";
@@ -37,11 +38,8 @@ export interface GpuBenchResult {
 
 function rnd(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
+  const r = mulberry32(seed);
+  for (let i = 0; i < n; i++) a[i] = r() - 0.5;
   return a;
 }
 

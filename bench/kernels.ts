@@ -12,6 +12,7 @@ import { cpus, freemem } from "node:os";
 import { createWasm, type Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import * as ref from "../src/kernels/reference.js";
+import { mulberry32 } from "../src/util/rng.js";
 import { benchSparse, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
 import { loadAnchors } from "./anchors.js";
 import { rate } from "./timing.js";
@@ -84,11 +85,8 @@ export function lastLevelCacheBytes(): number | null {
 }
 
 function fillRandom(a: Float32Array, seed: number): void {
-  let s = seed >>> 0;
-  for (let i = 0; i < a.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 4294967296 - 0.5;
-  }
+  const r = mulberry32(seed);
+  for (let i = 0; i < a.length; i++) a[i] = r() - 0.5;
 }
 
 function benchGemm(wasm: Wasm, n: number, quick: boolean, notes: string[]): GemmRow {

@@ -24,7 +24,7 @@ import { paragraphSequences } from "../src/eval/text.js";
 import { perplexity } from "../src/eval/perplexity.js";
 import { openExecutor } from "../src/workers/index.js";
 import type { Executor } from "../src/exec/executor.js";
-import { mulberry32 } from "../src/prune/methods/fista.js";
+import { mulberry32 } from "../src/util/rng.js";
 import { denseLinear } from "../src/model/linear.js";
 
 export interface BenchParallelRow {

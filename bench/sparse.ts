@@ -17,6 +17,7 @@ import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
 import { place2of4, placeCsr } from "../src/model/linear.js";
 import type { CompressedLinear as SparseWeight } from "../src/model/types.js";
+import { mulberry32 } from "../src/util/rng.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";
 
@@ -54,16 +55,8 @@ export interface AnchorRow {
 
 const GiB = 1 << 30;
 
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
-
 function weights(N: number, K: number, format: SparseFormatName, seed: number): { w: Float32Array; density: number } {
-  const r = lcg(seed);
+  const r = mulberry32(seed);
   const w = new Float32Array(N * K);
   for (let i = 0; i < w.length; i++) w[i] = r() - 0.5;
   if (format === "2:4") {

@@ -17,7 +17,7 @@ import { createWasm } from "../src/wasm/runtime.js";
 import type { Model, ModelConfig } from "../src/model/types.js";
 import { Trainer, DEFAULTS, type TrainSettings } from "../src/train/trainer.js";
 import type { DataSource } from "../src/train/data.js";
-import { mulberry32 } from "../src/model/builtin.js";
+import { mulberry32 } from "../src/util/rng.js";
 import { openExecutor } from "../src/workers/index.js";
 
 export const SYNTH_8x512: ModelConfig = {

@@ -10,6 +10,7 @@ import { kernels } from "../src/kernels/index.js";
 import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { packCsr } from "../src/sparse/bcsr.js";
 import { placeCsr } from "../src/model/linear.js";
+import { mulberry32 } from "../src/util/rng.js";
 import { rate } from "./timing.js";
 
 interface BitmapKernels {
@@ -26,8 +27,7 @@ const json = process.argv.includes("--json");
 const rows: { N: number; K: number; M: number; sparsity: number; csrGflops: number; bitmapGflops: number; bitmapOverCsr: number; csrBytes: number; bitmapBytes: number }[] = [];
 
 function weights(N: number, K: number, s: number, seed: number): Float32Array {
-  let r = seed >>> 0;
-  const next = () => ((r = (Math.imul(r, 1664525) + 1013904223) >>> 0) / 4294967296);
+  const next = mulberry32(seed);
   const w = new Float32Array(N * K);
   for (let i = 0; i < w.length; i++) w[i] = next() < s ? 0 : next() - 0.5;
   return w;

@@ -37,6 +37,27 @@ export class OutputExistsError extends WaspruneError {}
 
 /** A task on a worker thread threw or its thread died: names what it was doing (layer/operator) and the cause. */
 export class WorkerError extends WaspruneError {}
+/**
+ * The disk (or quota) is full: an ENOSPC/EDQUOT while writing, or a free-space check before writing. Names the
+ * file, the bytes still needed and the bytes free; the writer's temporaries are kept for a resume when it says so.
+ */
+export class DiskFullError extends WaspruneError {
+  constructor(
+    readonly file: string,
+    readonly neededBytes: number,
+    readonly freeBytes: number,
+    detail: string,
+  ) {
+    super(`${file}: disk full: ${fmtBytes(neededBytes)} needed, ${fmtBytes(freeBytes)} free; ${detail}`);
+  }
+}
+
+/** `13.50 GB (13500000000 bytes)` */
+export function fmtBytes(n: number): string {
+  const units: [number, string][] = [[1e12, "TB"], [1e9, "GB"], [1e6, "MB"], [1e3, "kB"]];
+  const u = units.find(([v]) => n >= v);
+  return u ? `${(n / u[0]).toFixed(2)} ${u[1]} (${n} bytes)` : `${n} bytes`;
+}
 
 // ---- Message factories of the file readers and writers (src/io, src/model/load*, save*, config, src/tokenizer).
 // Tests pin these messages; keep the wording stable.

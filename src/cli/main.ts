@@ -216,6 +216,24 @@ program
     await trainCommand(model, opts);
   });
 
+program
+  .command("synth")
+  .description("write a random-weight model of a real shape, to measure time and memory at scale (its perplexity means nothing)")
+  .argument("<shape>", "smol-135m | tinyllama-1.1b | llama-2-7b | llama-3-8b | qwen2.5-0.5b, or a config.json file")
+  .requiredOption("--out <dir>", "output model directory")
+  .option("--layers <n>", "keep the first N layers (the same values as the full-depth model's)", int("--layers"))
+  .option("--vocab <v>", "vocabulary size (default: the shape's; a smaller one keeps the first rows)", int("--vocab"))
+  .option("--dtype <t>", "stored dtype: F32 | F16 | BF16", "BF16")
+  .option("--seed <s>", "random seed", int("--seed"), 0)
+  .option("--max-shard-size <size>", "largest shard, as save_pretrained: e.g. 5GB (10^9), 2GiB (2^30), or bytes", "5GB")
+  .addOption(tokenizerOption)
+  .option("--force", "replace an existing output")
+  .option("--json", "print what was written as JSON")
+  .action(async (shape: string, opts) => {
+    const { synthCommand } = await import("./commands/synth.js");
+    synthCommand(shape, opts);
+  });
+
 const bench = program.command("bench").description("benchmarks, measured side by side in one run");
 bench
   .command("kernels")

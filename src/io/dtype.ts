@@ -25,6 +25,11 @@ export function isStoredDType(d: string): d is StoredDType {
   return Object.prototype.hasOwnProperty.call(DTYPE_SIZE, d);
 }
 
+/** Number of elements of a tensor of `shape` (1 for a scalar, []). */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
 /** A dtype readable as float32 (a model weight's dtype). */
 export function isFloatDType(d: string): d is DType {
   return d === "F32" || d === "F16" || d === "BF16";

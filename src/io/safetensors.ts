@@ -19,7 +19,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FormatError, UsageError } from "../errors.js";
-import { DTYPE_SIZE, SAFETENSORS_DTYPES, STORED_DTYPES, isFloatDType, isStoredDType, narrow16, widen16, type StoredDType } from "./dtype.js";
+import { DTYPE_SIZE, SAFETENSORS_DTYPES, STORED_DTYPES, isFloatDType, isStoredDType, numel, widen16, type StoredDType } from "./dtype.js";
+import { INDEX_FILE, SINGLE_FILE, ShardedWriter, planFile } from "./sharded-writer.js";
 
 /** Upper bound on the JSON header (the reference implementation uses the same 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -57,9 +58,7 @@ function entry(file: string, header: Map<string, TensorEntry>, name: string): Te
   return e;
 }
 
-export function numel(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
+export { numel };
 
 /** Validate a parsed header against a data section of `dataSize` bytes. `file` is used in messages. */
 export function parseHeader(
@@ -239,8 +238,7 @@ function makeReader(
 
 // ---- Sharded checkpoints -----------------------------------------------------------------------------
 
-export const INDEX_FILE = "model.safetensors.index.json";
-export const SINGLE_FILE = "model.safetensors";
+export { INDEX_FILE, SINGLE_FILE };
 
 /** Every tensor of a (possibly sharded) checkpoint directory, through one interface. */
 export interface Checkpoint {
@@ -358,65 +356,19 @@ export interface TensorToWrite {
 }
 
 /**
- * Write a .safetensors file atomically (to `path.tmp-<pid>`, then rename). Tensors are stored in sorted name
- * order, the header is padded with spaces to a multiple of 8 bytes.
+ * Write one .safetensors file of tensors held in memory, atomically (built in a temporary folder beside it,
+ * then renamed; an existing file of that name is replaced). The layout is the sharded writer's
+ * (src/io/sharded-writer.ts): safetensors' tensor order, header padded with spaces to a multiple of 8 bytes.
  */
 export function writeSafetensors(filePath: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
   const file = base(filePath);
-  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
-  let off = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    const t = sorted[i]!;
-    if (t.name === "__metadata__" || (i > 0 && sorted[i - 1]!.name === t.name)) {
-      throw new UsageError(`${file}: tensor name "${t.name}" is reserved or duplicated`);
-    }
-    if (!isStoredDType(t.dtype)) throw new UsageError(`${file}: "${t.name}" has unknown dtype ${t.dtype} (supported: ${STORED_DTYPES.join(", ")})`);
-    if (t.data instanceof Float32Array && !isFloatDType(t.dtype)) {
-      throw new UsageError(`${file}: "${t.name}" is ${t.dtype}; float32 data can only be stored as F32, F16 or BF16 (pass the encoded bytes)`);
-    }
-    const bytes = numel(t.shape) * DTYPE_SIZE[t.dtype];
-    const have = t.data instanceof Float32Array ? t.data.length * DTYPE_SIZE[t.dtype] : t.data.length;
-    if (have !== bytes) throw new UsageError(`${file}: "${t.name}" data has ${have} bytes, shape [${t.shape.join(",")}] ${t.dtype} needs ${bytes}`);
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + bytes] };
-    off += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(header), "utf8");
-  const padded = Math.ceil(json.length / 8) * 8;
-  if (padded !== json.length) json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-
-  const tmp = `${filePath}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, "w");
+  const plan = planFile(file, tensors.map(({ name, dtype, shape }) => ({ name, dtype, shape })), metadata ?? {});
+  const w = ShardedWriter.create(path.dirname(filePath), plan, { force: true, partialDir: `.${file}.tmp-${process.pid}`, keepOnDiskFull: false });
   try {
-    const len = Buffer.alloc(8);
-    len.writeBigUInt64LE(BigInt(json.length));
-    writeFully(fd, len);
-    writeFully(fd, json);
-    const scratch = new Uint8Array(CHUNK);
-    for (const t of sorted) {
-      if (t.data instanceof Uint8Array) writeFully(fd, t.data);
-      else if (t.dtype === "F32") writeFully(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-      else {
-        for (let i = 0; i < t.data.length; i += CHUNK >> 1) {
-          const src = t.data.subarray(i, Math.min(t.data.length, i + (CHUNK >> 1)));
-          const dst = scratch.subarray(0, src.length * 2);
-          narrow16(t.dtype as "F16" | "BF16", src, dst);
-          writeFully(fd, dst);
-        }
-      }
-    }
-    fs.fsyncSync(fd);
+    for (const t of tensors) w.write(t.name, t.data);
+    w.finish();
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    w.abort();
     throw e;
   }
-  fs.closeSync(fd);
-  fs.renameSync(tmp, filePath);
-}
-
-function writeFully(fd: number, buf: Uint8Array): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, Math.min(buf.length - done, 1 << 30));
 }

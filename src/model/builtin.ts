@@ -5,6 +5,7 @@
  */
 import { createWasm, type Wasm } from "../wasm/runtime.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import { gaussian, mulberry32 } from "../util/rng.js";
 import { dense, type LayerWeights, type Model, type ModelConfig, type Tensor } from "./types.js";
 
 export const BUILTIN_NAME = "builtin";
@@ -27,27 +28,6 @@ export const BUILTIN_CONFIG: Readonly<ModelConfig> = Object.freeze({
   bosId: 1,
   eosId: 2,
 });
-
-/** mulberry32: a small seeded PRNG (deterministic across platforms). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Standard normal samples (Box–Muller) from a uniform generator. */
-export function gaussian(rand: () => number): () => number {
-  return () => {
-    const u = 1 - rand();
-    const v = rand();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-  };
-}
 
 /** Byte-level tokenizer of the built-in model. */
 export class ByteTokenizer implements Tokenizer {

@@ -33,3 +33,19 @@ export function namedTensors(model: Model): NamedTensor[] {
     return { name: s.name, tensor: holder[s.key], kind: KIND[s.key], layer: s.layer, op };
   });
 }
+
+/** Position of a layer tensor in transformers' module registration order (self_attn q, k, v, o; mlp; norms). */
+const STATE_DICT_RANK: Readonly<Record<string, number>> = Object.freeze({
+  wq: 0, bq: 1, wk: 2, bk: 3, wv: 4, bv: 5, wo: 6, wGate: 7, wUp: 8, wDown: 9, attnNorm: 10, ffnNorm: 11,
+});
+
+/**
+ * `specs` (of hfTensorSpecs) in the order of transformers' `model.state_dict()`: embed_tokens; per layer
+ * q_proj (weight, bias), k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, input_layernorm,
+ * post_attention_layernorm; norm; lm_head. save_pretrained shards in this order, so planShards given it
+ * assigns tensors to the same files.
+ */
+export function stateDictOrder<S extends { layer?: number; key: string }>(specs: readonly S[]): S[] {
+  const pos = (s: S): number => (s.layer === undefined ? (s.key === "embed" ? -1 : s.key === "norm" ? 1e9 : 1e9 + 1) : s.layer * 16 + STATE_DICT_RANK[s.key]!);
+  return [...specs].sort((a, b) => pos(a) - pos(b));
+}

@@ -15,6 +15,7 @@ import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
 import { DTYPES, LINEAR_OPS, type DType, type LinearWeight, type Model, type Tensor } from "./types.js";
 import { SLORB_FILE } from "./slorb.js";
+import type { Tokenizer } from "../tokenizer/types.js";
 import { denseWeight } from "../model/linear.js";
 
 export { saveLlama2c } from "./save-llama2c.js";
@@ -81,18 +82,26 @@ function tokenizerFiles(model: Model): Map<string, string | Uint8Array> {
       if (fs.existsSync(p)) out.set(f, fs.readFileSync(p));
     }
   }
-  const tok = model.tokenizer;
-  if (!tok) return out;
+  if (model.tokenizer) for (const [name, data] of tokenizerFilesOf(model.tokenizer, model.config.maxSeqLen, out.has("tokenizer_config.json"))) out.set(name, data);
+  return out;
+}
+
+/**
+ * The files an HF model directory holds for tokenizer `tok`: tokenizer.json / tokenizer.model as they are, a
+ * llama2.c tokenizer.bin converted to tokenizer.model (with a tokenizer_config.json unless `haveConfig`).
+ */
+export function tokenizerFilesOf(tok: Tokenizer, maxSeqLen: number, haveConfig = false): Map<string, string | Uint8Array> {
+  const out = new Map<string, string | Uint8Array>();
   for (const f of tok.files) {
     const base = path.basename(f);
     if (base.endsWith(".json")) out.set(base === "tokenizer_config.json" ? base : "tokenizer.json", fs.readFileSync(f));
     else if (base.endsWith(".model")) out.set("tokenizer.model", fs.readFileSync(f));
     else if (base.endsWith(".bin") && tok instanceof BpeTokenizer) {
       out.set("tokenizer.model", encodeSentencePiece(tok));
-      if (!out.has("tokenizer_config.json")) {
+      if (!haveConfig && !out.has("tokenizer_config.json")) {
         out.set(
           "tokenizer_config.json",
-          JSON.stringify({ tokenizer_class: "LlamaTokenizer", add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", legacy: true, model_max_length: model.config.maxSeqLen }, null, 2) + "\n",
+          JSON.stringify({ tokenizer_class: "LlamaTokenizer", add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>", legacy: true, model_max_length: maxSeqLen }, null, 2) + "\n",
         );
       }
     }

@@ -18,6 +18,7 @@ import type { Executor } from "../exec/executor.js";
 import { pruneKernels } from "../kernels/prune-api.js";
 import type { GramStats } from "./gram.js";
 import { matmul } from "../kernels/products.js";
+import { gaussianPairs } from "../util/rng.js";
 
 export interface OperatorProblem {
   /** out features */
@@ -164,7 +165,7 @@ export function syntheticOperator(
   wasm: Wasm, p: { rows: number; cols: number; tokens: number; seed: number; correlated?: boolean },
 ): { W0: number; X: number } {
   const { rows, cols, tokens } = p;
-  const rnd = gaussian(p.seed);
+  const rnd = gaussianPairs(p.seed);
   const a = wasm.arena;
   const W0 = a.alloc(rows * cols);
   const X = a.alloc(tokens * cols);
@@ -191,28 +192,4 @@ export function syntheticOperator(
     }
   }
   return { W0, X };
-}
-
-/** Seeded N(0,1) samples (mulberry32 + Box–Muller). */
-export function gaussian(seed: number): () => number {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  let spare: number | undefined;
-  return () => {
-    if (spare !== undefined) {
-      const v = spare;
-      spare = undefined;
-      return v;
-    }
-    const r = Math.sqrt(-2 * Math.log(u()));
-    const th = 2 * Math.PI * u();
-    spare = r * Math.sin(th);
-    return r * Math.cos(th);
-  };
 }

@@ -15,6 +15,7 @@
  * the lower-variance choice for SPSA.
  */
 import { UsageError } from "../errors.js";
+import { mulberry32Bits } from "../util/rng.js";
 
 export interface SpsaOptions {
   /** number of directions K */
@@ -29,15 +30,9 @@ export interface SpsaOptions {
 
 /** The Rademacher direction number `k` of `seed`, d entries ±1 (mulberry32 on seed ⊕ k). */
 export function rademacher(seed: number, k: number, d: number): Float64Array {
-  let a = (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b)) >>> 0;
+  const bits = mulberry32Bits(Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b));
   const z = new Float64Array(d);
-  for (let i = 0; i < d; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    z[i] = ((t ^ (t >>> 14)) >>> 0) & 1 ? 1 : -1;
-  }
+  for (let i = 0; i < d; i++) z[i] = bits() & 1 ? 1 : -1;
   return z;
 }
 

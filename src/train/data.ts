@@ -10,7 +10,7 @@
  *    generator seeded by (seed, sample index); streamed, nothing stored, never the evaluation text.
  */
 import { UsageError } from "../errors.js";
-import { mulberry32 } from "../model/builtin.js";
+import { mix, mulberry32 } from "../util/rng.js";
 import { createRunState, forward, type RunState } from "../model/forward.js";
 import type { Model } from "../model/types.js";
 import type { Tokenizer } from "../tokenizer/types.js";
@@ -21,15 +21,6 @@ export interface DataSource {
   describe(): Record<string, unknown>;
   /** sample `index` (≥ 0): L+1 token ids */
   sample(index: number): Int32Array;
-}
-
-/** A 32-bit mix of two integers (for per-index seeds). */
-export function mix(a: number, b: number): number {
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x632be5ab, 0xc2b2ae35);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x7feb352d);
-  h ^= h >>> 15;
-  return h >>> 0;
 }
 
 export class TextSource implements DataSource {

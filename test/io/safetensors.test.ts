@@ -6,7 +6,7 @@ import * as path from "node:path";
 import fc from "fast-check";
 import { FormatError } from "../../src/errors.js";
 import { openSafetensors, openCheckpoint, writeSafetensors, type SafetensorsFile } from "../../src/io/safetensors.js";
-import { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32, decodeI64, encodeI64, isFloatDType } from "../../src/io/dtype.js";
+import { DTYPE_SIZE, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32, decodeI64, encodeI64, isFloatDType } from "../../src/io/dtype.js";
 
 const HF = "/work/shared/models/stories260K-hf/model.safetensors";
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-st-"));
@@ -77,7 +77,8 @@ test("writer round-trips F32/F16/BF16 with metadata, sorted and aligned", () => 
   const buf = fs.readFileSync(p);
   const hlen = Number(buf.readBigUInt64LE(0));
   assert.equal(hlen % 8, 0);
-  assert.deepEqual(Object.keys(JSON.parse(buf.subarray(8, 8 + hlen).toString())), ["__metadata__", "a.f16", "empty", "m.bf16", "z.f32"]);
+  // safetensors' own order: by descending dtype (F32, BF16, F16), then name, so every tensor is aligned
+  assert.deepEqual(Object.keys(JSON.parse(buf.subarray(8, 8 + hlen).toString())), ["__metadata__", "empty", "z.f32", "m.bf16", "a.f16"]);
   const st = openSafetensors(p);
   assert.deepEqual(st.metadata, { format: "pt", note: "x" });
   const out = new Float32Array(1000);
@@ -105,9 +106,11 @@ test("raw dtypes: validated like floats, read as bytes, written from encoded byt
   ]);
   const st = openSafetensors(p);
   try {
+    // safetensors' order (descending dtype: I64, F64, F32, I16, U8; then name): each tensor aligned to its element size
     assert.deepEqual([...st.header].map(([n, e]) => [n, e.dtype, e.shape]), [
-      ["d", "F64", [2]], ["i", "I16", [1]], ["w.bitmask", "U8", [3]], ["w.shape", "I64", [2, 1]], ["x", "F32", [1]],
+      ["w.shape", "I64", [2, 1]], ["d", "F64", [2]], ["x", "F32", [1]], ["i", "I16", [1]], ["w.bitmask", "U8", [3]],
     ]);
+    for (const e of st.header.values()) assert.equal((st.dataStart + e.begin) % DTYPE_SIZE[e.dtype], 0);
     assert.deepEqual(st.readRaw("w.bitmask"), mask);
     assert.deepEqual(decodeI64(st.readRaw("w.shape")), [4096, -3]);
     assert.deepEqual(Array.from(new Float64Array(st.readRaw("d").slice().buffer)), [Math.PI, -1]);

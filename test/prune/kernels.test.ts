@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createWasm } from "../../src/wasm/runtime.js";
 import { pruneKernels } from "../../src/kernels/prune-api.js";
-import { gaussian } from "../../src/prune/problem.js";
+import { gaussianPairs as gaussian } from "../../src/util/rng.js";
 
 const wasm = createWasm();
 const k = pruneKernels(wasm);

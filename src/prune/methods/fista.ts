@@ -30,6 +30,7 @@ import { keptPerRow, type Pattern } from "../pattern.js";
 import { rowObjectives, type OperatorProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
 import { fistaRows } from "../row-tasks.js";
+import { mulberry32 } from "../../util/rng.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
 import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
@@ -350,16 +351,4 @@ function normalize(v: Float32Array): void {
 function median(v: Float32Array): number {
   const s = Float64Array.from(v).sort();
   return s.length ? s[s.length >> 1] : 0;
-}
-
-/** Deterministic PRNG (mulberry32) for the power-iteration start vector. */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
