@@ -68,6 +68,8 @@ export interface NllTask {
   model: { config: ModelConfig; weights: Described<Model["weights"]> };
   st: RunState;
   seqs: number[][];
+  /** per sequence: first token whose prediction counts (default 1) */
+  countFrom?: number[];
 }
 
 /** Run the passes in order on `st`; `lws` already revived. */
@@ -87,10 +89,10 @@ export function layerPasses(wasm: Wasm, config: ModelConfig, l: number, st: RunS
 }
 
 /** Per-sequence [nll, count] of `seqs` on `st` (flat: 2 numbers per sequence). */
-export function sequenceNlls(wasm: Wasm, model: Model, st: RunState, seqs: number[][]): Float64Array {
+export function sequenceNlls(wasm: Wasm, model: Model, st: RunState, seqs: number[][], countFrom?: readonly number[]): Float64Array {
   const out = new Float64Array(2 * seqs.length);
   seqs.forEach((s, i) => {
-    const r = sequenceNll(model, st, s);
+    const r = sequenceNll(model, st, s, countFrom?.[i]);
     out[2 * i] = r.nll;
     out[2 * i + 1] = r.count;
   });

@@ -16,5 +16,5 @@ export default function forward(t: LayerPassesTask | NllTask): unknown {
     return 0;
   }
   const model = { config: t.model.config, weights: revive<Model["weights"]>(wasm, t.model.weights), wasm } as Model;
-  return Piscina.move(sequenceNlls(wasm, model, t.st, t.seqs));
+  return Piscina.move(sequenceNlls(wasm, model, t.st, t.seqs, t.countFrom));
 }

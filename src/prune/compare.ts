@@ -4,6 +4,7 @@
  * the same text. Used by the main job and by `wasprune bench methods`.
  */
 import { perplexityAsync, type PerplexityResult } from "../eval/perplexity.js";
+import { describeProtocol, type EvalSequences, type ProtocolReport } from "../eval/protocol.js";
 import { LINEAR_OPS, type Model } from "../model/types.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneModel, type PruneSettings } from "./driver.js";
@@ -21,6 +22,8 @@ export interface ComparisonRow {
 }
 
 export interface Comparison {
+  /** the evaluation protocol (src/eval/protocol.ts) */
+  protocol: ProtocolReport;
   dense: PerplexityResult;
   rows: ComparisonRow[];
 }
@@ -28,13 +31,14 @@ export interface Comparison {
 export async function compareSettings(
   model: Model,
   calib: CalibrationSet,
-  evalSeqs: number[][],
+  evalSeqs: EvalSequences,
   grid: PruneSettings[],
   onRun?: (done: number, total: number, label: string) => void,
 ): Promise<Comparison> {
   const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
   const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
-  const dense = await perplexityAsync(model, evalSeqs);
+  const ppl = () => perplexityAsync(model, evalSeqs.sequences, undefined, evalSeqs.countFrom);
+  const dense = await ppl();
   const rows: ComparisonRow[] = [];
   try {
     for (const [i, s] of grid.entries()) {
@@ -56,7 +60,7 @@ export async function compareSettings(
         errorCorrection: s.errorCorrection,
         sparsity: zeros / params,
         meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length,
-        perplexity: (await perplexityAsync(model, evalSeqs)).perplexity,
+        perplexity: (await ppl()).perplexity,
         seconds,
       });
       restore();
@@ -65,5 +69,5 @@ export async function compareSettings(
   } finally {
     restore();
   }
-  return { dense, rows };
+  return { protocol: describeProtocol(evalSeqs), dense, rows };
 }

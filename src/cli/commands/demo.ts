@@ -16,7 +16,7 @@ import { readTextFile } from "../../eval/text.js";
 import { calibrationSet } from "../../prune/calibration.js";
 import type { PruneSettings } from "../../prune/driver.js";
 import { compareSettings, type Comparison } from "../../prune/compare.js";
-import { paragraphSequences } from "../../eval/text.js";
+import { evalSequences } from "../../eval/protocol.js";
 import { METHOD_NAMES } from "../../prune/methods/types.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { progress } from "../progress.js";
@@ -81,7 +81,7 @@ async function demoRun(model: Model, modelPath: string, opts: DemoOptions, t0: n
       `eval ${opts.text ?? "32 other sampled paragraphs"} (${fmt((performance.now() - t1) / 1000, 2)} s to prepare)`,
   );
   const calib = calibrationSet(model.tokenizer!, calibText, opts.calib ?? "(sampled)", nsamples, seqLen);
-  const evalSeqs = paragraphSequences(model.tokenizer!, evalText, undefined, seqLen);
+  const evalSeqs = evalSequences(model.tokenizer!, evalText, { protocol: "paragraphs", ctx: seqLen }, model.config.maxSeqLen);
   const grid: PruneSettings[] = ["0.5", "2:4"].flatMap((pat) =>
     METHOD_NAMES.map((method) => ({ method, pattern: parsePattern(pat), schedule: "sequential" as const, errorCorrection: method === "fista" })),
   );
