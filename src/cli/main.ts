@@ -46,15 +46,15 @@ const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokeni
 
 program
   .command("demo")
-  .description("the main job: inspect, generate, and prune with every method at 50% and 2:4, compared")
-  .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin'", "builtin")
+  .description("the main job: inspect, generate, prune with every method at 50% and 2:4 compared, the best one generated and compressed")
+  .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin' (default: the embedded stories260K, models/stories260K)")
   .option("--calib <file>", "calibration text (default: sampled from the dense model)")
-  .option("--text <file>", "held-out text for perplexity (default: sampled from the dense model)")
-  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
+  .option("--text <file>", "held-out text for perplexity (default: the embedded TinyStories excerpt, data/tinystories-valid-excerpt)")
+  .option("--nsamples <n>", "calibration paragraphs (sampled from the model unless --calib)", int("--nsamples"), 32)
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .option("--json", "print results as JSON")
-  .action(async (model: string, opts) => {
+  .action(async (model: string | undefined, opts) => {
     const { demoCommand } = await import("./commands/demo.js");
     await demoCommand(model, opts);
   });

@@ -26,6 +26,18 @@ export interface Comparison {
   protocol: ProtocolReport;
   dense: PerplexityResult;
   rows: ComparisonRow[];
+  /** with `keepBest`: the row of lowest perplexity and its pruned linear weights ([layer][LINEAR_OPS order]) */
+  best?: { row: number; weights: Float32Array[][] };
+}
+
+/** Every decoder layer's linear weights, in LINEAR_OPS order (copies). */
+export function linearWeights(model: Model): Float32Array[][] {
+  return model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
+}
+
+/** Put weights taken by `linearWeights` back into the model. */
+export function setLinearWeights(model: Model, weights: Float32Array[][]): void {
+  model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(weights[l]![i]!)));
 }
 
 export async function compareSettings(
@@ -34,9 +46,11 @@ export async function compareSettings(
   evalSeqs: EvalSequences,
   grid: PruneSettings[],
   onRun?: (done: number, total: number, label: string) => void,
+  opts: { keepBest?: boolean } = {},
 ): Promise<Comparison> {
-  const snapshot = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
-  const restore = () => model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
+  const snapshot = linearWeights(model);
+  const restore = () => setLinearWeights(model, snapshot);
+  let best: Comparison["best"];
   const ppl = () => perplexityAsync(model, evalSeqs.sequences, undefined, evalSeqs.countFrom);
   const dense = await ppl();
   const rows: ComparisonRow[] = [];
@@ -63,11 +77,12 @@ export async function compareSettings(
         perplexity: (await ppl()).perplexity,
         seconds,
       });
+      if (opts.keepBest && (!best || rows[i]!.perplexity < rows[best.row]!.perplexity)) best = { row: i, weights: linearWeights(model) };
       restore();
       onRun?.(i + 1, grid.length, label);
     }
   } finally {
     restore();
   }
-  return { protocol: describeProtocol(evalSeqs), dense, rows };
+  return { protocol: describeProtocol(evalSeqs), dense, rows, ...(best ? { best } : {}) };
 }
