@@ -154,7 +154,7 @@ async function demoRun(model: Model, name: string, opts: DemoOptions & { text: s
   ));
   const storedDense = c.operators.filter((o) => o.format === "dense");
   say(
-    `${fmt(ratio, 2)}x smaller; the compressed model's greedy text ${compressed.generate.text === pruned.text ? "is the same as" : "DIFFERS from"} the pruned model's` +
+    `dense/compressed bytes ${fmt(ratio, 2)}x; the compressed model's greedy text ${compressed.generate.text === pruned.text ? "is the same as" : "DIFFERS from"} the pruned model's` +
       (storedDense.length ? `. ${storedDense.length} of ${c.operators.length} operators were stored dense: compress found ${fmt(100 * Math.max(...storedDense.map((o) => o.sparsity)), 2)}% ` +
         `zeros (+0.0 bits) at most in them, while ${fmt(100 * best.sparsity, 2)}% of the pruned linear weights are zero` : ""),
   );
