@@ -2,7 +2,8 @@
  * @file `wasprune bench methods MODEL`: the perplexity table of the README — every method × pattern × schedule
  * × error correction, pruned from the same dense weights and evaluated on the same text, in one run.
  */
-import { readTextFile, paragraphSequences } from "../src/eval/text.js";
+import { readTextFile } from "../src/eval/text.js";
+import { evalFlagProtocol, evalSequences, protocolLabel, type EvalFlagOptions } from "../src/eval/protocol.js";
 import { UsageError } from "../src/errors.js";
 import { openModel } from "../src/cli/open-model.js";
 import { progress } from "../src/cli/progress.js";
@@ -14,12 +15,11 @@ import { SCHEDULES, type PruneSettings, type Schedule } from "../src/prune/drive
 import { METHOD_NAMES, type MethodName } from "../src/prune/methods/types.js";
 import { parsePattern } from "../src/prune/pattern.js";
 
-export interface BenchMethodsOptions {
+export interface BenchMethodsOptions extends EvalFlagOptions {
   /** worker threads (1 = no pool) */
   threads?: number;
   calib: string;
   eval: string;
-  evalParagraphs?: number;
   nsamples: number;
   seqlen: number;
   methods: string;
@@ -41,13 +41,14 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const schedules = list<Schedule>(o.schedules, SCHEDULES, "--schedules");
   const corrections = list(o.correction, ["on", "off", "both", "default"] as const, "--correction")[0] ?? "default";
   const patterns = o.patterns.split(",").map((p) => parsePattern(p));
+  const protocol = evalFlagProtocol(o)!;
   const calibText = readTextFile(o.calib, "--calib");
   const evalText = readTextFile(o.eval, "--eval");
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const exec = openExecutor(model.wasm, o.threads ?? 1);
   const tok = model.tokenizer!;
   const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen);
-  const evalSeqs = paragraphSequences(tok, evalText, o.evalParagraphs, Math.min(512, model.config.maxSeqLen));
+  const evalSeqs = evalSequences(tok, evalText, protocol, model.config.maxSeqLen, "eval-");
   const grid: PruneSettings[] = [];
   for (const schedule of schedules)
     for (const pattern of patterns)
@@ -64,7 +65,7 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
     await exec.close();
   }
   if (!o.json) {
-    console.log(`${modelPath}: calibration ${o.calib} (${calib.samples.length} paragraphs, ${calib.totalTokens} tokens), eval ${o.eval} (${evalSeqs.length} paragraphs)\n`);
+    console.log(`${modelPath}: calibration ${o.calib} (${calib.samples.length} paragraphs, ${calib.totalTokens} tokens), eval ${o.eval} (${protocolLabel(evalSeqs)})\n`);
     console.log(renderComparison(cmp));
   }
   return cmp;

@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import os from "node:os";
 import { WaspruneError } from "../errors.js";
+import { PROTOCOLS } from "../eval/protocol.js";
 
 const program = new Command();
 
@@ -45,26 +46,39 @@ const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokeni
 
 program
   .command("demo")
-  .description("the main job: inspect, generate, and prune with every method at 50% and 2:4, compared")
-  .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin'", "builtin")
+  .description("the main job: inspect, generate, prune with every method at 50% and 2:4 compared, the best one generated and compressed")
+  .argument("[model]", "a .bin file, a Hugging Face model directory, or 'builtin' (default: the embedded stories260K, models/stories260K)")
   .option("--calib <file>", "calibration text (default: sampled from the dense model)")
-  .option("--text <file>", "held-out text for perplexity (default: sampled from the dense model)")
-  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
+  .option("--text <file>", "held-out text for perplexity (default: the embedded TinyStories excerpt, data/tinystories-valid-excerpt)")
+  .option("--nsamples <n>", "calibration paragraphs (sampled from the model unless --calib)", int("--nsamples"), 32)
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .option("--json", "print results as JSON")
-  .action(async (model: string, opts) => {
+  .action(async (model: string | undefined, opts) => {
     const { demoCommand } = await import("./commands/demo.js");
     await demoCommand(model, opts);
   });
 
-program
+/**
+ * The perplexity protocol options (src/eval/protocol.ts): bare names on eval, prefixed `--eval-` on the
+ * commands whose --eval names a text (prune, bench methods); --ctx is shared.
+ */
+function protocolOptions(cmd: Command, prefix: "" | "eval-"): Command {
+  const flag = (name: string) => `--${prefix}${name}`;
+  return cmd
+    .addOption(new Option(`${flag("protocol")} <p>`, "paragraphs (each with BOS, truncated at --ctx) | windows (the papers': text tokenized once, non-overlapping --ctx windows, tail dropped)")
+      .choices(PROTOCOLS).default("paragraphs"))
+    .option(`${flag("paragraphs")} <n>`, "paragraphs: use the first N (default: all)", int(flag("paragraphs")))
+    .option(`${flag("stride")} <s>`, "windows: Hugging Face's sliding windows of --ctx advanced by S tokens, scoring only tokens not scored before", int(flag("stride")))
+    .option(`${flag("max-windows")} <n>`, "windows: use the first N windows (default: all)", int(flag("max-windows")))
+    .option("--ctx <n>", "tokens per paragraph at most, or per window (capped at the model's context)", int("--ctx"), 512);
+}
+
+protocolOptions(program
   .command("eval")
-  .description("perplexity on a text file (paragraphs split on blank lines, each with BOS, truncated at --ctx)")
+  .description("perplexity on a text file: paragraphs (blank-line separated, each with BOS, truncated at --ctx) or --protocol windows")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
-  .requiredOption("--text <file>", "text file to evaluate on")
-  .option("--paragraphs <n>", "use the first N paragraphs (default: all)", int("--paragraphs"))
-  .option("--ctx <n>", "truncate each paragraph at this many tokens", int("--ctx"), 512)
+  .requiredOption("--text <file>", "text file to evaluate on"), "")
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .addOption(deviceOption())
@@ -104,7 +118,7 @@ program
     await inspectCommand(model, opts);
   });
 
-program
+protocolOptions(program
   .command("prune")
   .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista); --structured removes MLP channels and k/v groups")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
@@ -118,9 +132,7 @@ program
   .option("--error-correction", "intra-layer error correction (default: on for fista)")
   .option("--no-error-correction", "fit each operator to its own input")
   .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")
-  .option("--eval <file>", "report perplexity before and after on this text")
-  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
-  .option("--ctx <n>", "eval context per paragraph", int("--ctx"), 512)
+  .option("--eval <file>", "report perplexity before and after on this text"), "eval-")
   .option("--dtype <t>", "stored dtype of the output: F32 | F16 | BF16 (default: as the input)")
   .option("--force", "overwrite a finished output / restart a partial one")
   .option("--structured", "remove whole MLP channels and attention k/v groups: a smaller dense model (src/structured)")
@@ -275,13 +287,12 @@ bench
     const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
-bench
+protocolOptions(bench
   .command("methods")
   .description("perplexity of every method x pattern x schedule x error correction, from the same dense weights")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--calib <file>", "calibration text")
-  .requiredOption("--eval <file>", "evaluation text")
-  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
+  .requiredOption("--eval <file>", "evaluation text"), "eval-")
   .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
   .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
   .option("--methods <list>", "comma-separated methods", "magnitude,wanda,sparsegpt,fista")

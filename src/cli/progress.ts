@@ -22,7 +22,9 @@ export function progress(label: string, total: number, opts: { json?: boolean; e
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(total, 0);
+  // the payload fields of `extra` start empty (else the bar shows "{run}" until the first update)
+  const blank = Object.fromEntries([...(opts.extra ?? "").matchAll(/\{(\w+)\}/g)].map((m) => [m[1], ""]));
+  bar.start(total, 0, blank);
   return {
     update: (done, payload) => bar.update(done, payload),
     stop: () => bar.stop(),

@@ -1,7 +1,9 @@
 /**
  * @file Perplexity: average negative log-likelihood over every predicted token of every sequence
  * (sequence t predicts token t+1; the BOS is never predicted). Logits are float32 from the kernels; the
- * log-sum-exp per position is taken in float64 on the host.
+ * log-sum-exp per position is taken in float64 on the host. An optional per-sequence `countFrom` (index of the
+ * first token whose prediction counts, default 1; src/eval/protocol.ts) leaves a window's leading tokens as
+ * context only.
  */
 import type { Model, ModelConfig } from "../model/types.js";
 import type { Wasm } from "../wasm/runtime.js";
@@ -19,12 +21,12 @@ export interface PerplexityResult {
 }
 
 /**
- * Σ_t −log softmax(logits[t])[seq[t+1]] over the first seq.length−1 rows of `logits` ([T, V] row-major): the
- * log-sum-exp of each row in float64, max-subtracted. The one NLL of eval, training's eval and structured scores.
+ * Σ_t −log softmax(logits[t])[seq[t+1]] over rows countFrom−1 .. seq.length−2 of `logits` ([T, V] row-major):
+ * the log-sum-exp of each row in float64, max-subtracted. The one NLL of eval, training's eval and structured scores.
  */
-export function logitsNll(logits: Float32Array, V: number, seq: ArrayLike<number>): number {
+export function logitsNll(logits: Float32Array, V: number, seq: ArrayLike<number>, countFrom = 1): number {
   let nll = 0;
-  for (let t = 0; t + 1 < seq.length; t++) {
+  for (let t = countFrom - 1; t + 1 < seq.length; t++) {
     const row = logits.subarray(t * V, (t + 1) * V);
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
@@ -35,11 +37,11 @@ export function logitsNll(logits: Float32Array, V: number, seq: ArrayLike<number
   return nll;
 }
 
-/** Sum of -log p(token[t+1] | token[..t]) over one sequence, and the count of predicted tokens. */
-export function sequenceNll(model: Model, st: RunState, seq: number[]): { nll: number; count: number } {
-  if (seq.length < 2) return { nll: 0, count: 0 };
+/** Sum of -log p(token[t] | token[..t-1]) over t ≥ countFrom of one sequence, and the count of predicted tokens. */
+export function sequenceNll(model: Model, st: RunState, seq: number[], countFrom = 1): { nll: number; count: number } {
+  if (seq.length <= countFrom) return { nll: 0, count: 0 };
   const logits = forward(model, st, seq, 0, true);
-  return { nll: logitsNll(logits, model.config.vocabSize, seq), count: seq.length - 1 };
+  return { nll: logitsNll(logits, model.config.vocabSize, seq, countFrom), count: seq.length - countFrom };
 }
 
 /** Per-sequence NLLs of sequences on one slot's RunState (an executor task; the model crosses as a description). */
@@ -48,6 +50,8 @@ export interface NllTask {
   model: { config: ModelConfig; weights: Described<Model["weights"]> };
   st: RunState;
   seqs: number[][];
+  /** per sequence: first token whose prediction counts (default 1) */
+  countFrom?: number[];
 }
 
 export const NLL_HANDLERS = {
@@ -56,7 +60,7 @@ export const NLL_HANDLERS = {
     const model = { config: t.model.config, weights: revive<Model["weights"]>(wasm, t.model.weights), wasm } as Model;
     const out = new Float64Array(2 * t.seqs.length);
     t.seqs.forEach((s, i) => {
-      const r = sequenceNll(model, t.st, s);
+      const r = sequenceNll(model, t.st, s, t.countFrom?.[i]);
       out[2 * i] = r.nll;
       out[2 * i + 1] = r.count;
     });
@@ -74,6 +78,7 @@ export async function perplexity(
   sequences: number[][],
   exec: Executor,
   onProgress?: (done: number, total: number, tokens: number) => void,
+  countFrom?: readonly number[],
 ): Promise<PerplexityResult> {
   const maxLen = Math.max(2, ...sequences.map((s) => s.length));
   const arena = model.wasm.arena;
@@ -92,7 +97,7 @@ export async function perplexity(
         const i0 = next;
         const i1 = Math.min(sequences.length, i0 + chunk);
         next = i1;
-        const task: NllTask = { op: "nll", model: desc, st, seqs: sequences.slice(i0, i1) };
+        const task: NllTask = { op: "nll", model: desc, st, seqs: sequences.slice(i0, i1), countFrom: countFrom?.slice(i0, i1) };
         const r = await exec.run<Float64Array>(task, `eval: sequences ${i0}..${i1 - 1}`, slot);
         per.set(r, 2 * i0);
         done += i1 - i0;

@@ -5,6 +5,7 @@
  */
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
 import type { Executor } from "../exec/executor.js";
+import { describeProtocol, type EvalSequences, type ProtocolReport } from "../eval/protocol.js";
 import { LINEAR_OPS, type Model } from "../model/types.js";
 import { denseLayer } from "../model/linear.js";
 import type { CalibrationSet } from "./calibration.js";
@@ -23,22 +24,38 @@ export interface ComparisonRow {
 }
 
 export interface Comparison {
+  /** the evaluation protocol (src/eval/protocol.ts) */
+  protocol: ProtocolReport;
   dense: PerplexityResult;
   rows: ComparisonRow[];
+  /** with `keepBest`: the row of lowest perplexity and its pruned linear weights ([layer][LINEAR_OPS order]) */
+  best?: { row: number; weights: Float32Array[][] };
+}
+
+/** Every decoder layer's linear weights, in LINEAR_OPS order (copies). */
+export function linearWeights(model: Model): Float32Array[][] {
+  return model.weights.layers.map((lw, l) => LINEAR_OPS.map((op) => denseLayer(lw, l)[op].data.slice()));
+}
+
+/** Put weights taken by `linearWeights` back into the model. */
+export function setLinearWeights(model: Model, weights: Float32Array[][]): void {
+  model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => denseLayer(lw, l)[op].data.set(weights[l]![i]!)));
 }
 
 export async function compareSettings(
   model: Model,
   calib: CalibrationSet,
-  evalSeqs: number[][],
+  evalSeqs: EvalSequences,
   grid: PruneSettings[],
   exec: Executor,
   onRun?: (done: number, total: number, label: string) => void,
+  opts: { keepBest?: boolean } = {},
 ): Promise<Comparison> {
-  const layers = model.weights.layers.map((lw, l) => denseLayer(lw, l));
-  const snapshot = layers.map((lw) => LINEAR_OPS.map((op) => lw[op].data.slice()));
-  const restore = () => layers.forEach((lw, l) => LINEAR_OPS.forEach((op, i) => lw[op].data.set(snapshot[l][i])));
-  const dense = await perplexity(model, evalSeqs, exec);
+  const snapshot = linearWeights(model);
+  const restore = () => setLinearWeights(model, snapshot);
+  let best: Comparison["best"];
+  const ppl = () => perplexity(model, evalSeqs.sequences, exec, undefined, evalSeqs.countFrom);
+  const dense = await ppl();
   const rows: ComparisonRow[] = [];
   try {
     for (const [i, s] of grid.entries()) {
@@ -60,14 +77,15 @@ export async function compareSettings(
         errorCorrection: s.errorCorrection,
         sparsity: zeros / params,
         meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length,
-        perplexity: (await perplexity(model, evalSeqs, exec)).perplexity,
+        perplexity: (await ppl()).perplexity,
         seconds,
       });
+      if (opts.keepBest && (!best || rows[i]!.perplexity < rows[best.row]!.perplexity)) best = { row: i, weights: linearWeights(model) };
       restore();
       onRun?.(i + 1, grid.length, label);
     }
   } finally {
     restore();
   }
-  return { dense, rows };
+  return { protocol: describeProtocol(evalSeqs), dense, rows, ...(best ? { best } : {}) };
 }

@@ -13,7 +13,7 @@ import path from "node:path";
 import { OutputExistsError, UsageError } from "../errors.js";
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
 import type { Executor } from "../exec/executor.js";
-import { paragraphSequences } from "../eval/text.js";
+import { describeProtocol, evalSequences, type EvalText, type ProtocolReport } from "../eval/protocol.js";
 import { saveHF, saveLlama2c } from "../model/save.js";
 import type { DType, Model } from "../model/types.js";
 import { calibrationSet } from "./calibration.js";
@@ -33,7 +33,7 @@ export interface PruneJob {
   out: string;
   force?: boolean;
   dtype?: DType;
-  evalText?: { text: string; file: string; paragraphs?: number; ctx: number };
+  evalText?: EvalText;
 }
 
 export interface PruneSummary {
@@ -51,7 +51,7 @@ export interface PruneSummary {
   seconds: number;
   resumedLayers: number[];
   calibration: Record<string, unknown>;
-  perplexity?: { dense: PerplexityResult; pruned: PerplexityResult; file: string; paragraphs: number | null; ctx: number };
+  perplexity?: { dense: PerplexityResult; pruned: PerplexityResult; file: string } & ProtocolReport;
   operators: OperatorReport[];
 }
 
@@ -95,7 +95,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   const { checkpointDir } = prepareOutput(job.out, !!job.force);
   const calib = calibrationSet(model.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen);
   const evalSeqs = job.evalText
-    ? paragraphSequences(model.tokenizer, job.evalText.text, job.evalText.paragraphs, Math.min(job.evalText.ctx, model.config.maxSeqLen))
+    ? evalSequences(model.tokenizer, job.evalText.text, job.evalText.protocol, model.config.maxSeqLen, "eval-")
     : undefined;
 
   const manifest = {
@@ -114,14 +114,14 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = await perplexity(model, evalSeqs, job.exec);
+    dense = await perplexity(model, evalSeqs.sequences, job.exec, undefined, evalSeqs.countFrom);
   }
   hooks.onPhase?.("prune");
   const operators = await pruneModel(model, calib, settings, job.exec, { ...hooks, checkpoint: checkpoints });
   let pruned: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval pruned");
-    pruned = await perplexity(model, evalSeqs, job.exec);
+    pruned = await perplexity(model, evalSeqs.sequences, job.exec, undefined, evalSeqs.countFrom);
   }
 
   let params = 0;
@@ -145,7 +145,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     calibration: { ...calib.source, tokens: calib.totalTokens },
     perplexity:
       dense && pruned && job.evalText
-        ? { dense, pruned, file: job.evalText.file, paragraphs: job.evalText.paragraphs ?? null, ctx: job.evalText.ctx }
+        ? { dense, pruned, file: job.evalText.file, ...describeProtocol(evalSeqs!) }
         : undefined,
     operators,
   };

@@ -10,7 +10,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
 import type { Executor } from "../exec/executor.js";
-import { paragraphSequences } from "../eval/text.js";
+import { describeProtocol, evalSequences, type EvalText, type ProtocolReport } from "../eval/protocol.js";
 import { namedTensors } from "../model/names.js";
 import { saveHF, saveLlama2c } from "../model/save.js";
 import type { DType, Model, ModelConfig } from "../model/types.js";
@@ -36,7 +36,7 @@ export interface StructuredJob {
   out: string;
   force?: boolean;
   dtype?: DType;
-  evalText?: { text: string; file: string; paragraphs?: number; ctx: number };
+  evalText?: EvalText;
 }
 
 interface ScoreSummary {
@@ -64,7 +64,7 @@ export interface StructuredSummary {
   details: Record<string, unknown>;
   calibration: Record<string, unknown>;
   sizes: { before: ModelSizes; after: ModelSizes };
-  perplexity?: { dense: PerplexityResult; noRefit: PerplexityResult; refit?: PerplexityResult; file: string; paragraphs: number | null; ctx: number };
+  perplexity?: { dense: PerplexityResult; noRefit: PerplexityResult; refit?: PerplexityResult; file: string } & ProtocolReport;
   scores: ScoreSummary[];
   refitOperators: RefitReport[];
   seconds: { score: number; refit: number; total: number };
@@ -110,13 +110,13 @@ export async function runStructured(job: StructuredJob, hooks: { onPhase?(phase:
   prepareOutput(job.out, !!job.force);
   const calib = calibrationSet(model.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen);
   const evalSeqs = job.evalText
-    ? paragraphSequences(model.tokenizer, job.evalText.text, job.evalText.paragraphs, Math.min(job.evalText.ctx, model.config.maxSeqLen))
+    ? evalSequences(model.tokenizer, job.evalText.text, job.evalText.protocol, model.config.maxSeqLen, "eval-")
     : undefined;
 
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = await perplexity(model, evalSeqs, exec);
+    dense = await perplexity(model, evalSeqs.sequences, exec, undefined, evalSeqs.countFrom);
   }
   hooks.onPhase?.(`score ${job.method}`);
   const scorer = SCORERS[job.method];
@@ -129,7 +129,7 @@ export async function runStructured(job: StructuredJob, hooks: { onPhase?(phase:
   let noRefitPpl: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval without refit");
-    noRefitPpl = await perplexity(noRefit, evalSeqs, exec);
+    noRefitPpl = await perplexity(noRefit, evalSeqs.sequences, exec, undefined, evalSeqs.countFrom);
   }
   let final = noRefit;
   let refitOperators: RefitReport[] = [];
@@ -142,7 +142,7 @@ export async function runStructured(job: StructuredJob, hooks: { onPhase?(phase:
     final = shrinkModel(model, plan, r);
     if (evalSeqs) {
       hooks.onPhase?.("eval with refit");
-      refitPpl = await perplexity(final, evalSeqs, exec);
+      refitPpl = await perplexity(final, evalSeqs.sequences, exec, undefined, evalSeqs.countFrom);
     }
   }
   const refitSeconds = (performance.now() - tr) / 1000;
@@ -160,7 +160,7 @@ export async function runStructured(job: StructuredJob, hooks: { onPhase?(phase:
     sizes: { before: modelSizes(model), after: modelSizes(final) },
     perplexity:
       dense && noRefitPpl && job.evalText
-        ? { dense, noRefit: noRefitPpl, ...(refitPpl ? { refit: refitPpl } : {}), file: job.evalText.file, paragraphs: job.evalText.paragraphs ?? null, ctx: job.evalText.ctx }
+        ? { dense, noRefit: noRefitPpl, ...(refitPpl ? { refit: refitPpl } : {}), file: job.evalText.file, ...describeProtocol(evalSeqs!) }
         : undefined,
     scores: summarizeScores(scores, plan),
     refitOperators,

@@ -8,8 +8,10 @@
  * must beat -1e10 as in run.c). Pieces are compared as bytes (kept as latin1 strings here, one char per
  * byte), exactly like run.c's strcmp.
  *
- * run.c rescans all pairs after every merge (quadratic in string concatenations); here each pair's score is
- * cached and only the two pairs next to a merge are recomputed. The merge order is the same.
+ * run.c rescans all pairs after every merge (quadratic: a 1.3 MB text would take ~15 minutes); here the pairs
+ * sit in a max-heap keyed (score, position) over a linked list of tokens, and a merge pushes only the two
+ * pairs it forms (stale entries are skipped when popped), so encoding is O(n log n) and the whole of a test
+ * split can be tokenized once. The merge order is run.c's: best score first, leftmost among equal scores.
  */
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "./types.js";
@@ -98,36 +100,10 @@ export class BpeTokenizer implements Tokenizer {
       i = j;
     }
     // merges; run.c includes a leading BOS in the pair scan, so do we (its pairs never match in practice)
-    const toks = out;
-    const pairScore = (i: number): [number, number] => {
-      const id = this.lookup.get(this.pieces[toks[i]!]! + this.pieces[toks[i + 1]!]!);
-      return id === undefined ? [NO_MERGE, -1] : [this.scores[id]!, id];
-    };
-    let scores: number[] = [];
-    let ids: number[] = [];
-    for (let i = 0; i + 1 < toks.length; i++) {
-      const [s, id] = pairScore(i);
-      scores.push(s);
-      ids.push(id);
-    }
-    for (;;) {
-      let best = NO_MERGE;
-      let bi = -1;
-      for (let i = 0; i < scores.length; i++) {
-        if (ids[i]! >= 0 && scores[i]! > best) {
-          best = scores[i]!;
-          bi = i;
-        }
-      }
-      if (bi < 0) break;
-      toks[bi] = ids[bi]!;
-      toks.splice(bi + 1, 1);
-      scores.splice(bi, 1);
-      ids.splice(bi, 1);
-      if (bi > 0) [scores[bi - 1], ids[bi - 1]] = pairScore(bi - 1);
-      if (bi < scores.length) [scores[bi], ids[bi]] = pairScore(bi);
-    }
-    scores = ids = [];
+    const toks = mergePairs(out, (a, b) => {
+      const id = this.lookup.get(this.pieces[a]! + this.pieces[b]!);
+      return id === undefined ? -1 : id;
+    }, this.scores);
     if (opts.eos) toks.push(this.eosId);
     return toks;
   }
@@ -151,4 +127,78 @@ export class BpeTokenizer implements Tokenizer {
   private name(): string {
     return this.files[0]?.split(/[\\/]/).pop() ?? "tokenizer";
   }
+}
+
+/**
+ * run.c's merge loop on `toks` (in place, returned): while some adjacent pair (a, b) has `pairId(a, b) >= 0`
+ * with score above -1e10, merge the best-scoring pair, the leftmost among equals. Pairs live in a binary
+ * max-heap ordered by (score desc, left position asc); positions never reorder (a merge keeps the left
+ * token and unlinks the right one), so "leftmost" is the smallest left position. `ver[i]` counts changes of
+ * the pair starting at position i; an entry pushed under an older version (or whose right token is gone) is
+ * stale and skipped.
+ */
+function mergePairs(toks: number[], pairId: (a: number, b: number) => number, scores: Float32Array): number[] {
+  const n = toks.length;
+  const next = new Int32Array(n);
+  const prev = new Int32Array(n);
+  const ver = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  // heap entries: [score, left, right, ver[left] at push, merged id]
+  const heap: [number, number, number, number, number][] = [];
+  const before = (x: (typeof heap)[number], y: (typeof heap)[number]) => x[0] > y[0] || (x[0] === y[0] && x[1] < y[1]);
+  const push = (left: number) => {
+    const right = next[left]!;
+    if (right < 0) return;
+    const id = pairId(toks[left]!, toks[right]!);
+    if (id < 0 || !(scores[id]! > NO_MERGE)) return;
+    const e: (typeof heap)[number] = [scores[id]!, left, right, ver[left]!, id];
+    let i = heap.push(e) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(e, heap[p]!)) break;
+      heap[i] = heap[p]!;
+      i = p;
+    }
+    heap[i] = e;
+  };
+  const pop = () => {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= heap.length) break;
+        const c = l + 1 < heap.length && before(heap[l + 1]!, heap[l]!) ? l + 1 : l;
+        if (!before(heap[c]!, last)) break;
+        heap[i] = heap[c]!;
+        i = c;
+      }
+      heap[i] = last;
+    }
+    return top;
+  };
+  for (let i = 0; i + 1 < n; i++) push(i);
+  const gone = new Uint8Array(n);
+  while (heap.length > 0) {
+    const [, left, right, v, id] = pop();
+    if (gone[left] || gone[right] || ver[left] !== v || next[left] !== right) continue;
+    toks[left] = id;
+    ver[left]!++;
+    gone[right] = 1;
+    const after = next[right]!;
+    next[left] = after;
+    if (after >= 0) prev[after] = left;
+    if (prev[left]! >= 0) {
+      ver[prev[left]!]!++; // its right token changed
+      push(prev[left]!);
+    }
+    push(left);
+  }
+  const out: number[] = [];
+  for (let i = 0; i >= 0 && i < n; i = next[i]!) out.push(toks[i]!);
+  return out;
 }

@@ -91,6 +91,12 @@ test("fast encoder = run.c's quadratic algorithm", () => {
   }
 });
 
+test("heap encoder = run.c's algorithm on long joined texts (the windows protocol tokenizes a whole file once)", () => {
+  const wiki = fs.readFileSync("/work/shared/data/wikitext-2-raw-test/wikitext-2-raw-test.txt", "utf8").replace(/\r\n/g, "\n");
+  const texts = [paragraphs.slice(0, 6).join("\n\n"), wiki.slice(0, 3000), "aaaa".repeat(400), "ab ".repeat(500)];
+  for (const s of texts) assert.deepEqual(bin.encode(s, { bos: true }), runcEncode(bin, s, true), JSON.stringify(s.slice(0, 40)));
+});
+
 test("tok512.bin and tok512.model give identical ids; decode(encode(x)) == x", () => {
   for (const s of [...TRICKY, ...paragraphs]) {
     const a = bin.encode(s, { bos: true });

@@ -1,7 +1,8 @@
 import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
 import { openExecutor } from "../../workers/index.js";
 import type { Executor } from "../../exec/executor.js";
-import { paragraphSequences, readTextFile } from "../../eval/text.js";
+import { readTextFile } from "../../eval/text.js";
+import { describeProtocol, evalSequences, protocolFromOptions, protocolLabel, type EvalProtocol, type EvalSequences } from "../../eval/protocol.js";
 import { UsageError } from "../../errors.js";
 import type { Model } from "../../model/types.js";
 import { openModel } from "../open-model.js";
@@ -11,7 +12,11 @@ import type { DeviceKind } from "../../gpu/device.js";
 
 export interface EvalOptions {
   text: string;
+  /** paragraphs | windows (src/eval/protocol.ts) */
+  protocol?: string;
   paragraphs?: number;
+  stride?: number;
+  maxWindows?: number;
   ctx: number;
   json?: boolean;
   tokenizer?: string;
@@ -22,6 +27,7 @@ export interface EvalOptions {
 }
 
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
+  const protocol = protocolFromOptions(opts);
   const text = readTextFile(opts.text, "--text");
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
   const gpu = opts.device && opts.device !== "wasm"
@@ -29,28 +35,27 @@ export async function evalCommand(modelPath: string, opts: EvalOptions): Promise
     : undefined;
   // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
   const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
-  const r = await evalModel(model, text, opts, exec).finally(async () => {
+  const { result: r, seqs } = await evalModel(model, text, protocol, opts, exec).finally(async () => {
     await gpu?.close();
     await exec.close();
   });
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, paragraphs: opts.paragraphs ?? null, ctx: opts.ctx, ...r }, null, 2));
-  else console.log(renderEval(r));
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, ...describeProtocol(seqs), ...r }, null, 2));
+  else console.log(renderEval(r, seqs));
   return r;
 }
 
 /** Perplexity with a progress bar over sequences (finished on any slot of `exec`). */
-export async function evalModel(model: Model, text: string, opts: Pick<EvalOptions, "paragraphs" | "ctx" | "json">, exec: Executor): Promise<PerplexityResult> {
+export async function evalModel(model: Model, text: string, protocol: EvalProtocol, opts: { json?: boolean }, exec: Executor): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
   if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
-  const ctx = Math.min(opts.ctx, model.config.maxSeqLen);
-  const seqs = paragraphSequences(model.tokenizer, text, opts.paragraphs, ctx);
-  const bar = progress("eval", seqs.length, { json: opts.json });
+  const seqs = evalSequences(model.tokenizer, text, protocol, model.config.maxSeqLen);
+  const bar = progress("eval", seqs.sequences.length, { json: opts.json });
   try {
-    return await perplexity(model, seqs, exec, (done) => bar.update(done));
+    return { result: await perplexity(model, seqs.sequences, exec, (done) => bar.update(done), seqs.countFrom), seqs };
   } finally {
     bar.stop();
   }
 }
 
-export function renderEval(r: PerplexityResult): string {
-  return `perplexity ${fmt(r.perplexity, 4)} (mean NLL ${fmt(r.meanNll, 4)} nats) over ${r.tokens} predicted tokens in ${r.sequences} paragraphs; ${fmt(r.seconds, 2)} s, ${fmt(r.tokensPerSecond, 1)} tok/s`;
+export function renderEval(r: PerplexityResult, seqs: EvalSequences): string {
+  return `perplexity ${fmt(r.perplexity, 4)} (mean NLL ${fmt(r.meanNll, 4)} nats) over ${r.tokens} predicted tokens in ${protocolLabel(seqs)}; ${fmt(r.seconds, 2)} s, ${fmt(r.tokensPerSecond, 1)} tok/s`;
 }

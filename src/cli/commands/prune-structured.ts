@@ -5,6 +5,7 @@
  */
 import { UsageError } from "../../errors.js";
 import { readTextFile } from "../../eval/text.js";
+import { evalFlagProtocol, type EvalFlagOptions } from "../../eval/protocol.js";
 import { DTYPES, type DType } from "../../model/types.js";
 import { STRUCTURED_METHODS, type StructuredMethod } from "../../structured/methods.js";
 import { runStructured, type StructuredSummary } from "../../structured/run.js";
@@ -15,7 +16,7 @@ import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { selfText } from "./demo.js";
 
-export interface PruneStructuredCliOptions {
+export interface PruneStructuredCliOptions extends EvalFlagOptions {
   method?: string;
   ratio?: number;
   headsRatio?: number;
@@ -32,9 +33,6 @@ export interface PruneStructuredCliOptions {
   out: string;
   force?: boolean;
   dtype?: string;
-  eval?: string;
-  evalParagraphs?: number;
-  ctx: number;
   json?: boolean;
   tokenizer?: string;
   /** worker threads (1 = none; the same results for any N) */
@@ -94,6 +92,7 @@ export async function pruneStructuredCommand(modelPath: string, o: PruneStructur
   if (!(spsa.eps > 0 && spsa.eps < 1)) throw new UsageError(`--spsa-eps ${spsa.eps}: expected a number in (0, 1)`);
   if (!(Number.isInteger(spsa.batchSize) && spsa.batchSize >= 1)) throw new UsageError(`--spsa-batch ${spsa.batchSize}: expected a positive integer`);
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
+  const evalProtocol = evalFlagProtocol(o);
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const text = calibText ?? selfText(model, Math.min(o.nsamples, 128), Math.min(o.seqlen, model.config.maxSeqLen), 7);
@@ -105,7 +104,7 @@ export async function pruneStructuredCommand(modelPath: string, o: PruneStructur
         model, exec, method, ratios, nonuniform: !!o.nonuniform, refit: o.refit !== false, spsa,
         calib: { text, file: o.calib ?? "(text sampled from the dense model, seed 7)", nsamples: o.nsamples, seqlen: o.seqlen },
         out: o.out, force: o.force, dtype: o.dtype as DType | undefined,
-        evalText: evalText ? { text: evalText, file: o.eval!, paragraphs: o.evalParagraphs, ctx: o.ctx } : undefined,
+        evalText: evalText && evalProtocol ? { text: evalText, file: o.eval!, protocol: evalProtocol } : undefined,
       },
       {
         onProgress: (what, done, total) => {

@@ -1,5 +1,6 @@
 import { UsageError } from "../../errors.js";
 import { readTextFile } from "../../eval/text.js";
+import { evalFlagProtocol, type EvalFlagOptions, type EvalProtocol } from "../../eval/protocol.js";
 import { SCHEDULES, type Schedule } from "../../prune/driver.js";
 import { METHOD_NAMES, type MethodName, type PruneOptions } from "../../prune/methods/types.js";
 import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
@@ -14,7 +15,7 @@ import { selfText } from "./demo.js";
 import { openExecutor } from "../../workers/index.js";
 import type { Executor } from "../../exec/executor.js";
 
-export interface PruneCliOptions {
+export interface PruneCliOptions extends EvalFlagOptions {
   method: string;
   sparsity: string;
   /** FISTA: also run the lasso path (λ bisected per row) as a candidate */
@@ -27,9 +28,6 @@ export interface PruneCliOptions {
   out: string;
   force?: boolean;
   dtype?: string;
-  eval?: string;
-  evalParagraphs?: number;
-  ctx: number;
   json?: boolean;
   tokenizer?: string;
   /** worker threads (1 = no pool) */
@@ -49,6 +47,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   if (!(SCHEDULES as readonly string[]).includes(o.schedule)) throw new UsageError(`--schedule ${o.schedule}: expected one of ${SCHEDULES.join(", ")}`);
   if (o.dtype !== undefined && !(DTYPES as readonly string[]).includes(o.dtype)) throw new UsageError(`--dtype ${o.dtype}: expected one of ${DTYPES.join(", ")}`);
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
+  const evalProtocol = evalFlagProtocol(o);
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const exec = openExecutor(model.wasm, o.threads ?? 1);
@@ -56,7 +55,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const summary = await pruneWithProgress(model, exec, {
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
-    dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalParagraphs: o.evalParagraphs, ctx: o.ctx, json: o.json,
+    dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalProtocol, json: o.json,
     methodOptions: {
       ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
       ...(o.fistaLasso ? { fista: { lassoPath: true } } : {}),
@@ -84,8 +83,7 @@ export interface PruneRunOptions {
   dtype?: DType;
   evalText?: string;
   evalFile?: string;
-  evalParagraphs?: number;
-  ctx: number;
+  evalProtocol?: EvalProtocol;
   json?: boolean;
   /** per-method options (e.g. the WebGPU FISTA solver) */
   methodOptions?: PruneOptions;
@@ -110,7 +108,7 @@ export async function pruneWithProgress(model: Model, exec: Executor, o: PruneRu
         out: o.out,
         force: o.force,
         dtype: o.dtype,
-        evalText: o.evalText ? { text: o.evalText, file: o.evalFile ?? "", paragraphs: o.evalParagraphs, ctx: o.ctx } : undefined,
+        evalText: o.evalText && o.evalProtocol ? { text: o.evalText, file: o.evalFile ?? "", protocol: o.evalProtocol } : undefined,
       },
       {
         onOperator: (r, done) => bar.update(done, { op: `${r.name} relErr ${fmt(r.relErr, 3)}` }),
