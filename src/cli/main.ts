@@ -44,6 +44,12 @@ const deviceOption = () =>
 
 const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokenizer.bin, tokenizer.model or tokenizer.json)");
 
+/** `--residency` of the commands that can stream a model a decoder layer at a time (src/model/residency.ts). */
+const residencyOption = () =>
+  new Option("--residency <r>", "auto (whole in memory when it fits, else a decoder layer at a time) | resident | streamed")
+    .choices(["auto", "resident", "streamed"])
+    .default("auto");
+
 program
   .command("demo")
   .description("the main job: inspect, generate, prune with every method at 50% and 2:4 compared, the best one generated and compressed")
@@ -82,6 +88,7 @@ protocolOptions(program
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .addOption(deviceOption())
+  .addOption(residencyOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { evalCommand } = await import("./commands/eval.js");
@@ -112,6 +119,7 @@ program
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .addOption(tokenizerOption)
   .addOption(threadsOption())
+  .addOption(residencyOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { inspectCommand } = await import("./commands/inspect.js");
@@ -134,6 +142,10 @@ protocolOptions(program
   .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")
   .option("--eval <file>", "report perplexity before and after on this text"), "eval-")
   .option("--dtype <t>", "stored dtype of the output: F32 | F16 | BF16 (default: as the input)")
+  .option("--max-shard-size <size>", "largest output shard, e.g. 5GB, 2GiB (default 5GB, as save_pretrained)")
+  .option("--max-memory <size>", "host memory budget, e.g. 16GiB (default: 3/4 of the free RAM); the calibration stream spills to disk beyond it")
+  .option("--measure-error", "collect the Gram for every method (wanda and magnitude need less) to report each operator's relative error")
+  .addOption(residencyOption())
   .option("--force", "overwrite a finished output / restart a partial one")
   .option("--structured", "remove whole MLP channels and attention k/v groups: a smaller dense model (src/structured)")
   .option("--ratio <r>", "--structured: fraction of MLP channels and of k/v groups to remove, in [0,1)", num("--ratio"))

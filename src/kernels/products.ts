@@ -104,3 +104,10 @@ export async function trilGram(exec: Executor, M: number, n: number, out: number
     a.release(m);
   }
 }
+
+/** Y[M, N] = X[M, K] · W[N, K]ᵀ, the rows of X split over the slots (each slot its pack scratch). */
+export async function gemmNT(exec: Executor, x: number, w: number, y: number, M: number, N: number, K: number, what = "gemm"): Promise<void> {
+  await exec.each(exec.split(M, M * N * K), ([r0, r1], s) => ({
+    op: "gemmNt", x: x + 4 * r0 * K, w, y: y + 4 * r0 * N, M: r1 - r0, N, K, pack: exec.packs[s]!,
+  }) satisfies ProductTask, what);
+}

@@ -1,11 +1,12 @@
-import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
+import type { PerplexityResult } from "../../eval/perplexity.js";
+import { storePerplexity } from "../../eval/layer-major.js";
+import type { ModelStore } from "../../model/residency.js";
 import { openExecutor } from "../../workers/index.js";
 import type { Executor } from "../../exec/executor.js";
 import { readTextFile } from "../../eval/text.js";
 import { describeProtocol, evalSequences, protocolFromOptions, protocolLabel, type EvalProtocol, type EvalSequences } from "../../eval/protocol.js";
 import { UsageError } from "../../errors.js";
-import type { Model } from "../../model/types.js";
-import { openModel } from "../open-model.js";
+import { openModelStore } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
@@ -24,33 +25,44 @@ export interface EvalOptions {
   threads?: number;
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
+  /** auto | resident | streamed (src/model/residency.ts) */
+  residency?: "auto" | "resident" | "streamed";
 }
 
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   const protocol = protocolFromOptions(opts);
   const text = readTextFile(opts.text, "--text");
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  const gpu = opts.device && opts.device !== "wasm"
-    ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, Math.min(opts.ctx, model.config.maxSeqLen))
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency });
+  if (!store.model && opts.device && opts.device !== "wasm") {
+    store.close();
+    throw new UsageError(`--device ${opts.device}: ${modelPath} is streamed a layer at a time (it does not fit in memory whole); linear layers on WebGPU need the model resident, use --device wasm`);
+  }
+  const gpu = store.model && opts.device && opts.device !== "wasm"
+    ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, store.model, Math.min(opts.ctx, store.config.maxSeqLen))
     : undefined;
   // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
-  const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
-  const { result: r, seqs } = await evalModel(model, text, protocol, opts, exec).finally(async () => {
+  const exec = openExecutor(store.wasm, gpu ? 1 : opts.threads ?? 1);
+  const { result: r, seqs } = await evalModel(store, text, protocol, opts, exec).finally(async () => {
     await gpu?.close();
     await exec.close();
+    store.close();
   });
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, ...describeProtocol(seqs), ...r }, null, 2));
-  else console.log(renderEval(r, seqs));
+  const residency = store.resident ? "resident" : "streamed";
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, residency, ...describeProtocol(seqs), ...r }, null, 2));
+  else console.log(renderEval(r, seqs) + (store.resident ? "" : " (layer-major: the model streamed a decoder layer at a time)"));
   return r;
 }
 
-/** Perplexity with a progress bar over sequences (finished on any slot of `exec`). */
-export async function evalModel(model: Model, text: string, protocol: EvalProtocol, opts: { json?: boolean }, exec: Executor): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
-  if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
-  const seqs = evalSequences(model.tokenizer, text, protocol, model.config.maxSeqLen);
-  const bar = progress("eval", seqs.sequences.length, { json: opts.json });
+/**
+ * Perplexity with a progress bar: over sequences (finished on any slot of `exec`) for a resident model, over
+ * layers for a streamed one (layer-major evaluation, src/eval/layer-major.ts).
+ */
+export async function evalModel(store: ModelStore, text: string, protocol: EvalProtocol, opts: { json?: boolean }, exec: Executor): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
+  if (!store.tokenizer) throw new UsageError("eval needs a tokenizer");
+  const seqs = evalSequences(store.tokenizer, text, protocol, store.config.maxSeqLen);
+  const bar = progress(store.resident ? "eval" : "eval (layers)", store.resident ? seqs.sequences.length : store.config.nLayers, { json: opts.json });
   try {
-    return { result: await perplexity(model, seqs.sequences, exec, (done) => bar.update(done), seqs.countFrom), seqs };
+    return { result: await storePerplexity(store, seqs.sequences, exec, seqs.countFrom, (done) => bar.update(done)), seqs };
   } finally {
     bar.stop();
   }

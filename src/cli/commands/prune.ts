@@ -7,8 +7,11 @@ import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
 import { gpuFistaSolvers } from "../../gpu/fista.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { runPrune, type PruneSummary } from "../../prune/run.js";
-import { DTYPES, type DType, type Model } from "../../model/types.js";
-import { openModel } from "../open-model.js";
+import { DTYPES, type DType } from "../../model/types.js";
+import { openModelStore } from "../open-model.js";
+import type { ModelStore } from "../../model/residency.js";
+import { parseSize } from "../../io/sharded-writer.js";
+import os from "node:os";
 import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
 import { selfText } from "./demo.js";
@@ -34,6 +37,27 @@ export interface PruneCliOptions extends EvalFlagOptions {
   threads?: number;
   /** auto | wasm | webgpu: where FISTA's per-operator solve runs (src/gpu) */
   device?: string;
+  /** the largest output shard, e.g. "5GB" (save_pretrained's default) */
+  maxShardSize?: string;
+  /** host-memory budget, e.g. "16GiB" (default: 3/4 of the free RAM) */
+  maxMemory?: string;
+  /** collect the Gram for every method, to report each operator's relative error */
+  measureError?: boolean;
+  /** auto | resident | streamed (src/model/residency.ts) */
+  residency?: "auto" | "resident" | "streamed";
+}
+
+/** The default of --max-memory: three quarters of the memory free now. */
+export function defaultMaxMemory(): number {
+  return Math.floor(0.75 * os.freemem());
+}
+
+/**
+ * What the calibration stream may take in host memory: the budget less what the WebAssembly memory (≤ 4 GiB)
+ * and the runtime may take, at least 256 MiB; beyond it the stream spills to a file in the checkpoint folder.
+ */
+export function streamBudget(maxMemory: number): number {
+  return Math.max(256 << 20, maxMemory - (4.5 * 1024 ** 3));
 }
 
 export function parseMethod(m: string): MethodName {
@@ -49,19 +73,23 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalProtocol = evalFlagProtocol(o);
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
-  const model = await openModel(modelPath, { tokenizer: o.tokenizer });
-  const exec = openExecutor(model.wasm, o.threads ?? 1);
+  const maxShardBytes = o.maxShardSize !== undefined ? parseSize(o.maxShardSize, "--max-shard-size") : undefined;
+  const maxMemory = o.maxMemory !== undefined ? parseSize(o.maxMemory, "--max-memory") : defaultMaxMemory();
+  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency });
+  const exec = openExecutor(store.wasm, o.threads ?? 1);
   const gpu = method === "fista" ? await selectDevice(parseDeviceKind(o.device ?? "wasm")) : undefined;
-  const summary = await pruneWithProgress(model, exec, {
+  const summary = await pruneWithProgress(store, exec, {
     method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalProtocol, json: o.json,
+    maxShardBytes, streamBudget: streamBudget(maxMemory), measureError: !!o.measureError,
     methodOptions: {
       ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
       ...(o.fistaLasso ? { fista: { lassoPath: true } } : {}),
     },
   }).finally(() => {
     gpu?.destroy();
+    store.close();
     return exec.close();
   });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
@@ -87,32 +115,45 @@ export interface PruneRunOptions {
   json?: boolean;
   /** per-method options (e.g. the WebGPU FISTA solver) */
   methodOptions?: PruneOptions;
+  maxShardBytes?: number;
+  streamBudget?: number;
+  measureError?: boolean;
 }
 
 /**
  * Prune with a progress bar over operators (the operators finish in the main thread, so the bar counts the
  * work of every worker); without calibration text, calibrate on text the model writes itself.
  */
-export async function pruneWithProgress(model: Model, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
-  const calibText = o.calibText ?? selfText(model, Math.min(o.nsamples, 128), Math.min(o.seqlen, model.config.maxSeqLen), 7);
+export async function pruneWithProgress(store: ModelStore, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
+  if (!o.calibText && !store.model) {
+    throw new UsageError(`${store.source.path}: the model is streamed a layer at a time (it does not fit in memory whole), so it cannot write its own calibration text; pass --calib FILE`);
+  }
+  const calibText = o.calibText ?? selfText(store.model!, Math.min(o.nsamples, 128), Math.min(o.seqlen, store.config.maxSeqLen), 7);
   const calibFile = o.calibFile ?? "(text sampled from the dense model, seed 7)";
-  const total = model.config.nLayers * 7;
+  const c = store.config;
+  const total = c.nLayers * 7;
   const bar = progress(`prune ${o.method}`, total, { json: o.json, extra: "{op}" });
   try {
     return await runPrune(
       {
-        model,
+        store,
         exec,
-        settings: { method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions },
+        settings: {
+          method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
+          measureError: o.measureError,
+        },
         calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen },
         out: o.out,
         force: o.force,
         dtype: o.dtype,
+        maxShardBytes: o.maxShardBytes,
+        streamBudget: o.streamBudget,
         evalText: o.evalText && o.evalProtocol ? { text: o.evalText, file: o.evalFile ?? "", protocol: o.evalProtocol } : undefined,
       },
       {
-        onOperator: (r, done) => bar.update(done, { op: `${r.name} relErr ${fmt(r.relErr, 3)}` }),
-        onLayer: (l) => bar.update((l + 1) * 7, { op: `layer ${l} done` }),
+        onOperator: (r, done) => bar.update(done, { op: `layer ${r.layer + 1}/${c.nLayers} ${r.op}${r.relErr === null ? "" : ` relErr ${fmt(r.relErr, 3)}`}` }),
+        onLayer: (l, _r, p) => bar.update((l + 1) * 7, { op: `layer ${l + 1}/${c.nLayers} done${p.resumed ? " (resumed)" : ""}` }),
+        onPhase: (phase) => bar.update(phase === "prune" ? 0 : phase === "write" || phase === "eval pruned" ? total : 0, { op: phase }),
       },
     );
   } finally {
@@ -122,13 +163,15 @@ export async function pruneWithProgress(model: Model, exec: Executor, o: PruneRu
 
 export function renderPruneSummary(s: PruneSummary): string {
   const rows = s.operators.map((r) => [
-    String(r.layer), r.op, `${r.rows}x${r.cols}`, fmt(100 * r.sparsity, 2), fmt(r.relErr, 4), fmt(r.seconds, 3),
+    String(r.layer), r.op, `${r.rows}x${r.cols}`, fmt(100 * r.sparsity, 2), r.relErr === null ? "-" : fmt(r.relErr, 4), fmt(r.seconds, 3),
   ]);
   const lines = [
     table(["layer", "op", "shape", "sparsity %", "rel. error", "seconds"], rows, { align: ["r", "l", "r", "r", "r", "r"] }),
     "",
     `${s.method} ${s.pattern} (${s.schedule}${s.errorCorrection ? ", error correction" : ""}): ` +
-      `${fmt(100 * s.sparsity, 2)}% of linear weights zero, mean rel. error ${fmt(s.meanRelErr, 4)}, ${fmt(s.seconds, 2)} s` +
+      `${fmt(100 * s.sparsity, 2)}% of linear weights zero, ` +
+      (s.meanRelErr === null ? `rel. error not measured (${s.statistics} statistics; --measure-error collects the Gram)` : `mean rel. error ${fmt(s.meanRelErr, 4)}`) +
+      `, ${fmt(s.seconds, 2)} s, peak RSS ${fmt(s.resources.peakRss / 1024 ** 3, 2)} GiB (${s.resources.residency})` +
       (s.resumedLayers.length ? ` (resumed: layers ${s.resumedLayers.join(", ")} from checkpoints)` : ""),
   ];
   if (s.perplexity) {

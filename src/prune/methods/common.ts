@@ -3,6 +3,7 @@ import type { Wasm } from "../../wasm/runtime.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
 import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
+import type { StatsKind } from "../stats.js";
 import type { Executor } from "../../exec/executor.js";
 import type { PruneStats } from "./types.js";
 
@@ -33,7 +34,8 @@ export async function finishStats(
 ): Promise<PruneStats> {
   return {
     sparsity: measuredSparsity(exec.wasm, W, problem.rows, problem.cols),
-    relErr: await relativeError(exec, problem, W),
+    // the relative error needs the Gram statistics: a method that collected less reports none
+    relErr: problem.kind === "gram" ? await relativeError(exec, problem, W) : null,
     seconds: (performance.now() - t0) / 1000,
     ...extra,
   };

@@ -27,7 +27,7 @@ import type { Wasm } from "../../wasm/runtime.js";
 import type { Executor } from "../../exec/executor.js";
 import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
-import { rowObjectives, type OperatorProblem } from "../problem.js";
+import { gramProblem, rowObjectives, type GramProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
 import { fistaRows } from "../row-tasks.js";
 import { mulberry32 } from "../../util/rng.js";
@@ -42,13 +42,14 @@ const BASELINES = { magnitude, wanda, sparsegpt } as const;
 export const fista: PruneMethod = {
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
+  stats: (corrected) => (corrected ? "cross" : "gram"),
   async prune(exec, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "fista");
     const t0 = performance.now();
     const a = exec.wasm.arena;
     const W = a.alloc(problem.rows * problem.cols);
     const m = a.mark();
-    const info = await fistaPrune(exec, problem, pattern, W, opts);
+    const info = await fistaPrune(exec, gramProblem(problem, "fista"), pattern, W, opts);
     a.release(m);
     return { W, stats: await finishStats(exec, problem, W, t0, info) };
   },
@@ -73,7 +74,7 @@ export class FistaSolver {
 
   constructor(
     readonly exec: Executor,
-    readonly problem: OperatorProblem,
+    readonly problem: GramProblem,
   ) {
     const wasm = exec.wasm;
     this.wasm = wasm;
@@ -217,7 +218,7 @@ export class FistaSolver {
 }
 
 async function fistaPrune(
-  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
+  exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: PruneOptions,
 ): Promise<Record<string, number | string>> {
   const wasm = exec.wasm;
   const o: Required<FistaOptions> = {

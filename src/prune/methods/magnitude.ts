@@ -9,6 +9,7 @@ import type { PruneMethod } from "./types.js";
 export const magnitude: PruneMethod = {
   name: "magnitude",
   description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
+  stats: () => "none", // the mask ignores the data, with or without error correction
   async prune(exec, problem, pattern) {
     checkProblem(problem, pattern, "magnitude");
     const wasm = exec.wasm;

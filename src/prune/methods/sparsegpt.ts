@@ -17,7 +17,7 @@
 import type { Executor } from "../../exec/executor.js";
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
-import type { OperatorProblem } from "../problem.js";
+import { gramProblem, type GramProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
 import { checkProblem, finishStats } from "./common.js";
 import type { PruneMethod, SparseGptOptions } from "./types.js";
@@ -28,13 +28,14 @@ import { obsRows } from "../row-tasks.js";
 export const sparsegpt: PruneMethod = {
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
+  stats: (corrected) => (corrected ? "cross" : "gram"),
   async prune(exec, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "sparsegpt");
     const t0 = performance.now();
     const a = exec.wasm.arena;
     const W = a.alloc(problem.rows * problem.cols);
     const m = a.mark();
-    const info = await fasterprune(exec, problem, pattern, W, opts.sparsegpt ?? {});
+    const info = await fasterprune(exec, gramProblem(problem, "sparsegpt"), pattern, W, opts.sparsegpt ?? {});
     a.release(m);
     return { W, stats: await finishStats(exec, problem, W, t0, info) };
   },
@@ -47,7 +48,7 @@ export const sparsegpt: PruneMethod = {
  * assembly/f32-obs.ts) split their rows over the executor's slots. Same bytes for any thread count.
  */
 export async function fasterprune(
-  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
+  exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
 ): Promise<{ damp: number; dead: number }> {
   const wasm = exec.wasm;
   const k = pruneKernels(wasm);

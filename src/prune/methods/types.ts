@@ -3,7 +3,8 @@
  * cross term) and a pattern in, the pruned weights (a new arena block) and stats out.
  */
 import type { Executor } from "../../exec/executor.js";
-import type { OperatorProblem } from "../problem.js";
+import type { GramProblem, OperatorProblem } from "../problem.js";
+import type { StatsKind } from "../stats.js";
 import type { Pattern } from "../pattern.js";
 import type { FistaSolver } from "./fista.js";
 
@@ -47,17 +48,17 @@ export interface PruneOptions {
   sparsegpt?: SparseGptOptions;
   fista?: FistaOptions;
   /** FISTA's per-operator solver (default: the WASM FistaSolver; src/gpu/fista.ts's for --device webgpu) */
-  fistaSolver?: (exec: Executor, problem: OperatorProblem) => FistaSolver;
+  fistaSolver?: (exec: Executor, problem: GramProblem) => FistaSolver;
 }
 
 export interface PruneStats {
   /** measured fraction of exact zeros */
   sparsity: number;
-  /** f(W)/E = ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖² */
-  relErr: number;
+  /** f(W)/E = ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖², or null when the statistics had no Gram (see `stats`) */
+  relErr: number | null;
   seconds: number;
   /** method extras (lambda, iterations, …) */
-  [extra: string]: number | string | undefined;
+  [extra: string]: number | string | null | undefined;
 }
 
 export interface PruneResult {
@@ -69,6 +70,8 @@ export interface PruneResult {
 export interface PruneMethod {
   readonly name: MethodName;
   readonly description: string;
+  /** what the method needs from calibration (src/prune/stats.ts), with or without intra-layer error correction */
+  stats(corrected: boolean): StatsKind;
   /** The heavy products split their rows over the executor's slots (the same result for any thread count). */
   prune(exec: Executor, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
 }

@@ -6,11 +6,13 @@
  */
 import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
+import { UsageError } from "../../errors.js";
 import type { PruneMethod } from "./types.js";
 
 export const wanda: PruneMethod = {
   name: "wanda",
   description: "|W|·‖x‖₂ per output row (unstructured), per group (N:M)",
+  stats: () => "norms", // of the input the operator sees (the pruned model's under error correction)
   async prune(exec, problem, pattern) {
     checkProblem(problem, pattern, "wanda");
     const wasm = exec.wasm;
@@ -21,7 +23,8 @@ export const wanda: PruneMethod = {
     a.scoped(() => {
       const S = a.alloc(rows * cols);
       const mask = a.alloc(rows * cols);
-      wandaScores(a.f32(problem.W0, rows * cols), a.f32(problem.H, cols * cols), rows, cols, a.f32(S, rows * cols));
+      if (!problem.diag) throw new UsageError("wanda needs the column norms of its operator's input");
+      wandaScores(a.f32(problem.W0, rows * cols), problem.diag, rows, cols, a.f32(S, rows * cols));
       selectMask(wasm, S, mask, rows, cols, pattern, "row");
       pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
@@ -29,10 +32,10 @@ export const wanda: PruneMethod = {
   },
 };
 
-/** S_ij = |W_ij|·√H_jj into `out`. */
-export function wandaScores(w: Float32Array, h: Float32Array, rows: number, cols: number, out: Float32Array): void {
+/** S_ij = |W_ij|·√H_jj into `out` (`diag`: H_jj). */
+export function wandaScores(w: Float32Array, diag: Float32Array, rows: number, cols: number, out: Float32Array): void {
   const norm = new Float32Array(cols);
-  for (let j = 0; j < cols; j++) norm[j] = Math.sqrt(Math.max(h[j * cols + j], 0));
+  for (let j = 0; j < cols; j++) norm[j] = Math.sqrt(Math.max(diag[j]!, 0));
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     for (let j = 0; j < cols; j++) out[o + j] = Math.abs(w[o + j]) * norm[j];
