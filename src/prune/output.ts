@@ -24,12 +24,9 @@ import { stateDictOrder } from "../model/names.js";
 import { denseLayer, denseWeight, type DenseLayer } from "../model/linear.js";
 import { halfToInterleaved, interleavedToHalf } from "../model/save-rope.js";
 import { toHFConfig } from "../model/config.js";
-import { tokenizerFilesOf } from "../model/save.js";
+import { sideFiles } from "../model/save.js";
 import { writeFileAtomic } from "./checkpoint.js";
 import type { OperatorReport, PruneSink } from "./driver.js";
-
-/** Side files of an HF source directory carried over as they are. */
-const HF_SIDE_FILES = ["tokenizer_config.json", "special_tokens_map.json", "generation_config.json"];
 
 export interface ShardedOutputOptions {
   /** stored dtype (default: the input's) */
@@ -137,14 +134,7 @@ export class ShardedOutput implements PruneSink {
   /** Write config.json and the tokenizer files, then move the weight files into place (the index last). */
   finish(): void {
     const { store } = this;
-    const files = new Map<string, string | Uint8Array>();
-    if (store.source.format === "hf") {
-      for (const f of HF_SIDE_FILES) {
-        const p = path.join(store.source.path, f);
-        if (fs.existsSync(p)) files.set(f, fs.readFileSync(p));
-      }
-    }
-    if (store.tokenizer) for (const [name, data] of tokenizerFilesOf(store.tokenizer, store.config.maxSeqLen, files.has("tokenizer_config.json"))) files.set(name, data);
+    const files = sideFiles(store.source, store.tokenizer, store.config.maxSeqLen);
     files.set("config.json", JSON.stringify(toHFConfig(store.config, this.dtype, store.source.hfConfig), null, 2) + "\n");
     for (const [name, data] of files) writeFileAtomic(path.join(this.dir, name), data);
     this.writer.finish();
