@@ -8,7 +8,7 @@ import { UsageError } from "../src/errors.js";
 import { openModel } from "../src/cli/open-model.js";
 import { progress } from "../src/cli/progress.js";
 import { renderComparison } from "../src/cli/commands/demo.js";
-import { calibrationSet } from "../src/prune/calibration.js";
+import { calibrationSet, type CalibProtocol } from "../src/prune/calibration.js";
 import { openExecutor } from "../src/workers/index.js";
 import { compareSettings, type Comparison } from "../src/prune/compare.js";
 import { SCHEDULES, type PruneSettings, type Schedule } from "../src/prune/driver.js";
@@ -21,6 +21,8 @@ export interface BenchMethodsOptions extends EvalFlagOptions {
   calib: string;
   eval: string;
   nsamples: number;
+  calibProtocol?: string;
+  calibSeed?: number;
   seqlen: number;
   methods: string;
   patterns: string;
@@ -47,7 +49,7 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const exec = openExecutor(model.wasm, o.threads ?? 1);
   const tok = model.tokenizer!;
-  const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen);
+  const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen, o.calibProtocol as CalibProtocol | undefined, o.calibSeed);
   const evalSeqs = evalSequences(tok, evalText, protocol, model.config.maxSeqLen, "eval-");
   const grid: PruneSettings[] = [];
   for (const schedule of schedules)

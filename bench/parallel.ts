@@ -109,7 +109,7 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
     const samples = Array.from({ length: nsamples }, () => Array.from({ length: seqlen }, () => 3 + Math.floor(rnd() * (config.vocabSize - 3))));
     const calib: CalibrationSet = {
       samples, offsets: samples.map((_, i) => i * seqlen), totalTokens: nsamples * seqlen,
-      source: { file: "(random tokens)", sha256: "", nsamples, seqlen, paragraphsUsed: nsamples },
+      source: { file: "(random tokens)", sha256: "", nsamples, seqlen, paragraphsUsed: nsamples, protocol: "paragraphs" },
     };
     const fistaOpts = opts.quick ? { refitIters: 20, ihtIters: 10, powerIters: 20 } : { refitIters: 40, ihtIters: 20, powerIters: 30 };
     const run = async () => {

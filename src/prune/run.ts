@@ -23,7 +23,7 @@ import type { DType } from "../io/dtype.js";
 import { saveLlama2c } from "../model/save.js";
 import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
-import { calibrationSet } from "./calibration.js";
+import { calibrationSet, type CalibProtocol } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
 import { pruneModel, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
@@ -37,7 +37,7 @@ export interface PruneJob {
   /** where the work runs (src/exec/executor.ts) */
   exec: Executor;
   settings: PruneSettings;
-  calib: { text: string; file: string; nsamples: number; seqlen: number };
+  calib: { text: string; file: string; nsamples: number; seqlen: number; protocol?: CalibProtocol; seed?: number };
   /** output directory, or a path ending in .bin for a llama2.c checkpoint */
   out: string;
   force?: boolean;
@@ -132,7 +132,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   const dtype = job.dtype ?? store.source.dtype;
   const bin = isBinOut(job.out);
   if (bin && !store.model) throw new UsageError(`--out ${job.out}: a llama2.c .bin output is written from a model in memory, and this one is streamed; write a Hugging Face directory instead`);
-  const calib = calibrationSet(store.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen);
+  const calib = calibrationSet(store.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen, job.calib.protocol, job.calib.seed);
   const evalSeqs = job.evalText ? evalSequences(store.tokenizer, job.evalText.text, job.evalText.protocol, store.config.maxSeqLen, "eval-") : undefined;
   const full: PruneSettings = { ...settings, storeDtype: bin ? "F32" : dtype };
 

@@ -7,6 +7,7 @@ import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
 import { gpuFistaSolvers } from "../../gpu/fista.js";
 import { parsePattern } from "../../prune/pattern.js";
 import { runPrune, type PruneSummary } from "../../prune/run.js";
+import type { CalibProtocol } from "../../prune/calibration.js";
 import { DTYPES, type DType } from "../../model/types.js";
 import { openModelStore } from "../open-model.js";
 import type { ModelStore } from "../../model/residency.js";
@@ -45,6 +46,9 @@ export interface PruneCliOptions extends EvalFlagOptions {
   measureError?: boolean;
   /** auto | resident | streamed (src/model/residency.ts) */
   residency?: "auto" | "resident" | "streamed";
+  /** paragraphs | windows (src/prune/calibration.ts) */
+  calibProtocol?: string;
+  calibSeed?: number;
 }
 
 /** The default of --max-memory: three quarters of the memory free now. */
@@ -83,6 +87,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalProtocol, json: o.json,
     maxShardBytes, streamBudget: streamBudget(maxMemory), measureError: !!o.measureError,
+    calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0,
     methodOptions: {
       ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
       ...(o.fistaLasso ? { fista: { lassoPath: true } } : {}),
@@ -118,6 +123,8 @@ export interface PruneRunOptions {
   maxShardBytes?: number;
   streamBudget?: number;
   measureError?: boolean;
+  calibProtocol?: CalibProtocol;
+  calibSeed?: number;
 }
 
 /**
@@ -142,7 +149,7 @@ export async function pruneWithProgress(store: ModelStore, exec: Executor, o: Pr
           method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
           measureError: o.measureError,
         },
-        calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen },
+        calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen, protocol: o.calibProtocol, seed: o.calibSeed },
         out: o.out,
         force: o.force,
         dtype: o.dtype,
