@@ -171,7 +171,7 @@ export type LayerModel = Pick<Model, "config" | "wasm">;
  * RunState whose cache holds one layer).
  */
 export function attentionBlock(
-  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture, stopAfter?: CapturePoint,
 ): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
@@ -185,6 +185,7 @@ export function attentionBlock(
   const half = c.headDim / 2;
   k.f32_rmsnorm(st.x, lw.attnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("qkv", st.xb, T, c.dim);
+  if (stopAfter === "qkv") return;
   const slot = st.kvLayers === 1 ? 0 : l;
   if (slot >= st.kvLayers) throw new RangeError(`layer ${l}: the KV cache holds ${st.kvLayers} layers`);
   const kc = st.keyCache + 4 * slot * slab;
@@ -209,32 +210,43 @@ export function attentionBlock(
     );
   }
   capture?.("o", st.att, T, qDim);
+  if (stopAfter === "o") return;
   linear(k, st, lw.wo, st.att, st.out, T);
 }
 
 /** MLP sub-block: reads st.x, writes st.out (the down_proj output, residual not added). */
-export function mlpBlock(model: LayerModel, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
+export function mlpBlock(model: LayerModel, st: RunState, lw: LayerWeights, T: number, capture?: Capture, stopAfter?: CapturePoint): void {
   const c = model.config;
   const k = kernelsOf(model.wasm);
   const hiddenDim = lw.wGate.shape[0]; // this layer's width (see attentionBlock)
   k.f32_rmsnorm(st.x, lw.ffnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("gateup", st.xb, T, c.dim);
+  if (stopAfter === "gateup") return;
   linear(k, st, lw.wGate, st.xb, st.hb, T);
   linear(k, st, lw.wUp, st.xb, st.hb2, T);
   k.f32_silu_mul(st.hb, st.hb2, st.hb, T * hiddenDim);
   capture?.("down", st.hb, T, hiddenDim);
+  if (stopAfter === "down") return;
   linear(k, st, lw.wDown, st.hb, st.out, T);
 }
 
-/** One decoder layer in place on st.x. */
+/** The capture points in forward order. */
+export const CAPTURE_ORDER: readonly CapturePoint[] = Object.freeze(["qkv", "o", "gateup", "down"]);
+
+/**
+ * One decoder layer in place on st.x. With `stopAfter`, the layer stops right after that capture point (a
+ * calibration pass that only needs an operator's input; st.x is then not the layer's output).
+ */
 export function layerForward(
-  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture, stopAfter?: CapturePoint,
 ): void {
   const k = kernelsOf(model.wasm);
   const n = T * model.config.dim;
-  attentionBlock(model, st, lw, l, T, pos, capture);
+  attentionBlock(model, st, lw, l, T, pos, capture, stopAfter);
+  if (stopAfter === "qkv" || stopAfter === "o") return;
   k.f32_add(st.x, st.out, st.x, n);
-  mlpBlock(model, st, lw, T, capture);
+  mlpBlock(model, st, lw, T, capture, stopAfter);
+  if (stopAfter) return;
   k.f32_add(st.x, st.out, st.x, n);
 }
 

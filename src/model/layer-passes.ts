@@ -6,7 +6,7 @@
 import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
 import type { LayerWeights, ModelConfig } from "./types.js";
-import { layerForward, type CapturePoint, type RunState } from "./forward.js";
+import { CAPTURE_ORDER, layerForward, type CapturePoint, type RunState } from "./forward.js";
 import { describe, revive, type Described } from "./describe.js";
 import type { Rows } from "../io/row-store.js";
 
@@ -38,10 +38,12 @@ export function layerPassesOn(wasm: Wasm, config: ModelConfig, l: number, st: Ru
   for (const p of passes) {
     copy(p.at, st.x, p.T * config.dim);
     const caps = p.caps;
+    // a pass that only captures stops after its last capture point (the rest of the layer is not needed)
+    const stopAfter = p.out === undefined && caps ? [...CAPTURE_ORDER].reverse().find((q) => caps[q] !== undefined) : undefined;
     layerForward(model, st, lws[p.lw], l, p.T, 0, caps ? (point, x, T, cols) => {
       const dst = caps[point];
       if (dst !== undefined) copy(x, dst, T * cols);
-    } : undefined);
+    } : undefined, stopAfter);
     if (p.out !== undefined) copy(st.x, p.out, p.T * config.dim);
   }
 }

@@ -318,11 +318,14 @@ async function pruneLayerPlain(
   const out: OperatorReport[] = [];
   for (const g of GROUPS) {
     const s = stats.get(g.point)!.finish();
+    const m = arena.mark();
+    const prepared = await prepareGroup(ctx, s);
     for (const op of g.ops) {
-      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op]);
+      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }
+    arena.release(m);
   }
   arena.release(mark);
   return out;
@@ -363,8 +366,9 @@ async function pruneLayerCorrected(
       }
     }
     const s = stats.finish();
+    const prepared = await prepareGroup(ctx, s);
     for (const op of g.ops) {
-      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op]);
+      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
       partial[op] = pruned[op];
       out.push(r);
       done({ ...r, index: out.length - 1 });
@@ -374,15 +378,27 @@ async function pruneLayerCorrected(
   return out;
 }
 
+/** The method's work on a group's H (shared by its operators; in the caller's arena scope), timed as solve. */
+async function prepareGroup(ctx: LayerContext, s: CalibStats): Promise<unknown> {
+  const method = METHODS[ctx.settings.method];
+  if (!s.gram || !method.prepare) return undefined;
+  const t0 = performance.now();
+  const prepared = await method.prepare(ctx.exec, s.gram.H, s.cols, ctx.settings.errorCorrection, ctx.settings.methodOptions);
+  ctx.time.solve += (performance.now() - t0) / 1000;
+  return prepared;
+}
+
 /** The problem a method gets from an operator's statistics. */
-async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, corrected: boolean): Promise<OperatorProblem> {
+async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, corrected: boolean, prepared: unknown): Promise<OperatorProblem> {
   const [rows, cols] = w0.shape as [number, number];
-  if (s.gram) return problemFromGram(exec, w0.ptr, rows, s.gram);
+  if (s.gram) return { ...(await problemFromGram(exec, w0.ptr, rows, s.gram)), prepared };
   return { kind: "light", rows, cols, W0: w0.ptr, nTokens: s.n, ...(s.diag ? { diag: s.diag } : {}), corrected };
 }
 
 /** Solve one operator and copy its pruned weights, rounded to the stored dtype, into `into`. */
-async function solveInto(ctx: LayerContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear): Promise<OperatorReport> {
+async function solveInto(
+  ctx: LayerContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear, prepared: unknown,
+): Promise<OperatorReport> {
   const { exec, settings } = ctx;
   const [rows, cols] = w0.shape as [number, number];
   const wasm = exec.wasm;
@@ -390,7 +406,7 @@ async function solveInto(ctx: LayerContext, l: number, op: LinearOp, w0: DenseLi
   const m = wasm.arena.mark();
   try {
     const t0 = performance.now();
-    const problem = await problemOf(exec, w0, s, settings.errorCorrection);
+    const problem = await problemOf(exec, w0, s, settings.errorCorrection, prepared);
     const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
     into.data.set(wasm.arena.f32(W, rows * cols));
     roundTo(into.data, settings.storeDtype ?? "F32");

@@ -54,6 +54,8 @@ export interface GramProblem {
   H: number;
   /** the diagonal of H (f32 [cols]) */
   diag: Float32Array;
+  /** what the method's `prepare` made of H for the operator's group (src/prune/methods/types.ts), if anything */
+  prepared?: unknown;
   /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction) */
   B: number;
   /** ‖W₀X_d‖² / n */

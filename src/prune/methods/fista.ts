@@ -43,6 +43,9 @@ export const fista: PruneMethod = {
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
   stats: (corrected) => (corrected ? "cross" : "gram"),
+  // its SparseGPT candidate shares the group's factors of H
+  prepare: (exec, H, cols, corrected, opts) =>
+    (opts?.fista?.warmStart ?? ["wanda", "sparsegpt"]).includes("sparsegpt") ? sparsegpt.prepare!(exec, H, cols, corrected, opts) : Promise.resolve(undefined),
   async prune(exec, problem, pattern, opts = {}) {
     checkProblem(problem, pattern, "fista");
     const t0 = performance.now();

@@ -72,6 +72,12 @@ export interface PruneMethod {
   readonly description: string;
   /** what the method needs from calibration (src/prune/stats.ts), with or without intra-layer error correction */
   stats(corrected: boolean): StatsKind;
+  /**
+   * Work on the Gram matrix H alone that every operator fitted on the same H shares (SparseGPT's inverse and
+   * its Cholesky factor): made once per operator group by the driver, in the group's arena scope, and given to
+   * each operator's `prune` as `problem.prepared`.
+   */
+  prepare?(exec: Executor, H: number, cols: number, corrected: boolean, opts?: PruneOptions): Promise<unknown>;
   /** The heavy products split their rows over the executor's slots (the same result for any thread count). */
   prune(exec: Executor, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
 }
