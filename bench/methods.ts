@@ -28,6 +28,8 @@ export interface BenchMethodsOptions extends EvalFlagOptions {
   patterns: string;
   schedules: string;
   correction: string;
+  /** fista: a row per W·H budget per operator, e.g. "15,30,60,150,555" */
+  fistaBudgets?: string;
   json?: boolean;
   tokenizer?: string;
 }
@@ -43,6 +45,11 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const schedules = list<Schedule>(o.schedules, SCHEDULES, "--schedules");
   const corrections = list(o.correction, ["on", "off", "both", "default"] as const, "--correction")[0] ?? "default";
   const patterns = o.patterns.split(",").map((p) => parsePattern(p));
+  const budgets = o.fistaBudgets?.split(",").map((b) => {
+    const n = Number(b);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--fista-budgets ${b}: expected non-negative integers`);
+    return n;
+  });
   const protocol = evalFlagProtocol(o)!;
   const calibText = readTextFile(o.calib, "--calib");
   const evalText = readTextFile(o.eval, "--eval");
@@ -56,7 +63,12 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
     for (const pattern of patterns)
       for (const method of methods) {
         const corr = corrections === "both" ? [false, true] : corrections === "on" ? [true] : corrections === "off" ? [false] : [method === "fista"];
-        for (const errorCorrection of corr) grid.push({ method, pattern, schedule, errorCorrection });
+        for (const errorCorrection of corr) {
+          // fista's cost as a dimension of the grid (its quality-vs-budget curve)
+          for (const budget of method === "fista" && budgets ? budgets : [undefined]) {
+            grid.push({ method, pattern, schedule, errorCorrection, ...(budget !== undefined ? { methodOptions: { fista: { budget } } } : {}) });
+          }
+        }
       }
   const bar = progress("bench methods", grid.length, { json: o.json, extra: "{run}" });
   let cmp: Comparison;

@@ -23,6 +23,8 @@ export interface ComparisonRow {
   meanRelErr: number;
   perplexity: number;
   seconds: number;
+  /** fista: W·H products per operator (mean) */
+  products?: number;
 }
 
 export interface Comparison {
@@ -82,6 +84,7 @@ export async function compareSettings(
         meanRelErr: ops.reduce((a, r) => a + r.relErr!, 0) / ops.length, // measured (measureError)
         perplexity: (await ppl()).perplexity,
         seconds,
+        ...(s.method === "fista" ? { products: ops.reduce((a, r) => a + Number(r.products ?? 0), 0) / ops.length } : {}),
       });
       if (opts.keepBest && (!best || rows[i]!.perplexity < rows[best.row]!.perplexity)) best = { row: i, weights: linearWeights(model) };
       restore();

@@ -56,8 +56,9 @@ export interface ResourceReport {
   peakRss: number;
   /** the WebAssembly memory's size at the end (bytes; it only grows, so this is its high-water mark) */
   wasmMemory: number;
-  /** decoder layers in the arena at most at once (streamed: 1) */
+  /** decoder layers in the arena at most at once (streamed: 1), and their arena bytes at most */
   maxLayersResident: number;
+  maxLayerBytes: number;
   residency: "resident" | "streamed";
   /** bytes read from the input model, and written to the output */
   bytesRead: number;
@@ -214,6 +215,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
       peakRss: process.resourceUsage().maxRSS * 1024,
       wasmMemory: store.wasm.memory.buffer.byteLength,
       maxLayersResident: store.stats.maxLayersResident,
+      maxLayerBytes: store.stats.maxLayerBytes,
       residency: store.resident ? "resident" : "streamed",
       bytesRead: store.stats.bytesRead,
       bytesWritten,

@@ -24,6 +24,8 @@ export interface PruneCliOptions extends EvalFlagOptions {
   sparsity: string;
   /** FISTA: also run the lasso path (λ bisected per row) as a candidate */
   fistaLasso?: boolean;
+  /** FISTA: W·H products per operator */
+  fistaBudget?: number;
   calib?: string;
   nsamples: number;
   seqlen: number;
@@ -90,7 +92,9 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0,
     methodOptions: {
       ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
-      ...(o.fistaLasso ? { fista: { lassoPath: true } } : {}),
+      ...(o.fistaLasso || o.fistaBudget !== undefined
+        ? { fista: { ...(o.fistaLasso ? { lassoPath: true } : {}), ...(o.fistaBudget !== undefined ? { budget: o.fistaBudget } : {}) } }
+        : {}),
     },
   }).finally(() => {
     gpu?.destroy();

@@ -42,6 +42,11 @@ export interface FistaOptions {
   ihtIters?: number;
   /** seed of the power-iteration start vector */
   seed?: number;
+  /**
+   * W·H products per operator to spend (candidates' objectives, refits and IHT; see `budgetIters`): sets
+   * refitIters and ihtIters. Absent: those options when given, else DEFAULT_FISTA_BUDGET (60).
+   */
+  budget?: number;
 }
 
 export interface PruneOptions {
