@@ -9,8 +9,9 @@
  *  - schedule `sequential`: X is the output of the already-pruned layers 0..l-1 (SparseGPT/Wanda default);
  *    schedule `parallel`: X is the dense model's activation, so layers are independent (FISTAPruner §3.4).
  *  - the method declares its statistics (src/prune/stats.ts): none (magnitude: no calibration pass at all), the
- *    column norms (wanda), or H = XᵀX/n (sparsegpt, fista); `measureError` adds the Gram to report every
- *    operator's relative error.
+ *    column norms (wanda), or H = XᵀX/n (sparsegpt, fista); an operator's relative error f(W)/f(0) is reported
+ *    by FISTA (its safeguard evaluates it) and, with `measureError`, by every method (the Gram, and one D·H
+ *    product per operator: for SparseGPT more than its OBS loop, so off by default).
  *  - without error correction: one pass of the dense layer over X captures the input of every operator.
  *  - with intra-layer error correction (FISTAPruner §3.3): the operator groups (q,k,v), (o), (gate,up), (down) are
  *    pruned in forward order; for each group a pass runs the dense layer (giving X_d) and the layer with the
@@ -167,7 +168,7 @@ export async function pruneModel(
   checkModelPattern(store, settings.pattern);
   const { wasm, config: c } = store;
   const arena = wasm.arena;
-  const maxT = Math.max(...calib.samples.map((s) => s.length));
+  const maxT = Math.max(1, ...calib.samples.map((s) => s.length));
   const reports: OperatorReport[] = [];
   const totalOps = c.nLayers * 7;
   const m0 = arena.mark();
@@ -186,6 +187,9 @@ export async function pruneModel(
     const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 } };
     // the `parallel` schedule on a resident model with workers: layer 0 here, then layers in flight on them
     const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver;
+    // a streamed layer's slot is scratch: when nothing reads a dense operator after it is solved (sequential, no
+    // error correction) its pruned weights go over the dense ones, so the arena holds one layer, not two
+    const inPlace = !store.resident && settings.schedule === "sequential" && !settings.errorCorrection;
     for (let l = 0; l < c.nLayers; l++) {
       if (inFlight && l === 1 && layer0Bytes > 0 && (await layersInFlight(store, ctx, sink, layer0Bytes, hooks, reports))) return reports;
       const t0 = performance.now();
@@ -195,7 +199,7 @@ export async function pruneModel(
       arena.resetPeak();
       try {
         const saved = sink.resumed(l);
-        const pruned = prunedTensors(store, dense);
+        const pruned = inPlace ? linearsOf(dense) : prunedTensors(store, dense);
         ctx.time = { forward: 0, statistics: 0, solve: 0 };
         let layerReports: OperatorReport[];
         if (saved) {
@@ -230,6 +234,11 @@ export async function pruneModel(
     stream.close();
     arena.release(m0);
   }
+}
+
+/** The linear operators of a layer, as they are (the pruned weights written over the dense ones). */
+function linearsOf(dense: DenseLayer): Record<LinearOp, DenseLinear> {
+  return Object.fromEntries(GROUPS.flatMap((g) => g.ops.map((op) => [op, dense[op]]))) as Record<LinearOp, DenseLinear>;
 }
 
 /** Fresh arena tensors for the pruned linear weights of a layer (shapes of `dense`'s). */
@@ -388,10 +397,15 @@ async function prepareGroup(ctx: LayerContext, s: CalibStats): Promise<unknown> 
   return prepared;
 }
 
-/** The problem a method gets from an operator's statistics. */
-async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, corrected: boolean, prepared: unknown): Promise<OperatorProblem> {
+/**
+ * The problem a method gets from an operator's statistics. The Gram problem is formed in full (B, target energy)
+ * only when something reads it: error correction, a method that needs it (FISTA), or a measured error.
+ */
+async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, settings: PruneSettings, prepared: unknown): Promise<OperatorProblem> {
   const [rows, cols] = w0.shape as [number, number];
-  if (s.gram) return { ...(await problemFromGram(exec, w0.ptr, rows, s.gram)), prepared };
+  const corrected = settings.errorCorrection;
+  const full = corrected || !!settings.measureError || !!METHODS[settings.method].needsFullProblem;
+  if (s.gram) return { ...(await problemFromGram(exec, w0.ptr, rows, s.gram, full)), prepared };
   return { kind: "light", rows, cols, W0: w0.ptr, nTokens: s.n, ...(s.diag ? { diag: s.diag } : {}), corrected };
 }
 
@@ -406,7 +420,7 @@ async function solveInto(
   const m = wasm.arena.mark();
   try {
     const t0 = performance.now();
-    const problem = await problemOf(exec, w0, s, settings.errorCorrection, prepared);
+    const problem = await problemOf(exec, w0, s, settings, prepared);
     const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
     into.data.set(wasm.arena.f32(W, rows * cols));
     roundTo(into.data, settings.storeDtype ?? "F32");

@@ -56,9 +56,9 @@ export interface GramProblem {
   diag: Float32Array;
   /** what the method's `prepare` made of H for the operator's group (src/prune/methods/types.ts), if anything */
   prepared?: unknown;
-  /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction) */
+  /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction); 0 when not formed (problemFromGram `full` false) */
   B: number;
-  /** ‖W₀X_d‖² / n */
+  /** ‖W₀X_d‖² / n; NaN when not formed */
   targetEnergy: number;
   nTokens: number;
   /** true when B ≠ W₀·H (X_d ≠ X_p: intra-layer error correction) */
@@ -102,9 +102,19 @@ export async function createProblem(
   return { kind: "gram", rows, cols, W0, H, diag, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
 }
 
-/** The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. */
-export async function problemFromGram(exec: Executor, W0: number, rows: number, stats: GramStats): Promise<GramProblem> {
+/**
+ * The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. `full` =
+ * false asks for H alone (no error correction): B = W₀·H and the target energy E are not formed (each costs a
+ * rows×cols² product, more than SparseGPT's own OBS loop), so `B` is 0, `targetEnergy` NaN and no relative error
+ * can be measured; `full` = true (the default) forms them.
+ */
+export async function problemFromGram(exec: Executor, W0: number, rows: number, stats: GramStats, full = true): Promise<GramProblem> {
   const { cols, H, n } = stats;
+  if (!stats.cross && !full) {
+    const h = exec.wasm.arena.f32(H, cols * cols);
+    const diag = Float32Array.from({ length: cols }, (_, j) => h[j * cols + j]!);
+    return { kind: "gram", rows, cols, W0, H, diag, B: 0, targetEnergy: NaN, nTokens: n, corrected: false, R0: 0, f0: 0 };
+  }
   if (!stats.cross) return createProblem(exec, { rows, cols, W0, H, nTokens: n });
   const a = exec.wasm.arena;
   const B = a.alloc(rows * cols);

@@ -23,7 +23,7 @@ import type { DType } from "../io/dtype.js";
 import { saveLlama2c } from "../model/save.js";
 import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
-import { calibrationSet, type CalibProtocol } from "./calibration.js";
+import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
 import { pruneModel, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
@@ -37,7 +37,8 @@ export interface PruneJob {
   /** where the work runs (src/exec/executor.ts) */
   exec: Executor;
   settings: PruneSettings;
-  calib: { text: string; file: string; nsamples: number; seqlen: number; protocol?: CalibProtocol; seed?: number };
+  /** the calibration text; not read (and not needed) when the method collects no statistics (magnitude) */
+  calib?: { text: string; file: string; nsamples: number; seqlen: number; protocol?: CalibProtocol; seed?: number };
   /** output directory, or a path ending in .bin for a llama2.c checkpoint */
   out: string;
   force?: boolean;
@@ -56,6 +57,8 @@ export interface ResourceReport {
   peakRss: number;
   /** the WebAssembly memory's size at the end (bytes; it only grows, so this is its high-water mark) */
   wasmMemory: number;
+  /** the arena's high-water mark over the prune (bytes above the module's static data; the memory grows in steps) */
+  arenaPeak: number;
   /** decoder layers in the arena at most at once (streamed: 1), and their arena bytes at most */
   maxLayersResident: number;
   maxLayerBytes: number;
@@ -125,16 +128,26 @@ export function prepareOutput(out: string, force: boolean): { checkpointDir: str
   return { checkpointDir: path.join(out, CHECKPOINT_DIR) };
 }
 
+/** What a prune that reads no calibration reports as its calibration. */
+const NO_CALIBRATION: CalibrationSet = {
+  samples: [], offsets: [], totalTokens: 0,
+  source: { file: "(none: the method reads no calibration)", sha256: "", nsamples: 0, seqlen: 0, paragraphsUsed: 0, protocol: "paragraphs" },
+};
+
 export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(phase: string): void } = {}): Promise<PruneSummary> {
   const { store, settings } = job;
-  if (!store.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
+  // magnitude (without a measured error) reads no calibration at all
+  const calibrated = statsKind(settings) !== "none";
+  if (calibrated && !store.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
+  if (calibrated && !job.calib) throw new UsageError(`prune --method ${settings.method} needs calibration text (--calib FILE)`);
   const t0 = performance.now();
   const { checkpointDir } = prepareOutput(job.out, !!job.force);
   const dtype = job.dtype ?? store.source.dtype;
   const bin = isBinOut(job.out);
   if (bin && !store.model) throw new UsageError(`--out ${job.out}: a llama2.c .bin output is written from a model in memory, and this one is streamed; write a Hugging Face directory instead`);
-  const calib = calibrationSet(store.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen, job.calib.protocol, job.calib.seed);
-  const evalSeqs = job.evalText ? evalSequences(store.tokenizer, job.evalText.text, job.evalText.protocol, store.config.maxSeqLen, "eval-") : undefined;
+  const calib = calibrated ? calibrationSet(store.tokenizer!, job.calib!.text, job.calib!.file, job.calib!.nsamples, job.calib!.seqlen, job.calib!.protocol, job.calib!.seed) : NO_CALIBRATION;
+  if (job.evalText && !store.tokenizer) throw new UsageError("the evaluation after the prune needs a tokenizer (pass --tokenizer)");
+  const evalSeqs = job.evalText ? evalSequences(store.tokenizer!, job.evalText.text, job.evalText.protocol, store.config.maxSeqLen, "eval-") : undefined;
   const full: PruneSettings = { ...settings, storeDtype: bin ? "F32" : dtype };
 
   const manifest = {
@@ -159,8 +172,10 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   }
   hooks.onPhase?.("prune");
   const phases: LayerPhases[] = [];
+  let arenaPeak = 0;
   const onLayer: DriverHooks["onLayer"] = (l, r, p) => {
     phases.push(p);
+    arenaPeak = Math.max(arenaPeak, store.wasm.arena.peak - store.wasm.arena.base);
     hooks.onLayer?.(l, r, p);
   };
   let operators: OperatorReport[];
@@ -214,6 +229,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     resources: {
       peakRss: process.resourceUsage().maxRSS * 1024,
       wasmMemory: store.wasm.memory.buffer.byteLength,
+      arenaPeak,
       maxLayersResident: store.stats.maxLayersResident,
       maxLayerBytes: store.stats.maxLayerBytes,
       residency: store.resident ? "resident" : "streamed",

@@ -167,7 +167,8 @@ test("prune CLI: --fista-lasso runs the lasso path as a candidate and records it
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune;
   assert.deepEqual(report.methodOptions, { fista: { lassoPath: true } });
-  for (const op of report.operators) assert.match(String(op.chosen), /lasso:\d+/, op.name);
+  // the lasso candidate was solved and measured for every operator (whether it wins rows depends on the budget)
+  for (const op of report.operators) assert.ok(Number.isFinite(op.relErr_lasso) && op.relErr_lasso > 0 && op.relErr_lasso < 1, `${op.name}: ${op.relErr_lasso}`);
 });
 
 test("prune CLI on a --nonuniform structured model: operators of per-layer widths are pruned at their own width", () => {

@@ -70,7 +70,10 @@ test("a 4096/11008 model streamed: magnitude and wanda prune it with one decoder
     assert.equal(s.resources.residency, "streamed");
     assert.equal(s.resources.maxLayersResident, 1, "one decoder layer in the arena at a time");
     assert.ok(s.resources.maxLayerBytes <= layerF32 + (64 << 10), `the layer slot held ${s.resources.maxLayerBytes} B, one layer is ${layerF32} B`);
-    assert.ok(s.resources.wasmMemory < 3 * layerF32, `WebAssembly memory ${s.resources.wasmMemory} B for ${layerF32}-byte layers`);
+    // the layer's pruned weights go over its dense ones: one layer, the method's scratch (at most three
+    // gate_proj-sized blocks) and the embedding/stream buffers
+    const scratch = 3 * 4 * 4096 * 11008;
+    assert.ok(s.resources.arenaPeak < layerF32 + scratch + (64 << 20), `arena high-water ${s.resources.arenaPeak} B for ${layerF32}-byte layers`);
     assert.equal(s.statistics, method === "magnitude" ? "none" : "norms");
     assert.equal(s.meanRelErr, null);
     assert.ok(Math.abs(s.sparsity - 0.5) < 1e-3);
@@ -88,7 +91,9 @@ test("sparsegpt and fista streamed (SmolLM shape): one layer in memory; the same
     const args = ["prune", SMOL, "--method", method, "--sparsity", "2:4", ...calib, "--nsamples", "4", ...extra, "--threads", "2", "--json"];
     const s = JSON.parse(ok([...args, "--out", streamed, "--residency", "streamed"]));
     assert.equal(s.resources.maxLayersResident, 1);
-    assert.ok(s.meanRelErr > 0 && s.meanRelErr < 1);
+    // FISTA's safeguard evaluates its objective; SparseGPT's error is measured only when asked (--measure-error)
+    if (method === "fista") assert.ok(s.meanRelErr > 0 && s.meanRelErr < 1);
+    else assert.equal(s.meanRelErr, null);
     const r = JSON.parse(ok([...args, "--out", resident, "--residency", "resident"]));
     assert.equal(r.resources.residency, "resident");
     sameTensors(streamed, resident);

@@ -1,7 +1,7 @@
 import { UsageError } from "../../errors.js";
 import { readTextFile } from "../../eval/text.js";
 import { evalFlagProtocol, type EvalFlagOptions, type EvalProtocol } from "../../eval/protocol.js";
-import { SCHEDULES, type Schedule } from "../../prune/driver.js";
+import { SCHEDULES, statsKind, type Schedule } from "../../prune/driver.js";
 import { METHOD_NAMES, type MethodName, type PruneOptions } from "../../prune/methods/types.js";
 import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
 import { gpuFistaSolvers } from "../../gpu/fista.js";
@@ -136,10 +136,15 @@ export interface PruneRunOptions {
  * work of every worker); without calibration text, calibrate on text the model writes itself.
  */
 export async function pruneWithProgress(store: ModelStore, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
-  if (!o.calibText && !store.model) {
+  const settings = {
+    method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
+    measureError: o.measureError,
+  };
+  const calibrated = statsKind(settings) !== "none";
+  if (calibrated && !o.calibText && !store.model) {
     throw new UsageError(`${store.source.path}: the model is streamed a layer at a time (it does not fit in memory whole), so it cannot write its own calibration text; pass --calib FILE`);
   }
-  const calibText = o.calibText ?? selfText(store.model!, Math.min(o.nsamples, 128), Math.min(o.seqlen, store.config.maxSeqLen), 7);
+  const calibText = !calibrated ? undefined : o.calibText ?? selfText(store.model!, Math.min(o.nsamples, 128), Math.min(o.seqlen, store.config.maxSeqLen), 7);
   const calibFile = o.calibFile ?? "(text sampled from the dense model, seed 7)";
   const c = store.config;
   const total = c.nLayers * 7;
@@ -149,11 +154,8 @@ export async function pruneWithProgress(store: ModelStore, exec: Executor, o: Pr
       {
         store,
         exec,
-        settings: {
-          method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
-          measureError: o.measureError,
-        },
-        calib: { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen, protocol: o.calibProtocol, seed: o.calibSeed },
+        settings,
+        calib: calibText === undefined ? undefined : { text: calibText, file: calibFile, nsamples: o.nsamples, seqlen: o.seqlen, protocol: o.calibProtocol, seed: o.calibSeed },
         out: o.out,
         force: o.force,
         dtype: o.dtype,
@@ -181,7 +183,7 @@ export function renderPruneSummary(s: PruneSummary): string {
     "",
     `${s.method} ${s.pattern} (${s.schedule}${s.errorCorrection ? ", error correction" : ""}): ` +
       `${fmt(100 * s.sparsity, 2)}% of linear weights zero, ` +
-      (s.meanRelErr === null ? `rel. error not measured (${s.statistics} statistics; --measure-error collects the Gram)` : `mean rel. error ${fmt(s.meanRelErr, 4)}`) +
+      (s.meanRelErr === null ? `rel. error not measured (--measure-error measures it)` : `mean rel. error ${fmt(s.meanRelErr, 4)}`) +
       `, ${fmt(s.seconds, 2)} s, peak RSS ${fmt(s.resources.peakRss / 1024 ** 3, 2)} GiB (${s.resources.residency})` +
       (s.resumedLayers.length ? ` (resumed: layers ${s.resumedLayers.join(", ")} from checkpoints)` : ""),
   ];

@@ -31,7 +31,7 @@ import { gramProblem, rowObjectives, type GramProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
 import { fistaRows } from "../row-tasks.js";
 import { mulberry32 } from "../../util/rng.js";
-import { checkProblem, finishStats, selectMask } from "./common.js";
+import { defineMethod, selectMask, solveInto } from "./common.js";
 import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
 import { sparsegpt } from "./sparsegpt.js";
@@ -39,24 +39,19 @@ import type { FistaOptions, PruneMethod, PruneOptions } from "./types.js";
 
 const BASELINES = { magnitude, wanda, sparsegpt } as const;
 
-export const fista: PruneMethod = {
+export const fista = defineMethod({
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
   stats: (corrected) => (corrected ? "cross" : "gram"),
+  needsFullProblem: true,
   // its SparseGPT candidate shares the group's factors of H
   prepare: (exec, H, cols, corrected, opts) =>
     (opts?.fista?.warmStart ?? ["wanda", "sparsegpt"]).includes("sparsegpt") ? sparsegpt.prepare!(exec, H, cols, corrected, opts) : Promise.resolve(undefined),
-  async prune(exec, problem, pattern, opts = {}) {
-    checkProblem(problem, pattern, "fista");
-    const t0 = performance.now();
-    const a = exec.wasm.arena;
-    const W = a.alloc(problem.rows * problem.cols);
-    const m = a.mark();
-    const info = await fistaPrune(exec, gramProblem(problem, "fista"), pattern, W, opts);
-    a.release(m);
-    return { W, stats: await finishStats(exec, problem, W, t0, info) };
+  async solve(exec, problem, pattern, W, opts = {}) {
+    const { fMix, ...info } = await fistaPrune(exec, gramProblem(problem, "fista"), pattern, W, opts);
+    return { info, objective: fMix };
   },
-};
+});
 
 /** Buffers and constants of FISTA on one problem. */
 export class FistaSolver {
@@ -222,7 +217,7 @@ export class FistaSolver {
 
 async function fistaPrune(
   exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: PruneOptions,
-): Promise<Record<string, number | string>> {
+): Promise<Record<string, number | string> & { fMix: number }> {
   const wasm = exec.wasm;
   const o: Required<Omit<FistaOptions, "budget">> = {
     lassoPath: false, bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
@@ -248,7 +243,8 @@ async function fistaPrune(
   // ---- candidates: each baseline, and the baseline refitted on its own support ----------------------
   const cands: Candidate[] = [];
   for (const name of o.warmStart) {
-    const { W: Wb } = await BASELINES[name].prune(exec, problem, pattern, opts);
+    const Wb = a.alloc(n);
+    await solveInto(exec, BASELINES[name], problem, pattern, Wb, opts);
     cands.push({ name, W: Wb, f: await objectiveOf(Wb) });
     const Wr = a.alloc(n);
     const wb = a.f32(Wb, n);
@@ -334,6 +330,7 @@ async function fistaPrune(
   }
   const rel = (f: number) => (problem.targetEnergy > 0 ? Math.max(f, 0) / problem.targetEnergy : 0);
   return {
+    fMix, // f(W) of the result (the safeguard's), for its relative error
     lambda: lamMedian,
     lambdaMaxH: lmax,
     iterations: solver.iterations,

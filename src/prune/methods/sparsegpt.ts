@@ -19,28 +19,21 @@ import { pruneKernels } from "../../kernels/prune-api.js";
 import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
 import { gramProblem, type GramProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
-import { checkProblem, finishStats } from "./common.js";
-import type { PruneMethod, SparseGptOptions } from "./types.js";
+import { defineMethod } from "./common.js";
+import type { SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
 import { matmul, trilGram } from "../../kernels/products.js";
 import { obsRows } from "../row-tasks.js";
 
-export const sparsegpt: PruneMethod = {
+export const sparsegpt = defineMethod({
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
   stats: (corrected) => (corrected ? "cross" : "gram"),
   prepare: (exec, H, cols, corrected, opts) => hinvFactors(exec, H, cols, opts?.sparsegpt?.percDamp ?? 0.01, corrected),
-  async prune(exec, problem, pattern, opts = {}) {
-    checkProblem(problem, pattern, "sparsegpt");
-    const t0 = performance.now();
-    const a = exec.wasm.arena;
-    const W = a.alloc(problem.rows * problem.cols);
-    const m = a.mark();
-    const info = await fasterprune(exec, gramProblem(problem, "sparsegpt"), pattern, W, opts.sparsegpt ?? {});
-    a.release(m);
-    return { W, stats: await finishStats(exec, problem, W, t0, info) };
+  async solve(exec, problem, pattern, W, opts = {}) {
+    return { info: await fasterprune(exec, gramProblem(problem, "sparsegpt"), pattern, W, opts.sparsegpt ?? {}) };
   },
-};
+});
 
 /**
  * SparseGPT's work on H alone, the same for every operator fitted on this H (q/k/v, gate/up share theirs):

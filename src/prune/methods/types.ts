@@ -83,6 +83,23 @@ export interface PruneMethod {
    * each operator's `prune` as `problem.prepared`.
    */
   prepare?(exec: Executor, H: number, cols: number, corrected: boolean, opts?: PruneOptions): Promise<unknown>;
-  /** The heavy products split their rows over the executor's slots (the same result for any thread count). */
+  /**
+   * Whether the method needs the problem formed in full (B = W₀·H and the target energy) without error
+   * correction: FISTA's gradient does, SparseGPT's OBS loop does not (then only a measured error would).
+   */
+  needsFullProblem?: boolean;
+  /**
+   * Writes the pruned weights into W (rows×cols, the caller's block); its scratch stays allocated for the caller
+   * to release (common.ts solveInto). Returns method extras for the report and f(W) when the method evaluated it.
+   * The heavy products split their rows over the executor's slots (the same result for any thread count).
+   */
+  solve(exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts?: PruneOptions): Promise<MethodSolution>;
+  /** `solve`, its scratch released, then the result's sparsity and relative error (methods/common.ts). */
   prune(exec: Executor, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
+}
+
+export interface MethodSolution {
+  info?: Record<string, number | string>;
+  /** f(W) = ‖W X_p − W₀ X_d‖²/n when the method computed it */
+  objective?: number;
 }
