@@ -246,7 +246,7 @@ program
 program
   .command("synth")
   .description("write a random-weight model of a real shape, to measure time and memory at scale (its perplexity means nothing)")
-  .argument("<shape>", "smol-135m | tinyllama-1.1b | llama-2-7b | llama-3-8b | qwen2.5-0.5b, or a config.json file")
+  .argument("<shape>", "smol-135m | tinyllama-1.1b | llama-2-7b | llama-2-13b | llama-2-70b | llama-3-8b | qwen2.5-0.5b, or a config.json file")
   .requiredOption("--out <dir>", "output model directory")
   .option("--layers <n>", "keep the first N layers (the same values as the full-depth model's)", int("--layers"))
   .option("--vocab <v>", "vocabulary size (default: the shape's; a smaller one keeps the first rows)", int("--vocab"))

@@ -27,7 +27,7 @@
 import type { DType } from "../io/dtype.js";
 import { narrow16, widen16 } from "../io/dtype.js";
 import { RowStore, type Rows } from "../io/row-store.js";
-import { WorkerError } from "../errors.js";
+import { WasmError, WorkerError } from "../errors.js";
 import type { Executor } from "../exec/executor.js";
 import type { ModelStore } from "../model/residency.js";
 import type { DenseLinear, LayerWeights, LinearOp } from "../model/types.js";
@@ -41,6 +41,7 @@ import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
 import { StatsCollector, type CalibStats, type StatsKind } from "./stats.js";
 import { problemFromGram, type OperatorProblem } from "./problem.js";
+import { checkMemoryFloor, memoryFloor, type MemoryFloor } from "./memory-floor.js";
 import { METHODS } from "./methods/index.js";
 import { layersInFlight } from "./in-flight.js";
 import type { MethodName, PruneOptions, PruneStats } from "./methods/types.js";
@@ -157,6 +158,19 @@ export interface LayerContext {
 }
 
 /**
+ * A streamed layer's slot is scratch: when nothing reads a dense operator after it is solved (sequential, no
+ * error correction) its pruned weights go over the dense ones, so the arena holds one layer, not two.
+ */
+function writesInPlace(store: Pick<ModelStore, "resident">, settings: PruneSettings): boolean {
+  return !store.resident && settings.schedule === "sequential" && !settings.errorCorrection;
+}
+
+/** The least WebAssembly memory the prune of `store` needs (src/prune/memory-floor.ts), from where the arena is now. */
+export function pruneMemoryFloor(store: Pick<ModelStore, "resident" | "config" | "wasm">, settings: PruneSettings): MemoryFloor {
+  return memoryFloor(store.config, settings.method, statsKind(settings), settings.errorCorrection, store.wasm.arena.mark(), !writesInPlace(store, settings));
+}
+
+/**
  * Prune every linear operator of every decoder layer of `store` into `sink`; returns one report per operator.
  * Under the `parallel` schedule on a resident model with workers, layers 1.. run as whole-layer jobs on them
  * (src/prune/in-flight.ts); otherwise every layer runs here, its operators' work split over the executor.
@@ -171,6 +185,8 @@ export async function pruneModel(
   const maxT = Math.max(1, ...calib.samples.map((s) => s.length));
   const reports: OperatorReport[] = [];
   const totalOps = c.nLayers * 7;
+  const inPlace = writesInPlace(store, settings);
+  checkMemoryFloor(pruneMemoryFloor(store, settings), settings.method);
   const m0 = arena.mark();
   const stream = new RowStore(calib.samples.map((s) => s.length), c.dim, { budget: opts.streamBudget, spillDir: opts.spillDir });
   try {
@@ -187,9 +203,6 @@ export async function pruneModel(
     const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 } };
     // the `parallel` schedule on a resident model with workers: layer 0 here, then layers in flight on them
     const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver;
-    // a streamed layer's slot is scratch: when nothing reads a dense operator after it is solved (sequential, no
-    // error correction) its pruned weights go over the dense ones, so the arena holds one layer, not two
-    const inPlace = !store.resident && settings.schedule === "sequential" && !settings.errorCorrection;
     for (let l = 0; l < c.nLayers; l++) {
       if (inFlight && l === 1 && layer0Bytes > 0 && (await layersInFlight(store, ctx, sink, layer0Bytes, hooks, reports))) return reports;
       const t0 = performance.now();
@@ -430,7 +443,7 @@ async function solveInto(
   } catch (e) {
     if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
     // in a layer job (no pool of its own) any failure is named here: the main thread only knows the layer
-    if (e instanceof Error && (wasm.arena as { limit?: number }).limit !== undefined) e.message = `${name} (${settings.method}): ${e.message}`;
+    if (e instanceof Error && ((wasm.arena as { limit?: number }).limit !== undefined || e instanceof WasmError)) e.message = `${name} (${settings.method}): ${e.message}`;
     throw e;
   } finally {
     wasm.arena.release(m);

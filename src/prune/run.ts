@@ -25,7 +25,7 @@ import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
 import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
-import { pruneModel, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
+import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity } from "./pattern.js";
 
@@ -57,8 +57,10 @@ export interface ResourceReport {
   peakRss: number;
   /** the WebAssembly memory's size at the end (bytes; it only grows, so this is its high-water mark) */
   wasmMemory: number;
-  /** the arena's high-water mark over the prune (bytes above the module's static data; the memory grows in steps) */
+  /** WebAssembly memory in use at most (bytes: the arena's high-water mark, static data included; the memory grows in steps) */
   arenaPeak: number;
+  /** the least WebAssembly memory the prune needs at its largest operator, from the shapes (src/prune/memory-floor.ts) */
+  memoryFloor: { bytes: number; operator: string };
   /** decoder layers in the arena at most at once (streamed: 1), and their arena bytes at most */
   maxLayersResident: number;
   maxLayerBytes: number;
@@ -171,11 +173,12 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     dense = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
   }
   hooks.onPhase?.("prune");
+  const floor = pruneMemoryFloor(store, full);
   const phases: LayerPhases[] = [];
   let arenaPeak = 0;
   const onLayer: DriverHooks["onLayer"] = (l, r, p) => {
     phases.push(p);
-    arenaPeak = Math.max(arenaPeak, store.wasm.arena.peak - store.wasm.arena.base);
+    arenaPeak = Math.max(arenaPeak, store.wasm.arena.peak);
     hooks.onLayer?.(l, r, p);
   };
   let operators: OperatorReport[];
@@ -230,6 +233,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
       peakRss: process.resourceUsage().maxRSS * 1024,
       wasmMemory: store.wasm.memory.buffer.byteLength,
       arenaPeak,
+      memoryFloor: { bytes: floor.bytes, operator: floor.operator },
       maxLayersResident: store.stats.maxLayersResident,
       maxLayerBytes: store.stats.maxLayerBytes,
       residency: store.resident ? "resident" : "streamed",

@@ -13,7 +13,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openCheckpoint } from "../../src/io/safetensors.ts";
-import { INDEX_FILE } from "../../src/io/sharded-writer.ts";
+import { INDEX_FILE, planFile } from "../../src/io/sharded-writer.ts";
+import { hfTensorSpecs } from "../../src/model/specs.ts";
+import { SYNTHETIC_SHAPES, synthConfig } from "../../src/model/synthetic.ts";
 import { CLI, SHARED, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-scale-"));
@@ -74,6 +76,8 @@ test("a 4096/11008 model streamed: magnitude and wanda prune it with one decoder
     // gate_proj-sized blocks) and the embedding/stream buffers
     const scratch = 3 * 4 * 4096 * 11008;
     assert.ok(s.resources.arenaPeak < layerF32 + scratch + (64 << 20), `arena high-water ${s.resources.arenaPeak} B for ${layerF32}-byte layers`);
+    // the floor checked up front is a floor, and here (one layer, the solve's buffers) nearly the whole need
+    assert.ok(s.resources.memoryFloor.bytes <= s.resources.arenaPeak && s.resources.memoryFloor.bytes > 0.9 * s.resources.arenaPeak, JSON.stringify(s.resources));
     assert.equal(s.statistics, method === "magnitude" ? "none" : "norms");
     assert.equal(s.meanRelErr, null);
     assert.ok(Math.abs(s.sparsity - 0.5) < 1e-3);
@@ -91,6 +95,7 @@ test("sparsegpt and fista streamed (SmolLM shape): one layer in memory; the same
     const args = ["prune", SMOL, "--method", method, "--sparsity", "2:4", ...calib, "--nsamples", "4", ...extra, "--threads", "2", "--json"];
     const s = JSON.parse(ok([...args, "--out", streamed, "--residency", "streamed"]));
     assert.equal(s.resources.maxLayersResident, 1);
+    assert.ok(s.resources.memoryFloor.bytes <= s.resources.arenaPeak, JSON.stringify(s.resources));
     // FISTA's safeguard evaluates its objective; SparseGPT's error is measured only when asked (--measure-error)
     if (method === "fista") assert.ok(s.meanRelErr > 0 && s.meanRelErr < 1);
     else assert.equal(s.meanRelErr, null);
@@ -177,6 +182,29 @@ test("a full disk mid-write: one clear error, nothing finished-looking, and a re
     for (const [f, v] of a) assert.ok(v.equals(b.get(f)!), `${f} differs after the resume`);
   } finally {
     spawnSync("umount", [mnt]);
+  }
+});
+
+test("a 70B-class layer (8192 / 28672) is refused before any work: one line naming the operator and the bytes", () => {
+  // the checkpoint's header is real, its data a hole in a sparse file: only the header and the norms are read
+  const dir = path.join(tmp, "llama-2-70b-1l");
+  fs.mkdirSync(dir);
+  const raw = { ...SYNTHETIC_SHAPES["llama-2-70b"]!.config, num_hidden_layers: 1, vocab_size: 512 };
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw));
+  fs.copyFileSync(path.join(SHARED, "models/stories260K/tok512.model"), path.join(dir, "tokenizer.model"));
+  const { config } = synthConfig(raw);
+  const plan = planFile("model.safetensors", hfTensorSpecs(config).map((t) => ({ name: t.name, dtype: "BF16" as const, shape: t.shape })));
+  const file = path.join(dir, "model.safetensors");
+  fs.writeFileSync(file, plan.files[0]!.header);
+  fs.truncateSync(file, plan.fileBytes);
+  for (const [method, op] of [["magnitude", "gate_proj"], ["sparsegpt", "down_proj"]] as const) {
+    const r = cli(["prune", dir, "--method", method, "--sparsity", "0.5", ...calib, "--nsamples", "2", "--out", path.join(tmp, `l70-${method}`)]);
+    assert.notEqual(r.code, 0);
+    const lines = r.err.trim().split("\n");
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0]!, new RegExp(`^error: model\\.layers\\.0\\.mlp\\.${op}\\.weight \\(${method}\\): needs at least [\\d.]+ GiB of WebAssembly memory, more than the 4 GiB wasm32 limit: `));
+    if (method === "sparsegpt") assert.match(lines[0]!, /Cholesky factor of H⁻¹ \(28672² × 4 B\) 3\.06 GiB/);
+    assert.ok(!fs.existsSync(path.join(tmp, `l70-${method}`, "pruning.json")));
   }
 });
 

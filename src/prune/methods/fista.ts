@@ -43,6 +43,8 @@ export const fista = defineMethod({
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
   stats: (corrected) => (corrected ? "cross" : "gram"),
+  // the solver's iterates (4), mask and score, the two baselines and their refits, IHT's; SparseGPT's factor
+  memory: (rows, cols, corrected) => [["FISTA iterates and candidates (11 × W)", 11 * rows * cols], ...sparsegpt.memory(rows, cols, corrected).slice(0, corrected ? 2 : 1)],
   needsFullProblem: true,
   // its SparseGPT candidate shares the group's factors of H
   prepare: (exec, H, cols, corrected, opts) =>

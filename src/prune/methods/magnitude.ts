@@ -9,6 +9,7 @@ export const magnitude = defineMethod({
   name: "magnitude",
   description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
   stats: () => "none", // the mask ignores the data, with or without error correction
+  memory: (rows, cols) => [["mask", rows * cols]],
   async solve(exec, problem, pattern, W) {
     const wasm = exec.wasm;
     const { rows, cols } = problem;

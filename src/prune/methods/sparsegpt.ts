@@ -29,6 +29,11 @@ export const sparsegpt = defineMethod({
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
   stats: (corrected) => (corrected ? "cross" : "gram"),
+  memory: (rows, cols, corrected) => [
+    [`Cholesky factor of H⁻¹ (${cols}² × 4 B)`, cols * cols],
+    ...(corrected ? [[`(H + δI)⁻¹ for W* (${cols}² × 4 B)`, cols * cols] as [string, number]] : []),
+    ["OBS blocks", 3 * rows * 128],
+  ],
   prepare: (exec, H, cols, corrected, opts) => hinvFactors(exec, H, cols, opts?.sparsegpt?.percDamp ?? 0.01, corrected),
   async solve(exec, problem, pattern, W, opts = {}) {
     return { info: await fasterprune(exec, gramProblem(problem, "sparsegpt"), pattern, W, opts.sparsegpt ?? {}) };

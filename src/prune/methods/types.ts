@@ -84,6 +84,11 @@ export interface PruneMethod {
    */
   prepare?(exec: Executor, H: number, cols: number, corrected: boolean, opts?: PruneOptions): Promise<unknown>;
   /**
+   * The buffers the method holds at least while it solves an operator (rows × cols; besides W and the
+   * statistics), as [what, floats] — the floor src/prune/memory-floor.ts checks against the wasm32 limit.
+   */
+  memory(rows: number, cols: number, corrected: boolean): Array<[string, number]>;
+  /**
    * Whether the method needs the problem formed in full (B = W₀·H and the target energy) without error
    * correction: FISTA's gradient does, SparseGPT's OBS loop does not (then only a measured error would).
    */

@@ -12,6 +12,7 @@ export const wanda = defineMethod({
   name: "wanda",
   description: "|W|·‖x‖₂ per output row (unstructured), per group (N:M)",
   stats: () => "norms", // of the input the operator sees (the pruned model's under error correction)
+  memory: (rows, cols) => [["scores", rows * cols], ["mask", rows * cols]],
   async solve(exec, problem, pattern, W) {
     const wasm = exec.wasm;
     const { rows, cols } = problem;
