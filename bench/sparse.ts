@@ -12,7 +12,6 @@
 import { writeFileSync } from "node:fs";
 import type { Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
-import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
 import { place2of4, placeCsr } from "../src/model/linear.js";
@@ -79,7 +78,7 @@ export async function benchSparse(
   wasm: Wasm, llc: number | null, quick: boolean, notes: string[], log: (s: string) => void, anchors: Anchor[] = [],
 ): Promise<{ rows: SparseRow[]; anchors: AnchorRow[] }> {
   const k = kernels(wasm);
-  const sk = sparseKernels(wasm);
+  const sk = kernels(wasm);
   const a = wasm.arena;
   const rows: SparseRow[] = [];
   const anchorRows: AnchorRow[] = [];

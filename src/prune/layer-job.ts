@@ -32,7 +32,7 @@ export interface LayerJobTask {
 
 export const LAYER_JOB_HANDLERS = {
   async pruneLayer(shared: Wasm, t: LayerJobTask, handlers: Handlers): Promise<OperatorReport[]> {
-    const wasm: Wasm = { memory: shared.memory, exports: shared.exports, arena: new BoundedArena(shared.memory, t.base, t.limit) };
+    const wasm: Wasm = { memory: shared.memory, exports: shared.exports, build: shared.build, arena: new BoundedArena(shared.memory, t.base, t.limit) };
     const exec = localExecutor(wasm, handlers);
     const model = { config: t.config, wasm } as Model; // the layer code reads config and wasm only
     return pruneLayerJob(model, exec, t.l, revive<DenseLayer>(wasm, t.dense), revive<DenseLayer>(wasm, t.pruned), t.calib, t.stream, t.st, t.settings);

@@ -15,10 +15,10 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Executor } from "../exec/executor.js";
-import { pruneKernels } from "../kernels/prune-api.js";
 import type { GramStats } from "./gram.js";
 import { matmul } from "../kernels/products.js";
 import { gaussianPairs } from "../util/rng.js";
+import { kernels } from "../kernels/index.js";
 
 export interface OperatorProblem {
   /** out features */
@@ -92,7 +92,7 @@ export async function problemFromGram(exec: Executor, W0: number, rows: number, 
 export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const out = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_dot(a, b, out, rows, cols);
+    kernels(wasm).f32_row_dot(a, b, out, rows, cols);
     let s = 0;
     for (const v of wasm.arena.f32(out, rows)) s += v;
     return s;
@@ -124,7 +124,7 @@ export async function rowObjectives(exec: Executor, problem: OperatorProblem, W:
       const r0 = a.f32(problem.R0, n);
       for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
     }
-    pruneKernels(wasm).f32_row_dot(D, G, dots, rows, cols);
+    kernels(wasm).f32_row_dot(D, G, dots, rows, cols);
     const dv = a.f32(dots, rows);
     for (let r = 0; r < rows; r++) out[r] = dv[r];
     return out;
@@ -149,7 +149,7 @@ export async function relativeError(exec: Executor, problem: OperatorProblem, W:
 export function measuredSparsity(wasm: Wasm, W: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const nnz = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_nnz(W, nnz, rows, cols);
+    kernels(wasm).f32_row_nnz(W, nnz, rows, cols);
     let s = 0;
     for (const v of wasm.arena.i32(nnz, rows)) s += v;
     return rows * cols > 0 ? 1 - s / (rows * cols) : 0;

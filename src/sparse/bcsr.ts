@@ -144,6 +144,6 @@ export function fromFileBitmask(f: FileBitmask, N: number, K: number, file: stri
 }
 
 /** Bytes of the kernel layout of an [N,K] operator with nnz nonzeros. */
-export function bytesCsr(N: number, K: number, nnz: number): number {
-  return 4 * (Math.ceil(K / PANEL) * N + 1) + 5 * nnz;
+export function bytesCsr(N: number, K: number, nnz: number, valueBytes = 4): number {
+  return 4 * (Math.ceil(K / PANEL) * N + 1) + (1 + valueBytes) * nnz;
 }

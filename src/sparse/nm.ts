@@ -172,7 +172,7 @@ export function fromFile2of4(f: File24, N: number, K: number, file: string, name
   return { N, K, vals, idx };
 }
 
-/** Bytes of the kernel layout (values + indices) of an [N,K] 2:4 operator. */
-export function bytes2of4(N: number, K: number): number {
-  return Math.ceil(N / 4) * (K / 4) * 34;
+/** Bytes of the kernel layout (values of `valueBytes` each, + indices) of an [N,K] 2:4 operator. */
+export function bytes2of4(N: number, K: number, valueBytes = 4): number {
+  return Math.ceil(N / 4) * (K / 4) * (8 * valueBytes + 2);
 }

@@ -14,9 +14,9 @@
 import type { Wasm } from "../wasm/runtime.js";
 import type { Model, ModelConfig } from "../model/types.js";
 import { describe, revive, type Described } from "../model/describe.js";
-import { backwardKernels } from "./api.js";
 import { trainBackward, trainForward, type TrainState } from "./backprop.js";
 import type { Student } from "./student.js";
+import { kernels } from "../kernels/index.js";
 
 /** The block grid of a step: G contiguous [s0, s1) ranges of the step's S sequences. */
 export function blockGrid(S: number, gradBlocks: number): Array<[number, number]> {
@@ -77,7 +77,7 @@ export function sequenceGrads(
   L: LossSettings, grads: number, out: Float64Array, at: number,
 ): void {
   const m = student.model;
-  const k = backwardKernels(m.wasm);
+  const k = kernels(m.wasm);
   const a = m.wasm.arena;
   const { T, alpha } = L;
   const V = m.config.vocabSize;

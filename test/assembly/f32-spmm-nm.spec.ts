@@ -2,7 +2,7 @@
 // weights: f32_spmv_2of4_4x (decode) and f32_spmm_2of4_4x_nt (prefill: 16/8/4-lane M tiles, K panels of 256,
 // N chunks of 128 blocks). The test writes the packed layout itself from a random choice of the 2 kept columns
 // of every group, so the reference is the dense matrix that layout means. One shape table per kernel, one loop.
-import { f32_spmv_2of4_4x, f32_spmm_2of4_4x_nt, f32_spmm_nt_scratch } from "../../assembly/f32-spmm-nm";
+import { f32_spmv_2of4_4x, f32_spmm_2of4_4x_nt, f32_spmm_nt_scratch } from "../../assembly/spmm-nm";
 import { Block, Rng, expectClose, refNT, scratch } from "./harness";
 
 // [N, K]: N around the 4-row block and the 2-block step (padding rows), K a multiple of 4 (0 included).

@@ -22,6 +22,7 @@ import { parsePattern } from "../../src/prune/pattern.ts";
 import { randomLlama, BUILTIN_CONFIG } from "../../src/model/builtin.ts";
 import { createRunState, forward } from "../../src/model/forward.ts";
 import { gemvHelper } from "../../src/generate/gemv.ts";
+import type { LinearWeight } from "../../src/model/types.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
@@ -166,7 +167,7 @@ test("a worker thread that exits mid-task: the command fails naming the operator
 test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit; small models decline it", async () => {
   // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
   const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
-  const run = (gemv?: (w: number, x: number, y: number, N: number, K: number) => void) => model.wasm.arena.scoped(() => {
+  const run = (gemv?: (w: LinearWeight, x: number, y: number) => boolean) => model.wasm.arena.scoped(() => {
     const st = createRunState(model, 1, 16);
     if (gemv) st.gemv = gemv;
     const out: number[] = [];

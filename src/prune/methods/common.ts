@@ -1,10 +1,10 @@
 /** @file Pieces shared by the methods: mask selection by score under a pattern, result stats. */
 import type { Wasm } from "../../wasm/runtime.js";
-import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
 import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
 import type { Executor } from "../../exec/executor.js";
 import type { PruneStats } from "./types.js";
+import { kernels } from "../../kernels/index.js";
 
 /**
  * mask (rows×cols, 0/1) keeping the highest |score| under the pattern. Scope for unstructured: `row`
@@ -13,7 +13,7 @@ import type { PruneStats } from "./types.js";
 export function selectMask(
   wasm: Wasm, score: number, mask: number, rows: number, cols: number, pattern: Pattern, scope: "row" | "all",
 ): void {
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   if (pattern.kind === "nm") {
     k.f32_nm_mask(score, mask, rows, cols, pattern.n, pattern.m);
   } else if (scope === "row") {

@@ -25,7 +25,6 @@
  */
 import type { Wasm } from "../../wasm/runtime.js";
 import type { Executor } from "../../exec/executor.js";
-import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
 import { rowObjectives, type OperatorProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
@@ -36,6 +35,8 @@ import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
 import { sparsegpt } from "./sparsegpt.js";
 import type { FistaOptions, PruneMethod, PruneOptions } from "./types.js";
+import { kernels } from "../../kernels/index.js";
+import type { Kernels } from "../../wasm/contract.js";
 
 const BASELINES = { magnitude, wanda, sparsegpt } as const;
 
@@ -56,7 +57,7 @@ export const fista: PruneMethod = {
 
 /** Buffers and constants of FISTA on one problem. */
 export class FistaSolver {
-  readonly k: PruneKernelApi;
+  readonly k: Kernels;
   readonly rows: number;
   readonly cols: number;
   readonly n: number;
@@ -77,7 +78,7 @@ export class FistaSolver {
   ) {
     const wasm = exec.wasm;
     this.wasm = wasm;
-    this.k = pruneKernels(wasm);
+    this.k = kernels(wasm);
     this.rows = problem.rows;
     this.cols = problem.cols;
     this.n = this.rows * this.cols;
@@ -225,7 +226,7 @@ async function fistaPrune(
     warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
   };
   const a = wasm.arena;
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const { rows, cols } = problem;
   const n = rows * cols;
   const keep = keptPerRow(pattern, cols);

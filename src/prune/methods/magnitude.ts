@@ -2,9 +2,9 @@
  * @file Magnitude pruning: keep the largest |W₀|. Unstructured: one threshold over the whole operator;
  * N:M: the N largest of every M consecutive inputs of a row. Ignores the calibration statistics.
  */
-import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
 import type { PruneMethod } from "./types.js";
+import { kernels } from "../../kernels/index.js";
 
 export const magnitude: PruneMethod = {
   name: "magnitude",
@@ -20,7 +20,7 @@ export const magnitude: PruneMethod = {
       const mask = a.alloc(rows * cols);
       // |W₀| is read by the kernels (they clear the sign bit), so W₀ itself is the score
       selectMask(wasm, problem.W0, mask, rows, cols, pattern, "all");
-      pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+      kernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
     return { W, stats: await finishStats(exec, problem, W, t0) };
   },

@@ -4,9 +4,9 @@
  * ‖X_j‖₂² = n·H_jj, and the constant √n does not change any comparison, so S_ij = |W_ij|·√H_jj
  * (float32: fround(|w|·fround(√H_jj))).
  */
-import { pruneKernels } from "../../kernels/prune-api.js";
 import { checkProblem, finishStats, selectMask } from "./common.js";
 import type { PruneMethod } from "./types.js";
+import { kernels } from "../../kernels/index.js";
 
 export const wanda: PruneMethod = {
   name: "wanda",
@@ -23,7 +23,7 @@ export const wanda: PruneMethod = {
       const mask = a.alloc(rows * cols);
       wandaScores(a.f32(problem.W0, rows * cols), a.f32(problem.H, cols * cols), rows, cols, a.f32(S, rows * cols));
       selectMask(wasm, S, mask, rows, cols, pattern, "row");
-      pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+      kernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     });
     return { W, stats: await finishStats(exec, problem, W, t0) };
   },

@@ -15,16 +15,21 @@
 //
 // GEMM (prefill, "nt": Y[M,N] = X[M,K]·Wᵀ): compute-bound, so the kernel must do half the FP work of dense
 // with little overhead: per kept value, one load32_splat of the weight and 4/2/1 loads of XT (X transposed,
-// one 256-column panel in L1, see f32-spmm-common.ts) at a row picked by the 2-bit index, then mul + add on
+// one 256-column panel in L1, see spmm-common.ts) at a row picked by the 2-bit index, then mul + add on
 // 16/8/4 lanes of M. That is the dense micro-kernel's FP work per MAC (1 mul + 1 add per lane), at half the
 // MACs; the extra cost is one scalar shift/and per value.
 //
+// Half-precision values (bf16_* / f16_* kernels, the same indices): vals u16 [NB][G][4][2], i.e. per group the
+// pairs (s0, s1) of rows 0..3, so one 16-byte load widens to the s = 0 values of the 4 rows (even elements)
+// and the s = 1 values (odd elements); the GEMM reads row r's pair as one u32. 18 bytes per 4x4 group instead
+// of 64 dense f32: 3.56x fewer bytes. The kernels are generic over the value type (assembly/simd.ts markers).
+//
 // Summation order (deterministic): GEMV lane r: Σ_g s=0 terms and Σ_g s=1 terms separately, then added.
 // GEMM: per output, panels in order; inside a panel groups in order, s = 0 then s = 1.
-import { SPMM_KC, tileWidth, spmmScratchBytes, packXT, unpackYT, loadAcc } from "./f32-spmm-common";
+import { SPMM_KC, tileWidth, spmmScratchBytes, packXT, unpackYT, loadAcc } from "./spmm-common";
+import { madd, swizzleInRange, halfEven, halfOdd, loadWeight } from "./simd";
 
-export * from "./f32-spmm-csr";
-export * from "./f32-spmm-bitmap";
+export * from "./spmm-csr";
 
 /**
  * Swizzle masks: SWZ[byte] (16 bytes) selects, for lane r, the 4 bytes of float ((byte >> 2r) & 3) of a v128.
@@ -50,18 +55,39 @@ export function f32_spmm_nt_scratch(M: i32, N: i32, K: i32): i32 {
   return spmmScratchBytes(M, N);
 }
 
-/** y[N] = W·x for a 2:4 W [N,K] in the 4x layout (vals 16-aligned, idx 2-aligned, x and y 4-aligned). */
-export function f32_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
-  assert(N >= 0 && K >= 0 && (K & 3) == 0, "f32_spmv_2of4_4x: K must be a non-negative multiple of 4");
-  assert((vals & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "f32_spmv_2of4_4x: misaligned pointer");
+/** The s = 0 and s = 1 values of the 4 rows of the group at vp (f32: 32 bytes; half: 16). */
+// @ts-ignore: decorator
+@inline
+function vals0<D>(vp: usize): v128 {
+  if (isFloat<D>()) return v128.load(vp);
+  return halfEven<D>(v128.load(vp));
+}
+
+// @ts-ignore: decorator
+@inline
+function vals1<D>(vp: usize): v128 {
+  if (isFloat<D>()) return v128.load(vp, 16);
+  return halfOdd<D>(v128.load(vp));
+}
+
+/** Bytes of the values of one group of one block (8 values). */
+// @ts-ignore: decorator
+@inline
+function groupBytes<D>(): usize {
+  return <usize>sizeof<D>() << 3;
+}
+
+function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
+  assert(N >= 0 && K >= 0 && (K & 3) == 0, "spmv_2of4_4x: K must be a non-negative multiple of 4");
+  assert((vals & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "spmv_2of4_4x: misaligned pointer");
   if (!swzReady) initSwizzleTable();
   const G = K >> 2;
   const NB = (N + 3) >> 2;
-  const blockVals = <usize>G << 5;
+  const gb = groupBytes<D>();
+  const blockVals = <usize>G * gb;
   const blockIdx = <usize>G << 1;
   let b = 0;
-  // Two blocks (8 rows) per step: one x load serves both. Measured at 4096x4096: 1, 2 and 4 blocks per step
-  // stream from DRAM equally (~11 GB/s); with W in cache 2 blocks is fastest (4 spill registers).
+  // Two blocks (8 rows) per step: one x load serves both.
   for (; b + 2 <= NB; b += 2) {
     let vp = vals + <usize>b * blockVals;
     let ip = idx + <usize>b * blockIdx;
@@ -73,12 +99,12 @@ export function f32_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N:
     for (let xp = x; xp < xend; xp += 16) {
       const vx0123 = v128.load(xp);
       let pair = <usize>load<u16>(ip);
-      vaccA0 = f32x4.add(vaccA0, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair & 255) << 4))), v128.load(vp)));
-      vaccA1 = f32x4.add(vaccA1, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), v128.load(vp, 16)));
+      vaccA0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp), vaccA1);
       pair = <usize>load<u16>(ip + blockIdx);
-      vaccB0 = f32x4.add(vaccB0, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair & 255) << 4))), v128.load(vp + blockVals)));
-      vaccB1 = f32x4.add(vaccB1, f32x4.mul(i8x16.swizzle(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), v128.load(vp + blockVals, 16)));
-      vp += 32;
+      vaccB0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp + blockVals), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp + blockVals), vaccB1);
+      vp += gb;
       ip += 2;
     }
     storeRows(y, b << 2, N, f32x4.add(vaccA0, vaccA1));
@@ -93,15 +119,28 @@ export function f32_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N:
     for (let xp = x; xp < xend; xp += 16) {
       const vx0123 = v128.load(xp);
       const pair = <usize>load<u16>(ip);
-      const vm0 = v128.load(SWZ + ((pair & 255) << 4));
-      const vm1 = v128.load(SWZ + ((pair >> 8) << 4));
-      vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(i8x16.swizzle(vx0123, vm0), v128.load(vp)));
-      vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(i8x16.swizzle(vx0123, vm1), v128.load(vp, 16)));
-      vp += 32;
+      vacc0_0123 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp), vacc0_0123);
+      vacc1_0123 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp), vacc1_0123);
+      vp += gb;
       ip += 2;
     }
     storeRows(y, b << 2, N, f32x4.add(vacc0_0123, vacc1_0123));
   }
+}
+
+/** y[N] = W·x for a 2:4 W [N,K] in the 4x layout (vals 16-aligned, idx 2-aligned, x and y 4-aligned). */
+export function f32_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmv2of4<f32>(vals, idx, x, y, N, K);
+}
+
+/** f32_spmv_2of4_4x with bf16 values (half layout), f32 accumulation. */
+export function bf16_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmv2of4<u16>(vals, idx, x, y, N, K);
+}
+
+/** f32_spmv_2of4_4x with f16 values (half layout), f32 accumulation. */
+export function f16_spmv_2of4_4x(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmv2of4<i16>(vals, idx, x, y, N, K);
 }
 
 /** y[n..n+4) = lanes of vy0123, only rows < N. */
@@ -118,28 +157,44 @@ function storeRows(y: usize, n: i32, N: i32, vy0123: v128): void {
   }
 }
 
+/** Row r's s = 0 / s = 1 value of a group, splat (vp: the group's values + 4r; f32 [2][4], half [4][2]). */
+// @ts-ignore: decorator
+@inline
+function splatW0<D>(vp: usize): v128 {
+  if (isFloat<D>()) return v128.load32_splat(vp);
+  return f32x4.splat(loadWeight<D>(vp));
+}
+
+// @ts-ignore: decorator
+@inline
+function splatW1<D>(vp: usize): v128 {
+  if (isFloat<D>()) return v128.load32_splat(vp, 16);
+  return f32x4.splat(loadWeight<D>(vp + 2));
+}
+
 /** One row (column `r` of a 4x block) against a 16-lane XT tile over gc groups; acc tile at ytp. */
-function row16(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+function row16<D>(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
   let vacc4567 = loadAcc(ytp, first, 16);
   let vacc89AB = loadAcc(ytp, first, 32);
   let vaccCDEF = loadAcc(ytp, first, 48);
+  const gb = groupBytes<D>();
   for (let g = 0; g < gc; g++) {
     const a = <usize>(<u32>load<u16>(ip) >> sh);
     const p0 = xt + ((a & 3) << 6);
     const p1 = xt + (((a >> 8) & 3) << 6);
-    const vw0 = v128.load32_splat(vp);
-    const vw1 = v128.load32_splat(vp, 16);
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(p0)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw0, v128.load(p0, 16)));
-    vacc89AB = f32x4.add(vacc89AB, f32x4.mul(vw0, v128.load(p0, 32)));
-    vaccCDEF = f32x4.add(vaccCDEF, f32x4.mul(vw0, v128.load(p0, 48)));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(p1)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw1, v128.load(p1, 16)));
-    vacc89AB = f32x4.add(vacc89AB, f32x4.mul(vw1, v128.load(p1, 32)));
-    vaccCDEF = f32x4.add(vaccCDEF, f32x4.mul(vw1, v128.load(p1, 48)));
+    const vw0 = splatW0<D>(vp);
+    const vw1 = splatW1<D>(vp);
+    vacc0123 = madd(vw0, v128.load(p0), vacc0123);
+    vacc4567 = madd(vw0, v128.load(p0, 16), vacc4567);
+    vacc89AB = madd(vw0, v128.load(p0, 32), vacc89AB);
+    vaccCDEF = madd(vw0, v128.load(p0, 48), vaccCDEF);
+    vacc0123 = madd(vw1, v128.load(p1), vacc0123);
+    vacc4567 = madd(vw1, v128.load(p1, 16), vacc4567);
+    vacc89AB = madd(vw1, v128.load(p1, 32), vacc89AB);
+    vaccCDEF = madd(vw1, v128.load(p1, 48), vaccCDEF);
     ip += 2;
-    vp += 32;
+    vp += gb;
     xt += 256;
   }
   v128.store(ytp, vacc0123);
@@ -148,37 +203,37 @@ function row16(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, fi
   v128.store(ytp, vaccCDEF, 48);
 }
 
-function row8(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+function row8<D>(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
   let vacc4567 = loadAcc(ytp, first, 16);
+  const gb = groupBytes<D>();
   for (let g = 0; g < gc; g++) {
     const a = <usize>(<u32>load<u16>(ip) >> sh);
     const p0 = xt + ((a & 3) << 5);
     const p1 = xt + (((a >> 8) & 3) << 5);
-    const vw0 = v128.load32_splat(vp);
-    const vw1 = v128.load32_splat(vp, 16);
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(p0)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw0, v128.load(p0, 16)));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(p1)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw1, v128.load(p1, 16)));
+    const vw0 = splatW0<D>(vp);
+    const vw1 = splatW1<D>(vp);
+    vacc0123 = madd(vw0, v128.load(p0), vacc0123);
+    vacc4567 = madd(vw0, v128.load(p0, 16), vacc4567);
+    vacc0123 = madd(vw1, v128.load(p1), vacc0123);
+    vacc4567 = madd(vw1, v128.load(p1, 16), vacc4567);
     ip += 2;
-    vp += 32;
+    vp += gb;
     xt += 128;
   }
   v128.store(ytp, vacc0123);
   v128.store(ytp, vacc4567, 16);
 }
 
-function row4(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
+function row4<D>(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
+  const gb = groupBytes<D>();
   for (let g = 0; g < gc; g++) {
     const a = <usize>(<u32>load<u16>(ip) >> sh);
-    const vw0 = v128.load32_splat(vp);
-    const vw1 = v128.load32_splat(vp, 16);
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw0, v128.load(xt + ((a & 3) << 4))));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw1, v128.load(xt + (((a >> 8) & 3) << 4))));
+    vacc0123 = madd(splatW0<D>(vp), v128.load(xt + ((a & 3) << 4)), vacc0123);
+    vacc0123 = madd(splatW1<D>(vp), v128.load(xt + (((a >> 8) & 3) << 4)), vacc0123);
     ip += 2;
-    vp += 32;
+    vp += gb;
     xt += 64;
   }
   v128.store(ytp, vacc0123);
@@ -188,12 +243,9 @@ function row4(vp: usize, ip: usize, sh: u32, gc: i32, xt: usize, ytp: usize, fir
 // @ts-ignore: decorator
 @inline const NCB: i32 = 128;
 
-/**
- * Y[M,N] = X[M,K] · Wᵀ for a 2:4 W [N,K] in the 4x layout. `scratch`: f32_spmm_nt_scratch(M,N,K) bytes, 16-aligned.
- */
-export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
-  assert(M >= 0 && N >= 0 && K >= 0 && (K & 3) == 0, "f32_spmm_2of4_4x_nt: K must be a non-negative multiple of 4");
-  assert((vals & 15) == 0 && (scratch & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "f32_spmm_2of4_4x_nt: misaligned pointer");
+function spmm2of4<D>(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  assert(M >= 0 && N >= 0 && K >= 0 && (K & 3) == 0, "spmm_2of4_4x_nt: K must be a non-negative multiple of 4");
+  assert((vals & 15) == 0 && (scratch & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "spmm_2of4_4x_nt: misaligned pointer");
   if (M == 0 || N == 0) return;
   if (K == 0) {
     memory.fill(y, 0, (<usize>M * <usize>N) << 2);
@@ -216,7 +268,7 @@ export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize,
         const w = tileWidth(Mp, m0);
         const xtt = xt + (<usize>(m0 * kc) << 2);
         for (let b = b0; b < b1; b++) {
-          const vp = vals + ((<usize>b * <usize>G + <usize>g0) << 5);
+          const vp = vals + (<usize>b * <usize>G + <usize>g0) * groupBytes<D>();
           const ip = idx + ((<usize>b * <usize>G + <usize>g0) << 1);
           for (let r = 0; r < 4; r++) {
             const n = (b << 2) + r;
@@ -224,9 +276,9 @@ export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize,
             const ytp = yt + (<usize>(n * Mp + m0) << 2);
             const vpr = vp + (<usize>r << 2);
             const sh = <u32>(r << 1);
-            if (w == 16) row16(vpr, ip, sh, gc, xtt, ytp, first);
-            else if (w == 8) row8(vpr, ip, sh, gc, xtt, ytp, first);
-            else row4(vpr, ip, sh, gc, xtt, ytp, first);
+            if (w == 16) row16<D>(vpr, ip, sh, gc, xtt, ytp, first);
+            else if (w == 8) row8<D>(vpr, ip, sh, gc, xtt, ytp, first);
+            else row4<D>(vpr, ip, sh, gc, xtt, ytp, first);
           }
         }
         m0 += w;
@@ -234,4 +286,19 @@ export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize,
     }
   }
   unpackYT(yt, y, M, N, Mp);
+}
+
+/** Y[M,N] = X[M,K] · Wᵀ for a 2:4 W [N,K] in the 4x layout. `scratch`: f32_spmm_nt_scratch(M,N,K) bytes, 16-aligned. */
+export function f32_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmm2of4<f32>(x, vals, idx, y, M, N, K, scratch);
+}
+
+/** f32_spmm_2of4_4x_nt with bf16 values (half layout). */
+export function bf16_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmm2of4<u16>(x, vals, idx, y, M, N, K, scratch);
+}
+
+/** f32_spmm_2of4_4x_nt with f16 values (half layout). */
+export function f16_spmm_2of4_4x_nt(x: usize, vals: usize, idx: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmm2of4<i16>(x, vals, idx, y, M, N, K, scratch);
 }
