@@ -24,22 +24,25 @@ export function swizzleInRange(a: v128, s: v128): v128 {
   return i8x16.swizzle(a, s);
 }
 
-/** f32 lanes of f16 bits in the low 16 bits of each u32 lane (upper bits zero): exact, ±0, subnormals, Inf, NaN. */
+/**
+ * f32 lanes of f16 bits held in the upper 16 bits of each u32 lane (lower 16 bits zero): exact for every finite
+ * f16, ±0 and subnormals included, in three ops. The arithmetic shift right by 3 moves exponent and mantissa to
+ * f32's places and copies the sign into bits 31..28; the mask keeps bit 31 (the sign) and bits 27..13; the
+ * multiply by 2^112 rebiases the exponent (f16 subnormals land on f32 normals: exact; the sign rides along).
+ * Inf and NaN would read as finite values ≥ 65536 in magnitude: packing refuses f16 weights that are not finite
+ * (src/model/packed.ts), so the kernels never see them.
+ */
 // @ts-ignore: decorator
 @inline
-export function f16x4ToF32(u: v128): v128 {
-  const em = v128.and(u, i32x4.splat(0x7fff));
-  // exponent and mantissa moved to f32's places, rebiased by a multiply with 2^112 (subnormals come out right)
-  let f = f32x4.mul(i32x4.shl(em, 13), f32x4.splat(5.192296858534828e33));
-  f = v128.or(f, v128.and(i32x4.ge_s(em, i32x4.splat(0x7c00)), i32x4.splat(0x7f800000))); // Inf, NaN
-  return v128.or(f, i32x4.shl(v128.and(u, i32x4.splat(0x8000)), 16));
+export function f16TopToF32(v: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
 }
 
 /** Lanes 0..3 of 8 halves packed as [e0 e4 e1 e5 e2 e6 e3 e7]: the even 16-bit elements of `h`, as f32. */
 // @ts-ignore: decorator
 @inline
 export function halfEven<D>(h: v128): v128 {
-  if (isSigned<D>()) return f16x4ToF32(v128.and(h, i32x4.splat(0xffff)));
+  if (isSigned<D>()) return f16TopToF32(i32x4.shl(h, 16));
   return i32x4.shl(h, 16);
 }
 
@@ -47,7 +50,7 @@ export function halfEven<D>(h: v128): v128 {
 // @ts-ignore: decorator
 @inline
 export function halfOdd<D>(h: v128): v128 {
-  if (isSigned<D>()) return f16x4ToF32(i32x4.shr_u(h, 16));
+  if (isSigned<D>()) return f16TopToF32(v128.and(h, i32x4.splat(0xffff0000)));
   return v128.and(h, i32x4.splat(0xffff0000));
 }
 
@@ -61,14 +64,11 @@ export function loadWeight<D>(p: usize): f32 {
   return f16ToF32(h);
 }
 
-/** The f32 value of f16 bits (scalar f16x4ToF32). */
+/** The f32 value of finite f16 bits (the scalar f16TopToF32). */
 // @ts-ignore: decorator
 @inline
 export function f16ToF32(h: u32): f32 {
-  const em = h & 0x7fff;
-  let f = reinterpret<u32>(reinterpret<f32>(em << 13) * <f32>5.192296858534828e33);
-  if (em >= 0x7c00) f |= 0x7f800000;
-  return reinterpret<f32>(f | ((h & 0x8000) << 16));
+  return reinterpret<f32>(<u32>(<i32>(h << 16) >> 3) & 0x8fffffff) * <f32>5.192296858534828e33;
 }
 
 // ---- p8 panels (assembly/gemv.ts describes the layout) ----

@@ -31,7 +31,7 @@
 //
 // Summation order (deterministic): per output, panels in order, nonzeros in stored (column) order.
 import { SPMM_KC, tileWidth, packXT, unpackYT, loadAcc } from "./spmm-common";
-import { madd, f16x4ToF32, loadWeight } from "./simd";
+import { madd, f16TopToF32, loadWeight } from "./simd";
 
 /** [x[c & 255], x[(c >> 8) & 255], x[(c >> 16) & 255], x[c >> 24]] for 4 packed u8 columns c. */
 // @ts-ignore: decorator
@@ -48,9 +48,9 @@ function gather4(xp: usize, c: usize): v128 {
 @inline
 function vals4<D>(vals: usize, j: usize): v128 {
   if (isFloat<D>()) return v128.load(vals + (j << 2));
-  const u = i32x4.extend_low_i16x8_u(v128.load64_zero(vals + (j << 1)));
-  if (isSigned<D>()) return f16x4ToF32(u);
-  return i32x4.shl(u, 16);
+  const u = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(vals + (j << 1))), 16);
+  if (isSigned<D>()) return f16TopToF32(u);
+  return u;
 }
 
 /** Byte offset of value j. */

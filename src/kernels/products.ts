@@ -20,7 +20,9 @@ export type ProductTask =
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
   /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
-  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number };
+  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number }
+  /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
+  | { op: "streamSum"; p: number; bytes: number };
 
 
 /** The handlers of the product tasks. */
@@ -48,7 +50,17 @@ export const PRODUCT_HANDLERS = {
     kernels(wasm).f32_tril_gram_rows(t.m, t.n, t.out, t.i0, t.i1, t.work);
     return 0;
   },
+  streamSum(wasm: Wasm, t: Extract<ProductTask, { op: "streamSum" }>): number {
+    return kernels(wasm).f32_stream_sum(t.p, t.bytes);
+  },
 } as const;
+
+/** Σ of the f32 values in [p, p + bytes) read by every slot of `exec` at once, a block each (the read ceiling). */
+export async function streamSum(exec: Executor, p: number, bytes: number): Promise<number> {
+  const blocks = exec.split(bytes / 64, Number.MAX_SAFE_INTEGER, 1);
+  const parts = await exec.each<number>(blocks, ([b0, b1]) => ({ op: "streamSum", p: p + 64 * b0, bytes: 64 * (b1 - b0) }) satisfies ProductTask, "stream read");
+  return parts.reduce((s, v) => s + v, 0);
+}
 
 /** C[rows, cols] = A[rows, k] · B[k, cols] (plain product, any B). */
 export async function matmul(exec: Executor, A: number, B: number, C: number, rows: number, cols: number, k: number, what = "matmul"): Promise<void> {

@@ -5,8 +5,8 @@
  */
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearOp, type LinearPacked, type LinearWeight, type Model, type WeightDType } from "./types.js";
-import { f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
+import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
 import { bytes2of4, unpack2of4, type Packed24 } from "../sparse/nm.js";
 import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "../sparse/bcsr.js";
 import type { Kernels } from "../wasm/contract.js";
@@ -131,17 +131,52 @@ export function denseLayer(lw: LayerWeights, l: number): DenseLayer {
  * values converted. New arena blocks (the old ones stay allocated): for models built in memory (builtin,
  * synthetic, tests); a model read from disk is packed as it is read (`loadModel` with `weights`).
  */
-export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType): LinearWeight {
+export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType, to: Wasm = wasm): LinearWeight {
   const [N, K] = w.shape as [number, number];
+  if (w.slorb && to !== wasm) throw new UsageError("packLinear: a SLoRB weight is packed only within its own memory");
   const slorb = w.slorb ? { slorb: w.slorb } : {};
-  if (w.format === "dense" || w.format === "p8") return { ...placeP8(wasm.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
-  if (w.format === "2:4") return { ...place2of4(wasm.arena, read2of4(wasm, w), dtype), ...slorb };
-  return { ...placeCsr(wasm.arena, readCsr(wasm, w), dtype), ...slorb };
+  if (w.format === "dense" || w.format === "p8") return { ...placeP8(to.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
+  if (w.format === "2:4") return { ...place2of4(to.arena, read2of4(wasm, w), dtype), ...slorb };
+  return { ...placeCsr(to.arena, readCsr(wasm, w), dtype), ...slorb };
+}
+
+/**
+ * A copy of `model` on another instance `to`, its linear weights packed for inference in `dtype` (norms and the
+ * embedding copied; a tied LM head stays the copied embedding): a big in-memory model packed without holding
+ * both layouts in one 4 GiB memory (bench model).
+ */
+export function packedCopy(model: Model, to: Wasm, dtype: WeightDType): Model {
+  const a = to.arena;
+  const copy = (t: Tensor): Tensor => {
+    const ptr = a.put(t.data);
+    return { ptr, shape: t.shape, data: a.f32(ptr, t.data.length) };
+  };
+  const w = model.weights;
+  const embed = copy(w.embed);
+  const layers = w.layers.map((lw) => {
+    const out = { ...lw, attnNorm: copy(lw.attnNorm), ffnNorm: copy(lw.ffnNorm) } as LayerWeights;
+    for (const b of ["bq", "bk", "bv"] as const) if (lw[b]) out[b] = copy(lw[b]!);
+    for (const op of LINEAR_OPS) out[op] = packLinear(model.wasm, lw[op], dtype, to);
+    return out;
+  });
+  const tied = w.lmHead.format === "dense" && w.lmHead.ptr === w.embed.ptr;
+  const lmHead = tied ? dense(embed) : packLinear(model.wasm, w.lmHead, dtype, to);
+  return { ...model, wasm: to, weights: { embed, layers, norm: copy(w.norm), lmHead }, backend: undefined };
 }
 
 /** Every linear weight of `model` packed for inference (packLinear), in place; a tied LM head stays the embedding. */
 export function packModel(model: Model, dtype: WeightDType): void {
   const w = model.weights;
-  for (const lw of w.layers) for (const op of LINEAR_OPS) lw[op] = packLinear(model.wasm, lw[op], dtype);
-  if (w.lmHead.format !== "dense" || w.lmHead.ptr !== w.embed.ptr) w.lmHead = packLinear(model.wasm, w.lmHead, dtype);
+  const pack = (t: LinearWeight, name: string): LinearWeight => {
+    try {
+      return packLinear(model.wasm, t, dtype);
+    } catch (e) {
+      if (e instanceof NotFiniteInF16) throw new UsageError(`${name}: a weight ${e.message}; use bf16 or f32`);
+      throw e;
+    }
+  };
+  w.layers.forEach((lw, l) => {
+    for (const op of LINEAR_OPS) lw[op] = pack(lw[op], `model.layers.${l}.${HF_LINEAR_NAMES[op]}.weight`);
+  });
+  if (w.lmHead.format !== "dense" || w.lmHead.ptr !== w.embed.ptr) w.lmHead = pack(w.lmHead, "lm_head.weight");
 }

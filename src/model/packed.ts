@@ -21,7 +21,23 @@ export function p8Bytes(N: number, K: number, dtype: WeightDType): number {
   return Math.ceil(N / 8) * K * 8 * weightBytes(dtype);
 }
 
-const narrow = (dtype: "bf16" | "f16"): ((x: number) => number) => (dtype === "bf16" ? f32ToBf16Bits : f32ToF16Bits);
+/**
+ * A value that f16 cannot hold (Inf, NaN, or |x| > 65504, which rounds to Inf): the f16 kernels widen finite
+ * values only (assembly/simd.ts f16TopToF32), so packing refuses it; readers add the tensor's name.
+ */
+export class NotFiniteInF16 extends RangeError {
+  constructor(readonly value: number) {
+    super(`${value} is not a finite f16 value (f16 holds |x| ≤ 65504)`);
+  }
+}
+
+function f16Finite(x: number): number {
+  const h = f32ToF16Bits(x);
+  if ((h & 0x7c00) === 0x7c00) throw new NotFiniteInF16(x);
+  return h;
+}
+
+const narrow = (dtype: "bf16" | "f16"): ((x: number) => number) => (dtype === "bf16" ? f32ToBf16Bits : f16Finite);
 const widen = (dtype: "bf16" | "f16"): ((h: number) => number) => (dtype === "bf16" ? bf16BitsToF32 : f16BitsToF32);
 
 /**

@@ -9,7 +9,8 @@
 import type { Arena } from "../wasm/runtime.js";
 import type { DType } from "../io/dtype.js";
 import { dense, LINEAR_OPS, type LayerWeights, type LinearWeight, type ModelConfig, type Tensor, type WeightDType } from "./types.js";
-import { p8Bytes, packPanel } from "./packed.js";
+import { NotFiniteInF16, p8Bytes, packPanel } from "./packed.js";
+import { UsageError } from "../errors.js";
 import { hfTensorSpecs, type HFTensorSpec } from "./specs.js";
 
 /** How to read one stored tensor of a WeightFile. */
@@ -85,7 +86,15 @@ export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
 
 /** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
 export function readLinear(arena: Arena, t: StoredTensor, pack?: WeightsOption): LinearWeight {
-  const dtype = pack === undefined ? undefined : weightDTypeOf(pack, t.dtype);
+  try {
+    return readLinearAs(arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
+  } catch (e) {
+    if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
+    throw e;
+  }
+}
+
+function readLinearAs(arena: Arena, t: StoredTensor, dtype: WeightDType | undefined): LinearWeight {
   if (t.compressed) return t.readLinear!(arena, dtype ?? "f32");
   if (dtype === undefined) return dense(readTensor(arena, t));
   // packed straight from the file, 8 rows at a time: no row-major copy is ever made in the arena

@@ -30,7 +30,7 @@ const bitsOf = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteO
 const rounded = (v: Float32Array, d: WeightDType): Float32Array =>
   d === "f32" ? v.slice() : v.map((x) => (d === "bf16" ? bf16BitsToF32(f32ToBf16Bits(x)) : f16BitsToF32(f32ToF16Bits(x))));
 
-test("p8 pack → unpack: f32 bit-exact (−0.0, NaN payloads, padding rows), half dtypes round to nearest even once", () => {
+test("p8 pack → unpack: f32 bit-exact (−0.0, NaN payloads, padding rows), half dtypes round to nearest even once, f16 refuses NaN", () => {
   const rand = mulberry32(1);
   for (const [N, K] of [[1, 1], [7, 3], [8, 8], [9, 5], [17, 31], [0, 4], [4, 0]] as [number, number][]) {
     const w = randomF32(rand, N * K);
@@ -39,6 +39,7 @@ test("p8 pack → unpack: f32 bit-exact (−0.0, NaN payloads, padding rows), ha
       new Uint32Array(w.buffer)[2] = 0x7fa00001; // a signalling-NaN payload
     }
     for (const d of WEIGHT_DTYPES) {
+      if (d === "f16" && w.length > 3) w[2] = 0.5; // f16 weights must be finite (the next test)
       const p = packP8(w, N, K, d);
       assert.equal(p.length, p8Bytes(N, K, d), `bytes ${d} N=${N} K=${K}`);
       const back = unpackP8(p, N, K, d);
@@ -51,6 +52,7 @@ test("p8 pack → unpack: f32 bit-exact (−0.0, NaN payloads, padding rows), ha
       }
     }
   }
+  assert.throws(() => packP8(Float32Array.of(1, NaN), 1, 2, "f16"), /NaN is not a finite f16 value/);
   const v = randomF32(rand, 64);
   for (const d of ["bf16", "f16"] as const) assert.deepEqual(bitsOf(f32Vals2of4(halfVals2of4(rounded(v, d), d), d)), bitsOf(rounded(v, d)), `2:4 values ${d}`);
 });
@@ -166,5 +168,20 @@ test("packModel packs a model built in memory; generation through it matches the
   const p = await loadModel(STORIES_HF, { weights: "f16" });
   for (let l = 0; l < m.config.nLayers; l++) {
     for (const op of LINEAR_OPS) assert.deepEqual(bitsOf(denseWeight(m.wasm, m.weights.layers[l]![op])), bitsOf(denseWeight(p.wasm, p.weights.layers[l]![op])), `${l}.${op}`);
+  }
+});
+
+test("f16 refuses weights it cannot hold (|w| > 65504), naming the tensor; bf16 takes them", async () => {
+  const m = await loadModel(STORIES_HF);
+  const wq = denseLinear(m.weights.layers[1]!.wq, "wq");
+  wq.data[5] = 1e5;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-f16-"));
+  try {
+    saveHF(m, path.join(dir, "m"), { dtype: "F32" });
+    await assert.rejects(loadModel(path.join(dir, "m"), { weights: "f16" }), /model\.layers\.1\.self_attn\.q_proj\.weight: a weight 100000 is not a finite f16 value.*--weights-dtype bf16 or f32/);
+    assert.equal((await loadModel(path.join(dir, "m"), { weights: "bf16" })).weights.layers[1]!.wq.format, "p8");
+    assert.throws(() => packModel(m, "f16"), /model\.layers\.1\.self_attn\.q_proj\.weight: a weight 100000 is not a finite f16 value/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -6,6 +6,7 @@ import { describeProtocol, evalSequences, protocolFromOptions, protocolLabel, ty
 import { UsageError } from "../../errors.js";
 import type { Model } from "../../model/types.js";
 import { openModel } from "../open-model.js";
+import type { WeightsOption } from "../../model/weight-file.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
@@ -22,6 +23,8 @@ export interface EvalOptions {
   tokenizer?: string;
   /** worker threads (1 = no pool; not with linear layers on WebGPU) */
   threads?: number;
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
 }
@@ -29,7 +32,9 @@ export interface EvalOptions {
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   const protocol = protocolFromOptions(opts);
   const text = readTextFile(opts.text, "--text");
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32)
+  const onDevice = !!opts.device && opts.device !== "wasm";
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
   const gpu = opts.device && opts.device !== "wasm"
     ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, Math.min(opts.ctx, model.config.maxSeqLen))
     : undefined;
