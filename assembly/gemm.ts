@@ -282,3 +282,304 @@ export function bf16_gemm_p8_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K:
 export function f16_gemm_p8_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, pack: usize): void {
   gemmP8<i16>(x, w, y, M, N, K, pack);
 }
+
+// ---- strided: C[M,N] (+)= alpha · op(A) · B (the Gram update and FISTA's W·H; from f32-gram.ts) -------------
+//
+// f32 Gram / strided GEMM: C[M,N] (+)= alpha · op(A) · B, where element (i,k) of op(A) is at
+// a + 4·(i·sai + k·sak) (floats). With sai = 1, sak = lda this is Aᵀ·B for A stored [K, M] row-major — the
+// Gram update H += XᵀX of the pruning calibration (X rows are tokens); with sai = lda, sak = 1 it is the
+// plain A·B for A [M, K] row-major — the W·H step of FISTA (assembly/f32-fista.ts calls it).
+//
+// Blocking: k in blocks of KC (256) and j in blocks of NC (64) so the B block (KC×NC floats = 64 KiB) stays
+// in L2 while every 4-row strip of op(A) passes over it; the register tile is 4 rows × 8 columns
+// (vacc0_0123 … vacc3_4567: 8 accumulators + 2 B vectors + 1 splat, fits 16 xmm registers).
+// Edges (M mod 4 rows, N mod 8 columns) go through a scalar loop with the same k order.
+//
+// Summation order (deterministic, independent of the edge path): for every element, per k-block, the
+// products are summed in k order starting from 0 and the block sum is added to C (after the alpha scale):
+//   C = ((C₀ + α·S_kb0) + α·S_kb1) + …   (C₀ = 0 when accumulate = 0).
+// In particular for the Gram update the (i,j) and (j,i) elements are bit-identical sums, so computing only
+// the upper triangle (upper = 1: tiles with j0 + 8 ≤ i0 are skipped, edge elements with j < i too) and then
+// mirroring (f32_sym_mirror) gives the same matrix as the full product.
+
+// @ts-ignore: decorator
+@inline const STRIDED_NC: i32 = 64;
+
+// @ts-ignore: decorator
+@inline
+function tileStrided4x8(
+  a: usize, sai: usize, sak: usize, b: usize, ldb: usize, c: usize, ldc: usize,
+  K: i32, valpha: v128, addC: bool,
+): void {
+  let vacc0_0123 = f32x4.splat(0), vacc0_4567 = f32x4.splat(0);
+  let vacc1_0123 = f32x4.splat(0), vacc1_4567 = f32x4.splat(0);
+  let vacc2_0123 = f32x4.splat(0), vacc2_4567 = f32x4.splat(0);
+  let vacc3_0123 = f32x4.splat(0), vacc3_4567 = f32x4.splat(0);
+  let pa = a;
+  let pb = b;
+  for (let k = 0; k < K; k++) {
+    const vb0123 = v128.load(pb);
+    const vb4567 = v128.load(pb, 16);
+    const va0 = f32x4.splat(load<f32>(pa));
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va0, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va0, vb4567));
+    const va1 = f32x4.splat(load<f32>(pa + sai));
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va1, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va1, vb4567));
+    const va2 = f32x4.splat(load<f32>(pa + 2 * sai));
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va2, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va2, vb4567));
+    const va3 = f32x4.splat(load<f32>(pa + 3 * sai));
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va3, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va3, vb4567));
+    pa += sak;
+    pb += ldb;
+  }
+  vacc0_0123 = f32x4.mul(vacc0_0123, valpha);
+  vacc0_4567 = f32x4.mul(vacc0_4567, valpha);
+  vacc1_0123 = f32x4.mul(vacc1_0123, valpha);
+  vacc1_4567 = f32x4.mul(vacc1_4567, valpha);
+  vacc2_0123 = f32x4.mul(vacc2_0123, valpha);
+  vacc2_4567 = f32x4.mul(vacc2_4567, valpha);
+  vacc3_0123 = f32x4.mul(vacc3_0123, valpha);
+  vacc3_4567 = f32x4.mul(vacc3_4567, valpha);
+  const c1 = c + ldc;
+  const c2 = c1 + ldc;
+  const c3 = c2 + ldc;
+  if (addC) {
+    vacc0_0123 = f32x4.add(v128.load(c), vacc0_0123);
+    vacc0_4567 = f32x4.add(v128.load(c, 16), vacc0_4567);
+    vacc1_0123 = f32x4.add(v128.load(c1), vacc1_0123);
+    vacc1_4567 = f32x4.add(v128.load(c1, 16), vacc1_4567);
+    vacc2_0123 = f32x4.add(v128.load(c2), vacc2_0123);
+    vacc2_4567 = f32x4.add(v128.load(c2, 16), vacc2_4567);
+    vacc3_0123 = f32x4.add(v128.load(c3), vacc3_0123);
+    vacc3_4567 = f32x4.add(v128.load(c3, 16), vacc3_4567);
+  }
+  v128.store(c, vacc0_0123);
+  v128.store(c, vacc0_4567, 16);
+  v128.store(c1, vacc1_0123);
+  v128.store(c1, vacc1_4567, 16);
+  v128.store(c2, vacc2_0123);
+  v128.store(c2, vacc2_4567, 16);
+  v128.store(c3, vacc3_0123);
+  v128.store(c3, vacc3_4567, 16);
+}
+
+// @ts-ignore: decorator
+@inline
+function edgeStrided1x1(a: usize, sak: usize, b: usize, ldb: usize, c: usize, K: i32, alpha: f32, addC: bool): void {
+  let acc: f32 = 0;
+  let pa = a;
+  let pb = b;
+  for (let k = 0; k < K; k++) {
+    acc += load<f32>(pa) * load<f32>(pb);
+    pa += sak;
+    pb += ldb;
+  }
+  acc *= alpha;
+  store<f32>(c, addC ? load<f32>(c) + acc : acc);
+}
+
+/**
+ * C[M,N] (+)= alpha · op(A)·B; op(A)(i,k) = a[i·sai + k·sak]; B [K, ldb]; C [M, ldc] (strides in floats).
+ * accumulate = 1 adds to C; upper = 1 computes only elements with j ≥ i (Gram use; needs M ≤ N: a band of
+ * rows of the triangle starting on the diagonal, see f32_gram_upper_rows).
+ */
+export function f32_gemm_strided(
+  a: usize, sai: i32, sak: i32, b: usize, ldb: i32, c: usize, ldc: i32,
+  M: i32, N: i32, K: i32, alpha: f32, accumulate: i32, upper: i32,
+): void {
+  assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));
+  const saiB = <usize>sai << 2;
+  const sakB = <usize>sak << 2;
+  const ldbB = <usize>ldb << 2;
+  const ldcB = <usize>ldc << 2;
+  const valpha = f32x4.splat(alpha);
+  const M4 = M & ~3;
+  const N8 = N & ~7;
+  if (K == 0) {
+    if (accumulate == 0) {
+      for (let i = 0; i < M; i++) for (let j = upper ? i : 0; j < N; j++) store<f32>(c + <usize>i * ldcB + (<usize>j << 2), 0);
+    }
+    return;
+  }
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const addC = accumulate != 0 || k0 > 0;
+    const ak = a + <usize>k0 * sakB;
+    const bk = b + <usize>k0 * ldbB;
+    for (let j0 = 0; j0 < N8; j0 += STRIDED_NC) {
+      const jEnd = min(j0 + STRIDED_NC, N8);
+      for (let i = 0; i < M4; i += 4) {
+        let js = j0;
+        if (upper) {
+          const jd = i & ~7; // the 8-column tile holding the diagonal element (i, i)
+          if (jd >= jEnd) continue;
+          if (jd > js) js = jd;
+        }
+        const ai = ak + <usize>i * saiB;
+        const ci = c + <usize>i * ldcB;
+        for (let j = js; j < jEnd; j += 8) {
+          tileStrided4x8(ai, saiB, sakB, bk + (<usize>j << 2), ldbB, ci + (<usize>j << 2), ldcB, kc, valpha, addC);
+        }
+      }
+    }
+    // edges: rows i ≥ M4 for every column, and columns j ≥ N8 for rows < M4
+    for (let i = 0; i < M; i++) {
+      const jFrom = i < M4 ? N8 : 0;
+      for (let j = jFrom; j < N; j++) {
+        if (upper && j < i) continue;
+        edgeStrided1x1(ak + <usize>i * saiB, sakB, bk + (<usize>j << 2), ldbB, c + <usize>i * ldcB + (<usize>j << 2), kc, alpha, addC);
+      }
+    }
+  }
+}
+
+/** G[rows, cols] = W[rows, k] · H[k, cols] (row-major; for symmetric H this is W·Hᵀ too): FISTA's W·H step. */
+export function f32_fista_wh(w: usize, h: usize, g: usize, rows: i32, cols: i32, k: i32): void {
+  f32_gemm_strided(w, k, 1, h, cols, g, cols, rows, cols, k, 1, 0, 0);
+}
+
+// ---- nn / tn: the backward GEMMs of a linear layer (training; from f32-gemm-backward.ts) ----------------------
+//
+// f32 GEMM variants of the backward pass of a linear layer Y[T,N] = X[T,K] · W[N,K]ᵀ (above):
+//
+//   f32_gemm_nn: C[M,N] (=|+=) A[M,K] · B[K,N]      dX[T,K] = dY[T,N] · W[N,K]    (M=T,  K=N_out, N=K_in)
+//   f32_gemm_tn: C[M,N] (=|+=) A[K,M]ᵀ · B[K,N]     dW[N,K] += dY[T,N]ᵀ · X[T,K]  (M=N_out, K=T, N=K_in)
+//
+// In both, B is row-major with its rows along the reduction index, so the 8 output columns of a panel are
+// 8 contiguous floats of one B row: no packing of B is needed. The two differ only in how A is walked
+// (A(i,k) at a + i·aRowStride + k·aKStride), so they share one 4x8 micro-kernel:
+//
+//   for k0 in steps of KC:                  (a KC x 8 slab of B, 8 KiB, stays in L1 across all row blocks)
+//     for each 8-column panel j:
+//       for i in steps of 4 rows: 4x8 micro-kernel over k in [k0, k0+KC): broadcast A(i+r, k)
+//                                 (load32_splat), mul+add against B[k, j:j+8]; 8 f32x4 accumulators
+//
+// The first K block stores (or adds, when accumulate = 1); later blocks add. Rows past a multiple of 4 use a
+// 1x8 kernel; columns past a multiple of 8 a scalar loop. Summation order per output: blocks of KC in order,
+// k in order inside a block: deterministic, independent of M and N. Pointers need only 4-byte alignment.
+
+
+// @ts-ignore: decorator
+@inline
+function store8(c: usize, vacc0123: v128, vacc4567: v128, add: bool): void {
+  if (add) {
+    vacc0123 = f32x4.add(vacc0123, v128.load(c));
+    vacc4567 = f32x4.add(vacc4567, v128.load(c, 16));
+  }
+  v128.store(c, vacc0123);
+  v128.store(c, vacc4567, 16);
+}
+
+/** C[0:4, 0:8] (=|+=) Σ_k A(r, k) · B[k, 0:8] for kc values of k; A(r,k) at a + r·ars + k·aks, B rows ldb bytes apart. */
+function ukernelNn4x8(a: usize, ars: usize, aks: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, add: bool): void {
+  let vacc0_0123 = f32x4.splat(0);
+  let vacc0_4567 = f32x4.splat(0);
+  let vacc1_0123 = f32x4.splat(0);
+  let vacc1_4567 = f32x4.splat(0);
+  let vacc2_0123 = f32x4.splat(0);
+  let vacc2_4567 = f32x4.splat(0);
+  let vacc3_0123 = f32x4.splat(0);
+  let vacc3_4567 = f32x4.splat(0);
+  const a1 = ars;
+  const a2 = ars * 2;
+  const a3 = ars * 3;
+  for (let k = 0; k < kc; k++) {
+    const vb0123 = v128.load(b);
+    const vb4567 = v128.load(b, 16);
+    let va = v128.load32_splat(a);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a + a1);
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a + a2);
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(a + a3);
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va, vb4567));
+    a += aks;
+    b += ldb;
+  }
+  store8(c, vacc0_0123, vacc0_4567, add);
+  store8(c + ldc, vacc1_0123, vacc1_4567, add);
+  store8(c + 2 * ldc, vacc2_0123, vacc2_4567, add);
+  store8(c + 3 * ldc, vacc3_0123, vacc3_4567, add);
+}
+
+/** 1x8 micro-kernel for the rows past a multiple of 4. */
+function ukernelNn1x8(a: usize, aks: usize, b: usize, ldb: usize, kc: i32, c: usize, add: bool): void {
+  let vacc0_0123 = f32x4.splat(0);
+  let vacc0_4567 = f32x4.splat(0);
+  for (let k = 0; k < kc; k++) {
+    const va = v128.load32_splat(a);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, v128.load(b)));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, v128.load(b, 16)));
+    a += aks;
+    b += ldb;
+  }
+  store8(c, vacc0_0123, vacc0_4567, add);
+}
+
+/** C[M,N] (=|+=) Σ_k A(i,k)·B[k,j], A(i,k) at a + i·ars + k·aks (bytes), B [K,N] and C [M,N] row-major. */
+function gemmRowStrided(a: usize, ars: usize, aks: usize, b: usize, c: usize, M: i32, N: i32, K: i32, accumulate: i32): void {
+  const ldb = <usize>N << 2;
+  const ldc = <usize>N << 2;
+  if (K == 0) {
+    if (!accumulate) for (let i = 0; i < M; i++) memory.fill(c + <usize>i * ldc, 0, ldc);
+    return;
+  }
+  const MM = M & ~3;
+  const NN = N & ~7;
+  for (let k0 = 0; k0 < K; k0 += KC) {
+    const kc = min(KC, K - k0);
+    const add = accumulate != 0 || k0 > 0;
+    const ak = a + <usize>k0 * aks;
+    const bk = b + <usize>k0 * ldb;
+    for (let j = 0; j < NN; j += 8) {
+      const bj = bk + (<usize>j << 2);
+      for (let i = 0; i < MM; i += 4) {
+        ukernelNn4x8(ak + <usize>i * ars, ars, aks, bj, ldb, kc, c + <usize>i * ldc + (<usize>j << 2), ldc, add);
+      }
+      for (let i = MM; i < M; i++) {
+        ukernelNn1x8(ak + <usize>i * ars, aks, bj, ldb, kc, c + <usize>i * ldc + (<usize>j << 2), add);
+      }
+    }
+    // columns past a multiple of 8: scalar, same k order
+    for (let j = NN; j < N; j++) {
+      for (let i = 0; i < M; i++) {
+        let s: f32 = 0;
+        let ap = ak + <usize>i * ars;
+        let bp = bk + (<usize>j << 2);
+        for (let k = 0; k < kc; k++) {
+          s += load<f32>(ap) * load<f32>(bp);
+          ap += aks;
+          bp += ldb;
+        }
+        const cp = c + <usize>i * ldc + (<usize>j << 2);
+        store<f32>(cp, add ? load<f32>(cp) + s : s);
+      }
+    }
+  }
+}
+
+/** C[M,N] (=|+=) A[M,K] · B[K,N]: the input gradient dX = dY · W of a linear layer. */
+export function f32_gemm_nn(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, accumulate: i32): void {
+  assert(M >= 0 && N >= 0 && K >= 0, "f32_gemm_nn: negative size");
+  assert(((a | b | c) & 3) == 0, "f32_gemm_nn: pointer not 4-byte aligned");
+  assert(accumulate == 0 || accumulate == 1, "f32_gemm_nn: accumulate must be 0 or 1");
+  if (M == 0 || N == 0) return;
+  gemmRowStrided(a, <usize>K << 2, 4, b, c, M, N, K, accumulate);
+}
+
+/** C[M,N] (=|+=) A[K,M]ᵀ · B[K,N]: the weight gradient dW += dYᵀ · X of a linear layer. */
+export function f32_gemm_tn(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, accumulate: i32): void {
+  assert(M >= 0 && N >= 0 && K >= 0, "f32_gemm_tn: negative size");
+  assert(((a | b | c) & 3) == 0, "f32_gemm_tn: pointer not 4-byte aligned");
+  assert(accumulate == 0 || accumulate == 1, "f32_gemm_tn: accumulate must be 0 or 1");
+  if (M == 0 || N == 0) return;
+  gemmRowStrided(a, 4, <usize>M << 2, b, c, M, N, K, accumulate);
+}

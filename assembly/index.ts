@@ -14,7 +14,6 @@ export * from "./f32-obs";
 export * from "./f32-fista";
 export * from "./f32-nm";
 export * from "./spmm-nm";
-export * from "./f32-gemm-backward";
 export * from "./f32-elementwise-backward";
 export * from "./f32-attention-backward";
 export * from "./f32-loss-backward";

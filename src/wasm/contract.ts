@@ -93,7 +93,7 @@ export interface Kernels {
   bf16_spmm_bcsr_nt(x: number, rowptr: number, cols: number, vals: number, y: number, M: number, N: number, K: number, scratch: number): void;
   f16_spmm_bcsr_nt(x: number, rowptr: number, cols: number, vals: number, y: number, M: number, N: number, K: number, scratch: number): void;
 
-  // ---- assembly/f32-gram.ts ------------------------------------------------------------------------
+  // ---- assembly/gemm.ts (f32_gemm_strided), f32-gram.ts ------------------------------------------
   /**
    * C[M,N] (+)= alpha · op(A)·B with op(A)(i,k) at float offset i·sai + k·sak of a; B rows of ldb, C rows of ldc.
    * accumulate = 1 adds to C; upper = 1 computes only j ≥ i (needs M ≤ N). Deterministic summation order.
@@ -113,9 +113,10 @@ export interface Kernels {
   /** out[j] += Σ_t X[t,j]² for X [T, cols]: the diagonal of f32_gram_upper, bit for bit (Wanda's column norms). */
   f32_col_sumsq(x: number, out: number, T: number, cols: number): void;
 
-  // ---- assembly/f32-fista.ts -----------------------------------------------------------------------
-  /** G[rows,cols] = W[rows,k] · H[k,cols]. */
+  /** G[rows,cols] = W[rows,k] · H[k,cols] (FISTA's W·H; assembly/gemm.ts). */
   f32_fista_wh(w: number, h: number, g: number, rows: number, cols: number, k: number): void;
+
+  // ---- assembly/f32-fista.ts -----------------------------------------------------------------------
   /**
    * One FISTA step given G = Y·H: W⁺ = S_{η·λ_r}(Y − 2η(G − B)) (· mask unless mask = 0), per-row gradient
    * restart, Y = W⁺ + β_r(W⁺ − W). lam, t: [rows] f32.
@@ -149,7 +150,7 @@ export interface Kernels {
   f32_tril_gram_scratch(n: number): number;
   f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
 
-  // ---- assembly/f32-gemm-backward.ts ---------------------------------------------------------------
+  // ---- assembly/gemm.ts: the backward GEMMs ------------------------------------------------------
   /** C[M,N] (=|+=) A[M,K] · B[K,N]  — dX = dY · W */
   f32_gemm_nn(a: number, b: number, c: number, M: number, N: number, K: number, accumulate: number): void;
   /** C[M,N] (=|+=) A[K,M]ᵀ · B[K,N] — dW += dYᵀ · X */
