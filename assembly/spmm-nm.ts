@@ -95,8 +95,27 @@ function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32
     let vaccA1 = f32x4.splat(0);
     let vaccB0 = f32x4.splat(0);
     let vaccB1 = f32x4.splat(0);
+    // two groups a step: one u32 of indices per block serves both (4 masks), then an odd last group alone
+    const x2end = x + (<usize>(G & ~1) << 4);
     const xend = x + (<usize>G << 4);
-    for (let xp = x; xp < xend; xp += 16) {
+    let xp = x;
+    for (; xp < x2end; xp += 32) {
+      const vx0123 = v128.load(xp);
+      const vx4567 = v128.load(xp, 16);
+      const qa = <usize>load<u32>(ip);
+      const qb = <usize>load<u32>(ip + blockIdx);
+      vaccA0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qa & 255) << 4))), vals0<D>(vp), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qa >> 4) & 0xff0))), vals1<D>(vp), vaccA1);
+      vaccB0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qb & 255) << 4))), vals0<D>(vp + blockVals), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qb >> 4) & 0xff0))), vals1<D>(vp + blockVals), vaccB1);
+      vaccA0 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qa >> 12) & 0xff0))), vals0<D>(vp + gb), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qa >> 20) & 0xff0))), vals1<D>(vp + gb), vaccA1);
+      vaccB0 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qb >> 12) & 0xff0))), vals0<D>(vp + blockVals + gb), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qb >> 20) & 0xff0))), vals1<D>(vp + blockVals + gb), vaccB1);
+      vp += gb << 1;
+      ip += 4;
+    }
+    if (xp < xend) {
       const vx0123 = v128.load(xp);
       let pair = <usize>load<u16>(ip);
       vaccA0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp), vaccA0);
@@ -104,8 +123,6 @@ function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32
       pair = <usize>load<u16>(ip + blockIdx);
       vaccB0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp + blockVals), vaccB0);
       vaccB1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp + blockVals), vaccB1);
-      vp += gb;
-      ip += 2;
     }
     storeRows(y, b << 2, N, f32x4.add(vaccA0, vaccA1));
     storeRows(y, (b << 2) + 4, N, f32x4.add(vaccB0, vaccB1));
