@@ -22,7 +22,7 @@ import { mulberry32 } from "../src/util/rng.js";
 import { createRunState, forward } from "../src/model/forward.js";
 import { perplexity } from "../src/eval/perplexity.js";
 import { openExecutor } from "../src/workers/index.js";
-import { LINEAR_OPS, type Model, type ModelConfig } from "../src/model/types.js";
+import { LINEAR_OPS, type LinearWeight, type Model, type ModelConfig } from "../src/model/types.js";
 import { compressModel, type CompressReport } from "../src/model/compressed.js";
 import { humanBytes, table } from "../src/cli/format.js";
 import { dense, type WeightDType } from "../src/model/types.js";
@@ -35,7 +35,7 @@ export interface ModelBenchSide {
   generateTps: number;
   /** tokens/s of perplexity evaluation (whole sequences per forward) */
   evalTps: number;
-  /** bytes of the arena after loading (weights and nothing else) */
+  /** bytes of the model's weights as held in memory (every tensor in its layout; a tied head once) */
   weightBytes: number;
 }
 
@@ -103,6 +103,16 @@ export function magnitude2of4(w: Float32Array): void {
   }
 }
 
+/** Bytes of every weight of `model` as held (row-major f32, p8 panels, or a compressed layout); a tied LM head once. */
+function heldBytes(model: Model): number {
+  const w = model.weights;
+  const of = (t: LinearWeight | { data: Float32Array } | undefined): number => (!t ? 0 : "format" in t && t.format !== "dense" ? t.bytes : 4 * t.data.length);
+  let n = of(w.embed) + of(w.norm);
+  for (const lw of w.layers) for (const t of Object.values(lw)) n += of(t as LinearWeight);
+  const tied = w.lmHead.format === "dense" && w.lmHead.ptr === w.embed.ptr;
+  return tied ? n : n + of(w.lmHead);
+}
+
 /** Greedy decode: prefill `prompt`, then `steps` single-position forwards; tokens/s over the decode steps. */
 function greedy(model: Model, prompt: number[], steps: number): { tokens: number[]; tps: number } {
   return model.wasm.arena.scoped(() => {
@@ -131,7 +141,7 @@ function randomSequences(vocab: number, n: number, len: number, seed: number): n
 }
 
 async function measure(model: Model, prompt: number[], steps: number, seqs: number[][]): Promise<ModelBenchSide & { tokens: number[] }> {
-  const weightBytes = model.wasm.arena.used;
+  const weightBytes = heldBytes(model);
   const g = greedy(model, prompt, steps);
   const e = await perplexity(model, seqs, openExecutor(model.wasm, 1)); // one thread, as the generate side
   return { generateTps: g.tps, evalTps: e.tokensPerSecond, weightBytes, tokens: g.tokens };
