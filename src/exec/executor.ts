@@ -16,7 +16,7 @@
  *
  * Determinism: work is split into contiguous row blocks whose results do not depend on the split (every kernel
  * computes a row, or an element, with the same summation order wherever it falls in a tile — see
- * assembly/f32-gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
+ * assembly/gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
  * for any thread count.
  */
 import os from "node:os";

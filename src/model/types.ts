@@ -79,8 +79,8 @@ export interface Slorb {
  * A linear weight (N, K) = (out, in) in the arena, tagged by the layout the forward pass runs (`linear()`,
  * src/model/forward.ts, picks the kernel by `format`):
  *  - `dense`: f32 row-major at `ptr`, `data` views it;
- *  - `2:4`: the "4x" kernel layout of assembly/f32-spmm-nm.ts (a compressed model's 2:4 operator);
- *  - `csr`: the panel CSR of assembly/f32-spmm-csr.ts (a compressed model's unstructured operator).
+ *  - `2:4`: the "4x" kernel layout of assembly/spmm-nm.ts (a compressed model's 2:4 operator);
+ *  - `csr`: the panel CSR of assembly/spmm-csr.ts (a compressed model's unstructured operator).
  * A compressed operator has no dense copy: whoever needs its dense values rebuilds them per tensor
  * (`denseWeight`, src/model/linear.ts); pruning needs dense weights (`denseLinear`).
  */

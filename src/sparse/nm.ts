@@ -1,5 +1,5 @@
 /**
- * @file 2:4 sparsity: the kernel layout ("4x", see assembly/f32-spmm-nm.ts) and compressed-tensors'
+ * @file 2:4 sparsity: the kernel layout ("4x", see assembly/spmm-nm.ts) and compressed-tensors'
  * sparse-24-bitmask file layout, and exact conversions between them and dense.
  *
  * "Zero" is ±0.0 (src/sparse/zero.ts); every other value (NaN too) is moved as its 32 bits (Uint32Array), and

@@ -1,5 +1,5 @@
 /**
- * @file The sparse kernels (assembly/f32-spmm-nm.ts, f32-spmm-csr.ts) against the scalar dense reference on the
+ * @file The sparse kernels (assembly/spmm-nm.ts, spmm-csr.ts) against the scalar dense reference on the
  * unpacked weights: random matrices, awkward shapes (tile, sub-tile and remainder sizes in N, K and M), all-zero
  * rows, fully dense groups / rows, batch 1..64; guard words around outputs; pack → unpack bit-exact.
  */
