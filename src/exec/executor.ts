@@ -75,8 +75,7 @@ export function checkThreads(n: number): number {
 
 /** Bytes of f32_gemm_nt packing scratch for any shape (the kernel blocks N by 1024 and K by 256). */
 export function maxPackBytes(wasm: Wasm): number {
-  const f = wasm.exports.f32_gemm_nt_scratch as ((M: number, N: number, K: number) => number) | undefined;
-  return f ? f(4, 1 << 20, 1 << 20) : 16;
+  return wasm.exports.f32_gemm_nt_scratch(4, 1 << 20, 1 << 20);
 }
 
 /**

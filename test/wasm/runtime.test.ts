@@ -75,7 +75,7 @@ test("the kernel contract is checked at instantiation: a missing, re-typed or un
   assert.throws(() => checkKernels({ ...exports, f32_gemm_nt: (a: number) => a }, "k.wasm"), /f32_gemm_nt takes 1 parameters, the contract says 8/);
   assert.throws(() => checkKernels({ ...exports, bf16_gemv_rows: () => 0 }, "k.wasm"), /bf16_gemv_rows is exported but not in the contract/);
   // every declared export is a function of the declared arity on the built module (and the names agree)
-  for (const [name, arity] of Object.entries(KERNEL_ARITY)) assert.equal((w.exports as unknown as Record<string, (...a: number[]) => unknown>)[name]!.length, arity, name);
+  for (const [name, arity] of Object.entries(KERNEL_ARITY)) assert.equal((w.exports[name as keyof typeof KERNEL_ARITY] as (...a: number[]) => unknown).length, arity, name);
 });
 
 test("kernel builds: relaxed SIMD is chosen by feature detection, WASPRUNE_KERNELS overrides; both builds pass the contract", () => {

@@ -11,7 +11,7 @@ import { packCsr, unpackCsr, toFileBitmask, fromFileBitmask } from "../../src/sp
 import { canonicalZeros, countNonzeros } from "../../src/sparse/zero.js";
 import { place2of4, placeCsr } from "../../src/model/linear.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
-import { place, scoped, assertClose, abs } from "../kernels/util.js";
+import { place, scoped, assertClose, abs } from "./util.js";
 import { kernels } from "../../src/kernels/index.js";
 
 type Kind = "random" | "zero-rows" | "dense-groups" | "all-zero";

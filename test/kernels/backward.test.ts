@@ -7,7 +7,7 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mulberry32 } from "../helpers/random.js";
-import { place, scoped } from "../kernels/util.js";
+import { place, scoped } from "./util.js";
 import { kernels } from "../../src/kernels/index.js";
 
 const H = 1e-5;
