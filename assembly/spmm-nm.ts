@@ -104,25 +104,28 @@ function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32
       const vx4567 = v128.load(xp, 16);
       const qa = <usize>load<u32>(ip);
       const qb = <usize>load<u32>(ip + blockIdx);
-      vaccA0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qa & 255) << 4))), vals0<D>(vp), vaccA0);
-      vaccA1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qa >> 4) & 0xff0))), vals1<D>(vp), vaccA1);
-      vaccB0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qb & 255) << 4))), vals0<D>(vp + blockVals), vaccB0);
-      vaccB1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((qb >> 4) & 0xff0))), vals1<D>(vp + blockVals), vaccB1);
-      vaccA0 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qa >> 12) & 0xff0))), vals0<D>(vp + gb), vaccA0);
-      vaccA1 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qa >> 20) & 0xff0))), vals1<D>(vp + gb), vaccA1);
-      vaccB0 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qb >> 12) & 0xff0))), vals0<D>(vp + blockVals + gb), vaccB0);
-      vaccB1 = madd(swizzleInRange(vx4567, v128.load(SWZ + ((qb >> 20) & 0xff0))), vals1<D>(vp + blockVals + gb), vaccB1);
+      const vq = vp + blockVals;
+      const vp1 = vp + gb;
+      const vq1 = vq + gb;
+      vaccA0 = madd(swizzleInRange(vx0123, v128.load(((qa & 255) << 4), SWZ)), vals0<D>(vp), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx0123, v128.load(((qa >> 4) & 0xff0), SWZ)), vals1<D>(vp), vaccA1);
+      vaccB0 = madd(swizzleInRange(vx0123, v128.load(((qb & 255) << 4), SWZ)), vals0<D>(vq), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx0123, v128.load(((qb >> 4) & 0xff0), SWZ)), vals1<D>(vq), vaccB1);
+      vaccA0 = madd(swizzleInRange(vx4567, v128.load(((qa >> 12) & 0xff0), SWZ)), vals0<D>(vp1), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx4567, v128.load(((qa >> 20) & 0xff0), SWZ)), vals1<D>(vp1), vaccA1);
+      vaccB0 = madd(swizzleInRange(vx4567, v128.load(((qb >> 12) & 0xff0), SWZ)), vals0<D>(vq1), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx4567, v128.load(((qb >> 20) & 0xff0), SWZ)), vals1<D>(vq1), vaccB1);
       vp += gb << 1;
       ip += 4;
     }
     if (xp < xend) {
       const vx0123 = v128.load(xp);
       let pair = <usize>load<u16>(ip);
-      vaccA0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp), vaccA0);
-      vaccA1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp), vaccA1);
+      vaccA0 = madd(swizzleInRange(vx0123, v128.load(((pair & 255) << 4), SWZ)), vals0<D>(vp), vaccA0);
+      vaccA1 = madd(swizzleInRange(vx0123, v128.load(((pair >> 8) << 4), SWZ)), vals1<D>(vp), vaccA1);
       pair = <usize>load<u16>(ip + blockIdx);
-      vaccB0 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp + blockVals), vaccB0);
-      vaccB1 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp + blockVals), vaccB1);
+      vaccB0 = madd(swizzleInRange(vx0123, v128.load(((pair & 255) << 4), SWZ)), vals0<D>(vp + blockVals), vaccB0);
+      vaccB1 = madd(swizzleInRange(vx0123, v128.load(((pair >> 8) << 4), SWZ)), vals1<D>(vp + blockVals), vaccB1);
     }
     storeRows(y, b << 2, N, f32x4.add(vaccA0, vaccA1));
     storeRows(y, (b << 2) + 4, N, f32x4.add(vaccB0, vaccB1));
@@ -136,8 +139,8 @@ function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32
     for (let xp = x; xp < xend; xp += 16) {
       const vx0123 = v128.load(xp);
       const pair = <usize>load<u16>(ip);
-      vacc0_0123 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair & 255) << 4))), vals0<D>(vp), vacc0_0123);
-      vacc1_0123 = madd(swizzleInRange(vx0123, v128.load(SWZ + ((pair >> 8) << 4))), vals1<D>(vp), vacc1_0123);
+      vacc0_0123 = madd(swizzleInRange(vx0123, v128.load(((pair & 255) << 4), SWZ)), vals0<D>(vp), vacc0_0123);
+      vacc1_0123 = madd(swizzleInRange(vx0123, v128.load(((pair >> 8) << 4), SWZ)), vals1<D>(vp), vacc1_0123);
       vp += gb;
       ip += 2;
     }
