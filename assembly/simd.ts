@@ -25,17 +25,18 @@ export function swizzleInRange(a: v128, s: v128): v128 {
 }
 
 /**
- * f32 lanes of f16 bits held in the upper 16 bits of each u32 lane (lower 16 bits zero): exact for every finite
- * f16, ±0 and subnormals included, in three ops. The arithmetic shift right by 3 moves exponent and mantissa to
- * f32's places and copies the sign into bits 31..28; the mask keeps bit 31 (the sign) and bits 27..13; the
- * multiply by 2^112 rebiases the exponent (f16 subnormals land on f32 normals: exact; the sign rides along).
- * Inf and NaN would read as finite values ≥ 65536 in magnitude: packing refuses f16 weights that are not finite
- * (src/model/packed.ts), so the kernels never see them.
+ * f32 lanes of f16 bits held in the upper 16 bits of each u32 lane (whatever the lower 16 bits hold): exact for
+ * every finite f16, ±0 and subnormals included, in three ops. The arithmetic shift right by 3 moves exponent and
+ * mantissa to f32's places (bits 27..13) and copies the sign into bits 31..28; the mask keeps bit 31 (the sign)
+ * and bits 27..13, clearing what the lower half shifted in; the multiply by 2^112 rebiases the exponent (f16
+ * subnormals land on f32 normals: exact; the sign rides along). Inf and NaN would read as finite values ≥ 65536
+ * in magnitude: packing refuses f16 weights that are not finite (src/model/packed.ts), so the kernels never
+ * see them.
  */
 // @ts-ignore: decorator
 @inline
 export function f16TopToF32(v: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffffff)), f32x4.splat(5.192296858534828e33));
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
 }
 
 /** Lanes 0..3 of 8 halves packed as [e0 e4 e1 e5 e2 e6 e3 e7]: the even 16-bit elements of `h`, as f32. */
@@ -50,7 +51,7 @@ export function halfEven<D>(h: v128): v128 {
 // @ts-ignore: decorator
 @inline
 export function halfOdd<D>(h: v128): v128 {
-  if (isSigned<D>()) return f16TopToF32(v128.and(h, i32x4.splat(0xffff0000)));
+  if (isSigned<D>()) return f16TopToF32(h);
   return v128.and(h, i32x4.splat(0xffff0000));
 }
 
@@ -68,7 +69,7 @@ export function loadWeight<D>(p: usize): f32 {
 // @ts-ignore: decorator
 @inline
 export function f16ToF32(h: u32): f32 {
-  return reinterpret<f32>(<u32>(<i32>(h << 16) >> 3) & 0x8fffffff) * <f32>5.192296858534828e33;
+  return reinterpret<f32>(<u32>(<i32>(h << 16) >> 3) & 0x8fffe000) * <f32>5.192296858534828e33;
 }
 
 // ---- p8 panels (assembly/gemv.ts describes the layout) ----
