@@ -36,6 +36,12 @@ const threadsOption = () =>
     .argParser(int("--threads"))
     .default(os.availableParallelism(), "available cores");
 
+/** `--weights-dtype` of the inference commands (eval, generate, bench model): src/model/weight-file.ts WeightsOption. */
+const weightsDtypeOption = () =>
+  new Option("--weights-dtype <d>", "linear weights in memory, packed once at load for the kernels: stored (each tensor's stored dtype: F32 → f32, BF16 → bf16, F16 → f16) | f32 | bf16 | f16 (rounded to nearest even); half precision halves their bytes, the kernels widen in registers and accumulate in f32")
+    .choices(["stored", "f32", "bf16", "f16"])
+    .default("stored");
+
 /** `--device` of prune, eval, generate and bench kernels (src/gpu/device.ts). */
 const deviceOption = () =>
   new Option("--device <d>", "auto (WebGPU if an adapter exists, else WASM with one line) | wasm | webgpu (error without an adapter)")
@@ -86,6 +92,7 @@ protocolOptions(program
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--text <file>", "text file to evaluate on"), "")
   .addOption(tokenizerOption)
+  .addOption(weightsDtypeOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
   .addOption(residencyOption())
@@ -105,6 +112,7 @@ program
   .option("--top-p <p>", "nucleus sampling mass (1 = off)", num("--top-p"), 0.9)
   .option("--seed <s>", "random seed", int("--seed"), 42)
   .addOption(tokenizerOption)
+  .addOption(weightsDtypeOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
   .option("--json", "print results as JSON (no streaming)")
@@ -295,11 +303,12 @@ bench
   .argument("[model]", "a pruned .bin file or Hugging Face model directory (omit for the synthetic model only)")
   .option("--layers <n>", "layers of the synthetic 4096-wide model (~1.2 GB per layer for both forms)", int("--layers"), 2)
   .option("--no-synthetic", "skip the synthetic 4096-wide model")
+  .addOption(new Option("--weights-dtype <d>", "dtype of the linear weights of both models in memory (packed once at load)").choices(["f32", "bf16", "f16"]).default("f32"))
   .option("--quick", "fewer tokens")
   .option("--json", "print results as JSON")
   .action(async (model: string | undefined, opts) => {
     const { benchModel } = await import("../../bench/model.js");
-    const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic });
+    const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic, weightsDtype: opts.weightsDtype });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 protocolOptions(bench

@@ -6,12 +6,22 @@ import { builtinModel, BUILTIN_NAME } from "../model/builtin.js";
 import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
 import { loadModel, openStore, type StoreOptions } from "../model/load.js";
 import type { Model } from "../model/types.js";
+import { packModel } from "../model/linear.js";
+import { weightDTypeOf, type WeightsOption } from "../model/weight-file.js";
 import { residentStore, type ModelStore } from "../model/residency.js";
 import { progress } from "./progress.js";
 
-export async function openModel(path: string, opts: { tokenizer?: string; requireTokenizer?: boolean } = {}): Promise<Model> {
-  if (path === BUILTIN_NAME) return builtinModel();
-  return loadModel(await resolveModelPath(path), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+/**
+ * MODEL resident. `weights` (inference commands' --weights-dtype): linear weights packed for the kernels as they
+ * are read (the builtin model is packed after it is built); absent: row-major f32, for commands that edit weights.
+ */
+export async function openModel(path: string, opts: { tokenizer?: string; requireTokenizer?: boolean; weights?: WeightsOption } = {}): Promise<Model> {
+  if (path === BUILTIN_NAME) {
+    const m = builtinModel();
+    if (opts.weights) packModel(m, weightDTypeOf(opts.weights, m.source.dtype));
+    return m;
+  }
+  return loadModel(await resolveModelPath(path), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights });
 }
 
 /** MODEL as a store: resident when it fits (or `builtin`), streamed a decoder layer at a time otherwise. */

@@ -10,7 +10,8 @@
 import type { Executor } from "../exec/executor.js";
 import { RowStore } from "../io/row-store.js";
 import { gemmNT } from "../kernels/products.js";
-import { createRunState, kernelsOf } from "../model/forward.js";
+import { createRunState } from "../model/forward.js";
+import { kernels } from "../kernels/index.js";
 import { advanceRows, executorPasses } from "../model/layer-passes.js";
 import { denseWeight } from "../model/linear.js";
 import type { ModelStore } from "../model/residency.js";
@@ -27,7 +28,7 @@ export async function perplexityLayerMajor(
 ): Promise<PerplexityResult> {
   const c = store.config;
   const a = store.wasm.arena;
-  const k = kernelsOf(store.wasm);
+  const k = kernels(store.wasm);
   const t0 = performance.now();
   const m0 = a.mark();
   const hidden = new RowStore(sequences.map((s) => s.length), c.dim, { budget: opts.budget });

@@ -38,7 +38,7 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
     maxThreads: threads,
     concurrentTasksPerWorker: 1,
     execArgv: ["--import", tsxLoader()],
-    workerData: { memory: wasm.memory },
+    workerData: { memory: wasm.memory, build: wasm.build },
   });
   let closed = false;
   /**

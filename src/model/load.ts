@@ -15,7 +15,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import { dense, type LayerWeights, type Model, type ModelConfig, type ModelSource } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile } from "./weight-file.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
 import { residentStore, streamedStore, type ModelStore } from "./residency.js";
 
 export interface LoadOptions {
@@ -25,6 +25,11 @@ export interface LoadOptions {
   wasm?: Wasm;
   /** false: load without a tokenizer when none is found (e.g. for `inspect`); default true */
   requireTokenizer?: boolean;
+  /**
+   * inference commands: linear weights packed once for the kernels, in this dtype (./weight-file.ts
+   * WeightsOption); absent: row-major f32 (pruning, training). A streamed store ignores it (layers stay f32).
+   */
+  weights?: WeightsOption;
 }
 
 /** The WebAssembly memory (wasm32) holds at most 4 GiB. */
@@ -63,14 +68,15 @@ function sourceOf(file: WeightFile): ModelSource {
 const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
 
 /** Every weight of `file` into `wasm`'s arena (the caller has checked it fits). */
-function readResident(file: WeightFile, wasm: Wasm): Model {
+function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
   const c = file.config;
   const a = wasm.arena;
   const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
   const embed = readTensor(a, file.tensor(top.embed!));
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
   const norm = readTensor(a, file.tensor(top.norm!));
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!));
+  // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
   return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
 }
 
@@ -89,7 +95,7 @@ export async function loadModel(modelPath: string, opts: LoadOptions = {}): Prom
           `to run it whole, prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
       );
     }
-    const model = readResident(file, opts.wasm ?? createWasm());
+    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;

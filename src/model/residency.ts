@@ -89,7 +89,7 @@ export function residentStore(model: Model): ModelStore {
     headRows(r0, r1) {
       const h = w.lmHead;
       if (r0 === 0 && r1 === c.vocabSize) return h;
-      if (h.format !== "dense") throw new UsageError(`the LM head is stored compressed (${h.format}): its rows are served whole`);
+      if (h.format !== "dense") throw new UsageError(`the LM head is held as ${h.format}: its rows are served whole`);
       return { format: "dense", ptr: h.ptr + 4 * r0 * c.dim, shape: [r1 - r0, c.dim], data: h.data.subarray(r0 * c.dim, r1 * c.dim) };
     },
     stats,

@@ -33,7 +33,7 @@ export interface LayerJobTask {
 
 export const LAYER_JOB_HANDLERS = {
   async pruneLayer(shared: Wasm, t: LayerJobTask, handlers: Handlers): Promise<OperatorReport[]> {
-    const wasm: Wasm = { memory: shared.memory, exports: shared.exports, arena: new BoundedArena(shared.memory, t.base, t.limit) };
+    const wasm: Wasm = { memory: shared.memory, exports: shared.exports, build: shared.build, arena: new BoundedArena(shared.memory, t.base, t.limit) };
     const exec = localExecutor(wasm, handlers);
     const stream = new MemoryRows(wasm.arena.f32(t.stream, t.calib.totalTokens * t.config.dim), t.calib.samples.map((s) => s.length), t.config.dim);
     const ctx = { store: { config: t.config, wasm }, exec, calib: t.calib, stream, states: [t.st], settings: t.settings, time: { forward: 0, statistics: 0, solve: 0 } };

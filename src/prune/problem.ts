@@ -16,7 +16,7 @@
 import type { Wasm } from "../wasm/runtime.js";
 import type { Executor } from "../exec/executor.js";
 import { UsageError } from "../errors.js";
-import { pruneKernels } from "../kernels/prune-api.js";
+import { kernels } from "../kernels/index.js";
 import type { GramStats } from "./gram.js";
 import { matmul } from "../kernels/products.js";
 import { gaussianPairs } from "../util/rng.js";
@@ -131,7 +131,7 @@ export async function problemFromGram(exec: Executor, W0: number, rows: number, 
 export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const out = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_dot(a, b, out, rows, cols);
+    kernels(wasm).f32_row_dot(a, b, out, rows, cols);
     let s = 0;
     for (const v of wasm.arena.f32(out, rows)) s += v;
     return s;
@@ -163,7 +163,7 @@ export async function rowObjectives(exec: Executor, problem: GramProblem, W: num
       const r0 = a.f32(problem.R0, n);
       for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
     }
-    pruneKernels(wasm).f32_row_dot(D, G, dots, rows, cols);
+    kernels(wasm).f32_row_dot(D, G, dots, rows, cols);
     const dv = a.f32(dots, rows);
     for (let r = 0; r < rows; r++) out[r] = dv[r];
     return out;
@@ -194,7 +194,7 @@ export function gramProblem(problem: OperatorProblem, method: string): GramProbl
 export function measuredSparsity(wasm: Wasm, W: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const nnz = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_nnz(W, nnz, rows, cols);
+    kernels(wasm).f32_row_nnz(W, nnz, rows, cols);
     let s = 0;
     for (const v of wasm.arena.i32(nnz, rows)) s += v;
     return rows * cols > 0 ? 1 - s / (rows * cols) : 0;

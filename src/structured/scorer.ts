@@ -4,9 +4,10 @@
  */
 import type { Model } from "../model/types.js";
 import type { Executor } from "../exec/executor.js";
-import { attentionBlock, createRunState, embed, kernelsOf, mlpBlock } from "../model/forward.js";
+import { attentionBlock, createRunState, embed, mlpBlock } from "../model/forward.js";
 import { GramCollector } from "../prune/gram.js";
 import type { StructureScores } from "./structures.js";
+import { kernels } from "../kernels/index.js";
 
 export interface SpsaSettings {
   /** directions K */
@@ -57,7 +58,7 @@ export interface OutputStats {
 export async function outputStats(model: Model, calib: readonly number[][], exec: Executor): Promise<OutputStats> {
   const c = model.config;
   const a = model.wasm.arena;
-  const k = kernelsOf(model.wasm);
+  const k = kernels(model.wasm);
   const layers = model.weights.layers;
   const mark = a.mark();
   try {

@@ -11,8 +11,9 @@
 import type { Wasm } from "../wasm/runtime.js";
 import { ropeTables } from "../model/forward.js";
 import { denseLinear } from "../model/linear.js";
-import { backwardKernels, type BackwardKernelApi } from "./api.js";
 import type { LinearParam, Student } from "./student.js";
+import { kernels } from "../kernels/index.js";
+import type { Kernels } from "../wasm/contract.js";
 
 /** Saved activations of one decoder layer, each (maxT, width) floats. */
 export interface LayerActs {
@@ -62,7 +63,7 @@ export function createTrainState(st: Student, maxT: number): TrainState {
   const m = st.model;
   const c = m.config;
   const a = m.wasm.arena;
-  const k = backwardKernels(m.wasm);
+  const k = kernels(m.wasm);
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;
   const widest = Math.max(c.dim, qDim, kvDim, c.hiddenDim, c.vocabSize);
@@ -93,12 +94,9 @@ export function createTrainState(st: Student, maxT: number): TrainState {
   };
 }
 
-function kernels(wasm: Wasm): BackwardKernelApi {
-  return backwardKernels(wasm);
-}
 
 /** y (T, N) = x (T, K) · (W⊙M)ᵀ (+ S·(P x) with SLoRB). */
-function linearF(k: BackwardKernelApi, ts: TrainState, lp: LinearParam, x: number, y: number, T: number): void {
+function linearF(k: Kernels, ts: TrainState, lp: LinearParam, x: number, y: number, T: number): void {
   k.f32_gemm_nt(x, lp.wm.ptr, y, T, lp.N, lp.K, 0, ts.pack);
   const s = lp.slorb;
   if (s) {
@@ -112,7 +110,7 @@ function linearF(k: BackwardKernelApi, ts: TrainState, lp: LinearParam, x: numbe
  * The gradient of the masked copy goes to the dense shadow unchanged (straight-through, see student.ts).
  */
 function linearB(
-  k: BackwardKernelApi, ts: TrainState, lp: LinearParam, x: number, dy: number, dx: number, T: number,
+  k: Kernels, ts: TrainState, lp: LinearParam, x: number, dy: number, dx: number, T: number,
   grads: number, accumulate: number,
 ): void {
   k.f32_gemm_nn(dy, lp.wm.ptr, dx, T, lp.K, lp.N, accumulate);

@@ -24,12 +24,12 @@ import { logitsNll } from "../eval/perplexity.js";
 import type { Model } from "../model/types.js";
 import type { Executor } from "../exec/executor.js";
 import { adamwStep, createAdamW, type AdamWState } from "./adamw.js";
-import { backwardKernels } from "./api.js";
 import { createTrainState, trainBackward, trainForward, type TrainState } from "./backprop.js";
 import type { DataSource } from "./data.js";
 import { initSlorb, nmMaskInto, wandaScale, type MaskMetric } from "./mask.js";
 import { createStudent, refreshMasked, type Student } from "./student.js";
 import { blockGrid, describeStudent, sequenceGrads, slotRuns, type StudentDesc, type TrainBlocksTask } from "./data-parallel.js";
+import { kernels } from "../kernels/index.js";
 
 export const TRAIN_METHODS = Object.freeze(["ast", "fixed"] as const);
 export type TrainMethod = (typeof TRAIN_METHODS)[number];
@@ -256,7 +256,7 @@ export class Trainer {
    * thread count.
    */
   private async stepGradients(seqs: Int32Array[]): Promise<Float64Array> {
-    const k = backwardKernels(this.model.wasm);
+    const k = kernels(this.model.wasm);
     const n = this.student.gradFloats;
     const L = this.lossSettings();
     this.desc ??= { student: describeStudent(this.student), teacher: this.teacherNet ? describeStudent(this.teacherNet.st) : undefined };

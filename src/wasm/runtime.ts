@@ -13,28 +13,82 @@ import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { instantiateSync } from "@assemblyscript/loader";
 import { WasmError } from "../errors.js";
+import { checkKernels, type Kernels } from "./contract.js";
 
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
 export const ALIGN = 64;
 
-export interface KernelExports {
-  heapBase(): number;
-  [name: string]: unknown;
+/** The exports of an instance: the kernel contract (./contract.ts), checked when the module is instantiated. */
+export type KernelExports = Kernels;
+
+/** The two builds of the kernels (one source, assembly/): baseline WASM SIMD, and relaxed SIMD (FMA, bare swizzles). */
+export const KERNEL_BUILDS = Object.freeze(["baseline", "relaxed"] as const);
+export type KernelBuild = (typeof KERNEL_BUILDS)[number];
+
+const wasmPaths: Record<KernelBuild, string> = {
+  baseline: fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url)),
+  relaxed: fileURLToPath(new URL("../../build/kernels-relaxed.wasm", import.meta.url)),
+};
+
+const compiled = new Map<KernelBuild, WebAssembly.Module>();
+/** The compiled kernel module of `build` (compiled once per thread, instantiated per memory). */
+export function kernelModule(build: KernelBuild = defaultBuild()): WebAssembly.Module {
+  let m = compiled.get(build);
+  if (!m) {
+    const file = wasmPaths[build];
+    if (!existsSync(file)) throw new WasmError(`${file}: kernels are not built; run \`npm run build\` first`);
+    try {
+      m = new WebAssembly.Module(readFileSync(file));
+    } catch (e) {
+      throw new WasmError(`${file}: this runtime cannot compile the ${build} kernels (${(e as Error).message})`);
+    }
+    compiled.set(build, m);
+  }
+  return m;
 }
 
-const wasmPath = fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url));
+/**
+ * A minimal module of one function returning f32x4.relaxed_madd of three zero vectors: `WebAssembly.validate`
+ * of it tells whether this runtime runs the relaxed build (Node ≥ 22, Chromium ≥ 114; Node 20 does not).
+ */
+function relaxedProbe(): Uint8Array<ArrayBuffer> {
+  const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // no locals; relaxed_madd (0xfd 0x105); end
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+    0x03, 0x02, 0x01, 0x00, // function section: func 0 of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body, // code section
+  ]);
+}
 
-let compiled: WebAssembly.Module | undefined;
-/** The compiled kernel module (compiled once per thread, instantiated per memory). */
-export function kernelModule(): WebAssembly.Module {
-  if (!compiled) {
-    if (!existsSync(wasmPath)) {
-      throw new WasmError(`${wasmPath}: kernels are not built; run \`npm run build\` first`);
-    }
-    compiled = new WebAssembly.Module(readFileSync(wasmPath));
+let detected: KernelBuild | undefined;
+/** Whether this runtime validates relaxed SIMD. */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(relaxedProbe() as Uint8Array<ArrayBuffer>);
+  } catch {
+    return false;
   }
-  return compiled;
+}
+
+/**
+ * The build this process runs: WASPRUNE_KERNELS=baseline|relaxed when set (tests, side-by-side benchmarks), else
+ * relaxed where the runtime supports it (feature detection at start-up), else baseline.
+ */
+export function defaultBuild(): KernelBuild {
+  if (!detected) {
+    const env = process.env.WASPRUNE_KERNELS;
+    if (env !== undefined && env !== "") {
+      if (!(KERNEL_BUILDS as readonly string[]).includes(env)) throw new WasmError(`WASPRUNE_KERNELS=${env}: expected ${KERNEL_BUILDS.join(" or ")}`);
+      if (env === "relaxed" && !relaxedSimdSupported()) throw new WasmError("WASPRUNE_KERNELS=relaxed: this runtime does not support relaxed SIMD");
+      detected = env as KernelBuild;
+    } else {
+      detected = relaxedSimdSupported() ? "relaxed" : "baseline";
+    }
+  }
+  return detected;
 }
 
 export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
@@ -54,9 +108,9 @@ export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
  * the loader's exports with each function replaced by its `.original`, the export itself: the wrapper's rest and
  * spread cost ~10–15 ns a call (measured on a shared machine, preliminary), paid by kernels called per row.
  */
-export function instantiate(memory: WebAssembly.Memory): KernelExports {
+export function instantiate(memory: WebAssembly.Memory, build: KernelBuild = defaultBuild()): KernelExports {
   let getString: ((ptr: number) => string | null) | undefined;
-  const { exports } = instantiateSync<Record<string, unknown>>(kernelModule(), {
+  const { exports } = instantiateSync<Record<string, unknown>>(kernelModule(build), {
     env: {
       memory,
       abort(msg: number, file: number, line: number, col: number): never {
@@ -81,16 +135,16 @@ export function instantiate(memory: WebAssembly.Memory): KernelExports {
     const original = typeof value === "function" ? (value as { original?: unknown }).original : undefined;
     out[name] = original ?? value;
   }
-  return out as KernelExports;
+  return checkKernels(out, wasmPaths[build]);
 }
 
 /**
  * The instance of a worker thread on the main thread's memory. Its arena only makes views: the main thread
  * owns allocation (src/exec/executor.ts), so any allocation here throws.
  */
-export function attachWasm(memory: WebAssembly.Memory): Wasm {
-  const exports = instantiate(memory);
-  return { memory, exports, arena: new ViewArena(memory, exports.heapBase()) };
+export function attachWasm(memory: WebAssembly.Memory, build: KernelBuild): Wasm {
+  const exports = instantiate(memory, build);
+  return { memory, exports, build, arena: new ViewArena(memory, exports.heapBase()) };
 }
 
 /**
@@ -234,13 +288,15 @@ function fmtBytes(n: number): string {
 export interface Wasm {
   memory: WebAssembly.Memory;
   exports: KernelExports;
+  /** which build of the kernels this instance runs (workers instantiate the same one) */
+  build: KernelBuild;
   arena: Arena;
 }
 
 /** A fresh memory, an instance on it, and an arena starting above the module's static data. */
-export function createWasm(initialBytes?: number): Wasm {
+export function createWasm(initialBytes?: number, build: KernelBuild = defaultBuild()): Wasm {
   const memory = createMemory(initialBytes);
-  const exports = instantiate(memory);
+  const exports = instantiate(memory, build);
   const arena = new Arena(memory, exports.heapBase());
-  return { memory, exports, arena };
+  return { memory, exports, build, arena };
 }

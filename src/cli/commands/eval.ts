@@ -7,6 +7,7 @@ import { readTextFile } from "../../eval/text.js";
 import { describeProtocol, evalSequences, protocolFromOptions, protocolLabel, type EvalProtocol, type EvalSequences } from "../../eval/protocol.js";
 import { UsageError } from "../../errors.js";
 import { openModelStore } from "../open-model.js";
+import type { WeightsOption } from "../../model/weight-file.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
@@ -23,6 +24,8 @@ export interface EvalOptions {
   tokenizer?: string;
   /** worker threads (1 = no pool; not with linear layers on WebGPU) */
   threads?: number;
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
   /** auto | resident | streamed (src/model/residency.ts) */
@@ -32,7 +35,10 @@ export interface EvalOptions {
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   const protocol = protocolFromOptions(opts);
   const text = readTextFile(opts.text, "--text");
-  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency });
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32); a streamed
+  // store reads its layers as f32 whatever is asked
+  const onDevice = !!opts.device && opts.device !== "wasm";
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
   if (!store.model && opts.device && opts.device !== "wasm") {
     store.close();
     throw new UsageError(`--device ${opts.device}: ${modelPath} is streamed a layer at a time (it does not fit in memory whole); linear layers on WebGPU need the model resident, use --device wasm`);

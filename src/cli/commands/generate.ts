@@ -1,5 +1,6 @@
 import { generate, type GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
+import type { WeightsOption } from "../../model/weight-file.js";
 import { fmt } from "../format.js";
 import { openExecutor } from "../../workers/index.js";
 import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../generate/gemv.js";
@@ -15,12 +16,16 @@ export interface GenerateCliOptions {
   tokenizer?: string;
   /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/generate/gemv.ts), each is split by rows */
   threads?: number;
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts); `auto` measures them at one position */
   device?: DeviceKind;
 }
 
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32)
+  const onDevice = !!opts.device && opts.device !== "wasm";
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
   const gpu = opts.device && opts.device !== "wasm" ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, 1) : undefined;
   // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
   const exec = openExecutor(model.wasm, largestLinear(model) >= MIN_SPLIT_WEIGHTS ? opts.threads ?? 1 : 1);

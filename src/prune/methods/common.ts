@@ -1,6 +1,6 @@
 /** @file Pieces shared by the methods: mask selection by score under a pattern, result stats. */
 import type { Wasm } from "../../wasm/runtime.js";
-import { pruneKernels } from "../../kernels/prune-api.js";
+import { kernels } from "../../kernels/index.js";
 import { checkPatternFits, keptPerRow, type Pattern } from "../pattern.js";
 import { measuredSparsity, relativeError, type OperatorProblem } from "../problem.js";
 import type { StatsKind } from "../stats.js";
@@ -14,7 +14,7 @@ import type { MethodSolution, PruneMethod, PruneOptions, PruneStats } from "./ty
 export function selectMask(
   wasm: Wasm, score: number, mask: number, rows: number, cols: number, pattern: Pattern, scope: "row" | "all",
 ): void {
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   if (pattern.kind === "nm") {
     k.f32_nm_mask(score, mask, rows, cols, pattern.n, pattern.m);
   } else if (scope === "row") {

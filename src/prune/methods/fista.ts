@@ -25,7 +25,6 @@
  */
 import type { Wasm } from "../../wasm/runtime.js";
 import type { Executor } from "../../exec/executor.js";
-import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
 import { gramProblem, rowObjectives, type GramProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
@@ -36,6 +35,8 @@ import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
 import { sparsegpt } from "./sparsegpt.js";
 import type { FistaOptions, PruneMethod, PruneOptions } from "./types.js";
+import { kernels } from "../../kernels/index.js";
+import type { Kernels } from "../../wasm/contract.js";
 
 const BASELINES = { magnitude, wanda, sparsegpt } as const;
 
@@ -57,7 +58,7 @@ export const fista = defineMethod({
 
 /** Buffers and constants of FISTA on one problem. */
 export class FistaSolver {
-  readonly k: PruneKernelApi;
+  readonly k: Kernels;
   readonly rows: number;
   readonly cols: number;
   readonly n: number;
@@ -78,7 +79,7 @@ export class FistaSolver {
   ) {
     const wasm = exec.wasm;
     this.wasm = wasm;
-    this.k = pruneKernels(wasm);
+    this.k = kernels(wasm);
     this.rows = problem.rows;
     this.cols = problem.cols;
     this.n = this.rows * this.cols;
@@ -231,7 +232,7 @@ async function fistaPrune(
     return rowObjectives(exec, problem, Wc);
   };
   const a = wasm.arena;
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const { rows, cols } = problem;
   const n = rows * cols;
   const keep = keptPerRow(pattern, cols);

@@ -2,7 +2,7 @@
  * @file Magnitude pruning: keep the largest |W₀|. Unstructured: one threshold over the whole operator;
  * N:M: the N largest of every M consecutive inputs of a row. Ignores the calibration statistics.
  */
-import { pruneKernels } from "../../kernels/prune-api.js";
+import { kernels } from "../../kernels/index.js";
 import { defineMethod, selectMask } from "./common.js";
 
 export const magnitude = defineMethod({
@@ -16,7 +16,7 @@ export const magnitude = defineMethod({
     const mask = wasm.arena.alloc(rows * cols);
     // |W₀| is read by the kernels (they clear the sign bit), so W₀ itself is the score
     selectMask(wasm, problem.W0, mask, rows, cols, pattern, "all");
-    pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+    kernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     return {};
   },
 });

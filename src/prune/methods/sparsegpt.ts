@@ -15,7 +15,6 @@
  * assumes.
  */
 import type { Executor } from "../../exec/executor.js";
-import { pruneKernels } from "../../kernels/prune-api.js";
 import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
 import { gramProblem, type GramProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
@@ -24,6 +23,7 @@ import type { SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
 import { matmul, trilGram } from "../../kernels/products.js";
 import { obsRows } from "../row-tasks.js";
+import { kernels } from "../../kernels/index.js";
 
 export const sparsegpt = defineMethod({
   name: "sparsegpt",
@@ -78,7 +78,7 @@ export async function fasterprune(
   exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
 ): Promise<{ damp: number; dead: number }> {
   const wasm = exec.wasm;
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const a = wasm.arena;
   const { rows, cols } = problem;
   const percDamp = opts.percDamp ?? 0.01;

@@ -4,7 +4,7 @@
  * ‖X_j‖₂² = n·H_jj, and the constant √n does not change any comparison, so S_ij = |W_ij|·√H_jj
  * (float32: fround(|w|·fround(√H_jj))).
  */
-import { pruneKernels } from "../../kernels/prune-api.js";
+import { kernels } from "../../kernels/index.js";
 import { defineMethod, selectMask } from "./common.js";
 import { UsageError } from "../../errors.js";
 
@@ -22,7 +22,7 @@ export const wanda = defineMethod({
     const mask = a.alloc(rows * cols);
     wandaScores(a.f32(problem.W0, rows * cols), problem.diag, rows, cols, a.f32(S, rows * cols));
     selectMask(wasm, S, mask, rows, cols, pattern, "row");
-    pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+    kernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
     return {};
   },
 });
