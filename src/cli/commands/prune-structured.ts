@@ -84,12 +84,12 @@ export async function pruneStructuredCommand(modelPath: string, o: PruneStructur
   if (o.dtype !== undefined && !(DTYPES as readonly string[]).includes(o.dtype)) throw new UsageError(`--dtype ${o.dtype}: expected one of ${DTYPES.join(", ")}`);
   const spsa = {
     directions: o.spsaDirections ?? DEFAULT_SPSA.directions,
-    eps: o.spsaEps ?? DEFAULT_SPSA.eps,
+    eps: o.spsaEps,
     seed: o.seed ?? DEFAULT_SPSA.seed,
     batchSize: o.spsaBatch ?? DEFAULT_SPSA.batchSize,
   };
   if (!(Number.isInteger(spsa.directions) && spsa.directions >= 1)) throw new UsageError(`--spsa-directions ${spsa.directions}: expected a positive integer`);
-  if (!(spsa.eps > 0 && spsa.eps < 1)) throw new UsageError(`--spsa-eps ${spsa.eps}: expected a number in (0, 1)`);
+  if (spsa.eps !== undefined && !(spsa.eps > 0 && spsa.eps < 1)) throw new UsageError(`--spsa-eps ${spsa.eps}: expected a number in (0, 1)`);
   if (!(Number.isInteger(spsa.batchSize) && spsa.batchSize >= 1)) throw new UsageError(`--spsa-batch ${spsa.batchSize}: expected a positive integer`);
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalProtocol = evalFlagProtocol(o);
