@@ -141,10 +141,10 @@ protocolOptions(program
   .option("--channels-ratio <r>", "--structured: fraction of MLP channels to remove (default --ratio)", num("--channels-ratio"))
   .option("--nonuniform", "--structured: allocate the removals over layers by score (config extension wasprune_layer_sizes)")
   .option("--no-refit", "--structured: skip the least-squares refit of o_proj/down_proj on the kept inputs")
-  .option("--spsa-directions <k>", "--structured mini-llm: SPSA directions K", int("--spsa-directions"))
-  .option("--spsa-eps <e>", "--structured mini-llm: SPSA perturbation of each structure's output scale", num("--spsa-eps"))
-  .option("--spsa-batch <n>", "--structured mini-llm: calibration paragraphs per SPSA batch", int("--spsa-batch"))
-  .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
+  .option("--spsa-directions <k>", "--structured mini-llm / gate-hybrid: SPSA directions K (default 128)", int("--spsa-directions"))
+  .option("--spsa-eps <e>", "--structured mini-llm / gate-hybrid: SPSA perturbation ε (default 1e-3 of the weights / 1e-2 of each structure's output scale)", num("--spsa-eps"))
+  .option("--spsa-batch <n>", "--structured mini-llm / gate-hybrid: calibration paragraphs per SPSA batch (default 16)", int("--spsa-batch"))
+  .option("--seed <s>", "--structured mini-llm / gate-hybrid: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .addOption(deviceOption())
@@ -319,6 +319,35 @@ bench
   .action(async (model: string, opts) => {
     const { benchSpsa } = await import("../../bench/structured-spsa.js");
     const r = await benchSpsa(model, opts.calib, opts.maxK, !!opts.json);
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
+  .command("structured")
+  .description("every structured-pruning criterion side by side: no refit, refit, refit + LoRA recovery, at each ratio, uniform and non-uniform")
+  .argument("[model]", "model", "../shared/models/stories260K-hf")
+  .option("--calib <file>", "calibration text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .option("--eval <file>", "evaluation text", "../shared/data/tinystories-valid-head/tinystories_valid_head.txt")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"), 300)
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--ratios <list>", "fractions of MLP channels and of k/v groups removed", "0.25,0.5")
+  .option("--criteria <list>", "magnitude, activation, weight-activation, taylor, gate-hybrid-exact, mini-llm-exact, gate-hybrid, mini-llm", "magnitude,activation,weight-activation,taylor,gate-hybrid-exact,mini-llm-exact,gate-hybrid,mini-llm")
+  .option("--ks <list>", "SPSA directions K at which the estimates are read (one run of the largest)", "16,64,256,1024")
+  .option("--allocations <list>", "uniform, nonuniform", "uniform,nonuniform")
+  .option("--spsa-batch <n>", "calibration paragraphs per SPSA batch", int("--spsa-batch"), 16)
+  .option("--seed <s>", "seed of the SPSA directions", int("--seed"), 1234)
+  .option("--lora-steps <n>", "LoRA recovery steps of the refit model (0 = none; only the largest K of SPSA criteria)", int("--lora-steps"), 100)
+  .option("--lora-batch <b>", "LoRA sequences per step", int("--lora-batch"), 8)
+  .option("--lora-seqlen <l>", "LoRA tokens per sequence", int("--lora-seqlen"), 128)
+  .option("--lora-lr <lr>", "LoRA peak learning rate", num("--lora-lr"), 5e-3)
+  .option("--lora-rank <r>", "LoRA rank (α = 2r)", int("--lora-rank"), 8)
+  .option("--lora-distill-alpha <a>", "loss α·CE + (1−α)·τ²·KL(dense‖student)", num("--lora-distill-alpha"), 0.33)
+  .option("--lora-data <file>", "LoRA training text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .addOption(threadsOption())
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchStructured } = await import("../../bench/structured-criteria.js");
+    const r = await benchStructured(model, opts);
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench
