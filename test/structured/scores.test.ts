@@ -1,7 +1,7 @@
 // The gradient-based structure scores (src/structured/gradients.ts, mini-llm.ts, taylor.ts): the exact gate
 // gradients from the backward pass agree with finite differences of the loss on stories260K; the weight SPSA
 // of the paper's form converges to the exact weight gradient and leaves the weights as they were; the paper's
-// group score is the sum of its weights' scores over exactly the structure's weights; every scorer runs.
+// group score is the sum of its weights' scores over exactly the structure's weights.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -13,7 +13,6 @@ import { LINEAR_OPS } from "../../src/model/types.ts";
 import { exactGradients, exactWeightGradients } from "../../src/structured/gradients.ts";
 import { gateIndex } from "../../src/structured/loss.ts";
 import { paperScores, weightGradientSpsa, withGateLoss, withWeightLoss } from "../../src/structured/mini-llm.ts";
-import { SCORERS, STRUCTURED_METHODS } from "../../src/structured/methods.ts";
 import { DEFAULT_SPSA, outputStats } from "../../src/structured/scorer.ts";
 import { correlation, finiteDifferenceGradient } from "../../src/structured/spsa.ts";
 import { STORIES_HF, TINY_TRAIN } from "../helpers/shared.ts";
@@ -99,13 +98,6 @@ test("the paper's group score sums |w|·‖x_col‖·|g_w| over exactly the stru
     }
     ch.forEach((v, j) => assert.ok(Math.abs(got.channels[l][j] - v) <= 1e-9 * Math.abs(v) + 1e-15, `channel ${j} of layer ${l}`));
     gr.forEach((v, g) => assert.ok(Math.abs(got.groups[l][g] - v) <= 1e-9 * Math.abs(v) + 1e-15, `group ${g} of layer ${l}`));
-  }
-  // every scorer gives one finite, non-negative score per structure
-  for (const name of STRUCTURED_METHODS) {
-    const r = await SCORERS[name].score({ model, exec, calib: SEQS, spsa: { ...DEFAULT_SPSA, directions: 8, batchSize: 3 } });
-    assert.equal(r.scores.channels.length, CFG.nLayers);
-    for (const s of [...r.scores.channels, ...r.scores.groups]) assert.ok(s.every((v) => Number.isFinite(v) && v >= 0), name);
-    assert.ok(r.scores.channels.some((s) => s.some((v) => v > 0)), `${name}: some score is positive`);
   }
   await exec.close();
 });
