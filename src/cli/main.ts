@@ -123,7 +123,7 @@ protocolOptions(program
   .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista); --structured removes MLP channels and k/v groups")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--out <dir>", "output model directory (or a path ending in .bin for llama2.c)")
-  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: mini-llm | activation | magnitude, default mini-llm)", "fista")
+  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: activation (default) | magnitude | taylor | mini-llm | mini-llm-exact | gate-hybrid | gate-hybrid-exact)", "fista")
   .option("--sparsity <s>", "fraction in [0,1) (unstructured) or N:M (N kept of every M), e.g. 0.5, 2:4", "0.5")
   .option("--calib <file>", "calibration text (default: text sampled from the dense model)")
   .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)

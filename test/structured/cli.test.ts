@@ -86,7 +86,7 @@ test("prune --structured bad input: one clear error line (spawned), option check
   usage(() => parseRatios({}), /--structured needs --ratio/);
   assert.deepEqual(parseRatios({ ratio: 0.25, headsRatio: 0.5 }), { channelsRatio: 0.25, headsRatio: 0.5 });
   usage(() => parseStructuredMethod("fista"), /with --structured, expected one of mini-llm, mini-llm-exact, gate-hybrid, gate-hybrid-exact, taylor, activation, magnitude/);
-  assert.equal(parseStructuredMethod(undefined), "mini-llm");
+  assert.equal(parseStructuredMethod(undefined), "activation", "the default is the criterion that wins on stories260K (README)");
   const cli = (given: string[]) => (k: string) => (given.includes(k) ? "cli" : "default");
   usage(() => routePrune({ structured: true, sparsity: "2:4" }, cli(["sparsity"])), /--sparsity applies to unstructured pruning/);
   usage(() => routePrune({ refit: false }, cli(["refit"])), /--no-refit needs --structured/);
