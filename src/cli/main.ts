@@ -139,7 +139,7 @@ protocolOptions(program
   .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista); --structured removes MLP channels and k/v groups")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--out <dir>", "output model directory (or a path ending in .bin for llama2.c)")
-  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: mini-llm | activation | magnitude, default mini-llm)", "fista")
+  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: activation (default) | magnitude | taylor | mini-llm | mini-llm-exact | gate-hybrid | gate-hybrid-exact)", "fista")
   .option("--sparsity <s>", "fraction in [0,1) (unstructured) or N:M (N kept of every M), e.g. 0.5, 2:4", "0.5")
   .option("--calib <file>", "calibration text (default: text sampled from the dense model)")
   .option("--nsamples <n>", "calibration samples (paragraphs, or windows)", int("--nsamples"), 128)
@@ -164,10 +164,10 @@ protocolOptions(program
   .option("--channels-ratio <r>", "--structured: fraction of MLP channels to remove (default --ratio)", num("--channels-ratio"))
   .option("--nonuniform", "--structured: allocate the removals over layers by score (config extension wasprune_layer_sizes)")
   .option("--no-refit", "--structured: skip the least-squares refit of o_proj/down_proj on the kept inputs")
-  .option("--spsa-directions <k>", "--structured mini-llm: SPSA directions K", int("--spsa-directions"))
-  .option("--spsa-eps <e>", "--structured mini-llm: SPSA perturbation of each structure's output scale", num("--spsa-eps"))
-  .option("--spsa-batch <n>", "--structured mini-llm: calibration paragraphs per SPSA batch", int("--spsa-batch"))
-  .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
+  .option("--spsa-directions <k>", "--structured mini-llm / gate-hybrid: SPSA directions K (default 128)", int("--spsa-directions"))
+  .option("--spsa-eps <e>", "--structured mini-llm / gate-hybrid: SPSA perturbation ε (default 1e-3 of the weights / 1e-2 of each structure's output scale)", num("--spsa-eps"))
+  .option("--spsa-batch <n>", "--structured mini-llm / gate-hybrid: calibration paragraphs per SPSA batch (default 16)", int("--spsa-batch"))
+  .option("--seed <s>", "--structured mini-llm / gate-hybrid: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .addOption(deviceOption())
@@ -212,15 +212,15 @@ program
 
 program
   .command("train")
-  .description("sparse training: recover an N:M model by distillation from the dense teacher (AST, or a fixed mask)")
+  .description("recover a pruned model by distillation from the dense teacher: N:M (AST, or a fixed mask), or LoRA adapters on a structurally pruned model")
   .argument("<model>", "the dense model: the teacher (unless --teacher) and the starting point (unless --init)")
   .requiredOption("--data <file>", "training text, or 'teacher' for text sampled from the teacher (seeded, streamed)")
   .requiredOption("--steps <n>", "optimizer steps", int("--steps"))
   .requiredOption("--out <dir>", "output model directory")
-  .option("--sparsity <s>", "N:M pattern (N kept of every M)", "2:4")
+  .option("--sparsity <s>", "N:M pattern (N kept of every M; default 2:4; not with --method lora)")
   .option("--teacher <model>", "dense teacher (default: MODEL)")
-  .option("--init <dir>", "start the student from this (one-shot pruned) model instead of MODEL")
-  .option("--method <m>", "ast (masks recomputed, pruned weights decayed) | fixed (plain fine-tuning, first mask kept)", "ast")
+  .option("--init <dir>", "start the student from this (one-shot pruned) model instead of MODEL; with --method lora it may be smaller (prune --structured)")
+  .option("--method <m>", "ast (masks recomputed, pruned weights decayed) | fixed (plain fine-tuning, first mask kept) | lora (adapters on a frozen dense student, merged at the end)", "ast")
   .option("--lr <lr>", "peak learning rate (warm-up, then cosine to lr/10)", num("--lr"), 1e-3)
   .option("--batch <b>", "sequences per micro-batch", int("--batch"), 8)
   .option("--seqlen <l>", "tokens per sequence", int("--seqlen"), 256)
@@ -235,6 +235,8 @@ program
   .option("--warmup <steps>", "learning-rate warm-up steps (default: min(100, steps/10))", int("--warmup"))
   .option("--slorb", "add SLoRB low-rank blocks (initialised from the pruned weights)")
   .option("--slorb-k <k>", "SLoRB group size", int("--slorb-k"), 16)
+  .option("--lora-rank <r>", "--method lora: adapter rank r", int("--lora-rank"), 8)
+  .option("--lora-alpha <a>", "--method lora: adapter scale α (the update is (α/r)·B A)", num("--lora-alpha"), 16)
   .option("--eval <file>", "validation text: perplexity along training")
   .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
   .option("--eval-every <s>", "evaluate every S steps (default: steps/10)", int("--eval-every"))
@@ -344,6 +346,35 @@ bench
   .action(async (model: string, opts) => {
     const { benchSpsa } = await import("../../bench/structured-spsa.js");
     const r = await benchSpsa(model, opts.calib, opts.maxK, !!opts.json);
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
+  .command("structured")
+  .description("every structured-pruning criterion side by side: no refit, refit, refit + LoRA recovery, at each ratio, uniform and non-uniform")
+  .argument("[model]", "model", "../shared/models/stories260K-hf")
+  .option("--calib <file>", "calibration text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .option("--eval <file>", "evaluation text", "../shared/data/tinystories-valid-head/tinystories_valid_head.txt")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"), 300)
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--ratios <list>", "fractions of MLP channels and of k/v groups removed", "0.25,0.5")
+  .option("--criteria <list>", "magnitude, activation, weight-activation, taylor, gate-hybrid-exact, mini-llm-exact, gate-hybrid, mini-llm", "magnitude,activation,weight-activation,taylor,gate-hybrid-exact,mini-llm-exact,gate-hybrid,mini-llm")
+  .option("--ks <list>", "SPSA directions K at which the estimates are read (one run of the largest)", "16,64,256,1024")
+  .option("--allocations <list>", "uniform, nonuniform", "uniform,nonuniform")
+  .option("--spsa-batch <n>", "calibration paragraphs per SPSA batch", int("--spsa-batch"), 16)
+  .option("--seed <s>", "seed of the SPSA directions", int("--seed"), 1234)
+  .option("--lora-steps <n>", "LoRA recovery steps of the refit model (0 = none; only the largest K of SPSA criteria)", int("--lora-steps"), 100)
+  .option("--lora-batch <b>", "LoRA sequences per step", int("--lora-batch"), 8)
+  .option("--lora-seqlen <l>", "LoRA tokens per sequence", int("--lora-seqlen"), 128)
+  .option("--lora-lr <lr>", "LoRA peak learning rate", num("--lora-lr"), 5e-3)
+  .option("--lora-rank <r>", "LoRA rank (α = 2r)", int("--lora-rank"), 8)
+  .option("--lora-distill-alpha <a>", "loss α·CE + (1−α)·τ²·KL(dense‖student)", num("--lora-distill-alpha"), 0.33)
+  .option("--lora-data <file>", "LoRA training text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .addOption(threadsOption())
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchStructured } = await import("../../bench/structured-criteria.js");
+    const r = await benchStructured(model, opts);
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench
