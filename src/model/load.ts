@@ -15,7 +15,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import { dense, type LayerWeights, type Model, type ModelConfig, type ModelSource } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
 import { residentStore, streamedStore, type ModelStore } from "./residency.js";
 
 export interface LoadOptions {
@@ -54,10 +54,11 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 }
 
 /** Arena bytes every weight of `file` takes once read (f32 dense, compressed operators in their kernel layouts). */
-export function residentBytes(file: WeightFile): number {
+export function residentBytes(file: WeightFile, pack?: WeightsOption): number {
   let n = 0;
-  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l);
-  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += file.tensor(s).arenaBytes;
+  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l, pack);
+  // the embedding table stays row-major f32 (rows gathered per token); an untied LM head is packed like a layer's
+  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += tensorArenaBytes(file, s, pack);
   return n;
 }
 
@@ -66,6 +67,11 @@ function sourceOf(file: WeightFile): ModelSource {
 }
 
 const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+
+/** How a resident model's weights are held, for messages. */
+function held(pack: WeightsOption | undefined): string {
+  return pack === undefined ? "float32" : pack === "stored" ? "linear weights in their stored dtype, packed" : `linear weights as ${pack}, packed`;
+}
 
 /** Every weight of `file` into `wasm`'s arena (the caller has checked it fits). */
 function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
@@ -87,12 +93,13 @@ function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const bytes = residentBytes(file);
+    const bytes = residentBytes(file, opts.weights);
     if (bytes > WASM32_LIMIT - (256 << 20)) {
       throw new UsageError(
-        `${modelPath}: its weights take ${GiB(bytes)} as float32 in WebAssembly memory, more than the 4 GiB wasm32 limit ` +
+        `${modelPath}: its weights take ${GiB(bytes)} in WebAssembly memory (${held(opts.weights)}), more than the 4 GiB wasm32 limit ` +
           `(with room for the work); this command needs the whole model in memory. prune and eval stream such a model layer by layer; ` +
-          `to run it whole, prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
+          `to run it whole, ${opts.weights === "f32" || (opts.weights === "stored" && file.dtype === "F32") ? "hold its linear weights as bf16 (--weights-dtype bf16: half the bytes) or " : ""}` +
+          `prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
       );
     }
     const model = readResident(file, opts.wasm ?? createWasm(), opts.weights);
@@ -117,7 +124,7 @@ export async function openStore(modelPath: string, opts: StoreOptions = {}): Pro
   const { file, tokFile } = openWeights(modelPath, opts);
   let keepOpen = false;
   try {
-    const resident = mode === "resident" || (mode === "auto" && residentBytes(file) <= (opts.budget ?? RESIDENT_BUDGET));
+    const resident = mode === "resident" || (mode === "auto" && residentBytes(file, opts.weights) <= (opts.budget ?? RESIDENT_BUDGET));
     if (resident) {
       file.close();
       return residentStore(await loadModel(modelPath, opts));

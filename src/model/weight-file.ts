@@ -111,9 +111,18 @@ function readLinearAs(arena: Arena, t: StoredTensor, dtype: WeightDType | undefi
   return { format: "p8", dtype, shape: [N, K], ptr, bytes };
 }
 
-/** Arena bytes of decoder layer l once read (64-byte alignment of every block included). */
-export function layerArenaBytes(file: WeightFile, l: number): number {
-  return layerSpecs(file.config, l).reduce((s, spec) => s + Math.ceil(file.tensor(spec).arenaBytes / 64) * 64 + 64, 0);
+/** Arena bytes of one tensor once read: packed for inference when `pack` is given and it is a linear weight (see readLinear). */
+export function tensorArenaBytes(file: WeightFile, spec: HFTensorSpec, pack?: WeightsOption): number {
+  const t = file.tensor(spec);
+  const linear = spec.key === "lmHead" || (LINEAR_OPS as readonly string[]).includes(spec.key);
+  if (pack === undefined || t.compressed || !linear) return t.arenaBytes;
+  const [N, K] = t.shape as [number, number];
+  return Math.max(p8Bytes(N, K, weightDTypeOf(pack, t.dtype)), 16);
+}
+
+/** Arena bytes of decoder layer l once read (64-byte alignment of every block included), packed with `pack`. */
+export function layerArenaBytes(file: WeightFile, l: number, pack?: WeightsOption): number {
+  return layerSpecs(file.config, l).reduce((s, spec) => s + Math.ceil(tensorArenaBytes(file, spec, pack) / 64) * 64 + 64, 0);
 }
 
 /** Read decoder layer l into the arena (its linear weights packed for inference when `pack` is set). */

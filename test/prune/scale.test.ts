@@ -16,6 +16,7 @@ import { openCheckpoint } from "../../src/io/safetensors.ts";
 import { INDEX_FILE, planFile } from "../../src/io/sharded-writer.ts";
 import { hfTensorSpecs } from "../../src/model/specs.ts";
 import { SYNTHETIC_SHAPES, synthConfig } from "../../src/model/synthetic.ts";
+import { openWeights, residentBytes, RESIDENT_BUDGET, WASM32_LIMIT } from "../../src/model/load.ts";
 import { CLI, SHARED, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-scale-"));
@@ -185,11 +186,9 @@ test("a full disk mid-write: one clear error, nothing finished-looking, and a re
   }
 });
 
-test("a 70B-class layer (8192 / 28672) is refused before any work: one line naming the operator and the bytes", () => {
-  // the checkpoint's header is real, its data a hole in a sparse file: only the header and the norms are read
-  const dir = path.join(tmp, "llama-2-70b-1l");
+/** A checkpoint of `raw`'s shapes in bf16 whose data is a hole in a sparse file (zeros): only what is read costs. */
+function sparseCheckpoint(dir: string, raw: Record<string, unknown>): void {
   fs.mkdirSync(dir);
-  const raw = { ...SYNTHETIC_SHAPES["llama-2-70b"]!.config, num_hidden_layers: 1, vocab_size: 512 };
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(raw));
   fs.copyFileSync(path.join(SHARED, "models/stories260K/tok512.model"), path.join(dir, "tokenizer.model"));
   const { config } = synthConfig(raw);
@@ -197,6 +196,12 @@ test("a 70B-class layer (8192 / 28672) is refused before any work: one line nami
   const file = path.join(dir, "model.safetensors");
   fs.writeFileSync(file, plan.files[0]!.header);
   fs.truncateSync(file, plan.fileBytes);
+}
+
+test("a 70B-class layer (8192 / 28672) is refused before any work: one line naming the operator and the bytes", () => {
+  // the checkpoint's header is real, its data a hole in a sparse file: only the header and the norms are read
+  const dir = path.join(tmp, "llama-2-70b-1l");
+  sparseCheckpoint(dir, { ...SYNTHETIC_SHAPES["llama-2-70b"]!.config, num_hidden_layers: 1, vocab_size: 512 });
   for (const [method, op] of [["magnitude", "gate_proj"], ["sparsegpt", "down_proj"]] as const) {
     const r = cli(["prune", dir, "--method", method, "--sparsity", "0.5", ...calib, "--nsamples", "2", "--out", path.join(tmp, `l70-${method}`)]);
     assert.notEqual(r.code, 0);
@@ -205,6 +210,25 @@ test("a 70B-class layer (8192 / 28672) is refused before any work: one line nami
     assert.match(lines[0]!, new RegExp(`^error: model\\.layers\\.0\\.mlp\\.${op}\\.weight \\(${method}\\): needs at least [\\d.]+ GiB of WebAssembly memory, more than the 4 GiB wasm32 limit: `));
     if (method === "sparsegpt") assert.match(lines[0]!, /Cholesky factor of H⁻¹ \(28672² × 4 B\) 3\.06 GiB/);
     assert.ok(!fs.existsSync(path.join(tmp, `l70-${method}`, "pruning.json")));
+  }
+});
+
+test("a whole TinyLlama-1.1B shape (22 layers, 4.1 GiB as f32) is refused whole as f32 but fits held as bf16", () => {
+  const dir = path.join(tmp, "tinyllama-22l");
+  sparseCheckpoint(dir, { ...SYNTHETIC_SHAPES["tinyllama-1.1b"]!.config });
+  const f32 = cli(["generate", dir, "--steps", "3", "--temperature", "0", "--weights-dtype", "f32", "--threads", "1"]);
+  assert.notEqual(f32.code, 0);
+  assert.equal(f32.err.trim().split("\n").length, 1, f32.err);
+  assert.match(f32.err, /its weights take 4\.1\d GiB in WebAssembly memory \(linear weights as f32, packed\), more than the 4 GiB wasm32 limit/);
+  // held as stored (bf16 p8 panels) the linear weights take half: the model is resident (generate runs it whole;
+  // `bench scale` loads and runs it)
+  const { file } = openWeights(dir);
+  try {
+    const [asF32, asStored] = [residentBytes(file), residentBytes(file, "stored")];
+    assert.ok(asF32 > WASM32_LIMIT && asStored < RESIDENT_BUDGET, `${asF32} B as f32, ${asStored} B held as bf16`);
+    assert.ok(Math.abs(asStored - (asF32 + 32000 * 2048 * 4) / 2) < 64 << 20, "linear weights (LM head included) at 2 B, the embedding table f32 as before");
+  } finally {
+    file.close();
   }
 });
 
