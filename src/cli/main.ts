@@ -390,6 +390,24 @@ bench
   });
 
 bench
+  .command("scale")
+  .description("pruning and layer-major eval on generated TinyLlama-1.1B and Llama-2-7B shapes (streamed; time and peak RSS per process), FISTA vs SparseGPT per layer, the papers' 128 × 2048 calibration costed, a 70B shape's memory floor")
+  .option("--full", "generate the whole depth (22 and 32 layers: 2.2 + 13.5 GB on disk, hours on 2 cores) instead of 2 layers and an extrapolation")
+  .option("--dir <dir>", "keep the generated models here (default: a temporary folder, removed at the end)")
+  .option("--calib <file>", "calibration and evaluation text (default ../shared/data/tinystories-train-head)")
+  .addOption(tokenizerOption)
+  .option("--json", "print results as JSON")
+  .option("--quick", "fewer calibration tokens")
+  .addOption(threadsOption())
+  .action(async (opts) => {
+    const { benchScale } = await import("../../bench/scale.js");
+    const { renderTarget } = await import("../../bench/targets.js");
+    const r = await benchScale({ json: !!opts.json, quick: !!opts.quick, full: !!opts.full, dir: opts.dir, threads: opts.threads, calib: opts.calib, tokenizer: opts.tokenizer });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+    else for (const t of r.targets) console.log(renderTarget(t));
+  });
+
+bench
   .command("parallel")
   .description("1 thread vs --threads workers: FISTA λ search 3072x768, whole-model prune of an 8-layer LLaMA, eval")
   .option("--json", "print results as JSON")
