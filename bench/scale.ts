@@ -72,7 +72,10 @@ export interface ScaleReport {
   prunes: ScalePrune[];
   /** sparsegpt per layer on the 7B shape at the papers' 128 × 2048, from the two measured token counts */
   papersCalibration: { tokens: number; perLayer: Record<Phase, number> & { total: number }; fromTokens: [number, number]; note: string } | null;
-  layerMajorEval: { shape: string; layers: number; tokens: number; seconds: number; tokensPerSecond: number } | null;
+  layerMajorEval: {
+    shape: string; layers: number; tokens: number; seconds: number; tokensPerSecond: number;
+    whole: { layers: number; tokensPerSecond: number; extrapolated: boolean };
+  } | null;
   floor70b: Array<{ method: string; errorCorrection: boolean; bytes: number; operator: string; fits: boolean; largest: [string, number] }>;
   targets: Target[];
 }
@@ -128,7 +131,8 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleReport> {
   };
   try {
     const prune = (shape: string, layers: number, method: string, pattern: string, cal: { n: number; len: number }, extra: string[] = []): ScalePrune => {
-      const m = model(dir, shape, opts.full ? depth(shape) : layers, tokenizer);
+      // `layers` 1: a run for a per-layer figure only (the token fit below), at any depth setting
+      const m = model(dir, shape, layers === 1 || !opts.full ? layers : depth(shape), tokenizer);
       const out = path.join(dir, `out-${shape}-${method}-${pattern.replace(":", "_")}-${cal.n}x${cal.len}`);
       fs.rmSync(out, { recursive: true, force: true });
       const args = ["prune", m, "--method", method, "--sparsity", pattern, "--calib", calib, "--calib-protocol", "windows",
@@ -169,9 +173,18 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleReport> {
       const { json: e } = wasprune(["eval", m, "--text", calib, "--protocol", "windows", "--ctx", String(tl.len), "--max-windows", String(windows),
         "--residency", "streamed", "--threads", String(threads), "--json"]);
       const layers = opts.full ? depth("tinyllama-1.1b") : 2;
-      report.layerMajorEval = { shape: "tinyllama-1.1b", layers, tokens: e.tokens, seconds: e.seconds, tokensPerSecond: e.tokensPerSecond };
+      const real = depth("tinyllama-1.1b");
+      // the whole depth's tok/s, scaled by the linear FLOPs per token (decoder layers and the LM head), said so
+      const c = synthConfig(SYNTHETIC_SHAPES["tinyllama-1.1b"]!.config as Record<string, unknown>).config;
+      const layerW = layerSpecsOf(c, 0).filter((s) => s.op).reduce((n, s) => n + s.shape[0]! * s.shape[1]!, 0);
+      const headW = c.vocabSize * c.dim;
+      const wholeTps = e.tokensPerSecond * (layers * layerW + headW) / (real * layerW + headW);
+      report.layerMajorEval = {
+        shape: "tinyllama-1.1b", layers, tokens: e.tokens, seconds: e.seconds, tokensPerSecond: e.tokensPerSecond,
+        whole: { layers: real, tokensPerSecond: layers === real ? e.tokensPerSecond : wholeTps, extrapolated: layers !== real },
+      };
       log(`tinyllama-1.1b × ${layers} layer-major eval: ${e.tokens} tokens in ${e.seconds.toFixed(1)} s, ${e.tokensPerSecond.toFixed(1)} tok/s` +
-        (layers === depth("tinyllama-1.1b") ? "" : ` (× ${layers} layers of ${depth("tinyllama-1.1b")}: the whole model's tok/s is ≈ ${(e.tokensPerSecond * layers / depth("tinyllama-1.1b")).toFixed(1)}, the LM head aside)`));
+        (layers === real ? "" : ` (${real} layers: ≈ ${wholeTps.toFixed(1)} tok/s, extrapolated by the linear FLOPs per token)`));
     }
 
     // TinyLlama-1.1B shape
@@ -184,7 +197,7 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleReport> {
     // Llama-2-7B shape
     const wanda7 = prune("llama-2-7b", 2, "wanda", "0.5", l7);
     const sgpt7 = prune("llama-2-7b", 2, "sparsegpt", "0.5", l7);
-    const sgpt7small = prune("llama-2-7b", 2, "sparsegpt", "0.5", l7small);
+    const sgpt7small = prune("llama-2-7b", 1, "sparsegpt", "0.5", l7small);
 
     // the papers' 128 × 2048: forward, statistics and advance grow with the tokens (fitted through the two
     // measured counts); read, solve and write do not depend on them
