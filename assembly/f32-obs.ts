@@ -5,6 +5,7 @@
 // f64 from the f32 values and rounded once to f32, as the JavaScript arithmetic did (SIMD across columns c,
 // which are independent; no FMA).
 import { f32_nm_mask } from "./f32-nm";
+import { qparams, qround } from "./f32-quant";
 
 // @ts-ignore: decorator
 @inline
@@ -33,16 +34,27 @@ export function f32_obs_scores(w: usize, hinv: usize, cols: i32, s: usize, r0: i
 
 /**
  * The OBS loop over the columns [i1, i1+count) of rows [r0, r1): column j's weight becomes q (0 where
- * pruned, else unchanged), err[r·ld + i] = (w − q)/Hinv[j,j], and the rest of the block's row moves by
- * −e·Hinv[j, j+1:]. Pruned: mask[r·ld + i] == 0 — given (unstructured, m = 0), or chosen here per group
- * of m columns of the row when the group's first column is reached (N:M, n of every m, f32_nm_mask on
- * the scores written to s at the same positions). ld ≥ count: the row stride of err, s and mask.
+ * pruned, else unchanged — or, quantizing, its value on the integer grid), err[r·ld + i] = (w − q)/Hinv[j,j],
+ * and the rest of the block's row moves by −e·Hinv[j, j+1:]. Pruned: mask[r·ld + i] == 0 — given
+ * (unstructured, m = 0), or chosen here per group of m columns of the row when the group's first column is
+ * reached (N:M, n of every m, f32_nm_mask on the scores written to s at the same positions). ld ≥ count: the
+ * row stride of err, s and mask.
+ *
+ * Quantizing (GPTQ; SparseGPT's joint prune + quantize), qs ≠ 0: a kept weight becomes qround on the grid of its
+ * group (assembly/f32-quant.ts; qs, qz [rows][ng], qz = 0 symmetric). group > 0: column j is in group j / group,
+ * whose parameters are computed here from the row's current (error-updated) values w[r, j : j+group) when j is
+ * the group's first column; group = 0: the parameters are given, column j's group is gidx[j] (i32; per channel,
+ * or act-order's static groups).
  */
 export function f32_obs_block(
   w: usize, hinv: usize, cols: i32, err: usize, s: usize, mask: usize, ld: i32,
   r0: i32, r1: i32, i1: i32, count: i32, n: i32, m: i32,
+  qs: usize, qz: usize, gidx: usize, ng: i32, group: i32, qmin: i32, qmax: i32,
 ): void {
   assert(0 <= r0 && r0 <= r1 && i1 >= 0 && count >= 0 && ld >= count && i1 + count <= cols && m >= 0 && (m == 0 || count % m == 0));
+  assert(qs == 0 || (group >= 0 && ng > 0 && qmin < qmax && (group > 0 || gidx != 0)));
+  const flo = <f32>qmin;
+  const fhi = <f32>qmax;
   const colsB = <usize>cols << 2;
   const i2 = i1 + count;
   for (let r = r0; r < r1; r++) {
@@ -60,7 +72,13 @@ export function f32_obs_block(
       }
       const d = <f64>load<f32>(hrow + (<usize>j << 2));
       const wv = <f64>load<f32>(wr + (<usize>j << 2));
-      const q: f64 = load<f32>(mask + off + (<usize>i << 2)) == 0 ? 0 : wv;
+      let q: f64 = load<f32>(mask + off + (<usize>i << 2)) == 0 ? 0 : wv;
+      if (qs != 0) {
+        const g = group > 0 ? j / group : load<i32>(gidx + (<usize>j << 2));
+        const at = (<usize>r * <usize>ng + <usize>g) << 2;
+        if (group > 0 && j % group == 0) qparams(wr + (<usize>j << 2), min(group, cols - j), qmin, qmax, qs + at, qz == 0 ? 0 : qz + at);
+        if (q != 0) q = <f64>qround(<f32>wv, load<f32>(qs + at), qz == 0 ? 0 : load<f32>(qz + at), flo, fhi);
+      }
       const e = (wv - q) / d;
       store<f32>(err + off + (<usize>i << 2), <f32>e);
       if (e != 0) {
