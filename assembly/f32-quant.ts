@@ -9,14 +9,17 @@
 // @ts-ignore: decorator
 @inline const EPS: f32 = 1.1920928955078125e-7;
 
-/** Scale (and zero point, qz ≠ 0) of the `count` values at p into qs / qz. */
+/**
+ * Scale (and zero point, qz ≠ 0) of the `count` values at p into qs / qz; with a mask (mp ≠ 0, f32 0/1 at the
+ * same positions) only the kept values count (a pruned weight will be +0.0, and 0 is always on the grid).
+ */
 // @ts-ignore: decorator
 @inline
-export function qparams(p: usize, count: i32, qmin: i32, qmax: i32, qs: usize, qz: usize): void {
+export function qparams(p: usize, count: i32, qmin: i32, qmax: i32, qs: usize, qz: usize, mp: usize = 0): void {
   let lo: f32 = 0;
   let hi: f32 = 0;
   for (let i = 0; i < count; i++) {
-    const v = load<f32>(p + (<usize>i << 2));
+    const v = mp != 0 && load<f32>(mp + (<usize>i << 2)) == 0 ? <f32>0 : load<f32>(p + (<usize>i << 2));
     lo = min(lo, v);
     hi = max(hi, v);
   }

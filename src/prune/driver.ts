@@ -450,12 +450,12 @@ async function solveInto(
     const grid = q ? gridOf(q.scheme, cols) : undefined;
     // the grid buffers before the method's blocks, so they outlive its scratch
     const qb = grid ? quantBuffers(wasm, rows, cols, grid) : undefined;
-    const joint = q?.method === "gptq" && settings.method === "sparsegpt";
+    const joint = q?.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder;
     const opts = joint ? { ...settings.methodOptions, sparsegpt: { ...settings.methodOptions?.sparsegpt, quant: qb } } : settings.methodOptions;
     const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, opts);
     if (q && !joint) {
       if (q.method === "rtn") rtnQuantize(wasm, W, rows, cols, qb!);
-      else await gptqQuantize(exec, problem.kind === "gram" ? problem.H : 0, W, rows, cols, qb!, { percDamp: q.percDamp });
+      else await gptqQuantize(exec, problem.kind === "gram" ? problem.H : 0, W, rows, cols, qb!, { percDamp: q.percDamp, actOrder: q.actOrder });
       if (stats.relErr !== null && problem.kind === "gram") stats.relErr = await relativeError(exec, problem, W);
     }
     into.data.set(wasm.arena.f32(W, rows * cols));

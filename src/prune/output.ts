@@ -43,6 +43,8 @@ export interface ShardedOutputOptions {
   checkpointDir: string;
   /** write the linear operators quantized in this scheme (pack-quantized) */
   quantize?: QuantScheme;
+  /** GPTQ ran in act-order (quantization_config's actorder "weight") */
+  actOrder?: boolean;
 }
 
 export class ShardedOutput implements PruneSink {
@@ -56,10 +58,12 @@ export class ShardedOutput implements PruneSink {
   bytesReadBack = 0;
   /** the grid of each quantized operator (by operator name), when quantizing */
   readonly grids = new Map<string, Grid>();
+  private readonly actOrder: boolean;
 
   constructor(dir: string, private readonly store: ModelStore, opts: ShardedOutputOptions) {
     this.dir = dir;
     this.ckDir = opts.checkpointDir;
+    this.actOrder = !!opts.actOrder;
     const c = store.config;
     this.dtype = opts.dtype ?? store.source.dtype;
     if (!isFloatDType(this.dtype)) throw new UsageError(`--dtype ${this.dtype}: expected F32, F16 or BF16`);
@@ -67,8 +71,8 @@ export class ShardedOutput implements PruneSink {
     const q = opts.quantize;
     if (q) for (const s of this.specs) if (isLinear(s)) this.grids.set(opPrefix(s.name), gridOf(q, s.shape[1]!));
     const planned = this.specs.flatMap((s) => {
-      const grid = this.grids.get(opPrefix(s.name));
-      return grid && isLinear(s) ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid) : [{ name: s.name, dtype: this.dtype, shape: s.shape }];
+      const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
+      return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid) : [{ name: s.name, dtype: this.dtype, shape: s.shape }];
     });
     this.plan = planShards(planned, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_SIZE);
     const resuming = fs.existsSync(path.join(dir, PARTIAL_DIR));
@@ -113,7 +117,7 @@ export class ShardedOutput implements PruneSink {
     const record = path.join(this.ckDir, `layer-${l}.json`);
     if (!fs.existsSync(record)) return undefined;
     const specs = this.specs.filter((s) => s.layer === l);
-    if (!specs.every((s) => this.writer.synced.has(s.name))) return undefined; // recorded, but not all on disk: redo
+    if (!specs.every((s) => this.storedNames(s).every((n) => this.writer.synced.has(n)))) return undefined; // recorded, but not all on disk: redo
     const reports = JSON.parse(fs.readFileSync(record, "utf8")) as OperatorReport[];
     const weights = {} as Record<LinearOp, Float32Array>;
     const byFile = new Map<string, ReturnType<typeof openSafetensors>>();
@@ -164,6 +168,12 @@ export class ShardedOutput implements PruneSink {
     return fs.readdirSync(this.ckDir).map((f) => /^layer-(\d+)\.json$/.exec(f)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
   }
 
+  /** The names a spec is stored under: its own, or a quantized operator's packed tensors. */
+  private storedNames(s: HFTensorSpec): string[] {
+    const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
+    return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid).map((t) => t.name) : [s.name];
+  }
+
   /** A quantized operator's rows in HF layout (q/k permuted from llama2.c's RoPE layout, as `hfData`). */
   private hfRows(key: string, q: QuantizedWeight): QuantizedWeight {
     const c = this.store.config;
@@ -181,7 +191,7 @@ export class ShardedOutput implements PruneSink {
     const files = sideFiles(store.source, store.tokenizer, store.config.maxSeqLen);
     const config = toHFConfig(store.config, this.dtype, store.source.hfConfig);
     if (this.grids.size) {
-      config.quantization_config = quantizationConfig({ grids: this.grids, ignore: ["lm_head"], ...(sparsity ? { sparsity } : {}) });
+      config.quantization_config = quantizationConfig({ grids: this.grids, ignore: ["lm_head"], actOrder: this.actOrder, ...(sparsity ? { sparsity } : {}) });
     }
     files.set("config.json", JSON.stringify(config, null, 2) + "\n");
     for (const [name, data] of files) writeFileAtomic(path.join(this.dir, name), data);

@@ -41,6 +41,8 @@ export interface QuantizationReport {
   method: string;
   /** SparseGPT's sweep chose the mask and quantized in one pass */
   joint: boolean;
+  /** GPTQ in act-order (static groups) */
+  actOrder: boolean;
   format: string;
   /** operators per grid, e.g. {"int4 g64": 28, "int4 channel": 7} (a group size that does not divide an operator's inputs: per channel) */
   grids: Record<string, number>;
@@ -216,7 +218,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
     }
   } else {
-    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme });
+    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme, actOrder: settings.quantize?.actOrder && settings.quantize.method === "gptq" });
     try {
       operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
@@ -320,6 +322,6 @@ function quantReport(settings: PruneSettings, sink: ShardedOutput, operators: Op
   }
   return {
     scheme: q.scheme.name, bits: q.scheme.bits, groupSize: q.scheme.groupSize, symmetric: q.scheme.symmetric, method: q.method,
-    joint: q.method === "gptq" && settings.method === "sparsegpt", format: FORMAT_PACK, grids, linearBytes, linearF32Bytes,
+    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: FORMAT_PACK, grids, linearBytes, linearF32Bytes,
   };
 }

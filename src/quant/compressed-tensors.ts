@@ -175,14 +175,14 @@ export function decodeOperator(src: TensorSource, file: string, op: string, N: n
 }
 
 /** One config group of `quantization_config` (QuantizationScheme.model_dump of a weight-only int scheme). */
-function configGroup(targets: string[], grid: Grid): Record<string, unknown> {
+function configGroup(targets: string[], grid: Grid, actOrder: boolean): Record<string, unknown> {
   return {
     format: FORMAT_PACK,
     input_activations: null,
     output_activations: null,
     targets,
     weights: {
-      actorder: null,
+      actorder: actOrder && grid.strategy === "group" ? "weight" : null,
       block_structure: null,
       dynamic: false,
       group_size: grid.strategy === "group" ? grid.group : null,
@@ -201,6 +201,8 @@ export interface QuantConfigInput {
   grids: Map<string, Grid>;
   /** modules left unquantized (lm_head) */
   ignore: string[];
+  /** GPTQ ran in act-order with static groups: actorder "weight" on the group-strategy config groups */
+  actOrder?: boolean;
   /** a sparse model: its pattern for sparsity_config (the values stay dense-shaped: format "dense") */
   sparsity?: { structure: "2:4" | "unstructured"; globalSparsity: number; targets: string[] };
 }
@@ -223,7 +225,7 @@ export function quantizationConfig(c: QuantConfigInput): Record<string, unknown>
   const config_groups: Record<string, unknown> = {};
   groups.forEach((g, i) => {
     const targets = groups.length === 1 ? ["Linear"] : [...g.suffixes].sort().map((s) => `re:.*${s.replace(/\./g, "\\.")}$`);
-    config_groups[`group_${i}`] = configGroup(targets, g.grid);
+    config_groups[`group_${i}`] = configGroup(targets, g.grid, !!c.actOrder);
   });
   const sc = c.sparsity
     ? { format: "dense", global_sparsity: c.sparsity.globalSparsity, ignore: c.ignore, registry_requires_subclass: false, sparsity_structure: c.sparsity.structure, targets: c.sparsity.targets }

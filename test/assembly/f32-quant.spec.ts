@@ -105,7 +105,7 @@ describe("f32_quant_params / f32_quant_rows", () => {
 });
 
 describe("f32_obs_block quantizing", () => {
-  test("with Hinv = I it is round-to-nearest on dynamic groups, pruned weights +0.0", () => {
+  test("with Hinv = I it is round-to-nearest of the kept weights on dynamic groups, pruned weights +0.0", () => {
     const rng = new Rng(23);
     const CASES: i32[][] = [[2, 8, 4], [3, 16, 8], [1, 32, 32], [4, 24, 8]];
     for (let c = 0; c < CASES.length; c++) {
@@ -118,10 +118,10 @@ describe("f32_obs_block quantizing", () => {
         const mask = new Block(rows * cols);
         for (let i = 0; i < rows * cols; i++) mask.set(i, rng.int(4) == 0 ? 0 : 1);
         const w0 = w.copy();
-        // the reference: zero the pruned weights, then round-to-nearest per group (params from the masked row:
-        // the sweep fits each group when it reaches it, and with Hinv = I nothing has changed the row by then)
+        // the reference: zero the pruned weights, then round-to-nearest per group (the sweep fits each group on
+        // its kept weights when it reaches it, and with Hinv = I nothing has changed the row by then)
         const ref = new Block(rows * cols);
-        for (let i = 0; i < rows * cols; i++) ref.set(i, w0[i]);
+        for (let i = 0; i < rows * cols; i++) ref.set(i, mask.get(i) == 0 ? 0 : w0[i]);
         const qsR = new Block(rows * ng).fill(0), qzR = new Block(rows * ng).fill(0);
         for (let g = 0; g < ng; g++) f32_quant_params(ref.ptr, cols, rows, g * group, group, qsR.ptr, asym ? qzR.ptr : 0, ng, g, -8, 7);
         f32_quant_rows(ref.ptr, cols, rows, qsR.ptr, asym ? qzR.ptr : 0, ng, group, -8, 7);

@@ -72,6 +72,27 @@ test("GPTQ beats round-to-nearest on correlated inputs; both land on their grids
   a.release(m);
 });
 
+test("act-order: static grids in the stored column order, still on the grid and better than round-to-nearest", async () => {
+  const m = a.mark();
+  const [rows, cols] = [24, 64];
+  const p = await operator(exec, rows, cols, 21);
+  const H = a.f32(p.H, cols * cols).slice();
+  const W0 = a.f32(p.W0, rows * cols).slice();
+  for (const [scheme, asym] of [["w4g32", false], ["w4g32", true], ["w8", false]] as const) {
+    const grid = gridOf(parseScheme(scheme, asym), cols);
+    const rtn = await quantized(exec, "rtn", p.H, p.W0, rows, cols, grid);
+    const w = a.put(W0.slice());
+    const q = quantBuffers(wasm, rows, cols, grid);
+    await gptqQuantize(exec, p.H, w, rows, cols, q, { actOrder: true });
+    const act = a.f32(w, rows * cols).slice();
+    // static grids: fitted before the sweep, so they are round-to-nearest's grids exactly
+    assert.deepEqual(a.f32(q.qs, rows * grid.ng).slice(), rtn.qw.scale, `${scheme}: scales`);
+    assert.deepEqual(dequantize(quantizedWeight(wasm, w, rows, cols, grid, q, "op")), act);
+    assert.ok(outputError(act, W0, H, rows, cols) < 0.9 * outputError(rtn.W, W0, H, rows, cols), scheme);
+  }
+  a.release(m);
+});
+
 test("with a diagonal Gram GPTQ is round-to-nearest, bit for bit", async () => {
   const m = a.mark();
   const [rows, cols] = [8, 64];

@@ -171,5 +171,9 @@ describe("quantization_config", () => {
     assert.deepEqual(g.targets, ["Linear"]);
     assert.deepEqual(g.weights, { ...(FIXTURE.config_groups as Record<string, Record<string, unknown>>).group_1!.weights as object, num_bits: 8 });
     assert.deepEqual(got.sparsity_config, {});
+    // act-order with static groups: actorder "weight" on group strategies only (upstream refuses it elsewhere)
+    const ao = quantizationConfig({ grids: new Map([["model.layers.0.mlp.up_proj", gridOf(parseScheme("w4g32"), 64)], ["model.layers.0.mlp.down_proj", gridOf(parseScheme("w4g32"), 172)]]), ignore: ["lm_head"], actOrder: true });
+    const groups = Object.values(ao.config_groups as Record<string, { weights: { strategy: string; actorder: unknown } }>);
+    assert.deepEqual(groups.map((x) => [x.weights.strategy, x.weights.actorder]), [["group", "weight"], ["channel", null]]);
   });
 });

@@ -59,15 +59,19 @@ export interface PruneCliOptions extends EvalFlagOptions {
   quantizeMethod?: string;
   /** asymmetric grids (a zero point per group) */
   asym?: boolean;
+  /** GPTQ in act-order (columns by decreasing H_jj, static groups) */
+  actOrder?: boolean;
 }
 
 /** `--quantize` / `--quantize-method` / `--asym` as the driver's setting (none without --quantize). */
-export function quantizeSettings(o: { quantize?: string; quantizeMethod?: string; asym?: boolean }): QuantizeSettings | undefined {
+export function quantizeSettings(o: { quantize?: string; quantizeMethod?: string; asym?: boolean; actOrder?: boolean }): QuantizeSettings | undefined {
   if (o.quantize === undefined) {
-    if (o.asym || o.quantizeMethod !== undefined) throw new UsageError("--quantize-method and --asym need --quantize SCHEME");
+    if (o.asym || o.actOrder || o.quantizeMethod !== undefined) throw new UsageError("--quantize-method, --asym and --act-order need --quantize SCHEME");
     return undefined;
   }
-  return { scheme: parseScheme(o.quantize, !!o.asym), method: parseQuantMethod(o.quantizeMethod ?? "gptq") };
+  const method = parseQuantMethod(o.quantizeMethod ?? "gptq");
+  if (o.actOrder && method !== "gptq") throw new UsageError("--act-order is an option of GPTQ (--quantize-method gptq)");
+  return { scheme: parseScheme(o.quantize, !!o.asym), method, ...(o.actOrder ? { actOrder: true } : {}) };
 }
 
 /** The default of --max-memory: three quarters of the memory free now. */
@@ -208,7 +212,7 @@ export function renderPruneSummary(s: PruneSummary): string {
   ];
   const q = s.quantization;
   if (q) {
-    lines.push(`quantized ${q.scheme} (${q.symmetric ? "symmetric" : "asymmetric"}, ${q.method}${q.joint ? " in SparseGPT's sweep" : ""}; ${Object.entries(q.grids).map(([g, n]) => `${n}× ${g}`).join(", ")}), ${q.format}: ` +
+    lines.push(`quantized ${q.scheme} (${q.symmetric ? "symmetric" : "asymmetric"}, ${q.method}${q.actOrder ? " act-order" : ""}${q.joint ? " in SparseGPT's sweep" : ""}; ${Object.entries(q.grids).map(([g, n]) => `${n}× ${g}`).join(", ")}), ${q.format}: ` +
       `linear weights ${q.linearBytes} B against ${q.linearF32Bytes} B in f32 (${fmt(q.linearF32Bytes / q.linearBytes, 2)}x smaller)`);
   }
   if (s.perplexity) {
