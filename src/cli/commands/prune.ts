@@ -216,7 +216,9 @@ export function renderPruneSummary(s: PruneSummary): string {
       `linear weights ${q.linearBytes} B against ${q.linearF32Bytes} B in f32 (${fmt(q.linearF32Bytes / q.linearBytes, 2)}x smaller)`);
   }
   if (s.perplexity) {
-    lines.push(`perplexity: dense ${fmt(s.perplexity.dense.perplexity, 4)} → pruned ${fmt(s.perplexity.pruned.perplexity, 4)} (${s.perplexity.pruned.tokens} tokens)`);
+    // `quantize` runs this driver with nothing pruned: its input may be pruned already, its output is quantized
+    const [before, after] = s.targetSparsity === 0 && q ? ["input", "quantized"] : ["dense", q ? "pruned and quantized" : "pruned"];
+    lines.push(`perplexity: ${before} ${fmt(s.perplexity.dense.perplexity, 4)} → ${after} ${fmt(s.perplexity.pruned.perplexity, 4)} (${s.perplexity.pruned.tokens} tokens)`);
   }
   lines.push(`written: ${s.out}`);
   return lines.join("\n");
