@@ -11,6 +11,7 @@ export * from "./f32-attention";
 export * from "./f32-gram";
 export * from "./f32-cholesky";
 export * from "./f32-obs";
+export { f32_quant_params, f32_quant_rows } from "./f32-quant";
 export * from "./f32-fista";
 export * from "./f32-nm";
 export * from "./spmm-nm";

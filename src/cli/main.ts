@@ -156,6 +156,10 @@ protocolOptions(program
   .option("--max-shard-size <size>", "largest output shard, e.g. 5GB, 2GiB (default 5GB, as save_pretrained)")
   .option("--max-memory <size>", "host memory budget, e.g. 16GiB (default: 3/4 of the free RAM); the calibration stream spills to disk beyond it")
   .option("--measure-error", "collect the Gram for every method (wanda and magnitude need less) to report each operator's relative error")
+  .option("--quantize <scheme>", "also quantize every linear operator: w8 (int8 per channel) | w4g128 | w4g64 | w4g32 (int4 in groups); written as compressed-tensors pack-quantized")
+  .option("--quantize-method <m>", "rtn (round to nearest) | gptq (error feedback through H⁻¹; with sparsegpt in its own sweep) (default gptq)")
+  .option("--asym", "--quantize: asymmetric grids (an integer zero point per group)")
+  .option("--act-order", "--quantize gptq: columns by decreasing H_jj, static groups (instead of SparseGPT's joint sweep with --method sparsegpt)")
   .addOption(residencyOption())
   .option("--force", "overwrite a finished output / restart a partial one")
   .option("--structured", "remove whole MLP channels and attention k/v groups: a smaller dense model (src/structured)")
@@ -183,6 +187,30 @@ protocolOptions(program
     }
     const { pruneCommand } = await import("./commands/prune.js");
     await pruneCommand(model, opts);
+  });
+
+protocolOptions(program
+  .command("quantize")
+  .description("quantize the linear weights of a dense or pruned model (GPTQ or round-to-nearest; zeros stay zero), written as compressed-tensors pack-quantized")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .requiredOption("--out <dir>", "output model directory")
+  .requiredOption("--scheme <s>", "w8 (int8 per channel) | w4g128 | w4g64 | w4g32 (int4 in groups of 128/64/32 inputs)")
+  .option("--method <m>", "gptq | rtn", "gptq")
+  .option("--asym", "asymmetric grids (an integer zero point per group)")
+  .option("--act-order", "gptq: columns by decreasing H_jj, static groups (compressed-tensors actorder \"weight\")")
+  .option("--calib <file>", "calibration text for GPTQ (default: text sampled from the model)")
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--eval <file>", "report perplexity before and after on this text"), "eval-")
+  .option("--force", "overwrite a finished output")
+  .addOption(tokenizerOption)
+  .addOption(threadsOption())
+  .option("--json", "print the report as JSON")
+  .action(async (model: string, opts) => {
+    (await import("../model/compressed.js")).refuseCompressed(model, "quantize");
+    const { pruneCommand } = await import("./commands/prune.js");
+    // the prune driver with nothing pruned (magnitude at sparsity 0 keeps every weight, zeros included)
+    await pruneCommand(model, { ...opts, method: "magnitude", sparsity: "0", schedule: "sequential", errorCorrection: false, quantize: opts.scheme, quantizeMethod: opts.method });
   });
 
 program
@@ -334,6 +362,24 @@ protocolOptions(bench
   .action(async (model: string, opts) => {
     const { benchMethods } = await import("../../bench/methods.js");
     const r = await benchMethods(model, opts);
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+protocolOptions(bench
+  .command("quant")
+  .description("quantization table: method x {f32, w8, w4 RTN, w4 GPTQ} x {dense, 0.5, 2:4} from the same dense weights, with the quality and size targets")
+  .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
+  .requiredOption("--calib <file>", "calibration text")
+  .requiredOption("--eval <file>", "evaluation text"), "eval-")
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--methods <list>", "comma-separated methods", "magnitude,wanda,sparsegpt,fista")
+  .option("--scheme4 <s>", "the int4 scheme of the w4 columns", "w4g64")
+  .addOption(tokenizerOption)
+  .addOption(threadsOption())
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchQuant } = await import("../../bench/quant.js");
+    const r = await benchQuant(model, opts);
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench

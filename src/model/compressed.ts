@@ -26,6 +26,7 @@ import { openCheckpoint, writeSafetensors, type TensorToWrite } from "../io/safe
 import { encodeFloats, encodeI64 } from "../io/dtype.js";
 import { HF_LM_HEAD, hfTensorSpecs } from "./specs.js";
 import { isCompressedConfig } from "./load-hf.js";
+import { isQuantizedConfig } from "../quant/compressed-tensors.js";
 import { atomicDir, saveHF } from "./save.js";
 import { LINEAR_OPS, type DType, type Model } from "./types.js";
 import { is2of4, pack2of4, toFile2of4 } from "../sparse/nm.js";
@@ -48,15 +49,25 @@ export interface CompressReport {
   fileBytes: number;
 }
 
-/** True when `dir/config.json` marks a compressed-tensors sparse checkpoint. */
-export function isCompressedDir(dir: string): boolean {
+/** `test` of `dir/config.json`'s object; false when there is none or it is not JSON. */
+function configSays(dir: string, test: (c: Record<string, unknown>) => boolean): boolean {
   const file = path.join(dir, "config.json");
   if (!fs.existsSync(file)) return false;
   try {
-    return isCompressedConfig(JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>);
+    return test(JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>);
   } catch {
     return false;
   }
+}
+
+/** True when `dir/config.json` marks a compressed-tensors sparse checkpoint. */
+export function isCompressedDir(dir: string): boolean {
+  return configSays(dir, isCompressedConfig);
+}
+
+/** True when `dir/config.json` marks a compressed-tensors quantized checkpoint (config_groups). */
+export function isQuantizedDir(dir: string): boolean {
+  return configSays(dir, isQuantizedConfig);
 }
 
 /**
@@ -191,6 +202,12 @@ export function compressModel(model: Model, dir: string, opts: { force?: boolean
  * held only in their sparse form. `command` names the refusing command in the message.
  */
 export function refuseCompressed(modelPath: string, command: string): void {
+  if (isQuantizedDir(modelPath)) {
+    throw new UsageError(
+      `${modelPath} is a quantized model (compressed-tensors pack-quantized); ${command} needs its dense weights: ` +
+        `run \`wasprune decompress ${modelPath} --out DENSE\` and ${command} DENSE`,
+    );
+  }
   if (isCompressedDir(modelPath)) {
     throw new UsageError(
       `${modelPath} is a compressed model (its sparse operators have no dense copy in memory); ${command} needs dense weights: ` +

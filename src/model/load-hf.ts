@@ -7,6 +7,11 @@
  * A compressed directory (compressed-tensors layout, ./compressed.ts) stores a linear operator `<op>` either as
  * `<op>.weight` (dense) or as `<op>.compressed` + `<op>.bitmask` + `<op>.shape` [+ `<op>.row_offsets`]: read here
  * straight into the kernel layout (2:4 or panel CSR, no dense copy), every count checked against the shape.
+ *
+ * A quantized directory (compressed-tensors pack-quantized, src/quant/compressed-tensors.ts) stores an operator as
+ * `<op>.weight_packed` + `weight_scale` [+ `weight_zero_point`] + `weight_shape`, on the grid its
+ * `quantization_config` group gives: checked against the shape when opened, dequantized to f32 rows when read
+ * (exactly the values the quantizer produced; integer kernels are not there yet, so it runs as a dense model).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -20,6 +25,9 @@ import type { StoredTensor, WeightFile } from "./weight-file.js";
 import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
 import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { place2of4, placeCsr } from "./linear.js";
+import { checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig } from "../quant/compressed-tensors.js";
+import { dequantize, type QuantizedWeight } from "../quant/codes.js";
+import type { Grid } from "../quant/scheme.js";
 
 export function readHFConfigFile(dir: string): Record<string, unknown> {
   const file = path.join(dir, "config.json");
@@ -62,9 +70,14 @@ export function openHFWeights(dir: string): WeightFile {
     let bytesRead = 0;
     const stored = new Map<string, StoredTensor>();
     const compressed = isCompressedConfig(hfConfig);
+    const gridOfOp = isQuantizedConfig(hfConfig) ? gridsFromConfig(hfConfig, path.join(dir, "config.json")) : undefined;
     const bytesByDtype: Partial<Record<DType, number>> = {};
     for (const s of hfTensorSpecs(config)) {
-      const t = compressed && (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name) ? compressedTensor(ck, s, fileOf, (n) => (bytesRead += n)) : denseTensor(ck, s, fileOf, (n) => (bytesRead += n));
+      const count = (n: number) => (bytesRead += n);
+      const linear = (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name);
+      const t = linear && ck.tensors.has(`${opPrefix(s.name)}.weight_packed`)
+        ? quantizedTensor(ck, s, fileOf, count, gridOfOp)
+        : compressed && linear ? compressedTensor(ck, s, fileOf, count) : denseTensor(ck, s, fileOf, count);
       stored.set(s.name, t);
       bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.fileBytes;
     }
@@ -149,6 +162,49 @@ function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =
       return csr
         ? placeCsr(arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op), dtype)
         : place2of4(arena, fromFile2of4({ compressed, bitmask }, N, K, file, op), dtype);
+    },
+  };
+}
+
+/**
+ * A linear operator stored pack-quantized: its grid from quantization_config, every tensor checked now (shape,
+ * packed length, scale and zero-point counts, the group size against the inputs); read as dequantized f32 rows.
+ */
+function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, gridOfOp: ((op: string) => Grid | undefined) | undefined): StoredTensor {
+  const op = opPrefix(s.name);
+  const file = fileOf(`${op}.weight_packed`);
+  if (!gridOfOp) throw new FormatError(file, `"${op}.weight_packed" is stored but config.json has no compressed-tensors quantization_config with config_groups`);
+  const g = gridOfOp(op);
+  if (!g) throw new FormatError(file, `"${op}" is stored quantized but no quantization_config group targets it`);
+  const [N, K] = s.shape as [number, number];
+  const grid = gridForShape(g, K, file, op);
+  const src = {
+    has: (n: string) => ck.tensors.has(n),
+    header: (n: string) => ck.tensors.get(n)?.entry,
+    bytes: (n: string) => {
+      const b = ck.readRaw(n);
+      count(b.length);
+      return b;
+    },
+  };
+  // checked when opened (headers only; decodeOperator reads the data and checks it again when it is read)
+  const names = ["weight_packed", "weight_scale", "weight_shape", ...(grid.symmetric ? [] : ["weight_zero_point"])].map((n) => `${op}.${n}`);
+  const fileBytes = names.reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
+  checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid);
+  let decoded: QuantizedWeight | undefined;
+  return {
+    name: s.name,
+    shape: s.shape,
+    dtype: "F32",
+    fileBytes,
+    arenaBytes: 4 * N * K,
+    readRange(first, dst) {
+      decoded ??= decodeOperator(src, file, op, N, K, grid);
+      const r0 = Math.floor(first / K);
+      const r1 = Math.min(N, Math.ceil((first + dst.length) / K));
+      const rows = dequantize(decoded, new Float32Array((r1 - r0) * K), [r0, r1]);
+      dst.set(rows.subarray(first - r0 * K, first - r0 * K + dst.length));
+      if (first + dst.length >= N * K) decoded = undefined;
     },
   };
 }

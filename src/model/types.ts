@@ -5,6 +5,7 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import type { QuantizedWeight } from "../quant/codes.js";
 
 export const ARCHITECTURES = Object.freeze(["llama", "mistral", "qwen2"] as const);
 export type Architecture = (typeof ARCHITECTURES)[number];
@@ -97,6 +98,11 @@ export type WeightDType = (typeof WEIGHT_DTYPES)[number];
 export interface DenseLinear extends Tensor {
   format: "dense";
   slorb?: Slorb;
+  /**
+   * set by a quantizing prune (src/prune/quantize.ts): the integer codes, scales and zero points whose
+   * dequantized values `data` holds exactly (what the output writes instead of the f32 values)
+   */
+  quant?: QuantizedWeight;
 }
 
 /**

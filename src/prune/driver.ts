@@ -23,6 +23,11 @@
  * (sequential) or dense (parallel) layer. Every sum takes the samples in order, one batch per sample, so the
  * result is bit-identical for any chunking and any thread count; a layer the sink already holds (a resumed run)
  * is read back from it, not pruned again.
+ *
+ * With `quantize` (./quantize.ts) each operator is quantized as soon as it is pruned — SparseGPT with GPTQ in its
+ * own sweep (joint), every other method by RTN or GPTQ on the pruned support afterwards — and its weights are the
+ * dequantized values (exactly what the stored integers mean), so the next operators and layers are calibrated on
+ * the quantized model; the codes go to the sink with the weights (`DenseLinear.quant`).
  */
 import type { DType } from "../io/dtype.js";
 import { narrow16, widen16 } from "../io/dtype.js";
@@ -37,6 +42,9 @@ import { linearName } from "../model/names.js";
 import { layerSpecsOf } from "../model/specs.js";
 import { advanceRows, executorPasses, rowChunks, runLayerPasses, type LayerPass } from "../model/layer-passes.js";
 import { canonicalZeros } from "../sparse/zero.js";
+import { gridOf } from "../quant/scheme.js";
+import { gptqQuantize, quantBuffers, quantizedWeight, rtnQuantize, type QuantizeSettings } from "./quantize.js";
+import { relativeError } from "./problem.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
 import { StatsCollector, type CalibStats, type StatsKind } from "./stats.js";
@@ -60,6 +68,8 @@ export interface PruneSettings {
   storeDtype?: DType;
   /** collect the Gram for methods that need less, to report every operator's relative error */
   measureError?: boolean;
+  /** quantize every pruned operator (./quantize.ts); stored as the codes, not in `storeDtype` */
+  quantize?: QuantizeSettings;
 }
 
 export interface OperatorReport extends PruneStats {
@@ -133,7 +143,8 @@ export function checkModelPattern(store: Pick<ModelStore, "config">, pattern: Pa
 /** The statistics a group's operators get: the method's, or the Gram when the error is to be measured. */
 export function statsKind(settings: PruneSettings): StatsKind {
   const k = METHODS[settings.method].stats(settings.errorCorrection);
-  if (!settings.measureError || k === "gram" || k === "cross") return k;
+  const needGram = !!settings.measureError || settings.quantize?.method === "gptq";
+  if (!needGram || k === "gram" || k === "cross") return k;
   return settings.errorCorrection ? "cross" : "gram";
 }
 
@@ -202,7 +213,8 @@ export async function pruneModel(
     }
     const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 } };
     // the `parallel` schedule on a resident model with workers: layer 0 here, then layers in flight on them
-    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver;
+    // (quantized operators carry their codes in this thread's objects, so they stay here)
+    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver && !settings.quantize;
     for (let l = 0; l < c.nLayers; l++) {
       if (inFlight && l === 1 && layer0Bytes > 0 && (await layersInFlight(store, ctx, sink, layer0Bytes, hooks, reports))) return reports;
       const t0 = performance.now();
@@ -434,9 +446,26 @@ async function solveInto(
   try {
     const t0 = performance.now();
     const problem = await problemOf(exec, w0, s, settings, prepared);
-    const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
+    const q = settings.quantize;
+    const grid = q ? gridOf(q.scheme, cols) : undefined;
+    // the grid buffers before the method's blocks, so they outlive its scratch
+    const qb = grid ? quantBuffers(wasm, rows, cols, grid) : undefined;
+    const joint = q?.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder;
+    const opts = joint ? { ...settings.methodOptions, sparsegpt: { ...settings.methodOptions?.sparsegpt, quant: qb } } : settings.methodOptions;
+    const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, opts);
+    if (q && !joint) {
+      if (q.method === "rtn") rtnQuantize(wasm, W, rows, cols, qb!);
+      else await gptqQuantize(exec, problem.kind === "gram" ? problem.H : 0, W, rows, cols, qb!, { percDamp: q.percDamp, actOrder: q.actOrder });
+      if (stats.relErr !== null && problem.kind === "gram") stats.relErr = await relativeError(exec, problem, W);
+    }
     into.data.set(wasm.arena.f32(W, rows * cols));
-    roundTo(into.data, settings.storeDtype ?? "F32");
+    if (grid) {
+      canonicalZeros(into.data);
+      into.quant = quantizedWeight(wasm, W, rows, cols, grid, qb!, name);
+      stats.quant = grid.strategy === "group" ? `int${grid.bits} g${grid.group}` : `int${grid.bits} channel`;
+    } else {
+      roundTo(into.data, settings.storeDtype ?? "F32");
+    }
     const seconds = (performance.now() - t0) / 1000;
     ctx.time.solve += seconds;
     return { layer: l, op, name, rows, cols, ...stats, seconds };

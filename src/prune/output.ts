@@ -8,6 +8,9 @@
  *    `.wasprune-checkpoint/layer-<l>.json`. A run killed at any point resumes: the done layers are read back from
  *    the partial files (the next layers are calibrated on them, so the result is byte-identical), the rest is
  *    pruned. The files become the finished model only at `finish` (the writer renames them; the index last).
+ *    A quantizing prune (`quantize`) writes each linear operator in compressed-tensors' pack-quantized layout
+ *    (src/quant/compressed-tensors.ts: weight_packed, weight_scale, weight_zero_point, weight_shape) in place of
+ *    its `weight`, and config.json's `quantization_config` (`finish`); a resumed layer is decoded back from them.
  *  - `MemorySink`: into the linear weights of a model in memory (comparisons, llama2.c outputs), optionally
  *    checkpointed per layer (f32 safetensors) for a resumable .bin output.
  */
@@ -27,6 +30,9 @@ import { toHFConfig } from "../model/config.js";
 import { sideFiles } from "../model/save.js";
 import { writeFileAtomic } from "./checkpoint.js";
 import type { OperatorReport, PruneSink } from "./driver.js";
+import { gridOf, type Grid, type QuantScheme } from "../quant/scheme.js";
+import { decodeOperator, encodeOperator, operatorSpecs, quantizationConfig, type QuantConfigInput } from "../quant/compressed-tensors.js";
+import { dequantize, reorderRows, type QuantizedWeight } from "../quant/codes.js";
 
 export interface ShardedOutputOptions {
   /** stored dtype (default: the input's) */
@@ -35,6 +41,10 @@ export interface ShardedOutputOptions {
   maxShardBytes?: number;
   /** the folder of the per-layer records (must hold the settings manifest already) */
   checkpointDir: string;
+  /** write the linear operators quantized in this scheme (pack-quantized) */
+  quantize?: QuantScheme;
+  /** GPTQ ran in act-order (quantization_config's actorder "weight") */
+  actOrder?: boolean;
 }
 
 export class ShardedOutput implements PruneSink {
@@ -46,15 +56,25 @@ export class ShardedOutput implements PruneSink {
   private readonly ckDir: string;
   /** bytes read back from the partial files on resume */
   bytesReadBack = 0;
+  /** the grid of each quantized operator (by operator name), when quantizing */
+  readonly grids = new Map<string, Grid>();
+  private readonly actOrder: boolean;
 
   constructor(dir: string, private readonly store: ModelStore, opts: ShardedOutputOptions) {
     this.dir = dir;
     this.ckDir = opts.checkpointDir;
+    this.actOrder = !!opts.actOrder;
     const c = store.config;
     this.dtype = opts.dtype ?? store.source.dtype;
     if (!isFloatDType(this.dtype)) throw new UsageError(`--dtype ${this.dtype}: expected F32, F16 or BF16`);
     this.specs = stateDictOrder(hfTensorSpecs(c));
-    this.plan = planShards(this.specs.map((s) => ({ name: s.name, dtype: this.dtype, shape: s.shape })), opts.maxShardBytes ?? DEFAULT_MAX_SHARD_SIZE);
+    const q = opts.quantize;
+    if (q) for (const s of this.specs) if (isLinear(s)) this.grids.set(opPrefix(s.name), gridOf(q, s.shape[1]!));
+    const planned = this.specs.flatMap((s) => {
+      const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
+      return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid) : [{ name: s.name, dtype: this.dtype, shape: s.shape }];
+    });
+    this.plan = planShards(planned, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_SIZE);
     const resuming = fs.existsSync(path.join(dir, PARTIAL_DIR));
     this.writer = resuming ? ShardedWriter.resume(dir, this.plan) : ShardedWriter.create(dir, this.plan, { force: true });
     // the tensors outside the decoder layers, copied once (a resumed writer already has them)
@@ -97,18 +117,28 @@ export class ShardedOutput implements PruneSink {
     const record = path.join(this.ckDir, `layer-${l}.json`);
     if (!fs.existsSync(record)) return undefined;
     const specs = this.specs.filter((s) => s.layer === l);
-    if (!specs.every((s) => this.writer.synced.has(s.name))) return undefined; // recorded, but not all on disk: redo
+    if (!specs.every((s) => this.storedNames(s).every((n) => this.writer.synced.has(n)))) return undefined; // recorded, but not all on disk: redo
     const reports = JSON.parse(fs.readFileSync(record, "utf8")) as OperatorReport[];
     const weights = {} as Record<LinearOp, Float32Array>;
     const byFile = new Map<string, ReturnType<typeof openSafetensors>>();
     try {
       for (const s of specs) {
-        if (!(LINEAR_OPS as readonly string[]).includes(s.key)) continue;
-        const file = this.plan.tensors.get(s.name)!.file;
+        if (!isLinear(s)) continue;
+        const op = opPrefix(s.name);
+        const grid = this.grids.get(op);
+        const first = grid ? `${op}.weight_packed` : s.name;
+        const file = this.plan.tensors.get(first)!.file;
         if (!byFile.has(file)) byFile.set(file, openSafetensors(path.join(this.writer.partial, file)));
-        const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
-        byFile.get(file)!.readF32Into(s.name, data);
-        this.bytesReadBack += this.plan.tensors.get(s.name)!.bytes;
+        const f = byFile.get(file)!;
+        let data: Float32Array = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+        if (grid) {
+          const src = { has: (n: string) => f.header.has(n), header: (n: string) => f.header.get(n), bytes: (n: string) => f.readRaw(n) };
+          data = dequantize(decodeOperator(src, path.join(this.writer.partial, file), op, s.shape[0]!, s.shape[1]!, grid));
+          for (const t of operatorSpecs(op, s.shape[0]!, s.shape[1]!, grid)) this.bytesReadBack += this.plan.tensors.get(t.name)!.bytes;
+        } else {
+          f.readF32Into(s.name, data);
+          this.bytesReadBack += this.plan.tensors.get(s.name)!.bytes;
+        }
         weights[s.key as LinearOp] = this.hfData(s.key, { ptr: 0, shape: s.shape, data }, false);
       }
     } finally {
@@ -119,8 +149,15 @@ export class ShardedOutput implements PruneSink {
 
   put(l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, reports: OperatorReport[]): void {
     for (const s of this.specs.filter((x) => x.layer === l)) {
-      const t = ((LINEAR_OPS as readonly string[]).includes(s.key) ? pruned[s.key as LinearOp] : (dense as unknown as Record<string, Tensor>)[s.key])!;
-      this.writer.write(s.name, this.hfData(s.key, t, true));
+      const t = (isLinear(s) ? pruned[s.key as LinearOp] : (dense as unknown as Record<string, Tensor>)[s.key])!;
+      const grid = this.grids.get(opPrefix(s.name));
+      if (grid && isLinear(s)) {
+        const q = (t as DenseLinear).quant;
+        if (!q) throw new UsageError(`${s.name}: the output is quantized but the operator came without its codes`);
+        for (const r of encodeOperator(opPrefix(s.name), this.hfRows(s.key, q))) this.writer.write(r.name, r.data);
+      } else {
+        this.writer.write(s.name, this.hfData(s.key, t, true));
+      }
     }
     this.writer.sync();
     writeFileAtomic(path.join(this.ckDir, `layer-${l}.json`), JSON.stringify(reports));
@@ -131,11 +168,32 @@ export class ShardedOutput implements PruneSink {
     return fs.readdirSync(this.ckDir).map((f) => /^layer-(\d+)\.json$/.exec(f)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
   }
 
-  /** Write config.json and the tokenizer files, then move the weight files into place (the index last). */
-  finish(): void {
+  /** The names a spec is stored under: its own, or a quantized operator's packed tensors. */
+  private storedNames(s: HFTensorSpec): string[] {
+    const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
+    return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid).map((t) => t.name) : [s.name];
+  }
+
+  /** A quantized operator's rows in HF layout (q/k permuted from llama2.c's RoPE layout, as `hfData`). */
+  private hfRows(key: string, q: QuantizedWeight): QuantizedWeight {
+    const c = this.store.config;
+    if (c.ropeLayout !== "interleaved" || (key !== "wq" && key !== "wk")) return q;
+    const order = interleavedToHalf(Float32Array.from({ length: q.N }, (_, i) => i), q.N / c.headDim, c.headDim, 1);
+    return reorderRows(q, order);
+  }
+
+  /**
+   * Write config.json and the tokenizer files, then move the weight files into place (the index last). A
+   * quantized output's config gets `quantization_config` (with `sparsity` for a pruned model's pattern).
+   */
+  finish(sparsity?: QuantConfigInput["sparsity"]): void {
     const { store } = this;
     const files = sideFiles(store.source, store.tokenizer, store.config.maxSeqLen);
-    files.set("config.json", JSON.stringify(toHFConfig(store.config, this.dtype, store.source.hfConfig), null, 2) + "\n");
+    const config = toHFConfig(store.config, this.dtype, store.source.hfConfig);
+    if (this.grids.size) {
+      config.quantization_config = quantizationConfig({ grids: this.grids, ignore: ["lm_head"], actOrder: this.actOrder, ...(sparsity ? { sparsity } : {}) });
+    }
+    files.set("config.json", JSON.stringify(config, null, 2) + "\n");
     for (const [name, data] of files) writeFileAtomic(path.join(this.dir, name), data);
     this.writer.finish();
   }
@@ -145,6 +203,9 @@ export class ShardedOutput implements PruneSink {
     this.writer.close();
   }
 }
+
+const isLinear = (s: HFTensorSpec): boolean => (LINEAR_OPS as readonly string[]).includes(s.key);
+const opPrefix = (weightName: string): string => weightName.replace(/\.weight$/, "");
 
 /** Pruned layers into the linear weights of `target` (a dense model in memory of the same shapes). */
 export class MemorySink implements PruneSink {

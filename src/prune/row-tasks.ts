@@ -21,6 +21,16 @@ export interface ObsRowsTask {
   from?: number;
   block?: [number, number];
   scores?: [number, number];
+  /** quantize the kept weights in the sweep (GPTQ; joint SparseGPT): the grid buffers of assembly/f32-obs.ts */
+  quant?: ObsQuant;
+}
+
+/** The quantizer of an OBS sweep: scales qs (and zero points qz, 0 = symmetric) [rows][ng] in the arena. */
+export interface ObsQuant {
+  qs: number; qz: number; gidx: number; ng: number;
+  /** > 0: dynamic groups of this many columns; 0: parameters given, column j in group gidx[j] */
+  group: number;
+  qmin: number; qmax: number;
 }
 
 /**
@@ -90,7 +100,8 @@ function obsRowBlock(wasm: Wasm, t: ObsRowsTask): number {
     // N:M: the row blocks run through the blocks at their own pace, so the rows keep a fixed stride
     // (blockSize) in Err/S/M; unstructured: rows × count contiguous (the main thread selects over it)
     const ld = m > 0 ? t.blockSize : count;
-    o.f32_obs_block(W, Hinv, cols, Err, S, M, ld, r0, r1, i1, count, n, m);
+    const q = t.quant;
+    o.f32_obs_block(W, Hinv, cols, Err, S, M, ld, r0, r1, i1, count, n, m, q?.qs ?? 0, q?.qz ?? 0, q?.gidx ?? 0, q?.ng ?? 0, q?.group ?? 0, q?.qmin ?? 0, q?.qmax ?? 0);
     // W[r0:r1, i2:] −= Err1[r0:r1] · Hinv[i1:i2, i2:]
     if (i2 < cols && rows > 0) {
       k.f32_gemm_strided(Err + 4 * r0 * ld, ld, 1, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * (r0 * cols + i2), cols, rows, cols - i2, count, -1, 1, 0);

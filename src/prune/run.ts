@@ -27,9 +27,29 @@ import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calib
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
 import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
-import { formatPattern, targetSparsity } from "./pattern.js";
+import { formatPattern, targetSparsity, type Pattern } from "./pattern.js";
+import { FORMAT_PACK, type QuantConfigInput } from "../quant/compressed-tensors.js";
+import { quantizedBytes } from "../quant/codes.js";
 
 export const REPORT_FILE = "pruning.json";
+
+export interface QuantizationReport {
+  scheme: string;
+  bits: number;
+  groupSize: number | null;
+  symmetric: boolean;
+  method: string;
+  /** SparseGPT's sweep chose the mask and quantized in one pass */
+  joint: boolean;
+  /** GPTQ in act-order (static groups) */
+  actOrder: boolean;
+  format: string;
+  /** operators per grid, e.g. {"int4 g64": 28, "int4 channel": 7} (a group size that does not divide an operator's inputs: per channel) */
+  grids: Record<string, number>;
+  /** bytes of the quantized linear operators (codes, scales, zero points, shapes) against their f32 dense bytes */
+  linearBytes: number;
+  linearF32Bytes: number;
+}
 
 export interface PruneJob {
   /** the dense model: resident, or streamed a layer at a time (src/model/residency.ts) */
@@ -89,6 +109,8 @@ export interface PruneSummary {
   seconds: number;
   resumedLayers: number[];
   calibration: Record<string, unknown>;
+  /** a quantizing prune: the scheme, the quantizer, whether it ran in SparseGPT's sweep, the stored bytes */
+  quantization?: QuantizationReport;
   perplexity?: { dense: PerplexityResult; pruned: PerplexityResult; file: string } & ProtocolReport;
   resources: ResourceReport;
   /** seconds per phase per layer */
@@ -146,6 +168,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   const { checkpointDir } = prepareOutput(job.out, !!job.force);
   const dtype = job.dtype ?? store.source.dtype;
   const bin = isBinOut(job.out);
+  if (bin && settings.quantize) throw new UsageError(`--out ${job.out}: a llama2.c .bin has no quantized format; write a Hugging Face directory for --quantize`);
   if (bin && !store.model) throw new UsageError(`--out ${job.out}: a llama2.c .bin output is written from a model in memory, and this one is streamed; write a Hugging Face directory instead`);
   const calib = calibrated ? calibrationSet(store.tokenizer!, job.calib!.text, job.calib!.file, job.calib!.nsamples, job.calib!.seqlen, job.calib!.protocol, job.calib!.seed) : NO_CALIBRATION;
   if (job.evalText && !store.tokenizer) throw new UsageError("the evaluation after the prune needs a tokenizer (pass --tokenizer)");
@@ -160,6 +183,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     errorCorrection: settings.errorCorrection,
     methodOptions: settings.methodOptions ?? {},
     measureError: !!settings.measureError,
+    ...(settings.quantize ? { quantize: settings.quantize } : {}),
     calibration: calib.source,
     dtype: full.storeDtype,
     ...(job.maxShardBytes ? { maxShardBytes: job.maxShardBytes } : {}),
@@ -184,6 +208,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   let operators: OperatorReport[];
   let bytesWritten = 0;
   let pruned: PerplexityResult | undefined;
+  let quantization: QuantizationReport | undefined;
   if (bin) {
     // the pruned model in memory: a copy of the dense one's linear weights is overwritten layer by layer
     const sink = new MemorySink(store.model!, checkpoints);
@@ -193,11 +218,12 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
     }
   } else {
-    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir });
+    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme, actOrder: settings.quantize?.actOrder && settings.quantize.method === "gptq" });
     try {
       operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
-      sink.finish();
+      sink.finish(quantSparsity(settings.pattern, operators));
+      if (settings.quantize) quantization = quantReport(settings, sink, operators);
     } catch (e) {
       sink.close();
       throw e;
@@ -228,6 +254,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     seconds: (performance.now() - t0) / 1000,
     resumedLayers: phases.filter((p) => p.resumed).map((p) => p.layer),
     calibration: { ...calib.source, tokens: calib.totalTokens },
+    ...(quantization ? { quantization } : {}),
     perplexity: dense && pruned && job.evalText ? { dense, pruned, file: job.evalText.file, ...describeProtocol(evalSeqs!) } : undefined,
     resources: {
       peakRss: process.resourceUsage().maxRSS * 1024,
@@ -267,4 +294,34 @@ async function evalWritten(job: PruneJob, evalSeqs: EvalSequences, hooks: { onPh
     written.close();
     arena.release(mark);
   }
+}
+
+/** The sparsity_config of a quantized output: the pattern and measured sparsity of a pruned model, none for a dense one. */
+function quantSparsity(pattern: Pattern, operators: OperatorReport[]): QuantConfigInput["sparsity"] {
+  let params = 0;
+  let zeros = 0;
+  for (const r of operators) {
+    params += r.rows * r.cols;
+    zeros += r.sparsity * r.rows * r.cols;
+  }
+  if (targetSparsity(pattern) === 0) return undefined;
+  const structure = pattern.kind === "nm" && pattern.n === 2 && pattern.m === 4 ? "2:4" : "unstructured";
+  return { structure, globalSparsity: params ? zeros / params : 0, targets: ["Linear"] };
+}
+
+function quantReport(settings: PruneSettings, sink: ShardedOutput, operators: OperatorReport[]): QuantizationReport {
+  const q = settings.quantize!;
+  const grids: Record<string, number> = {};
+  for (const r of operators) grids[String(r.quant)] = (grids[String(r.quant)] ?? 0) + 1;
+  let linearBytes = 0;
+  let linearF32Bytes = 0;
+  for (const r of operators) {
+    const grid = sink.grids.get(r.name.replace(/\.weight$/, ""));
+    if (grid) linearBytes += quantizedBytes({ N: r.rows, K: r.cols, grid });
+    linearF32Bytes += 4 * r.rows * r.cols;
+  }
+  return {
+    scheme: q.scheme.name, bits: q.scheme.bits, groupSize: q.scheme.groupSize, symmetric: q.scheme.symmetric, method: q.method,
+    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: FORMAT_PACK, grids, linearBytes, linearF32Bytes,
+  };
 }

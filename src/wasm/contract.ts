@@ -140,7 +140,15 @@ export interface Kernels {
 
   // ---- assembly/f32-obs.ts -------------------------------------------------------------------------
   f32_obs_scores(w: number, hinv: number, cols: number, s: number, r0: number, r1: number, i1: number, count: number): void;
-  f32_obs_block(w: number, hinv: number, cols: number, err: number, s: number, mask: number, ld: number, r0: number, r1: number, i1: number, count: number, n: number, m: number): void;
+  /** qs = 0: pruning only; else quantizing kept weights (GPTQ, joint SparseGPT): see assembly/f32-obs.ts */
+  f32_obs_block(w: number, hinv: number, cols: number, err: number, s: number, mask: number, ld: number, r0: number, r1: number, i1: number, count: number, n: number, m: number,
+    qs: number, qz: number, gidx: number, ng: number, group: number, qmin: number, qmax: number): void;
+
+  // ---- assembly/f32-quant.ts -----------------------------------------------------------------------
+  /** scale (and zero point, qz ≠ 0) of group g of every row from w[r, c0 : c0+count) into qs/qz[r·ng + g] */
+  f32_quant_params(w: number, cols: number, rows: number, c0: number, count: number, qs: number, qz: number, ng: number, g: number, qmin: number, qmax: number): void;
+  /** round-to-nearest in place onto each weight's group grid (group j / group) */
+  f32_quant_rows(w: number, cols: number, rows: number, qs: number, qz: number, ng: number, group: number, qmin: number, qmax: number): void;
 
   // ---- assembly/f32-cholesky.ts --------------------------------------------------------------------
   f32_cholesky_scratch(n: number): number;
@@ -198,7 +206,7 @@ export const KERNEL_ARITY = Object.freeze({
   f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 13, f32_gram_upper: 4, f32_gram_upper_rows: 6,
   f32_gram_cross: 5, f32_sym_mirror: 2, f32_col_sumsq: 4, f32_cholesky_scratch: 1, f32_cholesky_lower: 4,
   f32_tril_inverse_scratch: 1, f32_tril_inverse: 3, f32_tril_gram_scratch: 1, f32_tril_gram_rows: 6,
-  f32_obs_scores: 8, f32_obs_block: 13, f32_fista_wh: 6, f32_fista_step: 11, f32_row_dot: 5, f32_topk_mask: 5,
+  f32_obs_scores: 8, f32_obs_block: 20, f32_quant_params: 11, f32_quant_rows: 9, f32_fista_wh: 6, f32_fista_step: 11, f32_row_dot: 5, f32_topk_mask: 5,
   f32_nm_mask: 6, f32_mask_mul: 4, f32_row_nnz: 4, f32_spmm_nt_scratch: 3, f32_spmv_2of4_4x: 6, bf16_spmv_2of4_4x: 6,
   f16_spmv_2of4_4x: 6, f32_spmm_2of4_4x_nt: 8, bf16_spmm_2of4_4x_nt: 8, f16_spmm_2of4_4x_nt: 8, f32_spmv_bcsr: 7,
   bf16_spmv_bcsr: 7, f16_spmv_bcsr: 7, f32_spmm_bcsr_nt: 9, bf16_spmm_bcsr_nt: 9, f16_spmm_bcsr_nt: 9,

@@ -9,39 +9,20 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openCheckpoint, writeSafetensors, type TensorToWrite } from "../../src/io/safetensors.js";
 import { decodeI64, encodeI64 } from "../../src/io/dtype.js";
 import { countNegativeZeros } from "../../src/sparse/zero.js";
-import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
+import { STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
+import { okCli, runCli } from "../helpers/cli.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-compress-cli-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    const timer = setTimeout(() => p.kill("SIGKILL"), 120_000);
-    p.on("error", reject);
-    p.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
-
-async function ok(args: string[]): Promise<string> {
-  const r = await run(args);
-  assert.equal(r.code, 0, `wasprune ${args.join(" ")}\n${r.err}`);
-  return r.out;
-}
+const run = runCli;
+const ok = okCli;
 
 const LINEAR = /\.(q|k|v|o|gate|up|down)_proj\.weight$/;
 

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -19,6 +19,7 @@ import { pruneModel } from "../../src/prune/driver.ts";
 import { METHOD_NAMES } from "../../src/prune/methods/types.ts";
 import { parsePattern } from "../../src/prune/pattern.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
+import { pruneKilledAfter } from "../helpers/cli.ts";
 import { openExecutor } from "../../src/workers/index.ts";
 import { denseLinear } from "../../src/model/linear.ts";
 import { residentStore } from "../../src/model/residency.ts";
@@ -128,24 +129,7 @@ test("a prune killed mid-way resumes from its layer checkpoints to a byte-identi
   const clean = path.join(dir, "clean");
   assert.equal(cli(args(clean)).status, 0);
   const killed = path.join(dir, "killed");
-  const child = spawn(process.execPath, [CLI, ...args(killed)], { stdio: "ignore" });
-  const ck = path.join(killed, ".wasprune-checkpoint");
-  // wait until two layers are checkpointed, then SIGKILL
-  await new Promise<void>((resolve, reject) => {
-    const t = setInterval(() => {
-      const n = fs.existsSync(ck) ? fs.readdirSync(ck).filter((f) => /^layer-\d+\.json$/.test(f)).length : 0;
-      if (n >= 2) {
-        clearInterval(t);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 20);
-    child.on("exit", () => {
-      clearInterval(t);
-      reject(new Error("the prune finished before it could be killed"));
-    });
-  });
-  await new Promise((r) => child.on("exit", r));
+  await pruneKilledAfter(args(killed), killed);
   assert.ok(!fs.existsSync(path.join(killed, "pruning.json")), "a killed run must not look finished");
   const resumed = cli([...args(killed), "--json"]);
   assert.equal(resumed.status, 0, resumed.stderr);

@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +18,7 @@ import { hfTensorSpecs } from "../../src/model/specs.ts";
 import { SYNTHETIC_SHAPES, synthConfig } from "../../src/model/synthetic.ts";
 import { openWeights, residentBytes, RESIDENT_BUDGET, WASM32_LIMIT } from "../../src/model/load.ts";
 import { CLI, SHARED, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
+import { pruneKilledAfter } from "../helpers/cli.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-scale-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -127,23 +128,7 @@ test("SIGKILL while a sharded output is being written, then the same command: by
   const clean = path.join(tmp, "kill-clean");
   ok(args(clean));
   const killed = path.join(tmp, "kill-killed");
-  const child = spawn(process.execPath, [CLI, ...args(killed)], { stdio: "ignore" });
-  const ck = path.join(killed, ".wasprune-checkpoint");
-  await new Promise<void>((resolve, reject) => {
-    const t = setInterval(() => {
-      const n = fs.existsSync(ck) ? fs.readdirSync(ck).filter((f) => /^layer-\d+\.json$/.test(f)).length : 0;
-      if (n >= 2) {
-        clearInterval(t);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 5);
-    child.on("exit", () => {
-      clearInterval(t);
-      reject(new Error("the prune finished before it could be killed"));
-    });
-  });
-  await new Promise((r) => child.on("exit", r));
+  await pruneKilledAfter(args(killed), killed, 2, 5);
   assert.ok(!fs.existsSync(path.join(killed, "pruning.json")), "a killed run must not look finished");
   assert.ok(!fs.existsSync(path.join(killed, INDEX_FILE)), "no index before the last byte");
   const s = JSON.parse(ok([...args(killed), "--json"]));

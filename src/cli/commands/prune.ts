@@ -17,6 +17,8 @@ import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
 import { selfText } from "./demo.js";
 import { openExecutor } from "../../workers/index.js";
+import { parseQuantMethod, parseScheme } from "../../quant/scheme.js";
+import type { QuantizeSettings } from "../../prune/quantize.js";
 import type { Executor } from "../../exec/executor.js";
 
 export interface PruneCliOptions extends EvalFlagOptions {
@@ -51,6 +53,25 @@ export interface PruneCliOptions extends EvalFlagOptions {
   /** paragraphs | windows (src/prune/calibration.ts) */
   calibProtocol?: string;
   calibSeed?: number;
+  /** quantize every pruned operator: w8 | w4g128 | w4g64 | w4g32 (src/quant/scheme.ts) */
+  quantize?: string;
+  /** rtn | gptq (default) */
+  quantizeMethod?: string;
+  /** asymmetric grids (a zero point per group) */
+  asym?: boolean;
+  /** GPTQ in act-order (columns by decreasing H_jj, static groups) */
+  actOrder?: boolean;
+}
+
+/** `--quantize` / `--quantize-method` / `--asym` as the driver's setting (none without --quantize). */
+export function quantizeSettings(o: { quantize?: string; quantizeMethod?: string; asym?: boolean; actOrder?: boolean }): QuantizeSettings | undefined {
+  if (o.quantize === undefined) {
+    if (o.asym || o.actOrder || o.quantizeMethod !== undefined) throw new UsageError("--quantize-method, --asym and --act-order need --quantize SCHEME");
+    return undefined;
+  }
+  const method = parseQuantMethod(o.quantizeMethod ?? "gptq");
+  if (o.actOrder && method !== "gptq") throw new UsageError("--act-order is an option of GPTQ (--quantize-method gptq)");
+  return { scheme: parseScheme(o.quantize, !!o.asym), method, ...(o.actOrder ? { actOrder: true } : {}) };
 }
 
 /** The default of --max-memory: three quarters of the memory free now. */
@@ -74,6 +95,7 @@ export function parseMethod(m: string): MethodName {
 export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promise<PruneSummary> {
   const method = parseMethod(o.method);
   const pattern = parsePattern(o.sparsity);
+  const quantize = quantizeSettings(o);
   if (!(SCHEDULES as readonly string[]).includes(o.schedule)) throw new UsageError(`--schedule ${o.schedule}: expected one of ${SCHEDULES.join(", ")}`);
   if (o.dtype !== undefined && !(DTYPES as readonly string[]).includes(o.dtype)) throw new UsageError(`--dtype ${o.dtype}: expected one of ${DTYPES.join(", ")}`);
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
@@ -89,7 +111,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalProtocol, json: o.json,
     maxShardBytes, streamBudget: streamBudget(maxMemory), measureError: !!o.measureError,
-    calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0,
+    calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0, quantize,
     methodOptions: {
       ...(gpu ? { fistaSolver: gpuFistaSolvers(gpu) } : {}),
       ...(o.fistaLasso || o.fistaBudget !== undefined
@@ -129,6 +151,7 @@ export interface PruneRunOptions {
   measureError?: boolean;
   calibProtocol?: CalibProtocol;
   calibSeed?: number;
+  quantize?: QuantizeSettings;
 }
 
 /**
@@ -138,7 +161,7 @@ export interface PruneRunOptions {
 export async function pruneWithProgress(store: ModelStore, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
   const settings = {
     method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
-    measureError: o.measureError,
+    measureError: o.measureError, ...(o.quantize ? { quantize: o.quantize } : {}),
   };
   const calibrated = statsKind(settings) !== "none";
   if (calibrated && !o.calibText && !store.model) {
@@ -187,8 +210,15 @@ export function renderPruneSummary(s: PruneSummary): string {
       `, ${fmt(s.seconds, 2)} s, peak RSS ${fmt(s.resources.peakRss / 1024 ** 3, 2)} GiB (${s.resources.residency})` +
       (s.resumedLayers.length ? ` (resumed: layers ${s.resumedLayers.join(", ")} from checkpoints)` : ""),
   ];
+  const q = s.quantization;
+  if (q) {
+    lines.push(`quantized ${q.scheme} (${q.symmetric ? "symmetric" : "asymmetric"}, ${q.method}${q.actOrder ? " act-order" : ""}${q.joint ? " in SparseGPT's sweep" : ""}; ${Object.entries(q.grids).map(([g, n]) => `${n}× ${g}`).join(", ")}), ${q.format}: ` +
+      `linear weights ${q.linearBytes} B against ${q.linearF32Bytes} B in f32 (${fmt(q.linearF32Bytes / q.linearBytes, 2)}x smaller)`);
+  }
   if (s.perplexity) {
-    lines.push(`perplexity: dense ${fmt(s.perplexity.dense.perplexity, 4)} → pruned ${fmt(s.perplexity.pruned.perplexity, 4)} (${s.perplexity.pruned.tokens} tokens)`);
+    // `quantize` runs this driver with nothing pruned: its input may be pruned already, its output is quantized
+    const [before, after] = s.targetSparsity === 0 && q ? ["input", "quantized"] : ["dense", q ? "pruned and quantized" : "pruned"];
+    lines.push(`perplexity: ${before} ${fmt(s.perplexity.dense.perplexity, 4)} → ${after} ${fmt(s.perplexity.pruned.perplexity, 4)} (${s.perplexity.pruned.tokens} tokens)`);
   }
   lines.push(`written: ${s.out}`);
   return lines.join("\n");

@@ -98,12 +98,15 @@ export async function fasterprune(
   else a.f32(W, rows * cols).set(a.f32(problem.W0, rows * cols));
   const w = a.f32(W, rows * cols);
   for (const j of dead) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
+  // joint quantization: per-channel grids fitted on the weights before the sweep, group grids in it
+  const quant = opts.quant;
+  if (quant?.group === 0) k.f32_quant_params(W, cols, rows, 0, cols, quant.qs, quant.qz, 1, 0, quant.qmin, quant.qmax);
 
   // the OBS loop: rows are independent given Hinv and the mask, so row blocks run on the pool's threads
   const Err = a.alloc(rows * blockSize);
   const S = a.alloc(rows * blockSize);
   const M = a.alloc(rows * blockSize);
-  const task = { W, Hinv, cols, Err, S, M, blockSize, n: 0, m: 0 };
+  const task = { W, Hinv, cols, Err, S, M, blockSize, n: 0, m: 0, ...(quant ? { quant } : {}) };
   const work = (i1: number) => rows * blockSize * (blockSize / 2 + cols - i1);
   if (pattern.kind === "nm") {
     // N:M: each row's mask is chosen inside the row's own loop; one task per row block runs every block

@@ -7,6 +7,7 @@ import type { GramProblem, OperatorProblem } from "../problem.js";
 import type { StatsKind } from "../stats.js";
 import type { Pattern } from "../pattern.js";
 import type { FistaSolver } from "./fista.js";
+import type { ObsQuant } from "../row-tasks.js";
 
 export const METHOD_NAMES = Object.freeze(["magnitude", "wanda", "sparsegpt", "fista"] as const);
 export type MethodName = (typeof METHOD_NAMES)[number];
@@ -16,6 +17,11 @@ export interface SparseGptOptions {
   blockSize?: number;
   /** damping as a fraction of mean(diag H) (0.01) */
   percDamp?: number;
+  /**
+   * quantize the kept weights in the same sweep (SparseGPT's joint prune + quantize): the grid buffers, in the
+   * caller's arena scope (src/prune/quantize.ts quantBuffers), filled by the sweep
+   */
+  quant?: ObsQuant;
 }
 
 export interface FistaOptions {

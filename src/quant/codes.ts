@@ -1,0 +1,75 @@
+/**
+ * @file A quantized linear weight on the host: integer codes, scales and zero points (compressed-tensors'
+ * convention: w ≈ (q − z)·s, q signed in the scheme's range, z = 0 when symmetric), built from the dequantized
+ * weights the quantizers leave in f32 (they are exactly (q − z)·s, so the codes are recovered exactly and
+ * checked), and turned back into f32 (`dequantize`, bit for bit what the quantizer produced).
+ */
+import { WaspruneError } from "../errors.js";
+import { qrange, type Grid } from "./scheme.js";
+
+export interface QuantizedWeight {
+  N: number;
+  K: number;
+  grid: Grid;
+  /** [N·K] signed codes */
+  codes: Int8Array;
+  /** [N·ng] */
+  scale: Float32Array;
+  /** [N·ng] integer zero points (asymmetric only) */
+  zero?: Int8Array;
+}
+
+/** The codes of `w` (N×K, dequantized on the grid `scale`/`zero`), or an error naming `what` if it is not on it. */
+export function codesOf(w: Float32Array, N: number, K: number, grid: Grid, scale: Float32Array, zero: Float32Array | undefined, what: string): QuantizedWeight {
+  const [qmin, qmax] = qrange(grid.bits);
+  const codes = new Int8Array(N * K);
+  const z8 = zero ? Int8Array.from(zero) : undefined;
+  for (let r = 0; r < N; r++) {
+    for (let j = 0; j < K; j++) {
+      const g = r * grid.ng + Math.floor(j / grid.group);
+      const s = scale[g]!;
+      const z = zero ? zero[g]! : 0;
+      const v = w[r * K + j]!;
+      const q = Math.min(qmax, Math.max(qmin, Math.round(Math.fround(v / s)) + z));
+      if (Math.fround((q - z) * s) !== v) throw new WaspruneError(`${what}: weight [${r}, ${j}] = ${v} is not on its quantization grid (scale ${s}, zero point ${z})`);
+      codes[r * K + j] = q;
+    }
+  }
+  return { N, K, grid, codes, scale, ...(z8 ? { zero: z8 } : {}) };
+}
+
+/** The f32 weights (N×K) a quantized weight stands for: (q − z)·s, every zero +0.0. */
+export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K), rows: [number, number] = [0, q.N]): Float32Array {
+  const { K, grid } = q;
+  for (let r = rows[0]; r < rows[1]; r++) {
+    const o = (r - rows[0]) * K;
+    for (let j = 0; j < K; j++) {
+      const g = r * grid.ng + Math.floor(j / grid.group);
+      const z = q.zero ? q.zero[g]! : 0;
+      out[o + j] = Math.fround((q.codes[r * K + j]! - z) * q.scale[g]!) + 0;
+    }
+  }
+  return out;
+}
+
+/** Bytes of the packed layout: codes at `bits` each, f32 scales, zero points packed like the codes. */
+export function quantizedBytes(q: Pick<QuantizedWeight, "N" | "K" | "grid">): number {
+  const pf = 32 / q.grid.bits;
+  return 4 * q.N * Math.ceil(q.K / pf) + 4 * q.N * q.grid.ng + (q.grid.symmetric ? 0 : 4 * Math.ceil(q.N / pf) * q.grid.ng) + 8;
+}
+
+/** `q` with its rows reordered: row i of the result is row order[i] of `q` (codes, scales and zero points). */
+export function reorderRows(q: QuantizedWeight, order: ArrayLike<number>): QuantizedWeight {
+  const { N, K, grid } = q;
+  const ng = grid.ng;
+  const codes = new Int8Array(N * K);
+  const scale = new Float32Array(N * ng);
+  const zero = q.zero ? new Int8Array(N * ng) : undefined;
+  for (let i = 0; i < N; i++) {
+    const r = order[i]!;
+    codes.set(q.codes.subarray(r * K, (r + 1) * K), i * K);
+    scale.set(q.scale.subarray(r * ng, (r + 1) * ng), i * ng);
+    zero?.set(q.zero!.subarray(r * ng, (r + 1) * ng), i * ng);
+  }
+  return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
+}

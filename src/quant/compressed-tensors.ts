@@ -1,0 +1,291 @@
+/**
+ * @file Quantized linear weights in compressed-tensors' `pack-quantized` format, read from its source
+ * (neuralmagic/compressed-tensors 0.12.2, compressors/quantized_compressors/pack_quantized.py, quantization/
+ * quant_args.py, quant_scheme.py, quant_config.py, compressors/model_compressors/model_compressor.py):
+ *   <op>.weight_packed      I32 [N, ceil(K/pf)]       pf = 32/bits codes per word: code c of a row (shifted to
+ *                                                     unsigned by 2^(bits−1)) in bits [bits·(c mod pf), …) of
+ *                                                     word c / pf (pack_to_int32, packed_dim 1)
+ *   <op>.weight_scale       F32 [N, ng]               ng = K/group_size (group) or 1 (channel)
+ *   <op>.weight_zero_point  I32 [ceil(N/pf), ng]      asymmetric only: the zero points packed the same way
+ *                                                     along the rows (pack_to_int32, packed_dim 0)
+ *   <op>.weight_shape       I64 [2]                   [N, K] (torch.tensor(weight.shape), int64)
+ * W8A16 is pack-quantized too (bits 8, four codes per word): upstream's format inference
+ * (config/format.py `_get_quant_compression_format`) packs weight-only int4 and int8 alike.
+ * Scales are stored as F32 whatever the model's dtype, so the values the quantizer produced are read back
+ * bit for bit. `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config
+ * writes it.
+ */
+import { FormatError } from "../errors.js";
+import { decodeI64, encodeI64, type StoredDType } from "../io/dtype.js";
+import { qrange, type Grid, type QuantScheme } from "./scheme.js";
+import type { QuantizedWeight } from "./codes.js";
+
+export const FORMAT_PACK = "pack-quantized";
+/** the compressed-tensors release whose source the layout and config follow */
+export const QUANT_CT_VERSION = "0.12.2";
+export const QUANT_PARAM_NAMES = Object.freeze(["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"] as const);
+
+export interface RawTensor {
+  name: string;
+  dtype: StoredDType;
+  shape: number[];
+  data: Uint8Array;
+}
+
+const wordsPerRow = (K: number, bits: number): number => Math.ceil(K / (32 / bits));
+
+/** pack_to_int32 along the rows (packed_dim 1): codes [rows, cols] → [rows, ceil(cols/pf)]. */
+export function packRows(codes: Int8Array, rows: number, cols: number, bits: number): Int32Array {
+  const pf = 32 / bits;
+  const wpr = wordsPerRow(cols, bits);
+  const out = new Int32Array(rows * wpr);
+  const off = 1 << (bits - 1);
+  const mask = (1 << bits) - 1;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * wpr + Math.floor(c / pf)]! |= ((codes[r * cols + c]! + off) & mask) << (bits * (c % pf));
+  }
+  return out;
+}
+
+/** unpack_from_int32 (packed_dim 1): [rows, ceil(cols/pf)] → codes [rows, cols]. */
+export function unpackRows(words: Int32Array, rows: number, cols: number, bits: number): Int8Array {
+  const pf = 32 / bits;
+  const wpr = wordsPerRow(cols, bits);
+  const out = new Int8Array(rows * cols);
+  const off = 1 << (bits - 1);
+  const mask = (1 << bits) - 1;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[r * cols + c] = ((words[r * wpr + Math.floor(c / pf)]! >>> (bits * (c % pf))) & mask) - off;
+  }
+  return out;
+}
+
+/** packed_dim 0: zero points [N, ng] → [ceil(N/pf), ng] (row r in bits bits·(r mod pf) of word row r / pf). */
+export function packCols(z: Int8Array, N: number, ng: number, bits: number): Int32Array {
+  const pf = 32 / bits;
+  const out = new Int32Array(Math.ceil(N / pf) * ng);
+  const off = 1 << (bits - 1);
+  const mask = (1 << bits) - 1;
+  for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) out[Math.floor(r / pf) * ng + g]! |= ((z[r * ng + g]! + off) & mask) << (bits * (r % pf));
+  return out;
+}
+
+export function unpackCols(words: Int32Array, N: number, ng: number, bits: number): Int8Array {
+  const pf = 32 / bits;
+  const out = new Int8Array(N * ng);
+  const off = 1 << (bits - 1);
+  const mask = (1 << bits) - 1;
+  for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) out[r * ng + g] = ((words[Math.floor(r / pf) * ng + g]! >>> (bits * (r % pf))) & mask) - off;
+  return out;
+}
+
+const bytesOf = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** The tensors of one quantized operator `op` (e.g. "model.layers.0.mlp.down_proj"). */
+export function encodeOperator(op: string, q: QuantizedWeight): RawTensor[] {
+  const { N, K, grid } = q;
+  const out: RawTensor[] = [
+    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)], data: bytesOf(packRows(q.codes, N, K, grid.bits)) },
+    { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng], data: bytesOf(q.scale) },
+  ];
+  if (!grid.symmetric) out.push({ name: `${op}.weight_zero_point`, dtype: "I32", shape: [Math.ceil(N / (32 / grid.bits)), grid.ng], data: bytesOf(packCols(q.zero!, N, grid.ng, grid.bits)) });
+  out.push({ name: `${op}.weight_shape`, dtype: "I64", shape: [2], data: encodeI64([N, K]) });
+  return out;
+}
+
+/** The specs (name, dtype, shape) `encodeOperator` writes for an [N, K] operator on `grid` (for output plans). */
+export function operatorSpecs(op: string, N: number, K: number, grid: Grid): Omit<RawTensor, "data">[] {
+  const pf = 32 / grid.bits;
+  return [
+    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)] },
+    { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng] },
+    ...(grid.symmetric ? [] : [{ name: `${op}.weight_zero_point`, dtype: "I32" as const, shape: [Math.ceil(N / pf), grid.ng] }]),
+    { name: `${op}.weight_shape`, dtype: "I64", shape: [2] },
+  ];
+}
+
+/** How a stored operator's tensors are looked up: header (dtype, shape) and bytes by full name. */
+export interface TensorSource {
+  has(name: string): boolean;
+  header(name: string): { dtype: string; shape: number[] } | undefined;
+  bytes(name: string): Uint8Array;
+}
+
+function expectHeader(src: TensorSource, file: string, name: string, dtypes: readonly string[], shape: number[]): void {
+  const h = src.header(name);
+  if (!h) throw new FormatError(file, `"${name}" is missing (a pack-quantized operator needs it)`);
+  if (!dtypes.includes(h.dtype)) throw new FormatError(file, `"${name}" is ${h.dtype}, expected ${dtypes.join(" or ")}`);
+  if (h.shape.length !== shape.length || h.shape.some((d, i) => d !== shape[i])) {
+    throw new FormatError(file, `"${name}" has shape [${h.shape}], expected [${shape}] for the operator's shape and group size`);
+  }
+}
+
+/**
+ * Check operator `op` of shape [N, K] stored pack-quantized on `grid` from its headers (and weight_shape): the
+ * packed length, scale and zero-point counts against the shape and the group size; one FormatError naming the
+ * tensor.
+ */
+export function checkOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): void {
+  const shapeName = `${op}.weight_shape`;
+  const sh = src.header(shapeName);
+  if (!sh) throw new FormatError(file, `"${shapeName}" is missing (a pack-quantized operator needs it)`);
+  if (sh.dtype !== "I64" && sh.dtype !== "I32") throw new FormatError(file, `"${shapeName}" is ${sh.dtype}, expected I64 or I32`);
+  const sb = src.bytes(shapeName);
+  const dims = sh.dtype === "I64" ? decodeI64(sb) : Array.from(new Int32Array(sb.slice().buffer));
+  if (!dims || dims.length !== 2 || dims[0] !== N || dims[1] !== K) throw new FormatError(file, `"${shapeName}" is [${dims}], expected [${N}, ${K}]`);
+  if (grid.strategy === "group" && K % grid.group !== 0) throw new FormatError(file, `"${op}": group size ${grid.group} does not divide its ${K} inputs`);
+  const pf = 32 / grid.bits;
+  expectHeader(src, file, `${op}.weight_packed`, ["I32"], [N, wordsPerRow(K, grid.bits)]);
+  expectHeader(src, file, `${op}.weight_scale`, ["F32"], [N, grid.ng]);
+  if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I32"], [Math.ceil(N / pf), grid.ng]);
+}
+
+/** Read operator `op` (checkOperator, then its data: positive finite scales, zero points in range). */
+export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): QuantizedWeight {
+  checkOperator(src, file, op, N, K, grid);
+  const pf = 32 / grid.bits;
+  const packed = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
+  const scale = new Float32Array(src.bytes(`${op}.weight_scale`).slice().buffer);
+  for (let i = 0; i < scale.length; i++) {
+    if (!(scale[i]! > 0) || !Number.isFinite(scale[i]!)) throw new FormatError(file, `"${op}.weight_scale" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${scale[i]}, expected a positive finite scale`);
+  }
+  let zero: Int8Array | undefined;
+  const zName = `${op}.weight_zero_point`;
+  if (!grid.symmetric) {
+    const words = new Int32Array(src.bytes(zName).slice().buffer);
+    // packed zero points are always in range; the padding rows past N must be zero
+    for (let r = N; r < Math.ceil(N / pf) * pf; r++) {
+      for (let g = 0; g < grid.ng; g++) {
+        if (((words[Math.floor(r / pf) * grid.ng + g]! >>> (grid.bits * (r % pf))) & ((1 << grid.bits) - 1)) !== 0) {
+          throw new FormatError(file, `"${zName}" has a non-zero padding entry past row ${N}`);
+        }
+      }
+    }
+    zero = unpackCols(words, N, grid.ng, grid.bits);
+  } else if (src.has(zName)) {
+    const h = src.header(zName)!;
+    if (h.dtype !== "I8" && h.dtype !== "I32" && h.dtype !== "F32") throw new FormatError(file, `"${zName}" is ${h.dtype}, expected zeros of a symmetric scheme`);
+    const b = src.bytes(zName);
+    const vals = h.dtype === "I8" ? Array.from(new Int8Array(b.slice().buffer)) : h.dtype === "I32" ? Array.from(new Int32Array(b.slice().buffer)) : Array.from(new Float32Array(b.slice().buffer));
+    const [qmin, qmax] = qrange(grid.bits);
+    const bad = vals.findIndex((v) => v !== 0);
+    if (bad >= 0) throw new FormatError(file, `"${zName}" [${bad}] is ${vals[bad]}: a symmetric scheme's zero point is 0 (range of int${grid.bits}: ${qmin}..${qmax})`);
+  }
+  return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
+}
+
+/** One config group of `quantization_config` (QuantizationScheme.model_dump of a weight-only int scheme). */
+function configGroup(targets: string[], grid: Grid, actOrder: boolean): Record<string, unknown> {
+  return {
+    format: FORMAT_PACK,
+    input_activations: null,
+    output_activations: null,
+    targets,
+    weights: {
+      actorder: actOrder && grid.strategy === "group" ? "weight" : null,
+      block_structure: null,
+      dynamic: false,
+      group_size: grid.strategy === "group" ? grid.group : null,
+      num_bits: grid.bits,
+      observer: "minmax",
+      observer_kwargs: {},
+      strategy: grid.strategy,
+      symmetric: grid.symmetric,
+      type: "int",
+    },
+  };
+}
+
+export interface QuantConfigInput {
+  /** the grid of each quantized operator, by operator name (e.g. model.layers.0.mlp.down_proj) */
+  grids: Map<string, Grid>;
+  /** modules left unquantized (lm_head) */
+  ignore: string[];
+  /** GPTQ ran in act-order with static groups: actorder "weight" on the group-strategy config groups */
+  actOrder?: boolean;
+  /** a sparse model: its pattern for sparsity_config (the values stay dense-shaped: format "dense") */
+  sparsity?: { structure: "2:4" | "unstructured"; globalSparsity: number; targets: string[] };
+}
+
+/**
+ * `quantization_config` as compressed-tensors writes it (update_config: version, quant_method, sparsity_config,
+ * transform_config, then QuantizationConfig.model_dump without quant_method; json.dump with sort_keys). One
+ * config group per distinct grid; its targets are the layer types as regexes on the module names
+ * (`re:.*mlp\.down_proj$`), or ["Linear"] when a single grid covers every operator.
+ */
+export function quantizationConfig(c: QuantConfigInput): Record<string, unknown> {
+  const byGrid = new Map<string, { grid: Grid; suffixes: Set<string> }>();
+  for (const [op, grid] of c.grids) {
+    const key = `${grid.strategy}/${grid.group}/${grid.bits}/${grid.symmetric}`;
+    const suffix = op.replace(/^.*\.layers\.\d+\./, "");
+    if (!byGrid.has(key)) byGrid.set(key, { grid, suffixes: new Set() });
+    byGrid.get(key)!.suffixes.add(suffix);
+  }
+  const groups = [...byGrid.values()];
+  const config_groups: Record<string, unknown> = {};
+  groups.forEach((g, i) => {
+    const targets = groups.length === 1 ? ["Linear"] : [...g.suffixes].sort().map((s) => `re:.*${s.replace(/\./g, "\\.")}$`);
+    config_groups[`group_${i}`] = configGroup(targets, g.grid, !!c.actOrder);
+  });
+  const sc = c.sparsity
+    ? { format: "dense", global_sparsity: c.sparsity.globalSparsity, ignore: c.ignore, registry_requires_subclass: false, sparsity_structure: c.sparsity.structure, targets: c.sparsity.targets }
+    : {};
+  return {
+    config_groups,
+    format: FORMAT_PACK,
+    global_compression_ratio: null,
+    ignore: c.ignore,
+    kv_cache_scheme: null,
+    quant_method: "compressed-tensors",
+    quantization_status: "compressed",
+    sparsity_config: sc,
+    transform_config: {},
+    version: QUANT_CT_VERSION,
+  };
+}
+
+/** True when a config.json object describes a pack-quantized compressed-tensors checkpoint. */
+export function isQuantizedConfig(hfConfig: Record<string, unknown>): boolean {
+  const q = hfConfig.quantization_config as Record<string, unknown> | undefined;
+  return !!q && q.quant_method === "compressed-tensors" && typeof q.config_groups === "object" && q.config_groups !== null;
+}
+
+/**
+ * The grid of every operator of a quantized checkpoint, from its `quantization_config`: the config group whose
+ * targets match the module name ("Linear" matches any linear operator not in `ignore`; "re:" a regex).
+ * Unknown formats, types or bit widths are refused naming the group.
+ */
+export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => Grid | undefined {
+  const q = hfConfig.quantization_config as Record<string, unknown>;
+  const groups = Object.entries(q.config_groups as Record<string, Record<string, unknown>>);
+  const ignore = (Array.isArray(q.ignore) ? q.ignore : []) as string[];
+  const parsed = groups.map(([name, g]) => {
+    const fmt = (g.format as string | null | undefined) ?? (q.format as string | undefined);
+    if (fmt !== FORMAT_PACK) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK})`);
+    const w = g.weights as Record<string, unknown> | null;
+    if (!w) throw new FormatError(file, `quantization_config.config_groups.${name}: no weights scheme`);
+    if (w.type !== "int" || (w.num_bits !== 4 && w.num_bits !== 8)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights: ${w.type} ${w.num_bits}-bit is not supported (int, 4 or 8 bits)`);
+    if (g.input_activations) throw new FormatError(file, `quantization_config.config_groups.${name}: activation quantization is not supported (weight-only schemes)`);
+    if (w.actorder === "group") throw new FormatError(file, `quantization_config.config_groups.${name}.weights: actorder "group" (weight_g_idx) is not supported`);
+    const strategy = w.strategy as string;
+    if (strategy !== "group" && strategy !== "channel") throw new FormatError(file, `quantization_config.config_groups.${name}.weights.strategy "${strategy}": expected group or channel`);
+    const gs = w.group_size as number | null;
+    if (strategy === "group" && !(Number.isInteger(gs) && gs! > 0)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights.group_size ${gs}: expected a positive integer`);
+    const targets = (g.targets ?? []) as string[];
+    return { targets, strategy, gs, bits: w.num_bits as 4 | 8, symmetric: w.symmetric !== false };
+  });
+  const matches = (t: string, op: string) => (t === "Linear" ? true : t.startsWith("re:") ? new RegExp(t.slice(3)).test(op) : t === op);
+  return (op) => {
+    if (ignore.some((t) => (t.startsWith("re:") ? new RegExp(t.slice(3)).test(op) : t === op))) return undefined;
+    const g = parsed.find((p) => p.targets.some((t) => t !== "Linear" && matches(t, op))) ?? parsed.find((p) => p.targets.includes("Linear"));
+    if (!g) return undefined;
+    return { strategy: g.strategy as "group" | "channel", group: g.strategy === "group" ? g.gs! : 0, ng: 0, bits: g.bits, symmetric: g.symmetric };
+  };
+}
+
+/** `grid` completed for an [N, K] operator (ng, the channel group width), or an error naming the operator. */
+export function gridForShape(g: Grid, K: number, file: string, op: string): Grid {
+  if (g.strategy === "channel") return { ...g, group: Math.max(K, 1), ng: 1 };
+  if (K % g.group !== 0) throw new FormatError(file, `"${op}": group size ${g.group} does not divide its ${K} inputs`);
+  return { ...g, ng: K / g.group };
+}
