@@ -19,7 +19,6 @@
  * assembly/f32-gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
  * for any thread count.
  */
-import os from "node:os";
 import { UsageError, WorkerError } from "../errors.js";
 import type { Wasm } from "../wasm/runtime.js";
 
@@ -60,11 +59,6 @@ export interface Executor {
   each<R>(blocks: ReadonlyArray<[number, number]>, make: (block: [number, number], slot: number) => Task, what: string): Promise<R[]>;
   /** Stop the workers (idempotent). */
   close(): Promise<void>;
-}
-
-/** The default of `--threads`: the cores this process may use. */
-export function defaultThreads(): number {
-  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 }
 
 /** Validate a `--threads` value. */

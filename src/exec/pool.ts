@@ -3,24 +3,18 @@
  * Every worker thread instantiates the kernels ONCE on that memory (posted once, in workerData) and runs the
  * handler table of src/workers/handlers.ts on its tasks, so a task carries only pointers and sizes.
  *
- * Workers are TypeScript. The CLI registers tsx in the main thread only (bin/wasprune.js), which worker threads
- * do not inherit, so the pool starts them with `--import <tsx loader>` (an absolute file URL, so it resolves
- * from any working directory).
+ * The worker file follows this module (./worker-script.ts): src/workers/worker.ts through tsx when running from
+ * the sources, the compiled worker.js beside the compiled pool in the package.
  */
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import type { Wasm } from "../wasm/runtime.js";
 import { WorkerError } from "../errors.js";
 import { allSettled, checkThreads, localExecutor, maxPackBytes, MIN_TASK_WORK, runInline, shards, type Executor, type Handlers, type Task } from "./executor.js";
 
-/** The worker entry point (thin: it runs the handler table on the thread's instance). */
-const WORKER_FILE = fileURLToPath(new URL("../workers/worker.ts", import.meta.url));
+import { workerScript } from "./worker-script.js";
 
-function tsxLoader(): string {
-  const require = createRequire(import.meta.url);
-  return pathToFileURL(require.resolve("tsx")).href;
-}
+/** The worker entry point (thin: it runs the handler table on the thread's instance). */
+const WORKER = workerScript(import.meta.url, "../workers/worker");
 
 /**
  * The executor of `threads` slots on `wasm`: inline for 1, a piscina pool of `threads` workers otherwise.
@@ -33,11 +27,11 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
   const bytes = maxPackBytes(wasm);
   const packs = Array.from({ length: threads }, () => wasm.arena.allocBytes(bytes));
   const pool = new Piscina({
-    filename: WORKER_FILE,
+    filename: WORKER.filename,
     minThreads: threads,
     maxThreads: threads,
     concurrentTasksPerWorker: 1,
-    execArgv: ["--import", tsxLoader()],
+    execArgv: WORKER.execArgv,
     workerData: { memory: wasm.memory },
   });
   let closed = false;

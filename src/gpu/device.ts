@@ -27,6 +27,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { WaspruneError } from "../errors.js";
 
+/** The webgpu package (Dawn's Node bindings) wasprune is tested with: an optional peer dependency. */
+export const WEBGPU_VERSION = "0.6.2";
+
 export const DEVICE_KINDS = Object.freeze(["auto", "wasm", "webgpu"] as const);
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
 
@@ -228,6 +231,10 @@ async function openGpu(): Promise<GpuProbe> {
   try {
     mod = await import("webgpu");
   } catch (e) {
+    // an optional dependency (package.json peerDependenciesMeta): not installed with wasprune itself
+    if ((e as { code?: string }).code === "ERR_MODULE_NOT_FOUND" && /'webgpu'/.test((e as Error).message)) {
+      return { ok: false, reason: `the optional package webgpu is not installed (npm install webgpu@${WEBGPU_VERSION} beside wasprune to use it)` };
+    }
     return { ok: false, reason: `the webgpu package could not be loaded (${(e as Error).message.split("\n")[0]})` };
   }
   Object.assign(globalThis, mod.globals);

@@ -17,14 +17,14 @@
 /// <reference types="@webgpu/types" />
 import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
 import { once } from "node:events";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { createWasm } from "../wasm/runtime.js";
 import { gemmNT } from "../kernels/index.js";
 import type { LinearBackend, LinearWeight, Model } from "../model/types.js";
 import { LINEAR_OPS } from "../model/types.js";
 import { GpuError, exposeLavapipe, type DeviceKind, type GpuDevice } from "./device.js";
 import { GEMM_NT } from "./kernels.js";
+import { workerScript } from "../exec/worker-script.js";
 
 /** ms per linear call of shape M×N×K: WASM GEMM, and WebGPU GEMM with the read-back the forward pass needs. */
 export async function measureLinear(gpu: GpuDevice, M: number, N: number, K: number, reps = 20): Promise<{ wasmMs: number; webgpuMs: number }> {
@@ -106,13 +106,15 @@ export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: nu
   const ctl = new Int32Array(ctlSab);
   const { port1: errors, port2 } = new MessageChannel();
   const { port1: calls, port2: callsW } = new MessageChannel();
-  // in a worker thread tsx (--import) transpiles require() of .ts, not a .ts entry point nor import() (piscina,
-  // for src/parallel, requires too): ts-worker.cjs requires `entry`
-  const entry = fileURLToPath(new URL("./linear.worker.ts", import.meta.url));
-  const worker = new Worker(fileURLToPath(new URL("./ts-worker.cjs", import.meta.url)), {
+  // the worker follows this module (src/exec/worker-script.ts). From the sources: in a worker thread tsx
+  // (--import) transpiles require() of .ts, not a .ts entry point nor import(), so ts-worker.cjs requires
+  // `entry`; compiled, linear.worker.js is the entry itself.
+  const script = workerScript(import.meta.url, "./linear.worker");
+  const entry = script.filename;
+  const worker = new Worker(script.typescript ? fileURLToPath(new URL("./ts-worker.cjs", import.meta.url)) : entry, {
     workerData: { entry, memory: model.wasm.memory, ctl: ctlSab, ops, mode: kind, batch, errors: port2, calls: callsW },
     transferList: [port2, callsW],
-    execArgv: ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href],
+    execArgv: script.execArgv,
   });
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   const stop = async () => {

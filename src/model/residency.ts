@@ -11,7 +11,7 @@
  *    the same slot when logits are needed (no layer is in it then).
  * Which one a command gets is a choice made by size (`openStore`, ./load.ts), not the only path.
  */
-import { BoundedArena, type Wasm } from "../wasm/runtime.js";
+import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import type { LayerWeights, LinearWeight, Model, ModelConfig, ModelSource, Tensor } from "./types.js";

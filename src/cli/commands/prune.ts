@@ -11,7 +11,7 @@ import { DTYPES, type DType, type Model } from "../../model/types.js";
 import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
-import { selfText } from "./demo.js";
+import { selfText } from "../../generate/generate.js";
 import { openExecutor } from "../../workers/index.js";
 import type { Executor } from "../../exec/executor.js";
 

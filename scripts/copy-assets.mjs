@@ -1,0 +1,20 @@
+// After `tsc -p tsconfig.build.json` (dist/src, dist/bench): the files the compiled modules find relative to
+// themselves, at the same relative places as in the checkout: the kernels (dist/build/kernels.wasm, beside
+// dist/src as build/ is beside src/), the embedded demo model and text (dist/models, dist/data) and the
+// worker shim of the WebGPU offload. The browser bundle (dist/web) is scripts/build-web.mjs's.
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dist = path.join(root, "dist");
+const copy = (from, to = from) => {
+  const src = path.join(root, from);
+  if (!fs.existsSync(src)) throw new Error(`copy-assets: ${from} is missing (run npm run build:wasm first?)`);
+  fs.rmSync(path.join(dist, to), { recursive: true, force: true });
+  fs.cpSync(src, path.join(dist, to), { recursive: true, dereference: true });
+};
+copy("build/kernels.wasm");
+copy("models");
+copy("data");
+copy("src/gpu/ts-worker.cjs");
