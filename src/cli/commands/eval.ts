@@ -1,10 +1,7 @@
-import { perplexity, type PerplexityResult } from "../../eval/perplexity.js";
-import { openExecutor } from "../../workers/index.js";
-import type { Executor } from "../../exec/executor.js";
+import type { PerplexityResult } from "../../eval/perplexity.js";
+import { perplexityOf } from "../../api/index.js";
 import { readTextFile } from "../../eval/text.js";
-import { describeProtocol, evalSequences, protocolFromOptions, protocolLabel, type EvalProtocol, type EvalSequences } from "../../eval/protocol.js";
-import { UsageError } from "../../errors.js";
-import type { Model } from "../../model/types.js";
+import { describeProtocol, protocolFromOptions, protocolLabel, type EvalSequences, type ProtocolName } from "../../eval/protocol.js";
 import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
@@ -26,34 +23,20 @@ export interface EvalOptions {
   device?: DeviceKind;
 }
 
+/** `wasprune eval`: the library's perplexity (src/api) with a progress bar over sequences. */
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
-  const protocol = protocolFromOptions(opts);
+  protocolFromOptions(opts); // flags checked before the model is read
   const text = readTextFile(opts.text, "--text");
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
-  const gpu = opts.device && opts.device !== "wasm"
-    ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, Math.min(opts.ctx, model.config.maxSeqLen))
-    : undefined;
-  // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
-  const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
-  const { result: r, seqs } = await evalModel(model, text, protocol, opts, exec).finally(async () => {
-    await gpu?.close();
-    await exec.close();
-  });
+  let bar: ReturnType<typeof progress> | undefined;
+  const { result: r, seqs } = await perplexityOf(model, text, {
+    ...opts,
+    protocol: opts.protocol as ProtocolName | undefined,
+    onProgress: (done, total) => (bar ??= progress("eval", total, { json: opts.json })).update(done),
+  }).finally(() => bar?.stop());
   if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, ...describeProtocol(seqs), ...r }, null, 2));
   else console.log(renderEval(r, seqs));
   return r;
-}
-
-/** Perplexity with a progress bar over sequences (finished on any slot of `exec`). */
-export async function evalModel(model: Model, text: string, protocol: EvalProtocol, opts: { json?: boolean }, exec: Executor): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
-  if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
-  const seqs = evalSequences(model.tokenizer, text, protocol, model.config.maxSeqLen);
-  const bar = progress("eval", seqs.sequences.length, { json: opts.json });
-  try {
-    return { result: await perplexity(model, seqs.sequences, exec, (done) => bar.update(done), seqs.countFrom), seqs };
-  } finally {
-    bar.stop();
-  }
 }
 
 export function renderEval(r: PerplexityResult, seqs: EvalSequences): string {

@@ -1,0 +1,273 @@
+/**
+ * @file The library in Node — `import { loadModel, generate, perplexity, prune, compress } from "wasprune"` — and
+ * what the CLI's commands call (src/cli/commands/*: they add flags, progress bars and printing, nothing else).
+ *
+ * - `loadModel(source)`: a path (llama2.c `.bin` or a Hugging Face directory, dense or compressed), `hf:ORG/NAME`
+ *   (fetched once into the local cache) or `"builtin"`; the weights are read into a WebAssembly memory.
+ * - `generate(model, opts)`: an async iterator of tokens (`{ id, text, prompt }`); its return value is the
+ *   GenerateResult (text, tokens, tok/s). The prompt's tokens come first, as llama2.c prints them.
+ * - `perplexity(model, text, opts)`: paragraphs or the papers' windows protocol.
+ * - `prune(model, calib, settings)`: prune every linear operator, write the pruned model to `settings.out`,
+ *   progress through `onProgress`; `calib` is text (undefined: text the model samples itself).
+ * - `compress(model, out)`: store a pruned model compressed (2:4 and bitmask formats).
+ *
+ * Errors are WaspruneError subclasses with a message naming the file, field or option (src/errors.ts).
+ * The browser build has the same shape from `wasprune/browser` (src/web/index.ts).
+ */
+import { BUILTIN_NAME, builtinModel } from "../model/builtin.js";
+import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
+import { loadModel as loadResident, openStore, type StoreOptions } from "../model/load.js";
+import { residentStore, type ModelStore } from "../model/residency.js";
+import type { DType, Model } from "../model/types.js";
+import { generateTokens, selfText, type GenerateResult, type GeneratedToken } from "../generate/generate.js";
+import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../generate/gemv.js";
+import { openExecutor } from "../workers/index.js";
+import { perplexity as perplexityOn, type PerplexityResult } from "../eval/perplexity.js";
+import { describeProtocol, evalSequences, protocolFromOptions, type EvalSequences, type ProtocolName, type ProtocolReport } from "../eval/protocol.js";
+import { UsageError } from "../errors.js";
+import type { DeviceKind } from "../gpu/device.js";
+import { compressModel, type CompressReport } from "../model/compressed.js";
+import { runPrune, type PruneSummary } from "../prune/run.js";
+import { SCHEDULES, type OperatorReport, type Schedule } from "../prune/driver.js";
+import { parsePattern } from "../prune/pattern.js";
+import { METHOD_NAMES, type MethodName, type PruneOptions as MethodOptions } from "../prune/methods/types.js";
+import { inspectModel, type InspectReport } from "../model/inspect.js";
+
+export type { Model, ModelConfig, LinearWeight } from "../model/types.js";
+export type { GenerateResult, GeneratedToken } from "../generate/generate.js";
+export type { PerplexityResult } from "../eval/perplexity.js";
+export type { PruneSummary } from "../prune/run.js";
+export type { OperatorReport } from "../prune/driver.js";
+export type { CompressReport } from "../model/compressed.js";
+export type { InspectReport, TensorReport } from "../model/inspect.js";
+export type { Tokenizer } from "../tokenizer/types.js";
+export { WaspruneError, FormatError, MissingFileError, ConfigError, UsageError, WasmError, OutputExistsError, WorkerError, DiskFullError } from "../errors.js";
+export { GpuError } from "../gpu/device.js";
+
+/** Bytes of a file fetched from the Hub so far (`total` when the server said). */
+export type FetchProgress = (file: string, received: number, total?: number) => void;
+
+export interface LoadModelOptions {
+  /** tokenizer file instead of the one beside the model */
+  tokenizer?: string;
+  /** false: load without a tokenizer when none is found (default true) */
+  requireTokenizer?: boolean;
+  /** progress of `hf:` downloads */
+  onFetch?: FetchProgress;
+}
+
+/** A local path for `source`: `hf:` references are fetched into the cache (or found there) first. */
+export async function resolveSource(source: string, onFetch?: FetchProgress): Promise<string> {
+  return isHubRef(source) ? fetchHubModel(parseHubRef(source), onFetch) : source;
+}
+
+/** A model, every weight in WebAssembly memory: a path, `hf:ORG/NAME[@REV]`, or `"builtin"`. */
+export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<Model> {
+  if (source === BUILTIN_NAME) return builtinModel();
+  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+}
+
+/** A model as a store: resident when it fits, streamed one decoder layer at a time otherwise (inspect, eval). */
+export async function openModelStore(source: string, opts: StoreOptions & { onFetch?: FetchProgress } = {}): Promise<ModelStore> {
+  if (source === BUILTIN_NAME) return residentStore(builtinModel());
+  return openStore(await resolveSource(source, opts.onFetch), { ...opts, requireTokenizer: opts.requireTokenizer ?? true });
+}
+
+/** Architecture, parameters, per-tensor zeros, N:M patterns and stored formats of a loaded model. */
+export function describeModel(model: Model): InspectReport {
+  return inspectModel(residentStore(model));
+}
+
+export interface GenerateOptions {
+  /** default "" (BOS only) */
+  prompt?: string;
+  /** positions, BOS and prompt included, as llama2.c's -n (default 256, at most the model's context) */
+  steps?: number;
+  /** 0 = greedy (default 1) */
+  temperature?: number;
+  /** nucleus mass, 1 = off (default 0.9) */
+  topP?: number;
+  /** default 42 */
+  seed?: number;
+  /** worker threads: GEMVs of large models are split by rows (the same tokens for any count; default 1) */
+  threads?: number;
+  /** where linear layers run (default "wasm"; "webgpu" needs the optional webgpu package and an adapter) */
+  device?: DeviceKind;
+  /** stops the generation between two tokens */
+  signal?: AbortSignal;
+}
+
+/**
+ * Tokens as they are generated (the prompt's own first). One generation per model at a time: its run state
+ * lives in the model's memory until the iterator finishes or is left (`break` closes it).
+ */
+export async function* generate(model: Model, opts: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult, void> {
+  const o = { prompt: opts.prompt ?? "", steps: opts.steps ?? 256, temperature: opts.temperature ?? 1, topP: opts.topP ?? 0.9, seed: opts.seed ?? 42 };
+  const device = opts.device ?? "wasm";
+  const gpu = device !== "wasm" ? await (await import("../gpu/offload.js")).attachGpuLinears(device, model, 1) : undefined;
+  // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
+  const exec = openExecutor(model.wasm, largestLinear(model) >= MIN_SPLIT_WEIGHTS ? opts.threads ?? 1 : 1);
+  const helper = gemvHelper(exec, model);
+  const it = generateTokens(model, { ...o, gemv: helper?.gemv });
+  try {
+    for (;;) {
+      opts.signal?.throwIfAborted();
+      const r = it.next();
+      if (r.done) return r.value;
+      yield r.value;
+    }
+  } finally {
+    it.return(undefined as never);
+    await gpu?.close();
+    await helper?.close();
+    await exec.close();
+  }
+}
+
+export interface PerplexityOptions {
+  /** "paragraphs" (default: blank-line separated, each with BOS, truncated at ctx) or "windows" (the papers') */
+  protocol?: ProtocolName;
+  /** tokens per paragraph at most, or per window (default 512, capped at the model's context) */
+  ctx?: number;
+  /** paragraphs: the first N */
+  paragraphs?: number;
+  /** windows: Hugging Face's sliding windows advanced by `stride` tokens */
+  stride?: number;
+  /** windows: the first N windows */
+  maxWindows?: number;
+  /** worker threads (the same result for any count; default 1) */
+  threads?: number;
+  /** where linear layers run (default "wasm") */
+  device?: DeviceKind;
+  /** sequences finished over all threads */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export type PerplexityReport = PerplexityResult & ProtocolReport;
+
+/** Perplexity of `model` on `text` (the sequences of the protocol; see src/eval/protocol.ts). */
+export async function perplexity(model: Model, text: string, opts: PerplexityOptions = {}): Promise<PerplexityReport> {
+  const { result, seqs } = await perplexityOf(model, text, opts);
+  return { ...result, ...describeProtocol(seqs) };
+}
+
+/** perplexity, with the sequences it ran (what the CLI prints from). */
+export async function perplexityOf(model: Model, text: string, opts: PerplexityOptions = {}): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
+  if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
+  const protocol = protocolFromOptions({ ...opts, ctx: opts.ctx ?? 512 });
+  const seqs = evalSequences(model.tokenizer, text, protocol, model.config.maxSeqLen);
+  const device = opts.device ?? "wasm";
+  const gpu = device !== "wasm"
+    ? await (await import("../gpu/offload.js")).attachGpuLinears(device, model, Math.min(protocol.ctx, model.config.maxSeqLen))
+    : undefined;
+  // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
+  const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
+  try {
+    const result = await perplexityOn(model, seqs.sequences, exec, opts.onProgress && ((done, total) => opts.onProgress!(done, total)), seqs.countFrom);
+    return { result, seqs };
+  } finally {
+    await gpu?.close();
+    await exec.close();
+  }
+}
+
+/** How far a prune is: operators finished over all layers (`operator` is the one just finished). */
+export interface PruneProgress {
+  done: number;
+  total: number;
+  operator?: OperatorReport;
+  /** a decoder layer finished (or was resumed from its checkpoint) */
+  layer?: number;
+}
+
+export interface PruneSettings {
+  /** magnitude | wanda | sparsegpt | fista (default fista) */
+  method?: MethodName;
+  /** a fraction in [0, 1) or N:M, e.g. 0.5 or "2:4" (default 0.5) */
+  sparsity?: number | string;
+  /** sequential (default: each layer fed by the pruned layers before it) | parallel */
+  schedule?: Schedule;
+  /** intra-layer error correction (default: on for fista) */
+  errorCorrection?: boolean;
+  /** calibration paragraphs (default 128) and tokens per paragraph at most (default 512) */
+  nsamples?: number;
+  seqlen?: number;
+  /** output directory, or a path ending in .bin (llama2.c) */
+  out: string;
+  /** replace a finished output / restart a partial one */
+  force?: boolean;
+  /** stored dtype of the output (default: as the input) */
+  dtype?: DType;
+  /** where `calib` came from, for the report (default: the text given) */
+  calibFile?: string;
+  /** perplexity before and after on this text (the prune's report carries it) */
+  evalText?: string;
+  evalFile?: string;
+  evalProtocol?: PerplexityOptions;
+  /** per-method options (FISTA's lasso path, a device solver) */
+  methodOptions?: MethodOptions;
+  /** worker threads (the same model for any count; default 1) */
+  threads?: number;
+  /** where FISTA's per-operator solve runs (default "wasm") */
+  device?: DeviceKind;
+  onProgress?: (p: PruneProgress) => void;
+}
+
+function parseMethod(m: string): MethodName {
+  if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UsageError(`--method ${m}: expected one of ${METHOD_NAMES.join(", ")}`);
+  return m as MethodName;
+}
+
+/**
+ * Prune `model` in place, layer by layer, calibrated on `calib` (undefined: text the model samples itself,
+ * seed 7), and write it to `settings.out` (atomic, resumable; see src/prune/run.ts). A thin wrapper of
+ * `runPrune`: what the CLI's `prune` runs.
+ */
+export async function prune(model: Model, calib: string | undefined, settings: PruneSettings): Promise<PruneSummary> {
+  const method = parseMethod(settings.method ?? "fista");
+  const pattern = parsePattern(String(settings.sparsity ?? "0.5"));
+  const schedule = settings.schedule ?? "sequential";
+  if (!(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--schedule ${schedule}: expected one of ${SCHEDULES.join(", ")}`);
+  const nsamples = settings.nsamples ?? 128;
+  const seqlen = settings.seqlen ?? 512;
+  const evalProtocol = settings.evalText !== undefined ? protocolFromOptions({ ...settings.evalProtocol, ctx: settings.evalProtocol?.ctx ?? 512 }, "eval-") : undefined;
+  const exec = openExecutor(model.wasm, settings.threads ?? 1);
+  const { parseDeviceKind, selectDevice } = await import("../gpu/device.js");
+  const gpu = method === "fista" ? await selectDevice(parseDeviceKind(settings.device ?? "wasm")) : undefined;
+  try {
+    const fistaSolver = gpu ? (await import("../gpu/fista.js")).gpuFistaSolvers(gpu) : undefined;
+    const text = calib ?? selfText(model, Math.min(nsamples, 128), Math.min(seqlen, model.config.maxSeqLen), 7);
+    const total = model.config.nLayers * 7;
+    return await runPrune(
+      {
+        model,
+        exec,
+        settings: {
+          method, pattern, schedule, errorCorrection: settings.errorCorrection ?? method === "fista",
+          methodOptions: { ...settings.methodOptions, ...(fistaSolver ? { fistaSolver } : {}) },
+        },
+        calib: { text, file: settings.calibFile ?? (calib === undefined ? "(text sampled from the dense model, seed 7)" : "(text)"), nsamples, seqlen },
+        out: settings.out,
+        force: settings.force,
+        dtype: settings.dtype,
+        evalText: settings.evalText !== undefined && evalProtocol ? { text: settings.evalText, file: settings.evalFile ?? "", protocol: evalProtocol } : undefined,
+      },
+      {
+        onOperator: (r, done) => settings.onProgress?.({ done, total, operator: r }),
+        onLayer: (l) => settings.onProgress?.({ done: (l + 1) * 7, total, layer: l }),
+      },
+    );
+  } finally {
+    gpu?.destroy();
+    await exec.close();
+  }
+}
+
+/**
+ * Store a pruned `model` compressed in directory `out` (2:4 operators as sparse-24-bitmask, other ≥ 50%-sparse
+ * ones as sparse-bitmask, the rest dense; atomic, an existing `out` refused unless `force`). A thin wrapper of
+ * `compressModel`.
+ */
+export async function compress(model: Model, out: string, opts: { force?: boolean } = {}): Promise<CompressReport> {
+  return compressModel(model, out, opts);
+}
