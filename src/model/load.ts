@@ -13,10 +13,12 @@ import { loadTokenizer } from "../tokenizer/load.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
-import { dense, type LayerWeights, type Model, type ModelConfig, type ModelSource } from "./types.js";
+import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile } from "./weight-file.js";
-import { residentStore, streamedStore, type ModelStore } from "./residency.js";
+import type { WeightFile } from "./weight-file.js";
+import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
+
+export { WASM32_LIMIT, residentBytes } from "./residency.js";
 
 export interface LoadOptions {
   /** tokenizer file to use instead of the one found beside the model */
@@ -27,8 +29,6 @@ export interface LoadOptions {
   requireTokenizer?: boolean;
 }
 
-/** The WebAssembly memory (wasm32) holds at most 4 GiB. */
-export const WASM32_LIMIT = 4 * 1024 ** 3;
 /**
  * Arena bytes of weights up to which `openStore` keeps a model resident: the rest of the 4 GiB is left for the
  * work (activations, Gram matrices, a method's scratch).
@@ -48,47 +48,13 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
   return { file: isDir ? openHFWeights(modelPath) : openLlama2cWeights(modelPath), tokFile };
 }
 
-/** Arena bytes every weight of `file` takes once read (f32 dense, compressed operators in their kernel layouts). */
-export function residentBytes(file: WeightFile): number {
-  let n = 0;
-  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l);
-  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += file.tensor(s).arenaBytes;
-  return n;
-}
-
-function sourceOf(file: WeightFile): ModelSource {
-  return { path: file.path, format: file.format, dtype: file.dtype, ...(file.hfConfig ? { hfConfig: file.hfConfig } : {}) };
-}
-
-const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
-
-/** Every weight of `file` into `wasm`'s arena (the caller has checked it fits). */
-function readResident(file: WeightFile, wasm: Wasm): Model {
-  const c = file.config;
-  const a = wasm.arena;
-  const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
-  const embed = readTensor(a, file.tensor(top.embed!));
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l));
-  const norm = readTensor(a, file.tensor(top.norm!));
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!));
-  return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
-}
-
 /**
- * Read a model into the arena (resident). A model whose weights do not fit the 4 GiB WebAssembly memory is
- * refused with its size and what would make it fit.
+ * Read a model into the arena (resident; ./residency.ts `readResident`). A model whose weights do not fit the
+ * 4 GiB WebAssembly memory is refused with its size and what would make it fit.
  */
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const bytes = residentBytes(file);
-    if (bytes > WASM32_LIMIT - (256 << 20)) {
-      throw new UsageError(
-        `${modelPath}: its weights take ${GiB(bytes)} as float32 in WebAssembly memory, more than the 4 GiB wasm32 limit ` +
-          `(with room for the work); this command needs the whole model in memory. prune and eval stream such a model layer by layer; ` +
-          `to run it whole, prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
-      );
-    }
     const model = readResident(file, opts.wasm ?? createWasm());
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
