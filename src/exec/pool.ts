@@ -9,8 +9,7 @@
 import { Piscina } from "piscina";
 import type { Wasm } from "../wasm/runtime.js";
 import { WorkerError } from "../errors.js";
-import { allSettled, checkThreads, localExecutor, maxPackBytes, MIN_TASK_WORK, runInline, shards, type Executor, type Handlers, type Task } from "./executor.js";
-
+import { checkThreads, localExecutor, poolExecutor, type Executor, type Handlers, type Task } from "./executor.js";
 import { workerScript } from "./worker-script.js";
 
 /** The worker entry point (thin: it runs the handler table on the thread's instance). */
@@ -24,8 +23,6 @@ const WORKER = workerScript(import.meta.url, "../workers/worker");
 export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers): Executor {
   checkThreads(threads);
   if (threads === 1) return localExecutor(wasm, handlers);
-  const bytes = maxPackBytes(wasm);
-  const packs = Array.from({ length: threads }, () => wasm.arena.allocBytes(bytes));
   const pool = new Piscina({
     filename: WORKER.filename,
     minThreads: threads,
@@ -34,14 +31,12 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
     execArgv: WORKER.execArgv,
     workerData: { memory: wasm.memory },
   });
-  let closed = false;
   /**
    * A throw or a dead worker (exit, crash) becomes a WorkerError naming `what`. piscina replaces a dead thread
    * (it instantiates the module again on the same memory), so the pool stays usable; the command fails anyway,
    * since the task's outputs are incomplete.
    */
-  const onWorker = async <R>(task: Task, what: string): Promise<R> => {
-    if (closed) throw new WorkerError(`${what}: the worker pool is already closed`);
+  const submit = async <R>(task: Task, what: string): Promise<R> => {
     try {
       return (await pool.run(task)) as R;
     } catch (e) {
@@ -52,21 +47,5 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
       throw new WorkerError(`${what}: worker thread failed: ${msg}`);
     }
   };
-  return {
-    wasm,
-    slots: threads,
-    packs,
-    split: (n, work, align = 4, weight) => (work < MIN_TASK_WORK ? (n > 0 ? [[0, n]] : []) : shards(n, threads, align, weight)),
-    run: (task, what) => onWorker(task, what),
-    each<R>(blocks: ReadonlyArray<[number, number]>, make: (b: [number, number], slot: number) => Task, what: string) {
-      if (blocks.length > threads) throw new WorkerError(`${what}: ${blocks.length} blocks for ${threads} slots`);
-      if (blocks.length === 1) return runInline<R>(wasm, handlers, make(blocks[0]!, 0), what).then((r) => [r]);
-      return allSettled(blocks.map((b, s) => onWorker<R>(make(b, s), what)));
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await pool.destroy();
-    },
-  };
+  return poolExecutor(wasm, threads, handlers, submit, () => pool.destroy());
 }

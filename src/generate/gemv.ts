@@ -27,6 +27,8 @@ export const CTRL = { seq: 0, done: 1, stop: 2, w: 3, x: 4, y: 5, N: 6, K: 7, in
 export interface GemvHelper {
   /** y[N] = W[N,K]·x, split when N·K is large enough; always computes y */
   gemv(w: number, x: number, y: number, N: number, K: number): void;
+  /** GEMVs split with the worker so far */
+  readonly splits: number;
   /** stop the worker's loop and wait for its task to end */
   close(): Promise<void>;
 }
@@ -84,9 +86,14 @@ export function gemvHelper(exec: Executor, model: Model, minWeights = MIN_SPLIT_
   });
   const gemv = wasm.exports.f32_gemv as (w: number, x: number, y: number, N: number, K: number, acc: number) => void;
   let seq = 0;
+  let splits = 0;
   return {
+    get splits() {
+      return splits;
+    },
     gemv(w, x, y, N, K) {
       if (failed || N * K < minWeights || N < 16) return gemv(w, x, y, N, K, 0);
+      splits++;
       const split = Math.ceil(N / 2 / 8) * 8;
       ctrl[CTRL.w] = w + 4 * split * K;
       ctrl[CTRL.x] = x;

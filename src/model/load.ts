@@ -7,9 +7,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError, MissingFileError, UsageError, notFound } from "../errors.js";
+import { MissingFileError, UsageError, notFound } from "../errors.js";
 import { createWasm, type Wasm } from "../wasm/runtime.js";
 import { loadTokenizer } from "../tokenizer/load.js";
+import { checkTokenizerFits, modelTokenizerOptions } from "../tokenizer/from-bytes.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
@@ -92,11 +93,7 @@ export async function openStore(modelPath: string, opts: StoreOptions = {}): Pro
 }
 
 function openTokenizer(file: string, c: ModelConfig): Tokenizer {
-  const tok = loadTokenizer(file, { bosId: c.bosId, eosId: c.eosId, ...(path.extname(file) === ".bin" ? { vocabSize: c.vocabSize } : {}) });
-  if (tok.vocabSize > c.vocabSize) {
-    throw new ConfigError(`${path.basename(file)} has ${tok.vocabSize} tokens, more than the model's vocab_size ${c.vocabSize}`);
-  }
-  return tok;
+  return checkTokenizerFits(file, loadTokenizer(file, modelTokenizerOptions(file, c)), c.vocabSize);
 }
 
 /**

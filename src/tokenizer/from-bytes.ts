@@ -3,7 +3,8 @@
  * reads files in Node; src/web/ fetched or picked bytes). `*.json` → HF tokenizer.json (with the text of
  * tokenizer_config.json beside it, when there is one), `*.model` → SentencePiece, `*.bin` → llama2.c.
  */
-import { UsageError } from "../errors.js";
+import { ConfigError, UsageError } from "../errors.js";
+import { baseName } from "../util/base-name.js";
 import type { Tokenizer } from "./types.js";
 import { parseLlama2cTokenizer } from "./llama2c.js";
 import { parseSentencePiece } from "./sentencepiece.js";
@@ -28,7 +29,7 @@ export function tokenizerKind(name: string): "json" | "model" | "bin" | undefine
  * (its path and bytes), when there is one.
  */
 export function tokenizerFromBytes(file: string, bytes: Uint8Array, opts: TokenizerOptions = {}, config?: { file: string; bytes: Uint8Array }): Tokenizer {
-  const name = file.slice(Math.max(file.lastIndexOf("/"), file.lastIndexOf("\\")) + 1);
+  const name = baseName(file);
   switch (tokenizerKind(file)) {
     case "json":
       return new HFJsonTokenizer(utf8Text(bytes), config && utf8Text(config.bytes), config ? [file, config.file] : [file], opts);
@@ -39,4 +40,19 @@ export function tokenizerFromBytes(file: string, bytes: Uint8Array, opts: Tokeni
     default:
       throw new UsageError(`tokenizer ${file}: unknown kind "${/\.[^./\\]*$/.exec(name)?.[0] ?? ""}" (expected tokenizer.json, *.model or *.bin)`);
   }
+}
+
+/**
+ * The options a model's tokenizer is opened with (its BOS/EOS; a tokenizer.bin read to the model's vocabulary),
+ * and the check that it fits the model: what both the Node loader and the browser's use.
+ */
+export function modelTokenizerOptions(file: string, c: { bosId: number; eosId: number; vocabSize: number }): TokenizerOptions {
+  return { bosId: c.bosId, eosId: c.eosId, ...(tokenizerKind(file) === "bin" ? { vocabSize: c.vocabSize } : {}) };
+}
+
+export function checkTokenizerFits(file: string, tok: Tokenizer, vocabSize: number): Tokenizer {
+  if (tok.vocabSize > vocabSize) {
+    throw new ConfigError(`${baseName(file)} has ${tok.vocabSize} tokens, more than the model's vocab_size ${vocabSize}`);
+  }
+  return tok;
 }

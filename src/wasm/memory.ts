@@ -76,7 +76,7 @@ export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memo
  */
 export function attachWasmTo(module: WebAssembly.Module, memory: WebAssembly.Memory): Wasm {
   const exports = instantiate(module, memory);
-  return { memory, exports, arena: new ViewArena(memory, exports.heapBase()) };
+  return { module, memory, exports, arena: new ViewArena(memory, exports.heapBase()) };
 }
 
 /**
@@ -218,6 +218,8 @@ function fmtBytes(n: number): string {
 
 /** A WASM instance together with its arena: what every compute path takes (work is split by an Executor, src/exec). */
 export interface Wasm {
+  /** the compiled kernels this instance is of (what a browser worker instantiates on `memory`) */
+  module?: WebAssembly.Module;
   memory: WebAssembly.Memory;
   exports: KernelExports;
   arena: Arena;
@@ -228,5 +230,5 @@ export function createWasmFrom(module: WebAssembly.Module, initialBytes?: number
   const memory = createMemory(initialBytes);
   const exports = instantiate(module, memory);
   const arena = new Arena(memory, exports.heapBase());
-  return { memory, exports, arena };
+  return { module, memory, exports, arena };
 }
