@@ -28,7 +28,7 @@ const libraryExternal = {
 };
 const common = { bundle: true, format: "esm", platform: "browser", target: "es2022", minify: true, legalComments: "none", logLevel: "warning", metafile: true };
 const builds = [
-  { entryPoints: { wasprune: library, worker: path.join(root, "src/web/worker.ts") } },
+  { entryPoints: { wasprune: library, worker: path.join(root, "src/web/worker.ts"), "gpu-worker": path.join(root, "src/web/gpu-worker.ts") } },
   { entryPoints: { engine: path.join(root, "src/web/page/engine.ts"), page: path.join(root, "src/web/page/main.ts") }, plugins: [libraryExternal] },
 ];
 for (const b of builds) await esbuild.build({ ...common, ...b, outdir: out });
@@ -36,5 +36,6 @@ fs.copyFileSync(kernels, path.join(out, "kernels.wasm"));
 fs.copyFileSync(path.join(root, "src/web/page/index.html"), path.join(out, "index.html"));
 const size = (f) => fs.statSync(path.join(out, f)).size;
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
-const lib = size("wasprune.js") + size("worker.js") + size("kernels.wasm");
-console.log(`build-web: ${out}: library ${kb(lib)} (wasprune.js ${kb(size("wasprune.js"))} + worker.js ${kb(size("worker.js"))} + kernels.wasm ${kb(size("kernels.wasm"))}), page ${kb(size("page.js") + size("engine.js") + size("index.html"))} more`);
+const parts = ["wasprune.js", "worker.js", "gpu-worker.js", "kernels.wasm"];
+const lib = parts.reduce((n, f) => n + size(f), 0);
+console.log(`build-web: ${out}: library ${kb(lib)} (${parts.map((f) => `${f} ${kb(size(f))}`).join(" + ")}), page ${kb(size("page.js") + size("engine.js") + size("index.html"))} more`);

@@ -15,8 +15,8 @@
  * shared memory, the same tokens for any thread count). That needs a cross-origin isolated page (COOP/COEP, as
  * `wasprune serve` sends) and a thread that may block (Atomics.wait): a worker, not a page's main thread; the
  * page of `wasprune serve` runs the engine in a worker (src/web/page/engine.ts). Elsewhere it runs on one thread.
- * WebGPU: when `device: "auto"` (the default) and navigator.gpu gives an adapter in an isolated worker, the
- * linear layers run there (src/web/gpu.ts); otherwise WASM. The result says which.
+ * WebGPU: `attachWebGpu(model)` puts the linear layers on the adapter navigator.gpu gives (in an isolated worker;
+ * src/web/gpu.ts), or says why not and leaves the model on WASM. The result's `device` says where they ran.
  */
 import { UsageError } from "../errors.js";
 import { generateTokens, type GenerateResult, type GeneratedToken } from "../generate/generate.js";
@@ -38,6 +38,7 @@ export type { BrowserModelSource } from "./files.js";
 export type { BrowserLoadOptions } from "./load.js";
 export { WaspruneError, FormatError, MissingFileError, ConfigError, UsageError, WasmError, WorkerError } from "../errors.js";
 export { compileKernels, KERNELS_URL } from "./kernels.js";
+export { attachWebGpu, type WebGpuChoice } from "./gpu.js";
 
 /** A model, every weight in the kernels' memory, with its tokenizer (see ./files.ts for the sources). */
 export async function loadModel(source: BrowserModelSource, opts: BrowserLoadOptions = {}): Promise<Model> {
@@ -92,6 +93,8 @@ export interface BrowserGenerateResult extends GenerateResult {
   splitGemvs: number;
   /** why it ran on one thread when more were asked for */
   singleThreadReason?: string;
+  /** where the linear layers ran: "wasm", or the WebGPU adapter (`attachWebGpu`) */
+  device: string;
 }
 
 /** Yield to the event loop (a message, not a timer: timers are clamped to ≥ 4 ms when nested). */
@@ -130,7 +133,10 @@ export async function* generate(model: Model, opts: BrowserGenerateOptions = {})
     for (;;) {
       opts.signal?.throwIfAborted();
       const r = it.next();
-      if (r.done) return { ...r.value, threads: exec.slots, splitGemvs: helper?.splits ?? 0, ...(reason ? { singleThreadReason: reason } : {}) };
+      if (r.done) {
+        const device = (model.backend as { device?: string } | undefined)?.device ?? "wasm";
+        return { ...r.value, threads: exec.slots, splitGemvs: helper?.splits ?? 0, device, ...(reason ? { singleThreadReason: reason } : {}) };
+      }
       yield r.value;
       if (performance.now() - last > 50) {
         await macrotask();

@@ -3,14 +3,14 @@
  * streams its generation to the page. In a worker, not on the page's thread: generation may block on a futex
  * (threads, src/generate/gemv.ts) and the page stays responsive.
  */
-import { describeModel, environment, generate, loadModel, type Model } from "../index.js";
+import { attachWebGpu, describeModel, environment, generate, loadModel, type Model } from "../index.js";
 import type { FromEngine, ModelSummary, ToEngine } from "./protocol.js";
 
 const scope = self as unknown as { onmessage: ((e: MessageEvent<ToEngine>) => void) | null; postMessage(m: FromEngine): void };
 const post = (m: FromEngine) => scope.postMessage(m);
 let model: Model | undefined;
 
-function summarize(m: Model, label: string, bytes: number, loadSeconds: number): ModelSummary {
+function summarize(m: Model, label: string, bytes: number, loadSeconds: number, backend: string): ModelSummary {
   const r = describeModel(m);
   const c = m.config;
   const formats: Record<string, number> = {};
@@ -26,7 +26,7 @@ function summarize(m: Model, label: string, bytes: number, loadSeconds: number):
     dtype: r.dtype,
     bytes,
     memoryBytes: m.wasm.arena.used,
-    backend: `WASM SIMD; ${env.crossOriginIsolated ? `cross-origin isolated, up to ${Math.min(2, env.cores)} threads` : "not cross-origin isolated: one thread"}`,
+    backend: `${backend}; ${env.crossOriginIsolated ? `cross-origin isolated, up to ${Math.min(2, env.cores)} threads` : "not cross-origin isolated: one thread"}`,
     loadSeconds,
   };
 }
@@ -44,7 +44,15 @@ async function load(msg: Extract<ToEngine, { type: "load" }>): Promise<void> {
       post({ type: "progress", file, loaded, total });
     },
   });
-  post({ type: "loaded", summary: summarize(model, msg.entry.label, bytes, (performance.now() - t0) / 1000) });
+  // WebGPU when navigator.gpu gives an adapter (device auto or webgpu), WASM otherwise: the choice is shown
+  let backend = "WASM SIMD";
+  if (msg.device !== "wasm") {
+    const gpu = await attachWebGpu(model, { acceptSoftware: msg.device === "webgpu" });
+    if (gpu.ok) backend = `WebGPU: ${gpu.linears.device}${gpu.software ? " (a software adapter)" : ""}, ${gpu.linears.offloaded.length} linear layers; the rest WASM SIMD`;
+    else if (msg.device === "webgpu") throw new Error(`device=webgpu: ${gpu.reason}`);
+    else backend = `WASM SIMD (no WebGPU: ${gpu.reason})`;
+  }
+  post({ type: "loaded", summary: summarize(model, msg.entry.label, bytes, (performance.now() - t0) / 1000, backend) });
 }
 
 async function run(msg: Extract<ToEngine, { type: "generate" }>): Promise<void> {

@@ -4,7 +4,8 @@
  * `#tps`, `#status` (loading → ready → generating → done, or error). A deep link
  * `/?prompt=TEXT&steps=N&temperature=T&seed=S` starts generation once the models are loaded; `model`, `model2`
  * (ids or labels of served models, `model2=none` for one pane), `threads`, `topp`, `split` (GEMV split threshold
- * in weights) and `maxbytes` may be given too. Every error is one readable line in `#error`.
+ * in weights), `device` (auto: WebGPU when navigator.gpu gives an adapter, else WASM; wasm; webgpu) and
+ * `maxbytes` may be given too. Every error is one readable line in `#error`.
  */
 import type { FromEngine, ModelEntry, ModelSummary, ToEngine } from "./protocol.js";
 
@@ -60,7 +61,7 @@ function renderInfo(p: Pane, s: ModelSummary): void {
 }
 
 /** Start pane `p`'s engine on `entry`; resolves when the model is loaded (rejects with the engine's message). */
-function load(p: Pane, entry: ModelEntry, maxBytes?: number): Promise<void> {
+function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", maxBytes?: number): Promise<void> {
   p.engine?.terminate();
   p.entry = entry;
   $(p.ids.pane).hidden = false;
@@ -91,7 +92,7 @@ function load(p: Pane, entry: ModelEntry, maxBytes?: number): Promise<void> {
       }
     };
   });
-  engine.postMessage({ type: "load", entry, maxBytes } satisfies ToEngine);
+  engine.postMessage({ type: "load", entry, maxBytes, device } satisfies ToEngine);
   return p.ready;
 }
 
@@ -111,10 +112,11 @@ function run(p: Pane, req: Extract<ToEngine, { type: "generate" }>): Promise<voi
       } else if (m.type === "done") {
         const r = m.result;
         $(p.ids.tps).textContent = r.tokensPerSecond.toFixed(1);
-        $(p.ids.run).textContent = `${r.generatedTokens} tokens in ${r.seconds.toFixed(3)} s; ${r.threads} thread${r.threads > 1 ? "s" : ""}` +
+        $(p.ids.run).textContent = `${r.generatedTokens} tokens in ${r.seconds.toFixed(3)} s on ${r.device === "wasm" ? "WASM" : "WebGPU"}; ${r.threads} thread${r.threads > 1 ? "s" : ""}` +
           (r.splitGemvs ? `, ${fmtInt(r.splitGemvs)} GEMVs split with a worker` : "") + (r.singleThreadReason ? ` (one thread: ${r.singleThreadReason})` : "");
         $(p.ids.run).dataset.threads = String(r.threads);
         $(p.ids.run).dataset.splits = String(r.splitGemvs);
+        $(p.ids.run).dataset.device = r.device;
         setStatus(p, "done");
         resolve();
       } else if (m.type === "error") {
@@ -165,14 +167,16 @@ async function main(): Promise<void> {
     selB.add(new Option(m.label, m.id));
   }
   const maxBytes = q.has("maxbytes") ? num(q.get("maxbytes"), 0, "maxbytes") : undefined;
+  const device = q.get("device") ?? "auto";
+  if (device !== "auto" && device !== "wasm" && device !== "webgpu") throw new Error(`device=${device}: expected auto, wasm or webgpu`);
   const a = find(q.get("model"), models[0]);
   const b = find(q.get("model2"), models[1]);
   selA.value = a!.id;
   selB.value = b?.id ?? "";
   const loadAll = async () => {
-    const jobs = [load(panes[0], models.find((m) => m.id === selA.value)!, maxBytes)];
+    const jobs = [load(panes[0], models.find((m) => m.id === selA.value)!, device, maxBytes)];
     const bEntry = models.find((m) => m.id === selB.value);
-    if (bEntry) jobs.push(load(panes[1], bEntry, maxBytes));
+    if (bEntry) jobs.push(load(panes[1], bEntry, device, maxBytes));
     else {
       panes[1].engine?.terminate();
       panes[1].engine = undefined;

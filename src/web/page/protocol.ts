@@ -32,7 +32,7 @@ export interface ModelSummary {
 }
 
 export type ToEngine =
-  | { type: "load"; entry: ModelEntry; maxBytes?: number }
+  | { type: "load"; entry: ModelEntry; maxBytes?: number; device: "auto" | "wasm" | "webgpu" }
   | { type: "generate"; prompt: string; steps: number; temperature: number; topP: number; seed: number; threads: number; splitWeights?: number };
 
 export type FromEngine =
