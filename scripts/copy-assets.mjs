@@ -1,7 +1,9 @@
 // After `tsc -p tsconfig.build.json` (dist/src, dist/bench): the files the compiled modules find relative to
 // themselves, at the same relative places as in the checkout: the kernels (dist/build/kernels.wasm, beside
-// dist/src as build/ is beside src/), the embedded demo model and text (dist/models, dist/data) and the
-// worker shim of the WebGPU offload. The browser bundle (dist/web) is scripts/build-web.mjs's.
+// dist/src as build/ is beside src/), the browser build (dist/build/web, scripts/build-web.mjs's; what
+// `wasprune serve` serves), the embedded demo model and text (dist/models, dist/data), the worker shim of the
+// WebGPU offload, and the kernels beside the compiled browser modules (dist/src/web/kernels.wasm: a bundler
+// that follows new URL("./kernels.wasm", import.meta.url) finds them there).
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +17,8 @@ const copy = (from, to = from) => {
   fs.cpSync(src, path.join(dist, to), { recursive: true, dereference: true });
 };
 copy("build/kernels.wasm");
+copy("build/web");
+copy("build/kernels.wasm", "src/web/kernels.wasm");
 copy("models");
 copy("data");
 copy("src/gpu/ts-worker.cjs");

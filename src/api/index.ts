@@ -25,7 +25,7 @@ import { openExecutor } from "../workers/index.js";
 import { perplexity as perplexityOn, type PerplexityResult } from "../eval/perplexity.js";
 import { describeProtocol, evalSequences, protocolFromOptions, type EvalSequences, type ProtocolName, type ProtocolReport } from "../eval/protocol.js";
 import { UsageError } from "../errors.js";
-import type { DeviceKind } from "../gpu/device.js";
+import type { DeviceKind } from "../gpu/device-kind.js";
 import { compressModel, type CompressReport } from "../model/compressed.js";
 import { runPrune, type PruneSummary } from "../prune/run.js";
 import { SCHEDULES, type OperatorReport, type Schedule } from "../prune/driver.js";
@@ -41,8 +41,8 @@ export type { OperatorReport } from "../prune/driver.js";
 export type { CompressReport } from "../model/compressed.js";
 export type { InspectReport, TensorReport } from "../model/inspect.js";
 export type { Tokenizer } from "../tokenizer/types.js";
-export { WaspruneError, FormatError, MissingFileError, ConfigError, UsageError, WasmError, OutputExistsError, WorkerError, DiskFullError } from "../errors.js";
-export { GpuError } from "../gpu/device.js";
+export { WaspruneError, FormatError, MissingFileError, ConfigError, UsageError, WasmError, OutputExistsError, WorkerError, DiskFullError, GpuError } from "../errors.js";
+export type { DeviceKind } from "../gpu/device-kind.js";
 
 /** Bytes of a file fetched from the Hub so far (`total` when the server said). */
 export type FetchProgress = (file: string, received: number, total?: number) => void;

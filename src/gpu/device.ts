@@ -26,12 +26,12 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { GpuDevice, GpuError, openDevice } from "./gpu-device.js";
+import type { DeviceKind } from "./device-kind.js";
 
 /** The webgpu package (Dawn's Node bindings) wasprune is tested with: an optional peer dependency. */
 export const WEBGPU_VERSION = "0.6.2";
 
-export const DEVICE_KINDS = Object.freeze(["auto", "wasm", "webgpu"] as const);
-export type DeviceKind = (typeof DEVICE_KINDS)[number];
+export { DEVICE_KINDS, parseDeviceKind, type DeviceKind } from "./device-kind.js";
 
 export { GpuDevice, GpuError } from "./gpu-device.js";
 
@@ -127,10 +127,4 @@ export async function selectDevice(kind: DeviceKind, log: (line: string) => void
   if (kind === "webgpu") throw new GpuError(`--device webgpu: ${p.reason}`);
   log(`device: ${p.reason}; using WASM`);
   return undefined;
-}
-
-/** Parse `--device`. */
-export function parseDeviceKind(v: string): DeviceKind {
-  if ((DEVICE_KINDS as readonly string[]).includes(v)) return v as DeviceKind;
-  throw new GpuError(`--device must be one of ${DEVICE_KINDS.join(", ")}, got "${v}"`);
 }

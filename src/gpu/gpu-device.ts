@@ -4,10 +4,9 @@
  * in a browser (navigator.gpu). See ./device.ts for the lifetimes of Dawn's instance.
  */
 /// <reference types="@webgpu/types" />
-import { WaspruneError } from "../errors.js";
+import { GpuError } from "../errors.js";
 
-/** The WebGPU side could not be used where it was required (`--device webgpu`), or failed while running. */
-export class GpuError extends WaspruneError {}
+export { GpuError };
 
 /** A SharedArrayBuffer (also where the global is hidden: a page that is not cross-origin isolated). */
 const isShared = (b: ArrayBufferLike): boolean => Object.prototype.toString.call(b) === "[object SharedArrayBuffer]";

@@ -10,37 +10,13 @@
  * SPMM_24, read Y back), and the forward pass's side (`futexBackend`: the LinearBackend that posts and waits).
  */
 /// <reference types="@webgpu/types" />
-import type { LinearBackend, LinearWeight, Model } from "../model/types.js";
+import type { LinearWeight, Model } from "../model/types.js";
+import { CALL_TIMEOUT_MS, CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-types.js";
 import { LINEAR_OPS } from "../model/types.js";
 import { GpuError, type GpuDevice } from "./gpu-device.js";
 import { GEMM_NT, SPMM_24 } from "./kernels.js";
 
-/** A linear call the device thread has not answered in this long is an error rather than a hang. */
-export const CALL_TIMEOUT_MS = 60_000;
-
-/** control block (Int32 slots of a SharedArrayBuffer): `done` = the seq of the last finished call, −1 failed */
-export const CTL = { done: 0, ints: 4 } as const;
-/** one call: [seq, operator id, x, y, T] (x, y byte offsets in the WASM memory) */
-export type OffloadCall = [number, number, number, number, number];
-
-/** An operator as the worker sees it (byte offsets into the WASM memory). */
-export type OffloadOp = { id: number; name: string; N: number; K: number } & (
-  | { format: "dense"; ptr: number }
-  | { format: "2:4"; vals: number; idx: number }
-);
-
-/** The worker's answer once the weights are on the device (or why there is no device). */
-export type OffloadReady =
-  | { ok: true; device: string; software: boolean; chosen: number[]; lines: string[] }
-  | { ok: false; reason: string };
-
-export interface GpuLinears extends LinearBackend {
-  device: string;
-  /** names of the operators on the device, e.g. "layers.0.wq", "lmHead" */
-  offloaded: string[];
-  /** stop the worker and destroy the device (idempotent); removes `model.backend` */
-  close(): Promise<void>;
-}
+export { CALL_TIMEOUT_MS, CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-types.js";
 
 /** The linear operators of `model` with the kernel each would run on the device (panel-CSR: none). */
 export function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[] } {

@@ -13,6 +13,20 @@
 import { instantiateSync } from "@assemblyscript/loader";
 import { WasmError } from "../errors.js";
 
+/**
+ * The two WebAssembly types the library's declarations name, for a TypeScript program without lib "dom" (a
+ * Node project): they merge with lib.dom's identical declarations where it is present.
+ */
+declare global {
+  namespace WebAssembly {
+    interface Module {}
+    interface Memory {
+      readonly buffer: ArrayBuffer;
+      grow(delta: number): number;
+    }
+  }
+}
+
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
 export const ALIGN = 64;

@@ -4,10 +4,10 @@
  * (src/gpu/linear-device.ts, as `--device webgpu` in Node). Needs a cross-origin isolated page and a thread that
  * may block (the page's engine worker); the reason is returned when there is no WebGPU, and the model stays on WASM.
  */
-import { CTL, deviceOps, futexBackend, type GpuLinears, type OffloadCall, type OffloadReady } from "../gpu/linear-device.js";
+import { deviceOps, futexBackend } from "../gpu/linear-device.js";
+import { CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "../gpu/linear-types.js";
 import type { Model } from "../model/types.js";
 import { isolated } from "./pool.js";
-import type { OffloadOp } from "../gpu/linear-device.js";
 
 /** What the engine gives its WebGPU thread (./gpu-worker.ts). */
 export interface GpuWorkerInit {

@@ -15,10 +15,14 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   return el as T;
 };
 
-function showError(message: string): void {
+/** An error already shown on the page (not shown again where it is caught). */
+class ShownError extends Error {}
+
+function showError(message: string): ShownError {
   const el = $("error");
   el.hidden = false;
   el.textContent = el.textContent ? `${el.textContent}\n${message}` : message;
+  return new ShownError(message);
 }
 
 const fmtInt = (n: number) => n.toLocaleString("en-US");
@@ -74,8 +78,7 @@ function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", ma
     engine.onerror = (e) => {
       const msg = `${entry.label}: the engine worker failed${e.message ? `: ${e.message}` : ""}`;
       setStatus(p, "error");
-      showError(msg);
-      reject(new Error(msg));
+      reject(showError(msg));
     };
     engine.onmessage = (e: MessageEvent<FromEngine>) => {
       const m = e.data;
@@ -87,8 +90,7 @@ function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", ma
         resolve();
       } else if (m.type === "error") {
         setStatus(p, "error");
-        showError(`${entry.label}: ${m.message}`);
-        reject(new Error(m.message));
+        reject(showError(`${entry.label}: ${m.message}`));
       }
     };
   });
@@ -121,8 +123,7 @@ function run(p: Pane, req: Extract<ToEngine, { type: "generate" }>): Promise<voi
         resolve();
       } else if (m.type === "error") {
         setStatus(p, "error");
-        showError(`${p.entry?.label ?? "model"}: ${m.message}`);
-        reject(new Error(m.message));
+        reject(showError(`${p.entry?.label ?? "model"}: ${m.message}`));
       }
     };
     engine.postMessage(req);
@@ -143,7 +144,8 @@ async function main(): Promise<void> {
   const maxThreads = isolated ? Math.min(2, cores) : 1;
   ($("threads") as HTMLInputElement).max = String(maxThreads);
   const threadsInput = $<HTMLInputElement>("threads");
-  threadsInput.value = String(Math.min(maxThreads, num(q.get("threads"), maxThreads, "threads")));
+  // as asked: the library runs on one thread where it must, and says why
+  threadsInput.value = String(num(q.get("threads"), maxThreads, "threads"));
   $("env").textContent = isolated ? `Cross-origin isolated: ${cores} cores, up to ${maxThreads} threads.` : "Not cross-origin isolated: one thread.";
   for (const [id, key] of [["prompt", "prompt"], ["steps", "steps"], ["temperature", "temperature"], ["seed", "seed"], ["topP", "topp"]] as const) {
     const v = q.get(key);
@@ -214,5 +216,5 @@ async function main(): Promise<void> {
 
 main().catch((e: unknown) => {
   setStatus(panes[0], "error");
-  showError(e instanceof Error ? e.message : String(e));
+  if (!(e instanceof ShownError)) showError(e instanceof Error ? e.message : String(e));
 });
