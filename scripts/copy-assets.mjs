@@ -1,8 +1,8 @@
 // After `tsc -p tsconfig.build.json` (dist/src, dist/bench): the files the compiled modules find relative to
 // themselves, at the same relative places as in the checkout: the kernels (dist/build/kernels.wasm, beside
 // dist/src as build/ is beside src/), the browser build (dist/build/web, scripts/build-web.mjs's; what
-// `wasprune serve` serves), the embedded demo model and text (dist/models, dist/data), the worker shim of the
-// WebGPU offload, and the kernels beside the compiled browser modules (dist/src/web/kernels.wasm: a bundler
+// `wasprune serve` serves), the embedded demo model and text (dist/models, dist/data), and the kernels beside
+// the compiled browser modules (dist/src/web/kernels.wasm: a bundler
 // that follows new URL("./kernels.wasm", import.meta.url) finds them there).
 import fs from "node:fs";
 import path from "node:path";
@@ -21,4 +21,3 @@ copy("build/web");
 copy("build/kernels.wasm", "src/web/kernels.wasm");
 copy("models");
 copy("data");
-copy("src/gpu/ts-worker.cjs");
