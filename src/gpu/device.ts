@@ -35,9 +35,18 @@ export { DEVICE_KINDS, parseDeviceKind, type DeviceKind } from "./device-kind.js
 
 export { GpuDevice, GpuError } from "./gpu-device.js";
 
-/** .cache/lavapipe of this checkout (scripts/install-lavapipe.sh); WASPRUNE_LAVAPIPE_DIR overrides. */
+/**
+ * .cache/lavapipe of this checkout (scripts/install-lavapipe.sh), WASPRUNE_LAVAPIPE_DIR overriding: the nearest
+ * one above this module (src/gpu/ from the sources, dist/src/gpu/ compiled), or the checkout root's when none is
+ * installed (where the installer would put it).
+ */
 export function lavapipeDir(): string {
-  return process.env.WASPRUNE_LAVAPIPE_DIR ?? fileURLToPath(new URL("../../.cache/lavapipe", import.meta.url));
+  if (process.env.WASPRUNE_LAVAPIPE_DIR) return process.env.WASPRUNE_LAVAPIPE_DIR;
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = here; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, ".cache", "lavapipe", "installed"))) return path.join(dir, ".cache", "lavapipe");
+  }
+  return path.resolve(here, "..", "..", ".cache", "lavapipe");
 }
 
 /** True when scripts/install-lavapipe.sh completed in this checkout (then an adapter must exist). */
