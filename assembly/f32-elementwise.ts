@@ -1,6 +1,6 @@
 // f32 element-wise kernels: rmsnorm, softmax, silu·up, add, bias rows, scale, RoPE (two layouts).
 //
-// Pure functions of pointers and sizes (see src/kernels/api.ts). Pointers need only be 4-byte aligned:
+// Pure functions of pointers and sizes (contract: src/wasm/contract.ts). Pointers need only be 4-byte aligned:
 // rows of odd width inside a matrix start anywhere, and v128.load/store allow unaligned addresses.
 // Numerics follow llama2.c (run.c) where the model's greedy output depends on them:
 //  - rmsnorm: ss = Σx² (sequential, float32), ss = ss/n + eps, ss = 1/sqrt(ss), out = g * (ss * x);

@@ -4,7 +4,7 @@
 // row has its own λ_r and its own momentum state t_r (adaptive restart is per row).
 //
 // One iteration (Beck & Teboulle 2009, FISTA with the gradient restart of O'Donoghue & Candès 2015):
-//   G      = Y·H                                   (f32_fista_wh: f32_gemm_strided, the O(rows·cols²) part)
+//   G      = Y·H                                   (f32_fista_wh in gemm.ts, the O(rows·cols²) part)
 //   W⁺     = S_{ηλ}(Y − 2η(G − B)) [on mask]      (soft threshold; the mask fixes a support for the refit: +0.0 off it)
 //   restart if ⟨Y − W⁺, W⁺ − W⟩ > 0 (the momentum points uphill): t = 1, Y = W⁺
 //   else    t⁺ = (1 + √(1 + 4t²))/2,  Y = W⁺ + (t − 1)/t⁺ · (W⁺ − W)
@@ -13,13 +13,6 @@
 //
 // Summation order: the restart dot product is accumulated in 4 lanes over j ≡ lane (mod 4), reduced as
 // (l0 + l1) + (l2 + l3), then the scalar tail in order — the same for every call.
-import { f32_gemm_strided } from "./f32-gram";
-
-/** G[rows, cols] = W[rows, k] · H[k, cols] (row-major; for symmetric H this is W·Hᵀ too). */
-export function f32_fista_wh(w: usize, h: usize, g: usize, rows: i32, cols: i32, k: i32): void {
-  f32_gemm_strided(w, k, 1, h, cols, g, cols, rows, cols, k, 1, 0, 0);
-}
-
 // @ts-ignore: decorator
 @inline
 function hsum(v: v128): f32 {

@@ -3,8 +3,9 @@
 export function heapBase(): usize {
   return __heap_base;
 }
-export * from "./f32-gemm";
-export * from "./f32-gemv";
+export * from "./gemm";
+export * from "./gemv";
+export * from "./stream";
 export * from "./f32-elementwise";
 export * from "./f32-attention";
 export * from "./f32-gram";
@@ -12,8 +13,7 @@ export * from "./f32-cholesky";
 export * from "./f32-obs";
 export * from "./f32-fista";
 export * from "./f32-nm";
-export * from "./f32-spmm-nm";
-export * from "./f32-gemm-backward";
+export * from "./spmm-nm";
 export * from "./f32-elementwise-backward";
 export * from "./f32-attention-backward";
 export * from "./f32-loss-backward";

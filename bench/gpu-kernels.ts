@@ -11,14 +11,13 @@
  */
 import { createWasm } from "../src/wasm/runtime.js";
 import { gemmNT, gemv } from "../src/kernels/index.js";
-import { pruneKernels } from "../src/kernels/prune-api.js";
-import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { mulberry32 } from "../src/util/rng.js";
 import type { GpuDevice } from "../src/gpu/device.js";
 import * as K from "../src/gpu/kernels.js";
 import { table } from "../src/cli/format.js";
 import { rate } from "./timing.js";
+import { kernels } from "../src/kernels/index.js";
 
 export interface GpuBenchRow {
   kernel: string;
@@ -87,7 +86,7 @@ export async function benchGpuKernels(g: GpuDevice, opts: { quick?: boolean; jso
   for (const n of quick ? [256, 512] : [256, 512, 1024]) await gemm(n, n, n, "GEMM", "GFLOP/s");
   await gemm(1, 4096, 4096, "GEMV (one copy of W, cache/VRAM-resident)", "GB/s");
 
-  const sk = sparseKernels(wasm);
+  const sk = kernels(wasm);
   for (const [N, Kd] of [[768, 768], [3072, 768], [4096, 4096]] as const) {
     const w = rnd(N * Kd, 3);
     for (let i = 0; i < w.length; i += 4) { w[i + 1] = 0; w[i + 3] = 0; }
@@ -115,7 +114,7 @@ export async function benchGpuKernels(g: GpuDevice, opts: { quick?: boolean; jso
   }
 
   // one FISTA iteration: G = W·H (GEMM) + the fused step, iterations/s
-  const pk = pruneKernels(wasm);
+  const pk = kernels(wasm);
   for (const [rows_, cols] of quick ? [[768, 768]] : [[768, 768], [3072, 768]]) {
     const n = rows_ * cols;
     const wasmRate = a.scoped(() => {

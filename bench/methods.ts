@@ -8,7 +8,7 @@ import { UsageError } from "../src/errors.js";
 import { openModel } from "../src/cli/open-model.js";
 import { progress } from "../src/cli/progress.js";
 import { renderComparison } from "../src/cli/commands/demo.js";
-import { calibrationSet } from "../src/prune/calibration.js";
+import { calibrationSet, type CalibProtocol } from "../src/prune/calibration.js";
 import { openExecutor } from "../src/workers/index.js";
 import { compareSettings, type Comparison } from "../src/prune/compare.js";
 import { SCHEDULES, type PruneSettings, type Schedule } from "../src/prune/driver.js";
@@ -21,11 +21,15 @@ export interface BenchMethodsOptions extends EvalFlagOptions {
   calib: string;
   eval: string;
   nsamples: number;
+  calibProtocol?: string;
+  calibSeed?: number;
   seqlen: number;
   methods: string;
   patterns: string;
   schedules: string;
   correction: string;
+  /** fista: a row per W·H budget per operator, e.g. "15,30,60,150,555" */
+  fistaBudgets?: string;
   json?: boolean;
   tokenizer?: string;
 }
@@ -41,20 +45,30 @@ export async function benchMethods(modelPath: string, o: BenchMethodsOptions): P
   const schedules = list<Schedule>(o.schedules, SCHEDULES, "--schedules");
   const corrections = list(o.correction, ["on", "off", "both", "default"] as const, "--correction")[0] ?? "default";
   const patterns = o.patterns.split(",").map((p) => parsePattern(p));
+  const budgets = o.fistaBudgets?.split(",").map((b) => {
+    const n = Number(b);
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--fista-budgets ${b}: expected non-negative integers`);
+    return n;
+  });
   const protocol = evalFlagProtocol(o)!;
   const calibText = readTextFile(o.calib, "--calib");
   const evalText = readTextFile(o.eval, "--eval");
   const model = await openModel(modelPath, { tokenizer: o.tokenizer });
   const exec = openExecutor(model.wasm, o.threads ?? 1);
   const tok = model.tokenizer!;
-  const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen);
+  const calib = calibrationSet(tok, calibText, o.calib, o.nsamples, o.seqlen, o.calibProtocol as CalibProtocol | undefined, o.calibSeed);
   const evalSeqs = evalSequences(tok, evalText, protocol, model.config.maxSeqLen, "eval-");
   const grid: PruneSettings[] = [];
   for (const schedule of schedules)
     for (const pattern of patterns)
       for (const method of methods) {
         const corr = corrections === "both" ? [false, true] : corrections === "on" ? [true] : corrections === "off" ? [false] : [method === "fista"];
-        for (const errorCorrection of corr) grid.push({ method, pattern, schedule, errorCorrection });
+        for (const errorCorrection of corr) {
+          // fista's cost as a dimension of the grid (its quality-vs-budget curve)
+          for (const budget of method === "fista" && budgets ? budgets : [undefined]) {
+            grid.push({ method, pattern, schedule, errorCorrection, ...(budget !== undefined ? { methodOptions: { fista: { budget } } } : {}) });
+          }
+        }
       }
   const bar = progress("bench methods", grid.length, { json: o.json, extra: "{run}" });
   let cmp: Comparison;

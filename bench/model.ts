@@ -1,7 +1,8 @@
 /**
  * @file `wasprune bench model MODEL`: tokens/s of generation (decode: one position per forward, GEMV) and of
  * evaluation (prefill: whole sequences per forward, GEMM) for a dense model and its compressed form, single
- * thread, measured side by side in one run, on two models:
+ * thread, measured side by side in one run, both as the inference commands hold them (dense: p8 panels; compressed:
+ * 2:4 / CSR; linear weights in --weights-dtype, f32 by default), on two models:
  *  - MODEL, a pruned checkpoint, compressed into a temporary directory by `compressModel` and loaded back
  *    through `loadModel` (so the bench runs exactly what `wasprune compress` + `eval`/`generate` run);
  *  - a synthetic 4096-wide LLaMA (`randomLlama`, 11008 MLP, 32 heads, vocab 32000, `--layers` layers),
@@ -21,17 +22,20 @@ import { mulberry32 } from "../src/util/rng.js";
 import { createRunState, forward } from "../src/model/forward.js";
 import { perplexity } from "../src/eval/perplexity.js";
 import { openExecutor } from "../src/workers/index.js";
-import { LINEAR_OPS, type Model, type ModelConfig } from "../src/model/types.js";
+import { LINEAR_OPS, type LinearWeight, type Model, type ModelConfig } from "../src/model/types.js";
 import { compressModel, type CompressReport } from "../src/model/compressed.js";
 import { humanBytes, table } from "../src/cli/format.js";
-import { denseLinear } from "../src/model/linear.js";
+import { dense, type WeightDType } from "../src/model/types.js";
+import { denseLinear, denseWeight, packedCopy, place2of4 } from "../src/model/linear.js";
+import { pack2of4 } from "../src/sparse/nm.js";
+import { renderTarget, target, type Target } from "./targets.js";
 
 export interface ModelBenchSide {
   /** tokens/s of greedy decode (one position per forward) */
   generateTps: number;
   /** tokens/s of perplexity evaluation (whole sequences per forward) */
   evalTps: number;
-  /** bytes of the arena after loading (weights and nothing else) */
+  /** bytes of the model's weights as held in memory (every tensor in its layout; a tied head once) */
   weightBytes: number;
 }
 
@@ -54,7 +58,12 @@ export interface ModelBenchRow {
 export interface ModelBenchResult {
   cpu: string;
   threads: 1;
+  /** kernel build (baseline / relaxed SIMD) and the dtype of the linear weights in memory */
+  build: string;
+  weightsDtype: WeightDType;
   rows: ModelBenchRow[];
+  /** the issue's targets with their measured values */
+  targets: Target[];
   /** peak resident set size of the bench process, bytes */
   peakRssBytes: number;
   notes: string[];
@@ -94,6 +103,16 @@ export function magnitude2of4(w: Float32Array): void {
   }
 }
 
+/** Bytes of every weight of `model` as held (row-major f32, p8 panels, or a compressed layout); a tied LM head once. */
+function heldBytes(model: Model): number {
+  const w = model.weights;
+  const of = (t: LinearWeight | { data: Float32Array } | undefined): number => (!t ? 0 : "format" in t && t.format !== "dense" ? t.bytes : 4 * t.data.length);
+  let n = of(w.embed) + of(w.norm);
+  for (const lw of w.layers) for (const t of Object.values(lw)) n += of(t as LinearWeight);
+  const tied = w.lmHead.format === "dense" && w.lmHead.ptr === w.embed.ptr;
+  return tied ? n : n + of(w.lmHead);
+}
+
 /** Greedy decode: prefill `prompt`, then `steps` single-position forwards; tokens/s over the decode steps. */
 function greedy(model: Model, prompt: number[], steps: number): { tokens: number[]; tps: number } {
   return model.wasm.arena.scoped(() => {
@@ -122,28 +141,38 @@ function randomSequences(vocab: number, n: number, len: number, seed: number): n
 }
 
 async function measure(model: Model, prompt: number[], steps: number, seqs: number[][]): Promise<ModelBenchSide & { tokens: number[] }> {
-  const weightBytes = model.wasm.arena.used;
+  const weightBytes = heldBytes(model);
   const g = greedy(model, prompt, steps);
   const e = await perplexity(model, seqs, openExecutor(model.wasm, 1)); // one thread, as the generate side
   return { generateTps: g.tps, evalTps: e.tokensPerSecond, weightBytes, tokens: g.tokens };
 }
 
-/** Dense `model` vs its compressed form written to a temp dir and loaded back; the dense model is measured first. */
+/**
+ * Dense `model` vs its compressed form, both as inference runs them: the dense model packed into p8 panels of
+ * `dtype` (a copy on its own instance), the compressed one written to a temp dir by `compressModel` and loaded
+ * back with its values in `dtype`. `head2of4`: the (2:4-pruned, untied) LM head is compressed in memory too
+ * (compress leaves lm_head dense on disk). The dense model is measured first.
+ */
 async function compare(
-  name: string, model: Model, opts: { steps: number; seqs: number; len: number }, log: (s: string) => void,
+  name: string, model: Model, opts: { steps: number; seqs: number; len: number; dtype: WeightDType; head2of4?: boolean }, log: (s: string) => void,
 ): Promise<ModelBenchRow> {
   const c = model.config;
   const prompt = randomSequences(c.vocabSize, 1, 8, 7)[0]!;
   const seqs = randomSequences(c.vocabSize, opts.seqs, Math.min(opts.len, c.maxSeqLen), 11);
-  log(`  ${name}: dense ...`);
-  const d = await measure(model, prompt, opts.steps, seqs);
+  log(`  ${name}: dense (p8 ${opts.dtype}) ...`);
+  const d = await measure(packedCopy(model, createWasm(), opts.dtype), prompt, opts.steps, seqs);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-bench-model-"));
   try {
     log(`  ${name}: compress ...`);
     const report: CompressReport = compressModel(model, path.join(dir, "c"));
     const formats: Record<string, number> = {};
     for (const o of report.operators) formats[o.format] = (formats[o.format] ?? 0) + 1;
-    const cm = await loadModel(path.join(dir, "c"), { requireTokenizer: false, wasm: createWasm() });
+    const cm = await loadModel(path.join(dir, "c"), { requireTokenizer: false, wasm: createWasm(), weights: opts.dtype });
+    if (opts.head2of4) {
+      const h = cm.weights.lmHead;
+      cm.weights.lmHead = place2of4(cm.wasm.arena, pack2of4(denseWeight(cm.wasm, h), c.vocabSize, c.dim), opts.dtype);
+      formats["2:4 (lm_head, in memory)"] = 1;
+    }
     log(`  ${name}: compressed ...`);
     const s = await measure(cm, prompt, opts.steps, seqs);
     return {
@@ -165,7 +194,7 @@ async function compare(
 
 export async function benchModel(
   modelPath: string | undefined,
-  opts: { json?: boolean; quick?: boolean; layers?: number; synthetic?: boolean },
+  opts: { json?: boolean; quick?: boolean; layers?: number; synthetic?: boolean; weightsDtype?: WeightDType },
 ): Promise<ModelBenchResult> {
   const log = (s: string) => {
     if (!opts.json) console.log(s);
@@ -174,27 +203,39 @@ export async function benchModel(
   const rows: ModelBenchRow[] = [];
   const notes: string[] = [];
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  log(`model throughput, dense vs compressed, single thread, ${cpu}${quick ? " (quick)" : ""}`);
+  const dtype = opts.weightsDtype ?? "f32";
+  const build = createWasm(1 << 22).build;
+  log(`model throughput, dense vs compressed, single thread, ${cpu}, ${build} kernels, ${dtype} weights${quick ? " (quick)" : ""}`);
   if (modelPath) {
     const model = await loadModel(modelPath, { requireTokenizer: false });
-    rows.push(await compare(modelPath, model, { steps: quick ? 64 : 200, seqs: quick ? 8 : 32, len: 256 }, log));
+    rows.push(await compare(modelPath, model, { steps: quick ? 64 : 200, seqs: quick ? 8 : 32, len: 256, dtype }, log));
   }
   if (opts.synthetic !== false) {
     const layers = opts.layers ?? SYNTHETIC_CONFIG.nLayers;
     log(`  synthetic: building a 4096-wide ${layers}-layer LLaMA, magnitude 2:4 ...`);
     const model = randomLlama({ ...SYNTHETIC_CONFIG, nLayers: layers }, 4096, createWasm());
     for (const lw of model.weights.layers) for (const op of LINEAR_OPS) magnitude2of4(denseLinear(lw[op], op).data);
+    // the LM head untied (a copy of the embedding) and pruned 2:4 by magnitude as well: at 32000x4096 it is a
+    // quarter of the dense bytes per token, so a dense head would cap the speed-up near 1.5x
+    const head = model.wasm.arena.put(model.weights.embed.data);
+    model.weights.lmHead = dense({ ptr: head, shape: [SYNTHETIC_CONFIG.vocabSize, SYNTHETIC_CONFIG.dim], data: model.wasm.arena.f32(head, model.weights.embed.data.length) });
+    magnitude2of4(model.weights.lmHead.data);
+    model.config = { ...model.config, tiedEmbeddings: false };
     model.source = { ...model.source, path: "synthetic-4096" };
-    rows.push(await compare("synthetic 4096 (2:4 magnitude)", model, { steps: quick ? 8 : 24, seqs: 1, len: quick ? 32 : 64 }, log));
-    notes.push("synthetic: lm_head (tied 32000x4096 embedding) stays dense in both models, as compress leaves it");
+    rows.push(await compare("synthetic 4096 (2:4 magnitude, lm_head too)", model, { steps: quick ? 8 : 24, seqs: 1, len: quick ? 32 : 64, dtype, head2of4: true }, log));
+    notes.push("synthetic: lm_head untied (a copy of the embedding) and pruned 2:4 by magnitude like the layers; the dense model runs it dense, the compressed one as 2:4 in memory (compress writes lm_head dense)");
   }
+  const targets: Target[] = [];
+  const syn = rows.find((r) => r.name.startsWith("synthetic"));
+  if (syn) targets.push(target("bench model: synthetic 4096 generate tok/s, compressed 2:4 over dense", syn.generateSpeedup, 1.6, "x"));
   const peakRssBytes = process.resourceUsage().maxRSS * 1024;
   log("");
   log(renderRows(rows));
   log("");
   log(`peak RSS ${(peakRssBytes / 2 ** 30).toFixed(2)} GiB`);
+  for (const t of targets) log(renderTarget(t));
   for (const n of notes) log(`note: ${n}`);
-  return { cpu, threads: 1, rows, peakRssBytes, notes };
+  return { cpu, threads: 1, build, weightsDtype: dtype, rows, targets, peakRssBytes, notes };
 }
 
 function renderRows(rows: ModelBenchRow[]): string {

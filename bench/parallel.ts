@@ -26,6 +26,8 @@ import { openExecutor } from "../src/workers/index.js";
 import type { Executor } from "../src/exec/executor.js";
 import { mulberry32 } from "../src/util/rng.js";
 import { denseLinear } from "../src/model/linear.js";
+import { MemorySink } from "../src/prune/output.js";
+import { residentStore } from "../src/model/residency.js";
 
 export interface BenchParallelRow {
   case: string;
@@ -107,13 +109,13 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
     const samples = Array.from({ length: nsamples }, () => Array.from({ length: seqlen }, () => 3 + Math.floor(rnd() * (config.vocabSize - 3))));
     const calib: CalibrationSet = {
       samples, offsets: samples.map((_, i) => i * seqlen), totalTokens: nsamples * seqlen,
-      source: { file: "(random tokens)", sha256: "", nsamples, seqlen, paragraphsUsed: nsamples },
+      source: { file: "(random tokens)", sha256: "", nsamples, seqlen, paragraphsUsed: nsamples, protocol: "paragraphs" },
     };
     const fistaOpts = opts.quick ? { refitIters: 20, ihtIters: 10, powerIters: 20 } : { refitIters: 40, ihtIters: 20, powerIters: 30 };
     const run = async () => {
       const model = randomLlama(config, 11, createWasm(256 << 20));
       const t = await withThreads(model.wasm, runThreads, (exec) =>
-        pruneModel(model, calib, { method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true, methodOptions: { fista: fistaOpts } }, exec));
+        pruneModel(residentStore(model), calib, { method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true, methodOptions: { fista: fistaOpts } }, exec, new MemorySink(model)));
       const w = Float32Array.from(model.weights.layers.flatMap((lw) => LINEAR_OPS.flatMap((op) => Array.from(denseLinear(lw[op], op).data))));
       return { seconds: t.seconds, w };
     };

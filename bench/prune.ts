@@ -9,11 +9,11 @@
  * `quick`: 30-iteration solve and a 6 x 15 + 30 search.
  */
 import { createWasm } from "../src/wasm/runtime.js";
-import { pruneKernels } from "../src/kernels/prune-api.js";
 import { GramCollector } from "../src/prune/gram.js";
 import { problemFromGram, syntheticOperator } from "../src/prune/problem.js";
 import { FistaSolver } from "../src/prune/methods/fista.js";
 import { openExecutor } from "../src/workers/index.js";
+import { kernels } from "../src/kernels/index.js";
 
 export interface BenchPruneRow {
   rows: number;
@@ -39,7 +39,7 @@ export async function benchPrune(opts: { json: boolean; quick?: boolean }): Prom
   for (const [rows, cols] of [[768, 768], [3072, 768]] as const) {
     const wasm = createWasm(256 << 20);
     const a = wasm.arena;
-    const k = pruneKernels(wasm);
+    const k = kernels(wasm);
     const tokens = 2048;
     const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 42 });
     const exec = openExecutor(wasm, 1);
@@ -62,11 +62,9 @@ export async function benchPrune(opts: { json: boolean; quick?: boolean }): Prom
     const budget = opts.quick ? 200 : 1000;
     const whGflops = flops / timeIt(() => k.f32_fista_wh(W0, problem.H, G, rows, cols, cols), budget) / 1e9;
     let gemmNtGflops: number | null = null;
-    const ex = wasm.exports as Record<string, unknown>;
-    if (typeof ex.f32_gemm_nt === "function" && typeof ex.f32_gemm_nt_scratch === "function") {
-      const gemm = ex.f32_gemm_nt as (...x: number[]) => void;
-      const scratch = a.allocBytes((ex.f32_gemm_nt_scratch as (...x: number[]) => number)(rows, cols, cols));
-      gemmNtGflops = flops / timeIt(() => gemm(W0, problem.H, G, rows, cols, cols, 0, scratch), budget) / 1e9;
+    {
+      const scratch = a.allocBytes(k.f32_gemm_nt_scratch(rows, cols, cols));
+      gemmNtGflops = flops / timeIt(() => k.f32_gemm_nt(W0, problem.H, G, rows, cols, cols, 0, scratch), budget) / 1e9;
     }
 
     const solver = new FistaSolver(exec, problem);

@@ -1,7 +1,8 @@
 /**
  * @file Sparse part of `wasprune bench kernels`: dense GEMM/GEMV vs 2:4 vs unstructured (panel CSR) at 50/70/90%
  * on real operator shapes (768x768, 3072x768, 4096x4096 as N x K), batch 1, 8 and 64, single thread, measured
- * side by side in one run. Honest units: GFLOP/s are effective (dense-equivalent, 2·M·N·K per call) so the
+ * side by side in one run (interleaved rounds, best of each). Dense is the p8 panel layout inference runs
+ * (weights packed once, never per call; src/model/packed.ts). Honest units: GFLOP/s are effective (dense-equivalent, 2·M·N·K per call) so the
  * speed-up over dense is their ratio; GFLOP/s on nonzeros is effective × density.
  *
  * Batch 1 of the 4096x4096 operator rotates through enough copies of the weights (≥ 1 GiB per format, or
@@ -12,11 +13,10 @@
 import { writeFileSync } from "node:fs";
 import type { Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
-import { sparseKernels } from "../src/kernels/sparse-api.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
-import { place2of4, placeCsr } from "../src/model/linear.js";
-import type { CompressedLinear as SparseWeight } from "../src/model/types.js";
+import { place2of4, placeCsr, placeP8, runLinear, type KernelLinear } from "../src/model/linear.js";
+import { packP8 } from "../src/model/packed.js";
 import { mulberry32 } from "../src/util/rng.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";
@@ -79,75 +79,78 @@ export async function benchSparse(
   wasm: Wasm, llc: number | null, quick: boolean, notes: string[], log: (s: string) => void, anchors: Anchor[] = [],
 ): Promise<{ rows: SparseRow[]; anchors: AnchorRow[] }> {
   const k = kernels(wasm);
-  const sk = sparseKernels(wasm);
   const a = wasm.arena;
   const rows: SparseRow[] = [];
   const anchorRows: AnchorRow[] = [];
-  const budget = quick ? 60 : 300;
+  const budget = quick ? 40 : 120;
+  const rounds = quick ? 2 : 4;
   const rotateBytes = Math.min(GiB, 4 * (llc ?? 32 << 20));
   log("");
-  log(`sparse kernels, effective GFLOP/s (dense-equivalent) and speed-up over dense, single thread`);
+  log(`sparse kernels, effective GFLOP/s (dense-equivalent) and speed-up over dense (p8 panels, packed once), single thread,`);
+  log(`best of ${rounds} interleaved rounds`);
   log(`  shape NxK    M  ${SPARSE_FORMATS.map((f) => f.replace("unstructured ", "unstr ").padStart(16)).join("")}${anchors.map((a) => `${a.name.padStart(16)} (dense/it)`).join("")}`);
   for (const [N, K] of SPARSE_SHAPES) {
     // pack once per shape and format (packing is TypeScript and not what is measured)
     const packed = SPARSE_FORMATS.map((format, i) => {
       const { w, density } = weights(N, K, format, 11 + i);
-      return { format, density, w: format === "dense" ? w : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
+      return { format, density, p8: format === "dense" ? packP8(w, N, K, "f32") : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
     });
     for (const M of SPARSE_BATCHES) {
-      const line: string[] = [];
-      let denseRate = 0;
-      let denseCopies = 1;
-      for (const p of packed) {
-        const stream = M === 1 && N * K >= 4096 * 4096;
-        const r = a.scoped(() => {
-          const place = (): { ptr: number; sw?: SparseWeight; bytes: number } => {
-            if (p.w) return { ptr: a.put(p.w), bytes: p.w.length * 4 };
-            const sw = p.p24 ? place2of4(a, p.p24) : placeCsr(a, p.csr!);
-            return { ptr: 0, sw, bytes: sw.bytes };
-          };
+      const stream = M === 1 && N * K >= 4096 * 4096;
+      const mark = a.mark();
+      try {
+        const x = a.alloc(M * K);
+        a.f32(x, M * K).fill(0.25);
+        const y = a.alloc(M * N);
+        const scratch = a.allocBytes(Math.max(16, k.gemm_p8_nt_scratch(M, K), k.f32_spmm_nt_scratch(M, N, K)));
+        const scratchBytes = Math.max(16, k.gemm_p8_nt_scratch(M, K), k.f32_spmm_nt_scratch(M, N, K));
+        // every format placed (with its rotated copies) before any is timed, so the rounds interleave them
+        const sides = packed.map((p) => {
+          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : placeCsr(a, p.csr!));
           const first = place();
           const copies = stream ? Math.max(2, Math.ceil(rotateBytes / first.bytes)) : 1;
           const all = [first];
           for (let c = 1; c < copies; c++) all.push(place());
-          const x = a.alloc(M * K);
-          a.f32(x, M * K).fill(0.25);
-          const y = a.alloc(M * N);
-          const scratch = a.allocBytes(Math.max(16, k.f32_gemm_nt_scratch(M, N, K), sk.f32_spmm_nt_scratch(M, N, K)));
-          const call = (rep: number): void => {
-            const c = all[rep % copies]!;
-            const sw = c.sw;
-            if (!sw) {
-              if (M === 1) k.f32_gemv(c.ptr, x, y, N, K, 0);
-              else k.f32_gemm_nt(x, c.ptr, y, M, N, K, 0, scratch);
-            } else if (sw.format === "2:4") {
-              if (M === 1) sk.f32_spmv_2of4_4x(sw.vals, sw.idx, x, y, N, K);
-              else sk.f32_spmm_2of4_4x_nt(x, sw.vals, sw.idx, y, M, N, K, scratch);
-            } else if (M === 1) sk.f32_spmv_bcsr(sw.rowptr, sw.cols, sw.vals, x, y, N, K);
-            else sk.f32_spmm_bcsr_nt(x, sw.rowptr, sw.cols, sw.vals, y, M, N, K, scratch);
-          };
-          return { rate: rate(call, budget, copies), copies };
+          return { p, copies, call: (rep: number) => runLinear(k, all[rep % copies]!, x, y, M, scratch, scratchBytes) };
         });
-        if (p.format === "dense") {
-          denseRate = r.rate;
-          denseCopies = r.copies;
+        const denseCopies = sides[0]!.copies;
+        const prepared = [];
+        for (const an of anchors) {
+          // the same number of weight copies as our dense row (so the same DRAM streaming at 4096x4096 batch 1)
+          const m = await an.prepare(M, N, K, denseCopies, 21);
+          // every copy once before timing: both runtimes pack/prepare a weight on its first use
+          for (let c = 1; c < denseCopies; c++) await m.run(c);
+          prepared.push({ an, m });
         }
-        const eff = (2 * M * N * K * r.rate) / 1e9;
-        const row: SparseRow = { N, K, M, format: p.format, effGflops: eff, nnzGflops: eff * p.density, speedup: r.rate / denseRate, copies: r.copies };
-        rows.push(row);
-        line.push(`${eff.toFixed(1).padStart(7)} ${row.speedup.toFixed(2).padStart(5)}x  `);
+        const best = new Map<string, number>();
+        const keep = (key: string, r: number) => best.set(key, Math.max(best.get(key) ?? 0, r));
+        try {
+          for (let round = 0; round < rounds; round++) {
+            for (const side of sides) keep(side.p.format, rate(side.call, budget, side.copies));
+            for (const { an, m } of prepared) keep(an.name, await rateAsync((rep) => m.run(rep), budget, denseCopies));
+          }
+        } finally {
+          for (const { m } of prepared) await m.dispose();
+        }
+        const denseRate = best.get("dense")!;
+        const line: string[] = [];
+        for (const side of sides) {
+          const r = best.get(side.p.format)!;
+          const eff = (2 * M * N * K * r) / 1e9;
+          const row: SparseRow = { N, K, M, format: side.p.format, effGflops: eff, nnzGflops: eff * side.p.density, speedup: r / denseRate, copies: side.copies };
+          rows.push(row);
+          line.push(`${eff.toFixed(1).padStart(7)} ${row.speedup.toFixed(2).padStart(5)}x  `);
+        }
+        for (const { an } of prepared) {
+          const r = best.get(an.name)!;
+          const gflops = (2 * M * N * K * r) / 1e9;
+          anchorRows.push({ N, K, M, name: an.name, gflops, oursOver: denseRate / r, copies: denseCopies });
+          line.push(`${gflops.toFixed(1).padStart(7)} ${(denseRate / r).toFixed(2).padStart(5)}x          `);
+        }
+        log(`  ${`${N}x${K}`.padEnd(10)} ${String(M).padStart(3)}  ${line.join("")}`);
+      } finally {
+        a.release(mark);
       }
-      for (const an of anchors) {
-        // the same number of weight copies as our dense row (so the same DRAM streaming at 4096x4096 batch 1)
-        const m = await an.prepare(M, N, K, denseCopies, 21);
-        // every copy once before timing: both runtimes pack/prepare a weight on its first use
-        for (let c = 1; c < denseCopies; c++) await m.run(c);
-        const r = await rateAsync((rep) => m.run(rep), budget, denseCopies).finally(() => m.dispose());
-        const gflops = (2 * M * N * K * r) / 1e9;
-        anchorRows.push({ N, K, M, name: an.name, gflops, oursOver: denseRate / r, copies: denseCopies });
-        line.push(`${gflops.toFixed(1).padStart(7)} ${(denseRate / r).toFixed(2).padStart(5)}x          `);
-      }
-      log(`  ${`${N}x${K}`.padEnd(10)} ${String(M).padStart(3)}  ${line.join("")}`);
     }
   }
   notes.push(`sparse: 4096x4096 at batch 1 rotates ≥ ${(rotateBytes / GiB).toFixed(2)} GiB of weights per format (streamed from DRAM); other rows use one copy`);

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { loadModel } from "../src/model/load.js";
 import { paragraphSequences } from "../src/eval/text.js";
-import { withGateLoss } from "../src/structured/mini-llm.js";
+import { GATE_EPS, withGateLoss } from "../src/structured/mini-llm.js";
 import { gateIndex } from "../src/structured/loss.js";
 import { DEFAULT_SPSA } from "../src/structured/scorer.js";
 import { correlation, finiteDifferenceGradient, spsaGradient } from "../src/structured/spsa.js";
@@ -15,7 +15,7 @@ import { correlation, finiteDifferenceGradient, spsaGradient } from "../src/stru
 export async function benchSpsa(modelPath: string, calibPath: string, maxK: number, json: boolean): Promise<unknown> {
 const model = await loadModel(modelPath);
 const calib = paragraphSequences(model.tokenizer!, readFileSync(calibPath, "utf8"), 128, 512);
-const s = DEFAULT_SPSA;
+const s = { ...DEFAULT_SPSA, eps: GATE_EPS };
 const Ks = [16, 64, 256, 1024, 4096].filter((k) => k <= maxK);
 
 const result = withGateLoss(model, calib, s.batchSize, (loss, layout, batches) => {

@@ -1,6 +1,6 @@
 // After `tsc -p tsconfig.build.json` (dist/src, dist/bench): the files the compiled modules find relative to
-// themselves, at the same relative places as in the checkout: the kernels (dist/build/kernels.wasm, beside
-// dist/src as build/ is beside src/), the browser build (dist/build/web, scripts/build-web.mjs's; what
+// themselves, at the same relative places as in the checkout: the kernels (dist/build/kernels.wasm and the
+// relaxed-SIMD build dist/build/kernels-relaxed.wasm, beside dist/src as build/ is beside src/), the browser build (dist/build/web, scripts/build-web.mjs's; what
 // `wasprune serve` serves), the embedded demo model and text (dist/models, dist/data), and the kernels beside
 // the compiled browser modules (dist/src/web/kernels.wasm: a bundler
 // that follows new URL("./kernels.wasm", import.meta.url) finds them there).
@@ -17,6 +17,7 @@ const copy = (from, to = from) => {
   fs.cpSync(src, path.join(dist, to), { recursive: true, dereference: true });
 };
 copy("build/kernels.wasm");
+copy("build/kernels-relaxed.wasm");
 copy("build/web");
 copy("build/kernels.wasm", "src/web/kernels.wasm");
 copy("models");

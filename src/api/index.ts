@@ -14,22 +14,28 @@
  * Errors are WaspruneError subclasses with a message naming the file, field or option (src/errors.ts).
  * The browser build has the same shape from `wasprune/browser` (src/web/index.ts).
  */
+import os from "node:os";
 import { BUILTIN_NAME, builtinModel } from "../model/builtin.js";
 import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
 import { loadModel as loadResident, openStore, type StoreOptions } from "../model/load.js";
 import { residentStore, type ModelStore } from "../model/residency.js";
-import type { DType, Model } from "../model/types.js";
+import { packModel } from "../model/linear.js";
+import { weightDTypeOf, type WeightsOption } from "../model/weight-file.js";
+import { DTYPES, type DType, type Model } from "../model/types.js";
 import { generateTokens, selfText, type GenerateResult, type GeneratedToken } from "../generate/generate.js";
 import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../generate/gemv.js";
 import { openExecutor } from "../workers/index.js";
-import { perplexity as perplexityOn, type PerplexityResult } from "../eval/perplexity.js";
+import type { PerplexityResult } from "../eval/perplexity.js";
+import { storePerplexity } from "../eval/layer-major.js";
 import { describeProtocol, evalSequences, protocolFromOptions, type EvalSequences, type ProtocolName, type ProtocolReport } from "../eval/protocol.js";
 import { UsageError } from "../errors.js";
 import type { DeviceKind } from "../gpu/device-kind.js";
 import { compressModel, type CompressReport } from "../model/compressed.js";
 import { runPrune, type PruneSummary } from "../prune/run.js";
-import { SCHEDULES, type OperatorReport, type Schedule } from "../prune/driver.js";
-import { parsePattern } from "../prune/pattern.js";
+import { SCHEDULES, statsKind, type OperatorReport, type Schedule } from "../prune/driver.js";
+import { parsePattern, type Pattern } from "../prune/pattern.js";
+import type { CalibProtocol } from "../prune/calibration.js";
+import { parseSize } from "../io/sharded-writer.js";
 import { METHOD_NAMES, type MethodName, type PruneOptions as MethodOptions } from "../prune/methods/types.js";
 import { inspectModel, type InspectReport } from "../model/inspect.js";
 
@@ -54,6 +60,11 @@ export interface LoadModelOptions {
   requireTokenizer?: boolean;
   /** progress of `hf:` downloads */
   onFetch?: FetchProgress;
+  /**
+   * how the linear weights are held (`--weights-dtype`): "f32" | "bf16" | "f16" packed for the inference
+   * kernels, "stored" each tensor's stored precision; absent: row-major f32 (what editing weights needs)
+   */
+  weights?: WeightsOption;
 }
 
 /** A local path for `source`: `hf:` references are fetched into the cache (or found there) first. */
@@ -63,8 +74,12 @@ export async function resolveSource(source: string, onFetch?: FetchProgress): Pr
 
 /** A model, every weight in WebAssembly memory: a path, `hf:ORG/NAME[@REV]`, or `"builtin"`. */
 export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<Model> {
-  if (source === BUILTIN_NAME) return builtinModel();
-  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true });
+  if (source === BUILTIN_NAME) {
+    const m = builtinModel();
+    if (opts.weights) packModel(m, weightDTypeOf(opts.weights, m.source.dtype)); // built f32, packed after
+    return m;
+  }
+  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights });
 }
 
 /** A model as a store: resident when it fits, streamed one decoder layer at a time otherwise (inspect, eval). */
@@ -139,31 +154,44 @@ export interface PerplexityOptions {
   threads?: number;
   /** where linear layers run (default "wasm") */
   device?: DeviceKind;
-  /** sequences finished over all threads */
+  /** sequences finished over all threads; decoder layers finished for a streamed store (layer-major) */
   onProgress?: (done: number, total: number) => void;
 }
 
 export type PerplexityReport = PerplexityResult & ProtocolReport;
 
-/** Perplexity of `model` on `text` (the sequences of the protocol; see src/eval/protocol.ts). */
-export async function perplexity(model: Model, text: string, opts: PerplexityOptions = {}): Promise<PerplexityReport> {
+/** A store rather than a resident model (a model has no `acquire`). */
+function isStore(m: Model | ModelStore): m is ModelStore {
+  return "acquire" in m;
+}
+
+/**
+ * Perplexity on `text` (the sequences of the protocol; see src/eval/protocol.ts) of a model, or of a store
+ * (`openModelStore`): a resident one token-major, a streamed one layer-major (src/eval/layer-major.ts), the same
+ * numbers bit for bit.
+ */
+export async function perplexity(model: Model | ModelStore, text: string, opts: PerplexityOptions = {}): Promise<PerplexityReport> {
   const { result, seqs } = await perplexityOf(model, text, opts);
   return { ...result, ...describeProtocol(seqs) };
 }
 
-/** perplexity, with the sequences it ran (what the CLI prints from). */
-export async function perplexityOf(model: Model, text: string, opts: PerplexityOptions = {}): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
-  if (!model.tokenizer) throw new UsageError("eval needs a tokenizer");
+/** perplexity, with the sequences it ran (what the CLI prints from). A store given is not closed. */
+export async function perplexityOf(model: Model | ModelStore, text: string, opts: PerplexityOptions = {}): Promise<{ result: PerplexityResult; seqs: EvalSequences }> {
+  const store = isStore(model) ? model : residentStore(model);
+  if (!store.tokenizer) throw new UsageError("eval needs a tokenizer");
   const protocol = protocolFromOptions({ ...opts, ctx: opts.ctx ?? 512 });
-  const seqs = evalSequences(model.tokenizer, text, protocol, model.config.maxSeqLen);
+  const seqs = evalSequences(store.tokenizer, text, protocol, store.config.maxSeqLen);
   const device = opts.device ?? "wasm";
-  const gpu = device !== "wasm"
-    ? await (await import("../gpu/offload.js")).attachGpuLinears(device, model, Math.min(protocol.ctx, model.config.maxSeqLen))
+  if (!store.model && device !== "wasm") {
+    throw new UsageError(`--device ${device}: ${store.source.path} is streamed a layer at a time (it does not fit in memory whole); linear layers on WebGPU need the model resident, use --device wasm`);
+  }
+  const gpu = store.model && device !== "wasm"
+    ? await (await import("../gpu/offload.js")).attachGpuLinears(device, store.model, Math.min(protocol.ctx, store.config.maxSeqLen))
     : undefined;
   // with linear layers on the device, the forward pass runs on the main thread (the backend is not for workers)
-  const exec = openExecutor(model.wasm, gpu ? 1 : opts.threads ?? 1);
+  const exec = openExecutor(store.wasm, gpu ? 1 : opts.threads ?? 1);
   try {
-    const result = await perplexityOn(model, seqs.sequences, exec, opts.onProgress && ((done, total) => opts.onProgress!(done, total)), seqs.countFrom);
+    const result = await storePerplexity(store, seqs.sequences, exec, seqs.countFrom, opts.onProgress && ((done, total) => opts.onProgress!(done, total)));
     return { result, seqs };
   } finally {
     await gpu?.close();
@@ -176,8 +204,11 @@ export interface PruneProgress {
   done: number;
   total: number;
   operator?: OperatorReport;
-  /** a decoder layer finished (or was resumed from its checkpoint) */
+  /** a decoder layer finished (`resumed`: from its checkpoint of an earlier, interrupted run) */
   layer?: number;
+  resumed?: boolean;
+  /** a phase of the job began: "eval dense", "prune", "write", "eval pruned" */
+  phase?: string;
 }
 
 export interface PruneSettings {
@@ -189,22 +220,32 @@ export interface PruneSettings {
   schedule?: Schedule;
   /** intra-layer error correction (default: on for fista) */
   errorCorrection?: boolean;
-  /** calibration paragraphs (default 128) and tokens per paragraph at most (default 512) */
+  /** calibration samples (default 128) and tokens per sample at most (default 512) */
   nsamples?: number;
   seqlen?: number;
-  /** output directory, or a path ending in .bin (llama2.c) */
+  /** "paragraphs" (default: the first `nsamples` paragraphs) | "windows" (SparseGPT's: `nsamples` windows of exactly `seqlen` tokens at seeded random starts) */
+  calibProtocol?: CalibProtocol;
+  /** windows: seed of the window starts (default 0) */
+  calibSeed?: number;
+  /** output directory (Hugging Face's sharded layout), or a path ending in .bin (llama2.c) */
   out: string;
   /** replace a finished output / restart a partial one */
   force?: boolean;
   /** stored dtype of the output (default: as the input) */
   dtype?: DType;
+  /** the largest output shard: bytes or a size such as "5GB", "2GiB" (default 5GB, as save_pretrained) */
+  maxShardSize?: number | string;
+  /** host-memory budget: bytes or a size such as "16GiB" (default 3/4 of the free RAM); the calibration stream spills to disk beyond it */
+  maxMemory?: number | string;
+  /** collect the Gram for every method (wanda and magnitude need less) to report each operator's relative error */
+  measureError?: boolean;
   /** where `calib` came from, for the report (default: the text given) */
   calibFile?: string;
   /** perplexity before and after on this text (the prune's report carries it) */
   evalText?: string;
   evalFile?: string;
   evalProtocol?: PerplexityOptions;
-  /** per-method options (FISTA's lasso path, a device solver) */
+  /** per-method options: `fista: { budget, lassoPath }` (W·H products per operator; the lasso path as a candidate), a device solver */
   methodOptions?: MethodOptions;
   /** worker threads (the same model for any count; default 1) */
   threads?: number;
@@ -213,48 +254,81 @@ export interface PruneSettings {
   onProgress?: (p: PruneProgress) => void;
 }
 
-function parseMethod(m: string): MethodName {
-  if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UsageError(`--method ${m}: expected one of ${METHOD_NAMES.join(", ")}`);
-  return m as MethodName;
+/** The default of `maxMemory`: three quarters of the memory free now. */
+export function defaultMaxMemory(): number {
+  return Math.floor(0.75 * os.freemem());
 }
 
 /**
- * Prune `model` in place, layer by layer, calibrated on `calib` (undefined: text the model samples itself,
- * seed 7), and write it to `settings.out` (atomic, resumable; see src/prune/run.ts). A thin wrapper of
- * `runPrune`: what the CLI's `prune` runs.
+ * What the calibration stream may take in host memory: the budget less what the WebAssembly memory (≤ 4 GiB)
+ * and the runtime may take, at least 256 MiB; beyond it the stream spills to a file in the checkpoint folder.
  */
-export async function prune(model: Model, calib: string | undefined, settings: PruneSettings): Promise<PruneSummary> {
-  const method = parseMethod(settings.method ?? "fista");
+export function streamBudget(maxMemory: number): number {
+  return Math.max(256 << 20, maxMemory - (4.5 * 1024 ** 3));
+}
+
+/** The settings every prune checks before any file is read (method, pattern, schedule, dtype, sizes). */
+export function checkPruneSettings(settings: Omit<PruneSettings, "out">): { method: MethodName; pattern: Pattern; schedule: Schedule; maxShardBytes?: number; maxMemory: number } {
+  const m = settings.method ?? "fista";
+  if (!(METHOD_NAMES as readonly string[]).includes(m)) throw new UsageError(`--method ${m}: expected one of ${METHOD_NAMES.join(", ")}`);
   const pattern = parsePattern(String(settings.sparsity ?? "0.5"));
   const schedule = settings.schedule ?? "sequential";
   if (!(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--schedule ${schedule}: expected one of ${SCHEDULES.join(", ")}`);
+  if (settings.dtype !== undefined && !(DTYPES as readonly string[]).includes(settings.dtype)) throw new UsageError(`--dtype ${settings.dtype}: expected one of ${DTYPES.join(", ")}`);
+  const maxShardBytes = settings.maxShardSize !== undefined ? parseSize(settings.maxShardSize, "--max-shard-size") : undefined;
+  const maxMemory = settings.maxMemory !== undefined ? parseSize(settings.maxMemory, "--max-memory") : defaultMaxMemory();
+  return { method: m as MethodName, pattern, schedule, ...(maxShardBytes !== undefined ? { maxShardBytes } : {}), maxMemory };
+}
+
+/**
+ * Prune every linear operator of a model (resident, or a store from `openModelStore`: a model larger than
+ * memory is streamed a decoder layer at a time), calibrated on `calib`, and write the result to `settings.out`
+ * as it is produced (atomic, resumable from the finished layers; see src/prune/run.ts). `calib` undefined: text
+ * the model samples itself (seed 7; a resident model only), and none for a method that reads no calibration
+ * (magnitude). A directory output leaves `model` as it was (load the output to use it); a `.bin` output is
+ * written from the model in memory, pruned in place. A thin wrapper of `runPrune`: what the CLI's `prune` runs.
+ */
+export async function prune(model: Model | ModelStore, calib: string | undefined, settings: PruneSettings): Promise<PruneSummary> {
+  const { method, pattern, schedule, maxShardBytes, maxMemory } = checkPruneSettings(settings);
+  const store = isStore(model) ? model : residentStore(model);
   const nsamples = settings.nsamples ?? 128;
   const seqlen = settings.seqlen ?? 512;
   const evalProtocol = settings.evalText !== undefined ? protocolFromOptions({ ...settings.evalProtocol, ctx: settings.evalProtocol?.ctx ?? 512 }, "eval-") : undefined;
-  const exec = openExecutor(model.wasm, settings.threads ?? 1);
+  const exec = openExecutor(store.wasm, settings.threads ?? 1);
   const { parseDeviceKind, selectDevice } = await import("../gpu/device.js");
   const gpu = method === "fista" ? await selectDevice(parseDeviceKind(settings.device ?? "wasm")) : undefined;
   try {
     const fistaSolver = gpu ? (await import("../gpu/fista.js")).gpuFistaSolvers(gpu) : undefined;
-    const text = calib ?? selfText(model, Math.min(nsamples, 128), Math.min(seqlen, model.config.maxSeqLen), 7);
-    const total = model.config.nLayers * 7;
+    const prune = {
+      method, pattern, schedule, errorCorrection: settings.errorCorrection ?? method === "fista",
+      methodOptions: { ...settings.methodOptions, ...(fistaSolver ? { fistaSolver } : {}) },
+      measureError: !!settings.measureError,
+    };
+    const calibrated = statsKind(prune) !== "none";
+    if (calibrated && calib === undefined && !store.model) {
+      throw new UsageError(`${store.source.path}: the model is streamed a layer at a time (it does not fit in memory whole), so it cannot write its own calibration text; pass --calib FILE`);
+    }
+    const text = !calibrated ? undefined : calib ?? selfText(store.model!, Math.min(nsamples, 128), Math.min(seqlen, store.config.maxSeqLen), 7);
+    const file = settings.calibFile ?? (calib === undefined ? "(text sampled from the dense model, seed 7)" : "(text)");
+    const total = store.config.nLayers * 7;
+    const progress = settings.onProgress;
     return await runPrune(
       {
-        model,
+        store,
         exec,
-        settings: {
-          method, pattern, schedule, errorCorrection: settings.errorCorrection ?? method === "fista",
-          methodOptions: { ...settings.methodOptions, ...(fistaSolver ? { fistaSolver } : {}) },
-        },
-        calib: { text, file: settings.calibFile ?? (calib === undefined ? "(text sampled from the dense model, seed 7)" : "(text)"), nsamples, seqlen },
+        settings: prune,
+        calib: text === undefined ? undefined : { text, file, nsamples, seqlen, protocol: settings.calibProtocol ?? "paragraphs", seed: settings.calibSeed ?? 0 },
         out: settings.out,
         force: settings.force,
         dtype: settings.dtype,
+        maxShardBytes,
+        streamBudget: streamBudget(maxMemory),
         evalText: settings.evalText !== undefined && evalProtocol ? { text: settings.evalText, file: settings.evalFile ?? "", protocol: evalProtocol } : undefined,
       },
       {
-        onOperator: (r, done) => settings.onProgress?.({ done, total, operator: r }),
-        onLayer: (l) => settings.onProgress?.({ done: (l + 1) * 7, total, layer: l }),
+        onOperator: (r, done) => progress?.({ done, total, operator: r }),
+        onLayer: (l, _r, p) => progress?.({ done: (l + 1) * 7, total, layer: l, resumed: p.resumed }),
+        onPhase: (phase) => progress?.({ done: phase === "write" || phase === "eval pruned" ? total : 0, total, phase }),
       },
     );
   } finally {

@@ -36,6 +36,12 @@ const threadsOption = () =>
     .argParser(int("--threads"))
     .default(os.availableParallelism(), "available cores");
 
+/** `--weights-dtype` of the inference commands (eval, generate, bench model): src/model/weight-file.ts WeightsOption. */
+const weightsDtypeOption = () =>
+  new Option("--weights-dtype <d>", "linear weights in memory, packed once at load for the kernels: stored (each tensor's stored dtype: F32 → f32, BF16 → bf16, F16 → f16) | f32 | bf16 | f16 (rounded to nearest even); half precision halves their bytes, the kernels widen in registers and accumulate in f32")
+    .choices(["stored", "f32", "bf16", "f16"])
+    .default("stored");
+
 /** `--device` of prune, eval, generate and bench kernels (src/gpu/device.ts). */
 const deviceOption = () =>
   new Option("--device <d>", "auto (WebGPU if an adapter exists, else WASM with one line) | wasm | webgpu (error without an adapter)")
@@ -43,6 +49,12 @@ const deviceOption = () =>
     .default("wasm");
 
 const tokenizerOption = new Option("--tokenizer <file>", "tokenizer file (tokenizer.bin, tokenizer.model or tokenizer.json)");
+
+/** `--residency` of the commands that can stream a model a decoder layer at a time (src/model/residency.ts). */
+const residencyOption = () =>
+  new Option("--residency <r>", "auto (whole in memory when it fits, else a decoder layer at a time) | resident | streamed")
+    .choices(["auto", "resident", "streamed"])
+    .default("auto");
 
 program
   .command("demo")
@@ -80,8 +92,10 @@ protocolOptions(program
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--text <file>", "text file to evaluate on"), "")
   .addOption(tokenizerOption)
+  .addOption(weightsDtypeOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
+  .addOption(residencyOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { evalCommand } = await import("./commands/eval.js");
@@ -98,6 +112,7 @@ program
   .option("--top-p <p>", "nucleus sampling mass (1 = off)", num("--top-p"), 0.9)
   .option("--seed <s>", "random seed", int("--seed"), 42)
   .addOption(tokenizerOption)
+  .addOption(weightsDtypeOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
   .option("--json", "print results as JSON (no streaming)")
@@ -112,6 +127,7 @@ program
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .addOption(tokenizerOption)
   .addOption(threadsOption())
+  .addOption(residencyOption())
   .option("--json", "print results as JSON")
   .action(async (model: string, opts) => {
     const { inspectCommand } = await import("./commands/inspect.js");
@@ -123,17 +139,24 @@ protocolOptions(program
   .description("prune every linear operator layer by layer (magnitude, wanda, sparsegpt, fista); --structured removes MLP channels and k/v groups")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--out <dir>", "output model directory (or a path ending in .bin for llama2.c)")
-  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: mini-llm | activation | magnitude, default mini-llm)", "fista")
+  .option("--method <name>", "magnitude | wanda | sparsegpt | fista (--structured: activation (default) | magnitude | taylor | mini-llm | mini-llm-exact | gate-hybrid | gate-hybrid-exact)", "fista")
   .option("--sparsity <s>", "fraction in [0,1) (unstructured) or N:M (N kept of every M), e.g. 0.5, 2:4", "0.5")
   .option("--calib <file>", "calibration text (default: text sampled from the dense model)")
-  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--nsamples <n>", "calibration samples (paragraphs, or windows)", int("--nsamples"), 128)
+  .option("--calib-protocol <p>", "paragraphs (the first --nsamples paragraphs, each at most --seqlen tokens) | windows (SparseGPT's: --nsamples windows of exactly --seqlen tokens at seeded random starts of the tokenized text)", "paragraphs")
+  .option("--calib-seed <s>", "windows: seed of the window starts", int("--calib-seed"), 0)
   .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
   .option("--schedule <s>", "sequential (layers fed by pruned layers) | parallel (fed by dense activations)", "sequential")
   .option("--error-correction", "intra-layer error correction (default: on for fista)")
   .option("--no-error-correction", "fit each operator to its own input")
   .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")
+  .option("--fista-budget <n>", "fista: W·H products per operator (refits and IHT; pruning.json reports what each operator used)", int("--fista-budget"))
   .option("--eval <file>", "report perplexity before and after on this text"), "eval-")
   .option("--dtype <t>", "stored dtype of the output: F32 | F16 | BF16 (default: as the input)")
+  .option("--max-shard-size <size>", "largest output shard, e.g. 5GB, 2GiB (default 5GB, as save_pretrained)")
+  .option("--max-memory <size>", "host memory budget, e.g. 16GiB (default: 3/4 of the free RAM); the calibration stream spills to disk beyond it")
+  .option("--measure-error", "collect the Gram for every method (wanda and magnitude need less) to report each operator's relative error")
+  .addOption(residencyOption())
   .option("--force", "overwrite a finished output / restart a partial one")
   .option("--structured", "remove whole MLP channels and attention k/v groups: a smaller dense model (src/structured)")
   .option("--ratio <r>", "--structured: fraction of MLP channels and of k/v groups to remove, in [0,1)", num("--ratio"))
@@ -141,10 +164,10 @@ protocolOptions(program
   .option("--channels-ratio <r>", "--structured: fraction of MLP channels to remove (default --ratio)", num("--channels-ratio"))
   .option("--nonuniform", "--structured: allocate the removals over layers by score (config extension wasprune_layer_sizes)")
   .option("--no-refit", "--structured: skip the least-squares refit of o_proj/down_proj on the kept inputs")
-  .option("--spsa-directions <k>", "--structured mini-llm: SPSA directions K", int("--spsa-directions"))
-  .option("--spsa-eps <e>", "--structured mini-llm: SPSA perturbation of each structure's output scale", num("--spsa-eps"))
-  .option("--spsa-batch <n>", "--structured mini-llm: calibration paragraphs per SPSA batch", int("--spsa-batch"))
-  .option("--seed <s>", "--structured mini-llm: seed of the SPSA directions", int("--seed"))
+  .option("--spsa-directions <k>", "--structured mini-llm / gate-hybrid: SPSA directions K (default 128)", int("--spsa-directions"))
+  .option("--spsa-eps <e>", "--structured mini-llm / gate-hybrid: SPSA perturbation ε (default 1e-3 of the weights / 1e-2 of each structure's output scale)", num("--spsa-eps"))
+  .option("--spsa-batch <n>", "--structured mini-llm / gate-hybrid: calibration paragraphs per SPSA batch (default 16)", int("--spsa-batch"))
+  .option("--seed <s>", "--structured mini-llm / gate-hybrid: seed of the SPSA directions", int("--seed"))
   .addOption(tokenizerOption)
   .addOption(threadsOption())
   .addOption(deviceOption())
@@ -189,15 +212,15 @@ program
 
 program
   .command("train")
-  .description("sparse training: recover an N:M model by distillation from the dense teacher (AST, or a fixed mask)")
+  .description("recover a pruned model by distillation from the dense teacher: N:M (AST, or a fixed mask), or LoRA adapters on a structurally pruned model")
   .argument("<model>", "the dense model: the teacher (unless --teacher) and the starting point (unless --init)")
   .requiredOption("--data <file>", "training text, or 'teacher' for text sampled from the teacher (seeded, streamed)")
   .requiredOption("--steps <n>", "optimizer steps", int("--steps"))
   .requiredOption("--out <dir>", "output model directory")
-  .option("--sparsity <s>", "N:M pattern (N kept of every M)", "2:4")
+  .option("--sparsity <s>", "N:M pattern (N kept of every M; default 2:4; not with --method lora)")
   .option("--teacher <model>", "dense teacher (default: MODEL)")
-  .option("--init <dir>", "start the student from this (one-shot pruned) model instead of MODEL")
-  .option("--method <m>", "ast (masks recomputed, pruned weights decayed) | fixed (plain fine-tuning, first mask kept)", "ast")
+  .option("--init <dir>", "start the student from this (one-shot pruned) model instead of MODEL; with --method lora it may be smaller (prune --structured)")
+  .option("--method <m>", "ast (masks recomputed, pruned weights decayed) | fixed (plain fine-tuning, first mask kept) | lora (adapters on a frozen dense student, merged at the end)", "ast")
   .option("--lr <lr>", "peak learning rate (warm-up, then cosine to lr/10)", num("--lr"), 1e-3)
   .option("--batch <b>", "sequences per micro-batch", int("--batch"), 8)
   .option("--seqlen <l>", "tokens per sequence", int("--seqlen"), 256)
@@ -212,6 +235,8 @@ program
   .option("--warmup <steps>", "learning-rate warm-up steps (default: min(100, steps/10))", int("--warmup"))
   .option("--slorb", "add SLoRB low-rank blocks (initialised from the pruned weights)")
   .option("--slorb-k <k>", "SLoRB group size", int("--slorb-k"), 16)
+  .option("--lora-rank <r>", "--method lora: adapter rank r", int("--lora-rank"), 8)
+  .option("--lora-alpha <a>", "--method lora: adapter scale α (the update is (α/r)·B A)", num("--lora-alpha"), 16)
   .option("--eval <file>", "validation text: perplexity along training")
   .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"))
   .option("--eval-every <s>", "evaluate every S steps (default: steps/10)", int("--eval-every"))
@@ -231,7 +256,7 @@ program
 program
   .command("synth")
   .description("write a random-weight model of a real shape, to measure time and memory at scale (its perplexity means nothing)")
-  .argument("<shape>", "smol-135m | tinyllama-1.1b | llama-2-7b | llama-3-8b | qwen2.5-0.5b, or a config.json file")
+  .argument("<shape>", "smol-135m | tinyllama-1.1b | llama-2-7b | llama-2-13b | llama-2-70b | llama-3-8b | qwen2.5-0.5b, or a config.json file")
   .requiredOption("--out <dir>", "output model directory")
   .option("--layers <n>", "keep the first N layers (the same values as the full-depth model's)", int("--layers"))
   .option("--vocab <v>", "vocabulary size (default: the shape's; a smaller one keeps the first rows)", int("--vocab"))
@@ -291,11 +316,12 @@ bench
   .argument("[model]", "a pruned .bin file or Hugging Face model directory (omit for the synthetic model only)")
   .option("--layers <n>", "layers of the synthetic 4096-wide model (~1.2 GB per layer for both forms)", int("--layers"), 2)
   .option("--no-synthetic", "skip the synthetic 4096-wide model")
+  .addOption(new Option("--weights-dtype <d>", "dtype of the linear weights of both models in memory (packed once at load)").choices(["f32", "bf16", "f16"]).default("f32"))
   .option("--quick", "fewer tokens")
   .option("--json", "print results as JSON")
   .action(async (model: string | undefined, opts) => {
     const { benchModel } = await import("../../bench/model.js");
-    const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic });
+    const r = await benchModel(model, { json: !!opts.json, quick: !!opts.quick, layers: opts.layers, synthetic: opts.synthetic, weightsDtype: opts.weightsDtype });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 protocolOptions(bench
@@ -304,9 +330,12 @@ protocolOptions(bench
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--calib <file>", "calibration text")
   .requiredOption("--eval <file>", "evaluation text"), "eval-")
-  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 128)
+  .option("--nsamples <n>", "calibration samples (paragraphs, or windows)", int("--nsamples"), 128)
+  .option("--calib-protocol <p>", "paragraphs (the first --nsamples paragraphs, each at most --seqlen tokens) | windows (SparseGPT's: --nsamples windows of exactly --seqlen tokens at seeded random starts of the tokenized text)", "paragraphs")
+  .option("--calib-seed <s>", "windows: seed of the window starts", int("--calib-seed"), 0)
   .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
   .option("--methods <list>", "comma-separated methods", "magnitude,wanda,sparsegpt,fista")
+  .option("--fista-budgets <list>", "fista: one row per W·H products per operator, e.g. 15,30,60,150,555 (quality vs cost)")
   .option("--patterns <list>", "comma-separated patterns", "0.5,2:4")
   .option("--schedules <list>", "comma-separated schedules", "sequential,parallel")
   .option("--correction <c>", "error correction: default (fista only) | on | off | both", "both")
@@ -328,6 +357,35 @@ bench
   .action(async (model: string, opts) => {
     const { benchSpsa } = await import("../../bench/structured-spsa.js");
     const r = await benchSpsa(model, opts.calib, opts.maxK, !!opts.json);
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+bench
+  .command("structured")
+  .description("every structured-pruning criterion side by side: no refit, refit, refit + LoRA recovery, at each ratio, uniform and non-uniform")
+  .argument("[model]", "model", "../shared/models/stories260K-hf")
+  .option("--calib <file>", "calibration text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .option("--eval <file>", "evaluation text", "../shared/data/tinystories-valid-head/tinystories_valid_head.txt")
+  .option("--eval-paragraphs <n>", "first N paragraphs of --eval", int("--eval-paragraphs"), 300)
+  .option("--nsamples <n>", "calibration paragraphs", int("--nsamples"), 64)
+  .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
+  .option("--ratios <list>", "fractions of MLP channels and of k/v groups removed", "0.25,0.5")
+  .option("--criteria <list>", "magnitude, activation, weight-activation, taylor, gate-hybrid-exact, mini-llm-exact, gate-hybrid, mini-llm", "magnitude,activation,weight-activation,taylor,gate-hybrid-exact,mini-llm-exact,gate-hybrid,mini-llm")
+  .option("--ks <list>", "SPSA directions K at which the estimates are read (one run of the largest)", "16,64,256,1024")
+  .option("--allocations <list>", "uniform, nonuniform", "uniform,nonuniform")
+  .option("--spsa-batch <n>", "calibration paragraphs per SPSA batch", int("--spsa-batch"), 16)
+  .option("--seed <s>", "seed of the SPSA directions", int("--seed"), 1234)
+  .option("--lora-steps <n>", "LoRA recovery steps of the refit model (0 = none; only the largest K of SPSA criteria)", int("--lora-steps"), 100)
+  .option("--lora-batch <b>", "LoRA sequences per step", int("--lora-batch"), 8)
+  .option("--lora-seqlen <l>", "LoRA tokens per sequence", int("--lora-seqlen"), 128)
+  .option("--lora-lr <lr>", "LoRA peak learning rate", num("--lora-lr"), 5e-3)
+  .option("--lora-rank <r>", "LoRA rank (α = 2r)", int("--lora-rank"), 8)
+  .option("--lora-distill-alpha <a>", "loss α·CE + (1−α)·τ²·KL(dense‖student)", num("--lora-distill-alpha"), 0.33)
+  .option("--lora-data <file>", "LoRA training text", "../shared/data/tinystories-train-head/tinystories_train_head.txt")
+  .addOption(threadsOption())
+  .option("--json", "print results as JSON")
+  .action(async (model: string, opts) => {
+    const { benchStructured } = await import("../../bench/structured-criteria.js");
+    const r = await benchStructured(model, opts);
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 bench

@@ -3,7 +3,7 @@
  * model, `hf:ORG/NAME[@REV]` is fetched from the Hugging Face Hub into the local cache (src/model/hub.ts) with a
  * progress bar per file, anything else is a path.
  */
-import { loadModel, openModelStore as openStoreOf, resolveSource, type FetchProgress } from "../api/index.js";
+import { loadModel, openModelStore as openStoreOf, resolveSource, type FetchProgress, type LoadModelOptions } from "../api/index.js";
 import type { StoreOptions } from "../model/load.js";
 import type { Model } from "../model/types.js";
 import type { ModelStore } from "../model/residency.js";
@@ -26,7 +26,11 @@ function fetchBars(): { onFetch: FetchProgress; done(): void } {
   };
 }
 
-export async function openModel(path: string, opts: { tokenizer?: string; requireTokenizer?: boolean } = {}): Promise<Model> {
+/**
+ * MODEL resident. `weights` (inference commands' --weights-dtype): linear weights packed for the kernels as they
+ * are read; absent: row-major f32, for commands that edit weights.
+ */
+export async function openModel(path: string, opts: Omit<LoadModelOptions, "onFetch"> = {}): Promise<Model> {
   const bars = fetchBars();
   try {
     return await loadModel(path, { ...opts, onFetch: bars.onFetch });

@@ -16,7 +16,7 @@
  *
  * Determinism: work is split into contiguous row blocks whose results do not depend on the split (every kernel
  * computes a row, or an element, with the same summation order wherever it falls in a tile — see
- * assembly/f32-gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
+ * assembly/gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
  * for any thread count.
  */
 import { UsageError, WorkerError } from "../errors.js";
@@ -69,8 +69,7 @@ export function checkThreads(n: number): number {
 
 /** Bytes of f32_gemm_nt packing scratch for any shape (the kernel blocks N by 1024 and K by 256). */
 export function maxPackBytes(wasm: Wasm): number {
-  const f = wasm.exports.f32_gemm_nt_scratch as ((M: number, N: number, K: number) => number) | undefined;
-  return f ? f(4, 1 << 20, 1 << 20) : 16;
+  return wasm.exports.f32_gemm_nt_scratch(4, 1 << 20, 1 << 20);
 }
 
 /**

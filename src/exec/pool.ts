@@ -29,7 +29,7 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
     maxThreads: threads,
     concurrentTasksPerWorker: 1,
     execArgv: WORKER.execArgv,
-    workerData: { memory: wasm.memory },
+    workerData: { memory: wasm.memory, build: wasm.build },
   });
   /**
    * A throw or a dead worker (exit, crash) becomes a WorkerError naming `what`. piscina replaces a dead thread

@@ -4,7 +4,8 @@
  * be awaited inside it. Instead one long task (`gemvServe`, below) keeps a worker
  * waiting on a futex in a control block of the shared memory; the main thread posts a row block
  * (Atomics.notify), computes the other block itself and waits (Atomics.wait) for the worker's. Split points
- * are multiples of 8 rows, where f32_gemv is row-split invariant: the same tokens for any thread count.
+ * are multiples of 8 rows, where every split kernel (row-major f32_gemv, the p8 GEMVs, the 2:4 GEMVs) is row-split
+ * invariant: the same tokens for any thread count.
  *
  * Measured on this 2-core machine (other jobs running, load ~6, so ±30 %): greedy decoding of a seeded
  * 4096-wide LLaMA (randomLlama, 2 layers, hidden 11008, vocab 32000) 1.67 → 2.81 tok/s (1.68x, same tokens);
@@ -14,34 +15,64 @@
  * `gemvHelper` declines models whose largest GEMV is smaller (no pool is started for them at all).
  */
 import type { Wasm } from "../wasm/runtime.js";
-import type { Model } from "../model/types.js";
+import type { Kernels } from "../wasm/contract.js";
+import type { LinearWeight, Model } from "../model/types.js";
 import type { Executor } from "../exec/executor.js";
+import { weightBytes } from "../model/packed.js";
 import { WorkerError } from "../errors.js";
 
 /** Below this many weights a split GEMV costs more than it saves (measured, see the file comment). */
 export const MIN_SPLIT_WEIGHTS = 4 << 20;
 
-/** control block (Int32 slots) */
-export const CTRL = { seq: 0, done: 1, stop: 2, w: 3, x: 4, y: 5, N: 6, K: 7, ints: 8 } as const;
+/** control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)` */
+export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, ints: 10 } as const;
+
+/** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
+const SPLIT_KERNELS = [
+  "f32_gemv", "f32_gemv_p8", "bf16_gemv_p8", "f16_gemv_p8", "f32_spmv_2of4_4x", "bf16_spmv_2of4_4x", "f16_spmv_2of4_4x",
+] as const;
+type SplitKernel = (typeof SPLIT_KERNELS)[number];
+
+/** Run split kernel `fn` on rows [0, N) at weight pointers a (values / panels / rows) and b (2:4 indices). */
+function callSplit(k: Kernels, fn: number, a: number, b: number, x: number, y: number, N: number, K: number): void {
+  const name: SplitKernel = SPLIT_KERNELS[fn]!;
+  if (name === "f32_gemv") k.f32_gemv(a, x, y, N, K, 0);
+  else if (name.endsWith("_gemv_p8")) k[name as "f32_gemv_p8"](a, x, y, N, K);
+  else k[name as "f32_spmv_2of4_4x"](a, b, x, y, N, K);
+}
+
+/** How `w` is split: its kernel, pointers, and the pointers of the rows from `split` (a multiple of 8) on. */
+function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: number; a2: number; b2: number } | undefined {
+  const K = w.shape[1]!;
+  const fnOf = (n: SplitKernel) => SPLIT_KERNELS.indexOf(n);
+  if (w.format === "dense") return { fn: fnOf("f32_gemv"), a: w.ptr, b: 0, a2: w.ptr + 4 * split * K, b2: 0 };
+  if (w.format === "p8") return { fn: fnOf(`${w.dtype}_gemv_p8`), a: w.ptr, b: 0, a2: w.ptr + (split / 8) * K * 8 * weightBytes(w.dtype), b2: 0 };
+  if (w.format === "2:4") {
+    const blocks = split / 4, G = K / 4;
+    return { fn: fnOf(`${w.dtype}_spmv_2of4_4x`), a: w.vals, b: w.idx, a2: w.vals + blocks * G * 8 * weightBytes(w.dtype), b2: w.idx + blocks * G * 2 };
+  }
+  return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
+}
 
 export interface GemvHelper {
-  /** y[N] = W[N,K]·x, split when N·K is large enough; always computes y */
-  gemv(w: number, x: number, y: number, N: number, K: number): void;
+  /** y[N] = W·x for one position, split over the two threads when W is large enough and its layout splits; false: not done (the caller runs its kernel) */
+  gemv(w: LinearWeight, x: number, y: number): boolean;
   /** GEMVs split with the worker so far */
   readonly splits: number;
   /** stop the worker's loop and wait for its task to end */
   close(): Promise<void>;
 }
 
-/** The largest dense linear of `model` (rows × cols), the GEMV the split would have to pay for. */
+/** The largest linear operator of `model` (rows × cols), the GEMV the split would have to pay for. */
 export function largestLinear(model: Model): number {
   let best = 0;
   for (const lw of model.weights.layers) {
     for (const t of Object.values(lw)) {
-      if (t && typeof t === "object" && "shape" in t && t.shape.length === 2 && !t.sparse) best = Math.max(best, t.shape[0] * t.shape[1]);
+      if (t && typeof t === "object" && "shape" in t && t.shape.length === 2) best = Math.max(best, t.shape[0] * t.shape[1]);
     }
   }
-  return best;
+  const h = model.weights.lmHead.shape;
+  return Math.max(best, h[0]! * h[1]!);
 }
 
 /** The long task of the helper's worker: serve GEMV row blocks posted in the control block until told to stop. */
@@ -54,13 +85,13 @@ export interface GemvServeTask {
 export const GEMV_HANDLERS = {
   gemvServe(wasm: Wasm, t: GemvServeTask): number {
     const c = new Int32Array(wasm.memory.buffer, t.ctrl, CTRL.ints);
-    const gemv = wasm.exports.f32_gemv as (...a: number[]) => void;
+    const k = wasm.exports;
     let seen = 0;
     for (;;) {
       Atomics.wait(c, CTRL.seq, seen);
       seen = Atomics.load(c, CTRL.seq);
       if (Atomics.load(c, CTRL.stop)) return 0;
-      gemv(c[CTRL.w], c[CTRL.x], c[CTRL.y], c[CTRL.N], c[CTRL.K], 0);
+      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!);
       Atomics.store(c, CTRL.done, seen);
       Atomics.notify(c, CTRL.done);
     }
@@ -74,6 +105,12 @@ export const GEMV_HANDLERS = {
 export function gemvHelper(exec: Executor, model: Model, minWeights = MIN_SPLIT_WEIGHTS): GemvHelper | undefined {
   const wasm = exec.wasm;
   if (exec.slots < 2 || largestLinear(model) < minWeights) return undefined;
+  return gemvSplitter(exec, minWeights);
+}
+
+/** The GEMV splitter itself (gemvHelper decides whether a model pays for it; the benchmarks use it directly). */
+export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): GemvHelper {
+  const wasm = exec.wasm;
   const ctrlPtr = wasm.arena.allocBytes(CTRL.ints * 4);
   const ctrl = new Int32Array(wasm.memory.buffer, ctrlPtr, CTRL.ints);
   ctrl.fill(0);
@@ -84,18 +121,23 @@ export function gemvHelper(exec: Executor, model: Model, minWeights = MIN_SPLIT_
     Atomics.store(ctrl, CTRL.done, -1);
     Atomics.notify(ctrl, CTRL.done);
   });
-  const gemv = wasm.exports.f32_gemv as (w: number, x: number, y: number, N: number, K: number, acc: number) => void;
+  const k = wasm.exports;
   let seq = 0;
   let splits = 0;
   return {
     get splits() {
       return splits;
     },
-    gemv(w, x, y, N, K) {
-      if (failed || N * K < minWeights || N < 16) return gemv(w, x, y, N, K, 0);
-      splits++;
+    gemv(w, x, y) {
+      const [N, K] = w.shape as [number, number];
+      if (failed || N * K < minWeights || N < 16) return false;
       const split = Math.ceil(N / 2 / 8) * 8;
-      ctrl[CTRL.w] = w + 4 * split * K;
+      const plan = splitPlan(w, split);
+      if (!plan) return false;
+      splits++;
+      ctrl[CTRL.fn] = plan.fn;
+      ctrl[CTRL.a] = plan.a2;
+      ctrl[CTRL.b] = plan.b2;
       ctrl[CTRL.x] = x;
       ctrl[CTRL.y] = y + 4 * split;
       ctrl[CTRL.N] = N - split;
@@ -103,10 +145,10 @@ export function gemvHelper(exec: Executor, model: Model, minWeights = MIN_SPLIT_
       seq++;
       Atomics.store(ctrl, CTRL.seq, seq);
       Atomics.notify(ctrl, CTRL.seq);
-      gemv(w, x, y, split, K, 0);
+      callSplit(k, plan.fn, plan.a, plan.b, x, y, split, K);
       for (;;) {
         const d = Atomics.load(ctrl, CTRL.done);
-        if (d === seq) return;
+        if (d === seq) return true;
         if (d === -1) throw failed instanceof Error ? failed : new WorkerError("generation GEMV helper: worker thread failed");
         Atomics.wait(ctrl, CTRL.done, d, 1000);
       }

@@ -7,7 +7,7 @@
  */
 import { UsageError } from "../errors.js";
 import { createRunState, forward } from "../model/forward.js";
-import type { Model } from "../model/types.js";
+import type { LinearWeight, Model } from "../model/types.js";
 import { Sampler } from "./sampler.js";
 
 export interface GenerateOptions {
@@ -18,8 +18,8 @@ export interface GenerateOptions {
   seed: number;
   /** called with each piece of text as soon as it is complete UTF-8 */
   onText?: (text: string) => void;
-  /** the one-position GEMV split over threads (src/parallel/gemv.ts `gemvHelper`; same tokens) */
-  gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
+  /** the one-position GEMV split over threads (src/generate/gemv.ts `gemvHelper`; same tokens) */
+  gemv?: (w: LinearWeight, x: number, y: number) => boolean;
 }
 
 export interface GenerateResult {

@@ -11,7 +11,7 @@
  */
 import { FistaSolver } from "../prune/methods/fista.js";
 import { keptPerRow, type Pattern } from "../prune/pattern.js";
-import type { OperatorProblem } from "../prune/problem.js";
+import type { GramProblem } from "../prune/problem.js";
 import type { Executor } from "../exec/executor.js";
 import type { GpuDevice } from "./device.js";
 import { FISTA_STEP, GEMM_NT, MASK_MUL, NM_MASK, ROW_NNZ, TOPK_MASK, grid1 } from "./kernels.js";
@@ -20,7 +20,7 @@ import { FISTA_STEP, GEMM_NT, MASK_MUL, NM_MASK, ROW_NNZ, TOPK_MASK, grid1 } fro
  * A FistaSolver factory for PruneOptions.fistaSolver: one GpuFistaSolver per operator; creating the next one
  * frees the previous one's buffers (so a whole-model prune holds one operator's buffers at a time).
  */
-export function gpuFistaSolvers(gpu: GpuDevice): (exec: Executor, problem: OperatorProblem) => FistaSolver {
+export function gpuFistaSolvers(gpu: GpuDevice): (exec: Executor, problem: GramProblem) => FistaSolver {
   let last: GpuFistaSolver | undefined;
   return (exec, problem) => {
     last?.dispose();
@@ -47,7 +47,7 @@ export class GpuFistaSolver extends FistaSolver {
 
   constructor(
     exec: Executor,
-    problem: OperatorProblem,
+    problem: GramProblem,
     readonly gpu: GpuDevice,
   ) {
     super(exec, problem);

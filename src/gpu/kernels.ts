@@ -1,5 +1,5 @@
 /**
- * @file WGSL compute kernels, one per WASM kernel they mirror (src/kernels/{api,prune-api,sparse-api}.ts),
+ * @file WGSL compute kernels, one per WASM kernel they mirror (their contract: src/wasm/contract.ts),
  * and the host functions that encode them. Matrices are row-major f32 storage buffers; sizes and flags come
  * in a uniform buffer; every kernel's entry point is `main`. Nothing here waits for the device: callers
  * read back with GpuDevice.read when (and only when) the host needs a value.

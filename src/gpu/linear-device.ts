@@ -18,14 +18,14 @@ import { GEMM_NT, SPMM_24 } from "./kernels.js";
 
 export { CALL_TIMEOUT_MS, CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-types.js";
 
-/** The linear operators of `model` with the kernel each would run on the device (panel-CSR: none). */
+/** The linear operators of `model` with the kernel each would run on the device (panel-CSR, p8 panels, half-precision 2:4: none). */
 export function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[] } {
   const ops: OffloadOp[] = [];
   const tensors: LinearWeight[] = [];
   const add = (name: string, t: LinearWeight) => {
     const [N, K] = t.shape as [number, number];
-    if (t.format === "csr") return;
-    if (t.format === "2:4" && K % 4 !== 0) return;
+    if (t.format === "csr" || t.format === "p8") return; // no device kernels for these layouts: they stay on WASM
+    if (t.format === "2:4" && (K % 4 !== 0 || t.dtype !== "f32")) return;
     const id = ops.length;
     ops.push(t.format === "2:4" ? { id, name, N, K, format: "2:4", vals: t.vals, idx: t.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
     tensors.push(t);

@@ -18,7 +18,7 @@ export interface RowStoreOptions {
   spillDir?: string;
 }
 
-export class RowStore {
+export class RowStore implements Rows {
   readonly width: number;
   readonly lengths: readonly number[];
   /** row offset of each sequence */
@@ -120,5 +120,45 @@ export class RowStore {
       this.fd = undefined;
       fs.rmSync(path.dirname(this.file!), { recursive: true, force: true });
     }
+  }
+}
+
+/** What the driver reads its calibration stream through: a RowStore, or rows already in one Float32Array. */
+export interface Rows {
+  readonly width: number;
+  readonly lengths: readonly number[];
+  readonly offsets: readonly number[];
+  size(i: number): number;
+  read(i: number, dst: Float32Array): void;
+  write(i: number, src: Float32Array): void;
+}
+
+/** Rows of sequences in one Float32Array (e.g. a region of the arena a layer job owns). */
+export class MemoryRows implements Rows {
+  readonly offsets: readonly number[];
+  constructor(
+    readonly data: Float32Array,
+    readonly lengths: readonly number[],
+    readonly width: number,
+  ) {
+    const offsets: number[] = [];
+    let rows = 0;
+    for (const n of lengths) {
+      offsets.push(rows);
+      rows += n;
+    }
+    if (rows * width > data.length) throw new UsageError(`MemoryRows: ${rows} rows of ${width} need ${rows * width} floats, have ${data.length}`);
+    this.offsets = offsets;
+  }
+  size(i: number): number {
+    return this.lengths[i]! * this.width;
+  }
+  read(i: number, dst: Float32Array): void {
+    const o = this.offsets[i]! * this.width;
+    dst.set(this.data.subarray(o, o + this.size(i)));
+  }
+  write(i: number, src: Float32Array): void {
+    const o = this.offsets[i]! * this.width;
+    this.data.set(src.subarray(0, this.size(i)), o);
   }
 }

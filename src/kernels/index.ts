@@ -1,15 +1,15 @@
 /**
- * @file Typed access to the kernels of build/kernels.wasm (contract: ./api.ts) plus small host helpers that
+ * @file Typed access to the kernels of build/kernels.wasm (contract: src/wasm/contract.ts) plus small host helpers that
  * take their scratch from the arena inside a mark/release, so callers never manage kernel scratch.
  */
 import type { Wasm } from "../wasm/runtime.js";
-import type { KernelApi } from "./api.js";
+import type { Kernels } from "../wasm/contract.js";
 
-export type { KernelApi } from "./api.js";
+export type { Kernels } from "../wasm/contract.js";
 
-/** The instance's exports, typed by the kernel contract. */
-export function kernels(wasm: Wasm): KernelApi {
-  return wasm.exports as unknown as KernelApi;
+/** The instance's kernels, typed by the contract (src/wasm/contract.ts; checked when the module was instantiated). */
+export function kernels(wasm: Wasm): Kernels {
+  return wasm.exports;
 }
 
 /** Y[M,N] = X[M,K]·W[N,K]ᵀ (+ Y): f32_gemm_nt with its `pack` scratch taken from (and given back to) the arena. */

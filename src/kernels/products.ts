@@ -7,7 +7,6 @@
  */
 import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { pruneKernels } from "./prune-api.js";
 import { kernels } from "./index.js";
 
 export type ProductTask =
@@ -21,17 +20,15 @@ export type ProductTask =
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
   /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
-  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number };
+  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number }
+  /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
+  | { op: "streamSum"; p: number; bytes: number };
 
-interface TrilKernels {
-  f32_tril_gram_scratch(n: number): number;
-  f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
-}
 
 /** The handlers of the product tasks. */
 export const PRODUCT_HANDLERS = {
   strided(wasm: Wasm, t: Extract<ProductTask, { op: "strided" }>): number {
-    pruneKernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0);
+    kernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0);
     return 0;
   },
   gemmNt(wasm: Wasm, t: Extract<ProductTask, { op: "gemmNt" }>): number {
@@ -39,7 +36,7 @@ export const PRODUCT_HANDLERS = {
     return 0;
   },
   gram(wasm: Wasm, t: Extract<ProductTask, { op: "gram" }>): number {
-    const k = pruneKernels(wasm);
+    const k = kernels(wasm);
     for (const b of t.batches) {
       k.f32_gram_upper_rows(b.xp, t.H, b.T, t.cols, t.i0, t.i1);
       if (t.C) {
@@ -50,10 +47,20 @@ export const PRODUCT_HANDLERS = {
     return 0;
   },
   trilGram(wasm: Wasm, t: Extract<ProductTask, { op: "trilGram" }>): number {
-    (wasm.exports as unknown as TrilKernels).f32_tril_gram_rows(t.m, t.n, t.out, t.i0, t.i1, t.work);
+    kernels(wasm).f32_tril_gram_rows(t.m, t.n, t.out, t.i0, t.i1, t.work);
     return 0;
   },
+  streamSum(wasm: Wasm, t: Extract<ProductTask, { op: "streamSum" }>): number {
+    return kernels(wasm).f32_stream_sum(t.p, t.bytes);
+  },
 } as const;
+
+/** Σ of the f32 values in [p, p + bytes) read by every slot of `exec` at once, a block each (the read ceiling). */
+export async function streamSum(exec: Executor, p: number, bytes: number): Promise<number> {
+  const blocks = exec.split(bytes / 64, Number.MAX_SAFE_INTEGER, 1);
+  const parts = await exec.each<number>(blocks, ([b0, b1]) => ({ op: "streamSum", p: p + 64 * b0, bytes: 64 * (b1 - b0) }) satisfies ProductTask, "stream read");
+  return parts.reduce((s, v) => s + v, 0);
+}
 
 /** C[rows, cols] = A[rows, k] · B[k, cols] (plain product, any B). */
 export async function matmul(exec: Executor, A: number, B: number, C: number, rows: number, cols: number, k: number, what = "matmul"): Promise<void> {
@@ -93,7 +100,7 @@ export async function gramBatches(
 /** out = MᵀM for M (n×n) lower triangular (f32_tril_gram_rows), rows of the triangle split over the slots. */
 export async function trilGram(exec: Executor, M: number, n: number, out: number, what = "H⁻¹ = L⁻ᵀL⁻¹"): Promise<void> {
   const a = exec.wasm.arena;
-  const f = exec.wasm.exports as unknown as TrilKernels;
+  const f = kernels(exec.wasm);
   const m = a.mark();
   try {
     // row i of the upper triangle costs ~ (n − i)²/2
@@ -103,4 +110,11 @@ export async function trilGram(exec: Executor, M: number, n: number, out: number
   } finally {
     a.release(m);
   }
+}
+
+/** Y[M, N] = X[M, K] · W[N, K]ᵀ, the rows of X split over the slots (each slot its pack scratch). */
+export async function gemmNT(exec: Executor, x: number, w: number, y: number, M: number, N: number, K: number, what = "gemm"): Promise<void> {
+  await exec.each(exec.split(M, M * N * K), ([r0, r1], s) => ({
+    op: "gemmNt", x: x + 4 * r0 * K, w, y: y + 4 * r0 * N, M: r1 - r0, N, K, pack: exec.packs[s]!,
+  }) satisfies ProductTask, what);
 }

@@ -7,11 +7,11 @@
  * (`attentionBlock`, `mlpBlock`) serves eval, generation and the pruning driver, which passes its own
  * (partly pruned) weights and a `capture` hook that sees the input of every linear operator.
  */
-import type { KernelApi } from "../kernels/api.js";
 import type { Wasm } from "../wasm/runtime.js";
 import type { LayerWeights, LinearBackend, LinearWeight, Model, ModelConfig, ModelWeights, Tensor } from "./types.js";
-import { sparseKernels, type SparseKernelApi } from "../kernels/sparse-api.js";
-import { compressedLinear } from "./linear.js";
+import { runLinear } from "./linear.js";
+import { kernels } from "../kernels/index.js";
+import type { Kernels } from "../wasm/contract.js";
 
 /** Which linear-operator input a capture sees: q/k/v share one input, gate/up share one. */
 export type CapturePoint = "qkv" | "o" | "gateup" | "down";
@@ -33,10 +33,10 @@ export interface RunState {
   /** (maxT, hiddenDim) up */ hb2: number;
   /** (maxSeq) attention scores scratch */ scores: number;
   /**
-   * generation only: the one-position GEMV, split over threads (src/parallel/gemv.ts; same results). A
-   * function: never set it on a state that is sent to a worker.
+   * generation only: the one-position GEMV, split over threads (src/generate/gemv.ts; same results); false when
+   * it did not run (too small, or a layout it does not split). A function: never set it on a state sent to a worker.
    */
-  gemv?: (w: number, x: number, y: number, N: number, K: number) => void;
+  gemv?: (w: LinearWeight, x: number, y: number) => boolean;
   /** the model's device for the operators it took (`model.backend`, src/gpu/offload.ts); never sent to a worker */
   backend?: LinearBackend;
   /** (kvLayers, maxSeq, kvDim) */ keyCache: number;
@@ -52,9 +52,6 @@ export interface RunState {
   /** KV cache length in positions (≤ maxSeqLen) */ cacheLen: number;
 }
 
-export function kernelsOf(wasm: Wasm): KernelApi {
-  return wasm.exports as unknown as KernelApi;
-}
 
 /** RoPE angle tables as llama2.c computes them (float32 arithmetic): freq_i = 1/θ^(2i/hd), angle = pos·freq_i. */
 export function ropeTables(cfg: ModelConfig, seqLen: number): { cos: Float32Array; sin: Float32Array } {
@@ -93,7 +90,7 @@ export interface RunStateOptions {
 export function createRunState(spec: RunSpec, maxT: number, cacheLen = spec.config.maxSeqLen, opts: RunStateOptions = {}): RunState {
   const { config: c, wasm } = spec;
   const a = wasm.arena;
-  const k = kernelsOf(wasm);
+  const k = kernels(wasm);
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;
   maxT = Math.max(1, Math.min(maxT, cacheLen));
@@ -101,8 +98,8 @@ export function createRunState(spec: RunSpec, maxT: number, cacheLen = spec.conf
   const deepest = Math.max(c.dim, qDim, c.hiddenDim);
   const { cos, sin } = ropeTables(c, cacheLen);
   const compressed = opts.compressed ?? (spec.weights ? hasCompressed(spec.weights) : false);
-  const sparseBytes = compressed ? sparseKernels(wasm).f32_spmm_nt_scratch(maxT, widest, 0) : 0;
-  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), sparseBytes);
+  const sparseBytes = compressed ? k.f32_spmm_nt_scratch(maxT, widest, 0) : 0;
+  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), k.gemm_p8_nt_scratch(maxT, deepest), sparseBytes);
   const kvLayers = opts.kvLayers ?? c.nLayers;
   const groups = spec.weights ? slorbGroups(spec.weights) : 0;
   return {
@@ -135,7 +132,7 @@ function linears(w: ModelWeights): LinearWeight[] {
 }
 
 function hasCompressed(w: ModelWeights): boolean {
-  return linears(w).some((t) => t.format !== "dense");
+  return linears(w).some((t) => t.format === "2:4" || t.format === "csr");
 }
 
 /** The widest SLoRB add-on of the model (groups), 0 without any. */
@@ -144,19 +141,18 @@ function slorbGroups(w: ModelWeights): number {
 }
 
 /** y (T, N) = x (T, K) · Wᵀ (+ bias): the kernel of the weight's format; GEMV for one position, GEMM otherwise. */
-export function linear(k: KernelApi, st: RunState, w: LinearWeight, x: number, y: number, T: number, bias?: Tensor): void {
+export function linear(k: Kernels, st: RunState, w: LinearWeight, x: number, y: number, T: number, bias?: Tensor): void {
   const [N, K] = w.shape as [number, number];
   if (st.backend?.supportsOp(w)) st.backend.linear(w, x, y, T);
-  else if (w.format !== "dense") compressedLinear(k as unknown as SparseKernelApi, w, x, y, T, st.pack, st.packBytes);
-  else if (T === 1) {
-    if (st.gemv) st.gemv(w.ptr, x, y, N, K);
-    else k.f32_gemv(w.ptr, x, y, N, K, 0);
-  }
+  else if (T === 1 && st.gemv?.(w, x, y)) {
+    // done by the split GEMV
+  } else if (w.format !== "dense") runLinear(k, w, x, y, T, st.pack, st.packBytes);
+  else if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);
   else k.f32_gemm_nt(x, w.ptr, y, T, N, K, 0, st.pack);
   if (w.slorb) {
     // y += S·(P x), as the training forward computes it (src/train/backprop.ts linearF)
     if (st.slorb === undefined) throw new RangeError("linear: a SLoRB weight needs a RunState made for its model");
-    (k as unknown as { f32_group_sum(x: number, s: number, rows: number, n: number, k: number): void }).f32_group_sum(x, st.slorb, T, K, w.slorb.k);
+    k.f32_group_sum(x, st.slorb, T, K, w.slorb.k);
     k.f32_gemm_nt(st.slorb, w.slorb.s.ptr, y, T, N, w.slorb.s.shape[1], 1, st.pack);
   }
   if (bias) k.f32_add_bias_rows(y, bias.ptr, T, N);
@@ -171,10 +167,10 @@ export type LayerModel = Pick<Model, "config" | "wasm">;
  * RunState whose cache holds one layer).
  */
 export function attentionBlock(
-  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture, stopAfter?: CapturePoint,
 ): void {
   const c = model.config;
-  const k = kernelsOf(model.wasm);
+  const k = kernels(model.wasm);
   // widths of this layer from its tensors (a structurally pruned model may differ per layer, see
   // ModelConfig.layerSizes); the KV cache keeps the model-wide width per layer as its slab stride
   const qDim = lw.wq.shape[0];
@@ -185,6 +181,7 @@ export function attentionBlock(
   const half = c.headDim / 2;
   k.f32_rmsnorm(st.x, lw.attnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("qkv", st.xb, T, c.dim);
+  if (stopAfter === "qkv") return;
   const slot = st.kvLayers === 1 ? 0 : l;
   if (slot >= st.kvLayers) throw new RangeError(`layer ${l}: the KV cache holds ${st.kvLayers} layers`);
   const kc = st.keyCache + 4 * slot * slab;
@@ -209,32 +206,43 @@ export function attentionBlock(
     );
   }
   capture?.("o", st.att, T, qDim);
+  if (stopAfter === "o") return;
   linear(k, st, lw.wo, st.att, st.out, T);
 }
 
 /** MLP sub-block: reads st.x, writes st.out (the down_proj output, residual not added). */
-export function mlpBlock(model: LayerModel, st: RunState, lw: LayerWeights, T: number, capture?: Capture): void {
+export function mlpBlock(model: LayerModel, st: RunState, lw: LayerWeights, T: number, capture?: Capture, stopAfter?: CapturePoint): void {
   const c = model.config;
-  const k = kernelsOf(model.wasm);
+  const k = kernels(model.wasm);
   const hiddenDim = lw.wGate.shape[0]; // this layer's width (see attentionBlock)
   k.f32_rmsnorm(st.x, lw.ffnNorm.ptr, st.xb, T, c.dim, c.normEps);
   capture?.("gateup", st.xb, T, c.dim);
+  if (stopAfter === "gateup") return;
   linear(k, st, lw.wGate, st.xb, st.hb, T);
   linear(k, st, lw.wUp, st.xb, st.hb2, T);
   k.f32_silu_mul(st.hb, st.hb2, st.hb, T * hiddenDim);
   capture?.("down", st.hb, T, hiddenDim);
+  if (stopAfter === "down") return;
   linear(k, st, lw.wDown, st.hb, st.out, T);
 }
 
-/** One decoder layer in place on st.x. */
+/** The capture points in forward order. */
+export const CAPTURE_ORDER: readonly CapturePoint[] = Object.freeze(["qkv", "o", "gateup", "down"]);
+
+/**
+ * One decoder layer in place on st.x. With `stopAfter`, the layer stops right after that capture point (a
+ * calibration pass that only needs an operator's input; st.x is then not the layer's output).
+ */
 export function layerForward(
-  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture,
+  model: LayerModel, st: RunState, lw: LayerWeights, l: number, T: number, pos: number, capture?: Capture, stopAfter?: CapturePoint,
 ): void {
-  const k = kernelsOf(model.wasm);
+  const k = kernels(model.wasm);
   const n = T * model.config.dim;
-  attentionBlock(model, st, lw, l, T, pos, capture);
+  attentionBlock(model, st, lw, l, T, pos, capture, stopAfter);
+  if (stopAfter === "qkv" || stopAfter === "o") return;
   k.f32_add(st.x, st.out, st.x, n);
-  mlpBlock(model, st, lw, T, capture);
+  mlpBlock(model, st, lw, T, capture, stopAfter);
+  if (stopAfter) return;
   k.f32_add(st.x, st.out, st.x, n);
 }
 
@@ -253,7 +261,7 @@ export function embed(model: Model, st: RunState, tokens: ArrayLike<number>): vo
 /** Final norm and classifier for the last `nLogits` of T positions; logits at st.logits (nLogits, vocab) (resident). */
 export function head(model: Model, st: RunState, T: number, nLogits: number): void {
   const c = model.config;
-  const k = kernelsOf(model.wasm);
+  const k = kernels(model.wasm);
   const first = T - nLogits;
   k.f32_rmsnorm(st.x + 4 * first * c.dim, model.weights.norm.ptr, st.xb, nLogits, c.dim, c.normEps);
   linear(k, st, model.weights.lmHead, st.xb, st.logits, nLogits);

@@ -142,14 +142,14 @@ function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =
     readRange() {
       throw new RangeError(`${s.name} is stored compressed; read it as a linear weight`);
     },
-    readLinear(arena) {
+    readLinear(arena, dtype) {
       const compressed = new Float32Array(nnz);
       ck.readF32Into(`${op}.compressed`, compressed);
       count(ce.end - ce.begin);
       const bitmask = raw(`${op}.bitmask`);
       return csr
-        ? placeCsr(arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op))
-        : place2of4(arena, fromFile2of4({ compressed, bitmask }, N, K, file, op));
+        ? placeCsr(arena, fromFileBitmask({ compressed, bitmask, rowOffsets: readCounts(ck, `${op}.row_offsets`, file) }, N, K, file, op), dtype)
+        : place2of4(arena, fromFile2of4({ compressed, bitmask }, N, K, file, op), dtype);
     },
   };
 }

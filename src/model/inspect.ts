@@ -87,7 +87,7 @@ export function inspectModel(store: ModelStore): InspectReport {
   const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
   const record = (spec: HFTensorSpec, count: TensorCount, params: number, t?: LinearWeight) => {
     const isLinear = (LINEAR_OPS as readonly string[]).includes(spec.key) || spec.key === "lmHead";
-    const compressed = t && t.format !== "dense" ? t : undefined;
+    const compressed = t && (t.format === "2:4" || t.format === "csr") ? t : undefined;
     tensors.push({
       name: spec.name, shape: spec.shape, params, zeros: count.zeros, zeroFraction: count.zeros / params,
       nm: (LINEAR_OPS as readonly string[]).includes(spec.key) ? count.nm() : null,

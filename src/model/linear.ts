@@ -1,70 +1,110 @@
 /**
- * @file Linear weights (src/model/types.ts `LinearWeight`) beyond the dense GEMM: run a compressed operator with the
- * kernel its format calls for (GEMV for one position, GEMM for more), place packed layouts into the arena, and
- * rebuild dense values from them.
+ * @file Linear weights (src/model/types.ts `LinearWeight`) beyond the row-major GEMM: run a packed (p8) or compressed
+ * operator with the kernel its layout and value dtype call for (GEMV for one position, GEMM for more), place
+ * those layouts into the arena, and rebuild dense f32 values from them (exactly).
  */
-import type { SparseKernelApi } from "../kernels/sparse-api.js";
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearOp, type LinearWeight } from "./types.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
+import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
 import { bytes2of4, unpack2of4, type Packed24 } from "../sparse/nm.js";
 import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "../sparse/bcsr.js";
+import type { Kernels } from "../wasm/contract.js";
 
-/** y (T, N) = x (T, K) · Wᵀ for a compressed W; `scratch` of `scratchBytes` bytes (16-aligned) for the GEMMs. */
-export function compressedLinear(k: SparseKernelApi, w: CompressedLinear, x: number, y: number, T: number, scratch: number, scratchBytes: number): void {
+/** The weights `runLinear` takes: packed dense (p8) or compressed. */
+export type KernelLinear = LinearPacked | CompressedLinear;
+
+/** Bytes of scratch `runLinear` needs for T positions of `w` (0 for one position). */
+export function linearScratchBytes(k: Kernels, w: KernelLinear, T: number): number {
+  if (T <= 1) return 0;
   const [N, K] = w.shape as [number, number];
-  if (T > 1 && k.f32_spmm_nt_scratch(T, N, K) > scratchBytes) {
-    throw new WasmError(`sparse GEMM [${T}x${K}]·[${N}x${K}]ᵀ needs ${k.f32_spmm_nt_scratch(T, N, K)} scratch bytes, the run state has ${scratchBytes}`);
-  }
-  if (w.format === "2:4") {
-    if (T === 1) k.f32_spmv_2of4_4x(w.vals, w.idx, x, y, N, K);
-    else k.f32_spmm_2of4_4x_nt(x, w.vals, w.idx, y, T, N, K, scratch);
+  return w.format === "p8" ? k.gemm_p8_nt_scratch(T, K) : k.f32_spmm_nt_scratch(T, N, K);
+}
+
+/**
+ * y (T, N) = x (T, K) · Wᵀ for a packed or compressed W, by the kernel of its layout and value dtype (a GEMV
+ * for one position, a GEMM for more); `scratch` of `scratchBytes` bytes (16-aligned) for the GEMMs.
+ */
+export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: number, scratch: number, scratchBytes: number): void {
+  const [N, K] = w.shape as [number, number];
+  const need = linearScratchBytes(k, w, T);
+  if (need > scratchBytes) throw new WasmError(`${w.format} GEMM [${T}x${K}]·[${N}x${K}]ᵀ needs ${need} scratch bytes, the run state has ${scratchBytes}`);
+  const d = w.dtype;
+  if (w.format === "p8") {
+    if (T === 1) (d === "f32" ? k.f32_gemv_p8 : d === "bf16" ? k.bf16_gemv_p8 : k.f16_gemv_p8)(w.ptr, x, y, N, K);
+    else (d === "f32" ? k.f32_gemm_p8_nt : d === "bf16" ? k.bf16_gemm_p8_nt : k.f16_gemm_p8_nt)(x, w.ptr, y, T, N, K, scratch);
+  } else if (w.format === "2:4") {
+    if (T === 1) (d === "f32" ? k.f32_spmv_2of4_4x : d === "bf16" ? k.bf16_spmv_2of4_4x : k.f16_spmv_2of4_4x)(w.vals, w.idx, x, y, N, K);
+    else (d === "f32" ? k.f32_spmm_2of4_4x_nt : d === "bf16" ? k.bf16_spmm_2of4_4x_nt : k.f16_spmm_2of4_4x_nt)(x, w.vals, w.idx, y, T, N, K, scratch);
   } else {
-    if (T === 1) k.f32_spmv_bcsr(w.rowptr, w.cols, w.vals, x, y, N, K);
-    else k.f32_spmm_bcsr_nt(x, w.rowptr, w.cols, w.vals, y, T, N, K, scratch);
+    if (T === 1) (d === "f32" ? k.f32_spmv_bcsr : d === "bf16" ? k.bf16_spmv_bcsr : k.f16_spmv_bcsr)(w.rowptr, w.cols, w.vals, x, y, N, K);
+    else (d === "f32" ? k.f32_spmm_bcsr_nt : d === "bf16" ? k.bf16_spmm_bcsr_nt : k.f16_spmm_bcsr_nt)(x, w.rowptr, w.cols, w.vals, y, T, N, K, scratch);
   }
 }
 
 /** The dense form of `w`, or a UsageError naming `what` and the way out (pruning and training edit dense weights). */
 export function denseLinear(w: LinearWeight, what: string): DenseLinear {
   if (w.format !== "dense") {
+    if (w.format === "p8") throw new UsageError(`${what} was loaded packed for inference (p8 panels, ${w.dtype}); this command needs row-major f32 weights (load without --weights-dtype)`);
     throw new UsageError(`${what} is stored compressed (${w.format}) and has no dense copy in memory; decompress the model first (wasprune decompress)`);
   }
   return w;
 }
 
-/** Copy a 2:4 kernel layout into the arena. */
-export function place2of4(arena: Arena, p: Packed24): Linear2of4 {
-  const vals = arena.put(p.vals);
+/** Copy a 2:4 kernel layout into the arena, its values in `dtype` (half: the half layout of assembly/spmm-nm.ts). */
+export function place2of4(arena: Arena, p: Packed24, dtype: WeightDType = "f32"): Linear2of4 {
+  const vals = dtype === "f32" ? arena.put(p.vals) : putU16(arena, halfVals2of4(p.vals, dtype));
   const idx = arena.allocBytes(p.idx.length);
   arena.u8(idx, p.idx.length).set(p.idx);
-  return { format: "2:4", shape: [p.N, p.K], vals, idx, bytes: bytes2of4(p.N, p.K) };
+  return { format: "2:4", dtype, shape: [p.N, p.K], vals, idx, bytes: bytes2of4(p.N, p.K, weightBytes(dtype)) };
 }
 
-/** Copy a panel-CSR kernel layout into the arena. */
-export function placeCsr(arena: Arena, c: PackedCsr): LinearCsr {
+/** Copy a panel-CSR kernel layout into the arena, its values in `dtype`. */
+export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32"): LinearCsr {
   const rowptr = arena.allocBytes(c.rowptr.length * 4);
   arena.u32(rowptr, c.rowptr.length).set(c.rowptr);
   const cols = arena.allocBytes(Math.max(c.cols.length, 1));
   arena.u8(cols, c.cols.length).set(c.cols);
-  const vals = arena.alloc(Math.max(c.vals.length, 1));
-  arena.f32(vals, c.vals.length).set(c.vals);
-  return { format: "csr", shape: [c.N, c.K], nnz: c.vals.length, rowptr, cols, vals, bytes: bytesCsr(c.N, c.K, c.vals.length) };
+  let vals: number;
+  if (dtype === "f32") {
+    vals = arena.alloc(Math.max(c.vals.length, 1));
+    arena.f32(vals, c.vals.length).set(c.vals);
+  } else {
+    vals = putU16(arena, halfValues(c.vals, dtype));
+  }
+  return { format: "csr", dtype, shape: [c.N, c.K], nnz: c.vals.length, rowptr, cols, vals, bytes: bytesCsr(c.N, c.K, c.vals.length, weightBytes(dtype)) };
 }
 
-/** Copies of a placed panel-CSR weight. */
+/** Copy p8 panels (packP8) of an [N,K] weight into the arena. */
+export function placeP8(arena: Arena, panels: Uint8Array, N: number, K: number, dtype: WeightDType): LinearPacked {
+  const ptr = arena.allocBytes(Math.max(panels.length, 16));
+  arena.u8(ptr, panels.length).set(panels);
+  return { format: "p8", dtype, shape: [N, K], ptr, bytes: p8Bytes(N, K, dtype) };
+}
+
+function putU16(arena: Arena, v: Uint16Array): number {
+  const ptr = arena.allocBytes(Math.max(v.byteLength, 16));
+  arena.u8(ptr, v.byteLength).set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return ptr;
+}
+
+const u16At = (wasm: Wasm, ptr: number, n: number): Uint16Array => new Uint16Array(wasm.memory.buffer, ptr, n);
+
+/** Copies of a placed panel-CSR weight (f32 values, widened exactly from a half dtype). */
 export function readCsr(wasm: Wasm, w: LinearCsr): PackedCsr {
   const [N, K] = w.shape as [number, number];
   const rows = Math.ceil(K / PANEL) * N + 1;
-  return { N, K, rowptr: wasm.arena.u32(w.rowptr, rows).slice(), cols: wasm.arena.u8(w.cols, w.nnz).slice(), vals: wasm.arena.f32(w.vals, w.nnz).slice() };
+  const vals = w.dtype === "f32" ? wasm.arena.f32(w.vals, w.nnz).slice() : f32Values(u16At(wasm, w.vals, w.nnz), w.dtype);
+  return { N, K, rowptr: wasm.arena.u32(w.rowptr, rows).slice(), cols: wasm.arena.u8(w.cols, w.nnz).slice(), vals };
 }
 
-/** Copies of a placed 2:4 weight (for tests and decompression). */
+/** Copies of a placed 2:4 weight (for tests and decompression; f32 values, widened exactly from a half dtype). */
 export function read2of4(wasm: Wasm, w: Linear2of4): Packed24 {
   const [N, K] = w.shape as [number, number];
   const NB = Math.ceil(N / 4);
   const G = K / 4;
-  return { N, K, vals: wasm.arena.f32(w.vals, NB * G * 8).slice(), idx: wasm.arena.u8(w.idx, NB * G * 2).slice() };
+  const vals = w.dtype === "f32" ? wasm.arena.f32(w.vals, NB * G * 8).slice() : f32Vals2of4(u16At(wasm, w.vals, NB * G * 8), w.dtype);
+  return { N, K, vals, idx: wasm.arena.u8(w.idx, NB * G * 2).slice() };
 }
 
 /**
@@ -73,6 +113,7 @@ export function read2of4(wasm: Wasm, w: Linear2of4): Packed24 {
  */
 export function denseWeight(wasm: Wasm, t: LinearWeight | { data: Float32Array }): Float32Array {
   if (!("format" in t) || t.format === "dense") return t.data;
+  if (t.format === "p8") return unpackP8(wasm.arena.u8(t.ptr, t.bytes), t.shape[0]!, t.shape[1]!, t.dtype);
   return t.format === "2:4" ? unpack2of4(read2of4(wasm, t)) : unpackCsr(readCsr(wasm, t));
 }
 
@@ -83,4 +124,59 @@ export type DenseLayer = Omit<LayerWeights, LinearOp> & Record<LinearOp, DenseLi
 export function denseLayer(lw: LayerWeights, l: number): DenseLayer {
   for (const op of LINEAR_OPS) denseLinear(lw[op], `model.layers.${l}.${HF_LINEAR_NAMES[op]}.weight`);
   return lw as DenseLayer;
+}
+
+/**
+ * `w` in the layout the inference kernels read, values in `dtype`: dense → p8 panels, 2:4 and CSR with their
+ * values converted. New arena blocks (the old ones stay allocated): for models built in memory (builtin,
+ * synthetic, tests); a model read from disk is packed as it is read (`loadModel` with `weights`).
+ */
+export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType, to: Wasm = wasm): LinearWeight {
+  const [N, K] = w.shape as [number, number];
+  if (w.slorb && to !== wasm) throw new UsageError("packLinear: a SLoRB weight is packed only within its own memory");
+  const slorb = w.slorb ? { slorb: w.slorb } : {};
+  if (w.format === "dense" || w.format === "p8") return { ...placeP8(to.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
+  if (w.format === "2:4") return { ...place2of4(to.arena, read2of4(wasm, w), dtype), ...slorb };
+  return { ...placeCsr(to.arena, readCsr(wasm, w), dtype), ...slorb };
+}
+
+/**
+ * A copy of `model` on another instance `to`, its linear weights packed for inference in `dtype` (norms and the
+ * embedding copied; a tied LM head stays the copied embedding): a big in-memory model packed without holding
+ * both layouts in one 4 GiB memory (bench model).
+ */
+export function packedCopy(model: Model, to: Wasm, dtype: WeightDType): Model {
+  const a = to.arena;
+  const copy = (t: Tensor): Tensor => {
+    const ptr = a.put(t.data);
+    return { ptr, shape: t.shape, data: a.f32(ptr, t.data.length) };
+  };
+  const w = model.weights;
+  const embed = copy(w.embed);
+  const layers = w.layers.map((lw) => {
+    const out = { ...lw, attnNorm: copy(lw.attnNorm), ffnNorm: copy(lw.ffnNorm) } as LayerWeights;
+    for (const b of ["bq", "bk", "bv"] as const) if (lw[b]) out[b] = copy(lw[b]!);
+    for (const op of LINEAR_OPS) out[op] = packLinear(model.wasm, lw[op], dtype, to);
+    return out;
+  });
+  const tied = w.lmHead.format === "dense" && w.lmHead.ptr === w.embed.ptr;
+  const lmHead = tied ? dense(embed) : packLinear(model.wasm, w.lmHead, dtype, to);
+  return { ...model, wasm: to, weights: { embed, layers, norm: copy(w.norm), lmHead }, backend: undefined };
+}
+
+/** Every linear weight of `model` packed for inference (packLinear), in place; a tied LM head stays the embedding. */
+export function packModel(model: Model, dtype: WeightDType): void {
+  const w = model.weights;
+  const pack = (t: LinearWeight, name: string): LinearWeight => {
+    try {
+      return packLinear(model.wasm, t, dtype);
+    } catch (e) {
+      if (e instanceof NotFiniteInF16) throw new UsageError(`${name}: a weight ${e.message}; use bf16 or f32`);
+      throw e;
+    }
+  };
+  w.layers.forEach((lw, l) => {
+    for (const op of LINEAR_OPS) lw[op] = pack(lw[op], `model.layers.${l}.${HF_LINEAR_NAMES[op]}.weight`);
+  });
+  if (w.lmHead.format !== "dense" || w.lmHead.ptr !== w.embed.ptr) w.lmHead = pack(w.lmHead, "lm_head.weight");
 }

@@ -16,7 +16,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import type { WeightFile } from "./weight-file.js";
+import type { WeightFile, WeightsOption } from "./weight-file.js";
 import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
 
 export { WASM32_LIMIT, residentBytes } from "./residency.js";
@@ -28,6 +28,11 @@ export interface LoadOptions {
   wasm?: Wasm;
   /** false: load without a tokenizer when none is found (e.g. for `inspect`); default true */
   requireTokenizer?: boolean;
+  /**
+   * inference commands: linear weights packed once for the kernels, in this dtype (./weight-file.ts
+   * WeightsOption); absent: row-major f32 (pruning, training). A streamed store ignores it (layers stay f32).
+   */
+  weights?: WeightsOption;
 }
 
 /**
@@ -56,7 +61,7 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const model = readResident(file, opts.wasm ?? createWasm());
+    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;

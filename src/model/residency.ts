@@ -15,7 +15,7 @@ import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dense, type LayerWeights, type LinearWeight, type Model, type ModelConfig, type ModelSource, type Tensor } from "./types.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile } from "./weight-file.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
 
 /** The WebAssembly memory (wasm32) holds at most 4 GiB. */
 export const WASM32_LIMIT = 4 * 1024 ** 3;
@@ -37,7 +37,7 @@ const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
  * Every weight of `file` into `wasm`'s arena: a resident Model (no tokenizer yet). A model whose weights do not
  * fit the 4 GiB WebAssembly memory is refused with its size and what would make it fit.
  */
-export function readResident(file: WeightFile, wasm: Wasm): Model {
+export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
   const bytes = residentBytes(file);
   if (bytes > WASM32_LIMIT - (256 << 20)) {
     throw new UsageError(
@@ -50,9 +50,10 @@ export function readResident(file: WeightFile, wasm: Wasm): Model {
   const a = wasm.arena;
   const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
   const embed = readTensor(a, file.tensor(top.embed!));
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
   const norm = readTensor(a, file.tensor(top.norm!));
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!));
+  // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
   return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
 }
 
@@ -128,7 +129,7 @@ export function residentStore(model: Model): ModelStore {
     headRows(r0, r1) {
       const h = w.lmHead;
       if (r0 === 0 && r1 === c.vocabSize) return h;
-      if (h.format !== "dense") throw new UsageError(`the LM head is stored compressed (${h.format}): its rows are served whole`);
+      if (h.format !== "dense") throw new UsageError(`the LM head is held as ${h.format}: its rows are served whole`);
       return { format: "dense", ptr: h.ptr + 4 * r0 * c.dim, shape: [r1 - r0, c.dim], data: h.data.subarray(r0 * c.dim, r1 * c.dim) };
     },
     stats,

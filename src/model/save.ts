@@ -13,7 +13,7 @@ import { hfTensorSpecs } from "./specs.js";
 import { interleavedToHalf } from "./save-rope.js";
 import { BpeTokenizer } from "../tokenizer/bpe.js";
 import { encodeSentencePiece } from "../tokenizer/sentencepiece.js";
-import { DTYPES, LINEAR_OPS, type DType, type LinearWeight, type Model, type Tensor } from "./types.js";
+import { DTYPES, LINEAR_OPS, type DType, type LinearWeight, type Model, type ModelSource, type Tensor } from "./types.js";
 import { SLORB_FILE } from "./slorb.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { denseWeight } from "../model/linear.js";
@@ -73,16 +73,24 @@ export function saveHF(model: Model, dir: string, opts: SaveHFOptions = {}): voi
   });
 }
 
-/** Tokenizer files for the HF directory: tokenizer.json / tokenizer.model as they are, a llama2.c tokenizer.bin converted. */
+/** Tokenizer files for the HF directory of `model` (see sideFiles). */
 function tokenizerFiles(model: Model): Map<string, string | Uint8Array> {
+  return sideFiles(model.source, model.tokenizer, model.config.maxSeqLen);
+}
+
+/**
+ * The side files an HF directory written from `source` holds: an HF source's tokenizer_config.json,
+ * special_tokens_map.json, generation_config.json as they are, and the tokenizer's files (tokenizerFilesOf).
+ */
+export function sideFiles(source: ModelSource, tok: Tokenizer | undefined, maxSeqLen: number): Map<string, string | Uint8Array> {
   const out = new Map<string, string | Uint8Array>();
-  if (model.source.format === "hf") {
+  if (source.format === "hf") {
     for (const f of HF_SIDE_FILES) {
-      const p = path.join(model.source.path, f);
+      const p = path.join(source.path, f);
       if (fs.existsSync(p)) out.set(f, fs.readFileSync(p));
     }
   }
-  if (model.tokenizer) for (const [name, data] of tokenizerFilesOf(model.tokenizer, model.config.maxSeqLen, out.has("tokenizer_config.json"))) out.set(name, data);
+  if (tok) for (const [name, data] of tokenizerFilesOf(tok, maxSeqLen, out.has("tokenizer_config.json"))) out.set(name, data);
   return out;
 }
 

@@ -47,3 +47,10 @@ export function hfTensorSpecs(c: ModelConfig): HFTensorSpec[] {
   if (!c.tiedEmbeddings) specs.push({ name: HF_LM_HEAD, shape: [c.vocabSize, c.dim], key: "lmHead" });
   return specs;
 }
+
+/** The specs of decoder layer l, each linear operator's with its op. */
+export function layerSpecsOf(c: ModelConfig, l: number): Array<HFTensorSpec & { op?: (typeof LINEAR_OPS)[number] }> {
+  return hfTensorSpecs(c)
+    .filter((s) => s.layer === l)
+    .map((s) => ((LINEAR_OPS as readonly string[]).includes(s.key) ? { ...s, op: s.key as (typeof LINEAR_OPS)[number] } : s));
+}

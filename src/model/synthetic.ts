@@ -66,6 +66,24 @@ export const SYNTHETIC_SHAPES: Readonly<Record<string, { source: string; config:
       tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
     },
   },
+  "llama-2-13b": {
+    source: "meta-llama/Llama-2-13b-hf",
+    config: {
+      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 5120, intermediate_size: 13824,
+      num_hidden_layers: 40, num_attention_heads: 40, num_key_value_heads: 40, vocab_size: 32000,
+      max_position_embeddings: 4096, rms_norm_eps: 1e-5, rope_theta: 10000.0, hidden_act: "silu",
+      tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+    },
+  },
+  "llama-2-70b": {
+    source: "meta-llama/Llama-2-70b-hf",
+    config: {
+      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: 8192, intermediate_size: 28672,
+      num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, vocab_size: 32000,
+      max_position_embeddings: 4096, rms_norm_eps: 1e-5, rope_theta: 10000.0, hidden_act: "silu",
+      tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+    },
+  },
   "llama-3-8b": {
     source: "meta-llama/Meta-Llama-3-8B",
     config: {

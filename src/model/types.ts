@@ -79,23 +79,47 @@ export interface Slorb {
  * A linear weight (N, K) = (out, in) in the arena, tagged by the layout the forward pass runs (`linear()`,
  * src/model/forward.ts, picks the kernel by `format`):
  *  - `dense`: f32 row-major at `ptr`, `data` views it;
- *  - `2:4`: the "4x" kernel layout of assembly/f32-spmm-nm.ts (a compressed model's 2:4 operator);
- *  - `csr`: the panel CSR of assembly/f32-spmm-csr.ts (a compressed model's unstructured operator).
+ *  - `2:4`: the "4x" kernel layout of assembly/spmm-nm.ts (a compressed model's 2:4 operator);
+ *  - `csr`: the panel CSR of assembly/spmm-csr.ts (a compressed model's unstructured operator).
  * A compressed operator has no dense copy: whoever needs its dense values rebuilds them per tensor
  * (`denseWeight`, src/model/linear.ts); pruning needs dense weights (`denseLinear`).
  */
-export type LinearWeight = DenseLinear | Linear2of4 | LinearCsr;
+export type LinearWeight = DenseLinear | LinearPacked | Linear2of4 | LinearCsr;
 export type CompressedLinear = Linear2of4 | LinearCsr;
+
+/**
+ * The dtype of a weight in memory for the inference kernels (they widen half precision in registers and
+ * accumulate in f32): the dense p8 panels, the values of 2:4 and CSR operators.
+ */
+export const WEIGHT_DTYPES = Object.freeze(["f32", "bf16", "f16"] as const);
+export type WeightDType = (typeof WEIGHT_DTYPES)[number];
 
 export interface DenseLinear extends Tensor {
   format: "dense";
   slorb?: Slorb;
 }
 
+/**
+ * A dense linear weight packed once at load for inference (src/model/packed.ts): p8 panels (8 rows, K-major;
+ * assembly/gemv.ts) in `dtype`, read by both the GEMV and the GEMM (assembly/gemm.ts *_gemm_p8_nt) with no
+ * per-call packing. It replaces the row-major copy (no second copy); pruning and training need row-major f32
+ * (`denseLinear` refuses this with the way out), so only inference commands load packed weights.
+ */
+export interface LinearPacked {
+  format: "p8";
+  dtype: WeightDType;
+  shape: number[];
+  /** [ceil(N/8)][K][8] values of `dtype` */ ptr: number;
+  /** bytes at ptr */ bytes: number;
+  slorb?: Slorb;
+}
+
 export interface Linear2of4 {
   format: "2:4";
+  /** dtype of the values (f32: the "4x" layout; bf16/f16: its half layout, see src/sparse/nm.ts) */
+  dtype: WeightDType;
   shape: number[];
-  /** f32 [ceil(N/4)][K/4][2][4] */ vals: number;
+  /** f32 [ceil(N/4)][K/4][2][4], or half [ceil(N/4)][K/4][4][2] */ vals: number;
   /** u8 [ceil(N/4)][K/4][2] */ idx: number;
   /** bytes of the layout (values + indices) */ bytes: number;
   slorb?: Slorb;
@@ -103,11 +127,13 @@ export interface Linear2of4 {
 
 export interface LinearCsr {
   format: "csr";
+  /** dtype of the values */
+  dtype: WeightDType;
   shape: number[];
   nnz: number;
   /** u32 [ceil(K/256)·N+1] */ rowptr: number;
   /** u8 [nnz] */ cols: number;
-  /** f32 [nnz] */ vals: number;
+  /** [nnz] of `dtype` */ vals: number;
   /** bytes of the layout */ bytes: number;
   slorb?: Slorb;
 }

@@ -8,7 +8,9 @@
  */
 import type { Arena } from "../wasm/runtime.js";
 import type { DType } from "../io/dtype.js";
-import { dense, LINEAR_OPS, type LayerWeights, type LinearWeight, type ModelConfig, type Tensor } from "./types.js";
+import { dense, LINEAR_OPS, type LayerWeights, type LinearWeight, type ModelConfig, type Tensor, type WeightDType } from "./types.js";
+import { NotFiniteInF16, p8Bytes, packPanel } from "./packed.js";
+import { UsageError } from "../errors.js";
 import { hfTensorSpecs, type HFTensorSpec } from "./specs.js";
 
 /** How to read one stored tensor of a WeightFile. */
@@ -26,8 +28,8 @@ export interface StoredTensor {
   compressed?: "2:4" | "csr";
   /** dense: elements [first, first + dst.length) as float32 into dst */
   readRange(first: number, dst: Float32Array): void;
-  /** compressed: the kernel layout placed in `arena` */
-  readLinear?(arena: Arena): LinearWeight;
+  /** compressed: the kernel layout placed in `arena`, its values in `dtype` */
+  readLinear?(arena: Arena, dtype: WeightDType): LinearWeight;
 }
 
 export interface WeightFile {
@@ -67,10 +69,46 @@ export function readTensor(arena: Arena, t: StoredTensor): Tensor {
   return { ptr, shape: t.shape, data };
 }
 
-/** Read a linear weight into the arena: dense f32, or the kernel layout of a compressed operator. */
-export function readLinear(arena: Arena, t: StoredTensor): LinearWeight {
-  if (t.compressed) return t.readLinear!(arena);
-  return dense(readTensor(arena, t));
+/**
+ * How the linear weights of a model are held in memory. Absent: row-major f32 (dense), compressed operators
+ * with f32 values — what pruning, training and every command that edits weights need. Set (inference commands:
+ * eval, generate, bench model; `--weights-dtype`): dense weights packed once into p8 panels (src/model/packed.ts),
+ * compressed operators' values, both in that dtype; "stored" takes each tensor's stored dtype (F32 → f32,
+ * BF16 → bf16, F16 → f16), so a half-precision checkpoint runs in half precision with the same values.
+ */
+export type WeightsOption = WeightDType | "stored";
+
+/** The in-memory dtype `opt` gives a tensor stored as `stored`. */
+export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
+  if (opt !== "stored") return opt;
+  return stored === "BF16" ? "bf16" : stored === "F16" ? "f16" : "f32";
+}
+
+/** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
+export function readLinear(arena: Arena, t: StoredTensor, pack?: WeightsOption): LinearWeight {
+  try {
+    return readLinearAs(arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
+  } catch (e) {
+    if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
+    throw e;
+  }
+}
+
+function readLinearAs(arena: Arena, t: StoredTensor, dtype: WeightDType | undefined): LinearWeight {
+  if (t.compressed) return t.readLinear!(arena, dtype ?? "f32");
+  if (dtype === undefined) return dense(readTensor(arena, t));
+  // packed straight from the file, 8 rows at a time: no row-major copy is ever made in the arena
+  const [N, K] = t.shape as [number, number];
+  const bytes = p8Bytes(N, K, dtype);
+  const ptr = arena.allocBytes(Math.max(bytes, 16));
+  const panels = arena.u8(ptr, bytes);
+  const rows = new Float32Array(8 * K);
+  for (let p = 0; 8 * p < N; p++) {
+    const r = Math.min(8, N - 8 * p);
+    t.readRange(8 * p * K, rows.subarray(0, r * K));
+    packPanel(rows, r, K, dtype, panels, p);
+  }
+  return { format: "p8", dtype, shape: [N, K], ptr, bytes };
 }
 
 /** Arena bytes of decoder layer l once read (64-byte alignment of every block included). */
@@ -78,12 +116,12 @@ export function layerArenaBytes(file: WeightFile, l: number): number {
   return layerSpecs(file.config, l).reduce((s, spec) => s + Math.ceil(file.tensor(spec).arenaBytes / 64) * 64 + 64, 0);
 }
 
-/** Read decoder layer l into the arena. */
-export function readLayer(arena: Arena, file: WeightFile, l: number): LayerWeights {
+/** Read decoder layer l into the arena (its linear weights packed for inference when `pack` is set). */
+export function readLayer(arena: Arena, file: WeightFile, l: number, pack?: WeightsOption): LayerWeights {
   const lw: Partial<Record<keyof LayerWeights, Tensor | LinearWeight>> = {};
   for (const spec of layerSpecs(file.config, l)) {
     const t = file.tensor(spec);
-    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(arena, t) : readTensor(arena, t);
+    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(arena, t, pack) : readTensor(arena, t);
   }
   return lw as unknown as LayerWeights;
 }

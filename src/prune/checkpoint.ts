@@ -10,7 +10,7 @@ import path from "node:path";
 import { UsageError } from "../errors.js";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
 import { LINEAR_OPS, type LinearOp } from "../model/types.js";
-import type { LayerCheckpointer, OperatorReport } from "./driver.js";
+import type { OperatorReport } from "./driver.js";
 
 export const CHECKPOINT_DIR = ".wasprune-checkpoint";
 const MANIFEST = "manifest.json";
@@ -21,7 +21,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.renameSync(tmp, file);
 }
 
-export class LayerCheckpoints implements LayerCheckpointer {
+export class LayerCheckpoints {
   readonly dir: string;
 
   /** `settings` is any JSON describing the run; it must match for a resume. */

@@ -1,7 +1,7 @@
 /**
  * @file Side-by-side comparison of pruning settings on one model: each (method, pattern, schedule, error
- * correction) is pruned from the same dense weights (restored between runs, nothing written) and evaluated on
- * the same text. Used by the main job and by `wasprune bench methods`.
+ * correction) is pruned from the same dense weights (in memory, restored between runs, nothing written; every
+ * operator's relative error measured) and evaluated on the same text. Used by the main job and by `wasprune bench methods`.
  */
 import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
 import type { Executor } from "../exec/executor.js";
@@ -10,6 +10,8 @@ import { LINEAR_OPS, type Model } from "../model/types.js";
 import { denseLayer } from "../model/linear.js";
 import type { CalibrationSet } from "./calibration.js";
 import { pruneModel, type PruneSettings } from "./driver.js";
+import { MemorySink } from "./output.js";
+import { residentStore } from "../model/residency.js";
 import { formatPattern } from "./pattern.js";
 
 export interface ComparisonRow {
@@ -21,6 +23,8 @@ export interface ComparisonRow {
   meanRelErr: number;
   perplexity: number;
   seconds: number;
+  /** fista: W·H products per operator (mean) */
+  products?: number;
 }
 
 export interface Comparison {
@@ -62,7 +66,8 @@ export async function compareSettings(
       const label = `${s.method} ${formatPattern(s.pattern)} ${s.schedule}${s.errorCorrection ? " +corr" : ""}`;
       onRun?.(i, grid.length, label);
       const t0 = performance.now();
-      const ops = await pruneModel(model, calib, s, exec);
+      // in place: each layer's pruned weights replace its dense ones once the stream has passed it
+      const ops = await pruneModel(residentStore(model), calib, { ...s, measureError: true }, exec, new MemorySink(model));
       const seconds = (performance.now() - t0) / 1000;
       let params = 0;
       let zeros = 0;
@@ -76,9 +81,10 @@ export async function compareSettings(
         schedule: s.schedule,
         errorCorrection: s.errorCorrection,
         sparsity: zeros / params,
-        meanRelErr: ops.reduce((a, r) => a + r.relErr, 0) / ops.length,
+        meanRelErr: ops.reduce((a, r) => a + r.relErr!, 0) / ops.length, // measured (measureError)
         perplexity: (await ppl()).perplexity,
         seconds,
+        ...(s.method === "fista" ? { products: ops.reduce((a, r) => a + Number(r.products ?? 0), 0) / ops.length } : {}),
       });
       if (opts.keepBest && (!best || rows[i]!.perplexity < rows[best.row]!.perplexity)) best = { row: i, weights: linearWeights(model) };
       restore();

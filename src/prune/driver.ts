@@ -1,33 +1,49 @@
 /**
- * @file The layer-by-layer pruning driver (SparseGPT's `llama_sequential`, FISTAPruner's layer loop), written
- * once for every method.
+ * @file The layer-by-layer pruning driver (SparseGPT's `llama_sequential`, FISTAPruner's layer loop), written once
+ * for every method, on a ModelStore (src/model/residency.ts): a resident model or one streamed a decoder layer at
+ * a time — the same code either way.
  *
- * For decoder layer l, with input stream X (all calibration tokens, [N, dim]):
+ * The calibration stream X (every sample's rows, [N, dim]) lives outside the WebAssembly memory (src/io/row-store.ts,
+ * host memory, spilled to a file beyond a budget) and passes through a layer in chunks of samples copied into the
+ * arena. For decoder layer l:
  *  - schedule `sequential`: X is the output of the already-pruned layers 0..l-1 (SparseGPT/Wanda default);
  *    schedule `parallel`: X is the dense model's activation, so layers are independent (FISTAPruner §3.4).
- *  - without error correction: one pass of the dense layer over X captures the input of every operator;
- *    each operator gets H = XᵀX/n and B = W₀H (min ‖(W − W₀)X‖²).
- *  - with intra-layer error correction (FISTAPruner §3.3): the operator groups (q,k,v), (o), (gate,up), (down)
- *    are pruned in forward order; for each group a pass runs the dense layer (giving X_d) and the layer with
- *    the operators pruned so far (giving X_p) over X, and each operator gets H = X_pᵀX_p/n, B = W₀·X_dᵀX_p/n,
- *    i.e. it is fitted on the pruned inputs against the dense outputs: min ‖W·X_p − W₀·X_d‖².
- * After the layer, the stream advances through the pruned (sequential) or dense (parallel) layer, the pruned
- * weights replace the dense ones in the model, and the layer is checkpointed (src/prune/checkpoint.ts).
+ *  - the method declares its statistics (src/prune/stats.ts): none (magnitude: no calibration pass at all), the
+ *    column norms (wanda), or H = XᵀX/n (sparsegpt, fista); an operator's relative error f(W)/f(0) is reported
+ *    by FISTA (its safeguard evaluates it) and, with `measureError`, by every method (the Gram, and one D·H
+ *    product per operator: for SparseGPT more than its OBS loop, so off by default).
+ *  - without error correction: one pass of the dense layer over X captures the input of every operator.
+ *  - with intra-layer error correction (FISTAPruner §3.3): the operator groups (q,k,v), (o), (gate,up), (down) are
+ *    pruned in forward order; for each group a pass runs the dense layer (giving X_d) and the layer with the
+ *    operators pruned so far (giving X_p) over X, and each operator is fitted on the pruned inputs against the
+ *    dense outputs: min ‖W·X_p − W₀·X_d‖² (H = X_pᵀX_p/n, B = W₀·X_dᵀX_p/n).
+ * Pruned weights are rounded to the dtype they are stored in (`storeDtype`) as soon as they are solved, so what the
+ * next operators and layers see is what is written. The layer goes to the sink (src/prune/output.ts: the output
+ * files, written as they are produced, or a model in memory), then the stream advances through the pruned
+ * (sequential) or dense (parallel) layer. Every sum takes the samples in order, one batch per sample, so the
+ * result is bit-identical for any chunking and any thread count; a layer the sink already holds (a resumed run)
+ * is read back from it, not pruned again.
  */
-import type { DenseLinear, Model, LayerWeights, LinearOp } from "../model/types.js";
+import type { DType } from "../io/dtype.js";
+import { narrow16, widen16 } from "../io/dtype.js";
+import { RowStore, type Rows } from "../io/row-store.js";
+import { WasmError, WorkerError } from "../errors.js";
+import type { Executor } from "../exec/executor.js";
+import type { ModelStore } from "../model/residency.js";
+import type { DenseLinear, LayerWeights, LinearOp } from "../model/types.js";
+import { createRunState, type CapturePoint, type RunState } from "../model/forward.js";
 import { denseLayer, type DenseLayer } from "../model/linear.js";
-import { createRunState, embed, type CapturePoint, type RunState } from "../model/forward.js";
 import { linearName } from "../model/names.js";
+import { layerSpecsOf } from "../model/specs.js";
+import { advanceRows, executorPasses, rowChunks, runLayerPasses, type LayerPass } from "../model/layer-passes.js";
+import { canonicalZeros } from "../sparse/zero.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
-import { GramCollector, type GramStats } from "./gram.js";
-import { problemFromGram } from "./problem.js";
-import { WorkerError } from "../errors.js";
-import type { Executor } from "../exec/executor.js";
-import { describe } from "../model/describe.js";
-import { layerPassesOn, runLayerPasses, type LayerPass } from "../model/layer-passes.js";
-import type { LayerJobTask } from "./layer-job.js";
+import { StatsCollector, type CalibStats, type StatsKind } from "./stats.js";
+import { problemFromGram, type OperatorProblem } from "./problem.js";
+import { checkMemoryFloor, memoryFloor, type MemoryFloor } from "./memory-floor.js";
 import { METHODS } from "./methods/index.js";
+import { layersInFlight } from "./in-flight.js";
 import type { MethodName, PruneOptions, PruneStats } from "./methods/types.js";
 
 export const SCHEDULES = Object.freeze(["sequential", "parallel"] as const);
@@ -40,6 +56,10 @@ export interface PruneSettings {
   errorCorrection: boolean;
   /** per-method knobs (SparseGPT block size, FISTA iterations, …) */
   methodOptions?: PruneOptions;
+  /** the dtype the pruned weights are stored in (default F32): they are rounded to it when solved */
+  storeDtype?: DType;
+  /** collect the Gram for methods that need less, to report every operator's relative error */
+  measureError?: boolean;
 }
 
 export interface OperatorReport extends PruneStats {
@@ -50,19 +70,47 @@ export interface OperatorReport extends PruneStats {
   cols: number;
 }
 
-export interface LayerCheckpointer {
-  /** pruned weights of layer l, if a checkpoint exists (then the layer is not pruned again) */
-  load(l: number): { weights: Partial<Record<LinearOp, Float32Array>>; reports: OperatorReport[] } | undefined;
-  save(l: number, weights: Record<LinearOp, Float32Array>, reports: OperatorReport[]): void;
+/** Seconds of one layer by phase, and its bytes. */
+export interface LayerPhases {
+  layer: number;
+  /** reading the dense layer (streamed: from disk) */
+  read: number;
+  /** calibration passes of the layer (captures) */
+  forward: number;
+  /** statistics (Gram, norms) */
+  statistics: number;
+  /** the methods' solves (products W₀·H included) */
+  solve: number;
+  /** handing the pruned layer to the sink (the output files) */
+  write: number;
+  /** advancing the stream through the layer */
+  advance: number;
+  /** arena bytes above the layer's start at most (captures, statistics, scratch, pruned tensors) */
+  arenaBytes: number;
+  resumed: boolean;
+}
+
+/** Where pruned layers go: the output files as they are produced, or a model in memory. */
+export interface PruneSink {
+  /** Layer l as an earlier run of the same job stored it (its linear weights widened to f32), if it did. */
+  resumed(l: number): { weights: Record<LinearOp, Float32Array>; reports: OperatorReport[] } | undefined;
+  /** Layer l pruned: `dense` is the input layer (norms, biases), `pruned` its pruned linear weights. */
+  put(l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, reports: OperatorReport[]): Promise<void> | void;
 }
 
 export interface DriverHooks {
-  checkpoint?: LayerCheckpointer;
   onOperator?(r: OperatorReport, done: number, total: number): void;
-  onLayer?(l: number, reports: OperatorReport[], resumed: boolean): void;
+  onLayer?(l: number, reports: OperatorReport[], phases: LayerPhases): void;
 }
 
-const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> = [
+export interface DriverOptions {
+  /** host-memory bytes for the calibration stream before it spills to a file (default: all in memory) */
+  streamBudget?: number;
+  /** folder of the stream's spill file */
+  spillDir?: string;
+}
+
+export const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> = [
   { point: "qkv", ops: ["wq", "wk", "wv"] },
   { point: "o", ops: ["wo"] },
   { point: "gateup", ops: ["wGate", "wUp"] },
@@ -72,297 +120,234 @@ const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> =
 /** Input width of the operators at a capture point, from the layer's own tensors (layers may differ in size). */
 function colsOf(lw: LayerWeights, point: CapturePoint): number {
   const op = point === "qkv" ? lw.wq : point === "o" ? lw.wo : point === "gateup" ? lw.wGate : lw.wDown;
-  return op.shape[1];
+  return op.shape[1]!;
 }
 
-/** Check up front that the pattern fits every operator (a width not divisible by M is an error before any work). */
-export function checkModelPattern(model: Model, pattern: Pattern): void {
-  model.weights.layers.forEach((lw, l) => {
-    for (const g of GROUPS) for (const op of g.ops) checkPatternFits(pattern, lw[op].shape[1], linearName(l, op));
-  });
+/** Check up front, from the shapes alone, that the pattern fits every operator. */
+export function checkModelPattern(store: Pick<ModelStore, "config">, pattern: Pattern): void {
+  for (let l = 0; l < store.config.nLayers; l++) {
+    for (const s of layerSpecsOf(store.config, l)) if (s.op) checkPatternFits(pattern, s.shape[1]!, s.name);
+  }
+}
+
+/** The statistics a group's operators get: the method's, or the Gram when the error is to be measured. */
+export function statsKind(settings: PruneSettings): StatsKind {
+  const k = METHODS[settings.method].stats(settings.errorCorrection);
+  if (!settings.measureError || k === "gram" || k === "cross") return k;
+  return settings.errorCorrection ? "cross" : "gram";
+}
+
+/** Floats of captures per chunk of samples (the sums take samples in order, so the chunking is free). */
+const CHUNK_FLOATS = 48 << 20;
+
+/** Consecutive samples whose rows × `floatsPerToken` fit CHUNK_FLOATS (at least one sample). */
+function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[number, number]> {
+  return rowChunks(calib.samples.map((s) => s.length), floatsPerToken, CHUNK_FLOATS);
+}
+
+/** What every layer step needs. */
+export interface LayerContext {
+  store: Pick<ModelStore, "config" | "wasm">;
+  exec: Executor;
+  calib: CalibrationSet;
+  stream: Rows;
+  /** RunState per executor slot (a one-layer KV cache, no logits) */
+  states: RunState[];
+  settings: PruneSettings;
+  time: { forward: number; statistics: number; solve: number };
 }
 
 /**
- * Prune every linear operator of every decoder layer in place; returns one report per operator.
- *
- * With a worker pool (`model.wasm.parallel`): the calibration passes of a layer run on the workers (samples in
- * contiguous blocks, each slot with its own RunState, the operator inputs copied to per-sample capture
- * buffers), the Gram sums are split over the rows of H and take the samples in order, and each operator's
- * method splits its rows. Under the `parallel` schedule, layers 1.. instead run as whole-layer jobs on the
- * workers, as many in flight as there are slots and memory (layersInFlight; layer 0 runs here first and
- * sizes the jobs' memory regions; if it was resumed from a checkpoint the operators are sharded instead).
- * Every result is bit-identical for any thread count.
+ * A streamed layer's slot is scratch: when nothing reads a dense operator after it is solved (sequential, no
+ * error correction) its pruned weights go over the dense ones, so the arena holds one layer, not two.
+ */
+function writesInPlace(store: Pick<ModelStore, "resident">, settings: PruneSettings): boolean {
+  return !store.resident && settings.schedule === "sequential" && !settings.errorCorrection;
+}
+
+/** The least WebAssembly memory the prune of `store` needs (src/prune/memory-floor.ts), from where the arena is now. */
+export function pruneMemoryFloor(store: Pick<ModelStore, "resident" | "config" | "wasm">, settings: PruneSettings): MemoryFloor {
+  return memoryFloor(store.config, settings.method, statsKind(settings), settings.errorCorrection, store.wasm.arena.mark(), !writesInPlace(store, settings));
+}
+
+/**
+ * Prune every linear operator of every decoder layer of `store` into `sink`; returns one report per operator.
+ * Under the `parallel` schedule on a resident model with workers, layers 1.. run as whole-layer jobs on them
+ * (src/prune/in-flight.ts); otherwise every layer runs here, its operators' work split over the executor.
  */
 export async function pruneModel(
-  model: Model, calib: CalibrationSet, settings: PruneSettings, exec: Executor, hooks: DriverHooks = {},
+  store: ModelStore, calib: CalibrationSet, settings: PruneSettings, exec: Executor, sink: PruneSink,
+  hooks: DriverHooks = {}, opts: DriverOptions = {},
 ): Promise<OperatorReport[]> {
-  checkModelPattern(model, settings.pattern);
-  const { wasm, config: c } = model;
+  checkModelPattern(store, settings.pattern);
+  const { wasm, config: c } = store;
   const arena = wasm.arena;
-  const maxT = Math.max(...calib.samples.map((s) => s.length));
+  const maxT = Math.max(1, ...calib.samples.map((s) => s.length));
   const reports: OperatorReport[] = [];
   const totalOps = c.nLayers * 7;
-
+  const inPlace = writesInPlace(store, settings);
+  checkMemoryFloor(pruneMemoryFloor(store, settings), settings.method);
   const m0 = arena.mark();
+  const stream = new RowStore(calib.samples.map((s) => s.length), c.dim, { budget: opts.streamBudget, spillDir: opts.spillDir });
   try {
-    const st = createRunState(model, maxT, maxT);
-    const states = [st, ...Array.from({ length: exec.slots - 1 }, () => createRunState(model, maxT, maxT))];
-    // the layer-input stream for all samples, [N, dim]
-    const stream = arena.alloc(calib.totalTokens * c.dim);
-    calib.samples.forEach((s, i) => {
-      embed(model, st, s);
-      copy(model, st.x, stream + 4 * calib.offsets[i] * c.dim, s.length * c.dim);
-    });
-    const ctx: LayerContext = { model, exec, calib, stream, states };
-
-    // `parallel` schedule with a pool: layer 0 here (operators sharded), then layers in flight on the workers
-    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && !settings.methodOptions?.fistaSolver;
-    let jobBytes = 0;
+    const states = Array.from({ length: exec.slots }, () => createRunState(store, maxT, maxT, { kvLayers: 1, logits: false }));
+    const needStream = statsKind(settings) !== "none";
+    let layer0Bytes = 0;
+    if (needStream) {
+      const tmp = new Float32Array(maxT * c.dim);
+      calib.samples.forEach((s, i) => {
+        store.embedRows(s, tmp);
+        stream.write(i, tmp);
+      });
+    }
+    const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 } };
+    // the `parallel` schedule on a resident model with workers: layer 0 here, then layers in flight on them
+    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver;
     for (let l = 0; l < c.nLayers; l++) {
-      if (inFlight && l === 1 && jobBytes > 0) {
-        const done = await layersInFlight(ctx, st, jobBytes, settings, hooks, reports, totalOps);
-        if (done) return reports;
-      }
-      if (inFlight && l === 0) arena.resetPeak();
-      const dense = denseLayer(model.weights.layers[l], l);
-      const saved = hooks.checkpoint?.load(l);
-      let layerReports: OperatorReport[];
+      if (inFlight && l === 1 && layer0Bytes > 0 && (await layersInFlight(store, ctx, sink, layer0Bytes, hooks, reports))) return reports;
+      const t0 = performance.now();
+      const dense = denseLayer(store.acquire(l), l);
+      const tRead = (performance.now() - t0) / 1000;
       const mark = arena.mark();
-      const pruned: DenseLayer = { ...dense };
-      for (const g of GROUPS) for (const op of g.ops) pruned[op] = tensorLike(model, dense[op]);
-      if (saved) {
-        for (const op of Object.keys(saved.weights) as LinearOp[]) pruned[op].data.set(saved.weights[op]!);
-        layerReports = saved.reports;
-      } else {
-        const done: OpDone = (r) => hooks.onOperator?.(r, reports.length + r.index + 1, totalOps);
-        layerReports = settings.errorCorrection
-          ? await pruneLayerCorrected(ctx, l, dense, pruned, settings, done)
-          : await pruneLayerPlain(ctx, l, dense, pruned, settings, done);
+      arena.resetPeak();
+      try {
+        const saved = sink.resumed(l);
+        const pruned = inPlace ? linearsOf(dense) : prunedTensors(store, dense);
+        ctx.time = { forward: 0, statistics: 0, solve: 0 };
+        let layerReports: OperatorReport[];
+        if (saved) {
+          for (const op of Object.keys(pruned) as LinearOp[]) pruned[op].data.set(saved.weights[op]);
+          layerReports = saved.reports;
+        } else {
+          const done = (r: OperatorReport & { index: number }) => hooks.onOperator?.(r, reports.length + r.index + 1, totalOps);
+          layerReports = await pruneLayer(ctx, l, dense, pruned, done);
+        }
+        // advance the stream through the pruned (sequential) or dense (parallel) layer, then hand the layer over
+        // (a sink may write into the very model the dense weights came from)
+        const ta = performance.now();
+        if (needStream && l + 1 < c.nLayers) {
+          await advanceStream(ctx, l, settings.schedule === "sequential" ? { ...dense, ...pruned } : dense);
+        }
+        const tw = performance.now();
+        if (!saved) await sink.put(l, dense, pruned, layerReports);
+        const phases: LayerPhases = {
+          layer: l, read: tRead, ...ctx.time, write: (performance.now() - tw) / 1000, advance: (tw - ta) / 1000,
+          arenaBytes: arena.peak - mark, resumed: !!saved,
+        };
+        if (l === 0 && !saved) layer0Bytes = phases.arenaBytes;
+        reports.push(...layerReports);
+        hooks.onLayer?.(l, layerReports, phases);
+      } finally {
+        arena.release(mark);
+        store.release(l);
       }
-      // advance the stream through the pruned (sequential) or dense (parallel) layer
-      const through = settings.schedule === "sequential" ? pruned : dense;
-      await runLayerPasses(exec, c, l, ctx.states, [through], calib.samples.map((s, i) => {
-        const at = stream + 4 * calib.offsets[i] * c.dim;
-        return { lw: 0, at, T: s.length, out: at };
-      }), `layer ${l}: advancing the calibration stream`);
-      const weights = {} as Record<LinearOp, Float32Array>;
-      for (const g of GROUPS) for (const op of g.ops) {
-        dense[op].data.set(pruned[op].data);
-        weights[op] = dense[op].data;
-      }
-      if (!saved) hooks.checkpoint?.save(l, weights, layerReports);
-      // a layer job's region: what this layer took above its start (when it was pruned here)
-      if (inFlight && l === 0 && !saved) jobBytes = arena.peak - mark;
-      arena.release(mark);
-      reports.push(...layerReports);
-      hooks.onLayer?.(l, layerReports, !!saved);
     }
     return reports;
   } finally {
+    stream.close();
     arena.release(m0);
   }
 }
 
-type OpDone = (r: OperatorReport & { index: number }) => void;
+/** The linear operators of a layer, as they are (the pruned weights written over the dense ones). */
+function linearsOf(dense: DenseLayer): Record<LinearOp, DenseLinear> {
+  return Object.fromEntries(GROUPS.flatMap((g) => g.ops.map((op) => [op, dense[op]]))) as Record<LinearOp, DenseLinear>;
+}
 
-/** Room kept free in the 4 GiB wasm32 memory besides the layer jobs' regions. */
-const RESERVE_BYTES = 256 << 20;
-const MAX_BYTES = 4 * 1024 ** 3;
-
-/**
- * The `parallel` schedule's layers 1.. as independent jobs on the pool's workers (src/parallel/layer.worker.ts),
- * each pruning a whole layer with the single-thread code (bit-identical results). In flight: at most one per
- * slot and at most as many as fit in memory — each job gets a region of 1.25x what layer 0 took (measured
- * high-water mark of the arena: captures, Grams, method scratch, pruned tensors) plus its input stream. The
- * main thread advances the dense calibration stream as it hands out layers (so a layer's input is ready
- * when a slot frees), then puts the pruned weights in place, checkpoints and reports in layer order.
- * Returns false (nothing done) when fewer than 2 jobs fit: then the operators are sharded as before.
- */
-async function layersInFlight(
-  ctx: LayerContext, st: RunState, layer0Bytes: number, settings: PruneSettings, hooks: DriverHooks,
-  reports: OperatorReport[], totalOps: number,
-): Promise<boolean> {
-  const { model, calib, stream, exec } = ctx;
-  const { wasm, config: c } = model;
-  const arena = wasm.arena;
-  const streamBytes = calib.totalTokens * c.dim * 4;
-  // + the job's own local executor's packing scratch
-  const regionBytes = Math.ceil((layer0Bytes * 1.25 + streamBytes + (2 << 20)) / 65536) * 65536;
-  const fit = Math.floor((MAX_BYTES - RESERVE_BYTES - arena.mark()) / regionBytes);
-  const slots = Math.min(exec.slots, c.nLayers - 1, fit);
-  if (slots < 2) return false;
-  const mark = arena.mark();
-  try {
-    const regions = Array.from({ length: slots }, () => arena.allocBytes(regionBytes));
-    // the jobs' RunStates: apart from `st`, which this thread keeps using to advance the stream meanwhile
-    const maxT = Math.max(...calib.samples.map((s) => s.length));
-    const jobStates = regions.map(() => createRunState(model, maxT, maxT));
-    const free = regions.map((_, s) => s);
-    const running = new Map<number, Promise<{ l: number; slot: number; out: OperatorReport[] | Error }>>();
-    const finished = new Map<number, { reports: OperatorReport[]; resumed: boolean }>();
-    const prunedOf = new Map<number, DenseLayer>();
-    let next = 1; // next layer to hand out
-    let flushed = 1; // next layer to report
-    const flush = () => {
-      while (finished.has(flushed)) {
-        const f = finished.get(flushed)!;
-        finished.delete(flushed);
-        reports.push(...f.reports);
-        hooks.onLayer?.(flushed, f.reports, f.resumed);
-        flushed++;
-      }
-    };
-    const install = (l: number, pruned: DenseLayer) => {
-      const dense = denseLayer(model.weights.layers[l], l);
-      const weights = {} as Record<LinearOp, Float32Array>;
-      for (const g of GROUPS) for (const op of g.ops) {
-        dense[op].data.set(pruned[op].data);
-        weights[op] = dense[op].data;
-      }
-      return weights;
-    };
-    const advance = (l: number) => layerPassesOn(wasm, c, l, st, [model.weights.layers[l]], calib.samples.map((s, i) => {
-      const at = stream + 4 * calib.offsets[i] * c.dim;
-      return { lw: 0, at, T: s.length, out: at };
-    }));
-    while (next < c.nLayers || running.size > 0) {
-      // hand out layers while a slot is free (resumed layers need no slot)
-      while (next < c.nLayers && free.length > 0) {
-        const l = next++;
-        const saved = hooks.checkpoint?.load(l);
-        if (saved) {
-          advance(l);
-          const dense = denseLayer(model.weights.layers[l], l);
-          for (const op of Object.keys(saved.weights) as LinearOp[]) dense[op].data.set(saved.weights[op]!);
-          finished.set(l, { reports: saved.reports, resumed: true });
-          flush();
-          continue;
-        }
-        const slot = free.pop()!;
-        // the region: input stream, pruned tensors, then the job's own arena
-        const base = regions[slot];
-        arena.f32(base, calib.totalTokens * c.dim).set(arena.f32(stream, calib.totalTokens * c.dim));
-        let p = base + streamBytes;
-        const dense = denseLayer(model.weights.layers[l], l);
-        const pruned: DenseLayer = { ...dense };
-        for (const g of GROUPS) for (const op of g.ops) {
-          const n = dense[op].data.length;
-          p = (p + 63) & ~63;
-          pruned[op] = { format: "dense", ptr: p, shape: [...dense[op].shape], data: arena.f32(p, n) };
-          p += 4 * n;
-        }
-        prunedOf.set(l, pruned);
-        const task: LayerJobTask = {
-          op: "pruneLayer", config: c, l, dense: describe(dense), pruned: describe(pruned), calib, stream: base,
-          st: jobStates[slot]!, settings, base: p, limit: base + regionBytes,
-        };
-        running.set(l, exec.run<OperatorReport[]>(task, `layer ${l} (job)`, slot).then(
-          (out) => ({ l, slot, out }), (e: unknown) => ({ l, slot, out: e instanceof Error ? e : new Error(String(e)) })));
-        // the next layer's input: this layer's dense output (its weights are replaced only when it is done)
-        advance(l);
-      }
-      if (running.size === 0) break;
-      const { l, slot, out } = await Promise.race(running.values());
-      running.delete(l);
-      if (out instanceof Error) {
-        await Promise.allSettled(running.values());
-        throw out instanceof WorkerError ? out : new WorkerError(`layer ${l}: ${out.message}`);
-      }
-      const weights = install(l, prunedOf.get(l)!);
-      prunedOf.delete(l);
-      hooks.checkpoint?.save(l, weights, out);
-      free.push(slot);
-      let done = reports.length + [...finished.values()].reduce((a, f) => a + f.reports.length, 0);
-      for (const r of out) hooks.onOperator?.(r, ++done, totalOps);
-      finished.set(l, { reports: out, resumed: false });
-      flush();
+/** Fresh arena tensors for the pruned linear weights of a layer (shapes of `dense`'s). */
+function prunedTensors(store: Pick<ModelStore, "wasm">, dense: DenseLayer): Record<LinearOp, DenseLinear> {
+  const out = {} as Record<LinearOp, DenseLinear>;
+  for (const g of GROUPS) {
+    for (const op of g.ops) {
+      const n = dense[op].data.length;
+      const ptr = store.wasm.arena.alloc(n);
+      out[op] = { format: "dense", ptr, shape: [...dense[op].shape], data: store.wasm.arena.f32(ptr, n) };
     }
-    flush();
-    return true;
-  } finally {
-    arena.release(mark);
-  }
-}
-
-/**
- * One layer pruned start to finish on this thread (a worker's layer job): `model` holds config and the
- * job's wasm (its arena bounded to the job's region, no pool); `stream` is the layer's input [N, dim].
- */
-export async function pruneLayerJob(
-  model: Model, exec: Executor, l: number, dense: DenseLayer, pruned: DenseLayer, calib: CalibrationSet, stream: number, st: RunState,
-  settings: PruneSettings,
-): Promise<OperatorReport[]> {
-  const ctx: LayerContext = { model, exec, calib, stream, states: [st] };
-  return settings.errorCorrection
-    ? pruneLayerCorrected(ctx, l, dense, pruned, settings, () => {})
-    : pruneLayerPlain(ctx, l, dense, pruned, settings, () => {});
-}
-
-/** What every layer step needs: the model, the calibration stream, and one RunState per thread slot. */
-interface LayerContext {
-  model: Model;
-  exec: Executor;
-  calib: CalibrationSet;
-  stream: number;
-  /** RunState per pool slot (one, in this thread, without a pool) */
-  states: RunState[];
-}
-
-/** Capture buffers of at most this many floats per chunk of samples (the Grams take samples in order). */
-const CAPTURE_FLOATS = 64 << 20;
-
-/** Consecutive samples whose captures (tokens × `floatsPerToken`) fit CAPTURE_FLOATS (at least one sample). */
-function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  const budget = Math.max(1, Math.floor(CAPTURE_FLOATS / floatsPerToken));
-  let i0 = 0;
-  while (i0 < calib.samples.length) {
-    let i1 = i0 + 1;
-    let tokens = calib.samples[i0].length;
-    while (i1 < calib.samples.length && tokens + calib.samples[i1].length <= budget) tokens += calib.samples[i1++].length;
-    out.push([i0, i1]);
-    i0 = i1;
   }
   return out;
 }
 
+/** One decoder layer pruned into `pruned`: plain, or with intra-layer error correction. */
+export async function pruneLayer(
+  ctx: LayerContext, l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>,
+  done: (r: OperatorReport & { index: number }) => void = () => {},
+): Promise<OperatorReport[]> {
+  return ctx.settings.errorCorrection ? pruneLayerCorrected(ctx, l, dense, pruned, done) : pruneLayerPlain(ctx, l, dense, pruned, done);
+}
+
+/** A chunk of samples in the arena: their input rows (stream at chunk start) and per-point capture blocks. */
+interface Chunk {
+  i0: number;
+  i1: number;
+  /** arena rows of sample i: at(i) */
+  at(i: number): number;
+}
+
+/** Copy samples [i0, i1) of the stream into a fresh arena block; `at(i)` is sample i's first row. */
+function loadChunk(ctx: LayerContext, i0: number, i1: number): Chunk {
+  const { calib, stream, store } = ctx;
+  const dim = store.config.dim;
+  const a = store.wasm.arena;
+  const base = calib.offsets[i0]!;
+  const tokens = calib.offsets[i1 - 1]! + calib.samples[i1 - 1]!.length - base;
+  const rows = a.alloc(tokens * dim);
+  const at = (i: number) => rows + 4 * (calib.offsets[i]! - base) * dim;
+  for (let i = i0; i < i1; i++) stream.read(i, a.f32(at(i), stream.size(i)));
+  return { i0, i1, at };
+}
+
+/** Per-point capture blocks of a chunk: cap(point, i) is sample i's input rows of the operators at `point`. */
+function captureBlocks(ctx: LayerContext, ch: Chunk, colsAt: (point: CapturePoint) => number, points: readonly CapturePoint[]) {
+  const { calib } = ctx;
+  const a = ctx.store.wasm.arena;
+  const base = calib.offsets[ch.i0]!;
+  const tokens = calib.offsets[ch.i1 - 1]! + calib.samples[ch.i1 - 1]!.length - base;
+  const blocks = new Map(points.map((p) => [p, a.alloc(tokens * colsAt(p))]));
+  return (point: CapturePoint, i: number) => blocks.get(point)! + 4 * (calib.offsets[i]! - base) * colsAt(point);
+}
+
+const range = (i0: number, i1: number) => Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
+
 /** No correction: one pass of the dense layer; each operator fitted to its own dense input. */
 async function pruneLayerPlain(
-  ctx: LayerContext, l: number, dense: DenseLayer, pruned: DenseLayer, settings: PruneSettings, done: OpDone,
+  ctx: LayerContext, l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, done: (r: OperatorReport & { index: number }) => void,
 ): Promise<OperatorReport[]> {
-  const { model, calib, stream } = ctx;
-  const arena = model.wasm.arena;
-  const dim = model.config.dim;
+  const { store, calib, exec, settings } = ctx;
+  const arena = store.wasm.arena;
+  const kind = statsKind(settings);
   const mark = arena.mark();
-  const grams = new Map(GROUPS.map((g) => [g.point, new GramCollector(ctx.exec, colsOf(dense, g.point))]));
-  const perToken = GROUPS.reduce((a, g) => a + colsOf(dense, g.point), 0);
-  for (const [i0, i1] of sampleChunks(calib, perToken)) {
-    const m = arena.mark();
-    const base = calib.offsets[i0];
-    const tokens = calib.offsets[i1 - 1] + calib.samples[i1 - 1].length - base;
-    const capBase = new Map(GROUPS.map((g) => [g.point, arena.alloc(tokens * colsOf(dense, g.point))]));
-    const capOf = (point: CapturePoint, i: number) => capBase.get(point)! + 4 * (calib.offsets[i] - base) * colsOf(dense, point);
-    const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
-    await runLayerPasses(ctx.exec, model.config, l, ctx.states, [dense], idx.map((i) => ({
-      lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length,
-      caps: Object.fromEntries(GROUPS.map((g) => [g.point, capOf(g.point, i)])),
-    })), `layer ${l}: calibration forward`);
-    for (const g of GROUPS) {
-      await grams.get(g.point)!.addBatches(idx.map((i) => {
-        const x = capOf(g.point, i);
-        return { xp: x, xd: x, T: calib.samples[i].length };
-      }), `layer ${l}: Gram of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+  const stats = new Map(GROUPS.map((g) => [g.point, new StatsCollector(exec, colsOf(dense, g.point), kind)]));
+  if (kind !== "none") {
+    const perToken = store.config.dim + GROUPS.reduce((s, g) => s + colsOf(dense, g.point), 0);
+    for (const [i0, i1] of sampleChunks(calib, perToken)) {
+      const m = arena.mark();
+      const t0 = performance.now();
+      const ch = loadChunk(ctx, i0, i1);
+      const cap = captureBlocks(ctx, ch, (p) => colsOf(dense, p), GROUPS.map((g) => g.point));
+      await runLayerPasses(exec, store.config, l, ctx.states, [dense], range(i0, i1).map((i) => ({
+        lw: 0, at: ch.at(i), T: calib.samples[i]!.length, caps: Object.fromEntries(GROUPS.map((g) => [g.point, cap(g.point, i)])),
+      }) satisfies LayerPass), `layer ${l}: calibration forward`);
+      const t1 = performance.now();
+      for (const g of GROUPS) {
+        await stats.get(g.point)!.add(range(i0, i1).map((i) => ({ xp: cap(g.point, i), xd: cap(g.point, i), T: calib.samples[i]!.length })),
+          `layer ${l}: statistics of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+      }
+      ctx.time.forward += (t1 - t0) / 1000;
+      ctx.time.statistics += (performance.now() - t1) / 1000;
+      arena.release(m);
     }
-    arena.release(m);
   }
   const out: OperatorReport[] = [];
   for (const g of GROUPS) {
-    const stats = grams.get(g.point)!.finish();
+    const s = stats.get(g.point)!.finish();
+    const m = arena.mark();
+    const prepared = await prepareGroup(ctx, s);
     for (const op of g.ops) {
-      const r = await solveInto(model, ctx.exec, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }
+    arena.release(m);
   }
   arena.release(mark);
   return out;
@@ -370,79 +355,120 @@ async function pruneLayerPlain(
 
 /** Intra-layer error correction: groups in forward order, each fitted on pruned inputs to dense outputs. */
 async function pruneLayerCorrected(
-  ctx: LayerContext, l: number, dense: DenseLayer, pruned: DenseLayer, settings: PruneSettings, done: OpDone,
+  ctx: LayerContext, l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, done: (r: OperatorReport & { index: number }) => void,
 ): Promise<OperatorReport[]> {
-  const { model, calib, stream } = ctx;
-  const arena = model.wasm.arena;
-  const dim = model.config.dim;
+  const { store, calib, exec, settings } = ctx;
+  const arena = store.wasm.arena;
+  const kind = statsKind(settings);
   const out: OperatorReport[] = [];
   // the layer as pruned so far: dense operators until their group is done
-  const partial: LayerWeights = { ...dense };
+  const partial: DenseLayer = { ...dense };
   for (const g of GROUPS) {
     const cols = colsOf(dense, g.point);
-    const gram = new GramCollector(ctx.exec, cols, { cross: true });
-    for (const [i0, i1] of sampleChunks(calib, 2 * cols)) {
-      const m = arena.mark();
-      const base = calib.offsets[i0];
-      const tokens = calib.offsets[i1 - 1] + calib.samples[i1 - 1].length - base;
-      const xdBase = arena.alloc(tokens * cols);
-      const xpBase = arena.alloc(tokens * cols);
-      const idx = Array.from({ length: i1 - i0 }, (_, j) => i0 + j);
-      const at = (i: number) => 4 * (calib.offsets[i] - base) * cols;
-      await runLayerPasses(ctx.exec, model.config, l, ctx.states, [dense, partial], idx.flatMap((i) => [
-        { lw: 0, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xdBase + at(i) } },
-        { lw: 1, at: stream + 4 * calib.offsets[i] * dim, T: calib.samples[i].length, caps: { [g.point]: xpBase + at(i) } },
-      ]), `layer ${l}: calibration forward (dense and pruned) for ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
-      await gram.addBatches(idx.map((i) => ({ xp: xpBase + at(i), xd: xdBase + at(i), T: calib.samples[i].length })),
-        `layer ${l}: Gram of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
-      arena.release(m);
+    const stats = new StatsCollector(exec, cols, kind);
+    // the dense pass is needed for the cross term only; the norms are of the pruned model's input
+    const withDense = kind === "cross";
+    if (kind !== "none") {
+      for (const [i0, i1] of sampleChunks(calib, store.config.dim + 2 * cols)) {
+        const m = arena.mark();
+        const t0 = performance.now();
+        const ch = loadChunk(ctx, i0, i1);
+        const xd = withDense ? captureBlocks(ctx, ch, () => cols, [g.point]) : undefined;
+        const xp = captureBlocks(ctx, ch, () => cols, [g.point]);
+        await runLayerPasses(exec, store.config, l, ctx.states, [dense, partial], range(i0, i1).flatMap((i) => [
+          ...(xd ? [{ lw: 0, at: ch.at(i), T: calib.samples[i]!.length, caps: { [g.point]: xd(g.point, i) } }] : []),
+          { lw: 1, at: ch.at(i), T: calib.samples[i]!.length, caps: { [g.point]: xp(g.point, i) } },
+        ] satisfies LayerPass[]), `layer ${l}: calibration forward (dense and pruned) for ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+        const t1 = performance.now();
+        await stats.add(range(i0, i1).map((i) => ({ xp: xp(g.point, i), xd: (xd ?? xp)(g.point, i), T: calib.samples[i]!.length })),
+          `layer ${l}: statistics of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+        ctx.time.forward += (t1 - t0) / 1000;
+        ctx.time.statistics += (performance.now() - t1) / 1000;
+        arena.release(m);
+      }
     }
-    const stats = gram.finish();
+    const s = stats.finish();
+    const prepared = await prepareGroup(ctx, s);
     for (const op of g.ops) {
-      const r = await solveInto(model, ctx.exec, l, op, dense[op], stats, pruned[op], settings);
+      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
       partial[op] = pruned[op];
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }
-    gram.free();
+    stats.free();
   }
   return out;
 }
 
-/** Solve one operator and copy its pruned weights into `into` (allocated before the Gram statistics). */
+/** The method's work on a group's H (shared by its operators; in the caller's arena scope), timed as solve. */
+async function prepareGroup(ctx: LayerContext, s: CalibStats): Promise<unknown> {
+  const method = METHODS[ctx.settings.method];
+  if (!s.gram || !method.prepare) return undefined;
+  const t0 = performance.now();
+  const prepared = await method.prepare(ctx.exec, s.gram.H, s.cols, ctx.settings.errorCorrection, ctx.settings.methodOptions);
+  ctx.time.solve += (performance.now() - t0) / 1000;
+  return prepared;
+}
+
+/**
+ * The problem a method gets from an operator's statistics. The Gram problem is formed in full (B, target energy)
+ * only when something reads it: error correction, a method that needs it (FISTA), or a measured error.
+ */
+async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, settings: PruneSettings, prepared: unknown): Promise<OperatorProblem> {
+  const [rows, cols] = w0.shape as [number, number];
+  const corrected = settings.errorCorrection;
+  const full = corrected || !!settings.measureError || !!METHODS[settings.method].needsFullProblem;
+  if (s.gram) return { ...(await problemFromGram(exec, w0.ptr, rows, s.gram, full)), prepared };
+  return { kind: "light", rows, cols, W0: w0.ptr, nTokens: s.n, ...(s.diag ? { diag: s.diag } : {}), corrected };
+}
+
+/** Solve one operator and copy its pruned weights, rounded to the stored dtype, into `into`. */
 async function solveInto(
-  model: Model, exec: Executor, l: number, op: LinearOp, w0: DenseLinear, stats: GramStats, into: DenseLinear, settings: PruneSettings,
+  ctx: LayerContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear, prepared: unknown,
 ): Promise<OperatorReport> {
-  const [rows, cols] = w0.shape;
-  const wasm = model.wasm;
+  const { exec, settings } = ctx;
+  const [rows, cols] = w0.shape as [number, number];
+  const wasm = exec.wasm;
   const name = linearName(l, op);
   const m = wasm.arena.mark();
   try {
     const t0 = performance.now();
-    const problem = await problemFromGram(exec, w0.ptr, rows, stats);
-    const { W, stats: s } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
+    const problem = await problemOf(exec, w0, s, settings, prepared);
+    const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, settings.methodOptions);
     into.data.set(wasm.arena.f32(W, rows * cols));
+    roundTo(into.data, settings.storeDtype ?? "F32");
     const seconds = (performance.now() - t0) / 1000;
-    return { layer: l, op, name, rows, cols, ...s, seconds };
+    ctx.time.solve += seconds;
+    return { layer: l, op, name, rows, cols, ...stats, seconds };
   } catch (e) {
     if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
     // in a layer job (no pool of its own) any failure is named here: the main thread only knows the layer
-    if (e instanceof Error && (wasm.arena as { limit?: number }).limit !== undefined) {
-      e.message = `${name} (${settings.method}): ${e.message}`;
-    }
+    if (e instanceof Error && ((wasm.arena as { limit?: number }).limit !== undefined || e instanceof WasmError)) e.message = `${name} (${settings.method}): ${e.message}`;
     throw e;
   } finally {
     wasm.arena.release(m);
   }
 }
 
-function copy(model: Model, src: number, dst: number, n: number): void {
-  const a = model.wasm.arena;
-  a.f32(dst, n).set(a.f32(src, n));
+/**
+ * Round `w` in place to what `dtype` stores (F16/BF16: narrowed and widened back, round to nearest even) with
+ * every zero +0.0 (a tiny negative weight may round to −0.0): the next layers are calibrated on what is written.
+ */
+export function roundTo(w: Float32Array, dtype: DType): void {
+  if (dtype !== "F32") {
+    const CH = 1 << 20;
+    const bytes = new Uint8Array(2 * Math.min(CH, w.length));
+    for (let i = 0; i < w.length; i += CH) {
+      const part = w.subarray(i, Math.min(w.length, i + CH));
+      const b = bytes.subarray(0, 2 * part.length);
+      narrow16(dtype, part, b);
+      widen16(dtype, b, part, part.length);
+    }
+  }
+  canonicalZeros(w);
 }
 
-function tensorLike(model: Model, t: DenseLinear): DenseLinear {
-  const ptr = model.wasm.arena.alloc(t.data.length);
-  return { format: "dense", ptr, shape: [...t.shape], data: model.wasm.arena.f32(ptr, t.data.length) };
+/** Pass the stream through layer `lw` in chunks, in place. */
+export async function advanceStream(ctx: LayerContext, l: number, lw: LayerWeights): Promise<void> {
+  await advanceRows(ctx.store.wasm, ctx.store.config, lw, ctx.stream, executorPasses(ctx.exec, ctx.store.config, l, ctx.states, `layer ${l}: advancing the calibration stream`));
 }
-

@@ -9,9 +9,9 @@
  */
 import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { pruneKernels } from "../kernels/prune-api.js";
 import { UsageError } from "../errors.js";
 import { gramBatches } from "../kernels/products.js";
+import { kernels } from "../kernels/index.js";
 
 export interface GramStats {
   cols: number;
@@ -68,7 +68,7 @@ export class GramCollector {
   finish(): GramStats {
     if (this.state !== "collecting") throw new UsageError(`GramCollector: finish() called twice or after free()`);
     this.state = "finished";
-    const k = pruneKernels(this.wasm);
+    const k = kernels(this.wasm);
     const a = this.wasm.arena;
     const nn = this.cols * this.cols;
     const scale = (p: number) => {

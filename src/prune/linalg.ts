@@ -6,6 +6,7 @@
  */
 import { UsageError, WasmError } from "../errors.js";
 import type { Wasm } from "../wasm/runtime.js";
+import { kernels } from "../kernels/index.js";
 
 /**
  * In place: A (n×n, symmetric; only the lower triangle is read) becomes L, lower triangular with A = L·Lᵀ
@@ -104,28 +105,14 @@ export function dampedInverse(h: Float32Array, n: number, percDamp: number, work
 
 // ---- the same algorithms as WASM SIMD kernels (assembly/f32-cholesky.ts), bit-identical to the above --------
 
-interface LinalgKernels {
-  f32_cholesky_scratch(n: number): number;
-  f32_cholesky_lower(a: number, n: number, upper: number, work: number): number;
-  f32_tril_inverse_scratch(n: number): number;
-  f32_tril_inverse(l: number, n: number, work: number): void;
-  f32_tril_gram_scratch(n: number): number;
-  f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
-}
 
-/** The linear-algebra kernels of this instance. */
-export function linalgKernels(wasm: Wasm): LinalgKernels {
-  const k = wasm.exports as unknown as LinalgKernels;
-  if (typeof k.f32_cholesky_lower !== "function") throw new WasmError("build/kernels.wasm lacks f32_cholesky_lower; rebuild with `npm run build`");
-  return k;
-}
 
 /**
  * choleskyLower (upper = false) / choleskyUpper (upper = true) of the arena block `a` (n×n) by the WASM
  * kernel: bit-identical results, A untouched when it is not positive definite.
  */
 export function choleskyWasm(wasm: Wasm, a: number, n: number, upper: boolean): boolean {
-  const k = linalgKernels(wasm);
+  const k = kernels(wasm);
   return wasm.arena.scoped(() => k.f32_cholesky_lower(a, n, upper ? 1 : 0, wasm.arena.allocBytes(k.f32_cholesky_scratch(n))) === 1);
 }
 
@@ -138,7 +125,7 @@ export async function dampedInverseWasm(
   wasm: Wasm, H: number, n: number, percDamp: number, out: number,
   gram?: (m: number, out: number) => Promise<void>,
 ): Promise<{ dead: number[]; damp: number }> {
-  const k = linalgKernels(wasm);
+  const k = kernels(wasm);
   const a = wasm.arena;
   const mark = a.mark();
   try {

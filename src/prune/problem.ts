@@ -15,12 +15,35 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Executor } from "../exec/executor.js";
-import { pruneKernels } from "../kernels/prune-api.js";
+import { UsageError } from "../errors.js";
+import { kernels } from "../kernels/index.js";
 import type { GramStats } from "./gram.js";
 import { matmul } from "../kernels/products.js";
 import { gaussianPairs } from "../util/rng.js";
 
-export interface OperatorProblem {
+/**
+ * What a method is given about one operator: the dense weights, and the calibration statistics it declared
+ * (src/prune/stats.ts): none or the column norms (a LightProblem), or the Gram statistics (a GramProblem, the
+ * least-squares problem below).
+ */
+export type OperatorProblem = LightProblem | GramProblem;
+
+export interface LightProblem {
+  kind: "light";
+  /** out features */
+  rows: number;
+  /** in features */
+  cols: number;
+  /** (rows, cols) the dense weights */
+  W0: number;
+  nTokens: number;
+  /** H_jj = ‖x_j‖²/n (the operator's input, the pruned model's under error correction), when collected */
+  diag?: Float32Array;
+  corrected: boolean;
+}
+
+export interface GramProblem {
+  kind: "gram";
   /** out features */
   rows: number;
   /** in features */
@@ -29,9 +52,13 @@ export interface OperatorProblem {
   W0: number;
   /** (cols, cols) X_pᵀX_p / n */
   H: number;
-  /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction) */
+  /** the diagonal of H (f32 [cols]) */
+  diag: Float32Array;
+  /** what the method's `prepare` made of H for the operator's group (src/prune/methods/types.ts), if anything */
+  prepared?: unknown;
+  /** (rows, cols) W₀·X_dᵀX_p / n (= W₀·H without correction); 0 when not formed (problemFromGram `full` false) */
   B: number;
-  /** ‖W₀X_d‖² / n */
+  /** ‖W₀X_d‖² / n; NaN when not formed */
   targetEnergy: number;
   nTokens: number;
   /** true when B ≠ W₀·H (X_d ≠ X_p: intra-layer error correction) */
@@ -50,16 +77,18 @@ export interface OperatorProblem {
 export async function createProblem(
   exec: Executor,
   p: { rows: number; cols: number; W0: number; H: number; B?: number; targetEnergy?: number; nTokens?: number },
-): Promise<OperatorProblem> {
+): Promise<GramProblem> {
   const wasm = exec.wasm;
   const { rows, cols, W0, H } = p;
   const a = wasm.arena;
   const nTokens = p.nTokens ?? 0;
+  const h = a.f32(H, cols * cols);
+  const diag = Float32Array.from({ length: cols }, (_, j) => h[j * cols + j]!);
   if (p.B === undefined) {
     const B = a.alloc(rows * cols);
     await matmul(exec, W0, H, B, rows, cols, cols, "B = W₀·H");
     const E = p.targetEnergy ?? sumRowDots(wasm, W0, B, rows, cols);
-    return { rows, cols, W0, H, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
+    return { kind: "gram", rows, cols, W0, H, diag, B, targetEnergy: E, nTokens, corrected: false, R0: 0, f0: 0 };
   }
   if (p.targetEnergy === undefined) throw new Error("createProblem: a cross term B needs its targetEnergy");
   const R0 = a.alloc(rows * cols);
@@ -70,12 +99,22 @@ export async function createProblem(
   const b = a.f32(p.B, rows * cols);
   for (let i = 0; i < r0.length; i++) r0[i] -= b[i];
   const f0 = w0hw0 - 2 * w0b + p.targetEnergy;
-  return { rows, cols, W0, H, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
+  return { kind: "gram", rows, cols, W0, H, diag, B: p.B, targetEnergy: p.targetEnergy, nTokens, corrected: true, R0, f0: Math.max(f0, 0) };
 }
 
-/** The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. */
-export async function problemFromGram(exec: Executor, W0: number, rows: number, stats: GramStats): Promise<OperatorProblem> {
+/**
+ * The problem of the operator with dense weights W0 [rows, stats.cols] from finished Gram statistics. `full` =
+ * false asks for H alone (no error correction): B = W₀·H and the target energy E are not formed (each costs a
+ * rows×cols² product, more than SparseGPT's own OBS loop), so `B` is 0, `targetEnergy` NaN and no relative error
+ * can be measured; `full` = true (the default) forms them.
+ */
+export async function problemFromGram(exec: Executor, W0: number, rows: number, stats: GramStats, full = true): Promise<GramProblem> {
   const { cols, H, n } = stats;
+  if (!stats.cross && !full) {
+    const h = exec.wasm.arena.f32(H, cols * cols);
+    const diag = Float32Array.from({ length: cols }, (_, j) => h[j * cols + j]!);
+    return { kind: "gram", rows, cols, W0, H, diag, B: 0, targetEnergy: NaN, nTokens: n, corrected: false, R0: 0, f0: 0 };
+  }
   if (!stats.cross) return createProblem(exec, { rows, cols, W0, H, nTokens: n });
   const a = exec.wasm.arena;
   const B = a.alloc(rows * cols);
@@ -92,7 +131,7 @@ export async function problemFromGram(exec: Executor, W0: number, rows: number, 
 export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const out = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_dot(a, b, out, rows, cols);
+    kernels(wasm).f32_row_dot(a, b, out, rows, cols);
     let s = 0;
     for (const v of wasm.arena.f32(out, rows)) s += v;
     return s;
@@ -104,7 +143,7 @@ export function sumRowDots(wasm: Wasm, a: number, b: number, rows: number, cols:
  * f(W) = Σ_r out[r] + f(W₀). The rows are independent, which is what per-row safeguards compare. The product
  * D·H splits its rows over the executor's slots.
  */
-export async function rowObjectives(exec: Executor, problem: OperatorProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
+export async function rowObjectives(exec: Executor, problem: GramProblem, W: number, out = new Float64Array(problem.rows)): Promise<Float64Array> {
   const wasm = exec.wasm;
   const { rows, cols } = problem;
   const a = wasm.arena;
@@ -124,7 +163,7 @@ export async function rowObjectives(exec: Executor, problem: OperatorProblem, W:
       const r0 = a.f32(problem.R0, n);
       for (let i = 0; i < n; i++) g[i] += 2 * r0[i];
     }
-    pruneKernels(wasm).f32_row_dot(D, G, dots, rows, cols);
+    kernels(wasm).f32_row_dot(D, G, dots, rows, cols);
     const dv = a.f32(dots, rows);
     for (let r = 0; r < rows; r++) out[r] = dv[r];
     return out;
@@ -134,22 +173,28 @@ export async function rowObjectives(exec: Executor, problem: OperatorProblem, W:
 }
 
 /** f(W) = ‖W X_p − W₀ X_d‖²/n (clamped at 0 against rounding). */
-export async function objective(exec: Executor, problem: OperatorProblem, W: number): Promise<number> {
+export async function objective(exec: Executor, problem: GramProblem, W: number): Promise<number> {
   let s = problem.f0;
   for (const v of await rowObjectives(exec, problem, W)) s += v;
   return Math.max(s, 0);
 }
 
 /** f(W) / E: the relative reconstruction error ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖². */
-export async function relativeError(exec: Executor, problem: OperatorProblem, W: number): Promise<number> {
+export async function relativeError(exec: Executor, problem: GramProblem, W: number): Promise<number> {
   return problem.targetEnergy > 0 ? (await objective(exec, problem, W)) / problem.targetEnergy : 0;
+}
+
+/** The problem as a GramProblem, or a UsageError: `method` needs the Gram statistics. */
+export function gramProblem(problem: OperatorProblem, method: string): GramProblem {
+  if (problem.kind !== "gram") throw new UsageError(`${method} needs the Gram statistics H = XᵀX/n of its operator (a light problem was given)`);
+  return problem;
 }
 
 /** The fraction of exact zeros of W [rows, cols]. */
 export function measuredSparsity(wasm: Wasm, W: number, rows: number, cols: number): number {
   return wasm.arena.scoped(() => {
     const nnz = wasm.arena.alloc(rows);
-    pruneKernels(wasm).f32_row_nnz(W, nnz, rows, cols);
+    kernels(wasm).f32_row_nnz(W, nnz, rows, cols);
     let s = 0;
     for (const v of wasm.arena.i32(nnz, rows)) s += v;
     return rows * cols > 0 ? 1 - s / (rows * cols) : 0;

@@ -6,7 +6,6 @@
  */
 import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { pruneKernels } from "../kernels/prune-api.js";
 import { kernels } from "../kernels/index.js";
 
 /**
@@ -38,14 +37,10 @@ export interface FistaRowsTask {
   pattern?: { kind: "unstructured"; keep: number } | { kind: "nm"; n: number; m: number };
 }
 
-interface ObsKernels {
-  f32_obs_scores(w: number, hinv: number, cols: number, s: number, r0: number, r1: number, i1: number, count: number): void;
-  f32_obs_block(w: number, hinv: number, cols: number, err: number, s: number, mask: number, ld: number, r0: number, r1: number, i1: number, count: number, n: number, m: number): void;
-}
 
 /** FistaSolver's solve / iht on rows [r0, r1): the same kernels in the same order on any thread. */
 function fistaRowBlock(wasm: Wasm, t: FistaRowsTask): number {
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const a = wasm.arena;
   const gemm = kernels(wasm).f32_gemm_nt;
   const { r0, r1, cols } = t;
@@ -86,8 +81,8 @@ function fistaRowBlock(wasm: Wasm, t: FistaRowsTask): number {
 
 /** SparseGPT's OBS loop on rows [r0, r1) (ObsRowsTask): the same kernels in the same order on any thread. */
 function obsRowBlock(wasm: Wasm, t: ObsRowsTask): number {
-  const k = pruneKernels(wasm);
-  const o = wasm.exports as unknown as ObsKernels;
+  const k = kernels(wasm);
+  const o = k;
   const { W, Hinv, cols, Err, S, M, r0, r1, n, m } = t;
   const rows = r1 - r0;
   const block = (i1: number, i2: number) => {

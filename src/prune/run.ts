@@ -1,39 +1,73 @@
 /**
  * @file A whole `wasprune prune` job: output policy (never clobber, atomic, resumable), perplexity before and
- * after, the driver, the written model and `pruning.json`.
+ * after, the driver, the written model, memory and time reports, and `pruning.json`.
  *
- * Output layout for `--out DIR`: while running, DIR holds only `.wasprune-checkpoint/` (per-layer checkpoints
- * and the settings manifest). At the end the model is written to a temporary directory beside DIR, its files
- * are renamed into DIR, `pruning.json` is renamed in last (its presence marks a finished output) and the
- * checkpoints are removed. `--out FILE.bin` writes a llama2.c checkpoint instead (checkpoints in
- * FILE.bin.wasprune-checkpoint/).
+ * Output layout for `--out DIR` (src/prune/output.ts): while running, DIR holds `.wasprune-checkpoint/` (the
+ * settings manifest and a record per finished layer) and `.wasprune-partial/` (the model files being written,
+ * each layer at its planned offsets as soon as it is pruned). At the end the files are moved into DIR (shards,
+ * the index last), config.json and the tokenizer are written, the pruned model is evaluated from the written
+ * files (`--eval`), and `pruning.json` is written last — its presence marks a finished output — and the
+ * checkpoints are removed. A run killed at any point, or stopped by a full disk, resumes from the finished layers
+ * on a rerun of the same command and gives byte-identical files. `--out FILE.bin` writes a llama2.c checkpoint
+ * instead (the model in memory, per-layer checkpoints in FILE.bin.wasprune-checkpoint/).
  */
 import fs from "node:fs";
 import path from "node:path";
 import { OutputExistsError, UsageError } from "../errors.js";
-import { perplexity, type PerplexityResult } from "../eval/perplexity.js";
+import type { PerplexityResult } from "../eval/perplexity.js";
+import { storePerplexity } from "../eval/layer-major.js";
 import type { Executor } from "../exec/executor.js";
-import { describeProtocol, evalSequences, type EvalText, type ProtocolReport } from "../eval/protocol.js";
-import { saveHF, saveLlama2c } from "../model/save.js";
-import type { DType, Model } from "../model/types.js";
-import { calibrationSet } from "./calibration.js";
+import { describeProtocol, evalSequences, type EvalSequences, type EvalText, type ProtocolReport } from "../eval/protocol.js";
+import { PARTIAL_DIR } from "../io/sharded-writer.js";
+import type { DType } from "../io/dtype.js";
+import { saveLlama2c } from "../model/save.js";
+import { openStore } from "../model/load.js";
+import type { ModelStore } from "../model/residency.js";
+import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
-import { pruneModel, type DriverHooks, type OperatorReport, type PruneSettings } from "./driver.js";
+import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
+import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity } from "./pattern.js";
 
 export const REPORT_FILE = "pruning.json";
 
 export interface PruneJob {
-  model: Model;
+  /** the dense model: resident, or streamed a layer at a time (src/model/residency.ts) */
+  store: ModelStore;
   /** where the work runs (src/exec/executor.ts) */
   exec: Executor;
   settings: PruneSettings;
-  calib: { text: string; file: string; nsamples: number; seqlen: number };
+  /** the calibration text; not read (and not needed) when the method collects no statistics (magnitude) */
+  calib?: { text: string; file: string; nsamples: number; seqlen: number; protocol?: CalibProtocol; seed?: number };
   /** output directory, or a path ending in .bin for a llama2.c checkpoint */
   out: string;
   force?: boolean;
+  /** stored dtype of the output (default: the input's) */
   dtype?: DType;
+  /** the largest output shard (default 5 GB) */
+  maxShardBytes?: number;
+  /** host-memory bytes the calibration stream may take before it spills to a file */
+  streamBudget?: number;
   evalText?: EvalText;
+}
+
+/** Memory and I/O of the whole job. */
+export interface ResourceReport {
+  /** peak resident set of the process (bytes) */
+  peakRss: number;
+  /** the WebAssembly memory's size at the end (bytes; it only grows, so this is its high-water mark) */
+  wasmMemory: number;
+  /** WebAssembly memory in use at most (bytes: the arena's high-water mark, static data included; the memory grows in steps) */
+  arenaPeak: number;
+  /** the least WebAssembly memory the prune needs at its largest operator, from the shapes (src/prune/memory-floor.ts) */
+  memoryFloor: { bytes: number; operator: string };
+  /** decoder layers in the arena at most at once (streamed: 1), and their arena bytes at most */
+  maxLayersResident: number;
+  maxLayerBytes: number;
+  residency: "resident" | "streamed";
+  /** bytes read from the input model, and written to the output */
+  bytesRead: number;
+  bytesWritten: number;
 }
 
 export interface PruneSummary {
@@ -42,16 +76,23 @@ export interface PruneSummary {
   pattern: string;
   schedule: string;
   errorCorrection: boolean;
+  /** the statistics collected per operator group (src/prune/stats.ts) */
+  statistics: string;
   /** the method's options as set (JSON: functions such as a device solver are left out) */
   methodOptions: Record<string, unknown>;
   targetSparsity: number;
   /** measured over all linear operators */
   sparsity: number;
-  meanRelErr: number;
+  /** mean over operators; null when the method collected no Gram (see `statistics`, `--measure-error`) */
+  meanRelErr: number | null;
+  dtype: DType;
   seconds: number;
   resumedLayers: number[];
   calibration: Record<string, unknown>;
   perplexity?: { dense: PerplexityResult; pruned: PerplexityResult; file: string } & ProtocolReport;
+  resources: ResourceReport;
+  /** seconds per phase per layer */
+  layers: LayerPhases[];
   operators: OperatorReport[];
 }
 
@@ -74,7 +115,7 @@ export function prepareOutput(out: string, force: boolean): { checkpointDir: str
     if (!fs.statSync(out).isDirectory()) throw new UsageError(`--out ${out}: is a file, expected a directory (or a path ending in .bin)`);
     const entries = fs.readdirSync(out);
     const finished = entries.includes(REPORT_FILE);
-    const partial = entries.includes(CHECKPOINT_DIR);
+    const partial = entries.includes(CHECKPOINT_DIR) || entries.includes(PARTIAL_DIR);
     if (finished && !force) throw new OutputExistsError(`--out ${out}: holds a finished pruned model (${REPORT_FILE}); pass --force to overwrite it`);
     if (!finished && !partial && entries.length > 0 && !force) {
       throw new OutputExistsError(`--out ${out}: is a non-empty directory that is not a wasprune output; pass --force to write into it`);
@@ -83,45 +124,86 @@ export function prepareOutput(out: string, force: boolean): { checkpointDir: str
       // --force: the old result is no longer a finished output once we start
       fs.rmSync(path.join(out, REPORT_FILE), { force: true });
       fs.rmSync(path.join(out, CHECKPOINT_DIR), { recursive: true, force: true });
+      fs.rmSync(path.join(out, PARTIAL_DIR), { recursive: true, force: true });
     }
   }
   return { checkpointDir: path.join(out, CHECKPOINT_DIR) };
 }
 
+/** What a prune that reads no calibration reports as its calibration. */
+const NO_CALIBRATION: CalibrationSet = {
+  samples: [], offsets: [], totalTokens: 0,
+  source: { file: "(none: the method reads no calibration)", sha256: "", nsamples: 0, seqlen: 0, paragraphsUsed: 0, protocol: "paragraphs" },
+};
+
 export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(phase: string): void } = {}): Promise<PruneSummary> {
-  const { model, settings } = job;
-  if (!model.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
+  const { store, settings } = job;
+  // magnitude (without a measured error) reads no calibration at all
+  const calibrated = statsKind(settings) !== "none";
+  if (calibrated && !store.tokenizer) throw new UsageError("prune needs a tokenizer for the calibration text (pass --tokenizer)");
+  if (calibrated && !job.calib) throw new UsageError(`prune --method ${settings.method} needs calibration text (--calib FILE)`);
   const t0 = performance.now();
   const { checkpointDir } = prepareOutput(job.out, !!job.force);
-  const calib = calibrationSet(model.tokenizer, job.calib.text, job.calib.file, job.calib.nsamples, job.calib.seqlen);
-  const evalSeqs = job.evalText
-    ? evalSequences(model.tokenizer, job.evalText.text, job.evalText.protocol, model.config.maxSeqLen, "eval-")
-    : undefined;
+  const dtype = job.dtype ?? store.source.dtype;
+  const bin = isBinOut(job.out);
+  if (bin && !store.model) throw new UsageError(`--out ${job.out}: a llama2.c .bin output is written from a model in memory, and this one is streamed; write a Hugging Face directory instead`);
+  const calib = calibrated ? calibrationSet(store.tokenizer!, job.calib!.text, job.calib!.file, job.calib!.nsamples, job.calib!.seqlen, job.calib!.protocol, job.calib!.seed) : NO_CALIBRATION;
+  if (job.evalText && !store.tokenizer) throw new UsageError("the evaluation after the prune needs a tokenizer (pass --tokenizer)");
+  const evalSeqs = job.evalText ? evalSequences(store.tokenizer!, job.evalText.text, job.evalText.protocol, store.config.maxSeqLen, "eval-") : undefined;
+  const full: PruneSettings = { ...settings, storeDtype: bin ? "F32" : dtype };
 
   const manifest = {
-    model: model.source.path,
+    model: store.source.path,
     method: settings.method,
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
     methodOptions: settings.methodOptions ?? {},
+    measureError: !!settings.measureError,
     calibration: calib.source,
+    dtype: full.storeDtype,
+    ...(job.maxShardBytes ? { maxShardBytes: job.maxShardBytes } : {}),
   };
-  if (!isBinOut(job.out)) fs.mkdirSync(job.out, { recursive: true });
+  if (!bin) fs.mkdirSync(job.out, { recursive: true });
   const checkpoints = new LayerCheckpoints(checkpointDir, manifest);
-  const resumedLayers = checkpoints.completed();
 
   let dense: PerplexityResult | undefined;
   if (evalSeqs) {
     hooks.onPhase?.("eval dense");
-    dense = await perplexity(model, evalSeqs.sequences, job.exec, undefined, evalSeqs.countFrom);
+    dense = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
   }
   hooks.onPhase?.("prune");
-  const operators = await pruneModel(model, calib, settings, job.exec, { ...hooks, checkpoint: checkpoints });
+  const floor = pruneMemoryFloor(store, full);
+  const phases: LayerPhases[] = [];
+  let arenaPeak = 0;
+  const onLayer: DriverHooks["onLayer"] = (l, r, p) => {
+    phases.push(p);
+    arenaPeak = Math.max(arenaPeak, store.wasm.arena.peak);
+    hooks.onLayer?.(l, r, p);
+  };
+  let operators: OperatorReport[];
+  let bytesWritten = 0;
   let pruned: PerplexityResult | undefined;
-  if (evalSeqs) {
-    hooks.onPhase?.("eval pruned");
-    pruned = await perplexity(model, evalSeqs.sequences, job.exec, undefined, evalSeqs.countFrom);
+  if (bin) {
+    // the pruned model in memory: a copy of the dense one's linear weights is overwritten layer by layer
+    const sink = new MemorySink(store.model!, checkpoints);
+    operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
+    if (evalSeqs) {
+      hooks.onPhase?.("eval pruned");
+      pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
+    }
+  } else {
+    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir });
+    try {
+      operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
+      hooks.onPhase?.("write");
+      sink.finish();
+    } catch (e) {
+      sink.close();
+      throw e;
+    }
+    bytesWritten = sink.bytesWritten;
+    if (evalSeqs) pruned = await evalWritten(job, evalSeqs, hooks);
   }
 
   let params = 0;
@@ -130,42 +212,59 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     params += r.rows * r.cols;
     zeros += r.sparsity * r.rows * r.cols;
   }
+  const errs = operators.map((r) => r.relErr);
   const summary: PruneSummary = {
     out: job.out,
     method: settings.method,
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    statistics: statsKind(full),
     methodOptions: JSON.parse(JSON.stringify(settings.methodOptions ?? {})) as Record<string, unknown>,
     targetSparsity: targetSparsity(settings.pattern),
     sparsity: params ? zeros / params : 0,
-    meanRelErr: operators.reduce((a, r) => a + r.relErr, 0) / Math.max(1, operators.length),
+    meanRelErr: errs.every((e) => e !== null) && errs.length ? (errs as number[]).reduce((a, e) => a + e, 0) / errs.length : null,
+    dtype: full.storeDtype!,
     seconds: (performance.now() - t0) / 1000,
-    resumedLayers,
+    resumedLayers: phases.filter((p) => p.resumed).map((p) => p.layer),
     calibration: { ...calib.source, tokens: calib.totalTokens },
-    perplexity:
-      dense && pruned && job.evalText
-        ? { dense, pruned, file: job.evalText.file, ...describeProtocol(evalSeqs!) }
-        : undefined,
+    perplexity: dense && pruned && job.evalText ? { dense, pruned, file: job.evalText.file, ...describeProtocol(evalSeqs!) } : undefined,
+    resources: {
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      wasmMemory: store.wasm.memory.buffer.byteLength,
+      arenaPeak,
+      memoryFloor: { bytes: floor.bytes, operator: floor.operator },
+      maxLayersResident: store.stats.maxLayersResident,
+      maxLayerBytes: store.stats.maxLayerBytes,
+      residency: store.resident ? "resident" : "streamed",
+      bytesRead: store.stats.bytesRead,
+      bytesWritten,
+    },
+    layers: phases,
     operators,
   };
-  hooks.onPhase?.("write");
-  writeOutput(job, summary);
+  const report = JSON.stringify({ wasprune: summary }, null, 2) + "\n";
+  if (bin) {
+    saveLlama2c(store.model!, job.out, { force: true });
+    writeFileAtomic(`${job.out}.${REPORT_FILE}`, report);
+  } else {
+    writeFileAtomic(path.join(job.out, REPORT_FILE), report);
+  }
   checkpoints.remove();
   return summary;
 }
 
-function writeOutput(job: PruneJob, summary: PruneSummary): void {
-  const report = JSON.stringify({ wasprune: summary }, null, 2) + "\n";
-  if (isBinOut(job.out)) {
-    saveLlama2c(job.model, job.out, { force: true });
-    writeFileAtomic(`${job.out}.${REPORT_FILE}`, report);
-    return;
+/** Perplexity of the written output, opened as a user would open it (resident when it fits, else streamed). */
+async function evalWritten(job: PruneJob, evalSeqs: EvalSequences, hooks: { onPhase?(phase: string): void }): Promise<PerplexityResult> {
+  hooks.onPhase?.("eval pruned");
+  const arena = job.store.wasm.arena;
+  const mark = arena.mark();
+  // in the same memory as the input (the executor's workers are on it); given back when done
+  const written = await openStore(job.out, { wasm: job.store.wasm, requireTokenizer: false });
+  try {
+    return await storePerplexity(written, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
+  } finally {
+    written.close();
+    arena.release(mark);
   }
-  const tmp = `${job.out.replace(/\/+$/, "")}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  saveHF(job.model, tmp, { dtype: job.dtype, force: true });
-  for (const f of fs.readdirSync(tmp)) fs.renameSync(path.join(tmp, f), path.join(job.out, f));
-  fs.rmSync(tmp, { recursive: true, force: true });
-  writeFileAtomic(path.join(job.out, REPORT_FILE), report);
 }

@@ -10,8 +10,8 @@
  * the sums do not depend on how samples are chunked or on the thread count.
  */
 import type { Executor } from "../exec/executor.js";
-import { pruneKernels } from "../kernels/prune-api.js";
 import { GramCollector, type GramStats } from "./gram.js";
+import { kernels } from "../kernels/index.js";
 
 export type StatsKind = "none" | "norms" | "gram" | "cross";
 
@@ -53,7 +53,7 @@ export class StatsCollector {
   async add(batches: Array<{ xp: number; xd: number; T: number }>, what: string): Promise<void> {
     if (this.gram) await this.gram.addBatches(batches, what);
     else if (this.norms !== undefined) {
-      const k = pruneKernels(this.exec.wasm);
+      const k = kernels(this.exec.wasm);
       for (const b of batches) if (b.T > 0) k.f32_col_sumsq(b.xp, this.norms, b.T, this.cols);
     }
     for (const b of batches) this.n += b.T;

@@ -1,5 +1,5 @@
 /**
- * @file Unstructured sparsity: the kernel layout (panel CSR, see assembly/f32-spmm-csr.ts for the layout and
+ * @file Unstructured sparsity: the kernel layout (panel CSR, see assembly/spmm-csr.ts for the layout and
  * why it was chosen) and compressed-tensors' sparse-bitmask file layout, with exact conversions.
  *
  * "Zero" is ±0.0 (src/sparse/zero.ts) and is not stored; other values move as their 32 bits, so dense → packed →
@@ -10,7 +10,7 @@
 import { FormatError } from "../errors.js";
 import { countNonzeros, isZeroBits } from "./zero.js";
 
-/** Columns per panel (u8 column offsets). Must match SPMM_KC in assembly/f32-spmm-common.ts. */
+/** Columns per panel (u8 column offsets). Must match SPMM_KC in assembly/spmm-common.ts. */
 export const PANEL = 256;
 
 export interface PackedCsr {
@@ -144,6 +144,6 @@ export function fromFileBitmask(f: FileBitmask, N: number, K: number, file: stri
 }
 
 /** Bytes of the kernel layout of an [N,K] operator with nnz nonzeros. */
-export function bytesCsr(N: number, K: number, nnz: number): number {
-  return 4 * (Math.ceil(K / PANEL) * N + 1) + 5 * nnz;
+export function bytesCsr(N: number, K: number, nnz: number, valueBytes = 4): number {
+  return 4 * (Math.ceil(K / PANEL) * N + 1) + (1 + valueBytes) * nnz;
 }

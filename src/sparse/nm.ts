@@ -1,5 +1,5 @@
 /**
- * @file 2:4 sparsity: the kernel layout ("4x", see assembly/f32-spmm-nm.ts) and compressed-tensors'
+ * @file 2:4 sparsity: the kernel layout ("4x", see assembly/spmm-nm.ts) and compressed-tensors'
  * sparse-24-bitmask file layout, and exact conversions between them and dense.
  *
  * "Zero" is ±0.0 (src/sparse/zero.ts); every other value (NaN too) is moved as its 32 bits (Uint32Array), and
@@ -172,7 +172,7 @@ export function fromFile2of4(f: File24, N: number, K: number, file: string, name
   return { N, K, vals, idx };
 }
 
-/** Bytes of the kernel layout (values + indices) of an [N,K] 2:4 operator. */
-export function bytes2of4(N: number, K: number): number {
-  return Math.ceil(N / 4) * (K / 4) * 34;
+/** Bytes of the kernel layout (values of `valueBytes` each, + indices) of an [N,K] 2:4 operator. */
+export function bytes2of4(N: number, K: number, valueBytes = 4): number {
+  return Math.ceil(N / 4) * (K / 4) * (8 * valueBytes + 2);
 }

@@ -18,7 +18,7 @@
  * refit attention, then the stream advances through the pruned layer.
  */
 import { UsageError } from "../errors.js";
-import { attentionBlock, createRunState, embed, kernelsOf, layerForward, mlpBlock } from "../model/forward.js";
+import { attentionBlock, createRunState, embed, layerForward, mlpBlock } from "../model/forward.js";
 import { linearName } from "../model/names.js";
 import { dense, type DenseLinear, type LayerSizes, type LayerWeights, type Model, type ModelConfig, type Tensor } from "../model/types.js";
 import { denseLayer, type DenseLayer } from "../model/linear.js";
@@ -27,6 +27,7 @@ import type { Executor } from "../exec/executor.js";
 import { choleskyLower } from "../prune/linalg.js";
 import { createProblem, relativeError } from "../prune/problem.js";
 import { groupKvRows, groupQCols, groupSize, type KeepPlan } from "./structures.js";
+import { kernels } from "../kernels/index.js";
 
 /** Rows of q (= columns of o) and rows of k/v kept by a plan for one layer. */
 export function keptAttentionIndices(c: ModelConfig, groups: readonly number[]): { q: number[]; kv: number[] } {
@@ -182,7 +183,7 @@ export async function refitConsumers(
   const c = model.config;
   const wasm = model.wasm;
   const a = wasm.arena;
-  const k = kernelsOf(wasm);
+  const k = kernels(wasm);
   const percDamp = opts.percDamp ?? 0.01;
   const wo: Float32Array[] = [];
   const wDown: Float32Array[] = [];

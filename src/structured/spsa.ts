@@ -11,11 +11,15 @@
  *
  * i.e. K two-sided SPSA estimates, each on one calibration batch, averaged. E[z zᵀ] = I makes ĝ an unbiased
  * estimate of ∇L up to the O(ε²) third-order term of the central difference; its variance per coordinate is
- * about (‖∇L‖² − (∂_iL)²)/K, so it falls as 1/K. Rademacher rather than Gaussian z: E[z⁴] = 1 instead of 3,
- * the lower-variance choice for SPSA.
+ * about (‖∇L‖² − (∂_iL)²)/K, so it falls as 1/K. Rademacher z by default: E[z⁴] = 1 instead of 3, the
+ * lower-variance choice for SPSA; `distribution: "gaussian"` draws z ~ N(0, I) as MeZO does (Algorithm 1 of
+ * Malladi et al., and MINI-LLM's estimate of the weight gradients), variance ≈ (‖∇L‖² + (∂_iL)²)/K.
  */
 import { UsageError } from "../errors.js";
-import { mulberry32Bits } from "../util/rng.js";
+import { fillFromTable, mix, mulberry32Bits, normalTable } from "../util/rng.js";
+
+export const DIRECTION_DISTRIBUTIONS = Object.freeze(["rademacher", "gaussian"] as const);
+export type DirectionDistribution = (typeof DIRECTION_DISTRIBUTIONS)[number];
 
 export interface SpsaOptions {
   /** number of directions K */
@@ -25,6 +29,8 @@ export interface SpsaOptions {
   seed: number;
   /** calibration batches B: direction k uses batch k mod B */
   batches: number;
+  /** of the directions z_k (default rademacher) */
+  distribution?: DirectionDistribution;
   onDirection?(k: number, K: number): void;
 }
 
@@ -33,6 +39,17 @@ export function rademacher(seed: number, k: number, d: number): Float64Array {
   const bits = mulberry32Bits(Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(k + 1, 0x85ebca6b));
   const z = new Float64Array(d);
   for (let i = 0; i < d; i++) z[i] = bits() & 1 ? 1 : -1;
+  return z;
+}
+
+/**
+ * The Gaussian direction number `k` of `seed`: d samples of N(0, 1) on the 2⁻¹⁶ quantile grid (rng.ts
+ * normalTable, two mulberry32 streams seeded by (seed, k)); one table load per entry, for the 10⁵–10⁹
+ * coordinates of a model's weights.
+ */
+export function gaussianDirection(seed: number, k: number, d: number): Float64Array {
+  const z = new Float64Array(d);
+  fillFromTable(z, 0, d, mix(seed, 2 * k), mix(seed, 2 * k + 1), normalTable());
   return z;
 }
 
@@ -58,7 +75,7 @@ export function spsaGradient(
   const theta = new Float64Array(d);
   const at = new Map<number, Float64Array>();
   for (let k = 0; k < o.directions; k++) {
-    const z = rademacher(o.seed, k, d);
+    const z = o.distribution === "gaussian" ? gaussianDirection(o.seed, k, d) : rademacher(o.seed, k, d);
     const b = k % o.batches;
     for (let i = 0; i < d; i++) theta[i] = theta0[i] + o.eps * z[i];
     const lp = loss(theta, b);

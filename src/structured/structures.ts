@@ -107,8 +107,9 @@ export function planUniform(scores: StructureScores, counts: { channels: number[
 
 /**
  * Non-uniform allocation: the same total number of structures of each kind is removed, the lowest scores over
- * all layers first (scores compared as they are — meaningful for loss-based scores such as mini-llm's; the
- * magnitude score's scale differs between layers), never the last channel or the last k/v group of a layer.
+ * all layers first (scores compared as they are — meaningful for loss-based scores such as taylor's; the
+ * magnitude and activation scores' scales differ between layers), never the last channel or the last k/v
+ * group of a layer. On stories260K it is worse than uniform for every score (README).
  */
 export function planNonuniform(scores: StructureScores, counts: { channels: number[]; groups: number[] }): KeepPlan {
   const pick = (per: Float64Array[], total: number): number[][] => {

@@ -2,7 +2,7 @@
  * @file The training forward pass (every activation the backward pass needs is kept) and the backward pass,
  * on the WASM kernels. One sequence at a time, positions 0..T-1, causal; the forward follows the inference
  * forward (src/model/forward.ts: same kernels, same order) except that every linear operator runs as a GEMM
- * (T ≥ 1) on the masked copy W⊙M, plus SLoRB when present, and attention runs over the whole sequence at once
+ * (T ≥ 1) on the masked copy W⊙M, plus SLoRB and LoRA when present, and attention runs over the whole sequence at once
  * (f32_attention_causal, which keeps each row's log-sum-exp for the backward; logits agree to ~1e-6).
  *
  * `TrainState` holds the activations of up to maxT positions for every layer and the gradient scratch,
@@ -11,8 +11,9 @@
 import type { Wasm } from "../wasm/runtime.js";
 import { ropeTables } from "../model/forward.js";
 import { denseLinear } from "../model/linear.js";
-import { backwardKernels, type BackwardKernelApi } from "./api.js";
 import type { LinearParam, Student } from "./student.js";
+import { kernels } from "../kernels/index.js";
+import type { Kernels } from "../wasm/contract.js";
 
 /** Saved activations of one decoder layer, each (maxT, width) floats. */
 export interface LayerActs {
@@ -52,6 +53,9 @@ export interface TrainState {
   /** 2·(maxT+3) floats: attention scores and their gradient */ attScratch: number;
   /** (maxT, maxGroups) SLoRB group sums and their gradient */ gsum: number;
   dgsum: number;
+  /** (maxT, max LoRA rank) LoRA's scale·A x and its gradient */ loraU: number;
+  loraDu: number;
+  /** (dim) sink for the gradient of a frozen norm */ dgFrozen: number;
   /** (maxT, headDim/2) */ ropeCos: number;
   ropeSin: number;
   pack: number;
@@ -62,12 +66,13 @@ export function createTrainState(st: Student, maxT: number): TrainState {
   const m = st.model;
   const c = m.config;
   const a = m.wasm.arena;
-  const k = backwardKernels(m.wasm);
+  const k = kernels(m.wasm);
   const qDim = c.nHeads * c.headDim;
   const kvDim = c.nKvHeads * c.headDim;
   const widest = Math.max(c.dim, qDim, kvDim, c.hiddenDim, c.vocabSize);
   const deepest = Math.max(c.dim, qDim, c.hiddenDim);
   const maxGroups = Math.max(1, ...st.linears.map((lp) => lp.slorb?.groups ?? 1));
+  const maxRank = Math.max(1, ...st.linears.map((lp) => lp.lora?.rank ?? 1));
   const { cos, sin } = ropeTables(c, maxT);
   const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest));
   const xs: number[] = [];
@@ -88,41 +93,61 @@ export function createTrainState(st: Student, maxT: number): TrainState {
     dgate: a.alloc(maxT * c.hiddenDim), dup: a.alloc(maxT * c.hiddenDim), dh: a.alloc(maxT * c.hiddenDim),
     dlogits: a.alloc(maxT * c.vocabSize), attScratch: a.alloc(2 * (maxT + 3)),
     gsum: a.alloc(maxT * maxGroups), dgsum: a.alloc(maxT * maxGroups),
+    loraU: a.alloc(maxT * maxRank), loraDu: a.alloc(maxT * maxRank), dgFrozen: a.alloc(c.dim),
     ropeCos: a.put(cos), ropeSin: a.put(sin),
     pack: a.allocBytes(packBytes), packBytes,
   };
 }
 
-function kernels(wasm: Wasm): BackwardKernelApi {
-  return backwardKernels(wasm);
+
+/** ts.loraU (T, r) = scale · x Aᵀ. */
+function loraDown(k: Kernels, ts: TrainState, lp: LinearParam, x: number, T: number): void {
+  const lo = lp.lora!;
+  k.f32_gemm_nt(x, lo.a.ptr, ts.loraU, T, lo.rank, lp.K, 0, ts.pack);
+  k.f32_scale(ts.loraU, lo.scale, T * lo.rank);
 }
 
-/** y (T, N) = x (T, K) · (W⊙M)ᵀ (+ S·(P x) with SLoRB). */
-function linearF(k: BackwardKernelApi, ts: TrainState, lp: LinearParam, x: number, y: number, T: number): void {
+/** y (T, N) = x (T, K) · (W⊙M)ᵀ (+ S·(P x) with SLoRB) (+ scale·B A x with LoRA). */
+function linearF(k: Kernels, ts: TrainState, lp: LinearParam, x: number, y: number, T: number): void {
   k.f32_gemm_nt(x, lp.wm.ptr, y, T, lp.N, lp.K, 0, ts.pack);
   const s = lp.slorb;
   if (s) {
     k.f32_group_sum(x, ts.gsum, T, lp.K, s.k);
     k.f32_gemm_nt(ts.gsum, s.s.ptr, y, T, lp.N, s.groups, 1, ts.pack);
   }
+  const lo = lp.lora;
+  if (lo) {
+    loraDown(k, ts, lp, x, T);
+    k.f32_gemm_nt(ts.loraU, lo.b.ptr, y, T, lp.N, lo.rank, 1, ts.pack);
+  }
 }
 
 /**
- * Backward of linearF: dx (=|+=) dy · (W⊙M) (+ SLoRB's Pᵀ Sᵀ dy), dW += dyᵀ x, dS += dyᵀ (P x).
+ * Backward of linearF: dx (=|+=) dy · (W⊙M) (+ SLoRB's Pᵀ Sᵀ dy) (+ LoRA's du·A), dW += dyᵀ x (unless W is
+ * frozen), dS += dyᵀ (P x); LoRA, with u = scale·A x recomputed: dB += dyᵀ u, du = scale·dy B, dA += duᵀ x.
  * The gradient of the masked copy goes to the dense shadow unchanged (straight-through, see student.ts).
  */
 function linearB(
-  k: BackwardKernelApi, ts: TrainState, lp: LinearParam, x: number, dy: number, dx: number, T: number,
+  k: Kernels, ts: TrainState, lp: LinearParam, x: number, dy: number, dx: number, T: number,
   grads: number, accumulate: number,
 ): void {
   k.f32_gemm_nn(dy, lp.wm.ptr, dx, T, lp.K, lp.N, accumulate);
-  k.f32_gemm_tn(dy, x, grads + 4 * lp.gradOffset, lp.N, lp.K, T, 1);
+  if (lp.gradOffset >= 0) k.f32_gemm_tn(dy, x, grads + 4 * lp.gradOffset, lp.N, lp.K, T, 1);
   const s = lp.slorb;
   if (s) {
     k.f32_group_sum(x, ts.gsum, T, lp.K, s.k);
     k.f32_gemm_tn(dy, ts.gsum, grads + 4 * s.gradOffset, lp.N, s.groups, T, 1);
     k.f32_gemm_nn(dy, s.s.ptr, ts.dgsum, T, s.groups, lp.N, 0);
     k.f32_group_expand_add(ts.dgsum, dx, T, lp.K, s.k);
+  }
+  const lo = lp.lora;
+  if (lo) {
+    loraDown(k, ts, lp, x, T);
+    k.f32_gemm_tn(dy, ts.loraU, grads + 4 * lo.gradB, lp.N, lo.rank, T, 1);
+    k.f32_gemm_nn(dy, lo.b.ptr, ts.loraDu, T, lo.rank, lp.N, 0);
+    k.f32_scale(ts.loraDu, lo.scale, T * lo.rank);
+    k.f32_gemm_tn(ts.loraDu, x, grads + 4 * lo.gradA, lo.rank, lp.K, T, 1);
+    k.f32_gemm_nn(ts.loraDu, lo.a.ptr, dx, T, lp.K, lo.rank, 1);
   }
 }
 
@@ -185,17 +210,18 @@ export function trainForward(st: Student, ts: TrainState, tokens: ArrayLike<numb
 
 /**
  * Backward from ts.dlogits (T, vocab), set by the loss, through the activations of the last trainForward;
- * gradients are *added* into the block at `grads` (layout: Student.params).
+ * gradients are *added* into the block at `grads` (layout: Student.params); frozen tensors (offset −1) get none.
  */
 export function trainBackward(st: Student, ts: TrainState, T: number, grads: number): void {
   const m = st.model;
   const c = m.config;
   const k = kernels(m.wasm);
   const dim = c.dim;
-  const g = (off: number) => grads + 4 * off;
+  /** where the gradient of the tensor at `off` goes (a norm's, when frozen, into a sink) */
+  const g = (off: number) => (off >= 0 ? grads + 4 * off : ts.dgFrozen);
   // classifier (tied: its gradient adds into the embedding's) and final norm
   k.f32_gemm_nn(ts.dlogits, denseLinear(m.weights.lmHead, "lm_head.weight").ptr, ts.dxn, T, dim, c.vocabSize, 0);
-  k.f32_gemm_tn(ts.dlogits, ts.xnF, g(st.lmHeadOffset), c.vocabSize, dim, T, 1);
+  if (st.lmHeadOffset >= 0) k.f32_gemm_tn(ts.dlogits, ts.xnF, g(st.lmHeadOffset), c.vocabSize, dim, T, 1);
   k.f32_rmsnorm_backward(ts.xs[c.nLayers], m.weights.norm.ptr, ts.dxn, ts.dx, g(st.normOffset), T, dim, c.normEps, 0);
   const half = c.headDim / 2;
   const ropeB = c.ropeLayout === "interleaved" ? k.f32_rope_interleaved_backward : k.f32_rope_half_backward;
@@ -231,5 +257,5 @@ export function trainBackward(st: Student, ts: TrainState, T: number, grads: num
     linearB(k, ts, ops.wv, A.xn1, ts.dv, ts.dxn, T, grads, 1);
     k.f32_rmsnorm_backward(ts.xs[l], lw.attnNorm.ptr, ts.dxn, ts.dx, g(norms.attn), T, dim, c.normEps, 1);
   }
-  k.f32_embedding_backward(ts.tokens, ts.dx, g(st.embedOffset), T, dim, c.vocabSize);
+  if (st.embedOffset >= 0) k.f32_embedding_backward(ts.tokens, ts.dx, g(st.embedOffset), T, dim, c.vocabSize);
 }

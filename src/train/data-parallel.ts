@@ -4,7 +4,7 @@
  *
  * The step's S = batch·accum sequences are cut into G = min(gradBlocks, S) contiguous *blocks* (a grid that
  * depends on the settings only, never on --threads). Each block's gradient starts from zero and takes its
- * sequences in order (the kernels add in a fixed order, see assembly/f32-gemm-backward.ts); the step's
+ * sequences in order (the kernels add in a fixed order, see assembly/gemm.ts, f32_gemm_nn/tn); the step's
  * gradient is block 0 + block 1 + … + block G−1, added in block order on the main thread. The executor gives
  * each slot a contiguous run of blocks, its own training activations (TrainState, teacher's too) and one
  * gradient buffer per block, all allocated by the main thread in the arena; a task carries pointers, the tokens
@@ -14,9 +14,9 @@
 import type { Wasm } from "../wasm/runtime.js";
 import type { Model, ModelConfig } from "../model/types.js";
 import { describe, revive, type Described } from "../model/describe.js";
-import { backwardKernels } from "./api.js";
 import { trainBackward, trainForward, type TrainState } from "./backprop.js";
 import type { Student } from "./student.js";
+import { kernels } from "../kernels/index.js";
 
 /** The block grid of a step: G contiguous [s0, s1) ranges of the step's S sequences. */
 export function blockGrid(S: number, gradBlocks: number): Array<[number, number]> {
@@ -77,7 +77,7 @@ export function sequenceGrads(
   L: LossSettings, grads: number, out: Float64Array, at: number,
 ): void {
   const m = student.model;
-  const k = backwardKernels(m.wasm);
+  const k = kernels(m.wasm);
   const a = m.wasm.arena;
   const { T, alpha } = L;
   const V = m.config.vocabSize;

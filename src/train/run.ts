@@ -4,11 +4,13 @@
  *
  * Output layout for `--out DIR` (as `prune`, src/prune/run.ts): while running DIR holds only
  * `.wasprune-checkpoint/` (manifest.json with the settings, state.safetensors with the latest state). At the
- * end the model — W⊙M, exactly N:M — is written beside DIR and its files renamed in, `slorb.safetensors` with
- * the SLoRB matrices when trained with them, then `training.json` (its presence marks a finished output).
+ * end the model — W⊙M, exactly N:M; with LoRA, W + (α/r)·B A merged — is written beside DIR and its files
+ * renamed in, `slorb.safetensors` with the SLoRB matrices when trained with them, then `training.json` (its
+ * presence marks a finished output).
  *
- * A checkpoint holds everything a step depends on: every parameter (dense shadow weights, norms, embeddings,
- * SLoRB), the AdamW moments and step count, the masks, Wanda's statistics, the step number and the log so far.
+ * A checkpoint holds everything a step depends on: every trained parameter (dense shadow weights, norms,
+ * embeddings, SLoRB; with LoRA only the adapters — the frozen weights are the starting model's), the AdamW
+ * moments and step count, the masks, Wanda's statistics, the step number and the log so far.
  * Data position and RNG are functions of (seed, step) (data.ts), so they need no saving. Rerunning the same
  * command after a kill resumes from the latest checkpoint and ends with the same bytes.
  */
@@ -19,7 +21,7 @@ import { openSafetensors, writeSafetensors, type TensorToWrite } from "../io/saf
 import { saveHF } from "../model/save.js";
 import { writeFileAtomic } from "../prune/checkpoint.js";
 import type { Trainer, StepResult, TrainSettings } from "./trainer.js";
-import { maskedModelView } from "./student.js";
+import { maskedModelView, mergeLora } from "./student.js";
 
 export const TRAIN_REPORT = "training.json";
 export const TRAIN_CHECKPOINT_DIR = ".wasprune-checkpoint";
@@ -52,10 +54,12 @@ export interface TrainSummary {
   seconds: number;
   tokensPerSecond: number;
   resumedFromStep: number;
-  /** measured on the written weights: fraction of zeros over linear operators, and whether every group is N:M */
+  /** measured on the written weights: fraction of zeros over linear operators, and whether every group is N:M (not with LoRA) */
   sparsity: number;
-  exactNM: boolean;
+  exactNM?: boolean;
   slorbParams: number;
+  /** LoRA: rank, α, the adapters' parameter count (merged into the written weights) */
+  lora?: { rank: number; alpha: number; adapterParams: number; merged: true };
   eval?: Record<string, unknown>;
   log: LogEntry[];
 }
@@ -90,7 +94,7 @@ function saveState(file: string, tr: Trainer, log: LogEntry[]): void {
   tensors.push({ name: "adam.m", dtype: "F32", shape: [tr.opt.m.length], data: tr.opt.m });
   tensors.push({ name: "adam.v", dtype: "F32", shape: [tr.opt.v.length], data: tr.opt.v });
   st.linears.forEach((lp, j) => {
-    tensors.push({ name: `mask.${lp.layer}.${lp.op}`, dtype: "U8", shape: [lp.mask!.length], data: lp.mask! });
+    if (lp.mask) tensors.push({ name: `mask.${lp.layer}.${lp.op}`, dtype: "U8", shape: [lp.mask.length], data: lp.mask });
     if (tr.wanda) {
       const a = tr.wanda.sq[j];
       tensors.push({ name: `wanda.${j}`, dtype: "F64", shape: [a.length], data: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) });
@@ -124,8 +128,10 @@ function loadState(file: string, tr: Trainer): LogEntry[] {
     const samples = Number(sf.metadata.wandaSamples);
     if (samples >= 0) tr.wanda = { sq: [], samples };
     st.linears.forEach((lp, j) => {
-      need(`mask.${lp.layer}.${lp.op}`);
-      lp.mask!.set(sf.readRaw(`mask.${lp.layer}.${lp.op}`));
+      if (lp.mask) {
+        need(`mask.${lp.layer}.${lp.op}`);
+        lp.mask.set(sf.readRaw(`mask.${lp.layer}.${lp.op}`));
+      }
       if (tr.wanda) {
         const raw = sf.readRaw(`wanda.${j}`);
         tr.wanda.sq.push(new Float64Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
@@ -187,6 +193,9 @@ export async function runTrain(job: TrainJob, hooks: TrainHooks = {}): Promise<T
     if (r.step % job.checkpointEvery === 0 && r.step < s.steps) saveState(stateFile, tr, log);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const lora = tr.student.linears.filter((lp) => lp.lora);
+  const adapterParams = lora.reduce((n, lp) => n + lp.lora!.a.data.length + lp.lora!.b.data.length, 0);
+  mergeLora(tr.student);
 
   // measured on what is written
   let zeros = 0;
@@ -195,11 +204,13 @@ export async function runTrain(job: TrainJob, hooks: TrainHooks = {}): Promise<T
   for (const lp of tr.student.linears) {
     const w = lp.wm.data;
     params += w.length;
-    for (let g = 0; g < w.length; g += s.m) {
-      let nz = 0;
-      for (let i = 0; i < s.m; i++) if (w[g + i] !== 0) nz++;
-      zeros += s.m - nz;
-      if (nz > s.n) exact = false;
+    for (const v of w) if (v === 0) zeros++;
+    if (s.m > 0) {
+      for (let g = 0; g < w.length; g += s.m) {
+        let nz = 0;
+        for (let i = 0; i < s.m; i++) if (w[g + i] !== 0) nz++;
+        if (nz > s.n) exact = false;
+      }
     }
   }
   const slorbs = tr.student.linears.filter((lp) => lp.slorb);
@@ -213,8 +224,9 @@ export async function runTrain(job: TrainJob, hooks: TrainHooks = {}): Promise<T
     tokensPerSecond: trained / seconds,
     resumedFromStep,
     sparsity: zeros / params,
-    exactNM: exact,
+    ...(s.m > 0 ? { exactNM: exact } : {}),
     slorbParams: slorbs.reduce((a, lp) => a + lp.slorb!.s.data.length, 0),
+    ...(lora.length ? { lora: { rank: s.loraRank, alpha: s.loraAlpha, adapterParams, merged: true as const } } : {}),
     eval: job.evalInfo,
     log,
   };

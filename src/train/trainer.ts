@@ -13,6 +13,10 @@
  *  SLoRB: y += S·(P x), P summing groups of k inputs, S initialised to the mean of the pruned weights of each
  *     group (mask.ts initSlorb), trained.
  * "fixed" is plain sparse fine-tuning for comparison: the first mask is kept, pruned weights are zero.
+ * "lora" trains LoRA adapters (student.ts) on a frozen dense student — MINI-LLM's and LLM-Pruner's recovery
+ *   after structured pruning — with the same loss, data, schedule and AdamW (no masks, no decay of pruned
+ *   weights); the student may have other shapes than the teacher (a structurally pruned model: only the
+ *   logits meet, so only the vocabulary must agree); the adapters are merged into the weights at the end.
  *
  * Every step's data is a function of (seed, step) (data.ts) and every sum runs in a fixed order, so a run
  * resumed from a checkpoint (state.ts) ends with the same bytes as one that never stopped. A step's gradient is
@@ -24,18 +28,18 @@ import { logitsNll } from "../eval/perplexity.js";
 import type { Model } from "../model/types.js";
 import type { Executor } from "../exec/executor.js";
 import { adamwStep, createAdamW, type AdamWState } from "./adamw.js";
-import { backwardKernels } from "./api.js";
 import { createTrainState, trainBackward, trainForward, type TrainState } from "./backprop.js";
 import type { DataSource } from "./data.js";
 import { initSlorb, nmMaskInto, wandaScale, type MaskMetric } from "./mask.js";
 import { createStudent, refreshMasked, type Student } from "./student.js";
 import { blockGrid, describeStudent, sequenceGrads, slotRuns, type StudentDesc, type TrainBlocksTask } from "./data-parallel.js";
+import { kernels } from "../kernels/index.js";
 
-export const TRAIN_METHODS = Object.freeze(["ast", "fixed"] as const);
+export const TRAIN_METHODS = Object.freeze(["ast", "fixed", "lora"] as const);
 export type TrainMethod = (typeof TRAIN_METHODS)[number];
 
 export interface TrainSettings {
-  /** N kept of every M */
+  /** N kept of every M (0 with LoRA: no masks) */
   n: number;
   m: number;
   method: TrainMethod;
@@ -62,6 +66,9 @@ export interface TrainSettings {
   clip: number;
   /** SLoRB group size, or 0 for none */
   slorbK: number;
+  /** LoRA rank r and α (scale α/r), used by method "lora" */
+  loraRank: number;
+  loraAlpha: number;
   seed: number;
   /** the step's sequences are summed in this many contiguous blocks (at most; fixed, whatever --threads) */
   gradBlocks: number;
@@ -81,6 +88,8 @@ export const DEFAULTS = Object.freeze({
   beta2: 0.95, // AST main.py
   clip: 1.0, // AST main.py grad_clip
   slorbK: 16,
+  loraRank: 8, // LLM-Pruner's recovery: r 8, α 16
+  loraAlpha: 16,
   seed: 1337,
   gradBlocks: 4,
 });
@@ -130,11 +139,16 @@ export class Trainer {
   ) {
     if (s.alpha < 1 && !teacher) throw new UsageError("train: the KL term (α < 1) needs a teacher model");
     const c = model.config;
-    for (const l of model.weights.layers) for (const t of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) {
-      if (t.shape[1] % s.m !== 0) throw new UsageError(`train: ${s.n}:${s.m} needs every input width to be a multiple of ${s.m}, got ${t.shape[1]}`);
+    const lora = s.method === "lora";
+    if (!lora) {
+      for (const l of model.weights.layers) for (const t of [l.wq, l.wk, l.wv, l.wo, l.wGate, l.wUp, l.wDown]) {
+        if (t.shape[1] % s.m !== 0) throw new UsageError(`train: ${s.n}:${s.m} needs every input width to be a multiple of ${s.m}, got ${t.shape[1]}`);
+      }
     }
     if (s.seqlen > c.maxSeqLen) throw new UsageError(`--seqlen ${s.seqlen} exceeds the model's context of ${c.maxSeqLen}`);
-    this.student = createStudent(model, { sparse: true, slorbK: s.slorbK > 0 ? s.slorbK : undefined });
+    this.student = lora
+      ? createStudent(model, { sparse: false, lora: { rank: s.loraRank, alpha: s.loraAlpha, seed: s.seed } })
+      : createStudent(model, { sparse: true, slorbK: s.slorbK > 0 ? s.slorbK : undefined });
     this.ts = createTrainState(this.student, Math.max(s.seqlen, Math.min(evalMaxLen, c.maxSeqLen)));
     this.opt = createAdamW(this.student);
     this.gradPtr = model.wasm.arena.alloc(this.student.gradFloats);
@@ -163,6 +177,7 @@ export class Trainer {
   /** Initial masks (and Wanda statistics, SLoRB) from the starting weights; not called on resume. */
   init(): void {
     const st = this.student;
+    if (this.s.method === "lora") return; // adapters are initialised with the student, nothing else moves
     if (this.s.metric === "wanda") this.collectWanda();
     this.recomputeMasks();
     for (const lp of st.linears) {
@@ -256,7 +271,7 @@ export class Trainer {
    * thread count.
    */
   private async stepGradients(seqs: Int32Array[]): Promise<Float64Array> {
-    const k = backwardKernels(this.model.wasm);
+    const k = kernels(this.model.wasm);
     const n = this.student.gradFloats;
     const L = this.lossSettings();
     this.desc ??= { student: describeStudent(this.student), teacher: this.teacherNet ? describeStudent(this.teacherNet.st) : undefined };
@@ -296,7 +311,7 @@ export class Trainer {
     const lr = this.lrAt(t);
     const maskedDecay = this.decayAt(t);
     const gradNorm = adamwStep(this.student, this.opt, a.f32(this.gradPtr, this.student.gradFloats), 1 / tokens, {
-      lr, beta1: s.beta1, beta2: s.beta2, eps: 1e-8, weightDecay: s.weightDecay, maskedDecay, clip: s.clip, mode: s.method,
+      lr, beta1: s.beta1, beta2: s.beta2, eps: 1e-8, weightDecay: s.weightDecay, maskedDecay, clip: s.clip, mode: s.method === "lora" ? "dense" : s.method,
     });
     for (const lp of this.student.linears) refreshMasked(lp);
     this.step = t + 1;

@@ -41,7 +41,7 @@ export function mulberry32Bits(seed: number): () => number {
  * do not run into each other as streams of one 32-bit mulberry32 would (its whole cycle is 2³² outputs).
  */
 export function fillFromTable(
-  out: Float32Array | Uint16Array, start: number, end: number, s1: number, s2: number, table: Float32Array | Uint16Array,
+  out: Float32Array | Float64Array | Uint16Array, start: number, end: number, s1: number, s2: number, table: Float32Array | Float64Array | Uint16Array,
 ): void {
   if (table.length !== 65536) throw new RangeError(`fillFromTable: the table has ${table.length} entries, not 65536`);
   let a = s1 | 0;

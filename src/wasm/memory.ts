@@ -12,6 +12,7 @@
  */
 import { instantiateSync } from "@assemblyscript/loader";
 import { WasmError } from "../errors.js";
+import { checkKernels, type Kernels } from "./contract.js";
 
 /**
  * The two WebAssembly types the library's declarations name, for a TypeScript program without lib "dom" (a
@@ -31,9 +32,35 @@ const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
 export const ALIGN = 64;
 
-export interface KernelExports {
-  heapBase(): number;
-  [name: string]: unknown;
+/** The exports of an instance: the kernel contract (./contract.ts), checked when the module is instantiated. */
+export type KernelExports = Kernels;
+
+/** The two builds of the kernels (one source, assembly/): baseline WASM SIMD, and relaxed SIMD (FMA, bare swizzles). */
+export const KERNEL_BUILDS = Object.freeze(["baseline", "relaxed"] as const);
+export type KernelBuild = (typeof KERNEL_BUILDS)[number];
+
+/**
+ * A minimal module of one function returning f32x4.relaxed_madd of three zero vectors: `WebAssembly.validate`
+ * of it tells whether this runtime runs the relaxed build (Node ≥ 22, Chromium ≥ 114; Node 20 does not).
+ */
+function relaxedProbe(): Uint8Array<ArrayBuffer> {
+  const zero = [0xfd, 0x0c, ...new Array<number>(16).fill(0)]; // v128.const 0
+  const body = [0x00, ...zero, ...zero, ...zero, 0xfd, 0x85, 0x02, 0x0b]; // no locals; relaxed_madd (0xfd 0x105); end
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
+    0x03, 0x02, 0x01, 0x00, // function section: func 0 of type 0
+    0x0a, body.length + 2, 0x01, body.length, ...body, // code section
+  ]);
+}
+
+/** Whether this runtime validates relaxed SIMD (Node or a browser). */
+export function relaxedSimdSupported(): boolean {
+  try {
+    return WebAssembly.validate(relaxedProbe());
+  } catch {
+    return false;
+  }
 }
 
 export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
@@ -54,7 +81,7 @@ export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
  * the loader's exports with each function replaced by its `.original`, the export itself: the wrapper's rest and
  * spread cost ~10–15 ns a call (measured on a shared machine, preliminary), paid by kernels called per row.
  */
-export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory): KernelExports {
+export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memory, where = "kernels"): KernelExports {
   let getString: ((ptr: number) => string | null) | undefined;
   const { exports } = instantiateSync<Record<string, unknown>>(module, {
     env: {
@@ -81,16 +108,16 @@ export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memo
     const original = typeof value === "function" ? (value as { original?: unknown }).original : undefined;
     out[name] = original ?? value;
   }
-  return out as KernelExports;
+  return checkKernels(out, where);
 }
 
 /**
  * The instance of a worker thread on the main thread's memory. Its arena only makes views: the main thread
  * owns allocation (src/exec/executor.ts), so any allocation here throws.
  */
-export function attachWasmTo(module: WebAssembly.Module, memory: WebAssembly.Memory): Wasm {
-  const exports = instantiate(module, memory);
-  return { module, memory, exports, arena: new ViewArena(memory, exports.heapBase()) };
+export function attachWasmTo(module: WebAssembly.Module, memory: WebAssembly.Memory, build: KernelBuild, where?: string): Wasm {
+  const exports = instantiate(module, memory, where);
+  return { module, memory, exports, build, arena: new ViewArena(memory, exports.heapBase()) };
 }
 
 /**
@@ -236,13 +263,18 @@ export interface Wasm {
   module?: WebAssembly.Module;
   memory: WebAssembly.Memory;
   exports: KernelExports;
+  /** which build of the kernels this instance runs (workers instantiate the same one) */
+  build: KernelBuild;
   arena: Arena;
 }
 
-/** A fresh memory, an instance of `module` on it, and an arena starting above the module's static data. */
-export function createWasmFrom(module: WebAssembly.Module, initialBytes?: number): Wasm {
+/**
+ * A fresh memory, an instance of `module` (the kernels' `build`; `where` names it in a contract error) on it,
+ * and an arena starting above the module's static data.
+ */
+export function createWasmFrom(module: WebAssembly.Module, build: KernelBuild, initialBytes?: number, where?: string): Wasm {
   const memory = createMemory(initialBytes);
-  const exports = instantiate(module, memory);
+  const exports = instantiate(module, memory, where);
   const arena = new Arena(memory, exports.heapBase());
-  return { module, memory, exports, arena };
+  return { module, memory, exports, build, arena };
 }

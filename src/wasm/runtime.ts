@@ -1,36 +1,64 @@
 /**
- * @file The kernels in Node: the compiled module read from build/kernels.wasm, located relative to this module
- * (the repository's build/ when running from src/, the package's dist/build/ when running compiled), and the
- * instance helpers every Node entry point uses. The platform-free part (arena, instantiation) is ./memory.ts,
+ * @file The kernels in Node: the compiled modules read from build/kernels.wasm and build/kernels-relaxed.wasm,
+ * located relative to this module (the repository's build/ when running from src/, the package's dist/build/
+ * when running compiled), the choice of build, and the instance helpers every Node entry point uses. The
+ * platform-free part (arena, instantiation, the build names and the relaxed-SIMD probe) is ./memory.ts,
  * re-exported here.
  */
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WasmError } from "../errors.js";
-import { attachWasmTo, createWasmFrom, type Wasm } from "./memory.js";
+import { attachWasmTo, createWasmFrom, KERNEL_BUILDS, relaxedSimdSupported, type KernelBuild, type Wasm } from "./memory.js";
 
 export * from "./memory.js";
 
-const wasmPath = fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url));
+const wasmPaths: Record<KernelBuild, string> = {
+  baseline: fileURLToPath(new URL("../../build/kernels.wasm", import.meta.url)),
+  relaxed: fileURLToPath(new URL("../../build/kernels-relaxed.wasm", import.meta.url)),
+};
 
-let compiled: WebAssembly.Module | undefined;
-/** The compiled kernel module (compiled once per thread, instantiated per memory). */
-export function kernelModule(): WebAssembly.Module {
-  if (!compiled) {
-    if (!existsSync(wasmPath)) {
-      throw new WasmError(`${wasmPath}: kernels are not built; run \`npm run build\` first`);
+const compiled = new Map<KernelBuild, WebAssembly.Module>();
+/** The compiled kernel module of `build` (compiled once per thread, instantiated per memory). */
+export function kernelModule(build: KernelBuild = defaultBuild()): WebAssembly.Module {
+  let m = compiled.get(build);
+  if (!m) {
+    const file = wasmPaths[build];
+    if (!existsSync(file)) throw new WasmError(`${file}: kernels are not built; run \`npm run build\` first`);
+    try {
+      m = new WebAssembly.Module(readFileSync(file));
+    } catch (e) {
+      throw new WasmError(`${file}: this runtime cannot compile the ${build} kernels (${(e as Error).message})`);
     }
-    compiled = new WebAssembly.Module(readFileSync(wasmPath));
+    compiled.set(build, m);
   }
-  return compiled;
+  return m;
 }
 
-/** This thread's instance on the main thread's shared memory (a worker thread; views only, see ./memory.ts). */
-export function attachWasm(memory: WebAssembly.Memory): Wasm {
-  return attachWasmTo(kernelModule(), memory);
+let detected: KernelBuild | undefined;
+/**
+ * The build this process runs: WASPRUNE_KERNELS=baseline|relaxed when set (tests, side-by-side benchmarks), else
+ * relaxed where the runtime supports it (feature detection at start-up), else baseline.
+ */
+export function defaultBuild(): KernelBuild {
+  if (!detected) {
+    const env = process.env.WASPRUNE_KERNELS;
+    if (env !== undefined && env !== "") {
+      if (!(KERNEL_BUILDS as readonly string[]).includes(env)) throw new WasmError(`WASPRUNE_KERNELS=${env}: expected ${KERNEL_BUILDS.join(" or ")}`);
+      if (env === "relaxed" && !relaxedSimdSupported()) throw new WasmError("WASPRUNE_KERNELS=relaxed: this runtime does not support relaxed SIMD");
+      detected = env as KernelBuild;
+    } else {
+      detected = relaxedSimdSupported() ? "relaxed" : "baseline";
+    }
+  }
+  return detected;
 }
 
-/** A fresh memory, an instance on it, and an arena starting above the module's static data. */
-export function createWasm(initialBytes?: number): Wasm {
-  return createWasmFrom(kernelModule(), initialBytes);
+/** This thread's instance of `build` on the main thread's shared memory (a worker thread; views only, see ./memory.ts). */
+export function attachWasm(memory: WebAssembly.Memory, build: KernelBuild): Wasm {
+  return attachWasmTo(kernelModule(build), memory, build, wasmPaths[build]);
+}
+
+/** A fresh memory, an instance of `build` on it, and an arena starting above the module's static data. */
+export function createWasm(initialBytes?: number, build: KernelBuild = defaultBuild()): Wasm {
+  return createWasmFrom(kernelModule(build), build, initialBytes, wasmPaths[build]);
 }

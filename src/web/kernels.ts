@@ -2,7 +2,8 @@
  * @file The kernels in a browser: build/kernels.wasm fetched relative to this module (the bundle's folder holds a
  * copy, build/web/kernels.wasm; so does the package's dist/src/web/ for bundlers that follow
  * `new URL(…, import.meta.url)`), compiled once per call; instances are made on a shared memory by
- * src/wasm/memory.ts, as in Node.
+ * src/wasm/memory.ts, as in Node. The page runs the baseline build (WASM SIMD), the one Node 20 runs, so the
+ * page's sums are Node's bit for bit; the relaxed-SIMD build (build/kernels-relaxed.wasm) is not shipped to it.
  */
 import { WasmError } from "../errors.js";
 import { createWasmFrom, type Wasm } from "../wasm/memory.js";
@@ -32,5 +33,5 @@ export async function compileKernels(source: string | URL | WebAssembly.Module =
  * make a shared WebAssembly.Memory (it cannot hand it to workers: one thread there, src/web/pool.ts).
  */
 export async function createBrowserWasm(source?: string | URL | WebAssembly.Module): Promise<Wasm> {
-  return createWasmFrom(await compileKernels(source));
+  return createWasmFrom(await compileKernels(source), "baseline", undefined, `kernels ${String(source ?? KERNELS_URL)}`);
 }

@@ -54,7 +54,7 @@ export async function webExecutor(wasm: Wasm, threads: number, handlers: Handler
         if ("error" in m) p.reject(new WorkerError(`${p.what}: worker thread failed: ${m.error}`));
         else p.resolve(m.result);
       };
-      w.postMessage({ init: { module: wasm.module!, memory: wasm.memory } } satisfies ToWorker);
+      w.postMessage({ init: { module: wasm.module!, build: wasm.build, memory: wasm.memory } } satisfies ToWorker);
     })));
   } catch (e) {
     for (const w of workers) w.terminate();

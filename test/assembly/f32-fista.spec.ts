@@ -35,7 +35,7 @@ function refRow(
     const yv = y[o + j];
     const z: f32 = yv - twoEta * (g[o + j] - b[o + j]);
     let w: f32 = z - min(max(z, -theta), theta);
-    if (mask) w *= mask[o + j];
+    if (mask && mask[o + j] == 0) w = 0; // +0.0 off the support, as the kernel (a select, not a product)
     wNew[o + j] = w;
     du[j] = yv - w;
     dv[j] = w - wOld[o + j];

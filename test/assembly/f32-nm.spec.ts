@@ -84,7 +84,7 @@ describe("f32_nm_mask", () => {
 });
 
 describe("f32_mask_mul", () => {
-  test("out = w·mask elementwise, into a new block and in place", () => {
+  test("out = w where mask ≠ 0, else +0.0, into a new block and in place", () => {
     const rng = new Rng(8);
     for (let c = 0; c < MUL.length; c++) {
       const n = MUL[c];
@@ -92,7 +92,7 @@ describe("f32_mask_mul", () => {
         const label = `f32_mask_mul n=${n} inPlace=${inPlace}`;
         const w = new Block(n).random(rng), mask = scores(rng, 1, n);
         const want = new StaticArray<f32>(n);
-        for (let i = 0; i < n; i++) want[i] = w.get(i) * mask.get(i);
+        for (let i = 0; i < n; i++) want[i] = mask.get(i) != 0 ? w.get(i) : 0; // a select: +0.0 off the mask (src/sparse/zero.ts)
         const out = inPlace ? w : new Block(n).fill(0);
         f32_mask_mul(w.ptr, mask.ptr, out.ptr, n);
         expectBits(label, out, want);

@@ -148,3 +148,71 @@ export function refNT(
 export function scratch(bytes: i32): Block {
   return new Block((bytes + 3) >> 2);
 }
+
+// ---- half-precision weights (the inference kernels' bf16 / f16 storage) -----------------------------------
+
+/** Storage dtypes of the inference kernels' weights: DT_F32, DT_BF16, DT_F16. */
+// @ts-ignore: decorator
+@inline export const DT_F32: i32 = 0;
+// @ts-ignore: decorator
+@inline export const DT_BF16: i32 = 1;
+// @ts-ignore: decorator
+@inline export const DT_F16: i32 = 2;
+export const DT_NAMES: string[] = ["f32", "bf16", "f16"];
+
+/** A random weight of dtype `dt`: its stored bits (low 16 for a half dtype) in `bits`, its exact f32 value returned. */
+export class HalfRng {
+  bits: u32 = 0;
+  constructor(private rng: Rng) {}
+  next(dt: i32): f32 {
+    if (dt == DT_F32) {
+      const v = this.rng.f32();
+      this.bits = reinterpret<u32>(v);
+      return v;
+    }
+    if (dt == DT_BF16) {
+      this.bits = reinterpret<u32>(this.rng.f32()) >> 16;
+      return reinterpret<f32>(this.bits << 16);
+    }
+    // f16 from its fields, the value by the definition (f64): exponents 0 (subnormals) .. 16, either sign
+    const e = this.rng.int(17), m = this.rng.int(1024), s = this.rng.int(2);
+    this.bits = (<u32>s << 15) | (<u32>e << 10) | <u32>m;
+    const mag: f64 = e == 0 ? <f64>m * Math.pow(2, -24) : (1 + <f64>m / 1024) * Math.pow(2, <f64>(e - 15));
+    return <f32>(s ? -mag : mag);
+  }
+}
+
+/** Store one weight of dtype `dt` (bits from HalfRng) as element `i` of the array at p. */
+export function storeWeight(p: usize, i: i32, dt: i32, bits: u32): void {
+  if (dt == DT_F32) store<u32>(p + (<usize>i << 2), bits);
+  else store<u16>(p + (<usize>i << 1), <u16>bits);
+}
+
+/** Slot of row r (0..7) in a half-precision p8 k slice: rows 0..3 on the even slots, 4..7 on the odd ones. */
+export function halfSlot(r: i32): i32 {
+  return r < 4 ? 2 * r : 2 * (r - 4) + 1;
+}
+
+/** A random [N, K] weight of dtype `dt` in p8 panels (assembly/gemv.ts), and the dense f32 matrix it means. */
+export class PackedP8 {
+  panels: Block;
+  dense: StaticArray<f32>;
+  constructor(rng: Rng, readonly N: i32, readonly K: i32, readonly dt: i32) {
+    const NP = (N + 7) >> 3;
+    const elems = NP * K * 8;
+    this.panels = new Block(dt == DT_F32 ? elems : (elems + 1) >> 1).fill(0);
+    this.dense = new StaticArray<f32>(N * K);
+    const h = new HalfRng(rng);
+    for (let n = 0; n < N; n++) {
+      const p = n >> 3, r = n & 7;
+      const slot = dt == DT_F32 ? r : halfSlot(r);
+      for (let k = 0; k < K; k++) {
+        this.dense[n * K + k] = h.next(dt);
+        storeWeight(this.panels.ptr, (p * K + k) * 8 + slot, dt, h.bits);
+      }
+    }
+  }
+  free(): void {
+    this.panels.free();
+  }
+}

@@ -22,6 +22,10 @@ import { parsePattern } from "../../src/prune/pattern.ts";
 import { randomLlama, BUILTIN_CONFIG } from "../../src/model/builtin.ts";
 import { createRunState, forward } from "../../src/model/forward.ts";
 import { gemvHelper } from "../../src/generate/gemv.ts";
+import { LINEAR_OPS, type LinearWeight } from "../../src/model/types.ts";
+import { denseLinear, packModel, place2of4 } from "../../src/model/linear.ts";
+import { pack2of4 } from "../../src/sparse/nm.ts";
+import { magnitude2of4 } from "../../bench/model.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-par-"));
@@ -87,7 +91,7 @@ test("row-split invariance: products and Gram sums on 2 and 3 threads equal the 
   const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens, seed: 3, correlated: true });
   const H = a.alloc(cols * cols);
   const results: Float32Array[][] = [];
-  const mirror = wasm.exports.f32_sym_mirror as (h: number, n: number) => void;
+  const mirror = wasm.exports.f32_sym_mirror;
   for (const threads of [1, 2, 3]) {
     const exec = openExecutor(wasm, threads);
     try {
@@ -163,31 +167,49 @@ test("a worker thread that exits mid-task: the command fails naming the operator
   assert.ok(fs.existsSync(path.join(out, "model.safetensors")));
 });
 
-test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit; small models decline it", async () => {
-  // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
-  const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
-  const run = (gemv?: (w: number, x: number, y: number, N: number, K: number) => void) => model.wasm.arena.scoped(() => {
-    const st = createRunState(model, 1, 16);
-    if (gemv) st.gemv = gemv;
-    const out: number[] = [];
-    let tok = 1;
-    for (let p = 0; p < 12; p++) {
-      const logits = forward(model, st, [tok], p);
-      out.push(...logits);
-      tok = (tok * 7 + 3) % 131;
+test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit on row-major, p8 (f32/bf16) and 2:4 (f16) weights; small models decline it", async () => {
+  for (const layout of ["rows", "p8 f32", "p8 bf16", "2:4 f16"] as const) {
+    // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
+    const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
+    if (layout.startsWith("p8")) packModel(model, layout === "p8 f32" ? "f32" : "bf16");
+    if (layout === "2:4 f16") {
+      for (const lw of model.weights.layers) {
+        for (const op of LINEAR_OPS) {
+          const d = denseLinear(lw[op], op);
+          magnitude2of4(d.data);
+          lw[op] = place2of4(model.wasm.arena, pack2of4(d.data, d.shape[0]!, d.shape[1]!), "f16");
+        }
+      }
     }
-    return Float32Array.from(out);
-  });
-  const one = run();
-  const exec = openExecutor(model.wasm, 2);
-  try {
-    assert.equal(gemvHelper(exec, model), undefined, "a 200x72 model does not pay for the split");
-    const h = gemvHelper(exec, model, 0)!;
-    const two = run(h.gemv);
-    await h.close();
-    assert.deepEqual(two, one);
-  } finally {
-    await exec.close();
+    const run = (gemv?: (w: LinearWeight, x: number, y: number) => boolean) => model.wasm.arena.scoped(() => {
+      const st = createRunState(model, 1, 16);
+      if (gemv) st.gemv = gemv;
+      const out: number[] = [];
+      let tok = 1;
+      for (let p = 0; p < 12; p++) {
+        const logits = forward(model, st, [tok], p);
+        out.push(...logits);
+        tok = (tok * 7 + 3) % 131;
+      }
+      return Float32Array.from(out);
+    });
+    const one = run();
+    const exec = openExecutor(model.wasm, 2);
+    try {
+      assert.equal(gemvHelper(exec, model), undefined, "a 200x72 model does not pay for the split");
+      const h = gemvHelper(exec, model, 0)!;
+      let split = 0;
+      const two = run((w, x, y) => {
+        const done = h.gemv(w, x, y);
+        if (done) split++;
+        return done;
+      });
+      await h.close();
+      assert.ok(split > 0, `${layout}: the helper split some GEMVs`);
+      assert.deepEqual(two, one, layout);
+    } finally {
+      await exec.close();
+    }
   }
 });
 

@@ -25,6 +25,8 @@ import { STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
 import { gpuOrSkip, relErr } from "./helpers.js";
 import { openExecutor } from "../../src/workers/index.js";
 import { denseLinear } from "../../src/model/linear.js";
+import { MemorySink } from "../../src/prune/output.js";
+import { residentStore } from "../../src/model/residency.js";
 
 after(async () => {
   const p = await probeGpu();
@@ -105,10 +107,10 @@ test("FISTA prune of stories260K on webgpu: WASM masks except ties, perplexity w
     const calib = calibrationSet(tok, fs.readFileSync(TINY_TRAIN, "utf8"), TINY_TRAIN, nsamples, 512);
     const exec = openExecutor(model.wasm, 1);
     const t0 = performance.now();
-    await pruneModel(model, calib, {
+    await pruneModel(residentStore(model), calib, {
       method: "fista", pattern: parsePattern("0.5"), schedule: "sequential", errorCorrection: true,
       methodOptions: device === "webgpu" ? { fista, fistaSolver: gpuFistaSolvers(gpu) } : { fista },
-    }, exec);
+    }, exec, new MemorySink(model));
     const seconds = (performance.now() - t0) / 1000;
     const ppl = (await perplexity(model, paragraphSequences(tok, fs.readFileSync(TINY_VALID, "utf8"), 100, 512), exec)).perplexity;
     const weights = model.weights.layers.map((lw) => LINEAR_OPS.map((op) => denseLinear(lw[op], op).data.slice()));

@@ -8,17 +8,16 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createWasm } from "../../src/wasm/runtime.js";
 import { gemmNT } from "../../src/kernels/index.js";
-import { pruneKernels } from "../../src/kernels/prune-api.js";
-import { sparseKernels } from "../../src/kernels/sparse-api.js";
 import { pack2of4 } from "../../src/sparse/nm.js";
 import { probeGpu } from "../../src/gpu/device.js";
 import * as K from "../../src/gpu/kernels.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
 import { gpuOrSkip, relErr } from "./helpers.js";
+import { kernels } from "../../src/kernels/index.js";
 
 const wasm = createWasm();
 const a = wasm.arena;
-const pk = pruneKernels(wasm);
+const pk = kernels(wasm);
 const TOL = 1e-4;
 const report: Record<string, number> = {};
 
@@ -166,7 +165,7 @@ test("SPMM_24 matches f32_spmm_2of4_4x_nt and f32_spmv_2of4_4x", async (t) => {
   const g = await gpuOrSkip(t);
   if (!g) return;
   const rand = mulberry32(5);
-  const sk = sparseKernels(wasm);
+  const sk = kernels(wasm);
   for (const [N, Kd] of [[70, 64], [768, 768], [5, 2056], [64, 4]]) {
     const w = randomF32(rand, N * Kd);
     for (let i = 0; i < w.length; i += 4) {

@@ -144,7 +144,7 @@ test("named shapes: the table parses, qwen2.5 has q/k/v biases, bad arguments ar
   assert.equal(hf.wasprune_synthetic.depth, 24);
 
   assert.throws(() => synthesize(path.join(tmp, "x"), { shape: "tinyllama" }), (e: unknown) =>
-    e instanceof UsageError && /unknown shape "tinyllama"; known shapes: smol-135m, tinyllama-1\.1b, llama-2-7b, llama-3-8b, qwen2\.5-0\.5b/.test(e.message));
+    e instanceof UsageError && /unknown shape "tinyllama"; known shapes: smol-135m, tinyllama-1\.1b, llama-2-7b, llama-2-13b, llama-2-70b, llama-3-8b, qwen2\.5-0\.5b/.test(e.message));
   assert.throws(() => synthesize(path.join(tmp, "x"), { shape: "tinyllama-1.1b", layers: 23 }), /--layers must be an integer in \[1, 22\], got 23/);
   assert.throws(() => synthesize(path.join(tmp, "x"), { shape: "qwen2.5-0.5b", vocab: 512 }), /vocab size 512 does not contain the shape's bos_token_id 151643/);
   assert.throws(() => synthesize(path.join(tmp, "x"), { shape: "smol-135m", vocab: 100, tokenizer: TOK512 }), /tok512\.model has 512 tokens, more than the model's vocab_size 100/);

@@ -5,8 +5,9 @@ import assert from "node:assert/strict";
 import { createWasm } from "../../src/wasm/runtime.ts";
 import { GramCollector } from "../../src/prune/gram.ts";
 import { syntheticOperator } from "../../src/prune/problem.ts";
-import { choleskyLower, choleskyUpper, choleskyWasm, dampedInverse, dampedInverseWasm, linalgKernels } from "../../src/prune/linalg.ts";
+import { choleskyLower, choleskyUpper, choleskyWasm, dampedInverse, dampedInverseWasm } from "../../src/prune/linalg.ts";
 import { openExecutor } from "../../src/workers/index.ts";
+import { kernels } from "../../src/kernels/index.js";
 
 const wasm = createWasm(64 << 20);
 const a = wasm.arena;
@@ -55,7 +56,7 @@ test("WASM Cholesky: not positive definite -> false, input untouched; the MᵀM 
   assert.equal(choleskyWasm(wasm, A, n, false), false);
   assert.deepEqual(a.f32(A, n * n), before);
   // f32_tril_gram_rows over row blocks [0,4) + [4,n) equals one call
-  const k = linalgKernels(wasm);
+  const k = kernels(wasm);
   const N = 23;
   const M = a.put(Float32Array.from({ length: N * N }, (_, i) => ((i % N) <= Math.floor(i / N) ? Math.sin(i) : 0)));
   const scratch = a.allocBytes(k.f32_tril_gram_scratch(N));

@@ -273,7 +273,7 @@ test("error correction: cross term, target energy and objective equal direct com
       const { W, stats } = await METHODS[m].prune(exec, problem, parsePattern("0.5"));
       const Yp = out(view(W, rows * cols), xp);
       const f = Yp.reduce((s, v, i) => s + (v - Yd[i]) ** 2, 0) / T;
-      assert.ok(Math.abs(stats.relErr - f / E) <= 1e-4, `${m}: relErr ${stats.relErr} vs direct ${f / E}`);
+      assert.ok(Math.abs(stats.relErr! - f / E) <= 1e-4, `${m}: relErr ${stats.relErr} vs direct ${f / E}`);
     }
   });
 });
@@ -284,7 +284,7 @@ test("correlated 64×128 problem: FISTA ≤ its warm starts (safeguard), SparseG
     for (const pat of ["0.5", "2:4"]) {
       const rel: Record<string, number> = {};
       for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
-        rel[m] = await scopedAsync(async () => (await METHODS[m].prune(exec, problem, parsePattern(pat))).stats.relErr);
+        rel[m] = await scopedAsync(async () => (await METHODS[m].prune(exec, problem, parsePattern(pat))).stats.relErr!);
       }
       assert.ok(rel.fista <= rel.sparsegpt && rel.fista <= rel.wanda, `${pat}: ${JSON.stringify(rel)}`);
       assert.ok(rel.sparsegpt <= rel.magnitude && rel.wanda <= rel.magnitude, `${pat}: ${JSON.stringify(rel)}`);
@@ -304,8 +304,8 @@ test("rowObjectives sum to the objective; dead inputs are handled by every metho
     for (const m of ["magnitude", "wanda", "sparsegpt", "fista"] as const) {
       const { W, stats } = await METHODS[m].prune(exec, problem, parsePattern("2:4"));
       const f = (await rowObjectives(exec, problem, W)).reduce((s, v) => s + v, 0);
-      assert.ok(Math.abs(f / problem.targetEnergy - stats.relErr) < 1e-9, m);
-      assert.ok(Number.isFinite(stats.relErr) && stats.relErr < 1, `${m}: ${stats.relErr}`);
+      assert.ok(Math.abs(f / problem.targetEnergy - stats.relErr!) < 1e-9, m);
+      assert.ok(Number.isFinite(stats.relErr) && stats.relErr! < 1, `${m}: ${stats.relErr}`);
     }
   });
 });

@@ -44,6 +44,27 @@ test("prune --structured on stories260K (.bin in) writes a smaller HF model that
   }
 });
 
+test("prune --structured --method mini-llm (weight SPSA) and taylor (backprop) as a user runs them: the report says what was estimated", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-structured-cli-"));
+  try {
+    const common = ["--structured", "--ratio", "0.25", "--calib", TINY_TRAIN, "--nsamples", "8", "--json"];
+    const m = run(["prune", STORIES_BIN, ...common, "--method", "mini-llm", "--spsa-directions", "6", "--spsa-batch", "4", "--out", path.join(dir, "m")]);
+    assert.equal(m.code, 0, m.err);
+    const s = JSON.parse(m.out);
+    assert.equal(s.method, "mini-llm");
+    assert.deepEqual([s.details.spsa.perturbed, s.details.spsa.eps, s.details.spsa.forwardPasses, s.details.spsa.batches], ["226560 linear weights", 1e-3, 12, 2]);
+    assert.match(s.formula, /SPSA/);
+    const t = run(["prune", STORIES_BIN, ...common, "--method", "taylor", "--out", path.join(dir, "t")]);
+    assert.equal(t.code, 0, t.err);
+    const ts = JSON.parse(t.out);
+    assert.equal(ts.details.gradient.kind, "backprop");
+    assert.ok(ts.details.gradient.loss > 0.5 && ts.details.gradient.loss < 3, `calibration loss ${ts.details.gradient.loss}`);
+    assert.notDeepEqual(ts.scores.filter((x: { kind: string }) => x.kind === "channel").map((x: { removed: number[] }) => x.removed), s.scores.filter((x: { kind: string }) => x.kind === "channel").map((x: { removed: number[] }) => x.removed));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("prune --structured bad input: one clear error line (spawned), option checks (in process)", async () => {
   for (const [args, re] of [
     [["--structured", "--heads-ratio", "0.3"], /multiple of 1\/4/],
@@ -64,8 +85,8 @@ test("prune --structured bad input: one clear error line (spawned), option check
   usage(() => parseRatios({ channelsRatio: -0.2 }), /--channels-ratio -0.2: expected a fraction/);
   usage(() => parseRatios({}), /--structured needs --ratio/);
   assert.deepEqual(parseRatios({ ratio: 0.25, headsRatio: 0.5 }), { channelsRatio: 0.25, headsRatio: 0.5 });
-  usage(() => parseStructuredMethod("fista"), /with --structured, expected one of mini-llm, activation, magnitude/);
-  assert.equal(parseStructuredMethod(undefined), "mini-llm");
+  usage(() => parseStructuredMethod("fista"), /with --structured, expected one of mini-llm, mini-llm-exact, gate-hybrid, gate-hybrid-exact, taylor, activation, magnitude/);
+  assert.equal(parseStructuredMethod(undefined), "activation", "the default is the criterion that wins on stories260K (README)");
   const cli = (given: string[]) => (k: string) => (given.includes(k) ? "cli" : "default");
   usage(() => routePrune({ structured: true, sparsity: "2:4" }, cli(["sparsity"])), /--sparsity applies to unstructured pruning/);
   usage(() => routePrune({ refit: false }, cli(["refit"])), /--no-refit needs --structured/);

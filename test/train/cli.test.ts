@@ -43,22 +43,7 @@ test("train: resume after SIGKILL gives the bytes of an uninterrupted run; outpu
   assert.ok(fs.existsSync(path.join(clean, "slorb.safetensors")));
   assert.ok(!fs.existsSync(path.join(clean, ".wasprune-checkpoint")), "checkpoints removed at the end");
 
-  const child = spawn(process.execPath, [CLI, ...small(killed)], { stdio: "ignore" });
-  const state = path.join(killed, ".wasprune-checkpoint", "state.safetensors");
-  await new Promise<void>((resolve, reject) => {
-    const t = setInterval(() => {
-      if (fs.existsSync(state)) {
-        clearInterval(t);
-        child.kill("SIGKILL");
-        resolve();
-      }
-    }, 5);
-    child.on("exit", () => {
-      clearInterval(t);
-      reject(new Error("the run finished before it could be killed"));
-    });
-  });
-  await new Promise((res) => child.on("exit", res));
+  await killAfterCheckpoint(small(killed), killed);
   assert.ok(!fs.existsSync(path.join(killed, "training.json")), "a killed run must not look finished");
   // other settings are refused while a partial run is there
   assertCleanError(cli(small(killed, ["--lr", "0.002"])), "different settings", "--force");
@@ -84,6 +69,61 @@ test("train: resume after SIGKILL gives the bytes of an uninterrupted run; outpu
   const e1 = JSON.parse(cli(["eval", clean, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]).stdout);
   const e2 = JSON.parse(cli(["eval", packed, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]).stdout);
   assert.ok(Math.abs(e1.perplexity - e2.perplexity) < 1e-3 * e1.perplexity, `dense ${e1.perplexity} vs compressed ${e2.perplexity}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Run `args` and SIGKILL it as soon as its first checkpoint exists (it must not finish before). */
+async function killAfterCheckpoint(args: string[], out: string): Promise<void> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: "ignore" });
+  const state = path.join(out, ".wasprune-checkpoint", "state.safetensors");
+  await new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if (fs.existsSync(state)) {
+        clearInterval(t);
+        child.kill("SIGKILL");
+        resolve();
+      }
+    }, 5);
+    child.on("exit", () => {
+      clearInterval(t);
+      reject(new Error("the run finished before it could be killed"));
+    });
+  });
+  await new Promise((res) => child.on("exit", res));
+}
+
+test("train --method lora after prune --structured: smaller student distilled from the dense model; SIGKILL + resume on other thread counts gives the same bytes; merged output evaluates as trained", async () => {
+  const dir = tmp();
+  const small = path.join(dir, "small");
+  const p = cli(["prune", STORIES_HF, "--structured", "--method", "activation", "--ratio", "0.25", "--calib", TINY_TRAIN, "--nsamples", "16", "--out", small]);
+  assert.equal(p.status, 0, p.stderr);
+  const lora = (out: string, threads: string, extra: string[] = []) => [
+    "train", STORIES_HF, "--init", small, "--method", "lora", "--lora-rank", "4", "--data", TINY_TRAIN, "--steps", "60", "--batch", "3",
+    "--seqlen", "32", "--lr", "3e-3", "--checkpoint-every", "4", "--eval", TINY_VALID, "--eval-paragraphs", "8", "--eval-every", "20",
+    "--threads", threads, "--out", out, ...extra,
+  ];
+  const clean = path.join(dir, "clean");
+  const r = cli([...lora(clean, "1"), "--json"]);
+  assert.equal(r.status, 0, r.stderr);
+  const summary = JSON.parse(r.stdout);
+  assert.deepEqual(summary.lora, { rank: 4, alpha: 16, adapterParams: summary.lora.adapterParams, merged: true });
+  assert.ok(summary.lora.adapterParams > 0);
+  const evals = summary.log.filter((e: { kind: string }) => e.kind === "eval");
+  assert.ok(evals.at(-1).perplexity < evals[0].perplexity, `LoRA lowers the validation perplexity: ${evals[0].perplexity} → ${evals.at(-1).perplexity}`);
+  // the output is a standard model of the student's (smaller) shapes, adapters merged: eval gives the trainer's number
+  const cfg = JSON.parse(fs.readFileSync(path.join(clean, "config.json"), "utf8"));
+  assert.deepEqual([cfg.intermediate_size, cfg.num_attention_heads, cfg.num_key_value_heads], [129, 6, 3]);
+  const e = JSON.parse(cli(["eval", clean, "--text", TINY_VALID, "--paragraphs", "8", "--json", "--threads", "1"]).stdout);
+  assert.ok(Math.abs(e.perplexity - evals.at(-1).perplexity) <= 1e-4 * e.perplexity, `eval ${e.perplexity} vs trainer ${evals.at(-1).perplexity}`);
+
+  const killed = path.join(dir, "killed");
+  await killAfterCheckpoint(lora(killed, "2"), killed);
+  assert.ok(!fs.existsSync(path.join(killed, "training.json")), "a killed run must not look finished");
+  const resumed = cli([...lora(killed, "3"), "--json"]);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.ok(JSON.parse(resumed.stdout).resumedFromStep >= 4);
+  assert.ok(fs.readFileSync(path.join(clean, "model.safetensors")).equals(fs.readFileSync(path.join(killed, "model.safetensors"))), "1 thread vs killed at 2 + resumed at 3: other bytes");
+  assertCleanError(cli(lora(path.join(dir, "x"), "1", ["--sparsity", "2:4"])), "--sparsity 2:4", "--method lora");
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

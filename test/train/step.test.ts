@@ -7,28 +7,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomLlama, ByteTokenizer } from "../../src/model/builtin.js";
 import { createWasm } from "../../src/wasm/runtime.js";
-import type { ModelConfig } from "../../src/model/types.js";
 import { Trainer, DEFAULTS, type TrainSettings } from "../../src/train/trainer.js";
-import { TextSource, TeacherSource, type DataSource } from "../../src/train/data.js";
-import { backwardKernels } from "../../src/train/api.js";
+import { TextSource, TeacherSource } from "../../src/train/data.js";
 import { trainForward } from "../../src/train/backprop.js";
 import { mulberry32 } from "../helpers/random.js";
 import { openExecutor } from "../../src/workers/index.js";
+import { kernels } from "../../src/kernels/index.js";
+import { RandomSource, TINY } from "../helpers/train.js";
 
-const TINY: ModelConfig = {
-  architecture: "llama", dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 4, vocabSize: 19,
-  maxSeqLen: 32, normEps: 1e-5, ropeTheta: 10000, ropeLayout: "half", tiedEmbeddings: true, qkvBias: false, bosId: 1, eosId: 2,
-};
 
-/** A data source of fixed random sequences. */
-class RandomSource implements DataSource {
-  constructor(readonly V: number, readonly L: number, readonly seed: number) {}
-  describe() { return { kind: "random" }; }
-  sample(i: number): Int32Array {
-    const r = mulberry32(this.seed * 7919 + i);
-    return Int32Array.from({ length: this.L + 1 }, () => Math.floor(r() * this.V));
-  }
-}
 
 function settings(over: Partial<TrainSettings> = {}): TrainSettings {
   return {
@@ -51,7 +38,7 @@ for (const variant of [
     // SLoRB and masked copies: perturb non-trivial values
     const rand = mulberry32(5);
     for (const lp of tr.student.linears) if (lp.slorb) for (let i = 0; i < lp.slorb.s.data.length; i++) lp.slorb.s.data[i] = (rand() - 0.5) * 0.2;
-    const k = backwardKernels(wasm);
+    const k = kernels(wasm);
     const a = wasm.arena;
     const g = a.f32(tr.gradPtr, tr.student.gradFloats);
     g.fill(0);

@@ -2,13 +2,15 @@
  * @file Instantiation of the kernels through @assemblyscript/loader (src/wasm/runtime.ts): a kernel assertion
  * comes back as a WasmError naming the assertion's text and the assembly file, line and column it stands on,
  * on the main instance and on a second instance attached to the same shared memory (as worker threads do).
- * The expected line is found in the kernel's source, so the test follows the file as it changes.
+ * The expected line is found in the kernel's source, so the test follows the file as it changes. Also: the kernel
+ * contract (src/wasm/contract.ts) checked at instantiation, and the choice between the baseline and relaxed builds.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createWasm, attachWasm, type Wasm } from "../../src/wasm/runtime.js";
+import { createWasm, attachWasm, defaultBuild, relaxedSimdSupported, type Wasm } from "../../src/wasm/runtime.js";
+import { checkKernels, KERNEL_ARITY } from "../../src/wasm/contract.js";
 import { kernels } from "../../src/kernels/index.js";
 import { WasmError } from "../../src/errors.js";
 
@@ -34,33 +36,56 @@ function assertKernelError(fn: () => unknown, text: string | null, file: string,
 /** A fresh instance and a second one attached to its memory (as a worker thread's), and 1 KiB in that memory. */
 function both(): { p: number; instances: [string, Wasm][] } {
   const main = createWasm(4 << 20);
-  return { p: main.arena.allocBytes(1024), instances: [["main instance", main], ["attached instance", attachWasm(main.memory)]] };
+  return { p: main.arena.allocBytes(1024), instances: [["main instance", main], ["attached instance", attachWasm(main.memory, main.build)]] };
 }
 
 test("a kernel assertion reports its message, assembly file and line (f32_gemm_nt with M = -1)", () => {
   const text = "f32_gemm_nt: negative size";
-  const line = lineOf("f32-gemm.ts", `"${text}"`);
+  const line = lineOf("gemm.ts", `"${text}"`);
   const { p, instances } = both();
   for (const [what, w] of instances) {
     const k = kernels(w);
-    assertKernelError(() => k.f32_gemm_nt(p, p, p, -1, 4, 4, 0, p), text, "f32-gemm.ts", line);
+    assertKernelError(() => k.f32_gemm_nt(p, p, p, -1, 4, 4, 0, p), text, "gemm.ts", line);
     assert.equal(k.f32_gemm_nt_scratch(1, 1, 1) > 0, true, `${what}: the instance still works after the trap`);
   }
 });
 
 test("a 2:4 kernel with K not a multiple of 4 names its own file and line", () => {
-  const text = "f32_spmv_2of4_4x: K must be a non-negative multiple of 4";
-  const line = lineOf("f32-spmm-nm.ts", `"${text}"`);
+  const text = "spmv_2of4_4x: K must be a non-negative multiple of 4";
+  const line = lineOf("spmm-nm.ts", `"${text}"`);
   const { p, instances } = both();
   for (const [, w] of instances) {
-    const spmv = w.exports.f32_spmv_2of4_4x as (...a: number[]) => void;
-    assertKernelError(() => spmv(p, p, p, p, 4, 6), text, "f32-spmm-nm.ts", line);
+    assertKernelError(() => w.exports.f32_spmv_2of4_4x(p, p, p, p, 4, 6), text, "spmm-nm.ts", line);
+    assertKernelError(() => w.exports.bf16_spmv_2of4_4x(p, p, p, p, 4, 6), text, "spmm-nm.ts", line);
   }
 });
 
 test("an assertion without a message still names the file and line", () => {
-  const line = lineOf("f32-gram.ts", "assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));");
+  const line = lineOf("gemm.ts", "assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));");
   const { p, instances: [[, w]] } = both();
-  const gemm = w.exports.f32_gemm_strided as (...a: number[]) => void;
-  assertKernelError(() => gemm(p, 1, 1, p, 1, p, 1, 3, 2, 1, 1, 0, 1), null, "f32-gram.ts", line);
+  assertKernelError(() => w.exports.f32_gemm_strided(p, 1, 1, p, 1, p, 1, 3, 2, 1, 1, 0, 1), null, "gemm.ts", line);
+});
+
+test("the kernel contract is checked at instantiation: a missing, re-typed or undeclared export fails naming it", () => {
+  const w = createWasm(4 << 20);
+  const exports: Record<string, unknown> = { ...w.exports };
+  assert.equal(checkKernels(exports, "k.wasm"), exports, "the real module passes");
+  const { f32_gemv_p8: _gone, ...missing } = exports;
+  assert.throws(() => checkKernels(missing, "k.wasm"), /k\.wasm does not match the kernel contract: f32_gemv_p8 is missing/);
+  assert.throws(() => checkKernels({ ...exports, f32_gemm_nt: (a: number) => a }, "k.wasm"), /f32_gemm_nt takes 1 parameters, the contract says 8/);
+  assert.throws(() => checkKernels({ ...exports, bf16_gemv_rows: () => 0 }, "k.wasm"), /bf16_gemv_rows is exported but not in the contract/);
+  // every declared export is a function of the declared arity on the built module (and the names agree)
+  for (const [name, arity] of Object.entries(KERNEL_ARITY)) assert.equal((w.exports[name as keyof typeof KERNEL_ARITY] as (...a: number[]) => unknown).length, arity, name);
+});
+
+test("kernel builds: relaxed SIMD is chosen by feature detection, WASPRUNE_KERNELS overrides; both builds pass the contract", () => {
+  const probe = relaxedSimdSupported();
+  assert.equal(typeof probe, "boolean");
+  // Node 20 lacks relaxed SIMD (V8 11.3), Node 22+ has it
+  if (Number(process.versions.node.split(".")[0]) >= 22) assert.equal(probe, true, "Node ≥ 22 runs relaxed SIMD");
+  const expected = process.env.WASPRUNE_KERNELS || (probe ? "relaxed" : "baseline");
+  assert.equal(defaultBuild(), expected);
+  assert.equal(createWasm(4 << 20, "baseline").build, "baseline");
+  if (probe) assert.equal(createWasm(4 << 20, "relaxed").build, "relaxed");
+  else assert.throws(() => createWasm(4 << 20, "relaxed"), /cannot compile the relaxed kernels/);
 });

@@ -32,12 +32,12 @@ async function nodeText(dir: string, steps: number): Promise<string> {
 
 /** A pruned copy of stories260K stored compressed (2:4 → sparse-24-bitmask, 0.5 → sparse-bitmask / CSR). */
 async function compressedModel(tmp: string, sparsity: string): Promise<string> {
-  const model = await loadModel(STORIES_HF);
   const calib = fs.readFileSync(TINY_TRAIN, "utf8");
   const name = sparsity.replace(":", "of");
-  await prune(model, calib, { method: "wanda", sparsity, nsamples: 16, seqlen: 128, out: path.join(tmp, `pruned-${name}`) });
+  const pruned = path.join(tmp, `pruned-${name}`);
+  await prune(await loadModel(STORIES_HF), calib, { method: "wanda", sparsity, nsamples: 16, seqlen: 128, out: pruned });
   const out = path.join(tmp, `compressed-${name}`);
-  await compress(model, out);
+  await compress(await loadModel(pruned), out);
   return out;
 }
 

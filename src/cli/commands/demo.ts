@@ -184,15 +184,16 @@ async function compressAndRun(model: Model, tokenizer: string | undefined) {
 }
 
 export function renderComparison(cmp: Comparison): string {
+  const products = cmp.rows.some((r) => r.products !== undefined);
   return table(
-    ["method", "pattern", "schedule", "error corr.", "sparsity %", "mean rel. error", "perplexity", "seconds"],
+    ["method", "pattern", "schedule", "error corr.", "sparsity %", "mean rel. error", "perplexity", "seconds", ...(products ? ["W·H products/op"] : [])],
     [
-      ["dense", "-", "-", "-", "", "", fmt(cmp.dense.perplexity, 4), ""],
+      ["dense", "-", "-", "-", "", "", fmt(cmp.dense.perplexity, 4), "", ...(products ? [""] : [])],
       ...cmp.rows.map((r) => [
         r.method, r.pattern, r.schedule, r.errorCorrection ? "yes" : "no", fmt(100 * r.sparsity, 2),
-        fmt(r.meanRelErr, 4), fmt(r.perplexity, 4), fmt(r.seconds, 2),
+        fmt(r.meanRelErr, 4), fmt(r.perplexity, 4), fmt(r.seconds, 2), ...(products ? [r.products === undefined ? "" : fmt(r.products, 0)] : []),
       ]),
     ],
-    { align: ["l", "l", "l", "l", "r", "r", "r", "r"] },
+    { align: ["l", "l", "l", "l", "r", "r", "r", "r", "r"] },
   );
 }

@@ -2,7 +2,8 @@ import type { PerplexityResult } from "../../eval/perplexity.js";
 import { perplexityOf } from "../../api/index.js";
 import { readTextFile } from "../../eval/text.js";
 import { describeProtocol, protocolFromOptions, protocolLabel, type EvalSequences, type ProtocolName } from "../../eval/protocol.js";
-import { openModel } from "../open-model.js";
+import { openModelStore } from "../open-model.js";
+import type { WeightsOption } from "../../model/weight-file.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
@@ -19,23 +20,34 @@ export interface EvalOptions {
   tokenizer?: string;
   /** worker threads (1 = no pool; not with linear layers on WebGPU) */
   threads?: number;
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
+  /** auto | resident | streamed (src/model/residency.ts) */
+  residency?: "auto" | "resident" | "streamed";
 }
 
-/** `wasprune eval`: the library's perplexity (src/api) with a progress bar over sequences. */
+/** `wasprune eval`: the library's perplexity (src/api) on a store, with a progress bar over sequences (resident) or layers (streamed). */
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   protocolFromOptions(opts); // flags checked before the model is read
   const text = readTextFile(opts.text, "--text");
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32); a streamed
+  // store reads its layers as f32 whatever is asked
+  const onDevice = !!opts.device && opts.device !== "wasm";
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
   let bar: ReturnType<typeof progress> | undefined;
-  const { result: r, seqs } = await perplexityOf(model, text, {
+  const { result: r, seqs } = await perplexityOf(store, text, {
     ...opts,
     protocol: opts.protocol as ProtocolName | undefined,
-    onProgress: (done, total) => (bar ??= progress("eval", total, { json: opts.json })).update(done),
-  }).finally(() => bar?.stop());
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, ...describeProtocol(seqs), ...r }, null, 2));
-  else console.log(renderEval(r, seqs));
+    onProgress: (done, total) => (bar ??= progress(store.resident ? "eval" : "eval (layers)", total, { json: opts.json })).update(done),
+  }).finally(() => {
+    bar?.stop();
+    store.close();
+  });
+  const residency = store.resident ? "resident" : "streamed";
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, residency, ...describeProtocol(seqs), ...r }, null, 2));
+  else console.log(renderEval(r, seqs) + (store.resident ? "" : " (layer-major: the model streamed a decoder layer at a time)"));
   return r;
 }
 

@@ -1,6 +1,7 @@
 import { generate } from "../../api/index.js";
 import type { GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
+import type { WeightsOption } from "../../model/weight-file.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
 
@@ -14,13 +15,17 @@ export interface GenerateCliOptions {
   tokenizer?: string;
   /** worker threads: with ≥ 2 and GEMVs large enough to pay (src/generate/gemv.ts), each is split by rows */
   threads?: number;
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts); `auto` measures them at one position */
   device?: DeviceKind;
 }
 
 /** `wasprune generate`: the library's token stream (src/api), printed as it comes. */
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer });
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32)
+  const onDevice = !!opts.device && opts.device !== "wasm";
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
   const it = generate(model, opts);
   let r: IteratorResult<{ text: string }, GenerateResult>;
   while (!(r = await it.next()).done) if (!opts.json && r.value.text) process.stdout.write(r.value.text);

@@ -2,8 +2,8 @@ import { inspectModel, type InspectReport } from "../../model/inspect.js";
 import { openModelStore } from "../open-model.js";
 import { fmt, humanCount, table } from "../format.js";
 
-export async function inspectCommand(modelPath: string, opts: { json?: boolean; tokenizer?: string }): Promise<InspectReport> {
-  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
+export async function inspectCommand(modelPath: string, opts: { json?: boolean; tokenizer?: string; residency?: "auto" | "resident" | "streamed" }): Promise<InspectReport> {
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false, residency: opts.residency });
   let r: InspectReport;
   try {
     r = inspectModel(store);

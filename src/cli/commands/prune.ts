@@ -1,14 +1,13 @@
-import { UsageError } from "../../errors.js";
 import { readTextFile } from "../../eval/text.js";
 import { evalFlagProtocol, type EvalFlagOptions } from "../../eval/protocol.js";
 import type { Schedule } from "../../prune/driver.js";
-import type { MethodName } from "../../prune/methods/types.js";
+import type { MethodName, PruneOptions } from "../../prune/methods/types.js";
 import { parseDeviceKind } from "../../gpu/device.js";
-import { parsePattern } from "../../prune/pattern.js";
 import type { PruneSummary } from "../../prune/run.js";
-import { DTYPES, type DType } from "../../model/types.js";
-import { prune } from "../../api/index.js";
-import { openModel } from "../open-model.js";
+import type { CalibProtocol } from "../../prune/calibration.js";
+import type { DType } from "../../model/types.js";
+import { checkPruneSettings, prune, type PruneSettings } from "../../api/index.js";
+import { openModelStore } from "../open-model.js";
 import { progress } from "../progress.js";
 import { fmt, table } from "../format.js";
 
@@ -17,6 +16,8 @@ export interface PruneCliOptions extends EvalFlagOptions {
   sparsity: string;
   /** FISTA: also run the lasso path (λ bisected per row) as a candidate */
   fistaLasso?: boolean;
+  /** FISTA: W·H products per operator */
+  fistaBudget?: number;
   calib?: string;
   nsamples: number;
   seqlen: number;
@@ -31,26 +32,52 @@ export interface PruneCliOptions extends EvalFlagOptions {
   threads?: number;
   /** auto | wasm | webgpu: where FISTA's per-operator solve runs (src/gpu) */
   device?: string;
+  /** the largest output shard, e.g. "5GB" (save_pretrained's default) */
+  maxShardSize?: string;
+  /** host-memory budget, e.g. "16GiB" (default: 3/4 of the free RAM) */
+  maxMemory?: string;
+  /** collect the Gram for every method, to report each operator's relative error */
+  measureError?: boolean;
+  /** auto | resident | streamed (src/model/residency.ts) */
+  residency?: "auto" | "resident" | "streamed";
+  /** paragraphs | windows (src/prune/calibration.ts) */
+  calibProtocol?: string;
+  calibSeed?: number;
 }
 
-/** `wasprune prune` (unstructured and N:M): the library's prune (src/api) with a progress bar over operators. */
+/**
+ * `wasprune prune` (unstructured and N:M): the library's prune (src/api) on the model's store (resident, or
+ * streamed a decoder layer at a time) with a progress bar over operators (they finish in the main thread, so the
+ * bar counts the work of every worker).
+ */
 export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promise<PruneSummary> {
-  if (o.dtype !== undefined && !(DTYPES as readonly string[]).includes(o.dtype)) throw new UsageError(`--dtype ${o.dtype}: expected one of ${DTYPES.join(", ")}`);
-  parsePattern(o.sparsity); // flags checked before any file is read
+  const fista: NonNullable<PruneOptions["fista"]> = { ...(o.fistaLasso ? { lassoPath: true } : {}), ...(o.fistaBudget !== undefined ? { budget: o.fistaBudget } : {}) };
+  const settings: Omit<PruneSettings, "out"> = {
+    method: o.method as MethodName, sparsity: o.sparsity, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection,
+    nsamples: o.nsamples, seqlen: o.seqlen, calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0,
+    force: o.force, dtype: o.dtype as DType | undefined, calibFile: o.calib, maxShardSize: o.maxShardSize, maxMemory: o.maxMemory,
+    measureError: !!o.measureError, methodOptions: Object.keys(fista).length ? { fista } : {},
+    threads: o.threads, device: parseDeviceKind(o.device ?? "wasm"),
+  };
+  checkPruneSettings(settings); // flags checked before any file is read
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalProtocol = evalFlagProtocol(o);
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
-  const model = await openModel(modelPath, { tokenizer: o.tokenizer });
-  // the operators finish in the main thread, so the bar counts the work of every worker
-  const bar = progress(`prune ${o.method}`, model.config.nLayers * 7, { json: o.json, extra: "{op}" });
-  const summary = await prune(model, calibText, {
-    method: o.method as MethodName, sparsity: o.sparsity, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection,
-    nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force, dtype: o.dtype as DType | undefined, calibFile: o.calib,
-    evalText, evalFile: o.eval, evalProtocol: evalProtocol && { ...evalProtocol },
-    methodOptions: o.fistaLasso ? { fista: { lassoPath: true } } : {},
-    threads: o.threads, device: parseDeviceKind(o.device ?? "wasm"),
-    onProgress: (p) => bar.update(p.done, { op: p.operator ? `${p.operator.name} relErr ${fmt(p.operator.relErr, 3)}` : `layer ${p.layer} done` }),
-  }).finally(() => bar.stop());
+  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency });
+  const c = store.config;
+  const bar = progress(`prune ${o.method}`, c.nLayers * 7, { json: o.json, extra: "{op}" });
+  const summary = await prune(store, calibText, {
+    ...settings, out: o.out, evalText, evalFile: o.eval, evalProtocol: evalProtocol && { ...evalProtocol },
+    onProgress: (p) => {
+      const r = p.operator;
+      if (r) bar.update(p.done, { op: `layer ${r.layer + 1}/${c.nLayers} ${r.op}${r.relErr === null ? "" : ` relErr ${fmt(r.relErr, 3)}`}` });
+      else if (p.layer !== undefined) bar.update(p.done, { op: `layer ${p.layer + 1}/${c.nLayers} done${p.resumed ? " (resumed)" : ""}` });
+      else bar.update(p.done, { op: p.phase ?? "" });
+    },
+  }).finally(() => {
+    bar.stop();
+    store.close();
+  });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(renderPruneSummary(summary));
   return summary;
@@ -58,13 +85,15 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
 
 export function renderPruneSummary(s: PruneSummary): string {
   const rows = s.operators.map((r) => [
-    String(r.layer), r.op, `${r.rows}x${r.cols}`, fmt(100 * r.sparsity, 2), fmt(r.relErr, 4), fmt(r.seconds, 3),
+    String(r.layer), r.op, `${r.rows}x${r.cols}`, fmt(100 * r.sparsity, 2), r.relErr === null ? "-" : fmt(r.relErr, 4), fmt(r.seconds, 3),
   ]);
   const lines = [
     table(["layer", "op", "shape", "sparsity %", "rel. error", "seconds"], rows, { align: ["r", "l", "r", "r", "r", "r"] }),
     "",
     `${s.method} ${s.pattern} (${s.schedule}${s.errorCorrection ? ", error correction" : ""}): ` +
-      `${fmt(100 * s.sparsity, 2)}% of linear weights zero, mean rel. error ${fmt(s.meanRelErr, 4)}, ${fmt(s.seconds, 2)} s` +
+      `${fmt(100 * s.sparsity, 2)}% of linear weights zero, ` +
+      (s.meanRelErr === null ? `rel. error not measured (--measure-error measures it)` : `mean rel. error ${fmt(s.meanRelErr, 4)}`) +
+      `, ${fmt(s.seconds, 2)} s, peak RSS ${fmt(s.resources.peakRss / 1024 ** 3, 2)} GiB (${s.resources.residency})` +
       (s.resumedLayers.length ? ` (resumed: layers ${s.resumedLayers.join(", ")} from checkpoints)` : ""),
   ];
   if (s.perplexity) {

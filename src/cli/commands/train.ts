@@ -2,6 +2,9 @@
  * @file `wasprune train`: sparse training of a student (MODEL, or --init) against a dense teacher (--teacher,
  * default MODEL) with the AST recipe (src/train/trainer.ts) or plain fixed-mask fine-tuning, on a text file or
  * on text sampled from the teacher (--data teacher). Writes a pruned model directory like `prune`.
+ * `--method lora` instead trains LoRA adapters on a frozen student — typically `--init` a structurally pruned
+ * (smaller) model, distilled from the dense MODEL or on next-token loss alone (--alpha 1) — and writes the
+ * student with the adapters merged: a standard model of the student's shapes.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -22,7 +25,8 @@ import { fmt } from "../format.js";
 import cliProgress from "cli-progress";
 
 export interface TrainCliOptions {
-  sparsity: string;
+  /** undefined when not given on the command line (2:4 then, except with --method lora) */
+  sparsity?: string;
   teacher?: string;
   data: string;
   steps: number;
@@ -41,6 +45,8 @@ export interface TrainCliOptions {
   warmup?: number;
   slorb?: boolean;
   slorbK: number;
+  loraRank: number;
+  loraAlpha: number;
   init?: string;
   out: string;
   eval?: string;
@@ -62,11 +68,16 @@ function positiveInt(name: string, v: number | undefined): void {
 
 /** Validate every option before loading anything (errors name the option). */
 export function checkTrainOptions(o: TrainCliOptions): { n: number; m: number } {
-  const pattern = parsePattern(o.sparsity);
-  if (pattern.kind !== "nm") throw new UsageError(`--sparsity ${o.sparsity}: training supports N:M patterns (e.g. 2:4)`);
-  for (const [name, v] of [["--steps", o.steps], ["--batch", o.batch], ["--seqlen", o.seqlen], ["--accum", o.accum], ["--mask-interval", o.maskInterval], ["--slorb-k", o.slorbK], ["--eval-every", o.evalEvery], ["--checkpoint-every", o.checkpointEvery], ["--decay-ramp", o.decayRamp], ["--eval-paragraphs", o.evalParagraphs]] as const) {
+  if (!(TRAIN_METHODS as readonly string[]).includes(o.method)) throw new UsageError(`--method ${o.method}: expected one of ${TRAIN_METHODS.join(", ")}`);
+  const lora = o.method === "lora";
+  if (lora && o.sparsity !== undefined) throw new UsageError(`--sparsity ${o.sparsity}: --method lora trains a dense (e.g. structurally pruned) model, without N:M masks`);
+  if (lora && o.slorb) throw new UsageError("--slorb: SLoRB belongs to N:M training; --method lora trains LoRA adapters");
+  const pattern = lora ? undefined : parsePattern(o.sparsity ?? "2:4");
+  if (pattern && pattern.kind !== "nm") throw new UsageError(`--sparsity ${o.sparsity}: training supports N:M patterns (e.g. 2:4)`);
+  for (const [name, v] of [["--steps", o.steps], ["--batch", o.batch], ["--seqlen", o.seqlen], ["--accum", o.accum], ["--mask-interval", o.maskInterval], ["--slorb-k", o.slorbK], ["--lora-rank", o.loraRank], ["--eval-every", o.evalEvery], ["--checkpoint-every", o.checkpointEvery], ["--decay-ramp", o.decayRamp], ["--eval-paragraphs", o.evalParagraphs]] as const) {
     positiveInt(name, v);
   }
+  if (!(o.loraAlpha > 0)) throw new UsageError(`--lora-alpha must be positive, got ${o.loraAlpha}`);
   if (o.seqlen < 2) throw new UsageError(`--seqlen must be at least 2, got ${o.seqlen}`);
   if (!(o.lr > 0)) throw new UsageError(`--lr must be positive, got ${o.lr}`);
   if (!(o.alpha >= 0 && o.alpha <= 1)) throw new UsageError(`--alpha must be in [0, 1], got ${o.alpha}`);
@@ -75,14 +86,13 @@ export function checkTrainOptions(o: TrainCliOptions): { n: number; m: number } 
   if (!(o.decay >= 0)) throw new UsageError(`--decay must be ≥ 0, got ${o.decay}`);
   if (!(o.weightDecay >= 0)) throw new UsageError(`--weight-decay must be ≥ 0, got ${o.weightDecay}`);
   if (o.warmup !== undefined && !(Number.isInteger(o.warmup) && o.warmup >= 0)) throw new UsageError(`--warmup must be a non-negative integer, got ${o.warmup}`);
-  if (!(TRAIN_METHODS as readonly string[]).includes(o.method)) throw new UsageError(`--method ${o.method}: expected one of ${TRAIN_METHODS.join(", ")}`);
   if (!(MASK_METRICS as readonly string[]).includes(o.maskMetric)) throw new UsageError(`--mask-metric ${o.maskMetric}: expected one of ${MASK_METRICS.join(", ")}`);
   // --threads: the step's sequence blocks run data-parallel on the pool (src/train/data-parallel.ts): same bytes
   // for any N, and a run checkpointed at one N resumes at another
   if (o.data !== "teacher" && !fs.existsSync(o.data)) throw new UsageError(`--data ${o.data}: not found (a text file, or "teacher" for text sampled from the teacher)`);
   if (o.init !== undefined && !fs.existsSync(o.init)) throw new UsageError(`--init ${o.init}: not found`);
   if (o.eval !== undefined) readTextFile(o.eval, "--eval");
-  return { n: pattern.n, m: pattern.m };
+  return pattern?.kind === "nm" ? { n: pattern.n, m: pattern.m } : { n: 0, m: 0 };
 }
 
 async function open(spec: string, wasm: Wasm, tokenizer?: string): Promise<Model> {
@@ -101,7 +111,10 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
   const tok = teacher.tokenizer ?? student.tokenizer;
   if (!tok && (dataText || evalText)) throw new UsageError("train needs a tokenizer for --data / --eval text (pass --tokenizer)");
   if (!student.tokenizer && tok) student.tokenizer = tok;
-  for (const key of ["dim", "nLayers", "nHeads", "nKvHeads", "hiddenDim", "vocabSize"] as const) {
+  // AST trains the student's masks against a teacher of its own shapes; LoRA's student may be smaller
+  // (structured pruning): the distillation loss compares logits, so only the vocabulary must agree
+  const keys = o.method === "lora" ? (["vocabSize"] as const) : (["dim", "nLayers", "nHeads", "nKvHeads", "hiddenDim", "vocabSize"] as const);
+  for (const key of keys) {
     if (o.init && student.config[key] !== teacher.config[key]) {
       throw new UsageError(`--init ${o.init}: ${key} ${student.config[key]} differs from the model's ${teacher.config[key]}`);
     }
@@ -124,6 +137,8 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
     decayRamp: o.decayRamp ?? o.steps,
     weightDecay: o.weightDecay,
     slorbK: o.slorb ? o.slorbK : 0,
+    loraRank: o.loraRank,
+    loraAlpha: o.loraAlpha,
     seed: o.seed,
     gradBlocks: o.gradBlocks ?? DEFAULTS.gradBlocks,
   };
@@ -143,7 +158,7 @@ export async function trainCommand(modelPath: string, o: TrainCliOptions): Promi
     eval: o.eval ? { file: o.eval, paragraphs: o.evalParagraphs ?? null, ctx } : null,
   };
   const evalEvery = o.evalEvery ?? Math.max(1, Math.ceil(o.steps / 10));
-  const bar = trainBar(`train ${s.method} ${n}:${m}`, s.steps, o.json);
+  const bar = trainBar(s.method === "lora" ? `train lora r=${s.loraRank}` : `train ${s.method} ${n}:${m}`, s.steps, o.json);
   let flipsInterval = 0;
   let lastFlips: number | string = "-";
   try {
@@ -201,11 +216,13 @@ export function renderTrainSummary(s: TrainSummary): string {
     for (const e of evals) lines.push(`  step ${String(e.step).padStart(6)}  tokens ${String(e.tokensSeen).padStart(9)}  ppl ${fmt(e.perplexity, 4)}`);
   }
   const st = s.settings;
+  const what = s.lora ? `lora r=${s.lora.rank} α=${s.lora.alpha}` : `${st.method} ${st.n}:${st.m}${st.slorbK ? ` + SLoRB k=${st.slorbK}` : ""}`;
   lines.push(
-    `${st.method} ${st.n}:${st.m}${st.slorbK ? ` + SLoRB k=${st.slorbK}` : ""}: ${s.steps} steps, ${s.tokens} tokens, ${fmt(s.seconds, 1)} s, ` +
+    `${what}: ${s.steps} steps, ${s.tokens} tokens, ${fmt(s.seconds, 1)} s, ` +
       `${Math.round(s.tokensPerSecond)} tokens/s${s.resumedFromStep ? ` (resumed at step ${s.resumedFromStep})` : ""}`,
   );
-  lines.push(`written: ${s.out} (${fmt(100 * s.sparsity, 2)}% of linear weights zero, exact ${st.n}:${st.m}: ${s.exactNM ? "yes" : "NO"})`);
+  if (s.lora) lines.push(`written: ${s.out} (${s.lora.adapterParams} adapter parameters trained and merged into the weights)`);
+  else lines.push(`written: ${s.out} (${fmt(100 * s.sparsity, 2)}% of linear weights zero, exact ${st.n}:${st.m}: ${s.exactNM ? "yes" : "NO"})`);
   if (s.slorbParams) lines.push(`SLoRB: ${s.slorbParams} extra parameters in ${path.join(s.out, "slorb.safetensors")} (loaded with the model: eval, generate and compress keep it)`);
   return lines.join("\n");
 }

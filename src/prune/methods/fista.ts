@@ -25,38 +25,40 @@
  */
 import type { Wasm } from "../../wasm/runtime.js";
 import type { Executor } from "../../exec/executor.js";
-import { pruneKernels, type PruneKernelApi } from "../../kernels/prune-api.js";
 import { keptPerRow, type Pattern } from "../pattern.js";
-import { rowObjectives, type OperatorProblem } from "../problem.js";
+import { gramProblem, rowObjectives, type GramProblem } from "../problem.js";
 import { matmulNt } from "../../kernels/products.js";
 import { fistaRows } from "../row-tasks.js";
 import { mulberry32 } from "../../util/rng.js";
-import { checkProblem, finishStats, selectMask } from "./common.js";
+import { defineMethod, selectMask, solveInto } from "./common.js";
 import { magnitude } from "./magnitude.js";
 import { wanda } from "./wanda.js";
 import { sparsegpt } from "./sparsegpt.js";
 import type { FistaOptions, PruneMethod, PruneOptions } from "./types.js";
+import { kernels } from "../../kernels/index.js";
+import type { Kernels } from "../../wasm/contract.js";
 
 const BASELINES = { magnitude, wanda, sparsegpt } as const;
 
-export const fista: PruneMethod = {
+export const fista = defineMethod({
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
-  async prune(exec, problem, pattern, opts = {}) {
-    checkProblem(problem, pattern, "fista");
-    const t0 = performance.now();
-    const a = exec.wasm.arena;
-    const W = a.alloc(problem.rows * problem.cols);
-    const m = a.mark();
-    const info = await fistaPrune(exec, problem, pattern, W, opts);
-    a.release(m);
-    return { W, stats: await finishStats(exec, problem, W, t0, info) };
+  stats: (corrected) => (corrected ? "cross" : "gram"),
+  // the solver's iterates (4), mask and score, the two baselines and their refits, IHT's; SparseGPT's factor
+  memory: (rows, cols, corrected) => [["FISTA iterates and candidates (11 × W)", 11 * rows * cols], ...sparsegpt.memory(rows, cols, corrected).slice(0, corrected ? 2 : 1)],
+  needsFullProblem: true,
+  // its SparseGPT candidate shares the group's factors of H
+  prepare: (exec, H, cols, corrected, opts) =>
+    (opts?.fista?.warmStart ?? ["wanda", "sparsegpt"]).includes("sparsegpt") ? sparsegpt.prepare!(exec, H, cols, corrected, opts) : Promise.resolve(undefined),
+  async solve(exec, problem, pattern, W, opts = {}) {
+    const { fMix, ...info } = await fistaPrune(exec, gramProblem(problem, "fista"), pattern, W, opts);
+    return { info, objective: fMix };
   },
-};
+});
 
 /** Buffers and constants of FISTA on one problem. */
 export class FistaSolver {
-  readonly k: PruneKernelApi;
+  readonly k: Kernels;
   readonly rows: number;
   readonly cols: number;
   readonly n: number;
@@ -73,11 +75,11 @@ export class FistaSolver {
 
   constructor(
     readonly exec: Executor,
-    readonly problem: OperatorProblem,
+    readonly problem: GramProblem,
   ) {
     const wasm = exec.wasm;
     this.wasm = wasm;
-    this.k = pruneKernels(wasm);
+    this.k = kernels(wasm);
     this.rows = problem.rows;
     this.cols = problem.cols;
     this.n = this.rows * this.cols;
@@ -217,15 +219,20 @@ export class FistaSolver {
 }
 
 async function fistaPrune(
-  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: PruneOptions,
-): Promise<Record<string, number | string>> {
+  exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: PruneOptions,
+): Promise<Record<string, number | string> & { fMix: number }> {
   const wasm = exec.wasm;
-  const o: Required<FistaOptions> = {
+  const o: Required<Omit<FistaOptions, "budget">> = {
     lassoPath: false, bisectSteps: 16, itersPerStep: 60, finalIters: 200, refitIters: 150, powerIters: 60, ihtIters: 100,
-    warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista,
+    warmStart: ["wanda", "sparsegpt"], seed: 1234, ...opts.fista, ...budgetIters(withDefaultBudget(opts.fista)),
+  };
+  let objectives = 0;
+  const objectiveOf = async (Wc: number) => {
+    objectives++;
+    return rowObjectives(exec, problem, Wc);
   };
   const a = wasm.arena;
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const { rows, cols } = problem;
   const n = rows * cols;
   const keep = keptPerRow(pattern, cols);
@@ -239,15 +246,16 @@ async function fistaPrune(
   // ---- candidates: each baseline, and the baseline refitted on its own support ----------------------
   const cands: Candidate[] = [];
   for (const name of o.warmStart) {
-    const { W: Wb } = await BASELINES[name].prune(exec, problem, pattern, opts);
-    cands.push({ name, W: Wb, f: await rowObjectives(exec, problem, Wb) });
+    const Wb = a.alloc(n);
+    await solveInto(exec, BASELINES[name], problem, pattern, Wb, opts);
+    cands.push({ name, W: Wb, f: await objectiveOf(Wb) });
     const Wr = a.alloc(n);
     const wb = a.f32(Wb, n);
     const m = a.f32(mask, n);
     for (let i = 0; i < n; i++) m[i] = wb[i] !== 0 ? 1 : 0;
     a.f32(lam, rows).fill(0);
     await solver.solve(Wb, Wr, lam, mask, o.refitIters);
-    cands.push({ name: `${name}+refit`, W: Wr, f: await rowObjectives(exec, problem, Wr) });
+    cands.push({ name: `${name}+refit`, W: Wr, f: await objectiveOf(Wr) });
   }
   const total = (f: Float64Array) => f.reduce((s, v) => s + v, problem.f0);
   let Wws = cands[0].W;
@@ -270,7 +278,7 @@ async function fistaPrune(
     k.f32_mask_mul(Wl, mask, Wl, n);
     a.f32(lam, rows).fill(0);
     await solver.solve(Wl, Wl, lam, mask, o.refitIters);
-    cands.push({ name: "lasso", W: Wl, f: await rowObjectives(exec, problem, Wl) });
+    cands.push({ name: "lasso", W: Wl, f: await objectiveOf(Wl) });
   }
 
   // ---- safeguard -------------------------------------------------------------------------------------
@@ -291,7 +299,7 @@ async function fistaPrune(
     await solver.iht(start, Wi, lam, mask, pattern, o.ihtIters);
     a.f32(lam, rows).fill(0);
     await solver.solve(Wi, Wi, lam, mask, o.refitIters);
-    cands.push({ name: "iht", W: Wi, f: await rowObjectives(exec, problem, Wi) });
+    cands.push({ name: "iht", W: Wi, f: await objectiveOf(Wi) });
   }
   const rowExact = (c: Candidate) => {
     if (pattern.kind === "nm") return true;
@@ -325,13 +333,44 @@ async function fistaPrune(
   }
   const rel = (f: number) => (problem.targetEnergy > 0 ? Math.max(f, 0) / problem.targetEnergy : 0);
   return {
+    fMix, // f(W) of the result (the safeguard's), for its relative error
     lambda: lamMedian,
     lambdaMaxH: lmax,
     iterations: solver.iterations,
+    // the cost: FISTA/IHT iterations (one W·H each) and candidate objectives (one D·H each)
+    products: solver.iterations + objectives,
     chosen: chosen === "mixed" ? Object.entries(wins).map(([k, v]) => `${k}:${v}`).join(",") : chosen,
     warmRelErr: rel(Math.min(...cands.filter((c) => c.name.endsWith("refit")).map((c) => total(c.f)))),
     ...Object.fromEntries(cands.map((c) => [`relErr_${c.name}`, rel(total(c.f))])),
   };
+}
+
+/**
+ * The default cost of FISTA: 60 W·H products per operator. Measured on stories260K (fista + error correction,
+ * 128 calibration paragraphs, 300 eval paragraphs; `bench methods --methods fista --fista-budgets …`): perplexity at 50% / 2:4 for budgets
+ * 15, 30, 60, 100, 150, 250, 555 (the former default): 12.86 / 18.49, 12.43 / 17.82, 12.10 / 17.38,
+ * 12.02 / 17.49, 11.85 / 17.38, 11.82 / 17.33, 12.00 / 17.38 — 60 is within 1% of 555 at a ninth of the cost.
+ */
+export const DEFAULT_FISTA_BUDGET = 60;
+
+/** The budget in force: the one given, else the default unless iterations were set explicitly. */
+function withDefaultBudget(o: FistaOptions = {}): FistaOptions {
+  if (o.budget !== undefined || o.refitIters !== undefined || o.ihtIters !== undefined) return o;
+  return { ...o, budget: DEFAULT_FISTA_BUDGET };
+}
+
+/**
+ * The iterations a budget of `budget` W·H products per operator buys (FistaOptions.budget): one objective per
+ * candidate (each baseline, its refit, IHT), the rest split as the defaults are, refit : IHT = 3 : 2 (150 : 100
+ * at the full default, 555 products), the three refits and IHT in (3·R + I) = 11/3·R.
+ */
+export function budgetIters(o: FistaOptions = {}): Partial<FistaOptions> {
+  if (o.budget === undefined) return {};
+  const warm = (o.warmStart ?? ["wanda", "sparsegpt"]).length;
+  const objectives = 2 * warm + 1 + (o.lassoPath ? 1 : 0);
+  const q = Math.max(0, o.budget - objectives);
+  const refitIters = Math.floor((3 * q) / 11);
+  return { refitIters, ihtIters: Math.max(0, q - 3 * refitIters) };
 }
 
 interface Candidate {

@@ -15,30 +15,58 @@
  * assumes.
  */
 import type { Executor } from "../../exec/executor.js";
-import { pruneKernels } from "../../kernels/prune-api.js";
 import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
-import type { OperatorProblem } from "../problem.js";
+import { gramProblem, type GramProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
-import { checkProblem, finishStats } from "./common.js";
-import type { PruneMethod, SparseGptOptions } from "./types.js";
+import { defineMethod } from "./common.js";
+import type { SparseGptOptions } from "./types.js";
 import { WasmError } from "../../errors.js";
 import { matmul, trilGram } from "../../kernels/products.js";
 import { obsRows } from "../row-tasks.js";
+import { kernels } from "../../kernels/index.js";
 
-export const sparsegpt: PruneMethod = {
+export const sparsegpt = defineMethod({
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
-  async prune(exec, problem, pattern, opts = {}) {
-    checkProblem(problem, pattern, "sparsegpt");
-    const t0 = performance.now();
-    const a = exec.wasm.arena;
-    const W = a.alloc(problem.rows * problem.cols);
-    const m = a.mark();
-    const info = await fasterprune(exec, problem, pattern, W, opts.sparsegpt ?? {});
-    a.release(m);
-    return { W, stats: await finishStats(exec, problem, W, t0, info) };
+  stats: (corrected) => (corrected ? "cross" : "gram"),
+  memory: (rows, cols, corrected) => [
+    [`Cholesky factor of H⁻¹ (${cols}² × 4 B)`, cols * cols],
+    ...(corrected ? [[`(H + δI)⁻¹ for W* (${cols}² × 4 B)`, cols * cols] as [string, number]] : []),
+    ["OBS blocks", 3 * rows * 128],
+  ],
+  prepare: (exec, H, cols, corrected, opts) => hinvFactors(exec, H, cols, opts?.sparsegpt?.percDamp ?? 0.01, corrected),
+  async solve(exec, problem, pattern, W, opts = {}) {
+    return { info: await fasterprune(exec, gramProblem(problem, "sparsegpt"), pattern, W, opts.sparsegpt ?? {}) };
   },
-};
+});
+
+/**
+ * SparseGPT's work on H alone, the same for every operator fitted on this H (q/k/v, gate/up share theirs):
+ * dead inputs, the damped inverse (H + δI)⁻¹ (kept in `full` under error correction, for W* = B·H⁻¹) and its
+ * upper Cholesky factor `chol`, the matrix of the OBS loop (read only).
+ */
+export interface HinvFactors {
+  H: number;
+  percDamp: number;
+  /** (cols, cols) (H + δI)⁻¹, under error correction only */
+  full?: number;
+  /** (cols, cols) upper Cholesky factor of (H + δI)⁻¹ */
+  chol: number;
+  dead: number[];
+  damp: number;
+}
+
+/** The factors of H (arena blocks, the caller's scope). */
+export async function hinvFactors(exec: Executor, H: number, cols: number, percDamp: number, corrected: boolean): Promise<HinvFactors> {
+  const wasm = exec.wasm;
+  const a = wasm.arena;
+  const chol = a.alloc(cols * cols);
+  const full = corrected ? a.alloc(cols * cols) : undefined;
+  const { dead, damp } = await dampedInverseWasm(wasm, H, cols, percDamp, chol, (M, out) => trilGram(exec, M, cols, out));
+  if (full !== undefined) a.f32(full, cols * cols).set(a.f32(chol, cols * cols));
+  if (!choleskyWasm(wasm, chol, cols, true)) throw new WasmError(`sparsegpt: Cholesky of H⁻¹ (width ${cols}) failed`);
+  return { H, percDamp, full, chol, dead, damp };
+}
 
 /**
  * Writes the pruned weights into W (rows×cols); its scratch stays allocated (the caller releases it). The
@@ -47,26 +75,29 @@ export const sparsegpt: PruneMethod = {
  * assembly/f32-obs.ts) split their rows over the executor's slots. Same bytes for any thread count.
  */
 export async function fasterprune(
-  exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
+  exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
 ): Promise<{ damp: number; dead: number }> {
   const wasm = exec.wasm;
-  const k = pruneKernels(wasm);
+  const k = kernels(wasm);
   const a = wasm.arena;
   const { rows, cols } = problem;
   const percDamp = opts.percDamp ?? 0.01;
   let blockSize = opts.blockSize ?? 128;
   if (pattern.kind === "nm") blockSize = Math.max(pattern.m, Math.floor(blockSize / pattern.m) * pattern.m);
 
-  const Hinv = a.alloc(cols * cols);
-  const { dead, damp } = await dampedInverseWasm(wasm, problem.H, cols, percDamp, Hinv, (M, out) => trilGram(exec, M, cols, out));
+  // the H-side work, shared by the operators of a group when the driver prepared it (the same H)
+  const given = problem.prepared as HinvFactors | undefined;
+  const f = given && given.H === problem.H && given.percDamp === percDamp && (!problem.corrected || given.full)
+    ? given
+    : await hinvFactors(exec, problem.H, cols, percDamp, problem.corrected);
+  const { dead, damp } = f;
+  const Hinv = f.chol;
 
   // the weights to prune: W₀, or W* = B·(H + δI)⁻¹ under error correction
-  if (problem.corrected) await matmul(exec, problem.B, Hinv, W, rows, cols, cols, "W* = B·H⁻¹");
+  if (problem.corrected) await matmul(exec, problem.B, f.full!, W, rows, cols, cols, "W* = B·H⁻¹");
   else a.f32(W, rows * cols).set(a.f32(problem.W0, rows * cols));
   const w = a.f32(W, rows * cols);
   for (const j of dead) for (let r = 0; r < rows; r++) w[r * cols + j] = 0;
-
-  if (!choleskyWasm(wasm, Hinv, cols, true)) throw new WasmError(`sparsegpt: Cholesky of H⁻¹ (width ${cols}) failed`);
 
   // the OBS loop: rows are independent given Hinv and the mask, so row blocks run on the pool's threads
   const Err = a.alloc(rows * blockSize);

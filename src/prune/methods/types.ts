@@ -3,7 +3,8 @@
  * cross term) and a pattern in, the pruned weights (a new arena block) and stats out.
  */
 import type { Executor } from "../../exec/executor.js";
-import type { OperatorProblem } from "../problem.js";
+import type { GramProblem, OperatorProblem } from "../problem.js";
+import type { StatsKind } from "../stats.js";
 import type { Pattern } from "../pattern.js";
 import type { FistaSolver } from "./fista.js";
 
@@ -41,23 +42,28 @@ export interface FistaOptions {
   ihtIters?: number;
   /** seed of the power-iteration start vector */
   seed?: number;
+  /**
+   * W·H products per operator to spend (candidates' objectives, refits and IHT; see `budgetIters`): sets
+   * refitIters and ihtIters. Absent: those options when given, else DEFAULT_FISTA_BUDGET (60).
+   */
+  budget?: number;
 }
 
 export interface PruneOptions {
   sparsegpt?: SparseGptOptions;
   fista?: FistaOptions;
   /** FISTA's per-operator solver (default: the WASM FistaSolver; src/gpu/fista.ts's for --device webgpu) */
-  fistaSolver?: (exec: Executor, problem: OperatorProblem) => FistaSolver;
+  fistaSolver?: (exec: Executor, problem: GramProblem) => FistaSolver;
 }
 
 export interface PruneStats {
   /** measured fraction of exact zeros */
   sparsity: number;
-  /** f(W)/E = ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖² */
-  relErr: number;
+  /** f(W)/E = ‖W X_p − W₀ X_d‖² / ‖W₀ X_d‖², or null when the statistics had no Gram (see `stats`) */
+  relErr: number | null;
   seconds: number;
   /** method extras (lambda, iterations, …) */
-  [extra: string]: number | string | undefined;
+  [extra: string]: number | string | null | undefined;
 }
 
 export interface PruneResult {
@@ -69,6 +75,36 @@ export interface PruneResult {
 export interface PruneMethod {
   readonly name: MethodName;
   readonly description: string;
-  /** The heavy products split their rows over the executor's slots (the same result for any thread count). */
+  /** what the method needs from calibration (src/prune/stats.ts), with or without intra-layer error correction */
+  stats(corrected: boolean): StatsKind;
+  /**
+   * Work on the Gram matrix H alone that every operator fitted on the same H shares (SparseGPT's inverse and
+   * its Cholesky factor): made once per operator group by the driver, in the group's arena scope, and given to
+   * each operator's `prune` as `problem.prepared`.
+   */
+  prepare?(exec: Executor, H: number, cols: number, corrected: boolean, opts?: PruneOptions): Promise<unknown>;
+  /**
+   * The buffers the method holds at least while it solves an operator (rows × cols; besides W and the
+   * statistics), as [what, floats] — the floor src/prune/memory-floor.ts checks against the wasm32 limit.
+   */
+  memory(rows: number, cols: number, corrected: boolean): Array<[string, number]>;
+  /**
+   * Whether the method needs the problem formed in full (B = W₀·H and the target energy) without error
+   * correction: FISTA's gradient does, SparseGPT's OBS loop does not (then only a measured error would).
+   */
+  needsFullProblem?: boolean;
+  /**
+   * Writes the pruned weights into W (rows×cols, the caller's block); its scratch stays allocated for the caller
+   * to release (common.ts solveInto). Returns method extras for the report and f(W) when the method evaluated it.
+   * The heavy products split their rows over the executor's slots (the same result for any thread count).
+   */
+  solve(exec: Executor, problem: OperatorProblem, pattern: Pattern, W: number, opts?: PruneOptions): Promise<MethodSolution>;
+  /** `solve`, its scratch released, then the result's sparsity and relative error (methods/common.ts). */
   prune(exec: Executor, problem: OperatorProblem, pattern: Pattern, opts?: PruneOptions): Promise<PruneResult>;
+}
+
+export interface MethodSolution {
+  info?: Record<string, number | string>;
+  /** f(W) = ‖W X_p − W₀ X_d‖²/n when the method computed it */
+  objective?: number;
 }

@@ -4,35 +4,33 @@
  * ‖X_j‖₂² = n·H_jj, and the constant √n does not change any comparison, so S_ij = |W_ij|·√H_jj
  * (float32: fround(|w|·fround(√H_jj))).
  */
-import { pruneKernels } from "../../kernels/prune-api.js";
-import { checkProblem, finishStats, selectMask } from "./common.js";
-import type { PruneMethod } from "./types.js";
+import { kernels } from "../../kernels/index.js";
+import { defineMethod, selectMask } from "./common.js";
+import { UsageError } from "../../errors.js";
 
-export const wanda: PruneMethod = {
+export const wanda = defineMethod({
   name: "wanda",
   description: "|W|·‖x‖₂ per output row (unstructured), per group (N:M)",
-  async prune(exec, problem, pattern) {
-    checkProblem(problem, pattern, "wanda");
+  stats: () => "norms", // of the input the operator sees (the pruned model's under error correction)
+  memory: (rows, cols) => [["scores", rows * cols], ["mask", rows * cols]],
+  async solve(exec, problem, pattern, W) {
     const wasm = exec.wasm;
-    const t0 = performance.now();
     const { rows, cols } = problem;
     const a = wasm.arena;
-    const W = a.alloc(rows * cols);
-    a.scoped(() => {
-      const S = a.alloc(rows * cols);
-      const mask = a.alloc(rows * cols);
-      wandaScores(a.f32(problem.W0, rows * cols), a.f32(problem.H, cols * cols), rows, cols, a.f32(S, rows * cols));
-      selectMask(wasm, S, mask, rows, cols, pattern, "row");
-      pruneKernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
-    });
-    return { W, stats: await finishStats(exec, problem, W, t0) };
+    if (!problem.diag) throw new UsageError("wanda needs the column norms of its operator's input");
+    const S = a.alloc(rows * cols);
+    const mask = a.alloc(rows * cols);
+    wandaScores(a.f32(problem.W0, rows * cols), problem.diag, rows, cols, a.f32(S, rows * cols));
+    selectMask(wasm, S, mask, rows, cols, pattern, "row");
+    kernels(wasm).f32_mask_mul(problem.W0, mask, W, rows * cols);
+    return {};
   },
-};
+});
 
-/** S_ij = |W_ij|·√H_jj into `out`. */
-export function wandaScores(w: Float32Array, h: Float32Array, rows: number, cols: number, out: Float32Array): void {
+/** S_ij = |W_ij|·√H_jj into `out` (`diag`: H_jj). */
+export function wandaScores(w: Float32Array, diag: Float32Array, rows: number, cols: number, out: Float32Array): void {
   const norm = new Float32Array(cols);
-  for (let j = 0; j < cols; j++) norm[j] = Math.sqrt(Math.max(h[j * cols + j], 0));
+  for (let j = 0; j < cols; j++) norm[j] = Math.sqrt(Math.max(diag[j]!, 0));
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     for (let j = 0; j < cols; j++) out[o + j] = Math.abs(w[o + j]) * norm[j];

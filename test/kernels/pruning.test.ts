@@ -4,11 +4,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createWasm } from "../../src/wasm/runtime.js";
-import { pruneKernels } from "../../src/kernels/prune-api.js";
 import { gaussianPairs as gaussian } from "../../src/util/rng.js";
+import { kernels } from "../../src/kernels/index.js";
 
 const wasm = createWasm();
-const k = pruneKernels(wasm);
+const k = kernels(wasm);
 const a = wasm.arena;
 const f = Math.fround;
 

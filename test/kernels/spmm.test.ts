@@ -1,18 +1,18 @@
 /**
- * @file The sparse kernels (assembly/f32-spmm-nm.ts, f32-spmm-csr.ts) against the scalar dense reference on the
+ * @file The sparse kernels (assembly/spmm-nm.ts, spmm-csr.ts) against the scalar dense reference on the
  * unpacked weights: random matrices, awkward shapes (tile, sub-tile and remainder sizes in N, K and M), all-zero
  * rows, fully dense groups / rows, batch 1..64; guard words around outputs; pack → unpack bit-exact.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as ref from "../../src/kernels/reference.js";
-import { sparseKernels } from "../../src/kernels/sparse-api.js";
 import { pack2of4, unpack2of4, is2of4, toFile2of4, fromFile2of4 } from "../../src/sparse/nm.js";
 import { packCsr, unpackCsr, toFileBitmask, fromFileBitmask } from "../../src/sparse/bcsr.js";
 import { canonicalZeros, countNonzeros } from "../../src/sparse/zero.js";
 import { place2of4, placeCsr } from "../../src/model/linear.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
-import { place, scoped, assertClose, abs } from "../kernels/util.js";
+import { place, scoped, assertClose, abs } from "./util.js";
+import { kernels } from "../../src/kernels/index.js";
 
 type Kind = "random" | "zero-rows" | "dense-groups" | "all-zero";
 
@@ -46,7 +46,7 @@ const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.leng
 
 function checkKernels(label: string, wt: Float32Array, N: number, K: number, fmt: "2:4" | "bcsr", Ms: number[], rand: () => number): void {
   scoped((w) => {
-    const k = sparseKernels(w);
+    const k = kernels(w);
     const sw = fmt === "2:4" ? place2of4(w.arena, pack2of4(wt, N, K)) : placeCsr(w.arena, packCsr(wt, N, K));
     for (const M of Ms) {
       const l = `${label} ${fmt} N=${N} K=${K} M=${M}`;
@@ -138,7 +138,7 @@ test("f32_spmv/spmm_bcsr match dense GEMM at 0-100% sparsity on awkward shapes, 
 
 test("sparse kernels reject K not a multiple of 4 for 2:4 and misaligned values", () => {
   scoped((w) => {
-    const k = sparseKernels(w);
+    const k = kernels(w);
     const p = w.arena.alloc(64);
     assert.throws(() => k.f32_spmv_2of4_4x(p, p, p, p, 4, 6), /kernel assertion failed/);
     assert.throws(() => k.f32_spmv_2of4_4x(p + 4, p, p, p, 4, 8), /kernel assertion failed/);

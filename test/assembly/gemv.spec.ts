@@ -1,7 +1,7 @@
 // f32_gemv (y = W·x, 8 rows at a time, 4-lane K loop, scalar K tail; rows past a multiple of 8 one at a
 // time with 8 lanes) against a scalar reference. One shape table, one loop; outputs between guard words,
 // accumulate 0 and 1, data aligned and 4 bytes off.
-import { f32_gemv } from "../../assembly/f32-gemv";
+import { f32_gemv } from "../../assembly/gemv";
 import { Block, Rng, expectClose, refNT } from "./harness";
 
 // [N, K]: N around the 8-row step (1, 7, 8, 9, 15, 16, 17, primes), K around the 4- and 8-lane steps and past them.

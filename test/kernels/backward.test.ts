@@ -6,9 +6,9 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { backwardKernels } from "../../src/train/api.js";
 import { mulberry32 } from "../helpers/random.js";
-import { place, scoped } from "../kernels/util.js";
+import { place, scoped } from "./util.js";
+import { kernels } from "../../src/kernels/index.js";
 
 const H = 1e-5;
 /** worst |got − want| / max|want| allowed (f32 kernels vs f64 differences) */
@@ -136,7 +136,7 @@ test("f32_gemm_nn / f32_gemm_tn: dX = dY·W and dW += dYᵀ·X of a linear layer
   // (T, N_out, K_in): tiles of 4x8, row/column remainders, K past the 256 block
   for (const [T, N, K] of [[1, 1, 1], [4, 8, 8], [5, 9, 7], [3, 17, 12], [9, 20, 33], [6, 300, 10], [270, 5, 9]] as const) {
     scoped((w) => {
-      const k = backwardKernels(w);
+      const k = kernels(w);
       const x = rand64(rand, T * K), W = rand64(rand, N * K), dy = rand64(rand, T * N);
       const bx = place(w, f32(x), 1), bw = place(w, f32(W)), bdy = place(w, f32(dy), 1);
       const bdx = place(w, new Float32Array(T * K)), bdw = place(w, new Float32Array(N * K).fill(0.5));
@@ -165,7 +165,7 @@ test("f32_rmsnorm_backward: dx (written and accumulated) and dg vs finite differ
   let worst = 0;
   for (const [rows, n] of [[1, 2], [3, 5], [2, 8], [4, 13], [2, 64]] as const) {
     scoped((w) => {
-      const k = backwardKernels(w);
+      const k = kernels(w);
       const eps = 1e-5;
       const x = rand64(rand, rows * n, -2, 2), g = rand64(rand, n, 0.5, 1.5), dy = rand64(rand, rows * n);
       const bx = place(w, f32(x)), bg = place(w, f32(g)), bdy = place(w, f32(dy));
@@ -187,7 +187,7 @@ test("f32_rmsnorm_backward: dx (written and accumulated) and dg vs finite differ
 test("f32_silu_mul_backward: d gate and d up of silu(gate)·up vs finite differences", (t) => {
   const rand = mulberry32(803);
   scoped((w) => {
-    const k = backwardKernels(w);
+    const k = kernels(w);
     const n = 37;
     const a = rand64(rand, n, -6, 6), u = rand64(rand, n, -2, 2), dh = rand64(rand, n);
     const ba = place(w, f32(a)), bu = place(w, f32(u)), bdh = place(w, f32(dh));
@@ -211,7 +211,7 @@ test("f32_rope_{interleaved,half}_backward: transpose rotation vs finite differe
   for (const layout of ["interleaved", "half"] as const) {
     for (const [nHeads, hd] of [[1, 2], [3, 6], [2, 8], [4, 16], [1, 10]] as const) {
       scoped((w) => {
-        const k = backwardKernels(w);
+        const k = kernels(w);
         const half = hd / 2;
         const x = rand64(rand, nHeads * hd), dy = rand64(rand, nHeads * hd);
         const ang = rand64(rand, half, 0, 6);
@@ -234,7 +234,7 @@ test("f32_attention_causal (forward) and f32_attention_backward: dq, dk, dv of c
   // nHeads, nKvHeads, headDim, T, extra kv stride
   for (const [nH, nKv, hd, T, extra] of [[1, 1, 4, 1, 0], [2, 2, 4, 3, 0], [4, 2, 8, 5, 0], [4, 1, 6, 4, 2], [6, 3, 5, 6, 1], [2, 1, 8, 11, 0]] as const) {
     scoped((w) => {
-      const k = backwardKernels(w);
+      const k = kernels(w);
       const qs = nH * hd, kvs = nKv * hd + extra;
       const q = rand64(rand, T * qs, -1.5, 1.5), kk = rand64(rand, T * kvs, -1.5, 1.5), v = rand64(rand, T * kvs), dO = rand64(rand, T * qs);
       const bq = place(w, f32(q)), bk = place(w, f32(kk)), bv = place(w, f32(v)), bdo = place(w, f32(dO));
@@ -261,7 +261,7 @@ test("f32_attention_causal (forward) and f32_attention_backward: dq, dk, dv of c
 test("f32_embedding_backward and the tied classifier: gradient of the table vs finite differences", (t) => {
   const rand = mulberry32(806);
   scoped((w) => {
-    const k = backwardKernels(w);
+    const k = kernels(w);
     const V = 7, dim = 6, T = 5;
     const tokens = [3, 1, 3, 6, 0];
     const E = rand64(rand, V * dim), dyEmb = rand64(rand, T * dim);
@@ -288,7 +288,7 @@ test("f32_embedding_backward and the tied classifier: gradient of the table vs f
 test("f32_group_sum / f32_group_expand_add (SLoRB projection) are transposes, ragged last group", (t) => {
   const rand = mulberry32(807);
   scoped((w) => {
-    const k = backwardKernels(w);
+    const k = kernels(w);
     const rows = 3, n = 21, kk = 8, G = 3;
     const x = rand64(rand, rows * n), ds = rand64(rand, rows * G);
     const bx = place(w, f32(x)), bs = place(w, new Float32Array(rows * G)), bds = place(w, f32(ds)), bdx = place(w, new Float32Array(rows * n));
@@ -313,7 +313,7 @@ test("f32_cross_entropy_backward and f32_kl_backward: losses and logit gradients
   for (const [rows, V] of [[1, 2], [3, 11], [4, 64]] as const) {
     for (const tau of [1, 2, 0.7]) {
       scoped((w) => {
-        const k = backwardKernels(w);
+        const k = kernels(w);
         const z = rand64(rand, rows * V, -4, 4), zt = rand64(rand, rows * V, -4, 4);
         const targets = Array.from({ length: rows }, (_, i) => (i === 1 ? -1 : Math.floor(rand() * V)));
         const bz = place(w, f32(z)), bzt = place(w, f32(zt)), bd = place(w, new Float32Array(rows * V));

@@ -15,21 +15,23 @@
 // pruning is block-aware, which wasprune's methods are not. Measured (`wasprune bench kernels`, 4096x4096,
 // one thread): SpMV 3.0x dense at 90% but 0.72x at 50% (the 4-wide gathers cost more than the bytes saved);
 // SpMM at batch 64: 1.7x / 2.9x / 7.7x at 50/70/90%.
-// Measured against bitmap + values (assembly/f32-spmm-bitmap.ts: the same panels and value order, a u8 mask
-// per 8 columns instead of a u8 offset per value; its GEMV swizzles 4 values into the set lanes of each
-// nibble against a contiguous x load, its GEMM walks set bits with ctz), `node --import tsx
-// bench/unstructured-format.ts`, one thread, same weights, one run (machine shared, load ~6 on 2 cores, so
-// absolute numbers are low; the ratios held across shapes). Effective GFLOP/s, CSR vs bitmap (bitmap/CSR):
+// Measured against bitmap + values (the same panels and value order, a u8 mask per 8 columns instead of a u8
+// offset per value; its GEMV swizzled 4 values into the set lanes of each nibble, its GEMM walked set bits with
+// ctz), one thread, same weights, one run (machine shared), effective GFLOP/s, CSR vs bitmap (bitmap/CSR):
 //   4096x4096 GEMV (DRAM-streamed)  50%: 3.5 vs 1.6 (0.46x)  70%: 5.9 vs 2.1 (0.36x)  90%: 13.2 vs 1.6 (0.12x)
 //   4096x4096 GEMM M=8              50%: 20.1 vs 7.7 (0.38x) 70%: 36.1 vs 8.8 (0.24x) 90%: 98.1 vs 11.9 (0.12x)
 //   4096x4096 GEMM M=64             50%: 28.9 vs 16.7 (0.58x) 70%: 41.7 vs 13.6 (0.33x) 90%: 164 vs 24.3 (0.15x)
 //   3072x768 GEMV / GEMM M=64       50%: 0.54x / 0.43x  70%: 0.30x / 0.37x  90%: 0.10x / 0.25x
 // Bitmap saves 15% of the bytes at 50% (34.2 vs 40.2 MiB at 4096²) and 12% at 70%, but its work is per column
 // (GEMV) or per set bit with a serial ctz/popcount chain (GEMM), and that costs more than the bytes: panel CSR
-// wins at every sparsity, batch and shape, so it stays the only unstructured kernel layout.
+// won at every sparsity, batch and shape, so the bitmap kernels left the module (git history has them,
+// assembly/f32-spmm-bitmap.ts and bench/unstructured-format.ts) and panel CSR is the one unstructured layout.
+//
+// Half-precision values (bf16_* / f16_* kernels): vals u16 [nnz], the same rowptr and cols; widened in registers.
 //
 // Summation order (deterministic): per output, panels in order, nonzeros in stored (column) order.
-import { SPMM_KC, tileWidth, packXT, unpackYT, loadAcc } from "./f32-spmm-common";
+import { SPMM_KC, tileWidth, packXT, unpackYT, loadAcc } from "./spmm-common";
+import { madd, f16TopToF32, loadWeight } from "./simd";
 
 /** [x[c & 255], x[(c >> 8) & 255], x[(c >> 16) & 255], x[c >> 24]] for 4 packed u8 columns c. */
 // @ts-ignore: decorator
@@ -41,10 +43,26 @@ function gather4(xp: usize, c: usize): v128 {
   return v128.load32_lane(xp + ((c >> 24) << 2), v, 3);
 }
 
-/** y[N] = W·x for W [N,K] in panel CSR (vals, x, y 4-aligned; rowptr 4-aligned). */
-export function f32_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize, y: usize, N: i32, K: i32): void {
-  assert(N >= 0 && K >= 0, "f32_spmv_bcsr: negative size");
-  assert(((rowptr | vals | x | y) & 3) == 0, "f32_spmv_bcsr: misaligned pointer");
+/** 4 consecutive values at j (element index) as f32 lanes. */
+// @ts-ignore: decorator
+@inline
+function vals4<D>(vals: usize, j: usize): v128 {
+  if (isFloat<D>()) return v128.load(vals + (j << 2));
+  const u = i32x4.shl(i32x4.extend_low_i16x8_u(v128.load64_zero(vals + (j << 1))), 16);
+  if (isSigned<D>()) return f16TopToF32(u);
+  return u;
+}
+
+/** Byte offset of value j. */
+// @ts-ignore: decorator
+@inline
+function at<D>(j: usize): usize {
+  return j * sizeof<D>();
+}
+
+function spmvBcsr<D>(rowptr: usize, cols: usize, vals: usize, x: usize, y: usize, N: i32, K: i32): void {
+  assert(N >= 0 && K >= 0, "spmv_bcsr: negative size");
+  assert(((rowptr | x | y) & 3) == 0 && (vals & (sizeof<D>() - 1)) == 0, "spmv_bcsr: misaligned pointer");
   const P = (K + SPMM_KC - 1) / SPMM_KC;
   if (P == 0) {
     memory.fill(y, 0, <usize>N << 2);
@@ -64,17 +82,17 @@ export function f32_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize,
       for (; j + 8 <= end; j += 8) {
         const c0 = <usize>load<u32>(cols + j);
         const c1 = <usize>load<u32>(cols + j, 4);
-        vacc0 = f32x4.add(vacc0, f32x4.mul(gather4(xp, c0), v128.load(vals + (j << 2))));
-        vacc1 = f32x4.add(vacc1, f32x4.mul(gather4(xp, c1), v128.load(vals + (j << 2), 16)));
+        vacc0 = madd(gather4(xp, c0), vals4<D>(vals, j), vacc0);
+        vacc1 = madd(gather4(xp, c1), vals4<D>(vals, j + 4), vacc1);
       }
       if (j + 4 <= end) {
-        vacc0 = f32x4.add(vacc0, f32x4.mul(gather4(xp, <usize>load<u32>(cols + j)), v128.load(vals + (j << 2))));
+        vacc0 = madd(gather4(xp, <usize>load<u32>(cols + j)), vals4<D>(vals, j), vacc0);
         j += 4;
       }
       const vsum = f32x4.add(vacc0, vacc1);
       const s0: f32 = (f32x4.extract_lane(vsum, 0) + f32x4.extract_lane(vsum, 1)) + (f32x4.extract_lane(vsum, 2) + f32x4.extract_lane(vsum, 3));
       let s1: f32 = 0;
-      for (; j < end; j++) s1 += load<f32>(vals + (j << 2)) * load<f32>(xp + (<usize>load<u8>(cols + j) << 2));
+      for (; j < end; j++) s1 += loadWeight<D>(vals + at<D>(j)) * load<f32>(xp + (<usize>load<u8>(cols + j) << 2));
       const s = s0 + s1;
       store<f32>(yp, p == 0 ? s : load<f32>(yp) + s);
       rp += 4;
@@ -82,18 +100,18 @@ export function f32_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize,
   }
 }
 
-function crow16(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
+function crow16<D>(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
   let vacc4567 = loadAcc(ytp, first, 16);
   let vacc89AB = loadAcc(ytp, first, 32);
   let vaccCDEF = loadAcc(ytp, first, 48);
   for (; j < end; j++) {
     const p = xt + (<usize>load<u8>(cols + j) << 6);
-    const vw = v128.load32_splat(vals + (j << 2));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw, v128.load(p)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw, v128.load(p, 16)));
-    vacc89AB = f32x4.add(vacc89AB, f32x4.mul(vw, v128.load(p, 32)));
-    vaccCDEF = f32x4.add(vaccCDEF, f32x4.mul(vw, v128.load(p, 48)));
+    const vw = f32x4.splat(loadWeight<D>(vals + at<D>(j)));
+    vacc0123 = madd(vw, v128.load(p), vacc0123);
+    vacc4567 = madd(vw, v128.load(p, 16), vacc4567);
+    vacc89AB = madd(vw, v128.load(p, 32), vacc89AB);
+    vaccCDEF = madd(vw, v128.load(p, 48), vaccCDEF);
   }
   v128.store(ytp, vacc0123);
   v128.store(ytp, vacc4567, 16);
@@ -101,24 +119,24 @@ function crow16(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: 
   v128.store(ytp, vaccCDEF, 48);
 }
 
-function crow8(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
+function crow8<D>(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
   let vacc4567 = loadAcc(ytp, first, 16);
   for (; j < end; j++) {
     const p = xt + (<usize>load<u8>(cols + j) << 5);
-    const vw = v128.load32_splat(vals + (j << 2));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw, v128.load(p)));
-    vacc4567 = f32x4.add(vacc4567, f32x4.mul(vw, v128.load(p, 16)));
+    const vw = f32x4.splat(loadWeight<D>(vals + at<D>(j)));
+    vacc0123 = madd(vw, v128.load(p), vacc0123);
+    vacc4567 = madd(vw, v128.load(p, 16), vacc4567);
   }
   v128.store(ytp, vacc0123);
   v128.store(ytp, vacc4567, 16);
 }
 
-function crow4(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
+function crow4<D>(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: usize, first: bool): void {
   let vacc0123 = loadAcc(ytp, first, 0);
   for (; j < end; j++) {
-    const vw = v128.load32_splat(vals + (j << 2));
-    vacc0123 = f32x4.add(vacc0123, f32x4.mul(vw, v128.load(xt + (<usize>load<u8>(cols + j) << 4))));
+    const vw = f32x4.splat(loadWeight<D>(vals + at<D>(j)));
+    vacc0123 = madd(vw, v128.load(xt + (<usize>load<u8>(cols + j) << 4)), vacc0123);
   }
   v128.store(ytp, vacc0123);
 }
@@ -127,10 +145,9 @@ function crow4(j: usize, end: usize, cols: usize, vals: usize, xt: usize, ytp: u
 // @ts-ignore: decorator
 @inline const NC: i32 = 512;
 
-/** Y[M,N] = X[M,K] · Wᵀ for W [N,K] in panel CSR. `scratch`: f32_spmm_nt_scratch(M,N,K) bytes, 16-aligned. */
-export function f32_spmm_bcsr_nt(x: usize, rowptr: usize, cols: usize, vals: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
-  assert(M >= 0 && N >= 0 && K >= 0, "f32_spmm_bcsr_nt: negative size");
-  assert((scratch & 15) == 0 && ((rowptr | vals | x | y) & 3) == 0, "f32_spmm_bcsr_nt: misaligned pointer");
+function spmmBcsr<D>(x: usize, rowptr: usize, cols: usize, vals: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  assert(M >= 0 && N >= 0 && K >= 0, "spmm_bcsr_nt: negative size");
+  assert((scratch & 15) == 0 && ((rowptr | x | y) & 3) == 0 && (vals & (sizeof<D>() - 1)) == 0, "spmm_bcsr_nt: misaligned pointer");
   if (M == 0 || N == 0) return;
   if (K == 0) {
     memory.fill(y, 0, (<usize>M * <usize>N) << 2);
@@ -153,13 +170,43 @@ export function f32_spmm_bcsr_nt(x: usize, rowptr: usize, cols: usize, vals: usi
           const j = <usize>load<u32>(rp + (<usize>n << 2));
           const end = <usize>load<u32>(rp + (<usize>n << 2), 4);
           const ytp = yt + (<usize>(n * Mp + m0) << 2);
-          if (w == 16) crow16(j, end, cols, vals, xtt, ytp, first);
-          else if (w == 8) crow8(j, end, cols, vals, xtt, ytp, first);
-          else crow4(j, end, cols, vals, xtt, ytp, first);
+          if (w == 16) crow16<D>(j, end, cols, vals, xtt, ytp, first);
+          else if (w == 8) crow8<D>(j, end, cols, vals, xtt, ytp, first);
+          else crow4<D>(j, end, cols, vals, xtt, ytp, first);
         }
         m0 += w;
       }
     }
   }
   unpackYT(yt, y, M, N, Mp);
+}
+
+/** y[N] = W·x for W [N,K] in panel CSR (vals, x, y 4-aligned; rowptr 4-aligned). */
+export function f32_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmvBcsr<f32>(rowptr, cols, vals, x, y, N, K);
+}
+
+/** f32_spmv_bcsr with bf16 values (vals 2-aligned). */
+export function bf16_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmvBcsr<u16>(rowptr, cols, vals, x, y, N, K);
+}
+
+/** f32_spmv_bcsr with f16 values (vals 2-aligned). */
+export function f16_spmv_bcsr(rowptr: usize, cols: usize, vals: usize, x: usize, y: usize, N: i32, K: i32): void {
+  spmvBcsr<i16>(rowptr, cols, vals, x, y, N, K);
+}
+
+/** Y[M,N] = X[M,K] · Wᵀ for W [N,K] in panel CSR. `scratch`: f32_spmm_nt_scratch(M,N,K) bytes, 16-aligned. */
+export function f32_spmm_bcsr_nt(x: usize, rowptr: usize, cols: usize, vals: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmmBcsr<f32>(x, rowptr, cols, vals, y, M, N, K, scratch);
+}
+
+/** f32_spmm_bcsr_nt with bf16 values. */
+export function bf16_spmm_bcsr_nt(x: usize, rowptr: usize, cols: usize, vals: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmmBcsr<u16>(x, rowptr, cols, vals, y, M, N, K, scratch);
+}
+
+/** f32_spmm_bcsr_nt with f16 values. */
+export function f16_spmm_bcsr_nt(x: usize, rowptr: usize, cols: usize, vals: usize, y: usize, M: i32, N: i32, K: i32, scratch: usize): void {
+  spmmBcsr<i16>(x, rowptr, cols, vals, y, M, N, K, scratch);
 }

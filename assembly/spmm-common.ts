@@ -1,4 +1,4 @@
-// Shared plumbing of the sparse GEMM kernels (f32-spmm-nm.ts, f32-spmm-csr.ts): the transposed, zero-padded
+// Shared plumbing of the sparse GEMM kernels (spmm-nm.ts, spmm-csr.ts): the transposed, zero-padded
 // copy of one K panel of X, and the transposed accumulator YT. Not exported from the module.
 //
 // Both sparse GEMMs are "outer product" kernels (as XNNPACK's f32-spmm): for one weight row n and every

@@ -2,8 +2,9 @@
 // of 1024) and the strided/Gram GEMM f32_gemm_strided (C = α·op(A)·B, 4x8 tiles, K blocks of 256, N blocks
 // of 64) with f32_gram_upper + f32_sym_mirror. One shape table per kernel, one loop; every output between
 // guard words, accumulate 0 and 1, data aligned and 4 bytes off.
-import { f32_gemm_nt, f32_gemm_nt_scratch } from "../../assembly/f32-gemm";
-import { f32_gemm_strided, f32_gram_upper, f32_sym_mirror } from "../../assembly/f32-gram";
+import { f32_gemm_nt, f32_gemm_nt_scratch } from "../../assembly/gemm";
+import { f32_gemm_strided } from "../../assembly/gemm";
+import { f32_gram_upper, f32_sym_mirror } from "../../assembly/f32-gram";
 import { Block, Rng, expectClose, expectBits, fail, refNT, scratch } from "./harness";
 
 // [M, N, K]: whole tiles (4, 8), sub-tiles, remainders, 1, primes; past one K block (257, 513) and one

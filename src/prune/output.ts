@@ -1,0 +1,173 @@
+/**
+ * @file Where the driver's pruned layers go (PruneSink, ./driver.ts):
+ *  - `ShardedOutput`: a Hugging Face directory written as it is produced, in the sharded layout of
+ *    `save_pretrained` (src/io/sharded-writer.ts: model-0000k-of-0000n.safetensors + index, or one
+ *    model.safetensors), headers computed up front, the input's dtype unless another is asked for. The tensors
+ *    that are not pruned (embedding, norms, biases, LM head) are copied from the input store in row blocks; each
+ *    pruned layer is written at its planned offsets, synced, then recorded as done (with its reports) in
+ *    `.wasprune-checkpoint/layer-<l>.json`. A run killed at any point resumes: the done layers are read back from
+ *    the partial files (the next layers are calibrated on them, so the result is byte-identical), the rest is
+ *    pruned. The files become the finished model only at `finish` (the writer renames them; the index last).
+ *  - `MemorySink`: into the linear weights of a model in memory (comparisons, llama2.c outputs), optionally
+ *    checkpointed per layer (f32 safetensors) for a resumable .bin output.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { UsageError } from "../errors.js";
+import { openSafetensors } from "../io/safetensors.js";
+import { ShardedWriter, planShards, DEFAULT_MAX_SHARD_SIZE, PARTIAL_DIR, type ShardPlan } from "../io/sharded-writer.js";
+import { isFloatDType, type DType } from "../io/dtype.js";
+import type { ModelStore } from "../model/residency.js";
+import { LINEAR_OPS, type DenseLinear, type LinearOp, type Model, type Tensor } from "../model/types.js";
+import { hfTensorSpecs, type HFTensorSpec } from "../model/specs.js";
+import { stateDictOrder } from "../model/names.js";
+import { denseLayer, denseWeight, type DenseLayer } from "../model/linear.js";
+import { halfToInterleaved, interleavedToHalf } from "../model/save-rope.js";
+import { toHFConfig } from "../model/config.js";
+import { sideFiles } from "../model/save.js";
+import { writeFileAtomic } from "./checkpoint.js";
+import type { OperatorReport, PruneSink } from "./driver.js";
+
+export interface ShardedOutputOptions {
+  /** stored dtype (default: the input's) */
+  dtype?: DType;
+  /** the largest shard (default 5 GB, as save_pretrained) */
+  maxShardBytes?: number;
+  /** the folder of the per-layer records (must hold the settings manifest already) */
+  checkpointDir: string;
+}
+
+export class ShardedOutput implements PruneSink {
+  readonly dir: string;
+  readonly dtype: DType;
+  readonly plan: ShardPlan;
+  private readonly writer: ShardedWriter;
+  private readonly specs: HFTensorSpec[];
+  private readonly ckDir: string;
+  /** bytes read back from the partial files on resume */
+  bytesReadBack = 0;
+
+  constructor(dir: string, private readonly store: ModelStore, opts: ShardedOutputOptions) {
+    this.dir = dir;
+    this.ckDir = opts.checkpointDir;
+    const c = store.config;
+    this.dtype = opts.dtype ?? store.source.dtype;
+    if (!isFloatDType(this.dtype)) throw new UsageError(`--dtype ${this.dtype}: expected F32, F16 or BF16`);
+    this.specs = stateDictOrder(hfTensorSpecs(c));
+    this.plan = planShards(this.specs.map((s) => ({ name: s.name, dtype: this.dtype, shape: s.shape })), opts.maxShardBytes ?? DEFAULT_MAX_SHARD_SIZE);
+    const resuming = fs.existsSync(path.join(dir, PARTIAL_DIR));
+    this.writer = resuming ? ShardedWriter.resume(dir, this.plan) : ShardedWriter.create(dir, this.plan, { force: true });
+    // the tensors outside the decoder layers, copied once (a resumed writer already has them)
+    for (const s of this.specs) if (s.layer === undefined && !this.writer.isWritten(s.name)) this.copyTop(s);
+    this.writer.sync();
+  }
+
+  /** bytes written by this run */
+  get bytesWritten(): number {
+    return this.writer.bytesWritten;
+  }
+
+  /** embed, norm, lm_head from the input store, in row blocks (never a whole table in memory at once). */
+  private copyTop(s: HFTensorSpec): void {
+    const { store } = this;
+    const c = store.config;
+    if (s.key === "norm") return this.writer.write(s.name, store.norm.data);
+    const step = Math.max(1, Math.min(c.vocabSize, store.headBlockRows, Math.floor((32 << 20) / (4 * c.dim))));
+    const buf = new Float32Array(step * c.dim);
+    for (let r0 = 0; r0 < c.vocabSize; r0 += step) {
+      const r1 = Math.min(c.vocabSize, r0 + step);
+      const rows = buf.subarray(0, (r1 - r0) * c.dim);
+      if (s.key === "embed") store.embedRows(Array.from({ length: r1 - r0 }, (_, i) => r0 + i), rows);
+      else rows.set(denseWeight(store.wasm, store.headRows(r0, r1)));
+      this.writer.writeRange(s.name, r0 * c.dim, rows);
+    }
+  }
+
+  /** The tensor data of a layer's spec as stored in HF layout (q/k rows permuted from llama2.c's RoPE layout). */
+  private hfData(key: string, t: Tensor | DenseLinear, toHF: boolean): Float32Array {
+    const c = this.store.config;
+    if (c.ropeLayout === "interleaved" && (key === "wq" || key === "wk")) {
+      const heads = t.shape[0]! / c.headDim;
+      return toHF ? interleavedToHalf(t.data, heads, c.headDim, c.dim) : halfToInterleaved(t.data, heads, c.headDim, c.dim);
+    }
+    return t.data;
+  }
+
+  resumed(l: number): { weights: Record<LinearOp, Float32Array>; reports: OperatorReport[] } | undefined {
+    const record = path.join(this.ckDir, `layer-${l}.json`);
+    if (!fs.existsSync(record)) return undefined;
+    const specs = this.specs.filter((s) => s.layer === l);
+    if (!specs.every((s) => this.writer.synced.has(s.name))) return undefined; // recorded, but not all on disk: redo
+    const reports = JSON.parse(fs.readFileSync(record, "utf8")) as OperatorReport[];
+    const weights = {} as Record<LinearOp, Float32Array>;
+    const byFile = new Map<string, ReturnType<typeof openSafetensors>>();
+    try {
+      for (const s of specs) {
+        if (!(LINEAR_OPS as readonly string[]).includes(s.key)) continue;
+        const file = this.plan.tensors.get(s.name)!.file;
+        if (!byFile.has(file)) byFile.set(file, openSafetensors(path.join(this.writer.partial, file)));
+        const data = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
+        byFile.get(file)!.readF32Into(s.name, data);
+        this.bytesReadBack += this.plan.tensors.get(s.name)!.bytes;
+        weights[s.key as LinearOp] = this.hfData(s.key, { ptr: 0, shape: s.shape, data }, false);
+      }
+    } finally {
+      for (const f of byFile.values()) f.close();
+    }
+    return { weights, reports };
+  }
+
+  put(l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, reports: OperatorReport[]): void {
+    for (const s of this.specs.filter((x) => x.layer === l)) {
+      const t = ((LINEAR_OPS as readonly string[]).includes(s.key) ? pruned[s.key as LinearOp] : (dense as unknown as Record<string, Tensor>)[s.key])!;
+      this.writer.write(s.name, this.hfData(s.key, t, true));
+    }
+    this.writer.sync();
+    writeFileAtomic(path.join(this.ckDir, `layer-${l}.json`), JSON.stringify(reports));
+  }
+
+  /** Layers recorded as done by an earlier run. */
+  doneLayers(): number[] {
+    return fs.readdirSync(this.ckDir).map((f) => /^layer-(\d+)\.json$/.exec(f)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b);
+  }
+
+  /** Write config.json and the tokenizer files, then move the weight files into place (the index last). */
+  finish(): void {
+    const { store } = this;
+    const files = sideFiles(store.source, store.tokenizer, store.config.maxSeqLen);
+    files.set("config.json", JSON.stringify(toHFConfig(store.config, this.dtype, store.source.hfConfig), null, 2) + "\n");
+    for (const [name, data] of files) writeFileAtomic(path.join(this.dir, name), data);
+    this.writer.finish();
+  }
+
+  /** Keep the partial files (a later run resumes). */
+  close(): void {
+    this.writer.close();
+  }
+}
+
+/** Pruned layers into the linear weights of `target` (a dense model in memory of the same shapes). */
+export class MemorySink implements PruneSink {
+  constructor(
+    readonly target: Model,
+    private readonly checkpoints?: { load(l: number): { weights: Partial<Record<LinearOp, Float32Array>>; reports: OperatorReport[] } | undefined; save(l: number, weights: Record<LinearOp, Float32Array>, reports: OperatorReport[]): void },
+  ) {}
+
+  resumed(l: number): { weights: Record<LinearOp, Float32Array>; reports: OperatorReport[] } | undefined {
+    const saved = this.checkpoints?.load(l);
+    if (!saved) return undefined;
+    this.install(l, saved.weights as Record<LinearOp, Float32Array>);
+    return saved as { weights: Record<LinearOp, Float32Array>; reports: OperatorReport[] };
+  }
+
+  put(l: number, _dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, reports: OperatorReport[]): void {
+    const weights = Object.fromEntries(LINEAR_OPS.map((op) => [op, pruned[op].data])) as Record<LinearOp, Float32Array>;
+    this.install(l, weights);
+    this.checkpoints?.save(l, weights, reports);
+  }
+
+  private install(l: number, weights: Record<LinearOp, Float32Array>): void {
+    const lw = denseLayer(this.target.weights.layers[l]!, l);
+    for (const op of LINEAR_OPS) lw[op].data.set(weights[op]);
+  }
+}
