@@ -41,13 +41,48 @@ function newest(dir: string, keep: (f: string) => boolean): number {
   return t;
 }
 
-/** Tarballs of the runtime dependency closure (npm ls --omit=dev), packed from node_modules once per version. */
+/** Where Node would find package `name` from `dir` (its own node_modules, then each parent's). */
+function resolvePackage(name: string, dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const hit = path.join(d, "node_modules", name);
+    if (fs.existsSync(path.join(hit, "package.json"))) return hit;
+    if (d === path.dirname(d) || d === REPO) throw new Error(`${name} (a runtime dependency) is not installed under ${REPO}`);
+  }
+}
+
+/**
+ * The runtime dependency closure of the package, as installed in this checkout: package.json's `dependencies`,
+ * then theirs (and their optional ones that are installed). Walked by hand: `npm ls --omit=dev` counts the
+ * workspace's (test/assembly's) development tools in.
+ */
+function runtimeDependencyDirs(): string[] {
+  const seen = new Set<string>();
+  const visit = (dir: string, optional: boolean) => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { dependencies?: Record<string, string>; optionalDependencies?: Record<string, string> };
+    const deps = [...Object.keys(pkg.dependencies ?? {}).map((n) => [n, false] as const), ...Object.keys(pkg.optionalDependencies ?? {}).map((n) => [n, true] as const)];
+    for (const [name, opt] of deps) {
+      let found: string;
+      try {
+        found = resolvePackage(name, dir);
+      } catch (e) {
+        if (opt || optional) continue; // an optional dependency for another platform
+        throw e;
+      }
+      if (seen.has(found)) continue;
+      seen.add(found);
+      visit(found, opt);
+    }
+  };
+  visit(REPO, false);
+  return [...seen];
+}
+
+/** Tarballs of the runtime dependency closure, packed from node_modules once per version. */
 function dependencyTarballs(): string[] {
-  const dirs = ok(NPM, ["ls", "--omit=dev", "--all", "--parseable"], { cwd: REPO }).split("\n").slice(1).filter(Boolean);
+  const dirs = runtimeDependencyDirs();
   fs.mkdirSync(DEPS, { recursive: true });
   const out = new Set<string>();
   for (const dir of dirs) {
-    if (!dir.includes(`${path.sep}node_modules${path.sep}`)) continue; // the workspace (test/assembly)
     const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as { name: string; version: string };
     const file = path.join(DEPS, `${pkg.name.replace(/^@/, "").replace("/", "-")}-${pkg.version}.tgz`);
     if (!fs.existsSync(file)) ok(NPM, ["pack", dir, "--ignore-scripts", "--pack-destination", DEPS, "--silent"], { cwd: REPO });
@@ -129,13 +164,19 @@ console.log(JSON.stringify({ text, generated: r.value.generatedTokens, params: d
   // types: a Node program (with @types/node, as a Node project has: this checkout's) and a browser one (the
   // `browser` condition, DOM only), both strict, no skipLibCheck
   fs.writeFileSync(path.join(proj, "node-use.ts"), `
-import { loadModel, generate, prune, compress, perplexity, UsageError, type GeneratedToken, type GenerateResult, type PruneSummary } from "wasprune";
+import { loadModel, openModelStore, generate, prune, compress, perplexity, UsageError, type GeneratedToken, type GenerateResult, type PruneSummary } from "wasprune";
 const model = await loadModel("stories260K.bin", { tokenizer: "tok512.bin" });
 const it: AsyncGenerator<GeneratedToken, GenerateResult, void> = generate(model, { prompt: "Once", steps: 8, temperature: 0, threads: 2 });
 for await (const tok of it) { const s: string = tok.text; void s; }
 const p: number = (await perplexity(model, "text", { protocol: "windows", ctx: 256 })).perplexity;
 const s: PruneSummary = await prune(model, undefined, { method: "wanda", sparsity: "2:4", out: "pruned", onProgress: (q) => void q.done });
 const c = await compress(model, "compressed", { force: true });
+const store = await openModelStore("big-model", { residency: "streamed" });
+const p2: number = (await perplexity(store, "text")).perplexity;
+const s2: PruneSummary = await prune(store, "calibration text", { method: "sparsegpt", sparsity: 0.5, out: "o", calibProtocol: "windows", calibSeed: 1, maxMemory: "16GiB", maxShardSize: 5e9, measureError: true, methodOptions: { fista: { budget: 60 } } });
+store.close();
+const packed = await loadModel("model", { weights: "bf16" });
+void p2; void s2; void packed;
 const e: Error = new UsageError("x");
 void p; void s; void c; void e;
 // @ts-expect-error: steps is a number
