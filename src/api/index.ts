@@ -2,13 +2,17 @@
  * @file The library in Node — `import { loadModel, generate, perplexity, prune, compress } from "wasprune"` — and
  * what the CLI's commands call (src/cli/commands/*: they add flags, progress bars and printing, nothing else).
  *
- * - `loadModel(source)`: a path (llama2.c `.bin` or a Hugging Face directory, dense or compressed), `hf:ORG/NAME`
- *   (fetched once into the local cache) or `"builtin"`; the weights are read into a WebAssembly memory.
+ * - `loadModel(source, { weights })`: a path (llama2.c `.bin` or a Hugging Face directory, dense or compressed),
+ *   `hf:ORG/NAME` (fetched once into the local cache) or `"builtin"`; the weights are read into a WebAssembly
+ *   memory (row-major f32, or packed for the inference kernels: `--weights-dtype`).
+ * - `openModelStore(source, { residency })`: the same sources as a ModelStore, resident or streamed one decoder
+ *   layer at a time (a model larger than the WebAssembly memory); `perplexity` and `prune` take one.
  * - `generate(model, opts)`: an async iterator of tokens (`{ id, text, prompt }`); its return value is the
  *   GenerateResult (text, tokens, tok/s). The prompt's tokens come first, as llama2.c prints them.
- * - `perplexity(model, text, opts)`: paragraphs or the papers' windows protocol.
- * - `prune(model, calib, settings)`: prune every linear operator, write the pruned model to `settings.out`,
- *   progress through `onProgress`; `calib` is text (undefined: text the model samples itself).
+ * - `perplexity(model | store, text, opts)`: paragraphs or the papers' windows protocol (layer-major when streamed).
+ * - `prune(model | store, calib, settings)`: prune every linear operator, writing the output to `settings.out` as
+ *   it is produced (src/prune/run.ts), progress through `onProgress`; `calib` is text (undefined: text the model
+ *   samples itself).
  * - `compress(model, out)`: store a pruned model compressed (2:4 and bitmask formats).
  *
  * Errors are WaspruneError subclasses with a message naming the file, field or option (src/errors.ts).
