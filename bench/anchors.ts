@@ -34,9 +34,27 @@ export interface Anchor {
   prepare(M: number, N: number, K: number, copies: number, seed: number): Promise<AnchorMatmul>;
 }
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const versionOf = (pkg: string): string =>
-  (JSON.parse(fs.readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
+/**
+ * The anchors are development dependencies (package.json): an installed wasprune has them only when the user
+ * adds them. Their folder is found from where Node resolves them from this module (the checkout's node_modules,
+ * or wherever a user installed them), and a missing one is reported by name with the install line.
+ */
+const ANCHOR_VERSIONS: Record<string, string> = { "onnxruntime-web": "1.30.0", "@tensorflow/tfjs-core": "4.22.0", "@tensorflow/tfjs-backend-wasm": "4.22.0" };
+
+function packageDir(pkg: string): string {
+  let entry: string;
+  try {
+    entry = fileURLToPath(import.meta.resolve(pkg));
+  } catch {
+    throw new Error(`${pkg} is not installed (a development dependency of wasprune: npm install ${pkg}@${ANCHOR_VERSIONS[pkg]} to run this anchor)`);
+  }
+  for (let dir = path.dirname(entry); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const file = path.join(dir, "package.json");
+    if (fs.existsSync(file) && (JSON.parse(fs.readFileSync(file, "utf8")) as { name?: string }).name === pkg) return dir;
+  }
+  throw new Error(`${pkg}: no package.json above ${entry}`);
+}
+const versionOf = (pkg: string): string => (JSON.parse(fs.readFileSync(path.join(packageDir(pkg), "package.json"), "utf8")) as { version: string }).version;
 
 function randomF32(n: number, seed: number): Float32Array {
   const r = mulberry32(seed);
@@ -96,8 +114,8 @@ function transpose(w: Float32Array, N: number, K: number): Float32Array {
 // ---- the two runtimes -------------------------------------------------------------------------------------
 
 async function onnxruntimeWeb(): Promise<Anchor> {
+  const dist = path.join(packageDir("onnxruntime-web"), "dist") + path.sep;
   const ort = await import("onnxruntime-web");
-  const dist = path.join(root, "node_modules", "onnxruntime-web", "dist") + path.sep;
   ort.env.wasm.wasmPaths = pathToFileURL(dist).href;
   ort.env.wasm.numThreads = 1;
   (ort.env.wasm as { simd?: boolean }).simd = true;
@@ -127,9 +145,11 @@ async function onnxruntimeWeb(): Promise<Anchor> {
 }
 
 async function tfjsWasm(): Promise<Anchor> {
+  const dist = path.join(packageDir("@tensorflow/tfjs-backend-wasm"), "dist") + path.sep;
+  packageDir("@tensorflow/tfjs-core");
   const tf = await import("@tensorflow/tfjs-core");
   const wasmBackend = await import("@tensorflow/tfjs-backend-wasm");
-  wasmBackend.setWasmPaths(path.join(root, "node_modules", "@tensorflow", "tfjs-backend-wasm", "dist") + path.sep);
+  wasmBackend.setWasmPaths(dist);
   wasmBackend.setThreadsCount?.(1);
   if (!(await tf.setBackend("wasm"))) throw new Error("tf.setBackend('wasm') returned false");
   await tf.ready();

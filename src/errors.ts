@@ -35,6 +35,9 @@ export class WasmError extends WaspruneError {}
 /** Refusing to overwrite an existing output without --force. */
 export class OutputExistsError extends WaspruneError {}
 
+/** The WebGPU side could not be used where it was required (`--device webgpu`), or failed while running. */
+export class GpuError extends WaspruneError {}
+
 /** A task on a worker thread threw or its thread died: names what it was doing (layer/operator) and the cause. */
 export class WorkerError extends WaspruneError {}
 /**

@@ -299,6 +299,17 @@ program
     synthCommand(shape, opts);
   });
 
+program
+  .command("serve")
+  .description("serve the browser page: the models generating in the page (WASM SIMD, Web Workers; COOP/COEP for threads), side by side")
+  .argument("<models...>", "one or two models: a .bin file or a Hugging Face model directory (dense or compressed), or hf:ORG/NAME")
+  .option("--port <n>", "port (0: any free one)", int("--port"), 8080)
+  .option("--host <addr>", "address to listen on (loopback unless told otherwise)", "127.0.0.1")
+  .action(async (models: string[], opts) => {
+    const { serveCommand } = await import("./commands/serve.js");
+    await serveCommand(models, opts);
+  });
+
 const bench = program.command("bench").description("benchmarks, measured side by side in one run");
 bench
   .command("kernels")

@@ -19,7 +19,6 @@
  * assembly/gemm.ts, f32-gram.ts), and results are combined in a fixed order: every output is bit-identical
  * for any thread count.
  */
-import os from "node:os";
 import { UsageError, WorkerError } from "../errors.js";
 import type { Wasm } from "../wasm/runtime.js";
 
@@ -60,11 +59,6 @@ export interface Executor {
   each<R>(blocks: ReadonlyArray<[number, number]>, make: (block: [number, number], slot: number) => Task, what: string): Promise<R[]>;
   /** Stop the workers (idempotent). */
   close(): Promise<void>;
-}
-
-/** The default of `--threads`: the cores this process may use. */
-export function defaultThreads(): number {
-  return typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
 }
 
 /** Validate a `--threads` value. */
@@ -139,5 +133,43 @@ export function localExecutor(wasm: Wasm, handlers: Handlers): Executor {
       return out;
     },
     async close() {},
+  };
+}
+
+/**
+ * The executor of a pool of `threads` worker threads (Node: piscina, ./pool.ts; a browser: Web Workers,
+ * src/web/pool.ts): `submit` runs one task on a free worker of the pool (its errors already name `what`),
+ * `destroy` stops the workers. Each slot's packing scratch is taken from the arena now.
+ */
+export function poolExecutor(
+  wasm: Wasm,
+  threads: number,
+  handlers: Handlers,
+  submit: <R>(task: Task, what: string) => Promise<R>,
+  destroy: () => Promise<void>,
+): Executor {
+  const bytes = maxPackBytes(wasm);
+  const packs = Array.from({ length: threads }, () => wasm.arena.allocBytes(bytes));
+  let closed = false;
+  const onWorker = async <R>(task: Task, what: string): Promise<R> => {
+    if (closed) throw new WorkerError(`${what}: the worker pool is already closed`);
+    return submit<R>(task, what);
+  };
+  return {
+    wasm,
+    slots: threads,
+    packs,
+    split: (n, work, align = 4, weight) => (work < MIN_TASK_WORK ? (n > 0 ? [[0, n]] : []) : shards(n, threads, align, weight)),
+    run: (task, what) => onWorker(task, what),
+    each<R>(blocks: ReadonlyArray<[number, number]>, make: (b: [number, number], slot: number) => Task, what: string) {
+      if (blocks.length > threads) throw new WorkerError(`${what}: ${blocks.length} blocks for ${threads} slots`);
+      if (blocks.length === 1) return runInline<R>(wasm, handlers, make(blocks[0]!, 0), what).then((r) => [r]);
+      return allSettled(blocks.map((b, s) => onWorker<R>(make(b, s), what)));
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await destroy();
+    },
   };
 }

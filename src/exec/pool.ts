@@ -3,24 +3,17 @@
  * Every worker thread instantiates the kernels ONCE on that memory (posted once, in workerData) and runs the
  * handler table of src/workers/handlers.ts on its tasks, so a task carries only pointers and sizes.
  *
- * Workers are TypeScript. The CLI registers tsx in the main thread only (bin/wasprune.js), which worker threads
- * do not inherit, so the pool starts them with `--import <tsx loader>` (an absolute file URL, so it resolves
- * from any working directory).
+ * The worker file follows this module (./worker-script.ts): src/workers/worker.ts through tsx when running from
+ * the sources, the compiled worker.js beside the compiled pool in the package.
  */
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
 import { Piscina } from "piscina";
 import type { Wasm } from "../wasm/runtime.js";
 import { WorkerError } from "../errors.js";
-import { allSettled, checkThreads, localExecutor, maxPackBytes, MIN_TASK_WORK, runInline, shards, type Executor, type Handlers, type Task } from "./executor.js";
+import { checkThreads, localExecutor, poolExecutor, type Executor, type Handlers, type Task } from "./executor.js";
+import { workerScript } from "./worker-script.js";
 
 /** The worker entry point (thin: it runs the handler table on the thread's instance). */
-const WORKER_FILE = fileURLToPath(new URL("../workers/worker.ts", import.meta.url));
-
-function tsxLoader(): string {
-  const require = createRequire(import.meta.url);
-  return pathToFileURL(require.resolve("tsx")).href;
-}
+const WORKER = workerScript(import.meta.url, "../workers/worker");
 
 /**
  * The executor of `threads` slots on `wasm`: inline for 1, a piscina pool of `threads` workers otherwise.
@@ -30,24 +23,20 @@ function tsxLoader(): string {
 export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers): Executor {
   checkThreads(threads);
   if (threads === 1) return localExecutor(wasm, handlers);
-  const bytes = maxPackBytes(wasm);
-  const packs = Array.from({ length: threads }, () => wasm.arena.allocBytes(bytes));
   const pool = new Piscina({
-    filename: WORKER_FILE,
+    filename: WORKER.filename,
     minThreads: threads,
     maxThreads: threads,
     concurrentTasksPerWorker: 1,
-    execArgv: ["--import", tsxLoader()],
+    execArgv: WORKER.execArgv,
     workerData: { memory: wasm.memory, build: wasm.build },
   });
-  let closed = false;
   /**
    * A throw or a dead worker (exit, crash) becomes a WorkerError naming `what`. piscina replaces a dead thread
    * (it instantiates the module again on the same memory), so the pool stays usable; the command fails anyway,
    * since the task's outputs are incomplete.
    */
-  const onWorker = async <R>(task: Task, what: string): Promise<R> => {
-    if (closed) throw new WorkerError(`${what}: the worker pool is already closed`);
+  const submit = async <R>(task: Task, what: string): Promise<R> => {
     try {
       return (await pool.run(task)) as R;
     } catch (e) {
@@ -58,21 +47,5 @@ export function createExecutor(wasm: Wasm, threads: number, handlers: Handlers):
       throw new WorkerError(`${what}: worker thread failed: ${msg}`);
     }
   };
-  return {
-    wasm,
-    slots: threads,
-    packs,
-    split: (n, work, align = 4, weight) => (work < MIN_TASK_WORK ? (n > 0 ? [[0, n]] : []) : shards(n, threads, align, weight)),
-    run: (task, what) => onWorker(task, what),
-    each<R>(blocks: ReadonlyArray<[number, number]>, make: (b: [number, number], slot: number) => Task, what: string) {
-      if (blocks.length > threads) throw new WorkerError(`${what}: ${blocks.length} blocks for ${threads} slots`);
-      if (blocks.length === 1) return runInline<R>(wasm, handlers, make(blocks[0]!, 0), what).then((r) => [r]);
-      return allSettled(blocks.map((b, s) => onWorker<R>(make(b, s), what)));
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      await pool.destroy();
-    },
-  };
+  return poolExecutor(wasm, threads, handlers, submit, () => pool.destroy());
 }

@@ -57,6 +57,8 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
 export interface GemvHelper {
   /** y[N] = W·x for one position, split over the two threads when W is large enough and its layout splits; false: not done (the caller runs its kernel) */
   gemv(w: LinearWeight, x: number, y: number): boolean;
+  /** GEMVs split with the worker so far */
+  readonly splits: number;
   /** stop the worker's loop and wait for its task to end */
   close(): Promise<void>;
 }
@@ -121,13 +123,18 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
   });
   const k = wasm.exports;
   let seq = 0;
+  let splits = 0;
   return {
+    get splits() {
+      return splits;
+    },
     gemv(w, x, y) {
       const [N, K] = w.shape as [number, number];
       if (failed || N * K < minWeights || N < 16) return false;
       const split = Math.ceil(N / 2 / 8) * 8;
       const plan = splitPlan(w, split);
       if (!plan) return false;
+      splits++;
       ctrl[CTRL.fn] = plan.fn;
       ctrl[CTRL.a] = plan.a2;
       ctrl[CTRL.b] = plan.b2;

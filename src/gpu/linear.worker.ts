@@ -13,19 +13,8 @@
 /// <reference types="@webgpu/types" />
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { probeGpu, type GpuDevice } from "./device.js";
-import { GEMM_NT, SPMM_24 } from "./kernels.js";
-import { measureLinear, CTL, type OffloadCall, type OffloadOp, type OffloadReady } from "./offload.js";
-
-interface Resident {
-  op: OffloadOp;
-  code: string;
-  uniform: GPUBuffer;
-  /** [weight] dense, [vals, idx] 2:4 */
-  weights: GPUBuffer[];
-  bind?: GPUBindGroup;
-  /** the x/y generation `bind` was made for */
-  gen: number;
-}
+import { measureLinear } from "./offload.js";
+import { CTL, linearCalls, uploadOp, type OffloadCall, type OffloadOp, type OffloadReady, type Resident } from "./linear-device.js";
 
 const { memory, ctl: ctlSab, ops, mode, batch, errors, calls } = workerData as {
   memory: WebAssembly.Memory; ctl: SharedArrayBuffer; ops: OffloadOp[]; mode: "webgpu" | "auto"; batch: number;
@@ -53,7 +42,7 @@ async function main(): Promise<void> {
         if (!m) timed.set(key, (m = await measureLinear(gpu, Math.max(1, batch), op.N, op.K)));
         if (!(m.webgpuMs < m.wasmMs)) continue;
       }
-      resident.set(op.id, upload(gpu, op));
+      resident.set(op.id, uploadOp(gpu, memory, op));
     }
     for (const [key, m] of timed) {
       lines.push(`linear ${Math.max(1, batch)}x${key}: ${m.webgpuMs.toFixed(3)} ms on WebGPU (with read-back) vs ${m.wasmMs.toFixed(3)} ms on WASM`);
@@ -66,62 +55,13 @@ async function main(): Promise<void> {
   }
 }
 
-function upload(gpu: GpuDevice, op: OffloadOp): Resident {
-  const mem = memory.buffer;
-  const uniform = gpu.buffer(32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
-  if (op.format === "dense") {
-    return { op, code: GEMM_NT, uniform, weights: [gpu.upload(new Float32Array(mem, op.ptr, op.N * op.K))], gen: -1 };
-  }
-  const NB = Math.ceil(op.N / 4), G = op.K / 4;
-  const vals = gpu.upload(new Float32Array(mem, op.vals, NB * G * 8));
-  const idx = gpu.upload(new Uint8Array(mem, op.idx, NB * G * 2));
-  return { op, code: SPMM_24, uniform, weights: [vals, idx], gen: -1 };
-}
-
 /**
  * Run each call posted on `calls` (main blocks on the futex meanwhile, so one at a time); "stop" ends. Calls
  * are posted messages, not Atomics.waitAsync on the control block: a waitAsync of an idle worker was seen to
  * miss its notify now and then (a hang), a message always wakes the thread's loop.
  */
 function serve(gpu: GpuDevice, resident: Map<number, Resident>): Promise<void> {
-  let bx: GPUBuffer | undefined, by: GPUBuffer | undefined;
-  let xCap = 0, yCap = 0, gen = 0;
-  const words = new ArrayBuffer(32);
-  const u32 = new Uint32Array(words), f32 = new Float32Array(words);
-  const run = async (seq: number, id: number, x: number, y: number, T: number) => {
-    try {
-      const r = resident.get(id);
-      if (!r) throw new Error(`operator ${id} is not on the device`);
-      const { N, K } = r.op;
-      if (T * K > xCap || T * N > yCap) {
-        xCap = Math.max(xCap, T * K);
-        yCap = Math.max(yCap, T * N);
-        bx?.destroy();
-        by?.destroy();
-        bx = gpu.buffer(xCap * 4);
-        by = gpu.buffer(yCap * 4);
-        gen++;
-      }
-      if (r.gen !== gen) {
-        r.bind = gpu.bind(r.code, [r.uniform, bx!, ...r.weights, by!]);
-        r.gen = gen;
-      }
-      gpu.write(bx!, new Float32Array(memory.buffer, x, T * K));
-      u32.set([T, N, K, 0]);
-      f32[4] = 1; // GEMM_NT: alpha (SPMM_24 reads M, N, K only)
-      gpu.device.queue.writeBuffer(r.uniform, 0, words);
-      const enc = gpu.device.createCommandEncoder();
-      gpu.pass(enc, r.code, r.bind!, r.code === GEMM_NT ? [Math.ceil(N / 64), Math.ceil(T / 64)] : [Math.ceil(N / 64), T]);
-      gpu.device.queue.submit([enc.finish()]);
-      const out = await gpu.read(by!, T * N * 4);
-      new Float32Array(memory.buffer, y, T * N).set(new Float32Array(out));
-      Atomics.store(ctl, CTL.done, seq);
-    } catch (e) {
-      errors.postMessage(e instanceof Error ? e.message : String(e));
-      Atomics.store(ctl, CTL.done, -1);
-    }
-    Atomics.notify(ctl, CTL.done);
-  };
+  const run = linearCalls(gpu, memory, resident, ctl, (m) => errors.postMessage(m));
   return new Promise((resolve) => {
     calls.on("message", (m: OffloadCall | "stop") => {
       if (m === "stop") {

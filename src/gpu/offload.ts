@@ -17,14 +17,17 @@
 /// <reference types="@webgpu/types" />
 import { MessageChannel, Worker, receiveMessageOnPort } from "node:worker_threads";
 import { once } from "node:events";
-import { createRequire } from "node:module";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { createWasm } from "../wasm/runtime.js";
 import { gemmNT } from "../kernels/index.js";
-import type { LinearBackend, LinearWeight, Model } from "../model/types.js";
+import type { Model } from "../model/types.js";
 import { LINEAR_OPS } from "../model/types.js";
 import { GpuError, exposeLavapipe, type DeviceKind, type GpuDevice } from "./device.js";
 import { GEMM_NT } from "./kernels.js";
+import { CTL, deviceOps, futexBackend, type GpuLinears, type OffloadReady } from "./linear-device.js";
+
+export { CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-device.js";
+import { workerScript } from "../exec/worker-script.js";
 
 /** ms per linear call of shape M×N×K: WASM GEMM, and WebGPU GEMM with the read-back the forward pass needs. */
 export async function measureLinear(gpu: GpuDevice, M: number, N: number, K: number, reps = 20): Promise<{ wasmMs: number; webgpuMs: number }> {
@@ -51,47 +54,6 @@ export async function measureLinear(gpu: GpuDevice, M: number, N: number, K: num
   return { wasmMs, webgpuMs };
 }
 
-/** control block (Int32 slots of a SharedArrayBuffer): `done` = the seq of the last finished call, −1 failed */
-export const CTL = { done: 0, ints: 4 } as const;
-/** one call: [seq, operator id, x, y, T] (x, y byte offsets in the WASM memory) */
-export type OffloadCall = [number, number, number, number, number];
-
-/** An operator as the worker sees it (byte offsets into the WASM memory). */
-export type OffloadOp = { id: number; name: string; N: number; K: number } & (
-  | { format: "dense"; ptr: number }
-  | { format: "2:4"; vals: number; idx: number }
-);
-
-/** The worker's answer once the weights are on the device (or why there is no device). */
-export type OffloadReady =
-  | { ok: true; device: string; software: boolean; chosen: number[]; lines: string[] }
-  | { ok: false; reason: string };
-
-export interface GpuLinears extends LinearBackend {
-  device: string;
-  /** names of the operators on the device, e.g. "layers.0.wq", "lmHead" */
-  offloaded: string[];
-  /** stop the worker and destroy the device (idempotent); removes `model.backend` */
-  close(): Promise<void>;
-}
-
-/** The linear operators of `model` with the kernel each would run on the device (panel-CSR, p8 panels, half-precision 2:4: none). */
-function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[] } {
-  const ops: OffloadOp[] = [];
-  const tensors: LinearWeight[] = [];
-  const add = (name: string, t: LinearWeight) => {
-    const [N, K] = t.shape as [number, number];
-    if (t.format === "csr" || t.format === "p8") return; // no device kernels for these layouts: they stay on WASM
-    if (t.format === "2:4" && (K % 4 !== 0 || t.dtype !== "f32")) return;
-    const id = ops.length;
-    ops.push(t.format === "2:4" ? { id, name, N, K, format: "2:4", vals: t.vals, idx: t.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
-    tensors.push(t);
-  };
-  model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op) => add(`layers.${l}.${op}`, lw[op])));
-  add("lmHead", model.weights.lmHead);
-  return { ops, tensors };
-}
-
 /**
  * Put `model`'s linear operators on the WebGPU device for `kind` (see the file header) and install the backend
  * as `model.backend`. Undefined for `wasm`, for `auto` without an adapter (one line on `log`) or when `auto`
@@ -106,13 +68,15 @@ export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: nu
   const ctl = new Int32Array(ctlSab);
   const { port1: errors, port2 } = new MessageChannel();
   const { port1: calls, port2: callsW } = new MessageChannel();
-  // in a worker thread tsx (--import) transpiles require() of .ts, not a .ts entry point nor import() (piscina,
-  // for src/parallel, requires too): ts-worker.cjs requires `entry`
-  const entry = fileURLToPath(new URL("./linear.worker.ts", import.meta.url));
-  const worker = new Worker(fileURLToPath(new URL("./ts-worker.cjs", import.meta.url)), {
+  // the worker follows this module (src/exec/worker-script.ts). From the sources: in a worker thread tsx
+  // (--import) transpiles require() of .ts, not a .ts entry point nor import(), so ts-worker.cjs requires
+  // `entry`; compiled, linear.worker.js is the entry itself.
+  const script = workerScript(import.meta.url, "./linear.worker");
+  const entry = script.filename;
+  const worker = new Worker(script.typescript ? fileURLToPath(new URL("./ts-worker.cjs", import.meta.url)) : entry, {
     workerData: { entry, memory: model.wasm.memory, ctl: ctlSab, ops, mode: kind, batch, errors: port2, calls: callsW },
     transferList: [port2, callsW],
-    execArgv: ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href],
+    execArgv: script.execArgv,
   });
   const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
   const stop = async () => {
@@ -128,40 +92,14 @@ export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: nu
     log(`device: ${ready.reason}; using WASM`);
     return undefined;
   }
-  const idOf = new Map(ready.chosen.map((i) => [tensors[i], i]));
-  const names = ready.chosen.map((i) => ops[i].name);
   const summary = ready.lines.length ? ` (${ready.lines.join("; ")})` : "";
-  if (idOf.size === 0) {
+  if (ready.chosen.length === 0) {
     await stop();
     log(`device: ${ready.device}: WebGPU does not pay for this model's linear layers${summary}; they stay on WASM`);
     return undefined;
   }
   const all = model.weights.layers.length * LINEAR_OPS.length + 1;
-  const rest = idOf.size < all ? ", the rest on WASM" : "";
-  log(`device: ${ready.device}: ${idOf.size} of ${all} linear layers on WebGPU${rest}${summary}`);
-  let seq = 0;
-  let closed = false;
-  const backend: GpuLinears = {
-    device: ready.device,
-    offloaded: names,
-    supportsOp: (w) => idOf.has(w),
-    linear(w, x, y, T) {
-      if (closed) throw new GpuError("WebGPU linear layers used after close()");
-      calls.postMessage([++seq, idOf.get(w)!, x, y, T] satisfies OffloadCall);
-      for (;;) {
-        const d = Atomics.load(ctl, CTL.done);
-        if (d === seq) return;
-        if (d === -1) throw new GpuError(`WebGPU linear layer: ${receiveMessageOnPort(errors)?.message ?? "the device thread failed"}`);
-        Atomics.wait(ctl, CTL.done, d, 1000);
-      }
-    },
-    async close() {
-      if (closed) return;
-      closed = true;
-      if (model.backend === backend) model.backend = undefined;
-      await stop();
-    },
-  };
-  model.backend = backend;
-  return backend;
+  const rest = ready.chosen.length < all ? ", the rest on WASM" : "";
+  log(`device: ${ready.device}: ${ready.chosen.length} of ${all} linear layers on WebGPU${rest}${summary}`);
+  return futexBackend(model, ready, ops, tensors, ctl, (c) => calls.postMessage(c), () => receiveMessageOnPort(errors)?.message as string | undefined, stop);
 }

@@ -28,8 +28,9 @@ import * as path from "node:path";
 import { DiskFullError, FormatError, MissingFileError, OutputExistsError, UsageError, outputExists } from "../errors.js";
 import { DTYPE_SIZE, STORED_DTYPES, isFloatDType, isStoredDType, narrow16, numel, type StoredDType } from "./dtype.js";
 
-export const INDEX_FILE = "model.safetensors.index.json";
-export const SINGLE_FILE = "model.safetensors";
+import { INDEX_FILE, SINGLE_FILE } from "./safetensors-format.js";
+
+export { INDEX_FILE, SINGLE_FILE };
 /** save_pretrained's default max_shard_size, "5GB" */
 export const DEFAULT_MAX_SHARD_SIZE = 5_000_000_000;
 /** The folder inside the output directory that holds the files being written. */

@@ -7,16 +7,19 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { ConfigError, MissingFileError, UsageError, notFound } from "../errors.js";
+import { MissingFileError, UsageError, notFound } from "../errors.js";
 import { createWasm, type Wasm } from "../wasm/runtime.js";
 import { loadTokenizer } from "../tokenizer/load.js";
+import { checkTokenizerFits, modelTokenizerOptions } from "../tokenizer/from-bytes.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
-import { dense, type LayerWeights, type Model, type ModelConfig, type ModelSource } from "./types.js";
+import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
-import { residentStore, streamedStore, type ModelStore } from "./residency.js";
+import type { WeightFile, WeightsOption } from "./weight-file.js";
+import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
+
+export { WASM32_LIMIT, residentBytes } from "./residency.js";
 
 export interface LoadOptions {
   /** tokenizer file to use instead of the one found beside the model */
@@ -32,8 +35,6 @@ export interface LoadOptions {
   weights?: WeightsOption;
 }
 
-/** The WebAssembly memory (wasm32) holds at most 4 GiB. */
-export const WASM32_LIMIT = 4 * 1024 ** 3;
 /**
  * Arena bytes of weights up to which `openStore` keeps a model resident: the rest of the 4 GiB is left for the
  * work (activations, Gram matrices, a method's scratch).
@@ -53,55 +54,13 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
   return { file: isDir ? openHFWeights(modelPath) : openLlama2cWeights(modelPath), tokFile };
 }
 
-/** Arena bytes every weight of `file` takes once read (f32 dense, compressed operators in their kernel layouts). */
-export function residentBytes(file: WeightFile, pack?: WeightsOption): number {
-  let n = 0;
-  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l, pack);
-  // the embedding table stays row-major f32 (rows gathered per token); an untied LM head is packed like a layer's
-  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += tensorArenaBytes(file, s, pack);
-  return n;
-}
-
-function sourceOf(file: WeightFile): ModelSource {
-  return { path: file.path, format: file.format, dtype: file.dtype, ...(file.hfConfig ? { hfConfig: file.hfConfig } : {}) };
-}
-
-const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
-
-/** How a resident model's weights are held, for messages. */
-function held(pack: WeightsOption | undefined): string {
-  return pack === undefined ? "float32" : pack === "stored" ? "linear weights in their stored dtype, packed" : `linear weights as ${pack}, packed`;
-}
-
-/** Every weight of `file` into `wasm`'s arena (the caller has checked it fits). */
-function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
-  const c = file.config;
-  const a = wasm.arena;
-  const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
-  const embed = readTensor(a, file.tensor(top.embed!));
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
-  const norm = readTensor(a, file.tensor(top.norm!));
-  // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
-  return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
-}
-
 /**
- * Read a model into the arena (resident). A model whose weights do not fit the 4 GiB WebAssembly memory is
- * refused with its size and what would make it fit.
+ * Read a model into the arena (resident; ./residency.ts `readResident`). A model whose weights do not fit the
+ * 4 GiB WebAssembly memory is refused with its size and what would make it fit.
  */
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const bytes = residentBytes(file, opts.weights);
-    if (bytes > WASM32_LIMIT - (256 << 20)) {
-      throw new UsageError(
-        `${modelPath}: its weights take ${GiB(bytes)} in WebAssembly memory (${held(opts.weights)}), more than the 4 GiB wasm32 limit ` +
-          `(with room for the work); this command needs the whole model in memory. prune and eval stream such a model layer by layer; ` +
-          `to run it whole, ${opts.weights === "f32" || (opts.weights === "stored" && file.dtype === "F32") ? "hold its linear weights as bf16 (--weights-dtype bf16: half the bytes) or " : ""}` +
-          `prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
-      );
-    }
     const model = readResident(file, opts.wasm ?? createWasm(), opts.weights);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
@@ -139,11 +98,7 @@ export async function openStore(modelPath: string, opts: StoreOptions = {}): Pro
 }
 
 function openTokenizer(file: string, c: ModelConfig): Tokenizer {
-  const tok = loadTokenizer(file, { bosId: c.bosId, eosId: c.eosId, ...(path.extname(file) === ".bin" ? { vocabSize: c.vocabSize } : {}) });
-  if (tok.vocabSize > c.vocabSize) {
-    throw new ConfigError(`${path.basename(file)} has ${tok.vocabSize} tokens, more than the model's vocab_size ${c.vocabSize}`);
-  }
-  return tok;
+  return checkTokenizerFits(file, loadTokenizer(file, modelTokenizerOptions(file, c)), c.vocabSize);
 }
 
 /**

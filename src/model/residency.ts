@@ -11,11 +11,62 @@
  *    the same slot when logits are needed (no layer is in it then).
  * Which one a command gets is a choice made by size (`openStore`, ./load.ts), not the only path.
  */
-import { BoundedArena, type Wasm } from "../wasm/runtime.js";
+import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import type { LayerWeights, LinearWeight, Model, ModelConfig, ModelSource, Tensor } from "./types.js";
-import { layerArenaBytes, readLayer, readTensor, topSpecs, type WeightFile } from "./weight-file.js";
+import { dense, type LayerWeights, type LinearWeight, type Model, type ModelConfig, type ModelSource, type Tensor } from "./types.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
+
+/** The WebAssembly memory (wasm32) holds at most 4 GiB. */
+export const WASM32_LIMIT = 4 * 1024 ** 3;
+
+/**
+ * Arena bytes every weight of `file` takes once read: f32 dense, compressed operators in their kernel layouts, and
+ * with `pack` (inference) the linear weights packed as they will be held (readLinear).
+ */
+export function residentBytes(file: WeightFile, pack?: WeightsOption): number {
+  let n = 0;
+  for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l, pack);
+  // the embedding table stays row-major f32 (rows gathered per token); an untied LM head is packed like a layer's
+  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += tensorArenaBytes(file, s, pack);
+  return n;
+}
+
+export function sourceOf(file: WeightFile): ModelSource {
+  return { path: file.path, format: file.format, dtype: file.dtype, ...(file.hfConfig ? { hfConfig: file.hfConfig } : {}) };
+}
+
+const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
+
+/** How a resident model's weights are held, for messages. */
+function held(pack: WeightsOption | undefined): string {
+  return pack === undefined ? "float32" : pack === "stored" ? "linear weights in their stored dtype, packed" : `linear weights as ${pack}, packed`;
+}
+
+/**
+ * Every weight of `file` into `wasm`'s arena: a resident Model (no tokenizer yet). A model whose weights do not
+ * fit the 4 GiB WebAssembly memory is refused with its size and what would make it fit.
+ */
+export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
+  const bytes = residentBytes(file, pack);
+  if (bytes > WASM32_LIMIT - (256 << 20)) {
+    throw new UsageError(
+      `${file.path}: its weights take ${GiB(bytes)} in WebAssembly memory (${held(pack)}), more than the 4 GiB wasm32 limit ` +
+        `(with room for the work); this command needs the whole model in memory. prune and eval stream such a model layer by layer; ` +
+        `to run it whole, ${pack === "f32" || (pack === "stored" && file.dtype === "F32") ? "hold its linear weights as bf16 (--weights-dtype bf16: half the bytes) or " : ""}` +
+        `prune it and store it compressed (wasprune compress: 2:4 takes ~0.53x the dense bytes)`,
+    );
+  }
+  const c = file.config;
+  const a = wasm.arena;
+  const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
+  const embed = readTensor(a, file.tensor(top.embed!));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
+  const norm = readTensor(a, file.tensor(top.norm!));
+  // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
+  return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
+}
 
 export interface ResidencyStats {
   /** decoder layers in the arena now, and at most so far */

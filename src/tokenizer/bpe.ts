@@ -15,6 +15,7 @@
  */
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "./types.js";
+import { concatBytes, latin1, utf8Bytes, utf8Text } from "./bytes.js";
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>/;
 const NO_MERGE = -1e10;
@@ -72,7 +73,7 @@ export class BpeTokenizer implements Tokenizer {
   encode(text: string, opts: { bos?: boolean; eos?: boolean } = {}): number[] {
     const out: number[] = [];
     if (opts.bos) out.push(this.bosId);
-    const bytes = Buffer.from(text, "utf8");
+    const bytes = utf8Bytes(text);
     if (bytes.length > 0 && this.addDummyPrefix) {
       if (this.spaceId < 0) throw new UsageError(`${this.name()}: the vocabulary has no " " piece for the dummy prefix`);
       out.push(this.spaceId);
@@ -81,14 +82,14 @@ export class BpeTokenizer implements Tokenizer {
     for (let i = 0; i < bytes.length; ) {
       let j = i + 1;
       while (j < bytes.length && (bytes[j]! & 0xc0) === 0x80 && j - i < 4) j++;
-      const cp = bytes.toString("latin1", i, j);
+      const cp = latin1(bytes, i, j);
       const id = this.lookup.get(cp);
       if (id !== undefined) out.push(id);
       else {
         for (let k = i; k < j; k++) {
           const b = this.byteIds[bytes[k]!]!;
           if (b < 0) {
-            const ch = bytes.toString("utf8", i, j);
+            const ch = utf8Text(bytes.subarray(i, j));
             throw new UsageError(
               `${this.name()} cannot encode ${JSON.stringify(ch)} (U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}): ` +
                 `not in the vocabulary, and the vocabulary has no byte-fallback piece <0x${bytes[k]!.toString(16).toUpperCase().padStart(2, "0")}>`,
@@ -121,7 +122,7 @@ export class BpeTokenizer implements Tokenizer {
       if (id !== this.bosId && id !== this.eosId) parts.push(this.decodeBytes(prev, id));
       prev = id;
     }
-    return Buffer.concat(parts).toString("utf8");
+    return utf8Text(concatBytes(parts));
   }
 
   private name(): string {

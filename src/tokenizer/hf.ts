@@ -1,13 +1,14 @@
 /**
  * @file Hugging Face tokenizer.json (+ tokenizer_config.json beside it, when present) through
  * @huggingface/tokenizers. BOS/EOS are added here, not by the tokenizer's post-processor, so that
- * `encode(text, {bos})` means the same for every tokenizer kind.
+ * `encode(text, {bos})` means the same for every tokenizer kind. Platform-free: built from the files' text
+ * (./load.ts reads them).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { FormatError, UsageError } from "../errors.js";
 import type { Tokenizer } from "./types.js";
+import { utf8Bytes } from "./bytes.js";
+import { baseName } from "../util/base-name.js";
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 
@@ -50,19 +51,22 @@ export class HFJsonTokenizer implements Tokenizer {
   private readonly byteLevel: Map<string, number> | undefined;
   private readonly unkId: number | undefined;
 
-  constructor(file: string, opts: { bosId?: number; eosId?: number } = {}) {
-    const name = path.basename(file);
+  /**
+   * tokenizer.json's text and tokenizer_config.json's (undefined when there is none beside it); `files` names
+   * where they came from (the first is tokenizer.json).
+   */
+  constructor(text: string, configText: string | undefined, files: string[], opts: { bosId?: number; eosId?: number } = {}) {
+    const name = baseName(files[0]!);
     let json: Record<string, unknown>;
     try {
-      json = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, unknown>;
+      json = JSON.parse(text) as Record<string, unknown>;
     } catch (e) {
       throw new FormatError(name, `is not valid JSON (${(e as Error).message})`);
     }
-    const cfgPath = path.join(path.dirname(file), "tokenizer_config.json");
     let cfg: Record<string, unknown> = {};
-    if (fs.existsSync(cfgPath)) {
+    if (configText !== undefined) {
       try {
-        cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8")) as Record<string, unknown>;
+        cfg = JSON.parse(configText) as Record<string, unknown>;
       } catch (e) {
         throw new FormatError("tokenizer_config.json", `is not valid JSON (${(e as Error).message})`);
       }
@@ -72,7 +76,7 @@ export class HFJsonTokenizer implements Tokenizer {
     } catch (e) {
       throw new FormatError(name, `unsupported or malformed tokenizer (${(e as Error).message})`);
     }
-    this.files = fs.existsSync(cfgPath) ? [file, cfgPath] : [file];
+    this.files = files;
     let max = -1;
     for (const id of this.tok.get_vocab(true).values()) max = Math.max(max, id);
     this.vocabSize = max + 1;
@@ -102,7 +106,7 @@ export class HFJsonTokenizer implements Tokenizer {
     for (const ch of text) {
       if (this.tok.encode(ch, { add_special_tokens: false }).ids.includes(this.unkId!)) {
         throw new UsageError(
-          `${path.basename(this.files[0]!)} cannot encode ${JSON.stringify(ch)} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}): ` +
+          `${baseName(this.files[0]!)} cannot encode ${JSON.stringify(ch)} (U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}): ` +
             "not in the vocabulary and no byte fallback",
         );
       }
@@ -111,7 +115,7 @@ export class HFJsonTokenizer implements Tokenizer {
 
   decodeBytes(prev: number, id: number): Uint8Array {
     const piece = this.tok.id_to_token(id);
-    if (piece === undefined) throw new UsageError(`${path.basename(this.files[0]!)}: token id ${id} is outside the vocabulary`);
+    if (piece === undefined) throw new UsageError(`${baseName(this.files[0]!)}: token id ${id} is outside the vocabulary`);
     const m = BYTE_PIECE.exec(piece);
     if (m) return Uint8Array.of(parseInt(m[1]!, 16));
     if (this.byteLevel) {
@@ -120,14 +124,10 @@ export class HFJsonTokenizer implements Tokenizer {
     }
     let s = piece.replaceAll("\u2581", " ");
     if (prev === this.bosId && s.startsWith(" ")) s = s.slice(1);
-    return Buffer.from(s, "utf8");
+    return utf8Bytes(s);
   }
 
   decode(ids: number[]): string {
     return this.tok.decode(ids, { skip_special_tokens: true });
   }
-}
-
-export function loadHFTokenizer(file: string, opts: { bosId?: number; eosId?: number } = {}): HFJsonTokenizer {
-  return new HFJsonTokenizer(file, opts);
 }

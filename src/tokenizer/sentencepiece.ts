@@ -3,12 +3,12 @@
  * the way llama2.c's tokenizer.py exports it: U+2581 -> " ", BOS -> "\n<s>\n", EOS -> "\n</s>\n".
  * Control, unknown, unused and byte pieces are never produced by lookup/merge (byte pieces only by fallback).
  * Note: SentencePiece's own normalizer (remove_extra_whitespaces, NFKC) is not applied, as in llama2.c.
+ * Platform-free: parsed from bytes (./load.ts reads the file).
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import protobuf from "protobufjs";
 import { FormatError } from "../errors.js";
 import { BpeTokenizer } from "./bpe.js";
+import { latin1, latin1Bytes, utf8Bytes, utf8Text } from "./bytes.js";
 
 /** The few fields of sentencepiece_model.proto we need (field numbers as upstream). */
 const PROTO = `
@@ -55,11 +55,11 @@ interface Decoded {
   normalizer_spec?: { add_dummy_prefix?: boolean };
 }
 
-export function loadSentencePiece(file: string): BpeTokenizer {
-  const name = path.basename(file);
+/** A tokenizer.model's bytes (`name` in messages; `files` where it came from). */
+export function parseSentencePiece(name: string, bytes: Uint8Array, files: string[] = [name]): BpeTokenizer {
   let m: Decoded;
   try {
-    const msg = proto().decode(fs.readFileSync(file));
+    const msg = proto().decode(bytes);
     m = proto().toObject(msg, { defaults: true, enums: Number }) as Decoded;
   } catch (e) {
     throw new FormatError(name, `not a SentencePiece model protobuf (${(e as Error).message})`);
@@ -79,7 +79,7 @@ export function loadSentencePiece(file: string): BpeTokenizer {
     if (i === bosId) s = "\n<s>\n";
     else if (i === eosId) s = "\n</s>\n";
     s = s.replaceAll("\u2581", " ");
-    pieces.push(Buffer.from(s, "utf8").toString("latin1"));
+    pieces.push(latin1(utf8Bytes(s)));
     scores.push(p.score ?? 0);
     const t = p.type ?? PieceType.NORMAL;
     if (t === PieceType.CONTROL || t === PieceType.UNKNOWN || t === PieceType.UNUSED || t === PieceType.BYTE) unmatchable.add(i);
@@ -87,7 +87,7 @@ export function loadSentencePiece(file: string): BpeTokenizer {
   return new BpeTokenizer(pieces, scores, {
     bosId,
     eosId,
-    files: [file],
+    files,
     addDummyPrefix: m.normalizer_spec?.add_dummy_prefix ?? true,
     unmatchable,
   });
@@ -99,7 +99,7 @@ export function loadSentencePiece(file: string): BpeTokenizer {
  */
 export function encodeSentencePiece(tok: BpeTokenizer): Uint8Array {
   const pieces = tok.pieces.map((p, i) => {
-    const text = Buffer.from(p, "latin1").toString("utf8");
+    const text = utf8Text(latin1Bytes(p));
     const type =
       i === tok.bosId || i === tok.eosId ? PieceType.CONTROL
       : text === "<unk>" ? PieceType.UNKNOWN

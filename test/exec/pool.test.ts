@@ -1,5 +1,5 @@
 /**
- * The worker pool: results bit-identical for 1, 2 and 3 threads through the real CLI (bin/wasprune.js, which
+ * The worker pool: results bit-identical for 1, 2 and 3 threads through the real CLI (bin/wasprune-dev.js, which
  * registers tsx only in the main thread — the workers must load anyway), kernels' row-split invariance, and
  * a failing worker task named in a clear error.
  */

@@ -10,7 +10,8 @@ export const STORIES_HF = path.join(SHARED, "models/stories260K-hf");
 export const TINY_VALID = path.join(SHARED, "data/tinystories-valid-head/tinystories_valid_head.txt");
 export const TINY_TRAIN = path.join(SHARED, "data/tinystories-train-head/tinystories_train_head.txt");
 export const REPO = root;
-export const CLI = path.join(root, "bin/wasprune.js");
+/** The CLI from the sources (through tsx), as edited; the compiled bin/wasprune.js is tested from the packed package (test/package). */
+export const CLI = path.join(root, "bin/wasprune-dev.js");
 
 /** The greedy continuation quoted in ../shared/models/stories260K/README.md (llama2.c run.c output). */
 export const GREEDY_200 = `Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.

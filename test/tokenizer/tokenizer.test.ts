@@ -5,8 +5,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { FormatError, MissingFileError, UsageError } from "../../src/errors.js";
 import { loadTokenizer } from "../../src/tokenizer/load.js";
-import { loadLlama2cTokenizer, encodeLlama2cTokenizer } from "../../src/tokenizer/llama2c.js";
-import { loadSentencePiece } from "../../src/tokenizer/sentencepiece.js";
+import { encodeLlama2cTokenizer } from "../../src/tokenizer/llama2c.js";
+import { loadLlama2cTokenizer, loadSentencePiece } from "../../src/tokenizer/load.js";
 import { BpeTokenizer } from "../../src/tokenizer/bpe.js";
 
 const DIR = "/work/shared/models/stories260K";

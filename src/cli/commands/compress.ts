@@ -1,11 +1,12 @@
 /** @file `wasprune compress` / `wasprune decompress`: see src/sparse/compress.ts for the layout. */
 import { loadModel } from "../../model/load.js";
-import { compressModel, decompressModel, type CompressReport } from "../../model/compressed.js";
+import { decompressModel, type CompressReport } from "../../model/compressed.js";
+import { compress } from "../../api/index.js";
 import { fmt, humanCount, table } from "../format.js";
 
 export async function compressCommand(modelPath: string, opts: { out: string; force?: boolean; json?: boolean; tokenizer?: string }): Promise<CompressReport> {
   const model = await loadModel(modelPath, { tokenizer: opts.tokenizer, requireTokenizer: false });
-  const r = compressModel(model, opts.out, { force: opts.force });
+  const r = await compress(model, opts.out, { force: opts.force });
   if (opts.json) console.log(JSON.stringify(r, null, 2));
   else {
     console.log(table(

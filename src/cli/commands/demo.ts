@@ -10,7 +10,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { generate, type GenerateResult } from "../../generate/generate.js";
+import { generate, selfText, type GenerateResult } from "../../generate/generate.js";
 import { inspectModel } from "../../model/inspect.js";
 import { residentStore } from "../../model/residency.js";
 import { EMBEDDED_MODEL, EMBEDDED_TEXT } from "../../model/embedded.js";
@@ -46,17 +46,6 @@ export interface DemoOptions {
 export const DEMO_PROMPT = "Once upon a time";
 /** forward positions of the greedy runs: llama2.c's `-n 200` (its documented stories260K output) */
 export const DEMO_STEPS = 200;
-
-/** Text sampled from the model itself (seeded): calibration text when the user gives none. */
-export function selfText(model: Model, paragraphs: number, steps: number, seed: number, onParagraph?: (done: number) => void): string {
-  const out: string[] = [];
-  for (let i = 0; i < paragraphs; i++) {
-    const r = generate(model, { prompt: "", steps, temperature: 1, topP: 0.9, seed: seed + i });
-    out.push(r.text.replace(/\n\s*\n/g, "\n").trim() || "?");
-    onParagraph?.(i + 1);
-  }
-  return out.join("\n\n");
-}
 
 /** Greedy text of the prompt; tok/s is the best of `repeats` runs (the model is tiny: one run is a few ms). */
 function greedy(model: Model, repeats: number, onText?: (s: string) => void): GenerateResult {

@@ -1,9 +1,8 @@
-import { generate, type GenerateResult } from "../../generate/generate.js";
+import { generate } from "../../api/index.js";
+import type { GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
 import type { WeightsOption } from "../../model/weight-file.js";
 import { fmt } from "../format.js";
-import { openExecutor } from "../../workers/index.js";
-import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../../generate/gemv.js";
 import type { DeviceKind } from "../../gpu/device.js";
 
 export interface GenerateCliOptions {
@@ -22,28 +21,21 @@ export interface GenerateCliOptions {
   device?: DeviceKind;
 }
 
+/** `wasprune generate`: the library's token stream (src/api), printed as it comes. */
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
   // packed for the kernels unless linear layers go to a device (its kernels read row-major f32)
   const onDevice = !!opts.device && opts.device !== "wasm";
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
-  const gpu = opts.device && opts.device !== "wasm" ? await (await import("../../gpu/offload.js")).attachGpuLinears(opts.device, model, 1) : undefined;
-  // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)
-  const exec = openExecutor(model.wasm, largestLinear(model) >= MIN_SPLIT_WEIGHTS ? opts.threads ?? 1 : 1);
-  const helper = gemvHelper(exec, model);
-  let r: GenerateResult;
-  try {
-    r = generate(model, { ...opts, gemv: helper?.gemv, onText: opts.json ? undefined : (s) => process.stdout.write(s) });
-  } finally {
-    await gpu?.close();
-    await helper?.close();
-    await exec.close();
-  }
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...r }, null, 2));
+  const it = generate(model, opts);
+  let r: IteratorResult<{ text: string }, GenerateResult>;
+  while (!(r = await it.next()).done) if (!opts.json && r.value.text) process.stdout.write(r.value.text);
+  const result = r.value;
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...result }, null, 2));
   else {
     process.stdout.write("\n");
-    process.stderr.write(`${renderGenerateSpeed(r)}\n`);
+    process.stderr.write(`${renderGenerateSpeed(result)}\n`);
   }
-  return r;
+  return result;
 }
 
 export function renderGenerateSpeed(r: GenerateResult): string {

@@ -14,7 +14,7 @@ import { DEFAULT_SPSA } from "../../structured/scorer.js";
 import { fmt, table } from "../format.js";
 import { openModel } from "../open-model.js";
 import { progress } from "../progress.js";
-import { selfText } from "./demo.js";
+import { selfText } from "../../generate/generate.js";
 
 export interface PruneStructuredCliOptions extends EvalFlagOptions {
   method?: string;

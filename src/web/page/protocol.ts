@@ -1,0 +1,43 @@
+/** @file Messages between the page (./main.ts) and an engine worker (./engine.ts): one engine per model pane. */
+import type { BrowserGenerateResult } from "../index.js";
+
+export interface ModelEntry {
+  /** the server's id of the model */
+  id: string;
+  /** what the page shows (the path the server was given, its base name) */
+  label: string;
+  /** the model's URL: a directory ("…/") or its .bin */
+  url: string;
+  /** the tokenizer's file name beside it, when the server found one (a .bin's tokenizer cannot be listed over HTTP) */
+  tokenizer?: string;
+}
+
+/** What the page shows of a loaded model. */
+export interface ModelSummary {
+  label: string;
+  architecture: string;
+  dims: string;
+  params: number;
+  linearSparsity: number;
+  /** operators per stored format, e.g. { dense: 1, "2:4": 28 } */
+  formats: Record<string, number>;
+  dtype: string;
+  /** bytes fetched for it */
+  bytes: number;
+  /** bytes of its weights in the kernels' memory */
+  memoryBytes: number;
+  /** how it will run: WASM (threads) or WebGPU, and why */
+  backend: string;
+  loadSeconds: number;
+}
+
+export type ToEngine =
+  | { type: "load"; entry: ModelEntry; maxBytes?: number; device: "auto" | "wasm" | "webgpu" }
+  | { type: "generate"; prompt: string; steps: number; temperature: number; topP: number; seed: number; threads: number; splitWeights?: number };
+
+export type FromEngine =
+  | { type: "progress"; file: string; loaded: number; total?: number }
+  | { type: "loaded"; summary: ModelSummary }
+  | { type: "text"; text: string; tokens: number; seconds: number }
+  | { type: "done"; result: Omit<BrowserGenerateResult, "tokens"> & { tokens: number } }
+  | { type: "error"; message: string };
