@@ -34,33 +34,10 @@ if [ "$(uname -s)" != "Linux" ] || [ "$(uname -m)" != "x86_64" ]; then say "skip
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then say "skipped (no apt-get/dpkg)"; exit 0; fi
 
 rm -rf "$DIR"
-mkdir -p "$DIR/apt/lists/partial" "$DIR/apt/cache/archives/partial" "$DIR/debs" "$DIR/root"
-cat >"$DIR/apt/sources.list" <<EOF
-deb http://deb.debian.org/debian bookworm main
-deb http://deb.debian.org/debian bookworm-updates main
-deb http://deb.debian.org/debian-security bookworm-security main
-deb http://deb.debian.org/debian $SUITE main
-EOF
-
-# Our own lists and cache; the real dpkg status (so the simulation knows what the system already has).
-# Sandbox user root: as root, apt would otherwise try to drop to _apt, who cannot write into this checkout.
-set -- -o "Dir::Etc::SourceList=$DIR/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null \
-  -o "Dir::State::Lists=$DIR/apt/lists" -o "Dir::Cache=$DIR/apt/cache" \
-  -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null \
-  -o APT::Sandbox::User=root -o Debug::NoLocking=1 -q
-
-say "apt-get update (project-local lists in $DIR/apt)"
-apt-get "$@" update >"$DIR/apt/update.log" 2>&1 || { cat "$DIR/apt/update.log"; say "apt-get update failed"; exit 1; }
-
-# "Inst pkg [old] (new suite [arch])" lines, in apt's install order (dependencies first)
-apt-get "$@" -s --no-install-recommends install "mesa-vulkan-drivers/$SUITE" >"$DIR/apt/simulate.log" 2>&1 ||
-  { cat "$DIR/apt/simulate.log"; say "cannot resolve mesa-vulkan-drivers/$SUITE"; exit 1; }
-PKGS=$(awk '/^Inst /{ v=$3; if (v ~ /^\[/) v=$4; gsub(/[()]/, "", v); print $2 "=" v }' "$DIR/apt/simulate.log")
-[ -n "$PKGS" ] || { cat "$DIR/apt/simulate.log"; say "nothing to download?"; exit 1; }
-say "downloading: $(echo $PKGS | tr '\n' ' ')"
-# shellcheck disable=SC2086
-(cd "$DIR/debs" && apt-get "$@" download $PKGS >"$DIR/apt/download.log" 2>&1) ||
-  { cat "$DIR/apt/download.log"; say "apt-get download failed"; exit 1; }
+. ./scripts/apt-local.sh
+apt_local_init "$DIR" "$SUITE"
+apt_local_resolve "mesa-vulkan-drivers/$SUITE"
+apt_local_download
 
 : >"$DIR/preload.txt"
 for p in $PKGS; do
