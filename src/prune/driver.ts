@@ -255,7 +255,7 @@ function linearsOf(dense: DenseLayer): Record<LinearOp, DenseLinear> {
 }
 
 /** Fresh arena tensors for the pruned linear weights of a layer (shapes of `dense`'s). */
-function prunedTensors(store: Pick<ModelStore, "wasm">, dense: DenseLayer): Record<LinearOp, DenseLinear> {
+export function prunedTensors(store: Pick<ModelStore, "wasm">, dense: DenseLayer): Record<LinearOp, DenseLinear> {
   const out = {} as Record<LinearOp, DenseLinear>;
   for (const g of GROUPS) {
     for (const op of g.ops) {

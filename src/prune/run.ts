@@ -25,11 +25,18 @@ import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
 import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
-import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
+import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings, type PruneSink } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity } from "./pattern.js";
 
 export const REPORT_FILE = "pruning.json";
+
+/** Prunes the layers elsewhere instead of `pruneModel` in this process (src/distributed: jobs on a queue). */
+export interface LayerRunner {
+  run(store: ModelStore, calib: CalibrationSet, settings: PruneSettings, sink: PruneSink, hooks: DriverHooks): Promise<OperatorReport[]>;
+  /** what pruning.json records of it (as `distributed`) */
+  report(): object;
+}
 
 export interface PruneJob {
   /** the dense model: resident, or streamed a layer at a time (src/model/residency.ts) */
@@ -49,6 +56,8 @@ export interface PruneJob {
   /** host-memory bytes the calibration stream may take before it spills to a file */
   streamBudget?: number;
   evalText?: EvalText;
+  /** where the layers are pruned (default: here, by `pruneModel` on `exec`) */
+  runner?: LayerRunner;
 }
 
 /** Memory and I/O of the whole job. */
@@ -94,6 +103,8 @@ export interface PruneSummary {
   /** seconds per phase per layer */
   layers: LayerPhases[];
   operators: OperatorReport[];
+  /** the jobs of a distributed prune (src/distributed) */
+  distributed?: object;
 }
 
 function isBinOut(out: string): boolean {
@@ -187,7 +198,9 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   if (bin) {
     // the pruned model in memory: a copy of the dense one's linear weights is overwritten layer by layer
     const sink = new MemorySink(store.model!, checkpoints);
-    operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
+    operators = job.runner
+      ? await job.runner.run(store, calib, full, sink, { ...hooks, onLayer })
+      : await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
     if (evalSeqs) {
       hooks.onPhase?.("eval pruned");
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
@@ -195,7 +208,9 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   } else {
     const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir });
     try {
-      operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
+      operators = job.runner
+        ? await job.runner.run(store, calib, full, sink, { ...hooks, onLayer })
+        : await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
       sink.finish();
     } catch (e) {
@@ -242,6 +257,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     },
     layers: phases,
     operators,
+    ...(job.runner ? { distributed: job.runner.report() } : {}),
   };
   const report = JSON.stringify({ wasprune: summary }, null, 2) + "\n";
   if (bin) {

@@ -6,7 +6,8 @@ import { METHOD_NAMES, type MethodName, type PruneOptions } from "../../prune/me
 import { parseDeviceKind, selectDevice } from "../../gpu/device.js";
 import { gpuFistaSolvers } from "../../gpu/fista.js";
 import { parsePattern } from "../../prune/pattern.js";
-import { runPrune, type PruneSummary } from "../../prune/run.js";
+import { runPrune, type LayerRunner, type PruneSummary } from "../../prune/run.js";
+import { openCoordinator } from "./distributed.js";
 import type { CalibProtocol } from "../../prune/calibration.js";
 import { DTYPES, type DType } from "../../model/types.js";
 import { openModelStore } from "../open-model.js";
@@ -51,6 +52,10 @@ export interface PruneCliOptions extends EvalFlagOptions {
   /** paragraphs | windows (src/prune/calibration.ts) */
   calibProtocol?: string;
   calibSeed?: number;
+  /** redis://… : run as the coordinator of a distributed prune (src/distributed) */
+  queue?: string;
+  /** the working directory every worker shares (with --queue) */
+  workDir?: string;
 }
 
 /** The default of --max-memory: three quarters of the memory free now. */
@@ -81,7 +86,14 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   const maxShardBytes = o.maxShardSize !== undefined ? parseSize(o.maxShardSize, "--max-shard-size") : undefined;
   const maxMemory = o.maxMemory !== undefined ? parseSize(o.maxMemory, "--max-memory") : defaultMaxMemory();
-  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency });
+  if ((o.queue === undefined) !== (o.workDir === undefined)) throw new UsageError(o.queue ? "--queue needs --work-dir DIR (the folder every worker shares)" : "--work-dir is the shared folder of a distributed prune: it needs --queue");
+  if (o.queue && o.schedule !== "parallel") throw new UsageError("--queue: only --schedule parallel is distributed so far (pass --schedule parallel)");
+  if (o.queue && (o.device ?? "wasm") !== "wasm") throw new UsageError(`--queue: workers solve on WASM; --device ${o.device} is not distributed`);
+  const distributed = o.queue ? await openCoordinator(o.queue, o.workDir!) : undefined;
+  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency }).catch(async (e) => {
+    await distributed?.close();
+    throw e;
+  });
   const exec = openExecutor(store.wasm, o.threads ?? 1);
   const gpu = method === "fista" ? await selectDevice(parseDeviceKind(o.device ?? "wasm")) : undefined;
   const summary = await pruneWithProgress(store, exec, {
@@ -96,9 +108,11 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
         ? { fista: { ...(o.fistaLasso ? { lassoPath: true } : {}), ...(o.fistaBudget !== undefined ? { budget: o.fistaBudget } : {}) } }
         : {}),
     },
-  }).finally(() => {
+    runner: distributed?.runner,
+  }).finally(async () => {
     gpu?.destroy();
     store.close();
+    await distributed?.close();
     return exec.close();
   });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
@@ -129,6 +143,8 @@ export interface PruneRunOptions {
   measureError?: boolean;
   calibProtocol?: CalibProtocol;
   calibSeed?: number;
+  /** where the layers are pruned (default: here) */
+  runner?: LayerRunner;
 }
 
 /**
@@ -162,6 +178,7 @@ export async function pruneWithProgress(store: ModelStore, exec: Executor, o: Pr
         maxShardBytes: o.maxShardBytes,
         streamBudget: o.streamBudget,
         evalText: o.evalText && o.evalProtocol ? { text: o.evalText, file: o.evalFile ?? "", protocol: o.evalProtocol } : undefined,
+        runner: o.runner,
       },
       {
         onOperator: (r, done) => bar.update(done, { op: `layer ${r.layer + 1}/${c.nLayers} ${r.op}${r.relErr === null ? "" : ` relErr ${fmt(r.relErr, 3)}`}` }),
