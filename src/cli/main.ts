@@ -147,6 +147,7 @@ protocolOptions(program
   .option("--calib-seed <s>", "windows: seed of the window starts", int("--calib-seed"), 0)
   .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
   .option("--schedule <s>", "sequential (layers fed by pruned layers) | parallel (fed by dense activations)", "sequential")
+  .option("--calib-shards <n>", "statistics summed over this many consecutive shards of the calibration samples, in order (the float32 sums depend on it; with --queue --schedule sequential: one job per shard)", int("--calib-shards"), 1)
   .option("--error-correction", "intra-layer error correction (default: on for fista)")
   .option("--no-error-correction", "fit each operator to its own input")
   .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")

@@ -20,7 +20,9 @@ import { UsageError } from "../errors.js";
 import type { ModelStore } from "../model/residency.js";
 import { denseLayer } from "../model/linear.js";
 import type { CalibrationSet } from "../prune/calibration.js";
-import { statsKind, type DriverHooks, type OperatorReport, type PruneSettings, type PruneSink } from "../prune/driver.js";
+import { calibShards, pruneModel, statsKind, type DriverHooks, type DriverOptions, type OperatorReport, type PruneSettings, type PruneSink } from "../prune/driver.js";
+import type { Executor } from "../exec/executor.js";
+import { QueueStream, type PendingJob } from "./sequential.js";
 import type { LayerRunner } from "../prune/run.js";
 import { JOB_FORMAT, JOB_OPTIONS, codeVersion, redact, type QueueTarget } from "./queue.js";
 import type { JobData, JobResult } from "./jobs.js";
@@ -67,17 +69,25 @@ export class QueueRunner implements LayerRunner {
     return { queue: this.target.shown, workDir: this.work.root, run: this.runRel, code: codeVersion(), jobs: this.jobs };
   }
 
-  async run(store: ModelStore, calib: CalibrationSet, settings: PruneSettings, sink: PruneSink, hooks: DriverHooks): Promise<OperatorReport[]> {
-    if (settings.schedule !== "parallel") throw new UsageError(`--queue: only --schedule parallel is distributed so far`);
+  async run(
+    store: ModelStore, calib: CalibrationSet, settings: PruneSettings, exec: Executor, sink: PruneSink, hooks: DriverHooks, opts: DriverOptions,
+  ): Promise<OperatorReport[]> {
     if (settings.methodOptions?.fistaSolver) throw new UsageError(`--queue: workers solve on WASM; --device webgpu is not distributed`);
     const c = store.config;
     const code = codeVersion(store.wasm.build);
-    const run: RunFile = { code, config: c, settings: JSON.parse(JSON.stringify(settings)) as PruneSettings, calib, shards: sampleShards(calib.samples.length, SHARD_SAMPLES) };
+    const shards = settings.schedule === "parallel" ? sampleShards(calib.samples.length, SHARD_SAMPLES) : calibShards(calib.samples.length, settings.calibShards);
+    const run: RunFile = { code, config: c, settings: JSON.parse(JSON.stringify(settings)) as PruneSettings, calib, shards };
     const { rel, text, hash } = runOf(run);
     this.runRel = rel;
     const at = (p: string) => this.work.resolve(p);
     if (!fs.existsSync(at(paths.run(rel)))) writeAtomic(at(paths.run(rel)), text);
     this.log(`coordinator: run ${rel} in ${this.work.root}, queue ${this.target.shown}`);
+    const data = (d: Partial<JobData>): JobData => ({ format: JOB_FORMAT, code, hash, run: rel, kind: "layer", ...d });
+    if (settings.schedule === "sequential") {
+      // the driver itself, its statistics and stream advances done by jobs, a shard of samples each
+      const remote = new QueueStream(store, calib, this.work, rel, settings.calibShards, data, (jobs) => this.complete(jobs, () => {}));
+      return pruneModel(store, calib, settings, exec, sink, hooks, { ...opts, remote });
+    }
 
     // layers the output already holds (a resumed run), and those whose results are in the work dir
     const saved = new Map<number, ReturnType<PruneSink["resumed"]>>();
@@ -88,7 +98,6 @@ export class QueueRunner implements LayerRunner {
       else needed.push(l);
     }
     const toPrune = needed.filter((l) => !fs.existsSync(at(paths.result(rel, l))));
-    const data = (d: Partial<JobData>): JobData => ({ format: JOB_FORMAT, code, hash, run: rel, kind: "layer", ...d });
 
     if (toPrune.length) {
       // the dense layers, each read once from the model (streamed models: one at a time)
@@ -103,7 +112,7 @@ export class QueueRunner implements LayerRunner {
         }
       }
       if (statsKind(settings) !== "none") {
-        const forwards: Array<{ id: string; what: string; data: JobData; done: () => boolean }> = [];
+        const forwards: PendingJob[] = [];
         run.shards.forEach(([i0, i1], s) => {
           const f0 = at(paths.stream(rel, 0, s));
           if (!fs.existsSync(f0)) {
@@ -160,7 +169,7 @@ export class QueueRunner implements LayerRunner {
   }
 
   /** Queue the jobs (a rerun takes over queued/running ones, retries failed ones) and wait until each is done. */
-  private async complete(list: Array<{ id: string; what: string; data: JobData; done: () => boolean }>, progress: () => Promise<void> | void): Promise<void> {
+  private async complete(list: PendingJob[], progress: () => Promise<void> | void): Promise<void> {
     const pending = new Map(list.map((j) => [j.id, { ...j, requeues: 0 }]));
     for (const j of pending.values()) if (!j.done()) await this.enqueue(j.id, j.data);
     while (pending.size) {

@@ -17,7 +17,13 @@ import { MemoryRows, RowStore } from "../io/row-store.js";
 import { createRunState, type RunState } from "../model/forward.js";
 import { advanceRows, executorPasses } from "../model/layer-passes.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { prunedTensors, pruneLayer, statsKind, type LayerContext } from "../prune/driver.js";
+import { collectStage, GROUPS, prunedTensors, pruneLayer, statsKind, type LayerContext, type StatsStage } from "../prune/driver.js";
+import { StatsCollector } from "../prune/stats.js";
+import type { Rows } from "../io/row-store.js";
+import type { CapturePoint } from "../model/forward.js";
+import type { DenseLinear, LinearOp } from "../model/types.js";
+import { openSafetensors } from "../io/safetensors.js";
+import { seqPaths, writeRawStats } from "./sequential.js";
 import { JOB_FORMAT } from "./queue.js";
 import { paths, readDenseLayer, readStream, runHash, writeResult, writeStream, type RunFile, type WorkDir } from "./work-dir.js";
 
@@ -29,12 +35,14 @@ export interface JobData {
   hash: string;
   /** the run folder, relative to the work dir */
   run: string;
-  kind: "forward" | "layer";
-  /** forward: the shard; it writes the input streams of layers 1..upTo */
+  kind: "forward" | "layer" | "stats" | "advance";
+  /** forward, stats, advance: the shard (forward: writes the input streams of layers 1..upTo) */
   shard?: number;
   upTo?: number;
-  /** layer: the decoder layer */
+  /** layer, stats, advance: the decoder layer */
   layer?: number;
+  /** stats: which statistics */
+  stage?: StatsStage;
 }
 
 export interface JobResult {
@@ -75,6 +83,8 @@ export async function runJob(ctx: WorkerContext, data: JobData, run: RunFile): P
   try {
     if (data.kind === "forward") await forwardJob(ctx, data, run);
     else if (data.kind === "layer") await layerJob(ctx, data, run);
+    else if (data.kind === "stats") await statsJob(ctx, data, run);
+    else if (data.kind === "advance") await advanceJob(ctx, data, run);
     else throw new RefusedJob(`job kind ${JSON.stringify(data.kind)}: unknown`);
   } finally {
     a.release(m);
@@ -143,4 +153,93 @@ async function layerJob(ctx: WorkerContext, data: JobData, run: RunFile): Promis
   } finally {
     stream.close();
   }
+}
+
+/** Samples [i0, i1) of the calibration set read by their global index (the stream of one shard). */
+class ShardRows implements Rows {
+  constructor(
+    private readonly data: Float32Array,
+    private readonly calib: RunFile["calib"],
+    private readonly i0: number,
+    readonly width: number,
+  ) {}
+  get lengths(): number[] {
+    return this.calib.samples.map((x) => x.length);
+  }
+  get offsets(): number[] {
+    return this.calib.offsets;
+  }
+  size(i: number): number {
+    return this.calib.samples[i]!.length * this.width;
+  }
+  read(i: number, dst: Float32Array): void {
+    const o = (this.calib.offsets[i]! - this.calib.offsets[this.i0]!) * this.width;
+    dst.set(this.data.subarray(o, o + this.size(i)));
+  }
+  write(): void {
+    throw new RefusedJob("a shard's statistics job never writes its stream");
+  }
+}
+
+/** The input stream of shard s at layer l as rows of its own samples, and its floats. */
+function shardStream(ctx: WorkerContext, data: JobData, run: RunFile, l: number, s: number): { data: Float32Array; lengths: number[] } {
+  const [i0, i1] = run.shards[s]!;
+  const lengths = run.calib.samples.slice(i0, i1).map((x) => x.length);
+  return { data: readStream(ctx.work.resolve(paths.stream(data.run, l, s)), lengths.reduce((t, n) => t + n, 0) * run.config.dim), lengths };
+}
+
+function checkStage(stage: StatsStage | undefined): StatsStage {
+  if (stage?.kind === "plain") return stage;
+  if (stage?.kind === "group" && Number.isInteger(stage.g) && stage.g >= 0 && stage.g < GROUPS.length) return stage;
+  throw new RefusedJob(`stage ${JSON.stringify(stage)}: expected plain or group 0..${GROUPS.length - 1}`);
+}
+
+/** Linear weights of a partial layer file into arena tensors. */
+function readOps(file: string, ctx: WorkerContext): Partial<Record<LinearOp, DenseLinear>> {
+  const st = openSafetensors(file);
+  try {
+    const out: Partial<Record<LinearOp, DenseLinear>> = {};
+    for (const [name, e] of st.header) {
+      const n = e.shape.reduce((a, b) => a * b, 1);
+      const ptr = ctx.wasm.arena.alloc(n);
+      const data = ctx.wasm.arena.f32(ptr, n);
+      st.readF32Into(name, data);
+      out[name as LinearOp] = { format: "dense", ptr, shape: [...e.shape], data };
+    }
+    return out;
+  } finally {
+    st.close();
+  }
+}
+
+/** The running sums of one shard's statistics at one stage of layer l (the driver's collectStage, from zero). */
+async function statsJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+  const c = run.config;
+  const l = checkIndex("layer", data.layer, c.nLayers);
+  const s = checkIndex("shard", data.shard, run.shards.length);
+  const stage = checkStage(data.stage);
+  const { data: rows } = shardStream(ctx, data, run, l, s);
+  const dense = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
+  const before = stage.kind === "group" && stage.g > 0 ? readOps(ctx.work.resolve(seqPaths.partial(data.run, l, stage.g)), ctx) : {};
+  const kind = statsKind(run.settings);
+  const groups = stage.kind === "plain" ? GROUPS : [GROUPS[stage.g]!];
+  const into = new Map<CapturePoint, StatsCollector>(groups.map((g) => [g.point, new StatsCollector(ctx.exec, dense[g.ops[0]!].shape[1]!, kind)]));
+  const lctx: LayerContext = {
+    store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib: run.calib, stream: new ShardRows(rows, run.calib, run.shards[s]![0], c.dim),
+    states: states(ctx, run), settings: run.settings, time: { forward: 0, statistics: 0, solve: 0 },
+  };
+  await collectStage(lctx, l, stage, dense, before, run.shards[s]!, into);
+  writeRawStats(ctx.work.resolve(seqPaths.stats(data.run, l, stage, s)), new Map([...into].map(([p, t]) => [p, t.raw()])));
+}
+
+/** Shard s's stream through the pruned layer l: the input stream of layer l + 1. */
+async function advanceJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+  const c = run.config;
+  const l = checkIndex("layer", data.layer, c.nLayers - 1);
+  const s = checkIndex("shard", data.shard, run.shards.length);
+  const { data: rows, lengths } = shardStream(ctx, data, run, l, s);
+  const mem = new MemoryRows(rows, lengths, c.dim);
+  const lw = readDenseLayer(ctx.work.resolve(seqPaths.pruned(data.run, l)), ctx.wasm);
+  await advanceRows(ctx.wasm, c, lw, mem, executorPasses(ctx.exec, c, l, states(ctx, run), `layer ${l}: advancing shard ${s}`));
+  writeStream(ctx.work.resolve(paths.stream(data.run, l + 1, s)), mem.data);
 }

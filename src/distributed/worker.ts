@@ -24,7 +24,13 @@ export interface WorkerOptions {
 
 /** Describe a job for a log line. */
 export function jobLabel(data: JobData): string {
-  return data?.kind === "layer" ? `layer ${data.layer}` : data?.kind === "forward" ? `dense forward of shard ${data.shard}` : `kind ${String(data?.kind)}`;
+  switch (data?.kind) {
+    case "layer": return `layer ${data.layer}`;
+    case "forward": return `dense forward of shard ${data.shard}`;
+    case "stats": return `layer ${data.layer} statistics (${data.stage?.kind === "group" ? `group ${data.stage.g}` : "plain"}) of shard ${data.shard}`;
+    case "advance": return `layer ${data.layer} advance of shard ${data.shard}`;
+    default: return `kind ${String(data?.kind)}`;
+  }
 }
 
 export async function runWorker(o: WorkerOptions): Promise<void> {

@@ -25,7 +25,7 @@ import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
 import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
-import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings, type PruneSink } from "./driver.js";
+import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings, type PruneSink, type DriverOptions } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity } from "./pattern.js";
 
@@ -33,7 +33,7 @@ export const REPORT_FILE = "pruning.json";
 
 /** Prunes the layers elsewhere instead of `pruneModel` in this process (src/distributed: jobs on a queue). */
 export interface LayerRunner {
-  run(store: ModelStore, calib: CalibrationSet, settings: PruneSettings, sink: PruneSink, hooks: DriverHooks): Promise<OperatorReport[]>;
+  run(store: ModelStore, calib: CalibrationSet, settings: PruneSettings, exec: Executor, sink: PruneSink, hooks: DriverHooks, opts: DriverOptions): Promise<OperatorReport[]>;
   /** what pruning.json records of it (as `distributed`) */
   report(): object;
 }
@@ -85,6 +85,8 @@ export interface PruneSummary {
   pattern: string;
   schedule: string;
   errorCorrection: boolean;
+  /** calibration shards whose statistics were summed in order (absent: 1) */
+  calibShards?: number;
   /** the statistics collected per operator group (src/prune/stats.ts) */
   statistics: string;
   /** the method's options as set (JSON: functions such as a device solver are left out) */
@@ -169,6 +171,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    ...(settings.calibShards && settings.calibShards > 1 ? { calibShards: settings.calibShards } : {}),
     methodOptions: settings.methodOptions ?? {},
     measureError: !!settings.measureError,
     calibration: calib.source,
@@ -198,9 +201,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   if (bin) {
     // the pruned model in memory: a copy of the dense one's linear weights is overwritten layer by layer
     const sink = new MemorySink(store.model!, checkpoints);
-    operators = job.runner
-      ? await job.runner.run(store, calib, full, sink, { ...hooks, onLayer })
-      : await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
+    operators = await (job.runner ?? { run: pruneModel }).run(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
     if (evalSeqs) {
       hooks.onPhase?.("eval pruned");
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
@@ -208,9 +209,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   } else {
     const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir });
     try {
-      operators = job.runner
-        ? await job.runner.run(store, calib, full, sink, { ...hooks, onLayer })
-        : await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
+      operators = await (job.runner ?? { run: pruneModel }).run(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
       sink.finish();
     } catch (e) {
@@ -234,6 +233,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    ...(settings.calibShards && settings.calibShards > 1 ? { calibShards: settings.calibShards } : {}),
     statistics: statsKind(full),
     methodOptions: JSON.parse(JSON.stringify(settings.methodOptions ?? {})) as Record<string, unknown>,
     targetSparsity: targetSparsity(settings.pattern),

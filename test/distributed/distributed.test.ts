@@ -1,12 +1,14 @@
 /**
  * Distributed pruning as a user runs it: a redis-server of the test's own (Debian's, scripts/install-redis.sh; a
  * free loopback port, its own config and data dir, a password), `wasprune worker` processes and the coordinator
- * `wasprune prune … --queue --work-dir` on stories260K (--schedule parallel), each drill in its own Redis
+ * `wasprune prune … --queue --work-dir` on stories260K, each drill in its own Redis
  * database and work dir:
  *  - coordinator + 2 workers → model.safetensors byte-identical to the single-process prune, the password in no
  *    output; `queue status` reports the finished jobs and the workers;
  *  - a worker SIGKILLed while it prunes a layer → the job is taken over by another worker, same bytes;
  *  - the coordinator SIGKILLed after its first layer → the same command resumes, same bytes;
+ *  - the sequential schedule (error correction, 3 calibration shards) → identical to the local run with the
+ *    same --calib-shards;
  *  - workers refuse jobs of another code version, another settings hash, or a path outside their work dir.
  * Every wait has a time limit and every poll a count.
  */
@@ -236,11 +238,30 @@ test("--queue URLs: parsed without ever echoing the password; job paths resolved
   assert.throws(() => wd.resolve("/etc/passwd"), /relative/);
 });
 
-test("prune --queue without --work-dir, or with the sequential schedule: one clear error", () => {
+test("the sequential schedule: shards' statistics on 2 workers (error correction, 3 shards) = the local run with --calib-shards 3", { skip }, async () => {
+  const seq = ["--method", "sparsegpt", "--sparsity", "0.5", "--error-correction", "--calib-shards", "3", "--calib", TINY_TRAIN, "--nsamples", "32", "--threads", "1"];
+  const local = path.join(tmp, "local-seq");
+  cli(["prune", STORIES_HF, ...seq, "--out", local]);
+  const work = dir("work-4");
+  const ws = [await worker(4, work), await worker(4, work)];
+  const out = path.join(tmp, "dist-4");
+  const c = start(["prune", STORIES_HF, ...seq, "--out", out, "--queue", url(4), "--work-dir", work]);
+  assert.equal(await c.within(120_000), 0, c.out);
+  assert.ok(model(out).equals(model(local)), "distributed sequential model.safetensors differs from the local run's");
+  const report = JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune;
+  assert.equal(report.calibShards, 3);
+  const jobs = report.distributed.jobs as Array<{ what: string; worker: string }>;
+  // 5 layers × 4 operator groups (error correction) × 3 shards, and 4 advances × 3 shards
+  assert.equal(jobs.filter((j) => / statistics \(group-\d\) of shard [0-2]$/.test(j.what)).length, 60);
+  assert.equal(jobs.filter((j) => / stream advance of shard [0-2]$/.test(j.what)).length, 12);
+  for (const w of ws) await stop(w);
+});
+
+test("prune --queue without --work-dir, or a bad --calib-shards: one clear error", () => {
   const r = spawnSync(process.execPath, [CLI, "prune", STORIES_HF, "--out", path.join(tmp, "x"), "--queue", "redis://127.0.0.1:1"], { encoding: "utf8", timeout: 30_000 });
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /^error: --queue needs --work-dir/);
-  const s = spawnSync(process.execPath, [CLI, "prune", STORIES_HF, "--out", path.join(tmp, "x"), "--queue", "redis://127.0.0.1:1", "--work-dir", tmp], { encoding: "utf8", timeout: 30_000 });
-  assert.match(s.stderr, /^error: --queue: only --schedule parallel is distributed so far/);
-  assert.equal(s.stderr.trim().split("\n").length, 1);
+  assert.equal(r.stderr.trim().split("\n").length, 1);
+  const s = spawnSync(process.execPath, [CLI, "prune", STORIES_HF, "--out", path.join(tmp, "x"), "--calib-shards", "0"], { encoding: "utf8", timeout: 30_000 });
+  assert.match(s.stderr, /^error: --calib-shards must be a positive integer/);
 });

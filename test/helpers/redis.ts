@@ -88,7 +88,7 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Redi
   const conf = path.join(dir, "redis.conf");
   fs.writeFileSync(conf, [
     `port ${port}`, "bind 127.0.0.1", "protected-mode yes", `dir ${dir}`, "daemonize no", `logfile ${path.join(dir, "redis.log")}`,
-    "save \"\"", "appendonly yes", "appendfsync always", "maxmemory-policy noeviction", "databases 4",
+    "save \"\"", "appendonly yes", "appendfsync always", "maxmemory-policy noeviction", "databases 8",
     ...(opts.password ? [`requirepass ${JSON.stringify(opts.password)}`] : []),
   ].join("\n") + "\n");
   const libPath = fs.readFileSync(path.join(DIR, "lib-path"), "utf8").trim();

@@ -31,6 +31,8 @@ export interface PruneCliOptions extends EvalFlagOptions {
   nsamples: number;
   seqlen: number;
   schedule: string;
+  /** calibration shards whose statistics are summed in order */
+  calibShards?: number;
   errorCorrection?: boolean;
   out: string;
   force?: boolean;
@@ -87,7 +89,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const maxShardBytes = o.maxShardSize !== undefined ? parseSize(o.maxShardSize, "--max-shard-size") : undefined;
   const maxMemory = o.maxMemory !== undefined ? parseSize(o.maxMemory, "--max-memory") : defaultMaxMemory();
   if ((o.queue === undefined) !== (o.workDir === undefined)) throw new UsageError(o.queue ? "--queue needs --work-dir DIR (the folder every worker shares)" : "--work-dir is the shared folder of a distributed prune: it needs --queue");
-  if (o.queue && o.schedule !== "parallel") throw new UsageError("--queue: only --schedule parallel is distributed so far (pass --schedule parallel)");
+  if (o.calibShards !== undefined && !(Number.isInteger(o.calibShards) && o.calibShards >= 1)) throw new UsageError(`--calib-shards must be a positive integer, got ${o.calibShards}`);
   if (o.queue && (o.device ?? "wasm") !== "wasm") throw new UsageError(`--queue: workers solve on WASM; --device ${o.device} is not distributed`);
   const distributed = o.queue ? await openCoordinator(o.queue, o.workDir!) : undefined;
   const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency }).catch(async (e) => {
@@ -97,7 +99,7 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const exec = openExecutor(store.wasm, o.threads ?? 1);
   const gpu = method === "fista" ? await selectDevice(parseDeviceKind(o.device ?? "wasm")) : undefined;
   const summary = await pruneWithProgress(store, exec, {
-    method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista",
+    method, pattern, schedule: o.schedule as Schedule, errorCorrection: o.errorCorrection ?? method === "fista", calibShards: o.calibShards ?? 1,
     calibText, calibFile: o.calib, nsamples: o.nsamples, seqlen: o.seqlen, out: o.out, force: o.force,
     dtype: o.dtype as DType | undefined, evalText, evalFile: o.eval, evalProtocol, json: o.json,
     maxShardBytes, streamBudget: streamBudget(maxMemory), measureError: !!o.measureError,
@@ -125,6 +127,7 @@ export interface PruneRunOptions {
   pattern: ReturnType<typeof parsePattern>;
   schedule: Schedule;
   errorCorrection: boolean;
+  calibShards?: number;
   calibText?: string;
   calibFile?: string;
   nsamples: number;
@@ -154,7 +157,7 @@ export interface PruneRunOptions {
 export async function pruneWithProgress(store: ModelStore, exec: Executor, o: PruneRunOptions): Promise<PruneSummary> {
   const settings = {
     method: o.method, pattern: o.pattern, schedule: o.schedule, errorCorrection: o.errorCorrection, methodOptions: o.methodOptions,
-    measureError: o.measureError,
+    measureError: o.measureError, ...(o.calibShards && o.calibShards > 1 ? { calibShards: o.calibShards } : {}),
   };
   const calibrated = statsKind(settings) !== "none";
   if (calibrated && !o.calibText && !store.model) {
