@@ -429,6 +429,18 @@ bench
   });
 
 bench
+  .command("distributed")
+  .description("overhead of the queue: a prune locally and as coordinator + 1, 2, 3 worker processes on this machine (outputs checked identical)")
+  .option("--json", "print results as JSON")
+  .option("--quick", "stories260K instead of a generated 2048-wide model")
+  .option("--queue <url>", "a Redis to use (default: a redis-server of its own from .cache/redis on a free loopback port)")
+  .action(async (opts) => {
+    const { benchDistributed } = await import("../../bench/distributed.js");
+    const r = await benchDistributed({ json: !!opts.json, quick: !!opts.quick, queue: opts.queue });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+
+bench
   .command("train")
   .description("tokens/s of a training step (AST, distillation) on a model and on a synthetic 8-layer 512-wide LLaMA")
   .argument("[model]", "a model directory or .bin (default: ../shared/models/stories260K-hf when present)")
