@@ -1,6 +1,7 @@
 /**
  * @file `wasprune worker`: takes distributed-pruning jobs (./jobs.ts) from the queue, one at a time, with its own
- * WebAssembly instance and --threads pool, until SIGTERM/SIGINT (it finishes or gives back the job it holds).
+ * WebAssembly instance and --threads pool, until SIGTERM/SIGINT (it finishes the job it holds first; a second
+ * signal stops at once).
  * One line per job on stdout (started, done, refused); the Redis password is never printed.
  */
 import os from "node:os";
@@ -77,9 +78,19 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     log(`worker ${name}: waiting for jobs on ${o.target.shown} (work dir ${work.root}, ${o.threads} thread${o.threads === 1 ? "" : "s"}, ${ctx.code})`);
     const running = worker.run();
     await stop;
-    log(`worker ${name}: stopping`);
+    // the job it holds is finished first; a second SIGTERM/SIGINT (or Redis unreachable, when the close would
+    // wait for a reconnect) stops at once, the job's lock then expires and another worker takes it over
+    log(`worker ${name}: stopping (again to stop at once)`);
+    const force = () => {
+      log(`worker ${name}: stopping at once`);
+      void Promise.race([worker.close(true), new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(1));
+    };
+    process.once("SIGTERM", force);
+    process.once("SIGINT", force);
     await worker.close();
     await running;
+    process.off("SIGTERM", force);
+    process.off("SIGINT", force);
   } finally {
     await exec.close();
   }
