@@ -36,7 +36,7 @@ import { describeProtocol, evalSequences, protocolFromOptions, type EvalSequence
 import { UsageError } from "../errors.js";
 import type { DeviceKind } from "../gpu/device-kind.js";
 import { compressModel, type CompressReport } from "../model/compressed.js";
-import { runPrune, type PruneSummary } from "../prune/run.js";
+import { runPrune, type LayerRunner, type PruneSummary } from "../prune/run.js";
 import { SCHEDULES, statsKind, type OperatorReport, type Schedule } from "../prune/driver.js";
 import { parsePattern, type Pattern } from "../prune/pattern.js";
 import type { CalibProtocol } from "../prune/calibration.js";
@@ -254,6 +254,10 @@ export interface PruneSettings {
   methodOptions?: MethodOptions;
   /** quantize every pruned operator (scheme, rtn | gptq, act-order; src/prune/quantize.ts), written pack-quantized */
   quantize?: QuantizeSettings;
+  /** the calibration samples as this many shards whose statistics are summed in shard order (default 1; src/prune/driver.ts) */
+  calibShards?: number;
+  /** where the layers are pruned (default: in this process; src/distributed's coordinator runs them as queue jobs) */
+  runner?: LayerRunner;
   /** worker threads (the same model for any count; default 1) */
   threads?: number;
   /** where FISTA's per-operator solve runs (default "wasm") */
@@ -282,6 +286,7 @@ export function checkPruneSettings(settings: Omit<PruneSettings, "out">): { meth
   const schedule = settings.schedule ?? "sequential";
   if (!(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--schedule ${schedule}: expected one of ${SCHEDULES.join(", ")}`);
   if (settings.dtype !== undefined && !(DTYPES as readonly string[]).includes(settings.dtype)) throw new UsageError(`--dtype ${settings.dtype}: expected one of ${DTYPES.join(", ")}`);
+  if (settings.calibShards !== undefined && !(Number.isInteger(settings.calibShards) && settings.calibShards >= 1)) throw new UsageError(`--calib-shards must be a positive integer, got ${settings.calibShards}`);
   const maxShardBytes = settings.maxShardSize !== undefined ? parseSize(settings.maxShardSize, "--max-shard-size") : undefined;
   const maxMemory = settings.maxMemory !== undefined ? parseSize(settings.maxMemory, "--max-memory") : defaultMaxMemory();
   return { method: m as MethodName, pattern, schedule, ...(maxShardBytes !== undefined ? { maxShardBytes } : {}), maxMemory };
@@ -311,6 +316,7 @@ export async function prune(model: Model | ModelStore, calib: string | undefined
       methodOptions: { ...settings.methodOptions, ...(fistaSolver ? { fistaSolver } : {}) },
       measureError: !!settings.measureError,
       ...(settings.quantize ? { quantize: settings.quantize } : {}),
+      ...(settings.calibShards && settings.calibShards > 1 ? { calibShards: settings.calibShards } : {}),
     };
     const calibrated = statsKind(prune) !== "none";
     if (calibrated && calib === undefined && !store.model) {
@@ -331,6 +337,7 @@ export async function prune(model: Model | ModelStore, calib: string | undefined
         dtype: settings.dtype,
         maxShardBytes,
         streamBudget: streamBudget(maxMemory),
+        runner: settings.runner,
         evalText: settings.evalText !== undefined && evalProtocol ? { text: settings.evalText, file: settings.evalFile ?? "", protocol: evalProtocol } : undefined,
       },
       {

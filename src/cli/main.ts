@@ -147,6 +147,7 @@ protocolOptions(program
   .option("--calib-seed <s>", "windows: seed of the window starts", int("--calib-seed"), 0)
   .option("--seqlen <n>", "tokens per calibration paragraph at most", int("--seqlen"), 512)
   .option("--schedule <s>", "sequential (layers fed by pruned layers) | parallel (fed by dense activations)", "sequential")
+  .option("--calib-shards <n>", "statistics summed over this many consecutive shards of the calibration samples, in order (the float32 sums depend on it; with --queue --schedule sequential: one job per shard)", int("--calib-shards"), 1)
   .option("--error-correction", "intra-layer error correction (default: on for fista)")
   .option("--no-error-correction", "fit each operator to its own input")
   .option("--fista-lasso", "fista: also solve the lasso path (λ bisected per row) as a candidate; ~2.7x the work")
@@ -176,6 +177,8 @@ protocolOptions(program
   .addOption(threadsOption())
   .addOption(deviceOption())
   .option("--json", "print the report as JSON")
+  .option("--queue <url>", "distributed: coordinate the prune as jobs on this Redis (redis://[user:password@]host:port[/db]; see `wasprune worker`)")
+  .option("--work-dir <dir>", "distributed: the folder every worker sees (e.g. an NFS mount) for layers, activations and results")
   .action(async (model: string, opts, cmd: Command) => {
     (await import("../model/compressed.js")).refuseCompressed(model, "prune");
     const { routePrune } = await import("./commands/prune-structured.js");
@@ -211,6 +214,30 @@ protocolOptions(program
     const { pruneCommand } = await import("./commands/prune.js");
     // the prune driver with nothing pruned (magnitude at sparsity 0 keeps every weight, zeros included)
     await pruneCommand(model, { ...opts, method: "magnitude", sparsity: "0", schedule: "sequential", errorCorrection: false, quantize: opts.scheme, quantizeMethod: opts.method });
+  });
+
+program
+  .command("worker")
+  .description("take distributed-pruning jobs from the queue (of `prune --queue`) until SIGTERM/SIGINT")
+  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db], the coordinator's")
+  .requiredOption("--work-dir <dir>", "the coordinator's --work-dir as this machine sees it")
+  .option("--lock-seconds <s>", "job lock: longer than the longest compute of a job on this worker's main thread (a dead worker's job returns to the queue after lock + lock/2)", num("--lock-seconds"), 300)
+  .addOption(threadsOption())
+  .action(async (opts) => {
+    const { workerCommand } = await import("./commands/distributed.js");
+    await workerCommand(opts);
+  });
+
+program
+  .command("queue")
+  .description("the distributed-pruning queue")
+  .command("status")
+  .description("jobs waiting/active/done/failed, workers and their throughput, the layers running, a rough ETA")
+  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db]")
+  .option("--json", "print the status as JSON")
+  .action(async (opts) => {
+    const { queueStatusCommand } = await import("./commands/distributed.js");
+    await queueStatusCommand(opts);
   });
 
 program
@@ -473,6 +500,18 @@ bench
   .action(async (opts) => {
     const { benchParallel } = await import("../../bench/parallel.js");
     const r = await benchParallel({ json: !!opts.json, quick: !!opts.quick, threads: opts.threads });
+    if (opts.json) console.log(JSON.stringify(r, null, 2));
+  });
+
+bench
+  .command("distributed")
+  .description("overhead of the queue: a prune locally and as coordinator + 1, 2, 3 worker processes on this machine (outputs checked identical)")
+  .option("--json", "print results as JSON")
+  .option("--quick", "stories260K instead of a generated 2048-wide model")
+  .option("--queue <url>", "a Redis to use (default: a redis-server of its own from .cache/redis on a free loopback port)")
+  .action(async (opts) => {
+    const { benchDistributed } = await import("../../bench/distributed.js");
+    const r = await benchDistributed({ json: !!opts.json, quick: !!opts.quick, queue: opts.queue });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
   });
 

@@ -47,7 +47,7 @@ import { gptqQuantize, quantBuffers, quantizedWeight, rtnQuantize, type Quantize
 import { relativeError } from "./problem.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
-import { StatsCollector, type CalibStats, type StatsKind } from "./stats.js";
+import { StatsCollector, type CalibStats, type RawStats, type StatsKind } from "./stats.js";
 import { problemFromGram, type OperatorProblem } from "./problem.js";
 import { checkMemoryFloor, memoryFloor, type MemoryFloor } from "./memory-floor.js";
 import { METHODS } from "./methods/index.js";
@@ -70,6 +70,40 @@ export interface PruneSettings {
   measureError?: boolean;
   /** quantize every pruned operator (./quantize.ts); stored as the codes, not in `storeDtype` */
   quantize?: QuantizeSettings;
+  /**
+   * The calibration samples as this many consecutive shards (calibShards) whose statistics are summed in shard
+   * order, each shard's sum from zero (default 1: one running sum over all samples). The float32 sums, and so the
+   * result, depend on it and on nothing else (not on threads, chunks or machines); a distributed sequential prune
+   * computes one shard per job.
+   */
+  calibShards?: number;
+}
+
+/** Shard k of `shards` over n samples: [⌊k·n/S⌋, ⌊(k+1)·n/S⌋) (empty shards dropped). */
+export function calibShards(n: number, shards = 1): Array<[number, number]> {
+  const S = Math.max(1, Math.min(n, Math.floor(shards)));
+  const out: Array<[number, number]> = [];
+  for (let k = 0; k < S; k++) {
+    const r: [number, number] = [Math.floor((k * n) / S), Math.floor(((k + 1) * n) / S)];
+    if (r[1] > r[0]) out.push(r);
+  }
+  return out;
+}
+
+/** Which statistics a pass collects: every group's from the dense layer, or group g's with error correction. */
+export type StatsStage = { kind: "plain" } | { kind: "group"; g: number };
+
+/**
+ * Statistics and stream advances done elsewhere (src/distributed: by workers, a shard of samples per job): the
+ * driver then keeps no stream, adds each shard's running sums in shard order and solves here.
+ */
+export interface RemoteStream {
+  /** layer 0's input (the embeddings) */
+  init(): Promise<void>;
+  /** each shard's running sums of `stage` at layer l to `add`, in shard order; `before`: the groups before it, pruned */
+  stats(l: number, stage: StatsStage, dense: DenseLayer, before: Partial<Record<LinearOp, DenseLinear>>, add: (shard: Map<CapturePoint, RawStats>) => void): Promise<void>;
+  /** advance every shard's stream through layer l as pruned (`lw`) */
+  advance(l: number, lw: LayerWeights): Promise<void>;
 }
 
 export interface OperatorReport extends PruneStats {
@@ -118,6 +152,8 @@ export interface DriverOptions {
   streamBudget?: number;
   /** folder of the stream's spill file */
   spillDir?: string;
+  /** the statistics and stream on workers (the sequential schedule of src/distributed) */
+  remote?: RemoteStream;
 }
 
 export const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> = [
@@ -151,11 +187,6 @@ export function statsKind(settings: PruneSettings): StatsKind {
 /** Floats of captures per chunk of samples (the sums take samples in order, so the chunking is free). */
 const CHUNK_FLOATS = 48 << 20;
 
-/** Consecutive samples whose rows × `floatsPerToken` fit CHUNK_FLOATS (at least one sample). */
-function sampleChunks(calib: CalibrationSet, floatsPerToken: number): Array<[number, number]> {
-  return rowChunks(calib.samples.map((s) => s.length), floatsPerToken, CHUNK_FLOATS);
-}
-
 /** What every layer step needs. */
 export interface LayerContext {
   store: Pick<ModelStore, "config" | "wasm">;
@@ -166,6 +197,8 @@ export interface LayerContext {
   states: RunState[];
   settings: PruneSettings;
   time: { forward: number; statistics: number; solve: number };
+  /** statistics from workers instead of `stream` */
+  remote?: RemoteStream;
 }
 
 /**
@@ -199,22 +232,24 @@ export async function pruneModel(
   const inPlace = writesInPlace(store, settings);
   checkMemoryFloor(pruneMemoryFloor(store, settings), settings.method);
   const m0 = arena.mark();
-  const stream = new RowStore(calib.samples.map((s) => s.length), c.dim, { budget: opts.streamBudget, spillDir: opts.spillDir });
+  const remote = opts.remote;
+  const stream = new RowStore(remote ? [] : calib.samples.map((s) => s.length), c.dim, { budget: opts.streamBudget, spillDir: opts.spillDir });
   try {
     const states = Array.from({ length: exec.slots }, () => createRunState(store, maxT, maxT, { kvLayers: 1, logits: false }));
     const needStream = statsKind(settings) !== "none";
     let layer0Bytes = 0;
-    if (needStream) {
+    if (needStream && remote) await remote.init();
+    else if (needStream) {
       const tmp = new Float32Array(maxT * c.dim);
       calib.samples.forEach((s, i) => {
         store.embedRows(s, tmp);
         stream.write(i, tmp);
       });
     }
-    const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 } };
+    const ctx: LayerContext = { store, exec, calib, stream, states, settings, time: { forward: 0, statistics: 0, solve: 0 }, remote };
     // the `parallel` schedule on a resident model with workers: layer 0 here, then layers in flight on them
     // (quantized operators carry their codes in this thread's objects, so they stay here)
-    const inFlight = settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver && !settings.quantize;
+    const inFlight = !remote && settings.schedule === "parallel" && exec.slots > 1 && c.nLayers > 1 && store.resident && needStream && !settings.methodOptions?.fistaSolver && !settings.quantize;
     for (let l = 0; l < c.nLayers; l++) {
       if (inFlight && l === 1 && layer0Bytes > 0 && (await layersInFlight(store, ctx, sink, layer0Bytes, hooks, reports))) return reports;
       const t0 = performance.now();
@@ -238,7 +273,8 @@ export async function pruneModel(
         // (a sink may write into the very model the dense weights came from)
         const ta = performance.now();
         if (needStream && l + 1 < c.nLayers) {
-          await advanceStream(ctx, l, settings.schedule === "sequential" ? { ...dense, ...pruned } : dense);
+          const lw = settings.schedule === "sequential" ? { ...dense, ...pruned } : dense;
+          await (remote ? remote.advance(l, lw) : advanceStream(ctx, l, lw));
         }
         const tw = performance.now();
         if (!saved) await sink.put(l, dense, pruned, layerReports);
@@ -267,7 +303,7 @@ function linearsOf(dense: DenseLayer): Record<LinearOp, DenseLinear> {
 }
 
 /** Fresh arena tensors for the pruned linear weights of a layer (shapes of `dense`'s). */
-function prunedTensors(store: Pick<ModelStore, "wasm">, dense: DenseLayer): Record<LinearOp, DenseLinear> {
+export function prunedTensors(store: Pick<ModelStore, "wasm">, dense: DenseLayer): Record<LinearOp, DenseLinear> {
   const out = {} as Record<LinearOp, DenseLinear>;
   for (const g of GROUPS) {
     for (const op of g.ops) {
@@ -324,31 +360,12 @@ const range = (i0: number, i1: number) => Array.from({ length: i1 - i0 }, (_, j)
 async function pruneLayerPlain(
   ctx: LayerContext, l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, done: (r: OperatorReport & { index: number }) => void,
 ): Promise<OperatorReport[]> {
-  const { store, calib, exec, settings } = ctx;
+  const { store, exec, settings } = ctx;
   const arena = store.wasm.arena;
   const kind = statsKind(settings);
   const mark = arena.mark();
   const stats = new Map(GROUPS.map((g) => [g.point, new StatsCollector(exec, colsOf(dense, g.point), kind)]));
-  if (kind !== "none") {
-    const perToken = store.config.dim + GROUPS.reduce((s, g) => s + colsOf(dense, g.point), 0);
-    for (const [i0, i1] of sampleChunks(calib, perToken)) {
-      const m = arena.mark();
-      const t0 = performance.now();
-      const ch = loadChunk(ctx, i0, i1);
-      const cap = captureBlocks(ctx, ch, (p) => colsOf(dense, p), GROUPS.map((g) => g.point));
-      await runLayerPasses(exec, store.config, l, ctx.states, [dense], range(i0, i1).map((i) => ({
-        lw: 0, at: ch.at(i), T: calib.samples[i]!.length, caps: Object.fromEntries(GROUPS.map((g) => [g.point, cap(g.point, i)])),
-      }) satisfies LayerPass), `layer ${l}: calibration forward`);
-      const t1 = performance.now();
-      for (const g of GROUPS) {
-        await stats.get(g.point)!.add(range(i0, i1).map((i) => ({ xp: cap(g.point, i), xd: cap(g.point, i), T: calib.samples[i]!.length })),
-          `layer ${l}: statistics of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
-      }
-      ctx.time.forward += (t1 - t0) / 1000;
-      ctx.time.statistics += (performance.now() - t1) / 1000;
-      arena.release(m);
-    }
-  }
+  if (kind !== "none") await collectShards(ctx, l, { kind: "plain" }, dense, {}, stats);
   const out: OperatorReport[] = [];
   for (const g of GROUPS) {
     const s = stats.get(g.point)!.finish();
@@ -365,45 +382,105 @@ async function pruneLayerPlain(
   return out;
 }
 
+/** The operators of the groups before group g, as pruned (error correction's partial layer). */
+function prunedBefore(g: number, pruned: Partial<Record<LinearOp, DenseLinear>>): Partial<Record<LinearOp, DenseLinear>> {
+  return Object.fromEntries(GROUPS.slice(0, g).flatMap((x) => x.ops.map((op) => [op, pruned[op]!]))) as Partial<Record<LinearOp, DenseLinear>>;
+}
+
+/**
+ * The statistics of `stage` at layer l into `totals`, summed shard by shard (settings.calibShards; each shard's
+ * running sum from zero, added in shard order: shard 0 straight into the zeroed totals). With `ctx.remote` the
+ * shards' sums come from workers; here each shard is one `collectStage`.
+ */
+async function collectShards(
+  ctx: LayerContext, l: number, stage: StatsStage, dense: DenseLayer, pruned: Partial<Record<LinearOp, DenseLinear>>, totals: Map<CapturePoint, StatsCollector>,
+): Promise<void> {
+  if (ctx.remote) {
+    const t0 = performance.now();
+    const before = stage.kind === "group" ? prunedBefore(stage.g, pruned) : {};
+    await ctx.remote.stats(l, stage, dense, before, (shard) => {
+      for (const [p, t] of totals) {
+        const raw = shard.get(p);
+        if (!raw) throw new WorkerError(`layer ${l}: a shard's statistics lack the ${p} group`);
+        t.addRaw(raw);
+      }
+    });
+    ctx.time.statistics += (performance.now() - t0) / 1000;
+    return;
+  }
+  const a = ctx.store.wasm.arena;
+  for (const [k, range] of calibShards(ctx.calib.samples.length, ctx.settings.calibShards).entries()) {
+    if (k === 0) {
+      await collectStage(ctx, l, stage, dense, pruned, range, totals);
+      continue;
+    }
+    const m = a.mark();
+    const parts = new Map([...totals].map(([p, t]) => [p, new StatsCollector(ctx.exec, t.cols, t.kind)]));
+    await collectStage(ctx, l, stage, dense, pruned, range, parts);
+    for (const [p, part] of parts) totals.get(p)!.addRaw(part.raw());
+    a.release(m);
+  }
+}
+
+/**
+ * Add the statistics of `stage` over samples [s0, s1) (read from ctx.stream) into `into`: the calibration pass of
+ * the dense layer (plain: every group's input), or with error correction of the dense layer and the layer with
+ * the groups before g pruned (group g's input X_p, and X_d for the cross term). Chunks of samples through the
+ * arena, each sample one batch in order (so the chunking is free).
+ */
+export async function collectStage(
+  ctx: LayerContext, l: number, stage: StatsStage, dense: DenseLayer, pruned: Partial<Record<LinearOp, DenseLinear>>,
+  [s0, s1]: [number, number], into: Map<CapturePoint, StatsCollector>,
+): Promise<void> {
+  const { store, calib, exec } = ctx;
+  const arena = store.wasm.arena;
+  const groups = stage.kind === "plain" ? GROUPS : [GROUPS[stage.g]!];
+  const withDense = stage.kind === "group" && into.get(groups[0]!.point)!.kind === "cross";
+  const partial: DenseLayer = stage.kind === "group" ? { ...dense, ...prunedBefore(stage.g, pruned) } : dense;
+  const perToken = store.config.dim + groups.reduce((t, g) => t + (withDense ? 2 : 1) * colsOf(dense, g.point), 0);
+  const what = groups.flatMap((g) => g.ops.map((op) => linearName(l, op))).join(", ");
+  for (const [c0, c1] of rowChunks(calib.samples.slice(s0, s1).map((x) => x.length), perToken, CHUNK_FLOATS)) {
+    const [i0, i1] = [s0 + c0, s0 + c1];
+    const m = arena.mark();
+    const t0 = performance.now();
+    const ch = loadChunk(ctx, i0, i1);
+    const points = groups.map((g) => g.point);
+    const xp = captureBlocks(ctx, ch, (p) => colsOf(dense, p), points);
+    const xd = withDense ? captureBlocks(ctx, ch, (p) => colsOf(dense, p), points) : xp;
+    const passes: LayerPass[] = range(i0, i1).flatMap((i) => {
+      const T = calib.samples[i]!.length;
+      if (stage.kind === "plain") return [{ lw: 0, at: ch.at(i), T, caps: Object.fromEntries(points.map((p) => [p, xp(p, i)])) }];
+      const p = points[0]!;
+      return [...(withDense ? [{ lw: 0, at: ch.at(i), T, caps: { [p]: xd(p, i) } }] : []), { lw: 1, at: ch.at(i), T, caps: { [p]: xp(p, i) } }];
+    });
+    await runLayerPasses(exec, store.config, l, ctx.states, stage.kind === "plain" ? [dense] : [dense, partial], passes,
+      stage.kind === "plain" ? `layer ${l}: calibration forward` : `layer ${l}: calibration forward (dense and pruned) for ${what}`);
+    const t1 = performance.now();
+    for (const g of groups) {
+      await into.get(g.point)!.add(range(i0, i1).map((i) => ({ xp: xp(g.point, i), xd: xd(g.point, i), T: calib.samples[i]!.length })),
+        `layer ${l}: statistics of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
+    }
+    ctx.time.forward += (t1 - t0) / 1000;
+    ctx.time.statistics += (performance.now() - t1) / 1000;
+    arena.release(m);
+  }
+}
+
 /** Intra-layer error correction: groups in forward order, each fitted on pruned inputs to dense outputs. */
 async function pruneLayerCorrected(
   ctx: LayerContext, l: number, dense: DenseLayer, pruned: Record<LinearOp, DenseLinear>, done: (r: OperatorReport & { index: number }) => void,
 ): Promise<OperatorReport[]> {
-  const { store, calib, exec, settings } = ctx;
-  const arena = store.wasm.arena;
+  const { exec, settings } = ctx;
   const kind = statsKind(settings);
   const out: OperatorReport[] = [];
-  // the layer as pruned so far: dense operators until their group is done
-  const partial: DenseLayer = { ...dense };
-  for (const g of GROUPS) {
-    const cols = colsOf(dense, g.point);
-    const stats = new StatsCollector(exec, cols, kind);
-    // the dense pass is needed for the cross term only; the norms are of the pruned model's input
-    const withDense = kind === "cross";
-    if (kind !== "none") {
-      for (const [i0, i1] of sampleChunks(calib, store.config.dim + 2 * cols)) {
-        const m = arena.mark();
-        const t0 = performance.now();
-        const ch = loadChunk(ctx, i0, i1);
-        const xd = withDense ? captureBlocks(ctx, ch, () => cols, [g.point]) : undefined;
-        const xp = captureBlocks(ctx, ch, () => cols, [g.point]);
-        await runLayerPasses(exec, store.config, l, ctx.states, [dense, partial], range(i0, i1).flatMap((i) => [
-          ...(xd ? [{ lw: 0, at: ch.at(i), T: calib.samples[i]!.length, caps: { [g.point]: xd(g.point, i) } }] : []),
-          { lw: 1, at: ch.at(i), T: calib.samples[i]!.length, caps: { [g.point]: xp(g.point, i) } },
-        ] satisfies LayerPass[]), `layer ${l}: calibration forward (dense and pruned) for ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
-        const t1 = performance.now();
-        await stats.add(range(i0, i1).map((i) => ({ xp: xp(g.point, i), xd: (xd ?? xp)(g.point, i), T: calib.samples[i]!.length })),
-          `layer ${l}: statistics of ${g.ops.map((op) => linearName(l, op)).join(", ")}`);
-        ctx.time.forward += (t1 - t0) / 1000;
-        ctx.time.statistics += (performance.now() - t1) / 1000;
-        arena.release(m);
-      }
-    }
+  for (const [gi, g] of GROUPS.entries()) {
+    const stats = new StatsCollector(exec, colsOf(dense, g.point), kind);
+    // fitted on the input of the layer with the groups before this one pruned (collectStage)
+    if (kind !== "none") await collectShards(ctx, l, { kind: "group", g: gi }, dense, pruned, new Map([[g.point, stats]]));
     const s = stats.finish();
     const prepared = await prepareGroup(ctx, s);
     for (const op of g.ops) {
       const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
-      partial[op] = pruned[op];
       out.push(r);
       done({ ...r, index: out.length - 1 });
     }

@@ -64,6 +64,27 @@ export class GramCollector {
     for (const b of live) this.n += b.T;
   }
 
+  /**
+   * The running sums as they are (H and H_d: upper triangles; not yet scaled), viewed in the arena: what a shard
+   * of the calibration samples contributes (src/prune/stats.ts RawStats).
+   */
+  raw(): Record<string, Float32Array> {
+    const a = this.wasm.arena;
+    const nn = this.cols * this.cols;
+    return { H: a.f32(this.H, nn), ...(this.C ? { C: a.f32(this.C, nn), Hd: a.f32(this.Hd, nn) } : {}) };
+  }
+
+  /** Add another collector's running sums (`raw()`, over `tokens` tokens) element by element, in float32. */
+  addRaw(raw: Record<string, Float32Array>, tokens: number): void {
+    if (this.state !== "collecting") throw new UsageError(`GramCollector: addRaw after ${this.state === "finished" ? "finish()" : "free()"}`);
+    for (const [k, v] of Object.entries(this.raw())) {
+      const src = raw[k];
+      if (!src || src.length !== v.length) throw new UsageError(`GramCollector: partial statistics lack ${k} of ${v.length} floats`);
+      for (let i = 0; i < v.length; i++) v[i] += src[i]!;
+    }
+    this.n += tokens;
+  }
+
   /** H/n (and C/n, H_d/n), symmetric; the blocks stay owned by the collector until `free()`. */
   finish(): GramStats {
     if (this.state !== "collecting") throw new UsageError(`GramCollector: finish() called twice or after free()`);

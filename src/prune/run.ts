@@ -25,7 +25,7 @@ import { openStore } from "../model/load.js";
 import type { ModelStore } from "../model/residency.js";
 import { calibrationSet, type CalibProtocol, type CalibrationSet } from "./calibration.js";
 import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.js";
-import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings } from "./driver.js";
+import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings, type PruneSink, type DriverOptions } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity, type Pattern } from "./pattern.js";
 import { FORMAT_PACK, type QuantConfigInput } from "../quant/compressed-tensors.js";
@@ -51,6 +51,13 @@ export interface QuantizationReport {
   linearF32Bytes: number;
 }
 
+/** Prunes the layers elsewhere instead of `pruneModel` in this process (src/distributed: jobs on a queue). */
+export interface LayerRunner {
+  run(store: ModelStore, calib: CalibrationSet, settings: PruneSettings, exec: Executor, sink: PruneSink, hooks: DriverHooks, opts: DriverOptions): Promise<OperatorReport[]>;
+  /** what pruning.json records of it (as `distributed`) */
+  report(): object;
+}
+
 export interface PruneJob {
   /** the dense model: resident, or streamed a layer at a time (src/model/residency.ts) */
   store: ModelStore;
@@ -69,6 +76,8 @@ export interface PruneJob {
   /** host-memory bytes the calibration stream may take before it spills to a file */
   streamBudget?: number;
   evalText?: EvalText;
+  /** where the layers are pruned (default: here, by `pruneModel` on `exec`) */
+  runner?: LayerRunner;
 }
 
 /** Memory and I/O of the whole job. */
@@ -96,6 +105,8 @@ export interface PruneSummary {
   pattern: string;
   schedule: string;
   errorCorrection: boolean;
+  /** calibration shards whose statistics were summed in order (absent: 1) */
+  calibShards?: number;
   /** the statistics collected per operator group (src/prune/stats.ts) */
   statistics: string;
   /** the method's options as set (JSON: functions such as a device solver are left out) */
@@ -116,6 +127,8 @@ export interface PruneSummary {
   /** seconds per phase per layer */
   layers: LayerPhases[];
   operators: OperatorReport[];
+  /** the jobs of a distributed prune (src/distributed) */
+  distributed?: object;
 }
 
 function isBinOut(out: string): boolean {
@@ -181,6 +194,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    ...(settings.calibShards && settings.calibShards > 1 ? { calibShards: settings.calibShards } : {}),
     methodOptions: settings.methodOptions ?? {},
     measureError: !!settings.measureError,
     ...(settings.quantize ? { quantize: settings.quantize } : {}),
@@ -212,7 +226,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   if (bin) {
     // the pruned model in memory: a copy of the dense one's linear weights is overwritten layer by layer
     const sink = new MemorySink(store.model!, checkpoints);
-    operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
+    operators = await (job.runner ?? { run: pruneModel }).run(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget });
     if (evalSeqs) {
       hooks.onPhase?.("eval pruned");
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
@@ -220,7 +234,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
   } else {
     const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme, actOrder: settings.quantize?.actOrder && settings.quantize.method === "gptq" });
     try {
-      operators = await pruneModel(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
+      operators = await (job.runner ?? { run: pruneModel }).run(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
       sink.finish(quantSparsity(settings.pattern, operators));
       if (settings.quantize) quantization = quantReport(settings, sink, operators);
@@ -245,6 +259,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     pattern: formatPattern(settings.pattern),
     schedule: settings.schedule,
     errorCorrection: settings.errorCorrection,
+    ...(settings.calibShards && settings.calibShards > 1 ? { calibShards: settings.calibShards } : {}),
     statistics: statsKind(full),
     methodOptions: JSON.parse(JSON.stringify(settings.methodOptions ?? {})) as Record<string, unknown>,
     targetSparsity: targetSparsity(settings.pattern),
@@ -269,6 +284,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
     },
     layers: phases,
     operators,
+    ...(job.runner ? { distributed: job.runner.report() } : {}),
   };
   const report = JSON.stringify({ wasprune: summary }, null, 2) + "\n";
   if (bin) {

@@ -12,6 +12,7 @@
 import type { Executor } from "../exec/executor.js";
 import { GramCollector, type GramStats } from "./gram.js";
 import { kernels } from "../kernels/index.js";
+import { UsageError } from "../errors.js";
 
 export type StatsKind = "none" | "norms" | "gram" | "cross";
 
@@ -25,6 +26,12 @@ export interface CalibStats {
   diag?: Float32Array;
   /** the Gram statistics ("gram", "cross") */
   gram?: GramStats;
+}
+
+/** The running sums of a collector before `finish` (a shard's contribution): arrays by name, and the tokens. */
+export interface RawStats {
+  n: number;
+  arrays: Record<string, Float32Array>;
 }
 
 /** Collects one operator group's statistics of `kind` (its blocks from the arena, given back by `free`). */
@@ -57,6 +64,28 @@ export class StatsCollector {
       for (const b of batches) if (b.T > 0) k.f32_col_sumsq(b.xp, this.norms, b.T, this.cols);
     }
     for (const b of batches) this.n += b.T;
+  }
+
+  /** The running sums so far (views of the collector's blocks). */
+  raw(): RawStats {
+    if (this.gram) return { n: this.n, arrays: this.gram.raw() };
+    if (this.norms !== undefined) return { n: this.n, arrays: { norms: this.exec.wasm.arena.f32(this.norms, this.cols) } };
+    return { n: this.n, arrays: {} };
+  }
+
+  /**
+   * Add a shard's running sums, element by element in float32: the statistics of consecutive shards of samples
+   * are their partial sums added in shard order (each shard's sum starting from zero), on one machine or many.
+   */
+  addRaw(r: RawStats): void {
+    if (this.gram) this.gram.addRaw(r.arrays, r.n);
+    else if (this.norms !== undefined) {
+      const v = this.exec.wasm.arena.f32(this.norms, this.cols);
+      const src = r.arrays.norms;
+      if (!src || src.length !== v.length) throw new UsageError(`partial statistics lack the ${v.length} column norms`);
+      for (let j = 0; j < v.length; j++) v[j] += src[j]!;
+    }
+    this.n += r.n;
   }
 
   finish(): CalibStats {

@@ -17,6 +17,11 @@ const wasmPaths: Record<KernelBuild, string> = {
   relaxed: fileURLToPath(new URL("../../build/kernels-relaxed.wasm", import.meta.url)),
 };
 
+/** The file of a build's kernels (e.g. to hash what a process runs). */
+export function kernelPath(build: KernelBuild): string {
+  return wasmPaths[build];
+}
+
 const compiled = new Map<KernelBuild, WebAssembly.Module>();
 /** The compiled kernel module of `build` (compiled once per thread, instantiated per memory). */
 export function kernelModule(build: KernelBuild = defaultBuild()): WebAssembly.Module {

@@ -4,6 +4,7 @@ import type { Schedule } from "../../prune/driver.js";
 import type { MethodName, PruneOptions } from "../../prune/methods/types.js";
 import { parseDeviceKind } from "../../gpu/device.js";
 import type { PruneSummary } from "../../prune/run.js";
+import { openCoordinator } from "./distributed.js";
 import type { CalibProtocol } from "../../prune/calibration.js";
 import type { DType } from "../../model/types.js";
 import { checkPruneSettings, prune, type PruneSettings } from "../../api/index.js";
@@ -25,6 +26,8 @@ export interface PruneCliOptions extends EvalFlagOptions {
   nsamples: number;
   seqlen: number;
   schedule: string;
+  /** calibration shards whose statistics are summed in order */
+  calibShards?: number;
   errorCorrection?: boolean;
   out: string;
   force?: boolean;
@@ -54,6 +57,10 @@ export interface PruneCliOptions extends EvalFlagOptions {
   asym?: boolean;
   /** GPTQ in act-order (columns by decreasing H_jj, static groups) */
   actOrder?: boolean;
+  /** redis://… : run as the coordinator of a distributed prune (src/distributed) */
+  queue?: string;
+  /** the working directory every worker shares (with --queue) */
+  workDir?: string;
 }
 
 /** `--quantize` / `--quantize-method` / `--asym` / `--act-order` as the driver's setting (none without --quantize). */
@@ -79,26 +86,33 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
     nsamples: o.nsamples, seqlen: o.seqlen, calibProtocol: (o.calibProtocol ?? "paragraphs") as CalibProtocol, calibSeed: o.calibSeed ?? 0,
     force: o.force, dtype: o.dtype as DType | undefined, calibFile: o.calib, maxShardSize: o.maxShardSize, maxMemory: o.maxMemory,
     measureError: !!o.measureError, methodOptions: Object.keys(fista).length ? { fista } : {},
-    threads: o.threads, device: parseDeviceKind(o.device ?? "wasm"), quantize: quantizeSettings(o),
+    threads: o.threads, device: parseDeviceKind(o.device ?? "wasm"), quantize: quantizeSettings(o), calibShards: o.calibShards,
   };
   checkPruneSettings(settings); // flags checked before any file is read
   const calibText = o.calib ? readTextFile(o.calib, "--calib") : undefined;
   const evalProtocol = evalFlagProtocol(o);
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
-  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency });
+  if ((o.queue === undefined) !== (o.workDir === undefined)) throw new UsageError(o.queue ? "--queue needs --work-dir DIR (the folder every worker shares)" : "--work-dir is the shared folder of a distributed prune: it needs --queue");
+  if (o.queue && (o.device ?? "wasm") !== "wasm") throw new UsageError(`--queue: workers solve on WASM; --device ${o.device} is not distributed`);
+  const distributed = o.queue ? await openCoordinator(o.queue, o.workDir!) : undefined;
+  const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency }).catch(async (e) => {
+    await distributed?.close();
+    throw e;
+  });
   const c = store.config;
   const bar = progress(`prune ${o.method}`, c.nLayers * 7, { json: o.json, extra: "{op}" });
   const summary = await prune(store, calibText, {
-    ...settings, out: o.out, evalText, evalFile: o.eval, evalProtocol: evalProtocol && { ...evalProtocol },
+    ...settings, out: o.out, evalText, evalFile: o.eval, evalProtocol: evalProtocol && { ...evalProtocol }, runner: distributed?.runner,
     onProgress: (p) => {
       const r = p.operator;
       if (r) bar.update(p.done, { op: `layer ${r.layer + 1}/${c.nLayers} ${r.op}${r.relErr === null ? "" : ` relErr ${fmt(r.relErr, 3)}`}` });
       else if (p.layer !== undefined) bar.update(p.done, { op: `layer ${p.layer + 1}/${c.nLayers} done${p.resumed ? " (resumed)" : ""}` });
       else bar.update(p.done, { op: p.phase ?? "" });
     },
-  }).finally(() => {
+  }).finally(async () => {
     bar.stop();
     store.close();
+    await distributed?.close();
   });
   if (o.json) console.log(JSON.stringify(summary, null, 2));
   else console.log(renderPruneSummary(summary));

@@ -1,0 +1,127 @@
+/**
+ * @file The `sequential` schedule of a distributed prune (SparseGPT's and Wanda's default): data-parallel
+ * calibration. The calibration samples are cut into `--calib-shards` consecutive shards (src/prune/driver.ts
+ * calibShards); every shard's activation stream lives in the work dir, and for each decoder layer
+ *  - one `stats` job per shard runs the layer's calibration pass over the shard and writes the shard's running
+ *    sums (column norms, H, cross terms) — per stage: all groups at once, or with error correction one group
+ *    after another, on the layer with the groups before it pruned (written by the coordinator as `partial-<g>`);
+ *  - the coordinator (the single-process driver, `pruneModel` with this RemoteStream) adds the shards' sums in
+ *    shard order and solves every operator;
+ *  - one `advance` job per shard moves the shard's stream through the pruned layer.
+ * The single-process prune with the same --calib-shards sums the same shards in the same order, so the bytes are
+ * identical whatever the number of workers.
+ */
+import fs from "node:fs";
+import { LINEAR_OPS, type DenseLinear, type LayerWeights, type LinearOp } from "../model/types.js";
+import type { ModelStore } from "../model/residency.js";
+import type { CapturePoint } from "../model/forward.js";
+import type { DenseLayer } from "../model/linear.js";
+import { writeSafetensors, openSafetensors } from "../io/safetensors.js";
+import type { CalibrationSet } from "../prune/calibration.js";
+import { calibShards, type RemoteStream, type StatsStage } from "../prune/driver.js";
+import type { RawStats } from "../prune/stats.js";
+import type { JobData } from "./jobs.js";
+import { paths, writeDenseLayer, writeStream, type WorkDir } from "./work-dir.js";
+
+export interface PendingJob {
+  id: string;
+  what: string;
+  data: JobData;
+  done: () => boolean;
+}
+
+export const stageName = (stage: StatsStage) => (stage.kind === "plain" ? "plain" : `group-${stage.g}`);
+
+export const seqPaths = {
+  partial: (run: string, l: number, g: number) => `${run}/seq/layer-${l}/partial-${g}.safetensors`,
+  pruned: (run: string, l: number) => `${run}/seq/layer-${l}/pruned.safetensors`,
+  stats: (run: string, l: number, stage: StatsStage, s: number) => `${run}/seq/layer-${l}/stats-${stageName(stage)}/shard-${s}.safetensors`,
+};
+
+/** A shard's running sums per capture point into one file (tensors "<point>.<array>", tokens in the metadata). */
+export function writeRawStats(file: string, stats: Map<CapturePoint, RawStats>): void {
+  const tensors = [...stats].flatMap(([p, r]) => Object.entries(r.arrays).map(([k, v]) => ({ name: `${p}.${k}`, dtype: "F32" as const, shape: [v.length], data: v })));
+  fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+  writeSafetensors(file, tensors, { tokens: JSON.stringify(Object.fromEntries([...stats].map(([p, r]) => [p, r.n]))) });
+}
+
+export function readRawStats(file: string): Map<CapturePoint, RawStats> {
+  const st = openSafetensors(file);
+  try {
+    const tokens = JSON.parse(st.metadata.tokens ?? "{}") as Record<string, number>;
+    const out = new Map<CapturePoint, RawStats>(Object.entries(tokens).map(([p, n]) => [p as CapturePoint, { n, arrays: {} }]));
+    for (const [name, e] of st.header) {
+      const [p, k] = name.split(".") as [CapturePoint, string];
+      const data = new Float32Array(e.shape[0]!);
+      st.readF32Into(name, data);
+      out.get(p)!.arrays[k] = data;
+    }
+    return out;
+  } finally {
+    st.close();
+  }
+}
+
+/** Some of a layer's linear weights (f32). */
+export function writeOps(file: string, ops: Partial<Record<LinearOp, DenseLinear>>): void {
+  fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+  writeSafetensors(file, LINEAR_OPS.filter((op) => ops[op]).map((op) => ({ name: op, dtype: "F32" as const, shape: ops[op]!.shape, data: ops[op]!.data })));
+}
+
+export class QueueStream implements RemoteStream {
+  readonly shards: Array<[number, number]>;
+
+  constructor(
+    private readonly store: ModelStore,
+    private readonly calib: CalibrationSet,
+    private readonly work: WorkDir,
+    private readonly run: string,
+    calibShardCount: number | undefined,
+    private readonly job: (d: Partial<JobData>) => JobData,
+    private readonly complete: (jobs: PendingJob[]) => Promise<void>,
+  ) {
+    this.shards = calibShards(calib.samples.length, calibShardCount);
+  }
+
+  private at(p: string): string {
+    return this.work.resolve(p);
+  }
+
+  async init(): Promise<void> {
+    const { calib, store } = this;
+    const dim = store.config.dim;
+    this.shards.forEach(([i0, i1], s) => {
+      const f = this.at(paths.stream(this.run, 0, s));
+      if (fs.existsSync(f)) return;
+      const rows = new Float32Array(calib.samples.slice(i0, i1).reduce((t, x) => t + x.length, 0) * dim);
+      let o = 0;
+      for (let i = i0; i < i1; i++) {
+        store.embedRows(calib.samples[i]!, rows.subarray(o, o + calib.samples[i]!.length * dim));
+        o += calib.samples[i]!.length * dim;
+      }
+      writeStream(f, rows);
+    });
+  }
+
+  async stats(l: number, stage: StatsStage, dense: DenseLayer, before: Partial<Record<LinearOp, DenseLinear>>, add: (shard: Map<CapturePoint, RawStats>) => void): Promise<void> {
+    const dfile = this.at(paths.dense(this.run, l));
+    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense);
+    if (stage.kind === "group" && stage.g > 0) writeOps(this.at(seqPaths.partial(this.run, l, stage.g)), before);
+    const jobs = this.shards.map((_, s): PendingJob => ({
+      id: `${this.run.slice(5)}-stats-${l}-${stageName(stage)}-${s}`, what: `layer ${l} statistics (${stageName(stage)}) of shard ${s}`,
+      data: this.job({ kind: "stats", layer: l, shard: s, stage }), done: () => fs.existsSync(this.at(seqPaths.stats(this.run, l, stage, s))),
+    }));
+    await this.complete(jobs);
+    for (let s = 0; s < this.shards.length; s++) add(readRawStats(this.at(seqPaths.stats(this.run, l, stage, s))));
+  }
+
+  async advance(l: number, lw: LayerWeights): Promise<void> {
+    const next = (s: number) => this.at(paths.stream(this.run, l + 1, s));
+    if (this.shards.every((_, s) => fs.existsSync(next(s)))) return;
+    writeDenseLayer(this.at(seqPaths.pruned(this.run, l)), lw as DenseLayer);
+    await this.complete(this.shards.map((_, s) => ({
+      id: `${this.run.slice(5)}-advance-${l}-${s}`, what: `layer ${l} stream advance of shard ${s}`,
+      data: this.job({ kind: "advance", layer: l, shard: s }), done: () => fs.existsSync(next(s)),
+    })));
+  }
+}
