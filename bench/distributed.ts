@@ -7,17 +7,17 @@
  * Model: a generated 2048-wide model (`synth tinyllama-1.1b`, 2 layers; random weights: time only), Wanda 50%,
  * sequential with 3 calibration shards and parallel; `quick`: stories260K.
  */
+import { checkoutRoot, sharedDir } from "./shared.js";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { UsageError } from "../src/errors.js";
 import { redisMissing, startRedis, type RedisServer } from "../src/distributed/local-redis.js";
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const ROOT = checkoutRoot();
 const CLI = path.join(ROOT, "bin/wasprune.js");
-const SHARED = path.resolve(ROOT, "..", "shared");
+const SHARED = sharedDir();
 
 export interface DistributedRow {
   schedule: string;

@@ -7,9 +7,9 @@
  *  - perplexity of the real model (../shared/models/stories260K-hf) on tinystories-valid-head.
  * `quick`: a shorter search, fewer calibration tokens, fewer eval paragraphs.
  */
+import { sharedDir } from "./shared.js";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { createWasm, type Wasm } from "../src/wasm/runtime.js";
 import { GramCollector } from "../src/prune/gram.js";
 import { problemFromGram, syntheticOperator } from "../src/prune/problem.js";
@@ -131,7 +131,7 @@ export async function benchParallel(opts: { json: boolean; quick?: boolean; thre
 
   // ---- eval of the real model -------------------------------------------------------------------------
   {
-    const shared = path.resolve(fileURLToPath(new URL("../", import.meta.url)), "..", "shared");
+    const shared = sharedDir();
     const modelDir = path.join(shared, "models/stories260K-hf");
     const text = path.join(shared, "data/tinystories-valid-head/tinystories_valid_head.txt");
     if (!fs.existsSync(modelDir) || !fs.existsSync(text)) {

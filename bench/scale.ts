@@ -18,11 +18,11 @@
  * whole depth (22 and 32 layers: 2.2 GB and 13.5 GB of bf16 on disk, hours on 2 cores) and measures it.
  * `--quick`: fewer calibration tokens (a smoke run of the same code).
  */
+import { sharedDir } from "./shared.js";
 import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { UsageError } from "../src/errors.js";
 import { SYNTHETIC_SHAPES, synthConfig, synthesize } from "../src/model/synthetic.js";
 import { layerSpecsOf } from "../src/model/specs.js";
@@ -80,8 +80,7 @@ export interface ScaleReport {
   targets: Target[];
 }
 
-const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const SHARED = path.resolve(ROOT, "..", "shared");
+const SHARED = sharedDir();
 const GiB = (b: number) => `${(b / 1024 ** 3).toFixed(2)} GiB`;
 
 /** `wasprune ARGS` in a child process (this same entry point), its JSON output parsed. */

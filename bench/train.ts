@@ -8,9 +8,9 @@
  * (1.85x); synthetic 8x512 (25.3M params) 2x256 113 → 202 tok/s (1.79x). With another job holding a core the
  * 2-thread rows equal the 1-thread ones (x0.87–1.03): there is no second core to win.
  */
+import { sharedDir } from "./shared.js";
 import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { loadModel } from "../src/model/load.js";
 import { randomLlama } from "../src/model/builtin.js";
 import { createWasm } from "../src/wasm/runtime.js";
@@ -71,8 +71,7 @@ async function measure(
  * gradBlocks = 4 blocks, at most, summed in block order; same bytes either way), side by side.
  */
 export async function benchTrain(o: { model?: string; json?: boolean; quick?: boolean; threads?: number[] }): Promise<TrainBenchRow[]> {
-  const root = fileURLToPath(new URL("../", import.meta.url));
-  const model = o.model ?? path.resolve(root, "..", "shared/models/stories260K-hf");
+  const model = o.model ?? path.join(sharedDir(), "models/stories260K-hf");
   const threadCounts = o.threads ?? [1, 2];
   const rows: TrainBenchRow[] = [];
   const config = async (name: string, make: () => Promise<{ student: Model; teacher: Model }>, over: Partial<TrainSettings>, steps: number) => {
