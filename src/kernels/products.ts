@@ -9,6 +9,12 @@ import type { Executor } from "../exec/executor.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { kernels } from "./index.js";
 
+/** One f32_gemm_strided call, pointers already offset: C (+)= α·op(A)·B; upper = 1 computes only j ≥ i. */
+export interface StridedCall {
+  a: number; sai: number; sak: number; b: number; ldb: number; c: number; ldc: number;
+  M: number; N: number; K: number; alpha: number; accumulate: number; upper: number;
+}
+
 export type ProductTask =
   /** C[r0:r1] (+)= α·op(A)[r0:r1]·B (f32_gemm_strided on a row block; pointers already offset) */
   | {
@@ -19,8 +25,8 @@ export type ProductTask =
   | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
-  /** rows [i0, i1) of (L⁻¹)ᵀ·L⁻¹ (f32_tril_gram_rows; `work` this task's scratch) */
-  | { op: "trilGram"; m: number; n: number; out: number; i0: number; i1: number; work: number }
+  /** independent f32_gemm_strided calls, in order: a run of the fixed chunks of one step of a blocked algorithm */
+  | { op: "gemms"; calls: StridedCall[] }
   /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
   | { op: "streamSum"; p: number; bytes: number };
 
@@ -46,8 +52,9 @@ export const PRODUCT_HANDLERS = {
     }
     return 0;
   },
-  trilGram(wasm: Wasm, t: Extract<ProductTask, { op: "trilGram" }>): number {
-    kernels(wasm).f32_tril_gram_rows(t.m, t.n, t.out, t.i0, t.i1, t.work);
+  gemms(wasm: Wasm, t: Extract<ProductTask, { op: "gemms" }>): number {
+    const k = kernels(wasm);
+    for (const c of t.calls) k.f32_gemm_strided(c.a, c.sai, c.sak, c.b, c.ldb, c.c, c.ldc, c.M, c.N, c.K, c.alpha, c.accumulate, c.upper);
     return 0;
   },
   streamSum(wasm: Wasm, t: Extract<ProductTask, { op: "streamSum" }>): number {
@@ -97,19 +104,16 @@ export async function gramBatches(
   await exec.each(blocks, ([i0, i1]) => ({ op: "gram", batches, H, C, Hd, cols, i0, i1 }) satisfies ProductTask, what);
 }
 
-/** out = MᵀM for M (n×n) lower triangular (f32_tril_gram_rows), rows of the triangle split over the slots. */
-export async function trilGram(exec: Executor, M: number, n: number, out: number, what = "H⁻¹ = L⁻ᵀL⁻¹"): Promise<void> {
-  const a = exec.wasm.arena;
-  const f = kernels(exec.wasm);
-  const m = a.mark();
-  try {
-    // row i of the upper triangle costs ~ (n − i)²/2
-    const blocks = exec.split(n, (n * n * n) / 6, 4, (i) => (n - i) * (n - i));
-    const works = blocks.map(() => a.allocBytes(f.f32_tril_gram_scratch(n)));
-    await exec.each(blocks, ([i0, i1], s) => ({ op: "trilGram", m: M, n, out, i0, i1, work: works[s]! }) satisfies ProductTask, what);
-  } finally {
-    a.release(m);
-  }
+/**
+ * Independent f32_gemm_strided calls (no call reads what another writes) over the slots: contiguous runs of
+ * calls of about equal work, each run one task. A caller that cuts its work into chunks of a fixed size gets the
+ * same bytes for any thread count (each chunk is the same call wherever it runs).
+ */
+export async function gemmCalls(exec: Executor, calls: StridedCall[], what = "gemm"): Promise<void> {
+  const work = (c: StridedCall) => c.M * (c.upper ? c.N - c.M / 2 : c.N) * c.K;
+  const total = calls.reduce((s, c) => s + work(c), 0);
+  const blocks = exec.split(calls.length, total, 1, (i) => work(calls[i]!));
+  await exec.each(blocks, ([c0, c1]) => ({ op: "gemms", calls: calls.slice(c0, c1) }) satisfies ProductTask, what);
 }
 
 /** Y[M, N] = X[M, K] · W[N, K]ᵀ, the rows of X split over the slots (each slot its pack scratch). */

@@ -150,13 +150,11 @@ export interface Kernels {
   /** round-to-nearest in place onto each weight's group grid (group j / group) */
   f32_quant_rows(w: number, cols: number, rows: number, qs: number, qz: number, ng: number, group: number, qmin: number, qmax: number): void;
 
-  // ---- assembly/f32-cholesky.ts --------------------------------------------------------------------
-  f32_cholesky_scratch(n: number): number;
-  f32_cholesky_lower(a: number, n: number, upper: number, work: number): number;
-  f32_tril_inverse_scratch(n: number): number;
-  f32_tril_inverse(l: number, n: number, work: number): void;
-  f32_tril_gram_scratch(n: number): number;
-  f32_tril_gram_rows(m: number, n: number, out: number, i0: number, i1: number, work: number): void;
+  // ---- assembly/f32-cholesky.ts: the diagonal blocks of src/prune/linalg.ts's blocked algorithms -------
+  /** In place: A's leading n×n block (row stride lda) becomes U, A = UᵀU (upper); 0 when not positive definite. */
+  f32_potrf_upper(a: number, lda: number, n: number): number;
+  /** In place: U's leading n×n block (upper, row stride lda) becomes U⁻¹ (upper). */
+  f32_trtri_upper(a: number, lda: number, n: number): void;
 
   // ---- assembly/gemm.ts: the backward GEMMs ------------------------------------------------------
   /** C[M,N] (=|+=) A[M,K] · B[K,N]  — dX = dY · W */
@@ -204,8 +202,8 @@ export const KERNEL_ARITY = Object.freeze({
   f16_gemm_p8_nt: 7, f32_gemv: 6, f32_gemv_p8: 5, bf16_gemv_p8: 5, f16_gemv_p8: 5, f32_stream_sum: 2, f32_rmsnorm: 6,
   f32_softmax: 2, f32_silu_mul: 4, f32_add: 4, f32_add_bias_rows: 4, f32_scale: 3, f32_rope_interleaved: 5,
   f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 13, f32_gram_upper: 4, f32_gram_upper_rows: 6,
-  f32_gram_cross: 5, f32_sym_mirror: 2, f32_col_sumsq: 4, f32_cholesky_scratch: 1, f32_cholesky_lower: 4,
-  f32_tril_inverse_scratch: 1, f32_tril_inverse: 3, f32_tril_gram_scratch: 1, f32_tril_gram_rows: 6,
+  f32_gram_cross: 5, f32_sym_mirror: 2, f32_col_sumsq: 4, f32_potrf_upper: 3,
+  f32_trtri_upper: 3,
   f32_obs_scores: 8, f32_obs_block: 20, f32_quant_params: 11, f32_quant_rows: 9, f32_fista_wh: 6, f32_fista_step: 11, f32_row_dot: 5, f32_topk_mask: 5,
   f32_nm_mask: 6, f32_mask_mul: 4, f32_row_nnz: 4, f32_spmm_nt_scratch: 3, f32_spmv_2of4_4x: 6, bf16_spmv_2of4_4x: 6,
   f16_spmv_2of4_4x: 6, f32_spmm_2of4_4x_nt: 8, bf16_spmm_2of4_4x_nt: 8, f16_spmm_2of4_4x_nt: 8, f32_spmv_bcsr: 7,

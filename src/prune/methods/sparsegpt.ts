@@ -2,7 +2,8 @@
  * @file SparseGPT (Frantar & Alistarh 2023, "SparseGPT: Massive Language Models Can Be Accurately Pruned in
  * One-Shot"), following IST-DASLab/sparsegpt `fasterprune`, names as there:
  *  - dead inputs (H_jj = 0): H_jj = 1 and W[:, j] = 0; damping δ = percdamp·mean(diag H) (0.01);
- *  - Hinv = upper Cholesky factor of (H + δI)⁻¹ (cholesky → cholesky_inverse → cholesky upper);
+ *  - Hinv = upper Cholesky factor of (H + δI)⁻¹ (the reference: cholesky → cholesky_inverse → cholesky upper;
+ *    here one factorization and one triangular inverse of the reversed H, blocked: src/prune/linalg.ts);
  *  - columns in blocks of 128 (Alg. 1): the mask is chosen inside each block by w²/[Hinv]_jj²
  *    (unstructured: the block's lowest round(s·rows·128) scores; the reference prunes `int(numel·s)+1` by
  *    its `<= thresh`, we prune exactly s; N:M: the M−N lowest of every group of M, chosen when the
@@ -15,13 +16,12 @@
  * assumes.
  */
 import type { Executor } from "../../exec/executor.js";
-import { choleskyWasm, dampedInverseWasm } from "../linalg.js";
+import { dampedInverseFactor, upperGram } from "../linalg.js";
 import { gramProblem, type GramProblem } from "../problem.js";
 import type { Pattern } from "../pattern.js";
 import { defineMethod } from "./common.js";
 import type { SparseGptOptions } from "./types.js";
-import { WasmError } from "../../errors.js";
-import { matmul, trilGram } from "../../kernels/products.js";
+import { matmul } from "../../kernels/products.js";
 import { obsRows } from "../row-tasks.js";
 import { kernels } from "../../kernels/index.js";
 
@@ -58,21 +58,18 @@ export interface HinvFactors {
 
 /** The factors of H (arena blocks, the caller's scope). */
 export async function hinvFactors(exec: Executor, H: number, cols: number, percDamp: number, corrected: boolean): Promise<HinvFactors> {
-  const wasm = exec.wasm;
-  const a = wasm.arena;
+  const a = exec.wasm.arena;
   const chol = a.alloc(cols * cols);
   const full = corrected ? a.alloc(cols * cols) : undefined;
-  const { dead, damp } = await dampedInverseWasm(wasm, H, cols, percDamp, chol, (M, out) => trilGram(exec, M, cols, out));
-  if (full !== undefined) a.f32(full, cols * cols).set(a.f32(chol, cols * cols));
-  if (!choleskyWasm(wasm, chol, cols, true)) throw new WasmError(`sparsegpt: Cholesky of H⁻¹ (width ${cols}) failed`);
+  const { dead, damp } = await dampedInverseFactor(exec, H, cols, percDamp, chol);
+  if (full !== undefined) await upperGram(exec, chol, cols, full);
   return { H, percDamp, full, chol, dead, damp };
 }
 
 /**
  * Writes the pruned weights into W (rows×cols); its scratch stays allocated (the caller releases it). The
- * inverse and Cholesky factor are WASM kernels (assembly/f32-cholesky.ts, bit-identical to src/prune/linalg.ts's
- * reference); the product L⁻ᵀL⁻¹, W* = B·H⁻¹ and the OBS loop with its lazy batch updates (row blocks,
- * assembly/f32-obs.ts) split their rows over the executor's slots. Same bytes for any thread count.
+ * factor of H⁻¹ (src/prune/linalg.ts), W* = B·H⁻¹ and the OBS loop with its lazy batch updates (row blocks,
+ * assembly/f32-obs.ts) split their work over the executor's slots. Same bytes for any thread count.
  */
 export async function fasterprune(
   exec: Executor, problem: GramProblem, pattern: Pattern, W: number, opts: SparseGptOptions,
