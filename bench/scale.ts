@@ -10,7 +10,8 @@
  *    to sparsegpt on the same model, the ratio of their per-layer times;
  *  - Llama-2-7B shape (4096 / 11008, 32 heads, vocab 32000): wanda and sparsegpt at 0.5 with 16 × 256 tokens,
  *    peak RSS; sparsegpt at two token counts, so the token-linear phases (calibration forward, statistics,
- *    advance) can be fitted and the papers' 128 × 2048 calibration costed per layer (stated as extrapolated);
+ *    advance) can be fitted and the papers' 128 × 2048 calibration costed per layer (stated as extrapolated; the
+ *    smaller run has 1 layer, which never advances the stream: the advance is scaled from the larger run);
  *  - layer-major evaluation of the streamed TinyLlama shape (tokens/s);
  *  - a 70B shape on paper: each method's memory floor (src/prune/memory-floor.ts) against the 4 GiB wasm32 limit.
  * By default each shape is generated with 2 decoder layers and whole-model times are extrapolated from the
@@ -48,6 +49,13 @@ export interface ScaleOptions {
 type Phase = "read" | "forward" | "statistics" | "solve" | "write" | "advance";
 const PHASES: Phase[] = ["read", "forward", "statistics", "solve", "write", "advance"];
 
+/**
+ * Seconds per decoder layer by phase. advance is the mean over the layers that ran it (every one but the model's
+ * last: the stream never passes the last layer), null where none did (a 1-layer run); total is a layer's that
+ * advances (without the advance where it is null).
+ */
+export type PerLayer = Record<Exclude<Phase, "advance">, number> & { advance: number | null; total: number };
+
 export interface ScalePrune {
   shape: string;
   layers: number;
@@ -58,9 +66,12 @@ export interface ScalePrune {
   seqlen: number;
   /** seconds of the process (synthesis excluded: the model exists before it starts) */
   seconds: number;
-  /** seconds per decoder layer by phase, the mean over the layers */
-  perLayer: Record<Phase, number> & { total: number };
-  /** the whole model at its real depth: measured (`--full`) or layers × the per-layer time (+ the rest) */
+  /** seconds per decoder layer by phase, the mean over the layers (the advance over those that ran it) */
+  perLayer: PerLayer;
+  /**
+   * the whole model at its real depth: measured (`--full`) or extrapolated, layers × the per-layer time (one
+   * advance fewer) + the rest of the process; without the advance where the run had none
+   */
   whole: { layers: number; seconds: number; extrapolated: boolean };
   peakRssBytes: number;
   arenaPeakBytes: number;
@@ -71,7 +82,7 @@ export interface ScaleReport {
   machine: { cpus: number; cpu: string; totalMemory: number; node: string; threads: number };
   prunes: ScalePrune[];
   /** sparsegpt per layer on the 7B shape at the papers' 128 × 2048, from the two measured token counts */
-  papersCalibration: { tokens: number; perLayer: Record<Phase, number> & { total: number }; fromTokens: [number, number]; note: string } | null;
+  papersCalibration: { tokens: number; perLayer: PerLayer; fromTokens: [number, number]; note: string } | null;
   layerMajorEval: {
     shape: string; layers: number; tokens: number; seconds: number; tokensPerSecond: number;
     whole: { layers: number; tokensPerSecond: number; extrapolated: boolean };
@@ -92,11 +103,41 @@ function wasprune(args: string[]): { json: any; seconds: number } {
   return { json: JSON.parse(r.stdout), seconds };
 }
 
-function meanPhases(layers: LayerPhases[]): Record<Phase, number> & { total: number } {
+const sumOf = (layers: LayerPhases[], k: Phase): number => layers.reduce((s, p) => s + p[k], 0);
+const totalOf = (p: Omit<PerLayer, "total">): number => PHASES.reduce((s, k) => s + (p[k] ?? 0), 0);
+
+/** The per-layer means of a prune report's layers (those pruned in the run, not resumed from checkpoints). */
+export function meanPhases(layers: LayerPhases[]): PerLayer {
+  const last = Math.max(...layers.map((p) => p.layer));
   const done = layers.filter((p) => !p.resumed);
-  const out = Object.fromEntries(PHASES.map((k) => [k, done.reduce((s, p) => s + p[k], 0) / Math.max(1, done.length)])) as Record<Phase, number>;
-  return { ...out, total: PHASES.reduce((s, k) => s + out[k], 0) };
+  const advanced = done.filter((p) => p.layer < last);
+  const out = Object.fromEntries(PHASES.map((k) => [k, sumOf(done, k) / Math.max(1, done.length)])) as Omit<PerLayer, "total">;
+  out.advance = advanced.length ? sumOf(advanced, "advance") / advanced.length : null;
+  return { ...out, total: totalOf(out) };
 }
+
+/**
+ * Per-layer phases at `tokens` calibration tokens from two runs at t1 < t2: forward, statistics and advance grow
+ * linearly with the tokens (fitted through both), read, solve and write do not (the t2 run's). A phase only the
+ * t2 run has (the advance, when the t1 run is 1 layer) is scaled in proportion to the tokens.
+ */
+export function fitTokens(a: PerLayer, b: PerLayer, t1: number, t2: number, tokens: number): { perLayer: PerLayer; proportional: Phase[] } {
+  const linear = new Set<Phase>(["forward", "statistics", "advance"]);
+  const proportional: Phase[] = [];
+  const per = Object.fromEntries(PHASES.map((k) => {
+    const x = a[k], y = b[k];
+    if (!linear.has(k) || y === null) return [k, y];
+    if (x === null) {
+      proportional.push(k);
+      return [k, y * tokens / t2];
+    }
+    return [k, Math.max(0, y + (y - x) / (t2 - t1) * (tokens - t2))];
+  })) as Omit<PerLayer, "total">;
+  return { perLayer: { ...per, total: totalOf(per) }, proportional };
+}
+
+const phaseList = (p: PerLayer, f: (v: number) => string): string =>
+  PHASES.map((k) => `${k} ${p[k] === null ? "n/a (no layer advanced: the last never does)" : f(p[k]!)}`).join(", ");
 
 /** A generated model of `shape` with `layers` layers in `dir` (kept between runs of the same settings). */
 function model(dir: string, shape: string, layers: number, tokenizer: string): string {
@@ -141,17 +182,18 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleReport> {
       fs.rmSync(out, { recursive: true, force: true });
       const nLayers = s.layers.length as number;
       const perLayer = meanPhases(s.layers);
-      const rest = Math.max(0, seconds - perLayer.total * nLayers);
+      const rest = Math.max(0, seconds - PHASES.reduce((t, k) => t + sumOf(s.layers, k), 0));
       const real = depth(shape);
+      const layersTime = (n: number) => n * (perLayer.total - (perLayer.advance ?? 0)) + (n - 1) * (perLayer.advance ?? 0);
       const row: ScalePrune = {
         shape, layers: nLayers, method, pattern, errorCorrection: s.errorCorrection, nsamples: cal.n, seqlen: cal.len, seconds, perLayer,
-        whole: { layers: real, seconds: nLayers === real ? seconds : rest + perLayer.total * real, extrapolated: nLayers !== real },
+        whole: { layers: real, seconds: nLayers === real ? seconds : rest + layersTime(real), extrapolated: nLayers !== real },
         peakRssBytes: s.resources.peakRss, arenaPeakBytes: s.resources.arenaPeak, memoryFloor: s.resources.memoryFloor,
       };
       report.prunes.push(row);
       log(`${shape} × ${nLayers} ${method} ${pattern}${row.errorCorrection ? " (EC)" : ""}, ${cal.n} × ${cal.len} tokens: ${seconds.toFixed(1)} s; ` +
-        `per layer ${perLayer.total.toFixed(1)} s (${PHASES.map((k) => `${k} ${perLayer[k].toFixed(1)}`).join(", ")}); ` +
-        `whole ${real} layers ${(row.whole.seconds / 60).toFixed(1)} min${row.whole.extrapolated ? " (extrapolated)" : ""}; peak RSS ${GiB(row.peakRssBytes)}, arena ${GiB(row.arenaPeakBytes)}`);
+        `per layer ${perLayer.total.toFixed(1)} s (${phaseList(perLayer, (v) => v.toFixed(1))}); ` +
+        `whole ${real} layers ${(row.whole.seconds / 60).toFixed(1)} min${row.whole.extrapolated ? ` (extrapolated${perLayer.advance === null ? ", without the advance" : ""})` : ""}; peak RSS ${GiB(row.peakRssBytes)}, arena ${GiB(row.arenaPeakBytes)}`);
       return row;
     };
 
@@ -198,23 +240,17 @@ export async function benchScale(opts: ScaleOptions): Promise<ScaleReport> {
     const sgpt7 = prune("llama-2-7b", 2, "sparsegpt", "0.5", l7);
     const sgpt7small = prune("llama-2-7b", 1, "sparsegpt", "0.5", l7small);
 
-    // the papers' 128 × 2048: forward, statistics and advance grow with the tokens (fitted through the two
-    // measured counts); read, solve and write do not depend on them
+    // the papers' 128 × 2048, from the two measured token counts
     const t1 = l7small.n * l7small.len, t2 = l7.n * l7.len, tp = 128 * 2048;
-    const linear = new Set<Phase>(["forward", "statistics", "advance"]);
-    const per = Object.fromEntries(PHASES.map((k) => {
-      const a = sgpt7small.perLayer[k], b = sgpt7.perLayer[k];
-      if (!linear.has(k)) return [k, b];
-      const slope = (b - a) / (t2 - t1);
-      return [k, Math.max(0, b + slope * (tp - t2))];
-    })) as Record<Phase, number>;
+    const fit = fitTokens(sgpt7small.perLayer, sgpt7.perLayer, t1, t2, tp);
     report.papersCalibration = {
-      tokens: tp, perLayer: { ...per, total: PHASES.reduce((s, k) => s + per[k], 0) }, fromTokens: [t1, t2],
+      tokens: tp, perLayer: fit.perLayer, fromTokens: [t1, t2],
       note: "extrapolated: forward/statistics/advance fitted linearly in tokens through two measured runs at seqlen " +
-        `${l7.len}; attention's cost per token grows with the window (≈ +8 % of the forward at 2048), not in the fit`,
+        `${l7.len}${fit.proportional.length ? ` (${fit.proportional.join(", ")}: measured in the ${t2}-token run only, the ${t1}-token run has 1 layer, which never advances; scaled in proportion to the tokens)` : ""}; ` +
+        "attention's cost per token grows with the window (≈ +8 % of the forward at 2048), not in the fit",
     };
-    log(`llama-2-7b sparsegpt per layer at 128 × 2048 tokens (extrapolated from ${t1} and ${t2}): ${(report.papersCalibration.perLayer.total / 60).toFixed(1)} min ` +
-      `(${PHASES.map((k) => `${k} ${per[k].toFixed(0)} s`).join(", ")})`);
+    log(`llama-2-7b sparsegpt per layer at 128 × 2048 tokens (extrapolated from ${t1} and ${t2}${fit.proportional.length ? `; ${fit.proportional.join(", ")} in proportion from ${t2}` : ""}): ` +
+      `${(fit.perLayer.total / 60).toFixed(1)} min (${phaseList(fit.perLayer, (v) => `${v.toFixed(0)} s`)})`);
 
     const atMost = (name: string, value: number, limit: number, unit: Target["unit"]) => target(name, value, limit, unit, "≤");
     report.targets.push(

@@ -1,6 +1,12 @@
-# Sourced by the installers (install-lavapipe.sh, install-chromium.sh): apt with its own sources.list, package
-# lists, cache and download folder under $APT_DIR (nothing system-wide changes), resolving against the real
-# dpkg status so that only what this system lacks is fetched. Uses the caller's `say`.
+# Sourced by the installers (install-chromium.sh, install-lavapipe.sh, install-redis.sh): apt with its own
+# sources.list, package lists, cache and download folder under $APT_DIR (nothing system-wide changes), resolving
+# against the real dpkg status so that only what this system lacks is fetched. Uses the caller's `say`.
+#   apt_local_install DIR PKG_SPEC [EXTRA_SUITE]
+#                                      the whole fetch into a fresh DIR: init, resolve, download, then every
+#                                      package of $PKGS unpacked (`dpkg -x`) into DIR/root in apt's install order;
+#                                      the .debs stay in DIR/debs (apt_local_deb) until apt_local_finish
+#   apt_local_deb NAME                 the downloaded .deb of package NAME
+#   apt_local_finish                   removes the downloads, then writes the stamp DIR/installed ($PKGS), last
 #   apt_local_init DIR [EXTRA_SUITE]   lists in DIR/apt; bookworm main, updates, security (+ EXTRA_SUITE)
 #   apt_local ARGS...                  apt-get with those options
 #   apt_local_resolve PKG_SPEC         sets PKGS: "name=version" lines `apt-get install PKG_SPEC` would install
@@ -41,4 +47,24 @@ apt_local_download() {
   # shellcheck disable=SC2086
   (cd "$APT_DIR/debs" && apt_local download $PKGS >"$APT_DIR/apt/download.log" 2>&1) ||
     { cat "$APT_DIR/apt/download.log"; say "apt-get download failed"; exit 1; }
+}
+
+apt_local_deb() {
+  ls "$APT_DIR/debs/${1%%:*}"_*.deb
+}
+
+apt_local_install() {
+  rm -rf "$1"
+  apt_local_init "$1" "${3:-}"
+  apt_local_resolve "$2"
+  apt_local_download
+  for _apt_p in $PKGS; do
+    _apt_deb=$(apt_local_deb "${_apt_p%%=*}") || { say "no downloaded .deb for ${_apt_p%%=*}"; exit 1; }
+    dpkg -x "$_apt_deb" "$APT_DIR/root"
+  done
+}
+
+apt_local_finish() {
+  rm -rf "$APT_DIR/debs" "$APT_DIR/apt/cache"
+  echo "$PKGS" >"$APT_DIR/installed"
 }

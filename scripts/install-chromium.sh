@@ -28,12 +28,8 @@ if [ -f "$DIR/installed" ]; then exit 0; fi
 if [ "$(uname -s)" != "Linux" ] || [ "$(uname -m)" != "x86_64" ]; then say "skipped (not Linux x86-64)"; exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then say "skipped (no apt-get/dpkg)"; exit 0; fi
 
-rm -rf "$DIR"
 . ./scripts/apt-local.sh
-apt_local_init "$DIR"
-apt_local_resolve chromium
-apt_local_download
-for deb in "$DIR"/debs/*.deb; do dpkg -x "$deb" "$DIR/root"; done
+apt_local_install "$DIR" chromium
 
 BIN=root/usr/lib/chromium/chromium
 [ -x "$DIR/$BIN" ] || { say "$BIN missing after unpacking"; exit 1; }
@@ -45,6 +41,5 @@ LDP=$(sed "s#^#$DIR/#" "$DIR/ld-path.txt" | paste -sd: -)
 GOT=$(LD_LIBRARY_PATH="$LDP${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$DIR/$BIN" --headless --no-sandbox --version 2>&1) ||
   { echo "$GOT"; say "$BIN does not run"; exit 1; }
 echo "$BIN" >"$DIR/chromium-path"
-rm -rf "$DIR/debs" "$DIR/apt/cache"
-echo "$PKGS" >"$DIR/installed"
+apt_local_finish
 say "$GOT unpacked into $DIR"

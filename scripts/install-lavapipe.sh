@@ -33,20 +33,15 @@ if [ -f "$DIR/installed" ]; then exit 0; fi
 if [ "$(uname -s)" != "Linux" ] || [ "$(uname -m)" != "x86_64" ]; then say "skipped (not Linux x86-64)"; exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then say "skipped (no apt-get/dpkg)"; exit 0; fi
 
-rm -rf "$DIR"
 . ./scripts/apt-local.sh
-apt_local_init "$DIR" "$SUITE"
-apt_local_resolve "mesa-vulkan-drivers/$SUITE"
-apt_local_download
+apt_local_install "$DIR" "mesa-vulkan-drivers/$SUITE" "$SUITE"
 
 : >"$DIR/preload.txt"
 for p in $PKGS; do
   name=${p%%=*}
-  deb=$(ls "$DIR/debs/${name}"_*.deb)
-  dpkg -x "$deb" "$DIR/root"
   [ "$name" = mesa-vulkan-drivers ] && continue
   # the package's shared libraries (real files named like a soname), in package order
-  dpkg -c "$deb" | awk '{print $6}' | sed 's#^\./#root/#' | grep -E '/lib[^/]*\.so\.[0-9]+$' >>"$DIR/preload.txt" || true
+  dpkg -c "$(apt_local_deb "$name")" | awk '{print $6}' | sed 's#^\./#root/#' | grep -E '/lib[^/]*\.so\.[0-9]+$' >>"$DIR/preload.txt" || true
 done
 
 LVP=root/usr/lib/x86_64-linux-gnu/libvulkan_lvp.so
@@ -55,6 +50,5 @@ API=$(sed -n 's/.*"api_version": *"\([^"]*\)".*/\1/p' "$DIR/root/usr/share/vulka
 cat >"$DIR/lvp_icd.json" <<EOF
 { "file_format_version": "1.0.0", "ICD": { "library_path": "./$LVP", "api_version": "${API:-1.3.0}" } }
 EOF
-rm -rf "$DIR/debs" "$DIR/apt/cache"
-echo "$PKGS" >"$DIR/installed"
+apt_local_finish
 say "lavapipe unpacked into $DIR ($(echo $PKGS | wc -w) packages)"

@@ -24,13 +24,9 @@ if [ -f "$DIR/installed" ]; then exit 0; fi
 if [ "$(uname -s)" != "Linux" ]; then say "skipped (not Linux)"; exit 0; fi
 if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg >/dev/null 2>&1; then say "skipped (no apt-get/dpkg)"; exit 0; fi
 
-rm -rf "$DIR"
 . ./scripts/apt-local.sh
-apt_local_init "$DIR"
 # redis-server depends on redis-tools (the binaries) and on libraries; only what this system lacks is listed
-apt_local_resolve redis-server
-apt_local_download
-for p in $PKGS; do dpkg -x "$(ls "$DIR/debs/${p%%=*}"_*.deb)" "$DIR/root"; done
+apt_local_install "$DIR" redis-server
 
 # the unpacked shared-library folders, for the server's LD_LIBRARY_PATH
 LIBS=$(cd "$DIR" && find root -name 'lib*.so.*' -exec dirname {} \; 2>/dev/null | sort -u | sed "s#^#$DIR/#" | paste -sd: -)
@@ -39,6 +35,5 @@ BIN="$DIR/root/usr/bin/redis-server"
 # (redis-server is a symlink to the multi-call redis-check-rdb beside it)
 [ -e "$BIN" ] || { say "no redis-server in the unpacked packages"; exit 1; }
 VERSION=$(LD_LIBRARY_PATH="$LIBS" "$BIN" --version) || { say "the unpacked redis-server does not run"; exit 1; }
-rm -rf "$DIR/debs" "$DIR/apt/cache"
-echo "$PKGS" >"$DIR/installed"
+apt_local_finish
 say "redis-server unpacked into $DIR ($VERSION)"

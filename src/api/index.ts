@@ -27,7 +27,7 @@ import { residentStore, type ModelStore } from "../model/residency.js";
 import { packModel } from "../model/linear.js";
 import { weightDTypeOf, type WeightsOption } from "../model/weight-file.js";
 import { DTYPES, type DType, type Model } from "../model/types.js";
-import { generateTokens, selfText, type GenerateResult, type GeneratedToken } from "../generate/generate.js";
+import { generateTokens, selfText, withSamplingDefaults, type GenerateResult, type GeneratedToken, type SamplingOptions } from "../generate/generate.js";
 import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../generate/gemv.js";
 import { openExecutor } from "../workers/index.js";
 import type { PerplexityResult } from "../eval/perplexity.js";
@@ -45,7 +45,7 @@ import { METHOD_NAMES, type MethodName, type PruneOptions as MethodOptions } fro
 import { inspectModel, type InspectReport } from "../model/inspect.js";
 
 export type { Model, ModelConfig, LinearWeight } from "../model/types.js";
-export type { GenerateResult, GeneratedToken } from "../generate/generate.js";
+export type { GenerateResult, GeneratedToken, SamplingOptions } from "../generate/generate.js";
 export type { PerplexityResult } from "../eval/perplexity.js";
 export type { PruneSummary } from "../prune/run.js";
 export type { OperatorReport } from "../prune/driver.js";
@@ -98,23 +98,11 @@ export function describeModel(model: Model): InspectReport {
   return inspectModel(residentStore(model));
 }
 
-export interface GenerateOptions {
-  /** default "" (BOS only) */
-  prompt?: string;
-  /** positions, BOS and prompt included, as llama2.c's -n (default 256, at most the model's context) */
-  steps?: number;
-  /** 0 = greedy (default 1) */
-  temperature?: number;
-  /** nucleus mass, 1 = off (default 0.9) */
-  topP?: number;
-  /** default 42 */
-  seed?: number;
+export interface GenerateOptions extends SamplingOptions {
   /** worker threads: GEMVs of large models are split by rows (the same tokens for any count; default 1) */
   threads?: number;
   /** where linear layers run (default "wasm"; "webgpu" needs the optional webgpu package and an adapter) */
   device?: DeviceKind;
-  /** stops the generation between two tokens */
-  signal?: AbortSignal;
 }
 
 /**
@@ -122,7 +110,7 @@ export interface GenerateOptions {
  * lives in the model's memory until the iterator finishes or is left (`break` closes it).
  */
 export async function* generate(model: Model, opts: GenerateOptions = {}): AsyncGenerator<GeneratedToken, GenerateResult, void> {
-  const o = { prompt: opts.prompt ?? "", steps: opts.steps ?? 256, temperature: opts.temperature ?? 1, topP: opts.topP ?? 0.9, seed: opts.seed ?? 42 };
+  const o = withSamplingDefaults(opts);
   const device = opts.device ?? "wasm";
   const gpu = device !== "wasm" ? await (await import("../gpu/offload.js")).attachGpuLinears(device, model, 1) : undefined;
   // a pool only where the split pays (small models would lose to the handshake; the pool start-up is ~0.5 s)

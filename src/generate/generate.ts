@@ -22,6 +22,30 @@ export interface GenerateOptions {
   gemv?: (w: LinearWeight, x: number, y: number) => boolean;
 }
 
+/**
+ * The sampling options of the library's `generate`, in Node (src/api GenerateOptions) and in a browser
+ * (src/web BrowserGenerateOptions): each optional, its default in `withSamplingDefaults`.
+ */
+export interface SamplingOptions {
+  /** default "" (BOS only) */
+  prompt?: string;
+  /** positions, BOS and prompt included, as llama2.c's -n (default 256, at most the model's context) */
+  steps?: number;
+  /** 0 = greedy (default 1) */
+  temperature?: number;
+  /** nucleus mass, 1 = off (default 0.9) */
+  topP?: number;
+  /** default 42 */
+  seed?: number;
+  /** stops the generation between two tokens */
+  signal?: AbortSignal;
+}
+
+/** The sampling options with their defaults filled in (the signal is left out). */
+export function withSamplingDefaults(o: SamplingOptions): Pick<GenerateOptions, "prompt" | "steps" | "temperature" | "topP" | "seed"> {
+  return { prompt: o.prompt ?? "", steps: o.steps ?? 256, temperature: o.temperature ?? 1, topP: o.topP ?? 0.9, seed: o.seed ?? 42 };
+}
+
 export interface GenerateResult {
   text: string;
   tokens: number[];

@@ -19,7 +19,7 @@
  * src/web/gpu.ts), or says why not and leaves the model on WASM. The result's `device` says where they ran.
  */
 import { UsageError } from "../errors.js";
-import { generateTokens, type GenerateResult, type GeneratedToken } from "../generate/generate.js";
+import { generateTokens, withSamplingDefaults, type GenerateResult, type GeneratedToken, type SamplingOptions } from "../generate/generate.js";
 import { gemvHelper, largestLinear, MIN_SPLIT_WEIGHTS } from "../generate/gemv.js";
 import { inspectModel, type InspectReport } from "../model/inspect.js";
 import { residentStore } from "../model/residency.js";
@@ -31,7 +31,7 @@ import { loadBrowserModel, type BrowserLoadOptions } from "./load.js";
 import type { BrowserModelSource } from "./files.js";
 
 export type { Model, ModelConfig, LinearWeight } from "../model/types.js";
-export type { GenerateResult, GeneratedToken } from "../generate/generate.js";
+export type { GenerateResult, GeneratedToken, SamplingOptions } from "../generate/generate.js";
 export type { InspectReport, TensorReport } from "../model/inspect.js";
 export type { Tokenizer } from "../tokenizer/types.js";
 export type { BrowserModelSource } from "./files.js";
@@ -65,16 +65,7 @@ export function environment(): BrowserEnvironment {
   return { crossOriginIsolated: isolated(), cores: g.navigator?.hardwareConcurrency ?? 1, canBlock: g.document === undefined };
 }
 
-export interface BrowserGenerateOptions {
-  prompt?: string;
-  /** positions, BOS and prompt included, as llama2.c's -n (default 256, at most the model's context) */
-  steps?: number;
-  /** 0 = greedy (default 1) */
-  temperature?: number;
-  /** default 0.9 */
-  topP?: number;
-  /** default 42 */
-  seed?: number;
+export interface BrowserGenerateOptions extends SamplingOptions {
   /**
    * threads (default 1): ≥ 2 splits the GEMVs with a Web Worker — in a cross-origin isolated worker only; on
    * one thread otherwise (the result's `threads` says)
@@ -82,7 +73,6 @@ export interface BrowserGenerateOptions {
   threads?: number;
   /** a GEMV is split from this many weights (default MIN_SPLIT_WEIGHTS, where a split pays; 0: every one) */
   splitWeights?: number;
-  signal?: AbortSignal;
 }
 
 /** A generation's result, and how it ran. */
@@ -114,7 +104,7 @@ function macrotask(): Promise<void> {
  * per model at a time. The event loop gets a turn every ~50 ms (so a worker sees its messages, e.g. an abort).
  */
 export async function* generate(model: Model, opts: BrowserGenerateOptions = {}): AsyncGenerator<GeneratedToken, BrowserGenerateResult, void> {
-  const o = { prompt: opts.prompt ?? "", steps: opts.steps ?? 256, temperature: opts.temperature ?? 1, topP: opts.topP ?? 0.9, seed: opts.seed ?? 42 };
+  const o = withSamplingDefaults(opts);
   const threads = opts.threads ?? 1;
   const split = opts.splitWeights ?? MIN_SPLIT_WEIGHTS;
   if (!(Number.isInteger(threads) && threads >= 1)) throw new UsageError(`threads must be a positive integer, got ${threads}`);

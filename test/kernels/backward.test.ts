@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { mulberry32 } from "../helpers/random.js";
 import { place, scoped } from "./util.js";
 import { kernels } from "../../src/kernels/index.js";
+import { finiteDifferenceGradient } from "../helpers/gradcheck.js";
 
 const H = 1e-5;
 /** worst |got − want| / max|want| allowed (f32 kernels vs f64 differences) */
@@ -21,20 +22,8 @@ function rand64(rand: () => number, n: number, lo = -1, hi = 1): Float64Array {
 }
 const f32 = (a: Float64Array): Float32Array => Float32Array.from(a);
 
-/** ∂/∂x of Σ dy·f(x) by central differences, x perturbed in place and restored. */
-function fdGrad(x: Float64Array, loss: () => number): Float64Array {
-  const g = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const x0 = x[i];
-    x[i] = x0 + H;
-    const lp = loss();
-    x[i] = x0 - H;
-    const lm = loss();
-    x[i] = x0;
-    g[i] = (lp - lm) / (2 * H);
-  }
-  return g;
-}
+/** ∂/∂x of Σ dy·f(x) by central differences at step H, x perturbed in place and restored. */
+const fdGrad = (x: Float64Array, loss: () => number): Float64Array => finiteDifferenceGradient(x, H, loss);
 
 const dotLoss = (dy: Float64Array, y: Float64Array): number => {
   let s = 0;

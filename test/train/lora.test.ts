@@ -19,6 +19,7 @@ import { shrinkModel } from "../../src/structured/remove.js";
 import { mulberry32 } from "../helpers/random.js";
 import { openExecutor } from "../../src/workers/index.js";
 import { RandomSource, TINY as TEACHER } from "../helpers/train.js";
+import { checkSampledGradients } from "../helpers/gradcheck.js";
 
 
 
@@ -80,27 +81,10 @@ test("LoRA adapter gradients vs finite differences: a smaller non-uniform studen
     const kl = k.f32_kl_backward(tr.ts.logits, tl, tr.ts.dlogits, T, V, s.temperature, 1, 0);
     return s.alpha * ce + (1 - s.alpha) * kl;
   };
-  const eps = 1e-2;
-  const rand = mulberry32(9);
-  let worst = 0;
-  for (const p of tr.student.params) {
-    const data = p.t.data;
-    let scale = 1e-3;
-    for (let i = 0; i < data.length; i++) scale = Math.max(scale, Math.abs(grads[p.offset + i]));
-    for (let trial = 0; trial < 5; trial++) {
-      const i = Math.floor(rand() * data.length);
-      const x0 = data[i];
-      data[i] = x0 + eps;
-      const lp = loss();
-      data[i] = x0 - eps;
-      const lm = loss();
-      data[i] = x0;
-      const fd = (lp - lm) / (2 * eps);
-      const err = Math.abs(fd - grads[p.offset + i]) / scale;
-      worst = Math.max(worst, err);
-      assert.ok(err < 2e-2, `${p.name}[${i}]: backward ${grads[p.offset + i]}, finite difference ${fd} (rel. err ${err.toExponential(2)})`);
-    }
-  }
+  const worst = checkSampledGradients(
+    tr.student.params.map((p) => ({ name: p.name, data: p.t.data, grad: grads.subarray(p.offset, p.offset + p.t.data.length) })),
+    { h: 1e-2, trials: 5, tol: 2e-2, rand: mulberry32(9), loss },
+  );
   t.diagnostic(`worst adapter-gradient error vs finite differences over ${tr.student.params.length} tensors: ${worst.toExponential(2)}`);
 });
 

@@ -14,6 +14,7 @@ import { mulberry32 } from "../helpers/random.js";
 import { openExecutor } from "../../src/workers/index.js";
 import { kernels } from "../../src/kernels/index.js";
 import { RandomSource, TINY } from "../helpers/train.js";
+import { checkSampledGradients } from "../helpers/gradcheck.js";
 
 
 
@@ -61,28 +62,14 @@ for (const variant of [
       const kl = k.f32_kl_backward(tr.ts.logits, tl, tr.ts.dlogits, T, cfg.vocabSize, s.temperature, 1, 0);
       return s.alpha * ce + (1 - s.alpha) * kl;
     };
-    const eps = 1e-2;
-    let worst = 0;
-    for (const p of tr.student.params) {
-      // a linear weight's forward reads W⊙M: perturb the masked copy (its gradient is the one STE gives W)
-      const data = p.linear ? p.linear.wm.data : p.t.data;
-      const n = data.length;
-      let scale = 1e-3;
-      for (let i = 0; i < n; i++) scale = Math.max(scale, Math.abs(grads[p.offset + i]));
-      for (let trial = 0; trial < 6; trial++) {
-        const i = Math.floor(rand() * n);
-        const x0 = data[i];
-        data[i] = x0 + eps;
-        const lp = loss();
-        data[i] = x0 - eps;
-        const lm = loss();
-        data[i] = x0;
-        const fd = (lp - lm) / (2 * eps);
-        const err = Math.abs(fd - grads[p.offset + i]) / scale;
-        worst = Math.max(worst, err);
-        assert.ok(err < 2e-2, `${p.name}[${i}]: backward ${grads[p.offset + i]}, finite difference ${fd} (rel. err ${err.toExponential(2)})`);
-      }
-    }
+    const worst = checkSampledGradients(
+      tr.student.params.map((p) => {
+        // a linear weight's forward reads W⊙M: perturb the masked copy (its gradient is the one STE gives W)
+        const data = p.linear ? p.linear.wm.data : p.t.data;
+        return { name: p.name, data, grad: grads.subarray(p.offset, p.offset + data.length) };
+      }),
+      { h: 1e-2, trials: 6, tol: 2e-2, rand, loss },
+    );
     t.diagnostic(`worst error vs finite differences over ${tr.student.params.length} tensors: ${worst.toExponential(2)} (relative to max |grad| of the tensor)`);
   });
 }

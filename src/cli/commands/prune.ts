@@ -4,7 +4,6 @@ import type { Schedule } from "../../prune/driver.js";
 import type { MethodName, PruneOptions } from "../../prune/methods/types.js";
 import { parseDeviceKind } from "../../gpu/device.js";
 import type { PruneSummary } from "../../prune/run.js";
-import { openCoordinator } from "./distributed.js";
 import type { CalibProtocol } from "../../prune/calibration.js";
 import type { DType } from "../../model/types.js";
 import { checkPruneSettings, prune, type PruneSettings } from "../../api/index.js";
@@ -94,7 +93,8 @@ export async function pruneCommand(modelPath: string, o: PruneCliOptions): Promi
   const evalText = o.eval ? readTextFile(o.eval, "--eval") : undefined;
   if ((o.queue === undefined) !== (o.workDir === undefined)) throw new UsageError(o.queue ? "--queue needs --work-dir DIR (the folder every worker shares)" : "--work-dir is the shared folder of a distributed prune: it needs --queue");
   if (o.queue && (o.device ?? "wasm") !== "wasm") throw new UsageError(`--queue: workers solve on WASM; --device ${o.device} is not distributed`);
-  const distributed = o.queue ? await openCoordinator(o.queue, o.workDir!) : undefined;
+  // the queue (bullmq, ioredis) is loaded only for a distributed prune
+  const distributed = o.queue ? await (await import("./distributed.js")).openCoordinator(o.queue, o.workDir!) : undefined;
   const store = await openModelStore(modelPath, { tokenizer: o.tokenizer, residency: o.residency }).catch(async (e) => {
     await distributed?.close();
     throw e;
