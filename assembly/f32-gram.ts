@@ -7,24 +7,25 @@ import { f32_gemm_strided } from "./gemm";
 
 /** H[cols,cols] += XᵀX for X [T, cols] row-major: upper triangle only (call f32_sym_mirror when done). */
 export function f32_gram_upper(x: usize, h: usize, T: i32, cols: i32): void {
-  f32_gemm_strided(x, 1, cols, x, cols, h, cols, cols, cols, T, 1, 1, 1);
+  f32_gemm_strided(x, 1, cols, x, cols, h, cols, cols, cols, T, 1, 1, 1, 0);
 }
 
 /**
  * Rows [i0, i1) of f32_gram_upper: H[i, j] += Σ_t X[t, i]·X[t, j] for i0 ≤ i < i1, j ≥ i. Every element is
  * the same sum as in the whole-matrix call (the summation order does not depend on the tile an element falls
- * in), so threads that split the rows of H (src/parallel) give a bit-identical H for any split.
+ * in), so threads that split the rows of H (src/parallel) give a bit-identical H for any split. `pack`: the
+ * strided GEMM's scratch (f32_gemm_strided_scratch bytes, 16-aligned) or 0.
  */
-export function f32_gram_upper_rows(x: usize, h: usize, T: i32, cols: i32, i0: i32, i1: i32): void {
+export function f32_gram_upper_rows(x: usize, h: usize, T: i32, cols: i32, i0: i32, i1: i32, pack: usize): void {
   assert(0 <= i0 && i0 <= i1 && i1 <= cols);
   if (i1 == i0) return;
   const o = <usize>i0 << 2;
-  f32_gemm_strided(x + o, 1, cols, x + o, cols, h + <usize>i0 * (<usize>cols << 2) + o, cols, i1 - i0, cols - i0, T, 1, 1, 1);
+  f32_gemm_strided(x + o, 1, cols, x + o, cols, h + <usize>i0 * (<usize>cols << 2) + o, cols, i1 - i0, cols - i0, T, 1, 1, 1, pack);
 }
 
 /** C[cols,cols] += Aᵀ·B for A, B [T, cols] row-major (the cross term X_dᵀX_p). */
 export function f32_gram_cross(a: usize, b: usize, c: usize, T: i32, cols: i32): void {
-  f32_gemm_strided(a, 1, cols, b, cols, c, cols, cols, cols, T, 1, 1, 0);
+  f32_gemm_strided(a, 1, cols, b, cols, c, cols, cols, cols, T, 1, 1, 0, 0);
 }
 
 /** H[j,i] = H[i,j] for i < j: copy the upper triangle onto the lower one. */

@@ -381,14 +381,51 @@ function edgeStrided1x1(a: usize, sak: usize, b: usize, ldb: usize, c: usize, K:
   store<f32>(c, addC ? load<f32>(c) + acc : acc);
 }
 
+/** Bytes of `pack` scratch f32_gemm_strided uses: one KC × STRIDED_NC block of B as 8-column panels, one 4-row strip of op(A). */
+export function f32_gemm_strided_scratch(): i32 {
+  return KC * (STRIDED_NC + 4) * 4;
+}
+
+/** Copy the strip op(A)[0:4, 0:kc] (element (r, k) at a + r·sai + k·sak bytes) as [kc][4]: one stream of loads. */
+function packStridedA(a: usize, sai: usize, sak: usize, kc: i32, dst: usize): void {
+  for (let kk = 0; kk < kc; kk++) {
+    const src = a + <usize>kk * sak;
+    const d = dst + (<usize>kk << 4);
+    store<f32>(d, load<f32>(src));
+    store<f32>(d, load<f32>(src + sai), 4);
+    store<f32>(d, load<f32>(src + 2 * sai), 8);
+    store<f32>(d, load<f32>(src + 3 * sai), 12);
+  }
+}
+
+/**
+ * Copy B[0:kc, 0:STRIDED_NC) (row stride ldb bytes) into panels of 8 columns, panel p = [kc][8] contiguous:
+ * the tile then streams its B operand instead of touching kc rows of a wide matrix (kc pages, kc TLB entries).
+ */
+function packStridedB(b: usize, ldb: usize, kc: i32, cols: i32, pack: usize): void {
+  const panelBytes = <usize>kc << 5;
+  for (let kk = 0; kk < kc; kk++) {
+    const src = b + <usize>kk * ldb;
+    const dst = pack + (<usize>kk << 5);
+    for (let j = 0; j < cols; j += 8) {
+      const d = dst + <usize>(j >> 3) * panelBytes;
+      v128.store(d, v128.load(src + (<usize>j << 2)));
+      v128.store(d, v128.load(src + (<usize>j << 2), 16), 16);
+    }
+  }
+}
+
 /**
  * C[M,N] (+)= alpha · op(A)·B; op(A)(i,k) = a[i·sai + k·sak]; B [K, ldb]; C [M, ldc] (strides in floats).
  * accumulate = 1 adds to C; upper = 1 computes only elements with j ≥ i (Gram use; needs M ≤ N: a band of
- * rows of the triangle starting on the diagonal, see f32_gram_upper_rows).
+ * rows of the triangle starting on the diagonal, see f32_gram_upper_rows). `pack` (16-byte aligned,
+ * f32_gemm_strided_scratch() bytes, or 0): B's blocks are packed into panels first when at least two 4-row
+ * strips share them, and then each strip of op(A) when two tiles share it — the same sums in the same order,
+ * so the same bits with or without.
  */
 export function f32_gemm_strided(
   a: usize, sai: i32, sak: i32, b: usize, ldb: i32, c: usize, ldc: i32,
-  M: i32, N: i32, K: i32, alpha: f32, accumulate: i32, upper: i32,
+  M: i32, N: i32, K: i32, alpha: f32, accumulate: i32, upper: i32, pack: usize,
 ): void {
   assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));
   const saiB = <usize>sai << 2;
@@ -411,6 +448,10 @@ export function f32_gemm_strided(
     const bk = b + <usize>k0 * ldbB;
     for (let j0 = 0; j0 < N8; j0 += STRIDED_NC) {
       const jEnd = min(j0 + STRIDED_NC, N8);
+      // strips that reach this column block (upper: rows i with i & ~7 < jEnd)
+      const strips = upper ? (min(M4, jEnd) + 3) >> 2 : M4 >> 2;
+      const packed = pack != 0 && strips >= 2;
+      if (packed) packStridedB(bk + (<usize>j0 << 2), ldbB, kc, jEnd - j0, pack);
       for (let i = 0; i < M4; i += 4) {
         let js = j0;
         if (upper) {
@@ -418,10 +459,17 @@ export function f32_gemm_strided(
           if (jd >= jEnd) continue;
           if (jd > js) js = jd;
         }
-        const ai = ak + <usize>i * saiB;
+        // the strip of op(A) packed too when several tiles share it (strided rows of a wide matrix otherwise)
+        const packA = packed && jEnd - js >= 16;
+        const apack = pack + <usize>KC * (STRIDED_NC << 2);
+        if (packA) packStridedA(ak + <usize>i * saiB, saiB, sakB, kc, apack);
+        const ai = packA ? apack : ak + <usize>i * saiB;
+        const si: usize = packA ? 4 : saiB;
+        const sk: usize = packA ? 16 : sakB;
         const ci = c + <usize>i * ldcB;
         for (let j = js; j < jEnd; j += 8) {
-          tileStrided4x8(ai, saiB, sakB, bk + (<usize>j << 2), ldbB, ci + (<usize>j << 2), ldcB, kc, valpha, addC);
+          const pb = packed ? pack + <usize>((j - j0) >> 3) * (<usize>kc << 5) : bk + (<usize>j << 2);
+          tileStrided4x8(ai, si, sk, pb, packed ? 32 : ldbB, ci + (<usize>j << 2), ldcB, kc, valpha, addC);
         }
       }
     }
@@ -438,7 +486,7 @@ export function f32_gemm_strided(
 
 /** G[rows, cols] = W[rows, k] · H[k, cols] (row-major; for symmetric H this is W·Hᵀ too): FISTA's W·H step. */
 export function f32_fista_wh(w: usize, h: usize, g: usize, rows: i32, cols: i32, k: i32): void {
-  f32_gemm_strided(w, k, 1, h, cols, g, cols, rows, cols, k, 1, 0, 0);
+  f32_gemm_strided(w, k, 1, h, cols, g, cols, rows, cols, k, 1, 0, 0, 0);
 }
 
 // ---- nn / tn: the backward GEMMs of a linear layer (training; from f32-gemm-backward.ts) ----------------------

@@ -69,7 +69,7 @@ export function checkThreads(n: number): number {
 
 /** Bytes of f32_gemm_nt packing scratch for any shape (the kernel blocks N by 1024 and K by 256). */
 export function maxPackBytes(wasm: Wasm): number {
-  return wasm.exports.f32_gemm_nt_scratch(4, 1 << 20, 1 << 20);
+  return Math.max(wasm.exports.f32_gemm_nt_scratch(4, 1 << 20, 1 << 20), wasm.exports.f32_gemm_strided_scratch());
 }
 
 /**

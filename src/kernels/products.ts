@@ -19,14 +19,14 @@ export type ProductTask =
   /** C[r0:r1] (+)= α·op(A)[r0:r1]·B (f32_gemm_strided on a row block; pointers already offset) */
   | {
       op: "strided"; a: number; sai: number; sak: number; b: number; ldb: number; c: number; ldc: number;
-      M: number; N: number; K: number; alpha: number; accumulate: number;
+      M: number; N: number; K: number; alpha: number; accumulate: number; pack: number;
     }
   /** Y = X·Wᵀ on a row block of X (f32_gemm_nt with this slot's pack scratch) */
   | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
-  | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number }
+  | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number; pack: number }
   /** independent f32_gemm_strided calls, in order: a run of the fixed chunks of one step of a blocked algorithm */
-  | { op: "gemms"; calls: StridedCall[] }
+  | { op: "gemms"; calls: StridedCall[]; pack: number }
   /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
   | { op: "streamSum"; p: number; bytes: number };
 
@@ -34,7 +34,7 @@ export type ProductTask =
 /** The handlers of the product tasks. */
 export const PRODUCT_HANDLERS = {
   strided(wasm: Wasm, t: Extract<ProductTask, { op: "strided" }>): number {
-    kernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0);
+    kernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0, t.pack);
     return 0;
   },
   gemmNt(wasm: Wasm, t: Extract<ProductTask, { op: "gemmNt" }>): number {
@@ -44,17 +44,17 @@ export const PRODUCT_HANDLERS = {
   gram(wasm: Wasm, t: Extract<ProductTask, { op: "gram" }>): number {
     const k = kernels(wasm);
     for (const b of t.batches) {
-      k.f32_gram_upper_rows(b.xp, t.H, b.T, t.cols, t.i0, t.i1);
+      k.f32_gram_upper_rows(b.xp, t.H, b.T, t.cols, t.i0, t.i1, t.pack);
       if (t.C) {
-        k.f32_gemm_strided(b.xd + 4 * t.i0, 1, t.cols, b.xp, t.cols, t.C + 4 * t.i0 * t.cols, t.cols, t.i1 - t.i0, t.cols, b.T, 1, 1, 0);
-        k.f32_gram_upper_rows(b.xd, t.Hd, b.T, t.cols, t.i0, t.i1);
+        k.f32_gemm_strided(b.xd + 4 * t.i0, 1, t.cols, b.xp, t.cols, t.C + 4 * t.i0 * t.cols, t.cols, t.i1 - t.i0, t.cols, b.T, 1, 1, 0, t.pack);
+        k.f32_gram_upper_rows(b.xd, t.Hd, b.T, t.cols, t.i0, t.i1, t.pack);
       }
     }
     return 0;
   },
   gemms(wasm: Wasm, t: Extract<ProductTask, { op: "gemms" }>): number {
     const k = kernels(wasm);
-    for (const c of t.calls) k.f32_gemm_strided(c.a, c.sai, c.sak, c.b, c.ldb, c.c, c.ldc, c.M, c.N, c.K, c.alpha, c.accumulate, c.upper);
+    for (const c of t.calls) k.f32_gemm_strided(c.a, c.sai, c.sak, c.b, c.ldb, c.c, c.ldc, c.M, c.N, c.K, c.alpha, c.accumulate, c.upper, t.pack);
     return 0;
   },
   streamSum(wasm: Wasm, t: Extract<ProductTask, { op: "streamSum" }>): number {
@@ -79,8 +79,9 @@ export async function gemmStrided(
   exec: Executor, A: number, lda: number, B: number, ldb: number, C: number, ldc: number,
   rows: number, n: number, k: number, alpha: number, accumulate: number, what = "gemm",
 ): Promise<void> {
-  await exec.each(exec.split(rows, rows * n * k), ([r0, r1]) => ({
+  await exec.each(exec.split(rows, rows * n * k), ([r0, r1], s) => ({
     op: "strided", a: A + 4 * r0 * lda, sai: lda, sak: 1, b: B, ldb, c: C + 4 * r0 * ldc, ldc, M: r1 - r0, N: n, K: k, alpha, accumulate,
+    pack: exec.packs[s]!,
   }) satisfies ProductTask, what);
 }
 
@@ -101,7 +102,7 @@ export async function gramBatches(
   const tokens = batches.reduce((s, b) => s + b.T, 0);
   // row i of the upper triangle has cols − i elements (the cross term a full row: + cols)
   const blocks = exec.split(cols, tokens * cols * cols, 4, (i) => (C ? 2 * (cols - i) + cols : cols - i));
-  await exec.each(blocks, ([i0, i1]) => ({ op: "gram", batches, H, C, Hd, cols, i0, i1 }) satisfies ProductTask, what);
+  await exec.each(blocks, ([i0, i1], s) => ({ op: "gram", batches, H, C, Hd, cols, i0, i1, pack: exec.packs[s]! }) satisfies ProductTask, what);
 }
 
 /**
@@ -113,7 +114,7 @@ export async function gemmCalls(exec: Executor, calls: StridedCall[], what = "ge
   const work = (c: StridedCall) => c.M * (c.upper ? c.N - c.M / 2 : c.N) * c.K;
   const total = calls.reduce((s, c) => s + work(c), 0);
   const blocks = exec.split(calls.length, total, 1, (i) => work(calls[i]!));
-  await exec.each(blocks, ([c0, c1]) => ({ op: "gemms", calls: calls.slice(c0, c1) }) satisfies ProductTask, what);
+  await exec.each(blocks, ([c0, c1], s) => ({ op: "gemms", calls: calls.slice(c0, c1), pack: exec.packs[s]! }) satisfies ProductTask, what);
 }
 
 /** Y[M, N] = X[M, K] · W[N, K]ᵀ, the rows of X split over the slots (each slot its pack scratch). */

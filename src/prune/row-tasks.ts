@@ -18,6 +18,8 @@ export interface ObsRowsTask {
   op: "obs";
   W: number; Hinv: number; cols: number; Err: number; S: number; M: number;
   r0: number; r1: number; blockSize: number; n: number; m: number;
+  /** this slot's GEMM packing scratch */
+  pack: number;
   from?: number;
   block?: [number, number];
   scores?: [number, number];
@@ -104,7 +106,7 @@ function obsRowBlock(wasm: Wasm, t: ObsRowsTask): number {
     o.f32_obs_block(W, Hinv, cols, Err, S, M, ld, r0, r1, i1, count, n, m, q?.qs ?? 0, q?.qz ?? 0, q?.gidx ?? 0, q?.ng ?? 0, q?.group ?? 0, q?.qmin ?? 0, q?.qmax ?? 0);
     // W[r0:r1, i2:] −= Err1[r0:r1] · Hinv[i1:i2, i2:]
     if (i2 < cols && rows > 0) {
-      k.f32_gemm_strided(Err + 4 * r0 * ld, ld, 1, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * (r0 * cols + i2), cols, rows, cols - i2, count, -1, 1, 0);
+      k.f32_gemm_strided(Err + 4 * r0 * ld, ld, 1, Hinv + 4 * (i1 * cols + i2), cols, W + 4 * (r0 * cols + i2), cols, rows, cols - i2, count, -1, 1, 0, t.pack);
     }
   };
   if (m > 0) {
@@ -129,6 +131,6 @@ export async function fistaRows(exec: Executor, t: Omit<FistaRowsTask, "op" | "r
  * SparseGPT's OBS loop (ObsRowsTask without the row range) over all rows, split into row blocks; `work` is the
  * multiply-adds it stands for (blocks of several tasks only when that pays).
  */
-export async function obsRows(exec: Executor, t: Omit<ObsRowsTask, "op" | "r0" | "r1">, rows: number, work: number, what = "OBS"): Promise<void> {
-  await exec.each(exec.split(rows, work), ([r0, r1]) => ({ ...t, op: "obs", r0, r1 }) satisfies ObsRowsTask, what);
+export async function obsRows(exec: Executor, t: Omit<ObsRowsTask, "op" | "r0" | "r1" | "pack">, rows: number, work: number, what = "OBS"): Promise<void> {
+  await exec.each(exec.split(rows, work), ([r0, r1], s) => ({ ...t, op: "obs", r0, r1, pack: exec.packs[s]! }) satisfies ObsRowsTask, what);
 }

@@ -97,15 +97,17 @@ export interface Kernels {
   /**
    * C[M,N] (+)= alpha · op(A)·B with op(A)(i,k) at float offset i·sai + k·sak of a; B rows of ldb, C rows of ldc.
    * accumulate = 1 adds to C; upper = 1 computes only j ≥ i (needs M ≤ N). Deterministic summation order.
+   * pack: f32_gemm_strided_scratch() bytes (16-aligned; B packed into panels, the same bits) or 0.
    */
   f32_gemm_strided(
     a: number, sai: number, sak: number, b: number, ldb: number, c: number, ldc: number,
-    M: number, N: number, K: number, alpha: number, accumulate: number, upper: number,
+    M: number, N: number, K: number, alpha: number, accumulate: number, upper: number, pack: number,
   ): void;
+  f32_gemm_strided_scratch(): number;
   /** H[cols,cols] += XᵀX (upper triangle only) for X [T, cols]. */
   f32_gram_upper(x: number, h: number, T: number, cols: number): void;
   /** Rows [i0, i1) of f32_gram_upper (bit-identical elements): the unit of the row-sharded Gram. */
-  f32_gram_upper_rows(x: number, h: number, T: number, cols: number, i0: number, i1: number): void;
+  f32_gram_upper_rows(x: number, h: number, T: number, cols: number, i0: number, i1: number, pack: number): void;
   /** C[cols,cols] += Aᵀ·B for A, B [T, cols]. */
   f32_gram_cross(a: number, b: number, c: number, T: number, cols: number): void;
   /** Copy the upper triangle of H [n,n] onto the lower one. */
@@ -201,7 +203,7 @@ export const KERNEL_ARITY = Object.freeze({
   heapBase: 0, f32_gemm_nt_scratch: 3, f32_gemm_nt: 8, gemm_p8_nt_scratch: 2, f32_gemm_p8_nt: 7, bf16_gemm_p8_nt: 7,
   f16_gemm_p8_nt: 7, f32_gemv: 6, f32_gemv_p8: 5, bf16_gemv_p8: 5, f16_gemv_p8: 5, f32_stream_sum: 2, f32_rmsnorm: 6,
   f32_softmax: 2, f32_silu_mul: 4, f32_add: 4, f32_add_bias_rows: 4, f32_scale: 3, f32_rope_interleaved: 5,
-  f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 13, f32_gram_upper: 4, f32_gram_upper_rows: 6,
+  f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 14, f32_gemm_strided_scratch: 0, f32_gram_upper: 4, f32_gram_upper_rows: 7,
   f32_gram_cross: 5, f32_sym_mirror: 2, f32_col_sumsq: 4, f32_potrf_upper: 3,
   f32_trtri_upper: 3,
   f32_obs_scores: 8, f32_obs_block: 20, f32_quant_params: 11, f32_quant_rows: 9, f32_fista_wh: 6, f32_fista_step: 11, f32_row_dot: 5, f32_topk_mask: 5,

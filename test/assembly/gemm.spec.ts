@@ -3,7 +3,7 @@
 // of 64) with f32_gram_upper + f32_sym_mirror. One shape table per kernel, one loop; every output between
 // guard words, accumulate 0 and 1, data aligned and 4 bytes off.
 import { f32_gemm_nt, f32_gemm_nt_scratch } from "../../assembly/gemm";
-import { f32_gemm_strided } from "../../assembly/gemm";
+import { f32_gemm_strided, f32_gemm_strided_scratch } from "../../assembly/gemm";
 import { f32_gram_upper, f32_sym_mirror } from "../../assembly/f32-gram";
 import { Block, Rng, expectClose, expectBits, fail, refNT, scratch } from "./harness";
 
@@ -20,7 +20,7 @@ const STRIDED: i32[][] = [
   [1, 1, 1, 0, 0, 0], [4, 8, 1, 1, 0, 0], [3, 7, 2, 0, 0, 3], [5, 9, 3, 1, 0, 1], [4, 64, 5, 0, 0, 0],
   [8, 72, 7, 1, 0, 2], [13, 67, 257, 0, 0, 1], [17, 130, 11, 1, 0, 0], [9, 9, 300, 1, 0, 3], [8, 8, 5, 1, 1, 0],
   [13, 13, 9, 1, 1, 1], [16, 20, 3, 0, 1, 0], [33, 33, 17, 1, 1, 2], [5, 70, 6, 1, 1, 0], [3, 5, 0, 0, 0, 0],
-  [3, 5, 0, 1, 1, 1],
+  [3, 5, 0, 1, 1, 1], [24, 140, 300, 0, 0, 1], [40, 150, 260, 1, 1, 0], [12, 200, 33, 1, 0, 2],
 ];
 
 // [T, cols] of the Gram update H += XᵀX (X [T, cols]).
@@ -78,7 +78,14 @@ describe("f32_gemm_strided", () => {
             sc[o] = m + (acc ? abs(<f64>c0[o]) : 0);
           }
         }
-        f32_gemm_strided(a.ptr, sai, sak, b.ptr, ldb, cm.ptr, ldc, M, N, K, alpha, acc, upper);
+        // with B packed into panels (pack scratch) the same bits as straight from B
+        const cp = new Block(M * ldc, pad & 1);
+        for (let o = 0; o < M * ldc; o++) cp.set(o, c0[o]);
+        const pk = new Block(f32_gemm_strided_scratch() / 4);
+        f32_gemm_strided(a.ptr, sai, sak, b.ptr, ldb, cm.ptr, ldc, M, N, K, alpha, acc, upper, 0);
+        f32_gemm_strided(a.ptr, sai, sak, b.ptr, ldb, cp.ptr, ldc, M, N, K, alpha, acc, upper, pk.ptr);
+        expectBits(`${label} packed`, cp, cm.copy());
+        cp.free(); pk.free();
         // upper = 1: j ≥ i is the product; j < i is either untouched or (inside a tile on the diagonal) the product too.
         for (let i = 0; i < M; i++) {
           for (let j = 0; j < ldc; j++) {
@@ -108,7 +115,7 @@ describe("f32_gemm_strided", () => {
       const h = new Block(n * n).fill(0), full = new Block(n * n).fill(0);
       f32_gram_upper(x.ptr, h.ptr, T, n);
       f32_sym_mirror(h.ptr, n);
-      f32_gemm_strided(x.ptr, 1, n, x.ptr, n, full.ptr, n, n, n, T, 1, 1, 0);
+      f32_gemm_strided(x.ptr, 1, n, x.ptr, n, full.ptr, n, n, n, T, 1, 1, 0, 0);
       expectBits(`${label} vs f32_gemm_strided upper=0`, h, full.copy());
       const xt = new StaticArray<f32>(n * T); // XᵀX = Xᵀ·(Xᵀ)ᵀ, an "nt" product of Xᵀ [cols, T] with itself
       for (let t = 0; t < T; t++) for (let i = 0; i < n; i++) xt[i * T + t] = x.get(t * n + i);

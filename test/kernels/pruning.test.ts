@@ -68,7 +68,7 @@ test("f32_gram_cross and f32_gemm_strided (alpha, accumulate, A·B) match the re
     a.scoped(() => {
       const w = randArr(M * K, M), h = randArr(K * N, N), c0 = randArr(M * N, K);
       const C = a.put(c0);
-      k.f32_gemm_strided(a.put(w), K, 1, a.put(h), N, C, N, M, N, K, -1, 1, 0);
+      k.f32_gemm_strided(a.put(w), K, 1, a.put(h), N, C, N, M, N, K, -1, 1, 0, a.allocBytes(k.f32_gemm_strided_scratch()));
       // reference: Aᵀ of w is w viewed [K, M] transposed
       const wt = new Float32Array(K * M);
       for (let i = 0; i < M; i++) for (let kk = 0; kk < K; kk++) wt[kk * M + i] = w[i * K + kk];

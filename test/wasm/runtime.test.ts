@@ -63,7 +63,7 @@ test("a 2:4 kernel with K not a multiple of 4 names its own file and line", () =
 test("an assertion without a message still names the file and line", () => {
   const line = lineOf("gemm.ts", "assert(M >= 0 && N >= 0 && K >= 0 && (upper == 0 || M <= N));");
   const { p, instances: [[, w]] } = both();
-  assertKernelError(() => w.exports.f32_gemm_strided(p, 1, 1, p, 1, p, 1, 3, 2, 1, 1, 0, 1), null, "gemm.ts", line);
+  assertKernelError(() => w.exports.f32_gemm_strided(p, 1, 1, p, 1, p, 1, 3, 2, 1, 1, 0, 1, 0), null, "gemm.ts", line);
 });
 
 test("the kernel contract is checked at instantiation: a missing, re-typed or undeclared export fails naming it", () => {
