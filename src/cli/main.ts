@@ -177,7 +177,7 @@ protocolOptions(program
   .addOption(threadsOption())
   .addOption(deviceOption())
   .option("--json", "print the report as JSON")
-  .option("--queue <url>", "distributed: coordinate the prune as jobs on this Redis (redis://[user:password@]host:port[/db]; see `wasprune worker`)")
+  .option("--queue <url>", "distributed: coordinate the prune as jobs on this Redis (redis://[user:password@]host:port[/db]; a URL without a password takes $WASPRUNE_REDIS_PASSWORD; see `wasprune worker`)")
   .option("--work-dir <dir>", "distributed: the folder every worker sees (e.g. an NFS mount) for layers, activations and results")
   .action(async (model: string, opts, cmd: Command) => {
     (await import("../model/compressed.js")).refuseCompressed(model, "prune");
@@ -219,7 +219,7 @@ protocolOptions(program
 program
   .command("worker")
   .description("take distributed-pruning jobs from the queue (of `prune --queue`) until SIGTERM/SIGINT")
-  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db], the coordinator's")
+  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db], the coordinator's (no password in the URL: $WASPRUNE_REDIS_PASSWORD)")
   .requiredOption("--work-dir <dir>", "the coordinator's --work-dir as this machine sees it")
   .option("--lock-seconds <s>", "job lock: longer than the longest compute of a job on this worker's main thread (a dead worker's job returns to the queue after lock + lock/2)", num("--lock-seconds"), 300)
   .addOption(threadsOption())
@@ -233,7 +233,7 @@ program
   .description("the distributed-pruning queue")
   .command("status")
   .description("jobs waiting/active/done/failed, workers and their throughput, the layers running, a rough ETA")
-  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db]")
+  .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db] (no password in the URL: $WASPRUNE_REDIS_PASSWORD)")
   .option("--json", "print the status as JSON")
   .action(async (opts) => {
     const { queueStatusCommand } = await import("./commands/distributed.js");

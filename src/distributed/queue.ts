@@ -21,8 +21,12 @@ export interface QueueTarget {
   shown: string;
 }
 
-/** Parse `redis://[user:pass@]host:port[/db]` (one clear error, never echoing the password). */
-export function parseQueueUrl(url: string): QueueTarget {
+/**
+ * Parse `redis://[user:pass@]host:port[/db]` (one clear error, never echoing the password). `password`: used when
+ * the URL has none — the CLI passes WASPRUNE_REDIS_PASSWORD, so the password need not be on a command line that
+ * every user of the machine can read in `ps`.
+ */
+export function parseQueueUrl(url: string, password?: string): QueueTarget {
   let u: URL;
   try {
     u = new URL(url);
@@ -42,7 +46,7 @@ export function parseQueueUrl(url: string): QueueTarget {
     connection: {
       host: u.hostname.replace(/^\[|\]$/g, ""), port, db,
       ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
-      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : password ? { password } : {}),
       // BullMQ's workers block on Redis; a command waits through a reconnect instead of failing
       maxRetriesPerRequest: null,
       // a dropped connection is retried every ≤ 2 s, for as long as it takes

@@ -130,7 +130,12 @@ test("coordinator + 2 workers: bytes identical to the single-process prune; the 
   for (const j of report.distributed.jobs) assert.ok(ws.some((w) => w.name === j.worker), `job ${j.id} done by ${j.worker}`);
   assert.ok(report.distributed.jobs.some((j: { what: string }) => j.what.startsWith("dense forward")));
 
-  const st = spawnSync(process.execPath, [CLI, "queue", "status", "--queue", url(1), "--json"], { encoding: "utf8", timeout: 30_000 });
+  // the password from the environment instead of the URL (kept out of `ps`)
+  const bare = url(1).replace(`:${encodeURIComponent(PASSWORD)}@`, "");
+  assert.ok(!bare.includes("@"), bare);
+  const st = spawnSync(process.execPath, [CLI, "queue", "status", "--queue", bare, "--json"], {
+    encoding: "utf8", timeout: 30_000, env: { ...process.env, WASPRUNE_REDIS_PASSWORD: PASSWORD },
+  });
   assert.equal(st.status, 0, st.stderr);
   const s = JSON.parse(st.stdout);
   assert.equal(s.counts.done, report.distributed.jobs.length);
@@ -225,6 +230,8 @@ test("--queue URLs: parsed without ever echoing the password; job paths resolved
   const t = parseQueueUrl("redis://ann:p%40ss@10.0.0.5:6380/2");
   assert.deepEqual([t.connection.host, t.connection.port, t.connection.db, t.connection.username, t.connection.password], ["10.0.0.5", 6380, 2, "ann", "p@ss"]);
   assert.equal(t.shown, "redis://ann@10.0.0.5:6380/2");
+  assert.equal(parseQueueUrl("redis://10.0.0.5:6380", "from-env").connection.password, "from-env", "no password in the URL: the given one");
+  assert.equal(parseQueueUrl("redis://:inurl@10.0.0.5:6380", "from-env").connection.password, "inurl", "the URL's wins");
   for (const bad of ["http://:hunter2@h:1", "redis://:hunter2@h:1/x", "redis://:hunter2@h:1?a=b"]) {
     assert.throws(() => parseQueueUrl(bad), (e: Error) => !e.message.includes("hunter2"));
   }
