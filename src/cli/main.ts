@@ -492,6 +492,19 @@ bench
   });
 
 bench
+  .command("page")
+  .description("tok/s of greedy generation in the browser page (Chromium from .cache/chromium, playwright-core) vs the Node library, same models, one thread, interleaved rounds")
+  .option("--rounds <n>", "rounds (each: Node then the page, per model)", int("--rounds"), 6)
+  .option("--steps <n>", "tokens per generation", int("--steps"), 200)
+  .option("--screenshot <file>", "save the page with the dense and the compressed model side by side (PNG)")
+  .option("--json", "print results as JSON")
+  .action(async (opts) => {
+    const { benchPage, renderPage } = await import("../../bench/page.js");
+    const r = await benchPage({ rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, log: (s) => console.error(s) });
+    console.log(opts.json ? JSON.stringify(r, null, 2) : renderPage(r));
+  });
+
+bench
   .command("parallel")
   .description("1 thread vs --threads workers: FISTA λ search 3072x768, whole-model prune of an 8-layer LLaMA, eval")
   .option("--json", "print results as JSON")

@@ -1,0 +1,28 @@
+// `bench page` through the CLI: the page in Chromium against the Node library on the same models, every round's
+// text compared (the benchmark throws on a difference), tok/s on both sides, and the screenshot written.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromiumMissing } from "../helpers/browser.ts";
+import { okCli } from "../helpers/cli.ts";
+
+test("bench page: the page and Node on the dense and the CSR model, tok/s per round, a screenshot", { skip: chromiumMissing(), timeout: 300_000 }, async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-bench-page-test-"));
+  try {
+    const shot = path.join(tmp, "page.png");
+    const r = JSON.parse(await okCli(["bench", "page", "--rounds", "2", "--steps", "40", "--screenshot", shot, "--json"]));
+    assert.equal(r.rounds, 2);
+    assert.deepEqual(r.rows.map((x: { model: string }) => x.model), ["stories260K dense", "stories260K wanda 50%, compressed (CSR)"]);
+    for (const row of r.rows) {
+      assert.equal(row.node.length, 2);
+      assert.equal(row.page.length, 2);
+      for (const v of [...row.node, ...row.page]) assert.ok(v > 0 && Number.isFinite(v), `tok/s ${v}`);
+      assert.ok(row.pageOverNode > 0);
+    }
+    assert.ok(fs.readFileSync(shot).subarray(1, 4).toString() === "PNG", "the screenshot is a PNG");
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
