@@ -7,6 +7,7 @@
  *    output; `queue status` reports the finished jobs and the workers;
  *  - a worker SIGKILLed while it prunes a layer → the job is taken over by another worker, same bytes;
  *  - the coordinator SIGKILLed after its first layer → the same command resumes, same bytes;
+ *  - Redis SIGKILLed mid-prune and restarted: the coordinator and the worker reconnect, same bytes;
  *  - the sequential schedule (error correction, 3 calibration shards) → identical to the local run with the
  *    same --calib-shards;
  *  - workers refuse jobs of another code version, another settings hash, or a path outside their work dir.
@@ -171,6 +172,26 @@ test("a worker SIGKILLed while it prunes a layer: another takes the job over, sa
   assert.equal(l2.worker, b.name, "layer 2 must have been finished by the second worker");
   assert.match(b.out, /\(layer 2\) started/);
   await stop(b);
+});
+
+test("Redis SIGKILLed mid-prune and restarted on its append-only file: coordinator and worker reconnect, same bytes", { skip }, async () => {
+  assert.ok(localOut, "needs the first test's local run");
+  const work = dir("work-6");
+  const w = await worker(6, work);
+  const out = path.join(tmp, "dist-6");
+  const c = start(["prune", STORIES_HF, ...PRUNE, "--out", out, "--queue", url(6), "--work-dir", work, "--json"]);
+  await w.waitFor(/\(layer 1\) started/, 60_000);
+  // the server dies without a shutdown (appendfsync always: every acknowledged write is on disk), stays down a
+  // moment, then comes back on the same port and data folder
+  await redis.stop(true);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(c.p.exitCode, null, `the coordinator gave up while Redis was down:\n${c.out}`);
+  await redis.start();
+  assert.equal(await c.within(120_000), 0, c.out);
+  assert.ok(model(out).equals(model(localOut)), "model.safetensors differs after Redis was restarted");
+  const report = JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune;
+  assert.equal(report.distributed.jobs.filter((j: { what: string }) => j.what.startsWith("layer")).length, 5);
+  await stop(w);
 });
 
 test("the coordinator SIGKILLed after its first layer: the same command resumes, same bytes", { skip }, async () => {
