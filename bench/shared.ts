@@ -3,16 +3,11 @@
  * they run from the sources (bench/) or compiled (dist/bench/): the nearest folder above this module holding a
  * package.json is the root.
  */
-import fs from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../src/util/package-root.js";
 
 export function checkoutRoot(): string {
-  const start = path.dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, "package.json"))) return dir;
-    if (path.dirname(dir) === dir) return path.dirname(start);
-  }
+  return packageRoot(import.meta.url);
 }
 
 /** `../shared` beside the checkout. */

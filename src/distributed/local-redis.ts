@@ -9,10 +9,11 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRoot } from "../util/package-root.js";
 import { UsageError } from "../errors.js";
 
-const DIR = fileURLToPath(new URL("../../.cache/redis", import.meta.url));
+// in the checkout (scripts/install-redis.sh), whether this module runs from src/ or compiled in dist/src/
+const DIR = path.join(packageRoot(import.meta.url), ".cache", "redis");
 const BIN = path.join(DIR, "root/usr/bin/redis-server");
 
 /** Why the Redis tests cannot run here, or undefined when they can. */

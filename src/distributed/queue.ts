@@ -6,9 +6,11 @@
  */
 import crypto from "node:crypto";
 import fs from "node:fs";
+import path from "node:path";
 import { Queue, type JobsOptions, type RedisOptions, type WorkerOptions } from "bullmq";
 import { UsageError } from "../errors.js";
 import { defaultBuild, kernelPath, type KernelBuild } from "../wasm/runtime.js";
+import { packageRoot } from "../util/package-root.js";
 
 /** The BullMQ queue every coordinator and worker of a Redis database shares (jobs are named by run). */
 export const QUEUE_NAME = "wasprune";
@@ -121,7 +123,7 @@ export function redact(text: string, target: QueueTarget): string {
  * SIMD runs the baseline build, whose float results differ from the relaxed one's).
  */
 export function codeVersion(build: KernelBuild = defaultBuild()): string {
-  const pkg = JSON.parse(fs.readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  const pkg = JSON.parse(fs.readFileSync(path.join(packageRoot(import.meta.url), "package.json"), "utf8")) as { version: string };
   const wasm = crypto.createHash("sha256").update(fs.readFileSync(kernelPath(build))).digest("hex").slice(0, 12);
   return `wasprune ${pkg.version} job-format ${JOB_FORMAT} kernels ${build} ${wasm}`;
 }

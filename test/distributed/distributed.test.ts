@@ -20,7 +20,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Queue, QueueEvents } from "bullmq";
-import { CLI, STORIES_HF, TINY_TRAIN } from "../helpers/shared.ts";
+import { CLI, REPO, STORIES_HF, TINY_TRAIN } from "../helpers/shared.ts";
 import { redisMissing, startRedis, type RedisServer } from "../helpers/redis.ts";
 import { parseQueueUrl, QUEUE_NAME, codeVersion, JOB_FORMAT } from "../../src/distributed/queue.ts";
 import { WorkDir, paths, runHash } from "../../src/distributed/work-dir.ts";
@@ -245,6 +245,17 @@ test("workers refuse jobs of another code version, another settings hash, or a p
     await queue.close();
     await stop(w);
   }
+});
+
+test("compiled (dist/, what bin/wasprune.js runs): the code version and the local redis-server are found as from the sources", { skip: !fs.existsSync(path.join(REPO, "dist/src/distributed/queue.js")) && "dist/ is not built" }, () => {
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", `
+    const q = await import(${JSON.stringify(path.join(REPO, "dist/src/distributed/queue.js"))});
+    const l = await import(${JSON.stringify(path.join(REPO, "dist/src/distributed/local-redis.js"))});
+    console.log(JSON.stringify({ code: q.codeVersion("baseline"), missing: l.redisMissing() ?? null }));`], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  assert.equal(got.code, codeVersion("baseline"));
+  assert.equal(got.missing, redisMissing() ?? null);
 });
 
 test("--queue URLs: parsed without ever echoing the password; job paths resolved inside the work dir", () => {
