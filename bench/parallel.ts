@@ -46,7 +46,7 @@ async function withThreads<T>(wasm: Wasm, threads: number, fn: (exec: Executor) 
   try {
     if (threads > 1) {
       const t = performance.now();
-      const noop = { op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 };
+      const noop = { op: "gemms", calls: [], pack: 0 };
       await Promise.all(Array.from({ length: 4 * threads }, () => exec.run(noop, "warm-up")));
       startupSeconds = Math.max(startupSeconds, (performance.now() - t) / 1000);
     }

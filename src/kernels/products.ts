@@ -1,5 +1,5 @@
 /**
- * @file Matrix products, Gram sums and the triangular Gram of one operator split into row blocks over an
+ * @file Matrix products and Gram sums of one operator split into row blocks (or fixed chunks) over an
  * executor's slots (src/exec/executor.ts): the host side, the task types and their handlers (run on a worker
  * thread or inline, the same code). Every task touches only its rows [r0, r1) of its outputs (its rows of H for
  * the Gram), so tasks of one batch never write the same memory, and the split never changes a result (each row,
@@ -16,16 +16,12 @@ export interface StridedCall {
 }
 
 export type ProductTask =
-  /** C[r0:r1] (+)= α·op(A)[r0:r1]·B (f32_gemm_strided on a row block; pointers already offset) */
-  | {
-      op: "strided"; a: number; sai: number; sak: number; b: number; ldb: number; c: number; ldc: number;
-      M: number; N: number; K: number; alpha: number; accumulate: number; pack: number;
-    }
   /** Y = X·Wᵀ on a row block of X (f32_gemm_nt with this slot's pack scratch) */
   | { op: "gemmNt"; x: number; w: number; y: number; M: number; N: number; K: number; pack: number }
   /** rows [i0, i1) of the Gram sums over the batches, in batch order */
   | { op: "gram"; batches: Array<{ xp: number; xd: number; T: number }>; H: number; C: number; Hd: number; cols: number; i0: number; i1: number; pack: number }
-  /** independent f32_gemm_strided calls, in order: a run of the fixed chunks of one step of a blocked algorithm */
+  /** independent f32_gemm_strided calls, in order (a row block of one product, or a run of the fixed chunks of one
+   * step of a blocked algorithm), with this slot's pack scratch */
   | { op: "gemms"; calls: StridedCall[]; pack: number }
   /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
   | { op: "streamSum"; p: number; bytes: number };
@@ -33,10 +29,6 @@ export type ProductTask =
 
 /** The handlers of the product tasks. */
 export const PRODUCT_HANDLERS = {
-  strided(wasm: Wasm, t: Extract<ProductTask, { op: "strided" }>): number {
-    kernels(wasm).f32_gemm_strided(t.a, t.sai, t.sak, t.b, t.ldb, t.c, t.ldc, t.M, t.N, t.K, t.alpha, t.accumulate, 0, t.pack);
-    return 0;
-  },
   gemmNt(wasm: Wasm, t: Extract<ProductTask, { op: "gemmNt" }>): number {
     kernels(wasm).f32_gemm_nt(t.x, t.w, t.y, t.M, t.N, t.K, 0, t.pack);
     return 0;
@@ -80,8 +72,8 @@ export async function gemmStrided(
   rows: number, n: number, k: number, alpha: number, accumulate: number, what = "gemm",
 ): Promise<void> {
   await exec.each(exec.split(rows, rows * n * k), ([r0, r1], s) => ({
-    op: "strided", a: A + 4 * r0 * lda, sai: lda, sak: 1, b: B, ldb, c: C + 4 * r0 * ldc, ldc, M: r1 - r0, N: n, K: k, alpha, accumulate,
-    pack: exec.packs[s]!,
+    op: "gemms", pack: exec.packs[s]!,
+    calls: [{ a: A + 4 * r0 * lda, sai: lda, sak: 1, b: B, ldb, c: C + 4 * r0 * ldc, ldc, M: r1 - r0, N: n, K: k, alpha, accumulate, upper: 0 }],
   }) satisfies ProductTask, what);
 }
 

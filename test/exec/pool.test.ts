@@ -230,7 +230,7 @@ test("a task that fails in a worker rejects with a WorkerError naming the work",
   try {
     // a kernel precondition fails inside the worker (negative size)
     await assert.rejects(
-      p.run({ op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0 } as Task, "layers.3.mlp.down_proj (fista)"),
+      p.run({ op: "gemms", pack: 0, calls: [{ a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: -1, N: 1, K: 1, alpha: 1, accumulate: 0, upper: 0 }] } as Task, "layers.3.mlp.down_proj (fista)"),
       (e: unknown) => e instanceof WorkerError && /^layers\.3\.mlp\.down_proj \(fista\): worker thread failed: .*kernel assertion failed/.test((e as Error).message),
     );
     // a thread that exits (not throws) is named too
@@ -246,7 +246,7 @@ test("a task that fails in a worker rejects with a WorkerError naming the work",
       await q.close();
     }
     // the pool still works afterwards
-    assert.equal(await p.run({ op: "strided", a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1 } as Task, "noop"), 0);
+    assert.equal(await p.run({ op: "gemms", pack: 0, calls: [{ a: 0, sai: 1, sak: 1, b: 0, ldb: 1, c: 0, ldc: 1, M: 0, N: 0, K: 0, alpha: 1, accumulate: 1, upper: 0 }] } as Task, "noop"), 0);
   } finally {
     await p.close();
   }
