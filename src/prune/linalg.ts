@@ -58,14 +58,21 @@ function chunks(n: number): Array<[number, number]> {
   return out;
 }
 
-function call(c: Partial<StridedCall> & Pick<StridedCall, "a" | "b" | "c" | "M" | "N" | "K">): StridedCall {
-  return { sai: 0, sak: 0, ldb: 0, ldc: 0, alpha: 1, accumulate: 0, upper: 0, ...c };
+/** A strided call with the usual defaults: C = 1·op(A)·B, every element. */
+function call(c: Omit<StridedCall, "alpha" | "accumulate" | "upper"> & Partial<StridedCall>): StridedCall {
+  return { alpha: 1, accumulate: 0, upper: 0, ...c };
 }
 
-/** Copy the b×b block at `src` (row stride lds floats) to `dst` (row stride ldd). */
+/** Copy the rows×cols block at `src` (row stride lds floats) to `dst` (row stride ldd). */
 function copyBlock(exec: Executor, src: number, lds: number, dst: number, ldd: number, rows: number, cols: number): void {
   const a = exec.wasm.arena;
   for (let i = 0; i < rows; i++) a.f32(dst + 4 * i * ldd, cols).set(a.f32(src + 4 * i * lds, cols));
+}
+
+/** T (b×b, contiguous) = the inverse of the upper triangular b×b diagonal block at `A11` (row stride n). */
+function invertDiagonalBlock(exec: Executor, A11: number, n: number, b: number, T: number): void {
+  copyBlock(exec, A11, n, T, b, b, b);
+  kernels(exec.wasm).f32_trtri_upper(T, b, b);
 }
 
 /**
@@ -89,8 +96,7 @@ export async function choleskyUpper(exec: Executor, A: number, n: number): Promi
       if (k.f32_potrf_upper(A11, n, b) !== 1) return false;
       if (r === 0) break;
       // T = U₁₁⁻¹; P = A₁₂; A₁₂ ← U₁₂ = Tᵀ·P, by column chunks
-      copyBlock(exec, A11, n, T, b, b, b);
-      k.f32_trtri_upper(T, b, b);
+      invertDiagonalBlock(exec, A11, n, b, T);
       const A12 = A + 4 * (j0 * n + j1);
       copyBlock(exec, A12, n, P, r, b, r);
       await gemmCalls(exec, chunks(r).map(([c0, c1]) => call({
@@ -117,7 +123,6 @@ export async function choleskyUpper(exec: Executor, A: number, n: number): Promi
  * chunks of X₂₂, each summing only the rows of X₂₂ above its last column (the rest are zeros).
  */
 export async function invertUpper(exec: Executor, V: number, n: number): Promise<void> {
-  const k = kernels(exec.wasm);
   const a = exec.wasm.arena;
   const mark = a.mark();
   try {
@@ -129,8 +134,7 @@ export async function invertUpper(exec: Executor, V: number, n: number): Promise
       const b = i1 - i0;
       const r = n - i1;
       const V11 = V + 4 * (i0 * n + i0);
-      copyBlock(exec, V11, n, T, b, b, b);
-      k.f32_trtri_upper(T, b, b);
+      invertDiagonalBlock(exec, V11, n, b, T);
       if (r > 0) {
         const V12 = V + 4 * (i0 * n + i1);
         const X22 = V + 4 * (i1 * n + i1);
