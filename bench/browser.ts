@@ -7,7 +7,7 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { BrowserContext } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { checkoutRoot } from "./shared.js";
 
 const DIR = path.join(checkoutRoot(), ".cache", "chromium");
@@ -49,4 +49,71 @@ export async function launchChromium(extraArgs: string[] = []): Promise<Launched
       fs.rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** What the page of `wasprune serve` shows (src/web/page: panes A and B). */
+export interface PageResult {
+  status: string;
+  output: string;
+  tps: number;
+  error: string;
+  info: string;
+  run: { threads?: string; splits?: string; device?: string; text: string };
+  status2: string;
+  output2: string;
+  info2: string;
+}
+
+/** The page's fields (a string, not a function: tsx would name the function's inner arrows with a helper the page lacks). */
+const READ = `(() => {
+  const $ = (id) => document.getElementById(id);
+  return {
+    status: $("status").textContent, output: $("output").textContent, tps: Number($("tps").textContent), error: $("error").textContent,
+    info: $("infoA").textContent, run: { ...$("runA").dataset, text: $("runA").textContent },
+    status2: $("status2").textContent, output2: $("output2").textContent, info2: $("infoB").textContent,
+  };
+})()`;
+
+async function readPage(page: Page): Promise<PageResult> {
+  return (await page.evaluate(READ)) as PageResult;
+}
+
+/**
+ * Open the page at `base` with the deep-link `query` in a new tab (or in `tab`, kept open and warm between calls, as a
+ * benchmark's rounds want), wait (≤ 90 s) until pane A (and B when `two`) is done or in error, optionally save a
+ * full-page screenshot, and read it. `isolated: false` serves it without the isolation headers. An uncaught error
+ * in the page throws.
+ */
+export async function openPage(
+  b: LaunchedBrowser, base: string, query: Record<string, string | number>,
+  opts: { two?: boolean; isolated?: boolean; screenshot?: string; tab?: Page } = {},
+): Promise<PageResult> {
+  const page = opts.tab ?? (await b.context.newPage());
+  const errors: string[] = [];
+  const onError = (e: Error) => errors.push(e.message);
+  page.on("pageerror", onError);
+  try {
+    if (opts.isolated === false) {
+      // the same server without the isolation headers: the page must run on one thread
+      await page.route("**/*", async (route) => {
+        const res = await route.fetch();
+        const headers = { ...res.headers() };
+        delete headers["cross-origin-opener-policy"];
+        delete headers["cross-origin-embedder-policy"];
+        await route.fulfill({ response: res, headers });
+      });
+    }
+    const q = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
+    await page.goto(`${base}?${q}`);
+    const ids = opts.two ? ["status", "status2"] : ["status"];
+    const settled = ids.map((id) => `["done", "error"].includes(document.getElementById("${id}").textContent)`).join(" && ");
+    await page.waitForFunction(`(${settled}) || document.getElementById("status").textContent === "error"`, undefined, { timeout: 90_000 });
+    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
+    const r = await readPage(page);
+    if (errors.length) throw new Error(`uncaught errors in the page: ${errors.join("; ")}`);
+    return r;
+  } finally {
+    page.off("pageerror", onError);
+    if (!opts.tab) await page.close();
+  }
 }

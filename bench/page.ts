@@ -12,7 +12,7 @@ import path from "node:path";
 import { compress, generate, loadModel, prune } from "../src/api/index.js";
 import { servedModels, startServer } from "../src/serve/server.js";
 import { UsageError } from "../src/errors.js";
-import { chromiumMissing, launchChromium } from "./browser.js";
+import { chromiumMissing, launchChromium, openPage } from "./browser.js";
 import { sharedDir } from "./shared.js";
 
 export interface PageRow {
@@ -62,7 +62,10 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
     const { server, url } = await startServer(servedModels(models.map((m) => m.dir)), { port: 0 });
     const browser = await launchChromium();
     try {
-      const page = await browser.context.newPage();
+      // the same settings on both sides (the page takes them as its deep link)
+      const greedy = { prompt: PROMPT, steps, temperature: 0, seed: 42, threads: 1 };
+      // one tab for every round, as one user would keep it open
+      const tab = await browser.context.newPage();
       const rows: PageRow[] = models.map((m) => ({ model: m.name, node: [], page: [], pageOverNode: NaN }));
       const loaded = await Promise.all(models.map((m) => loadModel(m.dir)));
       for (let r = 0; r < rounds; r++) {
@@ -70,17 +73,13 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
           let text = "";
           let tokens = 0;
           const t0 = performance.now();
-          for await (const tok of generate(loaded[i]!, { prompt: PROMPT, steps, temperature: 0, threads: 1 })) {
+          for await (const tok of generate(loaded[i]!, greedy)) {
             text += tok.text;
             tokens++;
           }
           // tokens generated (a generation ends early at the end-of-text token), as the page counts them
           const nodeTps = tokens / ((performance.now() - t0) / 1000);
-          const q = new URLSearchParams({ prompt: PROMPT, steps: String(steps), temperature: "0", seed: "42", model: String(i), model2: "none", threads: "1" });
-          await page.goto(`${url}?${q}`);
-          await page.waitForFunction(`["done", "error"].includes(document.getElementById("status").textContent)`, undefined, { timeout: 120_000 });
-          const got = (await page.evaluate(`({ status: document.getElementById("status").textContent, error: document.getElementById("error").textContent,
-            output: document.getElementById("output").textContent, tps: Number(document.getElementById("tps").textContent) })`)) as { status: string; error: string; output: string; tps: number };
+          const got = await openPage(browser, url, { ...greedy, model: i, model2: "none" }, { tab });
           if (got.status !== "done") throw new UsageError(`bench page: the page failed on ${m.name}: ${got.error}`);
           if (got.output !== text) throw new UsageError(`bench page: the page's text differs from Node's for ${m.name}`);
           rows[i]!.node.push(nodeTps);
@@ -89,12 +88,7 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
         }
       }
       for (const row of rows) row.pageOverNode = median(row.page) / median(row.node);
-      if (opts.screenshot) {
-        const q = new URLSearchParams({ prompt: PROMPT, steps: String(steps), temperature: "0", seed: "42", model: "0", model2: "1", threads: "1" });
-        await page.goto(`${url}?${q}`);
-        await page.waitForFunction(`["done", "error"].includes(document.getElementById("status").textContent) && ["done", "error"].includes(document.getElementById("status2").textContent)`, undefined, { timeout: 120_000 });
-        await page.screenshot({ path: opts.screenshot, fullPage: true });
-      }
+      if (opts.screenshot) await openPage(browser, url, { ...greedy, model: 0, model2: 1 }, { two: true, screenshot: opts.screenshot, tab });
       notes.push("one thread on each side; the page runs the baseline kernels with row-major f32 weights, Node the build its runtime picks with p8 panels (see the README)");
       return { browser: browser.context.browser()?.version() ?? "chromium", node: process.version, steps, rounds, rows, ...(opts.screenshot ? { screenshot: opts.screenshot } : {}), notes };
     } finally {

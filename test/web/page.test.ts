@@ -13,10 +13,9 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import type { Page } from "playwright-core";
 import { compress, generate, loadModel, prune } from "../../src/api/index.ts";
 import { servedModels, startServer } from "../../src/serve/server.ts";
-import { chromiumMissing, launchChromium, type LaunchedBrowser } from "../helpers/browser.ts";
+import { chromiumMissing, launchChromium, openPage as open, type LaunchedBrowser } from "../helpers/browser.ts";
 import { GREEDY_200, STORIES_BIN, STORIES_HF, STORIES_TOK, TINY_TRAIN } from "../helpers/shared.ts";
 
 const missing = chromiumMissing();
@@ -39,62 +38,6 @@ async function compressedModel(tmp: string, sparsity: string): Promise<string> {
   const out = path.join(tmp, `compressed-${name}`);
   await compress(await loadModel(pruned), out);
   return out;
-}
-
-interface PageResult {
-  status: string;
-  output: string;
-  tps: number;
-  error: string;
-  info: string;
-  run: { threads?: string; splits?: string; device?: string; text: string };
-  status2: string;
-  output2: string;
-  info2: string;
-}
-
-/** The page's fields (a string, not a function: tsx would name the function's inner arrows with a helper the page lacks). */
-const READ = `(() => {
-  const $ = (id) => document.getElementById(id);
-  return {
-    status: $("status").textContent, output: $("output").textContent, tps: Number($("tps").textContent), error: $("error").textContent,
-    info: $("infoA").textContent, run: { ...$("runA").dataset, text: $("runA").textContent },
-    status2: $("status2").textContent, output2: $("output2").textContent, info2: $("infoB").textContent,
-  };
-})()`;
-
-async function read(page: Page): Promise<PageResult> {
-  return (await page.evaluate(READ)) as PageResult;
-}
-
-/** Open the page with `query`, wait until pane A (and B when `two`) is done or in error. */
-async function open(b: LaunchedBrowser, base: string, query: Record<string, string | number>, opts: { two?: boolean; isolated?: boolean; screenshot?: string } = {}): Promise<PageResult> {
-  const page = await b.context.newPage();
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  try {
-    if (opts.isolated === false) {
-      // the same server without the isolation headers: the page must run on one thread
-      await page.route("**/*", async (route) => {
-        const res = await route.fetch();
-        const headers = { ...res.headers() };
-        delete headers["cross-origin-opener-policy"];
-        delete headers["cross-origin-embedder-policy"];
-        await route.fulfill({ response: res, headers });
-      });
-    }
-    const q = new URLSearchParams(Object.entries(query).map(([k, v]) => [k, String(v)]));
-    await page.goto(`${base}?${q}`);
-    const ids = opts.two ? ["status", "status2"] : ["status"];
-    const settled = ids.map((id) => `["done", "error"].includes(document.getElementById("${id}").textContent)`).join(" && ");
-    await page.waitForFunction(`(${settled}) || document.getElementById("status").textContent === "error"`, undefined, { timeout: 90_000 });
-    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
-    const r = await read(page);
-    assert.deepEqual(errors, [], "uncaught errors in the page");
-    return r;
-  } finally {
-    await page.close();
-  }
 }
 
 describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 600_000 }, () => {
