@@ -15,6 +15,7 @@ export { f32_quant_params, f32_quant_rows } from "./f32-quant";
 export * from "./f32-fista";
 export * from "./f32-nm";
 export * from "./spmm-nm";
+export * from "./qgemm";
 export * from "./f32-elementwise-backward";
 export * from "./f32-attention-backward";
 export * from "./f32-loss-backward";

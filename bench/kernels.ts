@@ -25,10 +25,10 @@ import { mulberry32 } from "../src/util/rng.js";
 import { openExecutor } from "../src/workers/index.js";
 import { gemvSplitter } from "../src/generate/gemv.js";
 import { packP8 } from "../src/model/packed.js";
-import { place2of4, placeP8, runLinear, type KernelLinear } from "../src/model/linear.js";
+import { intScratchBytes, place2of4, placeP8, placeQuantized, runLinear, type KernelLinear } from "../src/model/linear.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import type { WeightDType } from "../src/model/types.js";
-import { benchSparse, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
+import { INT_FORMATS, benchSparse, randomInt, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
 import { loadAnchors } from "./anchors.js";
 import { rate } from "./timing.js";
 import { renderTarget, target, type Target } from "./targets.js";
@@ -103,7 +103,7 @@ const MiB = 1 << 20;
 const GEMM_SIZES = [256, 512, 1024];
 const GEMV_N = 4096;
 const GEMV_K = 4096;
-/** Do not rotate more than this much weight per variant (the wasm32 memory is 4 GiB, and there are seven). */
+/** Do not rotate more than this much weight per variant (the wasm32 memory is 4 GiB, and there are nine). */
 const MAX_ROTATED_BYTES = 320 * MiB;
 
 /** Size of the largest (last-level) cache from /sys, in bytes. */
@@ -163,12 +163,19 @@ function gemvVariants(wasm: Wasm, llc: number | null, names: readonly string[], 
   const wantBytes = 4 * (llc ?? 32 * MiB);
   const x = a.alloc(K), y = a.alloc(N);
   a.f32(x, K).set(randomWeights(K, 4));
+  const scratchBytes = intScratchBytes(k, 1, K);
+  const scratch = a.allocBytes(scratchBytes);
   const start = a.mark();
   const out: Record<string, { call: (rep: number) => void; minReps: number; bytes: number; copies: number }> = {};
   for (const name of names) {
-    const [layout, d] = name.split(" ") as ["rows" | "p8" | "2:4", WeightDType];
+    const [layout, d] = name.split(" ") as ["rows" | "p8" | "2:4" | "int8" | "int4", WeightDType];
+    const q = layout === "int8" || layout === "int4" ? randomInt(N, K, name as keyof typeof INT_FORMATS, 6) : undefined;
     const place = (): { ptr: number; lw?: KernelLinear; bytes: number } => {
       if (layout === "rows") return { ptr: a.put(w), bytes: N * K * 4 };
+      if (q) {
+        const lw = placeQuantized(a, q);
+        return { ptr: 0, lw, bytes: lw.bytes };
+      }
       const lw = layout === "p8" ? placeP8(a, packP8(w, N, K, d), N, K, d) : place2of4(a, p24, d);
       return { ptr: 0, lw, bytes: lw.bytes };
     };
@@ -179,14 +186,14 @@ function gemvVariants(wasm: Wasm, llc: number | null, names: readonly string[], 
     for (let c = 1; c < copies; c++) all.push(place());
     const call = layout === "rows"
       ? (rep: number) => k.f32_gemv(all[rep % copies]!.ptr, x, y, N, K, 0)
-      : (rep: number) => runLinear(k, all[rep % copies]!.lw!, x, y, 1, 0, 0);
+      : (rep: number) => runLinear(k, all[rep % copies]!.lw!, x, y, 1, scratch, scratchBytes);
     out[name] = { call, minReps: copies, bytes: first.bytes, copies };
   }
   if (llc === null) notes?.push("GEMV: last-level cache size unknown; assumed 32 MiB");
   return { variants: out, region: { p: start, bytes: Math.floor((a.mark() - start) / 64) * 64 }, x, y, N, K, all: out };
 }
 
-const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16"] as const;
+const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128"] as const;
 
 /** Run the kernel benchmark; prints a table unless `json` (the CLI prints the returned object then). */
 export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?: string; sparse?: boolean; anchors?: boolean }): Promise<BenchKernelsResult> {
@@ -259,6 +266,8 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   if (gemv2) targets.push(target("two-thread generation GEMV (p8 f32) of the two-thread read", 100 * gemv2.ofCeiling, 80, "%"));
   targets.push(target("bf16 dense GEMV over f32 dense GEMV (tokens/s)", row("p8 bf16").overDense, 1.8, "x"));
   targets.push(target("2:4 bf16 GEMV over f32 dense GEMV (tokens/s)", row("2:4 bf16").overDense, 3.2, "x"));
+  targets.push(target("int8 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int8").overDense, 3, "x"));
+  targets.push(target("int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128").overDense, 5, "x"));
 
   // ---- GEMM ----
   const gemm: GemmRow[] = [];
@@ -301,6 +310,12 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   for (const M of [1, 8, 64]) {
     const s = sparse.find((r) => r.N === 4096 && r.K === 4096 && r.M === M && r.format === "2:4");
     if (s) targets.push(target(`2:4 over dense at 4096x4096 batch ${M}`, s.speedup, M === 1 ? 1.8 : 1.6, "x"));
+  }
+  for (const M of [8, 64]) {
+    for (const f of ["int8", "int4 g128"] as const) {
+      const s = sparse.find((r) => r.N === 4096 && r.K === 4096 && r.M === M && r.format === f);
+      if (s) targets.push(target(`${f} over dense f32 at 4096x4096 batch ${M} (issue 14: no slower)`, s.speedup, 1.0, "x"));
+    }
   }
   if (opts.svg && sparse.length) {
     writeSparseChart(opts.svg, sparse, cpu);

@@ -9,21 +9,25 @@
  * 4x the last-level cache if smaller) that every call streams its weights from DRAM, as in decode of a big
  * model; the smaller shapes and batches reuse one copy (they are cache-resident in a real model's layer too,
  * or compute-bound). Weights are random; unstructured masks are uniform random; 2:4 keeps a random pair.
+ * The quantized rows (int8 per channel, int4 in groups of 128: assembly/qgemm.ts) run random codes; their
+ * "effective" GFLOP/s count the same 2·M·N·K.
  */
 import { writeFileSync } from "node:fs";
 import type { Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
-import { place2of4, placeCsr, placeP8, runLinear, type KernelLinear } from "../src/model/linear.js";
+import { place2of4, placeCsr, placeP8, intScratchBytes, placeQuantized, runLinear, type KernelLinear } from "../src/model/linear.js";
 import { packP8 } from "../src/model/packed.js";
 import { mulberry32 } from "../src/util/rng.js";
+import { randomQuantized, type QuantizedWeight } from "../src/quant/codes.js";
+import type { Grid } from "../src/quant/scheme.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";
 
 export const SPARSE_SHAPES: [number, number][] = [[768, 768], [3072, 768], [4096, 4096]];
 export const SPARSE_BATCHES = [1, 8, 64];
-export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%"] as const;
+export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128"] as const;
 export type SparseFormatName = (typeof SPARSE_FORMATS)[number];
 
 export interface SparseRow {
@@ -67,12 +71,24 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
     }
     return { w, density: 0.5 };
   }
-  if (format !== "dense") {
+  if (format.startsWith("unstructured")) {
     const s = Number(/(\d+)%/.exec(format)![1]) / 100;
     for (let i = 0; i < w.length; i++) if (r() < s) w[i] = 0;
     return { w, density: 1 - s };
   }
   return { w, density: 1 };
+}
+
+/** The quantized formats of the benchmarks: int8 per output channel (w8), int4 in groups of 128 (w4g128). */
+export const INT_FORMATS = { "int8": { bits: 8, group: null }, "int4 g128": { bits: 4, group: 128 } } as const;
+
+/** Random symmetric codes of an [N,K] operator in `format` (speed only: the values do not matter). */
+export function randomInt(N: number, K: number, format: keyof typeof INT_FORMATS, seed: number): QuantizedWeight {
+  const f = INT_FORMATS[format];
+  const grid: Grid = f.group === null
+    ? { strategy: "channel", group: K, ng: 1, bits: f.bits, symmetric: true }
+    : { strategy: "group", group: f.group, ng: K / f.group, bits: f.bits, symmetric: true };
+  return randomQuantized(mulberry32(seed), N, K, grid);
 }
 
 export async function benchSparse(
@@ -93,7 +109,8 @@ export async function benchSparse(
     // pack once per shape and format (packing is TypeScript and not what is measured)
     const packed = SPARSE_FORMATS.map((format, i) => {
       const { w, density } = weights(N, K, format, 11 + i);
-      return { format, density, p8: format === "dense" ? packP8(w, N, K, "f32") : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
+      const q = format in INT_FORMATS ? randomInt(N, K, format as keyof typeof INT_FORMATS, 31 + i) : undefined;
+      return { format, density, q, p8: format === "dense" ? packP8(w, N, K, "f32") : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
     });
     for (const M of SPARSE_BATCHES) {
       const stream = M === 1 && N * K >= 4096 * 4096;
@@ -102,11 +119,11 @@ export async function benchSparse(
         const x = a.alloc(M * K);
         a.f32(x, M * K).fill(0.25);
         const y = a.alloc(M * N);
-        const scratch = a.allocBytes(Math.max(16, k.gemm_p8_nt_scratch(M, K), k.f32_spmm_nt_scratch(M, N, K)));
-        const scratchBytes = Math.max(16, k.gemm_p8_nt_scratch(M, K), k.f32_spmm_nt_scratch(M, N, K));
+        const scratchBytes = Math.max(16, k.gemm_p8_nt_scratch(M, K), k.f32_spmm_nt_scratch(M, N, K), intScratchBytes(k, M, K));
+        const scratch = a.allocBytes(scratchBytes);
         // every format placed (with its rotated copies) before any is timed, so the rounds interleave them
         const sides = packed.map((p) => {
-          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : placeCsr(a, p.csr!));
+          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : p.q ? placeQuantized(a, p.q) : placeCsr(a, p.csr!));
           const first = place();
           const copies = stream ? Math.max(2, Math.ceil(rotateBytes / first.bytes)) : 1;
           const all = [first];

@@ -24,7 +24,7 @@ export function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeig
   const tensors: LinearWeight[] = [];
   const add = (name: string, t: LinearWeight) => {
     const [N, K] = t.shape as [number, number];
-    if (t.format === "csr" || t.format === "p8") return; // no device kernels for these layouts: they stay on WASM
+    if (t.format === "csr" || t.format === "p8" || t.format === "int") return; // no device kernels for these layouts: they stay on WASM
     if (t.format === "2:4" && (K % 4 !== 0 || t.dtype !== "f32")) return;
     const id = ops.length;
     ops.push(t.format === "2:4" ? { id, name, N, K, format: "2:4", vals: t.vals, idx: t.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });

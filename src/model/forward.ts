@@ -9,7 +9,7 @@
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { LayerWeights, LinearBackend, LinearWeight, Model, ModelConfig, ModelWeights, Tensor } from "./types.js";
-import { runLinear } from "./linear.js";
+import { intScratchBytes, runLinear } from "./linear.js";
 import { kernels } from "../kernels/index.js";
 import type { Kernels } from "../wasm/contract.js";
 
@@ -99,7 +99,9 @@ export function createRunState(spec: RunSpec, maxT: number, cacheLen = spec.conf
   const { cos, sin } = ropeTables(c, cacheLen);
   const compressed = opts.compressed ?? (spec.weights ? hasCompressed(spec.weights) : false);
   const sparseBytes = compressed ? k.f32_spmm_nt_scratch(maxT, widest, 0) : 0;
-  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), k.gemm_p8_nt_scratch(maxT, deepest), sparseBytes);
+  const quantized = spec.weights ? hasInt(spec.weights) : compressed;
+  const intBytes = quantized ? intScratchBytes(k, maxT, deepest) : 0;
+  const packBytes = Math.max(16, k.f32_gemm_nt_scratch(maxT, widest, deepest), k.gemm_p8_nt_scratch(maxT, deepest), sparseBytes, intBytes);
   const kvLayers = opts.kvLayers ?? c.nLayers;
   const groups = spec.weights ? slorbGroups(spec.weights) : 0;
   return {
@@ -133,6 +135,10 @@ function linears(w: ModelWeights): LinearWeight[] {
 
 function hasCompressed(w: ModelWeights): boolean {
   return linears(w).some((t) => t.format === "2:4" || t.format === "csr");
+}
+
+function hasInt(w: ModelWeights): boolean {
+  return linears(w).some((t) => t.format === "int");
 }
 
 /** The widest SLoRB add-on of the model (groups), 0 without any. */

@@ -23,9 +23,10 @@ import { LINEAR_OPS } from "./types.js";
 import type { StoredTensor, WeightFile } from "./weight-file.js";
 import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
 import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
-import { place2of4, placeCsr } from "./linear.js";
+import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt } from "./linear.js";
+import type { Arena } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig } from "../quant/compressed-tensors.js";
+import { checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
@@ -193,12 +194,20 @@ function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =>
   const fileBytes = names.reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
   checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid);
   let decoded: QuantizedWeight | undefined;
+  const kernel = intKernelBlock(grid) !== undefined;
   return {
     name: s.name,
     shape: s.shape,
     dtype: "F32",
     fileBytes,
     arenaBytes: 4 * N * K,
+    ...(kernel && {
+      intBytes: intBytes(N, K, grid),
+      readInt(arena: Arena) {
+        const p = readOperatorParts(src, file, op, N, K, grid);
+        return placeInt(arena, N, K, grid, p.packed, p.scale, p.zero);
+      },
+    }),
     readRange(first, dst) {
       decoded ??= decodeOperator(src, file, op, N, K, grid);
       const r0 = Math.floor(first / K);

@@ -5,7 +5,10 @@
  */
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearInt, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
+import { dequantize, type QuantizedWeight } from "../quant/codes.js";
+import { packRows, unpackRows } from "../quant/compressed-tensors.js";
+import type { Grid } from "../quant/scheme.js";
 import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
 import { bytes2of4, unpack2of4, type Packed24 } from "../sparse/nm.js";
 import { PANEL, bytesCsr, unpackCsr, type PackedCsr } from "../sparse/bcsr.js";
@@ -14,11 +17,17 @@ import type { Kernels } from "../wasm/contract.js";
 /** The weights `runLinear` takes: packed dense (p8) or compressed. */
 export type KernelLinear = LinearPacked | CompressedLinear;
 
-/** Bytes of scratch `runLinear` needs for T positions of `w` (0 for one position). */
+/** Bytes of scratch `runLinear` needs for T positions of `w` (0 for one position, but for the integer kernels). */
 export function linearScratchBytes(k: Kernels, w: KernelLinear, T: number): number {
-  if (T <= 1) return 0;
   const [N, K] = w.shape as [number, number];
+  if (w.format === "int") return k.q_gemm_nt_scratch(T, K, w.block);
+  if (T <= 1) return 0;
   return w.format === "p8" ? k.gemm_p8_nt_scratch(T, K) : k.f32_spmm_nt_scratch(T, N, K);
+}
+
+/** Bytes of scratch the integer kernels need at most for T positions of K inputs (any block). */
+export function intScratchBytes(k: Kernels, T: number, K: number): number {
+  return Math.max(k.q_gemm_nt_scratch(T, K, 32), k.q_gemm_nt_scratch(T, K, 128));
 }
 
 /**
@@ -29,6 +38,13 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
   const [N, K] = w.shape as [number, number];
   const need = linearScratchBytes(k, w, T);
   if (need > scratchBytes) throw new WasmError(`${w.format} GEMM [${T}x${K}]·[${N}x${K}]ᵀ needs ${need} scratch bytes, the run state has ${scratchBytes}`);
+  if (w.format === "int") {
+    const xq = scratch;
+    const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
+    k.i16_quantize_blocks(x, T, K, w.block, w.bits === 4 ? 1 : 0, xq, xs);
+    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(xq, xs, w.codes, w.scales, y, T, N, K, w.ng, w.block);
+    return;
+  }
   const d = w.dtype;
   if (w.format === "p8") {
     if (T === 1) (d === "f32" ? k.f32_gemv_p8 : d === "bf16" ? k.bf16_gemv_p8 : k.f16_gemv_p8)(w.ptr, x, y, N, K);
@@ -46,6 +62,7 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
 export function denseLinear(w: LinearWeight, what: string): DenseLinear {
   if (w.format !== "dense") {
     if (w.format === "p8") throw new UsageError(`${what} was loaded packed for inference (p8 panels, ${w.dtype}); this command needs row-major f32 weights (load without --weights-dtype)`);
+    if (w.format === "int") throw new UsageError(`${what} was loaded as int${w.bits} codes for the integer kernels; this command needs row-major f32 weights (load without --weights-dtype)`);
     throw new UsageError(`${what} is stored compressed (${w.format}) and has no dense copy in memory; decompress the model first (wasprune decompress)`);
   }
   return w;
@@ -73,6 +90,90 @@ export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32")
     vals = putU16(arena, halfValues(c.vals, dtype));
   }
   return { format: "csr", dtype, shape: [c.N, c.K], nnz: c.vals.length, rowptr, cols, vals, bytes: bytesCsr(c.N, c.K, c.vals.length, weightBytes(dtype)) };
+}
+
+/** The activation block of the integer kernels for `grid` (the group size; 128 per channel), or undefined: no kernel for it. */
+export function intKernelBlock(grid: Grid): number | undefined {
+  if (grid.strategy === "channel") return 128;
+  return grid.group === 32 || grid.group === 64 || grid.group === 128 ? grid.group : undefined;
+}
+
+/** Bytes of the codes of an [N,K] operator in the integer kernels' 4-row panels (K padded to the block). */
+function panelBytes(N: number, K: number, bits: number, block: number): number {
+  return Math.ceil(N / 4) * (Math.ceil(K / block) * block / 32) * 4 * (bits === 8 ? 32 : 16);
+}
+
+/** Bytes of an [N,K] operator on `grid` in the integer kernels' layout (code panels, scale pairs). */
+export function intBytes(N: number, K: number, grid: Grid): number {
+  return panelBytes(N, K, grid.bits, intKernelBlock(grid)!) + 8 * Math.ceil(N / 4) * 4 * grid.ng;
+}
+
+/**
+ * Place a quantized operator for the integer kernels: `packed`, its codes as pack-quantized stores them
+ * (weight_packed's I32 words: N rows of ceil(K/(32/bits)) words, whose little-endian bytes are the codes in
+ * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); scales and zero points as
+ * the kernels' (s, s·(offset + z)) pairs.
+ */
+export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
+  const block = intKernelBlock(grid);
+  if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
+  const rowWords = Math.ceil(K / (32 / grid.bits));
+  const cw = grid.bits === 8 ? 8 : 4; // words per 32 inputs of a row
+  const chunks = Math.ceil(K / block) * block / 32;
+  const bytes = panelBytes(N, K, grid.bits, block);
+  const codes = arena.allocBytes(Math.max(bytes, 16));
+  const dst = arena.u32(codes, bytes / 4);
+  let o = 0;
+  for (let p = 0; p < N; p += 4) {
+    for (let c = 0; c < chunks; c++) {
+      for (let r = p; r < p + 4; r++) {
+        const from = r * rowWords + c * cw;
+        const n = r < N ? Math.max(0, Math.min(cw, rowWords - c * cw)) : 0;
+        for (let i = 0; i < n; i++) dst[o + i] = packed[from + i]!;
+        for (let i = n; i < cw; i++) dst[o + i] = 0;
+        o += cw;
+      }
+    }
+  }
+  const rows = Math.ceil(N / 4) * 4;
+  const scales = arena.allocBytes(Math.max(8 * rows * grid.ng, 16));
+  const sc = arena.f32(scales, 2 * rows * grid.ng);
+  sc.fill(0);
+  const off = 1 << (grid.bits - 1);
+  for (let i = 0; i < N * grid.ng; i++) {
+    const s = scale[i]!;
+    sc[2 * i] = s;
+    sc[2 * i + 1] = Math.fround(s * (off + (zero ? zero[i]! : 0)));
+  }
+  return { format: "int", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, bytes: intBytes(N, K, grid) };
+}
+
+/** Place a quantized weight held on the host (codes as Int8, src/quant/codes.ts) for the integer kernels. */
+export function placeQuantized(arena: Arena, q: QuantizedWeight): LinearInt {
+  return placeInt(arena, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero);
+}
+
+/** The quantized weight a placed integer operator holds (codes, scales and zero points, exactly). */
+export function readInt(wasm: Wasm, w: LinearInt): QuantizedWeight {
+  const [N, K] = w.shape as [number, number];
+  const rowWords = Math.ceil(K / (32 / w.bits));
+  const cw = w.bits === 8 ? 8 : 4;
+  const chunks = Math.ceil(K / w.block) * w.block / 32;
+  const src = wasm.arena.u32(w.codes, panelBytes(N, K, w.bits, w.block) / 4);
+  const words = new Int32Array(N * rowWords);
+  for (let n = 0; n < N; n++) {
+    for (let j = 0; j < rowWords; j++) words[n * rowWords + j] = src[((n >> 2) * chunks + Math.floor(j / cw)) * 4 * cw + (n & 3) * cw + (j % cw)]!;
+  }
+  const sc = wasm.arena.f32(w.scales, 2 * N * w.ng);
+  const scale = new Float32Array(N * w.ng);
+  const zero = w.symmetric ? undefined : new Int8Array(N * w.ng);
+  const off = 1 << (w.bits - 1);
+  for (let i = 0; i < N * w.ng; i++) {
+    scale[i] = sc[2 * i]!;
+    if (zero) zero[i] = Math.round(sc[2 * i + 1]! / sc[2 * i]!) - off;
+  }
+  const grid: Grid = { strategy: w.strategy, group: w.group, ng: w.ng, bits: w.bits, symmetric: w.symmetric };
+  return { N, K, grid, codes: unpackRows(words, N, K, w.bits), scale, ...(zero ? { zero } : {}) };
 }
 
 /** Copy p8 panels (packP8) of an [N,K] weight into the arena. */
@@ -114,7 +215,29 @@ export function read2of4(wasm: Wasm, w: Linear2of4): Packed24 {
 export function denseWeight(wasm: Wasm, t: LinearWeight | { data: Float32Array }): Float32Array {
   if (!("format" in t) || t.format === "dense") return t.data;
   if (t.format === "p8") return unpackP8(wasm.arena.u8(t.ptr, t.bytes), t.shape[0]!, t.shape[1]!, t.dtype);
+  if (t.format === "int") return dequantize(readInt(wasm, t));
   return t.format === "2:4" ? unpack2of4(read2of4(wasm, t)) : unpackCsr(readCsr(wasm, t));
+}
+
+/** How a linear weight is held, in a word or two: "p8 bf16", "2:4 f32", "int4 g128", "int8 channel", "dense f32". */
+export function linearLayout(w: LinearWeight): string {
+  if (w.format === "dense") return "dense f32";
+  if (w.format === "int") return `int${w.bits} ${w.strategy === "channel" ? "channel" : `g${w.group}`}`;
+  return `${w.format} ${w.dtype}`;
+}
+
+/** The layouts of a model's linear weights (LM head included) with their counts, and their bytes in memory. */
+export function linearLayouts(model: Model): { layouts: Record<string, number>; bytes: number } {
+  const layouts: Record<string, number> = {};
+  let bytes = 0;
+  const w = model.weights;
+  const all = [...w.layers.flatMap((lw) => LINEAR_OPS.map((op) => lw[op])), w.lmHead];
+  for (const t of all) {
+    const l = linearLayout(t);
+    layouts[l] = (layouts[l] ?? 0) + 1;
+    bytes += t.format === "dense" ? 4 * t.data.length : t.bytes;
+  }
+  return { layouts, bytes };
 }
 
 /** A decoder layer whose linear weights are all dense (what pruning, training and structured pruning edit). */
@@ -137,6 +260,7 @@ export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType, to: 
   const slorb = w.slorb ? { slorb: w.slorb } : {};
   if (w.format === "dense" || w.format === "p8") return { ...placeP8(to.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
   if (w.format === "2:4") return { ...place2of4(to.arena, read2of4(wasm, w), dtype), ...slorb };
+  if (w.format === "int") return { ...placeQuantized(to.arena, readInt(wasm, w)), ...slorb };
   return { ...placeCsr(to.arena, readCsr(wasm, w), dtype), ...slorb };
 }
 

@@ -81,12 +81,13 @@ export interface Slorb {
  * src/model/forward.ts, picks the kernel by `format`):
  *  - `dense`: f32 row-major at `ptr`, `data` views it;
  *  - `2:4`: the "4x" kernel layout of assembly/spmm-nm.ts (a compressed model's 2:4 operator);
- *  - `csr`: the panel CSR of assembly/spmm-csr.ts (a compressed model's unstructured operator).
+ *  - `csr`: the panel CSR of assembly/spmm-csr.ts (a compressed model's unstructured operator);
+ *  - `int`: int8 / int4 codes with scales, the layout of assembly/qgemm.ts (a quantized model's operator).
  * A compressed operator has no dense copy: whoever needs its dense values rebuilds them per tensor
  * (`denseWeight`, src/model/linear.ts); pruning needs dense weights (`denseLinear`).
  */
-export type LinearWeight = DenseLinear | LinearPacked | Linear2of4 | LinearCsr;
-export type CompressedLinear = Linear2of4 | LinearCsr;
+export type LinearWeight = DenseLinear | LinearPacked | Linear2of4 | LinearCsr | LinearInt;
+export type CompressedLinear = Linear2of4 | LinearCsr | LinearInt;
 
 /**
  * The dtype of a weight in memory for the inference kernels (they widen half precision in registers and
@@ -140,6 +141,26 @@ export interface LinearCsr {
   /** u32 [ceil(K/256)·N+1] */ rowptr: number;
   /** u8 [nnz] */ cols: number;
   /** [nnz] of `dtype` */ vals: number;
+  /** bytes of the layout */ bytes: number;
+  slorb?: Slorb;
+}
+
+/**
+ * A quantized linear weight as the integer kernels read it (assembly/qgemm.ts), loaded from a pack-quantized
+ * checkpoint without widening: the file's codes (weight_packed's bytes) interleaved into panels of 4 rows, the
+ * scales as pairs (s, s·(offset + zero point)).
+ */
+export interface LinearInt {
+  format: "int";
+  bits: 4 | 8;
+  shape: number[];
+  strategy: "group" | "channel";
+  /** scale groups per row (1 per channel) */ ng: number;
+  /** inputs per group (the input count per channel) */ group: number;
+  symmetric: boolean;
+  /** the kernels' activation block: the group size (32, 64, 128), or 128 per channel */ block: number;
+  /** u8 codes in panels [ceil(N/4)][Kp/32][4][32 inputs' bytes], Kp = K padded to `block` */ codes: number;
+  /** f32 [4·ceil(N/4)][ng][2] (s, s·(2^(bits−1) + z)), zero past row N */ scales: number;
   /** bytes of the layout */ bytes: number;
   slorb?: Slorb;
 }

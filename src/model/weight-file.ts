@@ -30,6 +30,12 @@ export interface StoredTensor {
   readRange(first: number, dst: Float32Array): void;
   /** compressed: the kernel layout placed in `arena`, its values in `dtype` */
   readLinear?(arena: Arena, dtype: WeightDType): LinearWeight;
+  /**
+   * stored quantized with a grid the integer kernels run (assembly/qgemm.ts): its bytes in their layout, and
+   * `readInt` placing it there (inference with --weights-dtype stored); `readRange` still gives dequantized f32
+   */
+  intBytes?: number;
+  readInt?(arena: Arena): LinearWeight;
 }
 
 export interface WeightFile {
@@ -74,7 +80,8 @@ export function readTensor(arena: Arena, t: StoredTensor): Tensor {
  * with f32 values — what pruning, training and every command that edits weights need. Set (inference commands:
  * eval, generate, bench model; `--weights-dtype`): dense weights packed once into p8 panels (src/model/packed.ts),
  * compressed operators' values, both in that dtype; "stored" takes each tensor's stored dtype (F32 → f32,
- * BF16 → bf16, F16 → f16), so a half-precision checkpoint runs in half precision with the same values.
+ * BF16 → bf16, F16 → f16), so a half-precision checkpoint runs in half precision with the same values, and a
+ * quantized one runs its int8 / int4 codes on the integer kernels (a grid they have no kernel for: f32 panels).
  */
 export type WeightsOption = WeightDType | "stored";
 
@@ -87,6 +94,7 @@ export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
 /** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
 export function readLinear(arena: Arena, t: StoredTensor, pack?: WeightsOption): LinearWeight {
   try {
+    if (pack === "stored" && t.readInt) return t.readInt(arena);
     return readLinearAs(arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
   } catch (e) {
     if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
@@ -116,6 +124,7 @@ export function tensorArenaBytes(file: WeightFile, spec: HFTensorSpec, pack?: We
   const t = file.tensor(spec);
   const linear = spec.key === "lmHead" || (LINEAR_OPS as readonly string[]).includes(spec.key);
   if (pack === undefined || t.compressed || !linear) return t.arenaBytes;
+  if (pack === "stored" && t.intBytes !== undefined) return t.intBytes;
   const [N, K] = t.shape as [number, number];
   return Math.max(p8Bytes(N, K, weightDTypeOf(pack, t.dtype)), 16);
 }

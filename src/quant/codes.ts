@@ -73,3 +73,13 @@ export function reorderRows(q: QuantizedWeight, order: ArrayLike<number>): Quant
   }
   return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
 }
+
+/** Random codes and scales on `grid` (every code in range, scales in [0.001, 0.051)): benchmarks and kernel tests. */
+export function randomQuantized(rand: () => number, N: number, K: number, grid: Grid): QuantizedWeight {
+  const [qmin, qmax] = qrange(grid.bits);
+  const code = () => qmin + Math.floor(rand() * (qmax - qmin + 1));
+  const codes = new Int8Array(N * K).map(code);
+  const scale = new Float32Array(N * grid.ng).map(() => Math.fround(0.001 + rand() * 0.05));
+  const zero = grid.symmetric ? undefined : new Int8Array(N * grid.ng).map(code);
+  return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
+}

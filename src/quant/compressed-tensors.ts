@@ -140,8 +140,15 @@ export function checkOperator(src: TensorSource, file: string, op: string, N: nu
   if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I32"], [Math.ceil(N / pf), grid.ng]);
 }
 
-/** Read operator `op` (checkOperator, then its data: positive finite scales, zero points in range). */
-export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): QuantizedWeight {
+/** The stored parts of a pack-quantized operator: codes as weight_packed's words, scales, zero points (unpacked). */
+export interface OperatorParts {
+  packed: Int32Array;
+  scale: Float32Array;
+  zero?: Int8Array;
+}
+
+/** Read operator `op`'s parts (checkOperator, then its data: positive finite scales, zero points in range). */
+export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
   checkOperator(src, file, op, N, K, grid);
   const pf = 32 / grid.bits;
   const packed = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
@@ -171,6 +178,12 @@ export function decodeOperator(src: TensorSource, file: string, op: string, N: n
     const bad = vals.findIndex((v) => v !== 0);
     if (bad >= 0) throw new FormatError(file, `"${zName}" [${bad}] is ${vals[bad]}: a symmetric scheme's zero point is 0 (range of int${grid.bits}: ${qmin}..${qmax})`);
   }
+  return { packed, scale, ...(zero ? { zero } : {}) };
+}
+
+/** Read operator `op` as a QuantizedWeight (readOperatorParts, the codes unpacked). */
+export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): QuantizedWeight {
+  const { packed, scale, zero } = readOperatorParts(src, file, op, N, K, grid);
   return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
 }
 

@@ -69,6 +69,16 @@ export interface Kernels {
     nHeads: number, nKvHeads: number, headDim: number, T: number, kvStride: number,
   ): void;
 
+  // ---- assembly/qgemm.ts ---------------------------------------------------------------------------
+  /** Bytes of scratch (int16 activations + block scales) the q*_gemm_nt kernels need: T positions, K inputs, block B. */
+  q_gemm_nt_scratch(T: number, K: number, B: number): number;
+  /** x f32 [T,K] → xq i16 [T][K padded to B] (16-aligned) + xs f32 [T][Kp/B][2] (sx, sx·Σxq); int4 = 1: the int4 kernel's order. */
+  i16_quantize_blocks(x: number, T: number, K: number, B: number, int4: number, xq: number, xs: number): void;
+  /** y[T,N] = x·Wᵀ, W int8 codes (u8 = q+128) in panels, sc f32 [4·ceil(N/4)][ng][2] = (s, s·(128+z)); xq/xs of block B. */
+  qu8_gemm_nt(xq: number, xs: number, w: number, sc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
+  /** The same for int4 codes (u4 = q+8, two per byte, low nibble first); sc = (s, s·(8+z)). */
+  qu4_gemm_nt(xq: number, xs: number, w: number, sc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
+
   // ---- assembly/spmm-nm.ts ---------------------------------------------------------------------
   /** y[N] = W·x, W [N,K] 2:4 in the 4x layout: vals f32 [ceil(N/4)][K/4][2][4] (16-aligned), idx u8 [ceil(N/4)][K/4][2]. */
   f32_spmv_2of4_4x(vals: number, idx: number, x: number, y: number, N: number, K: number): void;
@@ -213,11 +223,11 @@ export const KERNEL_ARITY = Object.freeze({
   f32_gemm_nn: 7, f32_gemm_tn: 7, f32_rmsnorm_backward: 9, f32_silu_mul_backward: 6,
   f32_rope_interleaved_backward: 5, f32_rope_half_backward: 5, f32_embedding_backward: 6, f32_group_sum: 5,
   f32_group_expand_add: 5, f32_attention_causal: 12, f32_attention_backward: 15, f32_cross_entropy_backward: 7,
-  f32_kl_backward: 8,
+  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 10, qu4_gemm_nt: 10,
 } as const satisfies { readonly [K in keyof Kernels]: Parameters<Kernels[K]>["length"] });
 
 /** Export names that are kernels by the house naming (dtype prefix), or the contract's other functions. */
-const KERNEL_NAME = /^(f32|bf16|f16)_|^gemm_|^heapBase$/;
+const KERNEL_NAME = /^(f32|bf16|f16|i16|qu8|qu4)_|^q?gemm_|^q_|^heapBase$/;
 
 /**
  * The exports of an instance as `Kernels`, after checking them against the contract: every declared export is

@@ -24,7 +24,7 @@ const run = runCli;
 const ok = okCli;
 
 const EVAL = ["--text", TINY_VALID, "--paragraphs", "50", "--threads", "1", "--json"];
-const ppl = async (dir: string): Promise<number> => (JSON.parse(await ok(["eval", dir, ...EVAL])) as { perplexity: number }).perplexity;
+const ppl = async (dir: string, extra: string[] = []): Promise<number> => (JSON.parse(await ok(["eval", dir, ...EVAL, ...extra])) as { perplexity: number }).perplexity;
 
 describe("prune --quantize, eval, decompress", () => {
   const out = path.join(tmp, "sg24-w4g64");
@@ -48,10 +48,14 @@ describe("prune --quantize, eval, decompress", () => {
     const cfg = JSON.parse(fs.readFileSync(path.join(out, "config.json"), "utf8")) as { quantization_config: Record<string, Record<string, unknown>> };
     assert.equal(cfg.quantization_config.format as unknown, "pack-quantized");
     assert.equal(cfg.quantization_config.sparsity_config!.sparsity_structure, "2:4");
-    // evaluated from the written files by the prune, and again here: the same number
-    const p = await ppl(out);
-    assert.ok(Math.abs(p / s.perplexity.pruned.perplexity - 1) < 1e-9, `${p} vs ${s.perplexity.pruned.perplexity}`);
-    assert.ok(p > s.perplexity.dense.perplexity);
+    // evaluated from the written files by the prune (dequantized, the dense kernels), and again here: with
+    // --weights-dtype f32 the same number; by default on the integer kernels (int16-rounded activations), within 1e-5
+    const p32 = await ppl(out, ["--weights-dtype", "f32"]);
+    assert.ok(Math.abs(p32 / s.perplexity.pruned.perplexity - 1) < 1e-9, `${p32} vs ${s.perplexity.pruned.perplexity}`);
+    const e = JSON.parse(await ok(["eval", out, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number>; bytes: number } };
+    assert.deepEqual(e.weights.layouts, { "int4 g64": 30, "int4 channel": 5, "dense f32": 1 }, "the operators ran on the int4 kernels (the tied LM head is the embedding)");
+    assert.ok(Math.abs(e.perplexity / p32 - 1) < 1e-5, `integer kernels ${e.perplexity} vs dequantized ${p32}`);
+    assert.ok(e.perplexity > s.perplexity.dense.perplexity);
     const inspect = JSON.parse(await ok(["inspect", out, "--json"])) as { tensors: Array<{ name: string; nm?: string | null; pattern?: string }> };
     assert.ok(JSON.stringify(inspect).includes("2:4"), "inspect sees the 2:4 pattern of the dequantized weights");
   });
@@ -61,7 +65,7 @@ describe("prune --quantize, eval, decompress", () => {
     await ok(["decompress", out, "--out", dense]);
     const cfg = JSON.parse(fs.readFileSync(path.join(dense, "config.json"), "utf8")) as Record<string, unknown>;
     assert.equal(cfg.quantization_config, undefined);
-    assert.equal(await ppl(dense), await ppl(out));
+    assert.equal(await ppl(dense), await ppl(out, ["--weights-dtype", "f32"]));
   });
 
   test("a quantized model is refused where dense weights are edited", async () => {
@@ -145,4 +149,13 @@ test("bench quant: every cell of the table and every target, as JSON", async () 
   assert.equal(b.targets.length, 3 + 3 + 2 + 1);
   assert.ok(b.targets.every((t) => typeof t.met === "boolean" && Number.isFinite(t.value)));
   assert.ok(Math.abs(b.size.ratio - 906240 / 126200) < 1e-9, "stories260K w4g64 pack-quantized bytes");
+});
+
+test("a group size the integer kernels do not take (16) runs dequantized on f32 panels, the per-channel operators on int8", async () => {
+  const out = path.join(tmp, "w8g16");
+  await ok(["quantize", STORIES_HF, "--scheme", "w8g16", "--method", "rtn", "--out", out]);
+  const e = JSON.parse(await ok(["eval", out, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(e.weights.layouts, { "p8 f32": 30, "int8 channel": 5, "dense f32": 1 });
+  const p32 = await ppl(out, ["--weights-dtype", "f32"]);
+  assert.ok(Math.abs(e.perplexity / p32 - 1) < 1e-5, `${e.perplexity} vs ${p32}`);
 });

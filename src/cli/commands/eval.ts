@@ -6,6 +6,7 @@ import { openModelStore } from "../open-model.js";
 import type { WeightsOption } from "../../model/weight-file.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
+import { linearLayouts } from "../../model/linear.js";
 import type { DeviceKind } from "../../gpu/device.js";
 
 export interface EvalOptions {
@@ -46,7 +47,9 @@ export async function evalCommand(modelPath: string, opts: EvalOptions): Promise
     store.close();
   });
   const residency = store.resident ? "resident" : "streamed";
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, residency, ...describeProtocol(seqs), ...r }, null, 2));
+  // how the linear weights were held (resident: the kernels they ran on)
+  const weights = store.model ? linearLayouts(store.model) : undefined;
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, text: opts.text, residency, ...(weights && { weights }), ...describeProtocol(seqs), ...r }, null, 2));
   else console.log(renderEval(r, seqs) + (store.resident ? "" : " (layer-major: the model streamed a decoder layer at a time)"));
   return r;
 }

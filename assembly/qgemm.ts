@@ -1,0 +1,201 @@
+// Integer-weight GEMV/GEMM of quantized linear weights (compressed-tensors pack-quantized, src/quant): y[T,N] =
+// x[T,K] · Wᵀ with W ≈ (u − o)·s, u the stored unsigned code (int8: q + 128; int4: q + 8), o = that offset plus
+// the zero point, s a scale per row and group of inputs.
+//
+// The codes are those of the file (int8 one byte per input, int4 two per byte: input 2j in the low nibble of
+// byte j, 2j+1 in the high one, as pack_to_int32 writes them on a little-endian machine), interleaved once at
+// load into panels of 4 rows (src/model/linear.ts placeInt): [ceil(N/4)][Kp/32][4 rows][32 inputs' bytes], so a GEMV reads one
+// sequential stream (four row streams of 2–4 KB each restart the prefetchers every 4-row tile, and a page-sized
+// stream never trains them: measured, int8 4096² at 12.7 GB/s row-major). Rows past N and inputs past K are
+// zero codes. The activations are first rounded to int16 in blocks of
+// B inputs (i16_quantize_blocks: one scale per block, sx = max|x| / 32767, so each value is off by at most
+// sx/2 — 2^-16 of its block's largest magnitude), then every block of a row is one exact integer dot product
+// (i32x4.dot_i16x8_s: 8 multiply-adds per instruction, no rounding), and the blocks are summed in f32:
+//   y[t,n] = Σ_b sx[t,b]·s[n,g(b)]·D[n,b] − Σ_b c[n,g(b)]·(sx[t,b]·S[t,b]),   c = s·o (precomputed at load),
+// D[n,b] = Σ_{k∈b} u[n,k]·xq[t,k] (i32, exact), S[t,b] = Σ_{k∈b} xq[t,k]. B is the group size (32, 64 or 128:
+// the integer sums stay below 2^31: 128·255·32767 < 2^31), or 128 for a per-channel scale; K is padded to a
+// multiple of B with zero activations.
+//
+// Summation order (deterministic): per (t, n), lane j of the f32 accumulator holds Σ over blocks of the block
+// sums' lane j, in block order; reduced (a0+a1)+(a2+a3), then the offset terms, summed in block order, are
+// subtracted. The four rows of a panel share each activation load.
+
+// @ts-ignore: decorator
+@inline
+function hsum4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+/** K padded to a multiple of the block B. */
+// @ts-ignore: decorator
+@inline
+function paddedK(K: i32, B: i32): i32 {
+  return (K + B - 1) / B * B;
+}
+
+/** Bytes of scratch the q*_gemm_nt kernels need for T positions of K inputs in blocks of B (xq + block scales). */
+export function q_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
+  assert(B == 32 || B == 64 || B == 128, "q_gemm_nt_scratch: block must be 32, 64 or 128");
+  const Kp = paddedK(K, B);
+  return T * Kp * 2 + T * (Kp / B) * 8;
+}
+
+/**
+ * Round x[T,K] to int16 in blocks of B inputs: xq i16 [T][Kp] (Kp = K padded to B, zeros past K), xs f32
+ * [T][Kp/B][2] = (sx, sx·S) per block, each block's inputs in the order the kernel of `int4` (1) or int8 (0)
+ * splits its codes into lanes.
+ */
+export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, int4: i32, xq: usize, xs: usize): void {
+  assert(T >= 0 && K >= 0, "i16_quantize_blocks: negative size");
+  assert(B == 32 || B == 64 || B == 128, "i16_quantize_blocks: block must be 32, 64 or 128");
+  assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i16_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
+  const Kp = paddedK(K, B);
+  const nb = Kp / B;
+  for (let t = 0; t < T; t++) {
+    const xt = x + <usize>t * <usize>K * 4;
+    const qt = xq + <usize>t * <usize>Kp * 2;
+    for (let b = 0; b < nb; b++) {
+      const k0 = b * B;
+      const k1 = min(K, k0 + B);
+      let m: f32 = 0;
+      for (let k = k0; k < k1; k++) m = max(m, abs(load<f32>(xt + (<usize>k << 2))));
+      const inv: f32 = m > 0 ? <f32>32767 / m : 0;
+      let S: i32 = 0;
+      for (let j = 0; j < B; j++) {
+        const k = k0 + j;
+        let v: f32 = k < K ? nearest(load<f32>(xt + (<usize>k << 2)) * inv) : 0;
+        if (!(v == v)) v = 0; // NaN activations: sx is NaN too, so the outputs are NaN
+        v = min(<f32>32767, max(<f32>-32767, v));
+        const q = <i32>v;
+        S += q;
+        // the order the kernels' lane split yields: int8, per 16 inputs, the even ones then the odd ones;
+        // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3
+        const p = int4 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
+        store<i16>(qt + (<usize>(k0 + p) << 1), <i16>q);
+      }
+      const sx: f32 = m / 32767;
+      const xb = xs + ((<usize>t * <usize>nb + <usize>b) << 3);
+      store<f32>(xb, sx);
+      store<f32>(xb, sx * <f32>S, 4);
+    }
+  }
+}
+
+// 32 int8 codes of a row at w against 32 activations (x0..x3, in the order of i16_quantize_blocks): i32x4 of
+// partial dot products. The codes are split into 16-bit lanes by shifts (cheap ALU ops with immediates; extends
+// queue on the shuffle ports, and mask constants cost V8 a materialization per use): of 16 codes, the low
+// bytes of the eight u16 lanes are the even codes, the high bytes the odd ones.
+// @ts-ignore: decorator
+@inline
+function chunk8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = v128.load(w);
+  const u = v128.load(w, 16);
+  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(v, 8), 8), x0), i32x4.dot_i16x8_s(i16x8.shr_u(v, 8), x1));
+  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(u, 8), 8), x2), i32x4.dot_i16x8_s(i16x8.shr_u(u, 8), x3));
+  return i32x4.add(a, b);
+}
+
+// The same for 32 int4 codes (16 bytes): nibble i of the eight u16 lanes holds codes 4j + i.
+// @ts-ignore: decorator
+@inline
+function chunk4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = v128.load(w);
+  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(v, 12), 12), x0), i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(v, 8), 12), x1));
+  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(v, 4), 12), x2), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), x3));
+  return i32x4.add(a, b);
+}
+
+// @ts-ignore: decorator
+@inline
+function chunk(bits: i32, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return bits == 8 ? chunk8(w, x0, x1, x2, x3) : chunk4(w, x0, x1, x2, x3);
+}
+
+// y[T,N] for `bits` 8 or 4 (inlined into one kernel per width so each inner loop is straight-line).
+// @ts-ignore: decorator
+@inline
+function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  const Kp = paddedK(K, B);
+  const nb = Kp / B;
+  // bytes of codes per 32 inputs of a row, of a panel's block and of a panel
+  const cb: usize = bits == 8 ? 32 : 16;
+  const blockBytes = <usize>B / 32 * cb * 4;
+  const panelBytes = <usize>nb * blockBytes;
+  const grouped = ng > 1;
+  for (let n = 0; n < N; n += 4) {
+    const wp = w + <usize>(n >> 2) * panelBytes;
+    const s0 = sc + (<usize>n * <usize>ng << 3);
+    const s1 = s0 + (<usize>ng << 3);
+    const s2 = s1 + (<usize>ng << 3);
+    const s3 = s2 + (<usize>ng << 3);
+    for (let t = 0; t < T; t++) {
+      const xt = xq + <usize>t * <usize>Kp * 2;
+      const xst = xs + <usize>t * <usize>nb * 8;
+      let vacc0 = f32x4.splat(0);
+      let vacc1 = f32x4.splat(0);
+      let vacc2 = f32x4.splat(0);
+      let vacc3 = f32x4.splat(0);
+      let c0: f32 = 0, c1: f32 = 0, c2: f32 = 0, c3: f32 = 0;
+      let wc = wp;
+      let xp = xt;
+      for (let b = 0; b < nb; b++) {
+        let d0 = i32x4.splat(0);
+        let d1 = i32x4.splat(0);
+        let d2 = i32x4.splat(0);
+        let d3 = i32x4.splat(0);
+        for (const end = wc + blockBytes; wc < end; wc += cb * 4) {
+          const x0 = v128.load(xp);
+          const x1 = v128.load(xp, 16);
+          const x2 = v128.load(xp, 32);
+          const x3 = v128.load(xp, 48);
+          xp += 64;
+          d0 = i32x4.add(d0, chunk(bits, wc, x0, x1, x2, x3));
+          d1 = i32x4.add(d1, chunk(bits, wc + cb, x0, x1, x2, x3));
+          d2 = i32x4.add(d2, chunk(bits, wc + 2 * cb, x0, x1, x2, x3));
+          d3 = i32x4.add(d3, chunk(bits, wc + 3 * cb, x0, x1, x2, x3));
+        }
+        const sx = load<f32>(xst + (<usize>b << 3));
+        const sxS = load<f32>(xst + (<usize>b << 3), 4);
+        const go = grouped ? <usize>b << 3 : 0;
+        vacc0 = f32x4.add(vacc0, f32x4.mul(f32x4.convert_i32x4_s(d0), f32x4.splat(sx * load<f32>(s0 + go))));
+        vacc1 = f32x4.add(vacc1, f32x4.mul(f32x4.convert_i32x4_s(d1), f32x4.splat(sx * load<f32>(s1 + go))));
+        vacc2 = f32x4.add(vacc2, f32x4.mul(f32x4.convert_i32x4_s(d2), f32x4.splat(sx * load<f32>(s2 + go))));
+        vacc3 = f32x4.add(vacc3, f32x4.mul(f32x4.convert_i32x4_s(d3), f32x4.splat(sx * load<f32>(s3 + go))));
+        c0 += load<f32>(s0 + go, 4) * sxS;
+        c1 += load<f32>(s1 + go, 4) * sxS;
+        c2 += load<f32>(s2 + go, 4) * sxS;
+        c3 += load<f32>(s3 + go, 4) * sxS;
+      }
+      const yo = y + ((<usize>t * <usize>N + <usize>n) << 2);
+      const rows = N - n;
+      store<f32>(yo, hsum4(vacc0) - c0);
+      if (rows > 1) store<f32>(yo, hsum4(vacc1) - c1, 4);
+      if (rows > 2) store<f32>(yo, hsum4(vacc2) - c2, 8);
+      if (rows > 3) store<f32>(yo, hsum4(vacc3) - c3, 12);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function checkArgs(name: string, T: i32, N: i32, K: i32, ng: i32, B: i32, xq: usize, xs: usize, sc: usize, y: usize): void {
+  assert(T >= 0 && N >= 0 && K >= 0 && ng >= 1, name);
+  assert(B == 32 || B == 64 || B == 128, "q*_gemm_nt: block must be 32, 64 or 128");
+  assert(ng == 1 || K == ng * B, "q*_gemm_nt: grouped scales need one block per group (B = K / ng)");
+  assert((xq & 15) == 0 && ((xs | sc) & 7) == 0 && (y & 3) == 0, "q*_gemm_nt: xq 16-, xs/sc 8-, y 4-byte aligned");
+}
+
+/**
+ * y[T,N] = x·Wᵀ for int8 codes W in panels, from x rounded by i16_quantize_blocks (xq, xs,
+ * block B) and the scale pairs sc f32 [ceil(N/4)·4][ng][2] = (s, s·(128 + zero point)), zero past row N.
+ */
+export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, y);
+  qgemm(8, xq, xs, w, sc, y, T, N, K, ng, B);
+}
+
+/** The same for int4 codes (two per byte, low nibble first); sc = (s, s·(8 + zero point)); xq in int4 order. */
+export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, y);
+  qgemm(4, xq, xs, w, sc, y, T, N, K, ng, B);
+}

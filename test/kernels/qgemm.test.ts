@@ -1,0 +1,155 @@
+/**
+ * @file The integer kernels (assembly/qgemm.ts) on quantized weights placed as a loaded checkpoint places them
+ * (placeQuantized: pack-quantized words + scale pairs), table-driven: int8 / int4, per channel and groups of
+ * 32 / 64 / 128, symmetric and asymmetric, awkward N (row tails), K not a multiple of the block (channel),
+ * T = 1..9; guard words around the outputs. Each case is checked twice: bit for bit against a scalar model of
+ * the kernel's arithmetic (int16 activations, exact integer block sums, f32 sums in the stated order), and
+ * against the float64 product with the dequantized weights within the activation rounding's bound
+ * (|Δx| ≤ sx/2 per input: 2^-16 of its block's largest magnitude).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { placeQuantized, readInt, intScratchBytes } from "../../src/model/linear.js";
+import { dequantize, randomQuantized, type QuantizedWeight } from "../../src/quant/codes.js";
+import type { Grid } from "../../src/quant/scheme.js";
+import { mulberry32, randomF32 } from "../helpers/random.js";
+import { place, scoped } from "./util.js";
+import { kernels } from "../../src/kernels/index.js";
+
+const f = Math.fround;
+const roundEven = (v: number): number => {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
+
+/** The kernel's arithmetic, scalar: y [T,N]. */
+function model(q: QuantizedWeight, x: Float32Array, T: number, B: number): Float32Array {
+  const { N, K, grid } = q;
+  const Kp = Math.ceil(K / B) * B;
+  const nb = Kp / B;
+  const bpg = grid.ng === 1 ? nb : 1;
+  const off = 1 << (grid.bits - 1);
+  const lanes = grid.bits === 8 ? (k: number) => (k % 16) >> 2 : (k: number) => (k % 32) >> 3;
+  const y = new Float32Array(T * N);
+  for (let t = 0; t < T; t++) {
+    const xq = new Int32Array(Kp);
+    const sx = new Float32Array(nb), sxS = new Float32Array(nb);
+    for (let b = 0; b < nb; b++) {
+      let m = 0;
+      for (let k = b * B; k < Math.min(K, b * B + B); k++) m = Math.max(m, Math.abs(x[t * K + k]!));
+      const inv = m > 0 ? f(32767 / m) : 0;
+      let S = 0;
+      for (let k = b * B; k < b * B + B; k++) {
+        const v = k < K ? Math.min(32767, Math.max(-32767, roundEven(f(x[t * K + k]! * inv)))) : 0;
+        xq[k] = v;
+        S += v;
+      }
+      sx[b] = f(m / 32767);
+      sxS[b] = f(sx[b]! * S);
+    }
+    for (let n = 0; n < N; n++) {
+      const acc = [0, 0, 0, 0];
+      let c = 0;
+      for (let b = 0; b < nb; b++) {
+        const g = Math.floor(b / bpg);
+        const s = q.scale[n * grid.ng + g]!;
+        const cg = f(s * (off + (q.zero ? q.zero[n * grid.ng + g]! : 0)));
+        const d = [0, 0, 0, 0];
+        for (let k = b * B; k < Math.min(K, b * B + B); k++) d[lanes(k - b * B)]! += (q.codes[n * K + k]! + off) * xq[k]!;
+        const m = f(sx[b]! * s);
+        for (let j = 0; j < 4; j++) acc[j] = f(acc[j]! + f(f(d[j]!) * m));
+        c = f(c + f(cg * sxS[b]!));
+      }
+      y[t * N + n] = f(f(f(acc[0]! + acc[1]!) + f(acc[2]! + acc[3]!)) - c);
+    }
+  }
+  return y;
+}
+
+interface Case {
+  bits: 4 | 8;
+  group: number | null;
+  symmetric: boolean;
+  N: number;
+  K: number;
+}
+
+const CASES: Case[] = [
+  { bits: 8, group: null, symmetric: true, N: 13, K: 172 },
+  { bits: 8, group: null, symmetric: false, N: 8, K: 64 },
+  { bits: 8, group: 32, symmetric: true, N: 5, K: 96 },
+  { bits: 8, group: 128, symmetric: false, N: 7, K: 256 },
+  { bits: 4, group: null, symmetric: true, N: 3, K: 200 },
+  { bits: 4, group: 32, symmetric: true, N: 17, K: 64 },
+  { bits: 4, group: 64, symmetric: false, N: 4, K: 192 },
+  { bits: 4, group: 128, symmetric: true, N: 9, K: 384 },
+  { bits: 4, group: 32, symmetric: false, N: 1, K: 32 },
+];
+
+test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation rounding of the f64 product", () => {
+  const rand = mulberry32(7);
+  for (const c of CASES) {
+    const grid: Grid = c.group === null
+      ? { strategy: "channel", group: c.K, ng: 1, bits: c.bits, symmetric: c.symmetric }
+      : { strategy: "group", group: c.group, ng: c.K / c.group, bits: c.bits, symmetric: c.symmetric };
+    const q = randomQuantized(rand, c.N, c.K, grid);
+    const wd = dequantize(q);
+    for (const T of [1, 2, 9]) {
+      const label = `int${c.bits} ${c.group === null ? "channel" : `g${c.group}`} ${c.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
+      scoped((w) => {
+        const k = kernels(w);
+        const lw = placeQuantized(w.arena, q);
+        assert.deepEqual(readInt(w, lw), q, `${label}: placed weight reads back exactly`);
+        const x = randomF32(rand, T * c.K);
+        if (T > 1) x[3] = 40; // one outlier input: its block's scale is coarse, the others are not
+        const bx = place(w, x);
+        const by = place(w, new Float32Array(T * c.N).fill(NaN));
+        const scratch = w.arena.allocBytes(intScratchBytes(k, T, c.K));
+        const Kp = Math.ceil(c.K / lw.block) * lw.block;
+        k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, c.bits === 4 ? 1 : 0, scratch, scratch + T * Kp * 2);
+        (c.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        by.checkGuards(label);
+        const got = by.read();
+        const want = model(q, x, T, lw.block);
+        for (let i = 0; i < got.length; i++) assert.equal(got[i], want[i], `${label}: y[${i}] ${got[i]} vs the scalar model's ${want[i]}`);
+        for (let t = 0; t < T; t++) {
+          for (let n = 0; n < c.N; n++) {
+            let exact = 0, bound = 0;
+            for (let b = 0; b * lw.block < c.K; b++) {
+              let m = 0;
+              for (let kk = b * lw.block; kk < Math.min(c.K, (b + 1) * lw.block); kk++) m = Math.max(m, Math.abs(x[t * c.K + kk]!));
+              for (let kk = b * lw.block; kk < Math.min(c.K, (b + 1) * lw.block); kk++) {
+                const wv = wd[n * c.K + kk]!;
+                exact += wv * x[t * c.K + kk]!;
+                bound += Math.abs(wv) * (m / 32767 / 2 + 4e-7 * Math.abs(x[t * c.K + kk]!));
+              }
+            }
+            const e = Math.abs(got[t * c.N + n]! - exact);
+            assert.ok(e <= bound * 1.01 + 1e-6, `${label}: y[${t},${n}] ${got[t * c.N + n]} vs f64 ${exact}: error ${e} > bound ${bound}`);
+          }
+        }
+      });
+    }
+  }
+});
+
+test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations give NaN, not a finite guess", () => {
+  scoped((w) => {
+    const k = kernels(w);
+    const grid: Grid = { strategy: "group", group: 32, ng: 2, bits: 4, symmetric: true };
+    const q = randomQuantized(mulberry32(3), 4, 64, grid);
+    const lw = placeQuantized(w.arena, q);
+    const x = new Float32Array(64);
+    const bx = place(w, x);
+    const by = place(w, new Float32Array(4).fill(7));
+    const scratch = w.arena.allocBytes(intScratchBytes(k, 1, 64));
+    const run = () => {
+      k.i16_quantize_blocks(bx.ptr, 1, 64, 32, 1, scratch, scratch + 128);
+      k.qu4_gemm_nt(scratch, scratch + 128, lw.codes, lw.scales, by.ptr, 1, 4, 64, 2, 32);
+      return by.read();
+    };
+    assert.deepEqual([...run()], [0, 0, 0, 0]);
+    w.arena.f32(bx.ptr, 64)[5] = NaN;
+    assert.ok(run().every((v) => Number.isNaN(v)), "NaN in → NaN out");
+  });
+});
