@@ -241,7 +241,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
       for (let r = 0; r < rounds; r++) {
         best2.read = Math.max(best2.read ?? 0, await rateAsyncSimple(() => streamSum(exec, region.p, region.bytes), budget, 2));
         best2.gemv = Math.max(best2.gemv ?? 0, rate((rep) => {
-          split.gemv(p8w[rep % p8w.length]!, gv.x, gv.y);
+          split.gemv(p8w[rep % p8w.length]!, gv.x, gv.y, 0, 0);
         }, budget, p8w.length));
       }
       await split.close();

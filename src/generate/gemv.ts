@@ -4,7 +4,8 @@
  * be awaited inside it. Instead one long task (`gemvServe`, below) keeps a worker
  * waiting on a futex in a control block of the shared memory; the main thread posts a row block
  * (Atomics.notify), computes the other block itself and waits (Atomics.wait) for the worker's. Split points
- * are multiples of 8 rows, where every split kernel (row-major f32_gemv, the p8 GEMVs, the 2:4 GEMVs) is row-split
+ * are multiples of 8 rows, where every split kernel (row-major f32_gemv, the p8 GEMVs, the 2:4 GEMVs, the integer
+ * kernels on their 4-row panels, with the activations rounded once by the main thread) is row-split
  * invariant: the same tokens for any thread count.
  *
  * Measured on this 2-core machine (other jobs running, load ~6, so ±30 %): greedy decoding of a seeded
@@ -24,20 +25,35 @@ import { WorkerError } from "../errors.js";
 /** Below this many weights a split GEMV costs more than it saves (measured, see the file comment). */
 export const MIN_SPLIT_WEIGHTS = 4 << 20;
 
-/** control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)` */
-export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, ints: 10 } as const;
+/**
+ * control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)`; the integer kernels also
+ * read xs (the activations' block scales; x is then their int16 copy), ng and blk (assembly/qgemm.ts)
+ */
+export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, ints: 13 } as const;
 
 /** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
 const SPLIT_KERNELS = [
   "f32_gemv", "f32_gemv_p8", "bf16_gemv_p8", "f16_gemv_p8", "f32_spmv_2of4_4x", "bf16_spmv_2of4_4x", "f16_spmv_2of4_4x",
+  "qu8_gemm_nt", "qu4_gemm_nt",
 ] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 
-/** Run split kernel `fn` on rows [0, N) at weight pointers a (values / panels / rows) and b (2:4 indices). */
-function callSplit(k: Kernels, fn: number, a: number, b: number, x: number, y: number, N: number, K: number): void {
+/** The integer kernels' extra operands: block scales of the rounded activations, scale groups per row, block. */
+interface IntArgs {
+  xs: number;
+  ng: number;
+  blk: number;
+}
+
+/**
+ * Run split kernel `fn` on rows [0, N) at weight pointers a (values / panels / rows / code panels) and b (2:4
+ * indices, the integer kernels' scale pairs).
+ */
+function callSplit(k: Kernels, fn: number, a: number, b: number, x: number, y: number, N: number, K: number, q: IntArgs): void {
   const name: SplitKernel = SPLIT_KERNELS[fn]!;
   if (name === "f32_gemv") k.f32_gemv(a, x, y, N, K, 0);
   else if (name.endsWith("_gemv_p8")) k[name as "f32_gemv_p8"](a, x, y, N, K);
+  else if (name.startsWith("qu")) k[name as "qu8_gemm_nt"](x, q.xs, a, b, y, 1, N, K, q.ng, q.blk);
   else k[name as "f32_spmv_2of4_4x"](a, b, x, y, N, K);
 }
 
@@ -51,12 +67,21 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
     const blocks = split / 4, G = K / 4;
     return { fn: fnOf(`${w.dtype}_spmv_2of4_4x`), a: w.vals, b: w.idx, a2: w.vals + blocks * G * 8 * weightBytes(w.dtype), b2: w.idx + blocks * G * 2 };
   }
+  if (w.format === "int") {
+    // 4-row code panels of K padded to the block, 32 inputs per chunk (16 or 32 bytes a row); scale pairs per row
+    const panel = (Math.ceil(K / w.block) * w.block / 32) * 4 * (w.bits === 8 ? 32 : 16);
+    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * panel, b2: w.scales + split * w.ng * 8 };
+  }
   return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
 }
 
 export interface GemvHelper {
-  /** y[N] = W·x for one position, split over the two threads when W is large enough and its layout splits; false: not done (the caller runs its kernel) */
-  gemv(w: LinearWeight, x: number, y: number): boolean;
+  /**
+   * y[N] = W·x for one position, split over the two threads when W is large enough and its layout splits; false:
+   * not done (the caller runs its kernel). `scratch` (16-aligned, `scratchBytes`): the integer kernels' rounded
+   * activations (intScratchBytes for one position).
+   */
+  gemv(w: LinearWeight, x: number, y: number, scratch: number, scratchBytes: number): boolean;
   /** GEMVs split with the worker so far */
   readonly splits: number;
   /** stop the worker's loop and wait for its task to end */
@@ -91,7 +116,7 @@ export const GEMV_HANDLERS = {
       Atomics.wait(c, CTRL.seq, seen);
       seen = Atomics.load(c, CTRL.seq);
       if (Atomics.load(c, CTRL.stop)) return 0;
-      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!);
+      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!, { xs: c[CTRL.xs]!, ng: c[CTRL.ng]!, blk: c[CTRL.blk]! });
       Atomics.store(c, CTRL.done, seen);
       Atomics.notify(c, CTRL.done);
     }
@@ -128,16 +153,28 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
     get splits() {
       return splits;
     },
-    gemv(w, x, y) {
+    gemv(w, x, y, scratch, scratchBytes) {
       const [N, K] = w.shape as [number, number];
       if (failed || N * K < minWeights || N < 16) return false;
       const split = Math.ceil(N / 2 / 8) * 8;
       const plan = splitPlan(w, split);
       if (!plan) return false;
+      let q: IntArgs = { xs: 0, ng: 0, blk: 0 };
+      if (w.format === "int") {
+        // the activations rounded once, here; both halves read the copy
+        const xqBytes = Math.ceil(K / w.block) * w.block * 2;
+        if (xqBytes + 8 * Math.ceil(K / w.block) > scratchBytes) return false;
+        q = { xs: scratch + xqBytes, ng: w.ng, blk: w.block };
+        k.i16_quantize_blocks(x, 1, K, w.block, w.bits === 4 ? 1 : 0, scratch, q.xs);
+        x = scratch;
+      }
       splits++;
       ctrl[CTRL.fn] = plan.fn;
       ctrl[CTRL.a] = plan.a2;
       ctrl[CTRL.b] = plan.b2;
+      ctrl[CTRL.xs] = q.xs;
+      ctrl[CTRL.ng] = q.ng;
+      ctrl[CTRL.blk] = q.blk;
       ctrl[CTRL.x] = x;
       ctrl[CTRL.y] = y + 4 * split;
       ctrl[CTRL.N] = N - split;
@@ -145,7 +182,7 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       seq++;
       Atomics.store(ctrl, CTRL.seq, seq);
       Atomics.notify(ctrl, CTRL.seq);
-      callSplit(k, plan.fn, plan.a, plan.b, x, y, split, K);
+      callSplit(k, plan.fn, plan.a, plan.b, x, y, split, K, q);
       for (;;) {
         const d = Atomics.load(ctrl, CTRL.done);
         if (d === seq) return true;

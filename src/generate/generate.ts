@@ -19,7 +19,7 @@ export interface GenerateOptions {
   /** called with each piece of text as soon as it is complete UTF-8 */
   onText?: (text: string) => void;
   /** the one-position GEMV split over threads (src/generate/gemv.ts `gemvHelper`; same tokens) */
-  gemv?: (w: LinearWeight, x: number, y: number) => boolean;
+  gemv?: (w: LinearWeight, x: number, y: number, scratch: number, scratchBytes: number) => boolean;
 }
 
 /**

@@ -36,7 +36,7 @@ export interface RunState {
    * generation only: the one-position GEMV, split over threads (src/generate/gemv.ts; same results); false when
    * it did not run (too small, or a layout it does not split). A function: never set it on a state sent to a worker.
    */
-  gemv?: (w: LinearWeight, x: number, y: number) => boolean;
+  gemv?: (w: LinearWeight, x: number, y: number, scratch: number, scratchBytes: number) => boolean;
   /** the model's device for the operators it took (`model.backend`, src/gpu/offload.ts); never sent to a worker */
   backend?: LinearBackend;
   /** (kvLayers, maxSeq, kvDim) */ keyCache: number;
@@ -150,7 +150,7 @@ function slorbGroups(w: ModelWeights): number {
 export function linear(k: Kernels, st: RunState, w: LinearWeight, x: number, y: number, T: number, bias?: Tensor): void {
   const [N, K] = w.shape as [number, number];
   if (st.backend?.supportsOp(w)) st.backend.linear(w, x, y, T);
-  else if (T === 1 && st.gemv?.(w, x, y)) {
+  else if (T === 1 && st.gemv?.(w, x, y, st.pack, st.packBytes)) {
     // done by the split GEMV
   } else if (w.format !== "dense") runLinear(k, w, x, y, T, st.pack, st.packBytes);
   else if (T === 1) k.f32_gemv(w.ptr, x, y, N, K, 0);

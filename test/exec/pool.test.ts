@@ -23,7 +23,9 @@ import { randomLlama, BUILTIN_CONFIG } from "../../src/model/builtin.ts";
 import { createRunState, forward } from "../../src/model/forward.ts";
 import { gemvHelper } from "../../src/generate/gemv.ts";
 import { LINEAR_OPS, type LinearWeight } from "../../src/model/types.ts";
-import { denseLinear, packModel, place2of4 } from "../../src/model/linear.ts";
+import { denseLinear, packModel, place2of4, placeQuantized } from "../../src/model/linear.ts";
+import { randomQuantized } from "../../src/quant/codes.ts";
+import { mulberry32 } from "../../src/util/rng.ts";
 import { pack2of4 } from "../../src/sparse/nm.ts";
 import { magnitude2of4 } from "../../bench/model.ts";
 import { CLI, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.ts";
@@ -167,8 +169,8 @@ test("a worker thread that exits mid-task: the command fails naming the operator
   assert.ok(fs.existsSync(path.join(out, "model.safetensors")));
 });
 
-test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit on row-major, p8 (f32/bf16) and 2:4 (f16) weights; small models decline it", async () => {
-  for (const layout of ["rows", "p8 f32", "p8 bf16", "2:4 f16"] as const) {
+test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit on row-major, p8 (f32/bf16), 2:4 (f16) and int8/int4 weights; small models decline it", async () => {
+  for (const layout of ["rows", "p8 f32", "p8 bf16", "2:4 f16", "int8", "int4"] as const) {
     // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
     const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
     if (layout.startsWith("p8")) packModel(model, layout === "p8 f32" ? "f32" : "bf16");
@@ -181,7 +183,16 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
         }
       }
     }
-    const run = (gemv?: (w: LinearWeight, x: number, y: number) => boolean) => model.wasm.arena.scoped(() => {
+    if (layout.startsWith("int")) {
+      const rand = mulberry32(5);
+      for (const lw of model.weights.layers) {
+        for (const op of LINEAR_OPS) {
+          const [N, K] = lw[op].shape as [number, number];
+          lw[op] = placeQuantized(model.wasm.arena, randomQuantized(rand, N, K, { strategy: "channel", group: K, ng: 1, bits: layout === "int8" ? 8 : 4, symmetric: false }));
+        }
+      }
+    }
+    const run = (gemv?: (w: LinearWeight, x: number, y: number, scratch: number, scratchBytes: number) => boolean) => model.wasm.arena.scoped(() => {
       const st = createRunState(model, 1, 16);
       if (gemv) st.gemv = gemv;
       const out: number[] = [];
@@ -199,8 +210,8 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
       assert.equal(gemvHelper(exec, model), undefined, "a 200x72 model does not pay for the split");
       const h = gemvHelper(exec, model, 0)!;
       let split = 0;
-      const two = run((w, x, y) => {
-        const done = h.gemv(w, x, y);
+      const two = run((w, x, y, scratch, scratchBytes) => {
+        const done = h.gemv(w, x, y, scratch, scratchBytes);
         if (done) split++;
         return done;
       });
