@@ -11,7 +11,8 @@
 // B inputs (i16_quantize_blocks: one scale per block, sx = max|x| / 32767, so each value is off by at most
 // sx/2 — 2^-16 of its block's largest magnitude), then every block of a row is one exact integer dot product
 // (i32x4.dot_i16x8_s: 8 multiply-adds per instruction, no rounding), and the blocks are summed in f32:
-//   y[t,n] = Σ_b sx[t,b]·s[n,g(b)]·D[n,b] − Σ_b c[n,g(b)]·(sx[t,b]·S[t,b]),   c = s·o (precomputed at load),
+//   y[t,n] = Σ_b sx[t,b]·s[n,g(b)]·D[n,b] − Σ_b c[n,g(b)]·(sx[t,b]·S[t,b]),   c = s·o (precomputed at load when
+//   there is a zero point; else s·2^(bits−1), exact),
 // D[n,b] = Σ_{k∈b} u[n,k]·xq[t,k] (i32, exact), S[t,b] = Σ_{k∈b} xq[t,k]. B is the group size (32, 64 or 128:
 // the integer sums stay below 2^31: 128·255·32767 < 2^31), or 128 for a per-channel scale; K is padded to a
 // multiple of B with zero activations.
@@ -114,7 +115,7 @@ function chunk(bits: i32, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v12
 // y[T,N] for `bits` 8 or 4 (inlined into one kernel per width so each inner loop is straight-line).
 // @ts-ignore: decorator
 @inline
-function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   const Kp = paddedK(K, B);
   const nb = Kp / B;
   // bytes of codes per 32 inputs of a row, of a panel's block and of a panel
@@ -124,10 +125,17 @@ function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, y: usize, T
   const grouped = ng > 1;
   for (let n = 0; n < N; n += 4) {
     const wp = w + <usize>(n >> 2) * panelBytes;
-    const s0 = sc + (<usize>n * <usize>ng << 3);
-    const s1 = s0 + (<usize>ng << 3);
-    const s2 = s1 + (<usize>ng << 3);
-    const s3 = s2 + (<usize>ng << 3);
+    const s0 = sc + (<usize>n * <usize>ng << 2);
+    const s1 = s0 + (<usize>ng << 2);
+    const s2 = s1 + (<usize>ng << 2);
+    const s3 = s2 + (<usize>ng << 2);
+    // the offset terms' c: stored (zero points) or the scale times the code offset (a power of two: exact)
+    const cz = zc != 0;
+    const c0p = cz ? zc + (<usize>n * <usize>ng << 2) : s0;
+    const c1p = c0p + (<usize>ng << 2);
+    const c2p = c1p + (<usize>ng << 2);
+    const c3p = c2p + (<usize>ng << 2);
+    const cm: f32 = cz ? 1 : <f32>(1 << (bits - 1));
     for (let t = 0; t < T; t++) {
       const xt = xq + <usize>t * <usize>Kp * 2;
       const xst = xs + <usize>t * <usize>nb * 8;
@@ -156,15 +164,15 @@ function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, y: usize, T
         }
         const sx = load<f32>(xst + (<usize>b << 3));
         const sxS = load<f32>(xst + (<usize>b << 3), 4);
-        const go = grouped ? <usize>b << 3 : 0;
+        const go = grouped ? <usize>b << 2 : 0;
         vacc0 = f32x4.add(vacc0, f32x4.mul(f32x4.convert_i32x4_s(d0), f32x4.splat(sx * load<f32>(s0 + go))));
         vacc1 = f32x4.add(vacc1, f32x4.mul(f32x4.convert_i32x4_s(d1), f32x4.splat(sx * load<f32>(s1 + go))));
         vacc2 = f32x4.add(vacc2, f32x4.mul(f32x4.convert_i32x4_s(d2), f32x4.splat(sx * load<f32>(s2 + go))));
         vacc3 = f32x4.add(vacc3, f32x4.mul(f32x4.convert_i32x4_s(d3), f32x4.splat(sx * load<f32>(s3 + go))));
-        c0 += load<f32>(s0 + go, 4) * sxS;
-        c1 += load<f32>(s1 + go, 4) * sxS;
-        c2 += load<f32>(s2 + go, 4) * sxS;
-        c3 += load<f32>(s3 + go, 4) * sxS;
+        c0 += load<f32>(c0p + go) * cm * sxS;
+        c1 += load<f32>(c1p + go) * cm * sxS;
+        c2 += load<f32>(c2p + go) * cm * sxS;
+        c3 += load<f32>(c3p + go) * cm * sxS;
       }
       const yo = y + ((<usize>t * <usize>N + <usize>n) << 2);
       const rows = N - n;
@@ -178,24 +186,25 @@ function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, y: usize, T
 
 // @ts-ignore: decorator
 @inline
-function checkArgs(name: string, T: i32, N: i32, K: i32, ng: i32, B: i32, xq: usize, xs: usize, sc: usize, y: usize): void {
+function checkArgs(name: string, T: i32, N: i32, K: i32, ng: i32, B: i32, xq: usize, xs: usize, sc: usize, zc: usize, y: usize): void {
   assert(T >= 0 && N >= 0 && K >= 0 && ng >= 1, name);
   assert(B == 32 || B == 64 || B == 128, "q*_gemm_nt: block must be 32, 64 or 128");
   assert(ng == 1 || K == ng * B, "q*_gemm_nt: grouped scales need one block per group (B = K / ng)");
-  assert((xq & 15) == 0 && ((xs | sc) & 7) == 0 && (y & 3) == 0, "q*_gemm_nt: xq 16-, xs/sc 8-, y 4-byte aligned");
+  assert((xq & 15) == 0 && (xs & 7) == 0 && ((sc | zc | y) & 3) == 0, "q*_gemm_nt: xq 16-, xs 8-, sc/zc/y 4-byte aligned");
 }
 
 /**
- * y[T,N] = x·Wᵀ for int8 codes W in panels, from x rounded by i16_quantize_blocks (xq, xs,
- * block B) and the scale pairs sc f32 [ceil(N/4)·4][ng][2] = (s, s·(128 + zero point)), zero past row N.
+ * y[T,N] = x·Wᵀ for int8 codes W in panels, from x rounded by i16_quantize_blocks (xq, xs, block B), the scales
+ * sc f32 [ceil(N/4)·4][ng] (zero past row N) and, with zero points, zc of the same shape = s·(128 + zero point)
+ * (zc = 0: symmetric).
  */
-export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
-  checkArgs("qu8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, y);
-  qgemm(8, xq, xs, w, sc, y, T, N, K, ng, B);
+export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
+  qgemm(8, xq, xs, w, sc, zc, y, T, N, K, ng, B);
 }
 
-/** The same for int4 codes (two per byte, low nibble first); sc = (s, s·(8 + zero point)); xq in int4 order. */
-export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
-  checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, y);
-  qgemm(4, xq, xs, w, sc, y, T, N, K, ng, B);
+/** The same for int4 codes (two per byte, low nibble first); zc = s·(8 + zero point); xq in int4 order. */
+export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
+  qgemm(4, xq, xs, w, sc, zc, y, T, N, K, ng, B);
 }

@@ -27,9 +27,9 @@ export const MIN_SPLIT_WEIGHTS = 4 << 20;
 
 /**
  * control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)`; the integer kernels also
- * read xs (the activations' block scales; x is then their int16 copy), ng and blk (assembly/qgemm.ts)
+ * read xs (the activations' block scales; x is then their int16 copy), ng, blk and zc (assembly/qgemm.ts)
  */
-export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, ints: 13 } as const;
+export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, zc: 13, ints: 14 } as const;
 
 /** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
 const SPLIT_KERNELS = [
@@ -41,24 +41,26 @@ type SplitKernel = (typeof SPLIT_KERNELS)[number];
 /** The integer kernels' extra operands: block scales of the rounded activations, scale groups per row, block. */
 interface IntArgs {
   xs: number;
+  /** zero-point terms of the rows run (0: symmetric) */
+  zc: number;
   ng: number;
   blk: number;
 }
 
 /**
  * Run split kernel `fn` on rows [0, N) at weight pointers a (values / panels / rows / code panels) and b (2:4
- * indices, the integer kernels' scale pairs).
+ * indices, the integer kernels' scales).
  */
 function callSplit(k: Kernels, fn: number, a: number, b: number, x: number, y: number, N: number, K: number, q: IntArgs): void {
   const name: SplitKernel = SPLIT_KERNELS[fn]!;
   if (name === "f32_gemv") k.f32_gemv(a, x, y, N, K, 0);
   else if (name.endsWith("_gemv_p8")) k[name as "f32_gemv_p8"](a, x, y, N, K);
-  else if (name.startsWith("qu")) k[name as "qu8_gemm_nt"](x, q.xs, a, b, y, 1, N, K, q.ng, q.blk);
+  else if (name.startsWith("qu")) k[name as "qu8_gemm_nt"](x, q.xs, a, b, q.zc, y, 1, N, K, q.ng, q.blk);
   else k[name as "f32_spmv_2of4_4x"](a, b, x, y, N, K);
 }
 
 /** How `w` is split: its kernel, pointers, and the pointers of the rows from `split` (a multiple of 8) on. */
-function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: number; a2: number; b2: number } | undefined {
+function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: number; a2: number; b2: number; c?: number; c2?: number } | undefined {
   const K = w.shape[1]!;
   const fnOf = (n: SplitKernel) => SPLIT_KERNELS.indexOf(n);
   if (w.format === "dense") return { fn: fnOf("f32_gemv"), a: w.ptr, b: 0, a2: w.ptr + 4 * split * K, b2: 0 };
@@ -68,9 +70,9 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
     return { fn: fnOf(`${w.dtype}_spmv_2of4_4x`), a: w.vals, b: w.idx, a2: w.vals + blocks * G * 8 * weightBytes(w.dtype), b2: w.idx + blocks * G * 2 };
   }
   if (w.format === "int") {
-    // 4-row code panels of K padded to the block, 32 inputs per chunk (16 or 32 bytes a row); scale pairs per row
+    // 4-row code panels of K padded to the block, 32 inputs per chunk (16 or 32 bytes a row); scales (and zero-point terms) per row
     const panel = (Math.ceil(K / w.block) * w.block / 32) * 4 * (w.bits === 8 ? 32 : 16);
-    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * panel, b2: w.scales + split * w.ng * 8 };
+    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * panel, b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
   }
   return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
 }
@@ -116,7 +118,7 @@ export const GEMV_HANDLERS = {
       Atomics.wait(c, CTRL.seq, seen);
       seen = Atomics.load(c, CTRL.seq);
       if (Atomics.load(c, CTRL.stop)) return 0;
-      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!, { xs: c[CTRL.xs]!, ng: c[CTRL.ng]!, blk: c[CTRL.blk]! });
+      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!, { xs: c[CTRL.xs]!, ng: c[CTRL.ng]!, blk: c[CTRL.blk]!, zc: c[CTRL.zc]! });
       Atomics.store(c, CTRL.done, seen);
       Atomics.notify(c, CTRL.done);
     }
@@ -159,12 +161,12 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       const split = Math.ceil(N / 2 / 8) * 8;
       const plan = splitPlan(w, split);
       if (!plan) return false;
-      let q: IntArgs = { xs: 0, ng: 0, blk: 0 };
+      let q: IntArgs = { xs: 0, ng: 0, blk: 0, zc: 0 };
       if (w.format === "int") {
         // the activations rounded once, here; both halves read the copy
         const xqBytes = Math.ceil(K / w.block) * w.block * 2;
         if (xqBytes + 8 * Math.ceil(K / w.block) > scratchBytes) return false;
-        q = { xs: scratch + xqBytes, ng: w.ng, blk: w.block };
+        q = { xs: scratch + xqBytes, ng: w.ng, blk: w.block, zc: plan.c ?? 0 };
         k.i16_quantize_blocks(x, 1, K, w.block, w.bits === 4 ? 1 : 0, scratch, q.xs);
         x = scratch;
       }
@@ -173,6 +175,7 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       ctrl[CTRL.a] = plan.a2;
       ctrl[CTRL.b] = plan.b2;
       ctrl[CTRL.xs] = q.xs;
+      ctrl[CTRL.zc] = plan.c2 ?? 0;
       ctrl[CTRL.ng] = q.ng;
       ctrl[CTRL.blk] = q.blk;
       ctrl[CTRL.x] = x;

@@ -42,7 +42,7 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
     const xq = scratch;
     const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
     k.i16_quantize_blocks(x, T, K, w.block, w.bits === 4 ? 1 : 0, xq, xs);
-    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(xq, xs, w.codes, w.scales, y, T, N, K, w.ng, w.block);
+    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(xq, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
     return;
   }
   const d = w.dtype;
@@ -103,16 +103,16 @@ function panelBytes(N: number, K: number, bits: number, block: number): number {
   return Math.ceil(N / 4) * (Math.ceil(K / block) * block / 32) * 4 * (bits === 8 ? 32 : 16);
 }
 
-/** Bytes of an [N,K] operator on `grid` in the integer kernels' layout (code panels, scale pairs). */
+/** Bytes of an [N,K] operator on `grid` in the integer kernels' layout (code panels, scales, zero-point terms). */
 export function intBytes(N: number, K: number, grid: Grid): number {
-  return panelBytes(N, K, grid.bits, intKernelBlock(grid)!) + 8 * Math.ceil(N / 4) * 4 * grid.ng;
+  return panelBytes(N, K, grid.bits, intKernelBlock(grid)!) + (grid.symmetric ? 4 : 8) * Math.ceil(N / 4) * 4 * grid.ng;
 }
 
 /**
  * Place a quantized operator for the integer kernels: `packed`, its codes as pack-quantized stores them
  * (weight_packed's I32 words: N rows of ceil(K/(32/bits)) words, whose little-endian bytes are the codes in
- * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); scales and zero points as
- * the kernels' (s, s·(offset + z)) pairs.
+ * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); the f32 scales, and with zero
+ * points the terms s·(offset + z).
  */
 export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
   const block = intKernelBlock(grid);
@@ -136,16 +136,21 @@ export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed:
     }
   }
   const rows = Math.ceil(N / 4) * 4;
-  const scales = arena.allocBytes(Math.max(8 * rows * grid.ng, 16));
-  const sc = arena.f32(scales, 2 * rows * grid.ng);
+  const n = rows * grid.ng;
+  const scales = arena.allocBytes(Math.max(4 * n, 16));
+  const sc = arena.f32(scales, n);
   sc.fill(0);
-  const off = 1 << (grid.bits - 1);
-  for (let i = 0; i < N * grid.ng; i++) {
-    const s = scale[i]!;
-    sc[2 * i] = s;
-    sc[2 * i + 1] = Math.fround(s * (off + (zero ? zero[i]! : 0)));
+  sc.set(scale.subarray(0, N * grid.ng));
+  let zeroTerms = 0;
+  if (zero) {
+    // with zero points the kernels read c = s·(2^(bits−1) + z) per group; symmetric, they form s·2^(bits−1)
+    zeroTerms = arena.allocBytes(Math.max(4 * n, 16));
+    const zc = arena.f32(zeroTerms, n);
+    zc.fill(0);
+    const off = 1 << (grid.bits - 1);
+    for (let i = 0; i < N * grid.ng; i++) zc[i] = Math.fround(scale[i]! * (off + zero[i]!));
   }
-  return { format: "int", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, bytes: intBytes(N, K, grid) };
+  return { format: "int", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
 }
 
 /** Place a quantized weight held on the host (codes as Int8, src/quant/codes.ts) for the integer kernels. */
@@ -164,13 +169,12 @@ export function readInt(wasm: Wasm, w: LinearInt): QuantizedWeight {
   for (let n = 0; n < N; n++) {
     for (let j = 0; j < rowWords; j++) words[n * rowWords + j] = src[((n >> 2) * chunks + Math.floor(j / cw)) * 4 * cw + (n & 3) * cw + (j % cw)]!;
   }
-  const sc = wasm.arena.f32(w.scales, 2 * N * w.ng);
-  const scale = new Float32Array(N * w.ng);
+  const scale = wasm.arena.f32(w.scales, N * w.ng).slice();
   const zero = w.symmetric ? undefined : new Int8Array(N * w.ng);
-  const off = 1 << (w.bits - 1);
-  for (let i = 0; i < N * w.ng; i++) {
-    scale[i] = sc[2 * i]!;
-    if (zero) zero[i] = Math.round(sc[2 * i + 1]! / sc[2 * i]!) - off;
+  if (zero) {
+    const zc = wasm.arena.f32(w.zeroTerms, N * w.ng);
+    const off = 1 << (w.bits - 1);
+    for (let i = 0; i < N * w.ng; i++) zero[i] = Math.round(zc[i]! / scale[i]!) - off;
   }
   const grid: Grid = { strategy: w.strategy, group: w.group, ng: w.ng, bits: w.bits, symmetric: w.symmetric };
   return { N, K, grid, codes: unpackRows(words, N, K, w.bits), scale, ...(zero ? { zero } : {}) };

@@ -148,7 +148,7 @@ export interface LinearCsr {
 /**
  * A quantized linear weight as the integer kernels read it (assembly/qgemm.ts), loaded from a pack-quantized
  * checkpoint without widening: the file's codes (weight_packed's bytes) interleaved into panels of 4 rows, the
- * scales as pairs (s, s·(offset + zero point)).
+ * f32 scales (and with zero points the terms s·(offset + zero point)).
  */
 export interface LinearInt {
   format: "int";
@@ -160,7 +160,8 @@ export interface LinearInt {
   symmetric: boolean;
   /** the kernels' activation block: the group size (32, 64, 128), or 128 per channel */ block: number;
   /** u8 codes in panels [ceil(N/4)][Kp/32][4][32 inputs' bytes], Kp = K padded to `block` */ codes: number;
-  /** f32 [4·ceil(N/4)][ng][2] (s, s·(2^(bits−1) + z)), zero past row N */ scales: number;
+  /** f32 scales [4·ceil(N/4)][ng], zero past row N */ scales: number;
+  /** with zero points: f32 [4·ceil(N/4)][ng] s·(2^(bits−1) + z); 0 when symmetric */ zeroTerms: number;
   /** bytes of the layout */ bytes: number;
   slorb?: Slorb;
 }

@@ -1,6 +1,6 @@
 /**
  * @file The integer kernels (assembly/qgemm.ts) on quantized weights placed as a loaded checkpoint places them
- * (placeQuantized: pack-quantized words + scale pairs), table-driven: int8 / int4, per channel and groups of
+ * (placeQuantized: pack-quantized words, scales, zero-point terms), table-driven: int8 / int4, per channel and groups of
  * 32 / 64 / 128, symmetric and asymmetric, awkward N (row tails), K not a multiple of the block (channel),
  * T = 1..9; guard words around the outputs. Each case is checked twice: bit for bit against a scalar model of
  * the kernel's arithmetic (int16 activations, exact integer block sums, f32 sums in the stated order), and
@@ -107,7 +107,7 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
         const scratch = w.arena.allocBytes(intScratchBytes(k, T, c.K));
         const Kp = Math.ceil(c.K / lw.block) * lw.block;
         k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, c.bits === 4 ? 1 : 0, scratch, scratch + T * Kp * 2);
-        (c.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        (c.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
         by.checkGuards(label);
         const got = by.read();
         const want = model(q, x, T, lw.block);
@@ -145,7 +145,7 @@ test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations giv
     const scratch = w.arena.allocBytes(intScratchBytes(k, 1, 64));
     const run = () => {
       k.i16_quantize_blocks(bx.ptr, 1, 64, 32, 1, scratch, scratch + 128);
-      k.qu4_gemm_nt(scratch, scratch + 128, lw.codes, lw.scales, by.ptr, 1, 4, 64, 2, 32);
+      k.qu4_gemm_nt(scratch, scratch + 128, lw.codes, lw.scales, lw.zeroTerms, by.ptr, 1, 4, 64, 2, 32);
       return by.read();
     };
     assert.deepEqual([...run()], [0, 0, 0, 0]);
