@@ -70,6 +70,11 @@ export interface LoadModelOptions {
    * kernels, "stored" each tensor's stored precision; absent: row-major f32 (what editing weights needs)
    */
   weights?: WeightsOption;
+  /**
+   * an untied embedding table in host memory instead of the WebAssembly memory (rows copied per token; for
+   * generation, whose forward runs on one thread: src/model/load.ts LoadOptions)
+   */
+  hostEmbedding?: boolean;
 }
 
 /** A local path for `source`: `hf:` references are fetched into the cache (or found there) first. */
@@ -84,7 +89,7 @@ export async function loadModel(source: string, opts: LoadModelOptions = {}): Pr
     if (opts.weights) packModel(m, weightDTypeOf(opts.weights, m.source.dtype)); // built f32, packed after
     return m;
   }
-  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights });
+  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights, hostEmbedding: opts.hostEmbedding });
 }
 
 /** A model as a store: resident when it fits, streamed one decoder layer at a time otherwise (inspect, eval). */

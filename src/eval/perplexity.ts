@@ -85,6 +85,7 @@ export async function perplexity(
   const m = arena.mark();
   try {
     const states = Array.from({ length: exec.slots }, () => createRunState(model, maxLen, maxLen));
+    if (exec.slots > 1 && model.weights.embed.ptr < 0) throw new RangeError("perplexity: a model whose embedding is held off the arena (hostEmbedding) cannot be sent to worker threads");
     const desc = { config: model.config, weights: describe(model.weights) };
     const t0 = performance.now();
     const per = new Float64Array(2 * sequences.length);

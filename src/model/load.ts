@@ -33,6 +33,12 @@ export interface LoadOptions {
    * WeightsOption); absent: row-major f32 (pruning, training). A streamed store ignores it (layers stay f32).
    */
   weights?: WeightsOption;
+  /**
+   * generate: an untied embedding table is held in host memory, outside the 4 GiB WebAssembly memory (its rows
+   * are only copied into the arena per token; no kernel reads it): a 7B-class model's 0.5 GB of f32 rows leave
+   * the arena. Its `ptr` is -1, so such a model is never described to worker threads (eval's workers refuse it).
+   */
+  hostEmbedding?: boolean;
 }
 
 /**
@@ -61,7 +67,7 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights);
+    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;

@@ -15,7 +15,7 @@ import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
 import { dense, type LayerWeights, type LinearWeight, type Model, type ModelConfig, type ModelSource, type Tensor } from "./types.js";
-import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type WeightFile, type WeightsOption } from "./weight-file.js";
+import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type StoredTensor, type WeightFile, type WeightsOption } from "./weight-file.js";
 
 /** The WebAssembly memory (wasm32) holds at most 4 GiB. */
 export const WASM32_LIMIT = 4 * 1024 ** 3;
@@ -24,11 +24,16 @@ export const WASM32_LIMIT = 4 * 1024 ** 3;
  * Arena bytes every weight of `file` takes once read: f32 dense, compressed operators in their kernel layouts, and
  * with `pack` (inference) the linear weights packed as they will be held (readLinear).
  */
-export function residentBytes(file: WeightFile, pack?: WeightsOption): number {
+export function residentBytes(file: WeightFile, pack?: WeightsOption, hostEmbedding = false): number {
   let n = 0;
   for (let l = 0; l < file.config.nLayers; l++) n += layerArenaBytes(file, l, pack);
-  // the embedding table stays row-major f32 (rows gathered per token); an untied LM head is packed like a layer's
-  for (const s of topSpecs(file.config)) if (!(s.key === "lmHead" && file.config.tiedEmbeddings)) n += tensorArenaBytes(file, s, pack);
+  // the embedding table stays row-major f32 (rows gathered per token; in host memory with `hostEmbedding` when
+  // untied); an untied LM head is packed like a layer's
+  const hostEmbed = hostEmbedding && !file.config.tiedEmbeddings;
+  for (const s of topSpecs(file.config)) {
+    if ((s.key === "lmHead" && file.config.tiedEmbeddings) || (s.key === "embed" && hostEmbed)) continue;
+    n += tensorArenaBytes(file, s, pack);
+  }
   return n;
 }
 
@@ -47,8 +52,8 @@ function held(pack: WeightsOption | undefined): string {
  * Every weight of `file` into `wasm`'s arena: a resident Model (no tokenizer yet). A model whose weights do not
  * fit the 4 GiB WebAssembly memory is refused with its size and what would make it fit.
  */
-export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption): Model {
-  const bytes = residentBytes(file, pack);
+export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption, hostEmbedding = false): Model {
+  const bytes = residentBytes(file, pack, hostEmbedding);
   if (bytes > WASM32_LIMIT - (256 << 20)) {
     throw new UsageError(
       `${file.path}: its weights take ${GiB(bytes)} in WebAssembly memory (${held(pack)}), more than the 4 GiB wasm32 limit ` +
@@ -60,12 +65,20 @@ export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption)
   const c = file.config;
   const a = wasm.arena;
   const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
-  const embed = readTensor(a, file.tensor(top.embed!));
+  const et = file.tensor(top.embed!);
+  const embed = hostEmbedding && !c.tiedEmbeddings ? hostTensor(et) : readTensor(a, et);
   const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
   const norm = readTensor(a, file.tensor(top.norm!));
   // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
   const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
   return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
+}
+
+/** A whole dense tensor read into host memory (outside the arena): `ptr` -1, no kernel may read it. */
+function hostTensor(t: StoredTensor): Tensor {
+  const data = new Float32Array(t.shape.reduce((x, y) => x * y, 1));
+  t.readRange(0, data);
+  return { ptr: -1, shape: t.shape, data };
 }
 
 export interface ResidencyStats {

@@ -190,3 +190,22 @@ test("CLI: wasprune synth writes, reports, refuses an existing output without --
   assert.match(r.err, /--max-shard-size: "5XB" is not a size/);
   assert.ok(!fs.existsSync(path.join(tmp, "nope")), "no output is left by a refused call");
 });
+
+test("hostEmbedding (generate): an untied embedding table stays out of the WebAssembly memory, and the logits are the same bits", async () => {
+  const { createRunState, forward } = await import("../../src/model/forward.js");
+  const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-hostemb-")), "m");
+  synthesize(dir, { shape: SMALL, seed: 5 });
+  const logits = (m: Model) => m.wasm.arena.scoped(() => {
+    const st = createRunState(m, 1, 8);
+    const out: number[] = [];
+    for (const [p, tok] of [1, 7, 42, 3].entries()) out.push(...forward(m, st, [tok], p));
+    return Float32Array.from(out);
+  });
+  const inArena = await loadModel(dir, { weights: "stored", requireTokenizer: false });
+  const mark = inArena.wasm.arena.mark();
+  const host = await loadModel(dir, { weights: "stored", requireTokenizer: false, hostEmbedding: true });
+  assert.notEqual(inArena.weights.embed.ptr, -1);
+  assert.equal(host.weights.embed.ptr, -1, "the table is not in the arena");
+  assert.ok(host.wasm.arena.mark() <= mark - 4 * host.weights.embed.data.length, "the arena holds less by the table's bytes");
+  assert.deepEqual(logits(host), logits(inArena));
+});

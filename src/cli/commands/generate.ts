@@ -25,7 +25,9 @@ export interface GenerateCliOptions {
 export async function generateCommand(modelPath: string, opts: GenerateCliOptions): Promise<GenerateResult> {
   // packed for the kernels unless linear layers go to a device (its kernels read row-major f32)
   const onDevice = !!opts.device && opts.device !== "wasm";
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
+  // generation's forward runs on this thread (a worker only takes GEMV rows), so an untied embedding table can
+  // stay in host memory: its rows are copied per token
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice });
   const it = generate(model, opts);
   let r: IteratorResult<{ text: string }, GenerateResult>;
   while (!(r = await it.next()).done) if (!opts.json && r.value.text) process.stdout.write(r.value.text);
