@@ -2,6 +2,7 @@ import { generate } from "../../api/index.js";
 import type { GenerateResult } from "../../generate/generate.js";
 import { openModel } from "../open-model.js";
 import type { WeightsOption } from "../../model/weight-file.js";
+import { linearLayouts } from "../../model/linear.js";
 import { fmt } from "../format.js";
 import type { DeviceKind } from "../../gpu/device.js";
 
@@ -27,12 +28,16 @@ export async function generateCommand(modelPath: string, opts: GenerateCliOption
   const onDevice = !!opts.device && opts.device !== "wasm";
   // generation's forward runs on this thread (a worker only takes GEMV rows), so an untied embedding table can
   // stay in host memory: its rows are copied per token
+  const t0 = performance.now();
   const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? undefined : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice });
+  const loadSeconds = (performance.now() - t0) / 1000;
   const it = generate(model, opts);
   let r: IteratorResult<{ text: string }, GenerateResult>;
   while (!(r = await it.next()).done) if (!opts.json && r.value.text) process.stdout.write(r.value.text);
   const result = r.value;
-  if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...result }, null, 2));
+  // how the model was held: the linear weights' layouts and bytes, and the WebAssembly memory in use
+  const held = { loadSeconds, weights: linearLayouts(model), arenaBytes: model.wasm.arena.mark() };
+  if (opts.json) console.log(JSON.stringify({ model: modelPath, ...opts, ...held, ...result }, null, 2));
   else {
     process.stdout.write("\n");
     process.stderr.write(`${renderGenerateSpeed(result)}\n`);
