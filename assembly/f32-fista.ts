@@ -13,11 +13,7 @@
 //
 // Summation order: the restart dot product is accumulated in 4 lanes over j ≡ lane (mod 4), reduced as
 // (l0 + l1) + (l2 + l3), then the scalar tail in order — the same for every call.
-// @ts-ignore: decorator
-@inline
-function hsum(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { hsum4 } from "./simd";
 
 /**
  * One FISTA step after G = Y·H (see the file header). y, g, b, wOld, wNew: [rows, cols]; lam: [rows] λ_r;
@@ -48,7 +44,7 @@ export function f32_fista_step(
       v128.store(wNew + o, vw);
       vdot = f32x4.add(vdot, f32x4.mul(f32x4.sub(vy, vw), f32x4.sub(vw, v128.load(wOld + o))));
     }
-    let dot = hsum(vdot);
+    let dot = hsum4(vdot);
     for (; j < cols; j++) {
       const o = off + (<usize>j << 2);
       const yv = load<f32>(y + o);
@@ -95,7 +91,7 @@ export function f32_row_dot(a: usize, b: usize, out: usize, rows: i32, cols: i32
       const o = off + (<usize>j << 2);
       vacc = f32x4.add(vacc, f32x4.mul(v128.load(a + o), v128.load(b + o)));
     }
-    let s = hsum(vacc);
+    let s = hsum4(vacc);
     for (; j < cols; j++) {
       const o = off + (<usize>j << 2);
       s += load<f32>(a + o) * load<f32>(b + o);

@@ -1,4 +1,4 @@
-import { madd, rows0123, rows4567, sliceBytes } from "./simd";
+import { hsum4, madd, rows0123, rows4567, sliceBytes } from "./simd";
 
 // f32 GEMV: y[N] = W[N,K] · x[K] (+ y). Memory-bound: every weight is read once, so the kernel's job is to
 // keep loads streaming. Eight rows are processed together: each x vector load serves eight rows, and eight
@@ -9,13 +9,6 @@ import { madd, rows0123, rows4567, sliceBytes } from "./simd";
 // Summation order (deterministic): per row, lane j of vacc{r}_0123 holds Σ over k ≡ j (mod 4) of the vector
 // part, reduced as (a0+a1) + (a2+a3), then the scalar tail k ≥ K4 is added in order. Rows past a multiple
 // of 8 use one row at a time with two accumulators (k mod 8), reduced ((a0+a4)+(a1+a5)) + ((a2+a6)+(a3+a7)).
-
-// @ts-ignore: decorator
-@inline
-function hsum4(vacc0123: v128): f32 {
-  return (f32x4.extract_lane(vacc0123, 0) + f32x4.extract_lane(vacc0123, 1)) +
-    (f32x4.extract_lane(vacc0123, 2) + f32x4.extract_lane(vacc0123, 3));
-}
 
 // @ts-ignore: decorator
 @inline

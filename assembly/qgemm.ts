@@ -21,11 +21,7 @@
 // sums' lane j, in block order; reduced (a0+a1)+(a2+a3), then the offset terms, summed in block order, are
 // subtracted. The four rows of a panel share each activation load.
 
-// @ts-ignore: decorator
-@inline
-function hsum4(v: v128): f32 {
-  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
-}
+import { hsum4 } from "./simd";
 
 /** K padded to a multiple of the block B. */
 // @ts-ignore: decorator

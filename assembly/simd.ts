@@ -8,6 +8,13 @@
 // pruning kernels (f32_gemm_nt, the Gram, FISTA) keep mul + add in both builds, so pruning results do not
 // depend on the build.
 
+/** (l0 + l1) + (l2 + l3) of an f32x4: the one horizontal-sum order of every kernel that reduces lanes. */
+// @ts-ignore: decorator
+@inline
+export function hsum4(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
 /** c + a·b: fused (one rounding) in the relaxed build, mul then add (two roundings) in the baseline. */
 // @ts-ignore: decorator
 @inline
