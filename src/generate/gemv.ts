@@ -20,6 +20,7 @@ import type { Kernels } from "../wasm/contract.js";
 import type { LinearWeight, Model } from "../model/types.js";
 import type { Executor } from "../exec/executor.js";
 import { weightBytes } from "../model/packed.js";
+import { intPanelBytes, linearScratchBytes, roundActivations } from "../model/linear.js";
 import { WorkerError } from "../errors.js";
 
 /** Below this many weights a split GEMV costs more than it saves (measured, see the file comment). */
@@ -70,9 +71,8 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
     return { fn: fnOf(`${w.dtype}_spmv_2of4_4x`), a: w.vals, b: w.idx, a2: w.vals + blocks * G * 8 * weightBytes(w.dtype), b2: w.idx + blocks * G * 2 };
   }
   if (w.format === "int") {
-    // 4-row code panels of K padded to the block, 32 inputs per chunk (16 or 32 bytes a row); scales (and zero-point terms) per row
-    const panel = (Math.ceil(K / w.block) * w.block / 32) * 4 * (w.bits === 8 ? 32 : 16);
-    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * panel, b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
+    // 4-row code panels; scales (and zero-point terms) per row
+    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * intPanelBytes(K, w.bits, w.block), b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
   }
   return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
 }
@@ -164,10 +164,8 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       let q: IntArgs = { xs: 0, ng: 0, blk: 0, zc: 0 };
       if (w.format === "int") {
         // the activations rounded once, here; both halves read the copy
-        const xqBytes = Math.ceil(K / w.block) * w.block * 2;
-        if (xqBytes + 8 * Math.ceil(K / w.block) > scratchBytes) return false;
-        q = { xs: scratch + xqBytes, ng: w.ng, blk: w.block, zc: plan.c ?? 0 };
-        k.i16_quantize_blocks(x, 1, K, w.block, w.bits === 4 ? 1 : 0, scratch, q.xs);
+        if (linearScratchBytes(k, w, 1) > scratchBytes) return false;
+        q = { xs: roundActivations(k, w, x, 1, scratch), ng: w.ng, blk: w.block, zc: plan.c ?? 0 };
         x = scratch;
       }
       splits++;

@@ -39,10 +39,8 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
   const need = linearScratchBytes(k, w, T);
   if (need > scratchBytes) throw new WasmError(`${w.format} GEMM [${T}x${K}]·[${N}x${K}]ᵀ needs ${need} scratch bytes, the run state has ${scratchBytes}`);
   if (w.format === "int") {
-    const xq = scratch;
-    const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
-    k.i16_quantize_blocks(x, T, K, w.block, w.bits === 4 ? 1 : 0, xq, xs);
-    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(xq, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
+    const xs = roundActivations(k, w, x, T, scratch);
+    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
     return;
   }
   const d = w.dtype;
@@ -92,15 +90,34 @@ export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32")
   return { format: "csr", dtype, shape: [c.N, c.K], nnz: c.vals.length, rowptr, cols, vals, bytes: bytesCsr(c.N, c.K, c.vals.length, weightBytes(dtype)) };
 }
 
+/**
+ * Round x (T positions) for the integer kernels of `w` into `scratch` (linearScratchBytes of w for T, 16-aligned):
+ * the int16 copy at `scratch`, and the block scales at the pointer returned.
+ */
+export function roundActivations(k: Kernels, w: LinearInt, x: number, T: number, scratch: number): number {
+  const K = w.shape[1]!;
+  const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
+  k.i16_quantize_blocks(x, T, K, w.block, w.bits === 4 ? 1 : 0, scratch, xs);
+  return xs;
+}
+
 /** The activation block of the integer kernels for `grid` (the group size; 128 per channel), or undefined: no kernel for it. */
 export function intKernelBlock(grid: Grid): number | undefined {
   if (grid.strategy === "channel") return 128;
   return grid.group === 32 || grid.group === 64 || grid.group === 128 ? grid.group : undefined;
 }
 
+/** Words (u32) of 32 inputs of one row in the integer kernels' panels: 8 for int8, 4 for int4. */
+const chunkWords = (bits: number): number => (bits === 8 ? 8 : 4);
+
+/** Bytes of one 4-row panel of the integer kernels' codes: ceil(K/block)·block/32 chunks of 4 rows. */
+export function intPanelBytes(K: number, bits: number, block: number): number {
+  return (Math.ceil(K / block) * block / 32) * 4 * 4 * chunkWords(bits);
+}
+
 /** Bytes of the codes of an [N,K] operator in the integer kernels' 4-row panels (K padded to the block). */
 function panelBytes(N: number, K: number, bits: number, block: number): number {
-  return Math.ceil(N / 4) * (Math.ceil(K / block) * block / 32) * 4 * (bits === 8 ? 32 : 16);
+  return Math.ceil(N / 4) * intPanelBytes(K, bits, block);
 }
 
 /** Bytes of an [N,K] operator on `grid` in the integer kernels' layout (code panels, scales, zero-point terms). */
@@ -118,7 +135,7 @@ export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed:
   const block = intKernelBlock(grid);
   if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
   const rowWords = Math.ceil(K / (32 / grid.bits));
-  const cw = grid.bits === 8 ? 8 : 4; // words per 32 inputs of a row
+  const cw = chunkWords(grid.bits);
   const chunks = Math.ceil(K / block) * block / 32;
   const bytes = panelBytes(N, K, grid.bits, block);
   const codes = arena.allocBytes(Math.max(bytes, 16));
@@ -162,7 +179,7 @@ export function placeQuantized(arena: Arena, q: QuantizedWeight): LinearInt {
 export function readInt(wasm: Wasm, w: LinearInt): QuantizedWeight {
   const [N, K] = w.shape as [number, number];
   const rowWords = Math.ceil(K / (32 / w.bits));
-  const cw = w.bits === 8 ? 8 : 4;
+  const cw = chunkWords(w.bits);
   const chunks = Math.ceil(K / w.block) * w.block / 32;
   const src = wasm.arena.u32(w.codes, panelBytes(N, K, w.bits, w.block) / 4);
   const words = new Int32Array(N * rowWords);
