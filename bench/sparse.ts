@@ -21,7 +21,7 @@ import { place2of4, placeCsr, placeP8, intScratchBytes, placeQuantized, runLinea
 import { packP8 } from "../src/model/packed.js";
 import { mulberry32 } from "../src/util/rng.js";
 import { randomQuantized, type QuantizedWeight } from "../src/quant/codes.js";
-import type { Grid } from "../src/quant/scheme.js";
+import { gridOf, parseScheme } from "../src/quant/scheme.js";
 import type { Anchor, AnchorName } from "./anchors.js";
 import { rate, rateAsync } from "./timing.js";
 
@@ -79,16 +79,12 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
   return { w, density: 1 };
 }
 
-/** The quantized formats of the benchmarks: int8 per output channel (w8), int4 in groups of 128 (w4g128). */
-export const INT_FORMATS = { "int8": { bits: 8, group: null }, "int4 g128": { bits: 4, group: 128 } } as const;
+/** The quantized formats of the benchmarks and their schemes: int8 per output channel, int4 in groups of 128. */
+export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128" } as const;
 
 /** Random symmetric codes of an [N,K] operator in `format` (speed only: the values do not matter). */
 export function randomInt(N: number, K: number, format: keyof typeof INT_FORMATS, seed: number): QuantizedWeight {
-  const f = INT_FORMATS[format];
-  const grid: Grid = f.group === null
-    ? { strategy: "channel", group: K, ng: 1, bits: f.bits, symmetric: true }
-    : { strategy: "group", group: f.group, ng: K / f.group, bits: f.bits, symmetric: true };
-  return randomQuantized(mulberry32(seed), N, K, grid);
+  return randomQuantized(mulberry32(seed), N, K, gridOf(parseScheme(INT_FORMATS[format]), K));
 }
 
 export async function benchSparse(
@@ -108,9 +104,10 @@ export async function benchSparse(
   for (const [N, K] of SPARSE_SHAPES) {
     // pack once per shape and format (packing is TypeScript and not what is measured)
     const packed = SPARSE_FORMATS.map((format, i) => {
+      // the quantized rows get random codes; the others random f32 weights with their sparsity
+      if (format in INT_FORMATS) return { format, density: 1, q: randomInt(N, K, format as keyof typeof INT_FORMATS, 31 + i) };
       const { w, density } = weights(N, K, format, 11 + i);
-      const q = format in INT_FORMATS ? randomInt(N, K, format as keyof typeof INT_FORMATS, 31 + i) : undefined;
-      return { format, density, q, p8: format === "dense" ? packP8(w, N, K, "f32") : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
+      return { format, density, p8: format === "dense" ? packP8(w, N, K, "f32") : undefined, p24: format === "2:4" ? pack2of4(w, N, K) : undefined, csr: format.startsWith("unstr") ? packCsr(w, N, K) : undefined };
     });
     for (const M of SPARSE_BATCHES) {
       const stream = M === 1 && N * K >= 4096 * 4096;

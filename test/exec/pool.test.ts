@@ -25,6 +25,7 @@ import { gemvHelper } from "../../src/generate/gemv.ts";
 import { LINEAR_OPS, type LinearWeight } from "../../src/model/types.ts";
 import { denseLinear, packModel, place2of4, placeQuantized } from "../../src/model/linear.ts";
 import { randomQuantized } from "../../src/quant/codes.ts";
+import { gridOf, parseScheme } from "../../src/quant/scheme.ts";
 import { mulberry32 } from "../../src/util/rng.ts";
 import { pack2of4 } from "../../src/sparse/nm.ts";
 import { magnitude2of4 } from "../../bench/model.ts";
@@ -188,7 +189,8 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
       for (const lw of model.weights.layers) {
         for (const op of LINEAR_OPS) {
           const [N, K] = lw[op].shape as [number, number];
-          lw[op] = placeQuantized(model.wasm.arena, randomQuantized(rand, N, K, { strategy: "channel", group: K, ng: 1, bits: layout === "int8" ? 8 : 4, symmetric: false }));
+          // asymmetric; per channel (w4g128 on these widths: no group of 128 divides 72 or 200)
+          lw[op] = placeQuantized(model.wasm.arena, randomQuantized(rand, N, K, gridOf(parseScheme(layout === "int8" ? "w8" : "w4g128", true), K)));
         }
       }
     }

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { placeQuantized, readInt, intScratchBytes } from "../../src/model/linear.js";
 import { dequantize, randomQuantized, type QuantizedWeight } from "../../src/quant/codes.js";
-import type { Grid } from "../../src/quant/scheme.js";
+import { gridOf, parseScheme } from "../../src/quant/scheme.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
 import { place, scoped } from "./util.js";
 import { kernels } from "../../src/kernels/index.js";
@@ -66,36 +66,34 @@ function model(q: QuantizedWeight, x: Float32Array, T: number, B: number): Float
   return y;
 }
 
+/** Each case's grid comes from its scheme as the quantizers' (gridOf): a group that does not divide K is per channel. */
 interface Case {
-  bits: 4 | 8;
-  group: number | null;
-  symmetric: boolean;
+  scheme: string;
+  asym: boolean;
   N: number;
   K: number;
 }
 
 const CASES: Case[] = [
-  { bits: 8, group: null, symmetric: true, N: 13, K: 172 },
-  { bits: 8, group: null, symmetric: false, N: 8, K: 64 },
-  { bits: 8, group: 32, symmetric: true, N: 5, K: 96 },
-  { bits: 8, group: 128, symmetric: false, N: 7, K: 256 },
-  { bits: 4, group: null, symmetric: true, N: 3, K: 200 },
-  { bits: 4, group: 32, symmetric: true, N: 17, K: 64 },
-  { bits: 4, group: 64, symmetric: false, N: 4, K: 192 },
-  { bits: 4, group: 128, symmetric: true, N: 9, K: 384 },
-  { bits: 4, group: 32, symmetric: false, N: 1, K: 32 },
+  { scheme: "w8", asym: false, N: 13, K: 172 },
+  { scheme: "w8", asym: true, N: 8, K: 64 },
+  { scheme: "w8g32", asym: false, N: 5, K: 96 },
+  { scheme: "w8g128", asym: true, N: 7, K: 256 },
+  { scheme: "w4g128", asym: false, N: 3, K: 200 }, // int4 per channel
+  { scheme: "w4g32", asym: false, N: 17, K: 64 },
+  { scheme: "w4g64", asym: true, N: 4, K: 192 },
+  { scheme: "w4g128", asym: false, N: 9, K: 384 },
+  { scheme: "w4g32", asym: true, N: 1, K: 32 },
 ];
 
 test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation rounding of the f64 product", () => {
   const rand = mulberry32(7);
   for (const c of CASES) {
-    const grid: Grid = c.group === null
-      ? { strategy: "channel", group: c.K, ng: 1, bits: c.bits, symmetric: c.symmetric }
-      : { strategy: "group", group: c.group, ng: c.K / c.group, bits: c.bits, symmetric: c.symmetric };
+    const grid = gridOf(parseScheme(c.scheme, c.asym), c.K);
     const q = randomQuantized(rand, c.N, c.K, grid);
     const wd = dequantize(q);
     for (const T of [1, 2, 9]) {
-      const label = `int${c.bits} ${c.group === null ? "channel" : `g${c.group}`} ${c.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
+      const label = `int${grid.bits} ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
       scoped((w) => {
         const k = kernels(w);
         const lw = placeQuantized(w.arena, q);
@@ -106,8 +104,8 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
         const by = place(w, new Float32Array(T * c.N).fill(NaN));
         const scratch = w.arena.allocBytes(intScratchBytes(k, T, c.K));
         const Kp = Math.ceil(c.K / lw.block) * lw.block;
-        k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, c.bits === 4 ? 1 : 0, scratch, scratch + T * Kp * 2);
-        (c.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, grid.bits === 4 ? 1 : 0, scratch, scratch + T * Kp * 2);
+        (grid.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
         by.checkGuards(label);
         const got = by.read();
         const want = model(q, x, T, lw.block);
@@ -136,7 +134,7 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
 test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations give NaN, not a finite guess", () => {
   scoped((w) => {
     const k = kernels(w);
-    const grid: Grid = { strategy: "group", group: 32, ng: 2, bits: 4, symmetric: true };
+    const grid = gridOf(parseScheme("w4g32"), 64);
     const q = randomQuantized(mulberry32(3), 4, 64, grid);
     const lw = placeQuantized(w.arena, q);
     const x = new Float32Array(64);
