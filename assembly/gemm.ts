@@ -305,36 +305,14 @@ export function f16_gemm_p8_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: 
 // @ts-ignore: decorator
 @inline const STRIDED_NC: i32 = 64;
 
+/** C[0:4, 0:8] (+)= alpha · the tile's sums (rows ldc bytes apart): the epilogue of the strided tiles. */
 // @ts-ignore: decorator
 @inline
-function tileStrided4x8(
-  a: usize, sai: usize, sak: usize, b: usize, ldb: usize, c: usize, ldc: usize,
-  K: i32, valpha: v128, addC: bool,
+function storeTile4x8(
+  c: usize, ldc: usize, valpha: v128, addC: bool,
+  vacc0_0123: v128, vacc0_4567: v128, vacc1_0123: v128, vacc1_4567: v128,
+  vacc2_0123: v128, vacc2_4567: v128, vacc3_0123: v128, vacc3_4567: v128,
 ): void {
-  let vacc0_0123 = f32x4.splat(0), vacc0_4567 = f32x4.splat(0);
-  let vacc1_0123 = f32x4.splat(0), vacc1_4567 = f32x4.splat(0);
-  let vacc2_0123 = f32x4.splat(0), vacc2_4567 = f32x4.splat(0);
-  let vacc3_0123 = f32x4.splat(0), vacc3_4567 = f32x4.splat(0);
-  let pa = a;
-  let pb = b;
-  for (let k = 0; k < K; k++) {
-    const vb0123 = v128.load(pb);
-    const vb4567 = v128.load(pb, 16);
-    const va0 = f32x4.splat(load<f32>(pa));
-    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va0, vb0123));
-    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va0, vb4567));
-    const va1 = f32x4.splat(load<f32>(pa + sai));
-    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va1, vb0123));
-    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va1, vb4567));
-    const va2 = f32x4.splat(load<f32>(pa + 2 * sai));
-    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va2, vb0123));
-    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va2, vb4567));
-    const va3 = f32x4.splat(load<f32>(pa + 3 * sai));
-    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va3, vb0123));
-    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va3, vb4567));
-    pa += sak;
-    pb += ldb;
-  }
   vacc0_0123 = f32x4.mul(vacc0_0123, valpha);
   vacc0_4567 = f32x4.mul(vacc0_4567, valpha);
   vacc1_0123 = f32x4.mul(vacc1_0123, valpha);
@@ -368,6 +346,73 @@ function tileStrided4x8(
 
 // @ts-ignore: decorator
 @inline
+function tileStrided4x8(
+  a: usize, sai: usize, sak: usize, b: usize, ldb: usize, c: usize, ldc: usize,
+  K: i32, valpha: v128, addC: bool,
+): void {
+  let vacc0_0123 = f32x4.splat(0), vacc0_4567 = f32x4.splat(0);
+  let vacc1_0123 = f32x4.splat(0), vacc1_4567 = f32x4.splat(0);
+  let vacc2_0123 = f32x4.splat(0), vacc2_4567 = f32x4.splat(0);
+  let vacc3_0123 = f32x4.splat(0), vacc3_4567 = f32x4.splat(0);
+  let pa = a;
+  let pb = b;
+  for (let k = 0; k < K; k++) {
+    const vb0123 = v128.load(pb);
+    const vb4567 = v128.load(pb, 16);
+    const va0 = f32x4.splat(load<f32>(pa));
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va0, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va0, vb4567));
+    const va1 = f32x4.splat(load<f32>(pa + sai));
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va1, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va1, vb4567));
+    const va2 = f32x4.splat(load<f32>(pa + 2 * sai));
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va2, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va2, vb4567));
+    const va3 = f32x4.splat(load<f32>(pa + 3 * sai));
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va3, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va3, vb4567));
+    pa += sak;
+    pb += ldb;
+  }
+  storeTile4x8(c, ldc, valpha, addC, vacc0_0123, vacc0_4567, vacc1_0123, vacc1_4567, vacc2_0123, vacc2_4567, vacc3_0123, vacc3_4567);
+}
+
+/**
+ * tileStrided4x8 on packed operands (op(A) strip [kc][4], B panel [kc][8]): the same products and sums in the
+ * same order, so the same bits, with constant offsets (V8 keeps the pointers and the 8 sums in registers; the
+ * general tile's variable strides cost it ~30% on the OBS sweep's lazy updates, K = 128).
+ */
+function tilePacked4x8(a: usize, b: usize, c: usize, ldc: usize, K: i32, valpha: v128, addC: bool): void {
+  let vacc0_0123 = f32x4.splat(0), vacc0_4567 = f32x4.splat(0);
+  let vacc1_0123 = f32x4.splat(0), vacc1_4567 = f32x4.splat(0);
+  let vacc2_0123 = f32x4.splat(0), vacc2_4567 = f32x4.splat(0);
+  let vacc3_0123 = f32x4.splat(0), vacc3_4567 = f32x4.splat(0);
+  let pa = a;
+  let pb = b;
+  const bend = b + (<usize>K << 5);
+  while (pb < bend) {
+    const vb0123 = v128.load(pb);
+    const vb4567 = v128.load(pb, 16);
+    let va = v128.load32_splat(pa);
+    vacc0_0123 = f32x4.add(vacc0_0123, f32x4.mul(va, vb0123));
+    vacc0_4567 = f32x4.add(vacc0_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(pa, 4);
+    vacc1_0123 = f32x4.add(vacc1_0123, f32x4.mul(va, vb0123));
+    vacc1_4567 = f32x4.add(vacc1_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(pa, 8);
+    vacc2_0123 = f32x4.add(vacc2_0123, f32x4.mul(va, vb0123));
+    vacc2_4567 = f32x4.add(vacc2_4567, f32x4.mul(va, vb4567));
+    va = v128.load32_splat(pa, 12);
+    vacc3_0123 = f32x4.add(vacc3_0123, f32x4.mul(va, vb0123));
+    vacc3_4567 = f32x4.add(vacc3_4567, f32x4.mul(va, vb4567));
+    pa += 16;
+    pb += 32;
+  }
+  storeTile4x8(c, ldc, valpha, addC, vacc0_0123, vacc0_4567, vacc1_0123, vacc1_4567, vacc2_0123, vacc2_4567, vacc3_0123, vacc3_4567);
+}
+
+// @ts-ignore: decorator
+@inline
 function edgeStrided1x1(a: usize, sak: usize, b: usize, ldb: usize, c: usize, K: i32, alpha: f32, addC: bool): void {
   let acc: f32 = 0;
   let pa = a;
@@ -381,9 +426,15 @@ function edgeStrided1x1(a: usize, sak: usize, b: usize, ldb: usize, c: usize, K:
   store<f32>(c, addC ? load<f32>(c) + acc : acc);
 }
 
-/** Bytes of `pack` scratch f32_gemm_strided uses: one KC × STRIDED_NC block of B as 8-column panels, one 4-row strip of op(A). */
+// @ts-ignore: decorator
+@inline const STRIDED_MC: i32 = 128;
+
+/**
+ * Bytes of `pack` scratch f32_gemm_strided uses: one KC × STRIDED_NC block of B as 8-column panels, and the
+ * 4-row strips of op(A) for STRIDED_MC rows.
+ */
 export function f32_gemm_strided_scratch(): i32 {
-  return KC * (STRIDED_NC + 4) * 4;
+  return KC * (STRIDED_NC + STRIDED_MC) * 4;
 }
 
 /** Copy the strip op(A)[0:4, 0:kc] (element (r, k) at a + r·sai + k·sak bytes) as [kc][4]: one stream of loads. */
@@ -419,9 +470,10 @@ function packStridedB(b: usize, ldb: usize, kc: i32, cols: i32, pack: usize): vo
  * C[M,N] (+)= alpha · op(A)·B; op(A)(i,k) = a[i·sai + k·sak]; B [K, ldb]; C [M, ldc] (strides in floats).
  * accumulate = 1 adds to C; upper = 1 computes only elements with j ≥ i (Gram use; needs M ≤ N: a band of
  * rows of the triangle starting on the diagonal, see f32_gram_upper_rows). `pack` (16-byte aligned,
- * f32_gemm_strided_scratch() bytes, or 0): B's blocks are packed into panels first when at least two 4-row
- * strips share them, and then each strip of op(A) when two tiles share it — the same sums in the same order,
- * so the same bits with or without.
+ * f32_gemm_strided_scratch() bytes, or 0): blocked as GotoBLAS does — per KC slice of k, the 4-row strips of
+ * STRIDED_MC rows of op(A) are packed once, then per STRIDED_NC columns B's block into 8-column panels (when
+ * two strips share it), each panel (L1) serving every strip of the row block (L2). Every element is the same
+ * sum in the same order (k ascending in a tile, the KC slices in turn), so the same bits with or without.
  */
 export function f32_gemm_strided(
   a: usize, sai: i32, sak: i32, b: usize, ldb: i32, c: usize, ldc: i32,
@@ -441,35 +493,37 @@ export function f32_gemm_strided(
     }
     return;
   }
+  const apack = pack + <usize>KC * (STRIDED_NC << 2);
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = min(KC, K - k0);
+    const stripBytes = <usize>kc << 4;
     const addC = accumulate != 0 || k0 > 0;
     const ak = a + <usize>k0 * sakB;
     const bk = b + <usize>k0 * ldbB;
-    for (let j0 = 0; j0 < N8; j0 += STRIDED_NC) {
-      const jEnd = min(j0 + STRIDED_NC, N8);
-      // strips that reach this column block (upper: rows i with i & ~7 < jEnd)
-      const strips = upper ? (min(M4, jEnd) + 3) >> 2 : M4 >> 2;
-      const packed = pack != 0 && strips >= 2;
-      if (packed) packStridedB(bk + (<usize>j0 << 2), ldbB, kc, jEnd - j0, pack);
-      for (let i = 0; i < M4; i += 4) {
-        let js = j0;
-        if (upper) {
-          const jd = i & ~7; // the 8-column tile holding the diagonal element (i, i)
-          if (jd >= jEnd) continue;
-          if (jd > js) js = jd;
-        }
-        // the strip of op(A) packed too when several tiles share it (strided rows of a wide matrix otherwise)
-        const packA = packed && jEnd - js >= 16;
-        const apack = pack + <usize>KC * (STRIDED_NC << 2);
-        if (packA) packStridedA(ak + <usize>i * saiB, saiB, sakB, kc, apack);
-        const ai = packA ? apack : ak + <usize>i * saiB;
-        const si: usize = packA ? 4 : saiB;
-        const sk: usize = packA ? 16 : sakB;
-        const ci = c + <usize>i * ldcB;
-        for (let j = js; j < jEnd; j += 8) {
+    for (let m0 = 0; m0 < M4; m0 += STRIDED_MC) {
+      const m1 = min(M4, m0 + STRIDED_MC);
+      // upper: the first column block any strip of [m0, m1) reaches
+      const jFirst = upper ? (m0 & ~7) : 0;
+      if (jFirst >= N8) continue;
+      if (pack != 0) for (let i = m0; i < m1; i += 4) packStridedA(ak + <usize>i * saiB, saiB, sakB, kc, apack + <usize>((i - m0) >> 2) * stripBytes);
+      for (let j0 = jFirst - jFirst % STRIDED_NC; j0 < N8; j0 += STRIDED_NC) {
+        const jEnd = min(j0 + STRIDED_NC, N8);
+        // strips of [m0, m1) that reach this column block (upper: rows i with i & ~7 < jEnd)
+        const iEnd = upper ? min(m1, jEnd) : m1;
+        const packed = pack != 0 && iEnd - m0 >= 8;
+        if (packed) packStridedB(bk + (<usize>j0 << 2), ldbB, kc, jEnd - j0, pack);
+        for (let j = j0; j < jEnd; j += 8) {
           const pb = packed ? pack + <usize>((j - j0) >> 3) * (<usize>kc << 5) : bk + (<usize>j << 2);
-          tileStrided4x8(ai, si, sk, pb, packed ? 32 : ldbB, ci + (<usize>j << 2), ldcB, kc, valpha, addC);
+          // upper: strips whose diagonal tile (i & ~7) is at or left of j
+          const iTo = upper ? min(m1, (j + 8)) : m1;
+          for (let i = m0; i < iTo; i += 4) {
+            const ci = c + <usize>i * ldcB + (<usize>j << 2);
+            if (pack != 0) {
+              const ap = apack + <usize>((i - m0) >> 2) * stripBytes;
+              if (packed) tilePacked4x8(ap, pb, ci, ldcB, kc, valpha, addC);
+              else tileStrided4x8(ap, 4, 16, pb, ldbB, ci, ldcB, kc, valpha, addC);
+            } else tileStrided4x8(ak + <usize>i * saiB, saiB, sakB, pb, ldbB, ci, ldcB, kc, valpha, addC);
+          }
         }
       }
     }
