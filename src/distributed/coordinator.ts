@@ -177,7 +177,8 @@ export class QueueRunner implements LayerRunner {
         const job = await this.queue.getJob(id);
         const state = job ? await job.getState() : "missing";
         if (j.done() && (state === "completed" || state === "missing")) {
-          this.record(j, job);
+          // read again: the job may have completed between getJob and getState (its return value then unread)
+          this.record(j, state === "completed" ? await this.queue.getJob(id) : job);
           pending.delete(id);
           continue;
         }
