@@ -115,7 +115,7 @@ export async function benchDistributed(o: { json?: boolean; quick?: boolean; que
           const seconds = (performance.now() - t0) / 1000;
           const by = new Map<string, { n: number; s: number }>();
           for (const j of report.distributed.jobs as Array<{ what: string; seconds?: number }>) {
-            const kind = /statistics/.test(j.what) ? "statistics" : /advance/.test(j.what) ? "advance" : /forward/.test(j.what) ? "dense forward" : "layer";
+            const kind = /statistics/.test(j.what) ? "statistics" : / solve of group /.test(j.what) ? "solve" : /advance/.test(j.what) ? "advance" : /forward/.test(j.what) ? "dense forward" : "layer";
             const b = by.get(kind) ?? { n: 0, s: 0 };
             by.set(kind, { n: b.n + 1, s: b.s + (j.seconds ?? 0) });
           }

@@ -2,9 +2,11 @@
  * @file What a distributed-pruning job is and how a worker runs one. A job's data names its run folder in the
  * work dir, the settings hash (sha256 of the run's run.json) and the code version of the coordinator that
  * made it; a worker whose code differs, or whose run.json hashes differently, refuses the job (BullMQ's
- * UnrecoverableError: failed at once, with the message, never retried). Two kinds:
+ * UnrecoverableError: failed at once, with the message, never retried). The kinds:
  *  - `forward` (shard s): the dense forward of the shard's samples, from layer 0's input stream through the dense
  *    layers, writing each layer's input stream (the `parallel` schedule's activations, split by samples);
+ *  - `stats`, `solve`, `advance` (the `sequential` schedule, ./sequential.ts): a shard's statistics of a layer, a
+ *    group's (row block's) solve on the summed statistics, a shard's stream through the pruned layer;
  *  - `layer` (layer l): layer l pruned start to finish (src/prune/driver.ts `pruneLayer`, the same code as the
  *    single-process run) on its dense input stream, written as results/layer-<l>.safetensors.
  * Every output is a pure function of the job's inputs, written atomically, so a retried or repeated job writes
@@ -17,13 +19,14 @@ import { MemoryRows, RowStore } from "../io/row-store.js";
 import { createRunState, type RunState } from "../model/forward.js";
 import { advanceRows, executorPasses } from "../model/layer-passes.js";
 import type { Wasm } from "../wasm/runtime.js";
-import { collectStage, GROUPS, prunedTensors, pruneLayer, statsKind, type LayerContext, type StatsStage } from "../prune/driver.js";
+import { GROUPS, solveGroupRows } from "../prune/solve.js";
+import { collectStage, prunedTensors, pruneLayer, statsKind, type LayerContext, type StatsStage } from "../prune/driver.js";
 import { StatsCollector } from "../prune/stats.js";
 import type { Rows } from "../io/row-store.js";
 import type { CapturePoint } from "../model/forward.js";
 import type { DenseLinear, LinearOp } from "../model/types.js";
 import { openSafetensors } from "../io/safetensors.js";
-import { seqPaths, writeRawStats } from "./sequential.js";
+import { readRawStats, seqPaths, writeBlockResults, writeRawStats } from "./sequential.js";
 import { JOB_FORMAT } from "./queue.js";
 import { paths, readDenseLayer, readStream, runHash, writeResult, writeStream, type RunFile, type WorkDir } from "./work-dir.js";
 
@@ -35,7 +38,7 @@ export interface JobData {
   hash: string;
   /** the run folder, relative to the work dir */
   run: string;
-  kind: "forward" | "layer" | "stats" | "advance";
+  kind: "forward" | "layer" | "stats" | "solve" | "advance";
   /** forward, stats, advance: the shard (forward: writes the input streams of layers 1..upTo) */
   shard?: number;
   upTo?: number;
@@ -43,6 +46,10 @@ export interface JobData {
   layer?: number;
   /** stats: which statistics */
   stage?: StatsStage;
+  /** solve: the operator group (index into GROUPS) and row block `block` of `blocks` */
+  group?: number;
+  block?: number;
+  blocks?: number;
 }
 
 export interface JobResult {
@@ -84,6 +91,7 @@ export async function runJob(ctx: WorkerContext, data: JobData, run: RunFile): P
     if (data.kind === "forward") await forwardJob(ctx, data, run);
     else if (data.kind === "layer") await layerJob(ctx, data, run);
     else if (data.kind === "stats") await statsJob(ctx, data, run);
+    else if (data.kind === "solve") await solveJob(ctx, data, run);
     else if (data.kind === "advance") await advanceJob(ctx, data, run);
     else throw new RefusedJob(`job kind ${JSON.stringify(data.kind)}: unknown`);
   } finally {
@@ -230,6 +238,25 @@ async function statsJob(ctx: WorkerContext, data: JobData, run: RunFile): Promis
   };
   await collectStage(lctx, l, stage, dense, before, run.shards[s]!, into);
   writeRawStats(ctx.work.resolve(seqPaths.stats(data.run, l, stage, s)), new Map([...into].map(([p, t]) => [p, t.raw()])));
+}
+
+/** Row block `block` of `blocks` of group g's operators of layer l, on the group's summed statistics. */
+async function solveJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+  const c = run.config;
+  const l = checkIndex("layer", data.layer, c.nLayers);
+  const g = checkIndex("group", data.group, GROUPS.length);
+  if (!Number.isInteger(data.blocks) || data.blocks! < 1) throw new RefusedJob(`blocks ${String(data.blocks)}: expected a positive integer`);
+  const blocks = data.blocks!;
+  const b = checkIndex("block", data.block, blocks);
+  const point = GROUPS[g]!.point;
+  const raw = readRawStats(ctx.work.resolve(seqPaths.group(data.run, l, g))).get(point);
+  if (!raw) throw new RefusedJob(`layer ${l} group ${g}: its statistics file lacks the ${point} group`);
+  const dense = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
+  const stats = new StatsCollector(ctx.exec, dense[GROUPS[g]!.ops[0]!].shape[1]!, statsKind(run.settings));
+  stats.addRaw(raw);
+  const lctx: LayerContext = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib: run.calib, stream: new MemoryRows(new Float32Array(0), [], c.dim), states: [], settings: run.settings, time: { forward: 0, statistics: 0, solve: 0 } };
+  const results = await solveGroupRows(lctx, l, g, dense, stats.finish(), b, blocks);
+  writeBlockResults(ctx.work.resolve(seqPaths.solved(data.run, l, g, b, blocks)), results);
 }
 
 /** Shard s's stream through the pruned layer l: the input stream of layer l + 1. */

@@ -6,7 +6,10 @@
  *    sums (column norms, H, cross terms) — per stage: all groups at once, or with error correction one group
  *    after another, on the layer with the groups before it pruned (written by the coordinator as `partial-<g>`);
  *  - the coordinator (the single-process driver, `pruneModel` with this RemoteStream) adds the shards' sums in
- *    shard order and solves every operator;
+ *    shard order and writes each group's sums (`solve-<g>/stats`); one `solve` job per group — per group and row
+ *    block, `--calib-shards` blocks, when the method's rows are independent (Wanda; SparseGPT and magnitude N:M) —
+ *    solves the group's operators there (src/prune/solve.ts, the same code as the single-process run) and the
+ *    coordinator merges the blocks (quantized runs solve on the coordinator: the codes stay in its objects);
  *  - one `advance` job per shard moves the shard's stream through the pruned layer.
  * The single-process prune with the same --calib-shards sums the same shards in the same order, so the bytes are
  * identical whatever the number of workers.
@@ -18,7 +21,9 @@ import type { CapturePoint } from "../model/forward.js";
 import type { DenseLayer } from "../model/linear.js";
 import { writeSafetensors, openSafetensors } from "../io/safetensors.js";
 import type { CalibrationSet } from "../prune/calibration.js";
-import { calibShards, type RemoteStream, type StatsStage } from "../prune/driver.js";
+import { calibShards, type OperatorReport, type RemoteStream, type StatsStage } from "../prune/driver.js";
+import type { BlockResult, SolveRequest } from "../prune/solve.js";
+import { WorkerError } from "../errors.js";
 import type { RawStats } from "../prune/stats.js";
 import type { JobData } from "./jobs.js";
 import { paths, writeDenseLayer, writeStream, type WorkDir } from "./work-dir.js";
@@ -36,7 +41,34 @@ export const seqPaths = {
   partial: (run: string, l: number, g: number) => `${run}/seq/layer-${l}/partial-${g}.safetensors`,
   pruned: (run: string, l: number) => `${run}/seq/layer-${l}/pruned.safetensors`,
   stats: (run: string, l: number, stage: StatsStage, s: number) => `${run}/seq/layer-${l}/stats-${stageName(stage)}/shard-${s}.safetensors`,
+  /** group g's summed statistics, what its solve jobs read */
+  group: (run: string, l: number, g: number) => `${run}/seq/layer-${l}/solve-${g}/stats.safetensors`,
+  solved: (run: string, l: number, g: number, b: number, blocks: number) => `${run}/seq/layer-${l}/solve-${g}/block-${b}-of-${blocks}.safetensors`,
 };
+
+/** A solve job's results into one file: each operator's rows as a tensor, the blocks' rows, reports and energies. */
+export function writeBlockResults(file: string, blocks: BlockResult[]): void {
+  fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+  const meta = blocks.map(({ op, r0, r1, report, energy }) => ({ op, r0, r1, report, energy: Number.isFinite(energy) ? energy : null }));
+  writeSafetensors(file, blocks.map((b) => ({ name: b.op, dtype: "F32" as const, shape: [b.r1 - b.r0, b.data.length / Math.max(1, b.r1 - b.r0)], data: b.data })), { blocks: JSON.stringify(meta) });
+}
+
+export function readBlockResults(file: string): BlockResult[] {
+  const st = openSafetensors(file);
+  try {
+    const meta = JSON.parse(st.metadata.blocks ?? "null") as Array<{ op: LinearOp; r0: number; r1: number; report: OperatorReport; energy: number | null }> | null;
+    if (!Array.isArray(meta)) throw new WorkerError(`${file}: no "blocks" metadata (not a solve job's result)`);
+    return meta.map(({ op, r0, r1, report, energy }) => {
+      const e = st.header.get(op);
+      if (!e) throw new WorkerError(`${file}: lacks the rows of "${op}"`);
+      const data = new Float32Array(e.shape.reduce((a, b) => a * b, 1));
+      st.readF32Into(op, data);
+      return { op, r0, r1, data, report, energy: energy ?? NaN };
+    });
+  } finally {
+    st.close();
+  }
+}
 
 /** A shard's running sums per capture point into one file (tensors "<point>.<array>", tokens in the metadata). */
 export function writeRawStats(file: string, stats: Map<CapturePoint, RawStats>): void {
@@ -70,6 +102,7 @@ export function writeOps(file: string, ops: Partial<Record<LinearOp, DenseLinear
 
 export class QueueStream implements RemoteStream {
   readonly shards: Array<[number, number]>;
+  readonly rowBlocks: number;
 
   constructor(
     private readonly store: ModelStore,
@@ -81,6 +114,7 @@ export class QueueStream implements RemoteStream {
     private readonly complete: (jobs: PendingJob[]) => Promise<void>,
   ) {
     this.shards = calibShards(calib.samples.length, calibShardCount);
+    this.rowBlocks = this.shards.length;
   }
 
   private at(p: string): string {
@@ -113,6 +147,25 @@ export class QueueStream implements RemoteStream {
     }));
     await this.complete(jobs);
     for (let s = 0; s < this.shards.length; s++) add(readRawStats(this.at(seqPaths.stats(this.run, l, stage, s))));
+  }
+
+  async solve(l: number, dense: DenseLayer, requests: SolveRequest[]): Promise<BlockResult[][]> {
+    const dfile = this.at(paths.dense(this.run, l));
+    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense);
+    const jobs: PendingJob[] = [];
+    for (const { g, raw, blocks } of requests) {
+      const sfile = this.at(seqPaths.group(this.run, l, g));
+      const solved = (b: number) => this.at(seqPaths.solved(this.run, l, g, b, blocks));
+      if (!Array.from({ length: blocks }, (_, b) => b).every((b) => fs.existsSync(solved(b)))) writeRawStats(sfile, raw);
+      for (let b = 0; b < blocks; b++) {
+        jobs.push({
+          id: `${this.run.slice(5)}-solve-${l}-${g}-${b}-of-${blocks}`, what: `layer ${l} solve of group ${g}, row block ${b} of ${blocks}`,
+          data: this.job({ kind: "solve", layer: l, group: g, block: b, blocks }), done: () => fs.existsSync(solved(b)),
+        });
+      }
+    }
+    await this.complete(jobs);
+    return requests.map(({ g, blocks }) => Array.from({ length: blocks }, (_, b) => readBlockResults(this.at(seqPaths.solved(this.run, l, g, b, blocks)))).flat());
   }
 
   async advance(l: number, lw: LayerWeights): Promise<void> {

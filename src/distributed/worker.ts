@@ -29,6 +29,7 @@ export function jobLabel(data: JobData): string {
     case "layer": return `layer ${data.layer}`;
     case "forward": return `dense forward of shard ${data.shard}`;
     case "stats": return `layer ${data.layer} statistics (${data.stage?.kind === "group" ? `group ${data.stage.g}` : "plain"}) of shard ${data.shard}`;
+    case "solve": return `layer ${data.layer} solve of group ${data.group}, row block ${data.block} of ${data.blocks}`;
     case "advance": return `layer ${data.layer} advance of shard ${data.shard}`;
     default: return `kind ${String(data?.kind)}`;
   }

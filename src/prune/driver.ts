@@ -30,9 +30,8 @@
  * the quantized model; the codes go to the sink with the weights (`DenseLinear.quant`).
  */
 import type { DType } from "../io/dtype.js";
-import { narrow16, widen16 } from "../io/dtype.js";
 import { RowStore, type Rows } from "../io/row-store.js";
-import { WasmError, WorkerError } from "../errors.js";
+import { WorkerError } from "../errors.js";
 import type { Executor } from "../exec/executor.js";
 import type { ModelStore } from "../model/residency.js";
 import type { DenseLinear, LayerWeights, LinearOp } from "../model/types.js";
@@ -41,14 +40,11 @@ import { denseLayer, type DenseLayer } from "../model/linear.js";
 import { linearName } from "../model/names.js";
 import { layerSpecsOf } from "../model/specs.js";
 import { advanceRows, executorPasses, rowChunks, runLayerPasses, type LayerPass } from "../model/layer-passes.js";
-import { canonicalZeros } from "../sparse/zero.js";
-import { gridOf } from "../quant/scheme.js";
-import { gptqQuantize, quantBuffers, quantizedWeight, rtnQuantize, type QuantizeSettings } from "./quantize.js";
-import { relativeError } from "./problem.js";
+import type { QuantizeSettings } from "./quantize.js";
 import type { CalibrationSet } from "./calibration.js";
 import { checkPatternFits, type Pattern } from "./pattern.js";
-import { StatsCollector, type CalibStats, type RawStats, type StatsKind } from "./stats.js";
-import { problemFromGram, type OperatorProblem } from "./problem.js";
+import { StatsCollector, type RawStats, type StatsKind } from "./stats.js";
+import { GROUPS, solveGroups, type BlockResult, type SolveRequest } from "./solve.js";
 import { checkMemoryFloor, memoryFloor, type MemoryFloor } from "./memory-floor.js";
 import { METHODS } from "./methods/index.js";
 import { layersInFlight } from "./in-flight.js";
@@ -104,6 +100,10 @@ export interface RemoteStream {
   stats(l: number, stage: StatsStage, dense: DenseLayer, before: Partial<Record<LinearOp, DenseLinear>>, add: (shard: Map<CapturePoint, RawStats>) => void): Promise<void>;
   /** advance every shard's stream through layer l as pruned (`lw`) */
   advance(l: number, lw: LayerWeights): Promise<void>;
+  /** row blocks an operator whose rows are independent is solved in (src/prune/solve.ts solveBlocks) */
+  readonly rowBlocks: number;
+  /** solve groups of layer l elsewhere (one job per group and row block); per request its blocks' results */
+  solve?(l: number, dense: DenseLayer, requests: SolveRequest[]): Promise<BlockResult[][]>;
 }
 
 export interface OperatorReport extends PruneStats {
@@ -156,12 +156,6 @@ export interface DriverOptions {
   remote?: RemoteStream;
 }
 
-export const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp[] }> = [
-  { point: "qkv", ops: ["wq", "wk", "wv"] },
-  { point: "o", ops: ["wo"] },
-  { point: "gateup", ops: ["wGate", "wUp"] },
-  { point: "down", ops: ["wDown"] },
-];
 
 /** Input width of the operators at a capture point, from the layer's own tensors (layers may differ in size). */
 function colsOf(lw: LayerWeights, point: CapturePoint): number {
@@ -366,18 +360,8 @@ async function pruneLayerPlain(
   const mark = arena.mark();
   const stats = new Map(GROUPS.map((g) => [g.point, new StatsCollector(exec, colsOf(dense, g.point), kind)]));
   if (kind !== "none") await collectShards(ctx, l, { kind: "plain" }, dense, {}, stats);
-  const out: OperatorReport[] = [];
-  for (const g of GROUPS) {
-    const s = stats.get(g.point)!.finish();
-    const m = arena.mark();
-    const prepared = await prepareGroup(ctx, s);
-    for (const op of g.ops) {
-      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
-      out.push(r);
-      done({ ...r, index: out.length - 1 });
-    }
-    arena.release(m);
-  }
+  let index = 0;
+  const out = await solveGroups(ctx, l, GROUPS.map((g, gi) => ({ g: gi, stats: stats.get(g.point)! })), dense, pruned, (r) => done({ ...r, index: index++ }));
   arena.release(mark);
   return out;
 }
@@ -473,105 +457,15 @@ async function pruneLayerCorrected(
   const { exec, settings } = ctx;
   const kind = statsKind(settings);
   const out: OperatorReport[] = [];
+  let index = 0;
   for (const [gi, g] of GROUPS.entries()) {
     const stats = new StatsCollector(exec, colsOf(dense, g.point), kind);
     // fitted on the input of the layer with the groups before this one pruned (collectStage)
     if (kind !== "none") await collectShards(ctx, l, { kind: "group", g: gi }, dense, pruned, new Map([[g.point, stats]]));
-    const s = stats.finish();
-    const prepared = await prepareGroup(ctx, s);
-    for (const op of g.ops) {
-      const r = await solveInto(ctx, l, op, dense[op], s, pruned[op], prepared);
-      out.push(r);
-      done({ ...r, index: out.length - 1 });
-    }
+    out.push(...(await solveGroups(ctx, l, [{ g: gi, stats }], dense, pruned, (r) => done({ ...r, index: index++ }))));
     stats.free();
   }
   return out;
-}
-
-/** The method's work on a group's H (shared by its operators; in the caller's arena scope), timed as solve. */
-async function prepareGroup(ctx: LayerContext, s: CalibStats): Promise<unknown> {
-  const method = METHODS[ctx.settings.method];
-  if (!s.gram || !method.prepare) return undefined;
-  const t0 = performance.now();
-  const prepared = await method.prepare(ctx.exec, s.gram.H, s.cols, ctx.settings.errorCorrection, ctx.settings.methodOptions);
-  ctx.time.solve += (performance.now() - t0) / 1000;
-  return prepared;
-}
-
-/**
- * The problem a method gets from an operator's statistics. The Gram problem is formed in full (B, target energy)
- * only when something reads it: error correction, a method that needs it (FISTA), or a measured error.
- */
-async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, settings: PruneSettings, prepared: unknown): Promise<OperatorProblem> {
-  const [rows, cols] = w0.shape as [number, number];
-  const corrected = settings.errorCorrection;
-  const full = corrected || !!settings.measureError || !!METHODS[settings.method].needsFullProblem;
-  if (s.gram) return { ...(await problemFromGram(exec, w0.ptr, rows, s.gram, full)), prepared };
-  return { kind: "light", rows, cols, W0: w0.ptr, nTokens: s.n, ...(s.diag ? { diag: s.diag } : {}), corrected };
-}
-
-/** Solve one operator and copy its pruned weights, rounded to the stored dtype, into `into`. */
-async function solveInto(
-  ctx: LayerContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear, prepared: unknown,
-): Promise<OperatorReport> {
-  const { exec, settings } = ctx;
-  const [rows, cols] = w0.shape as [number, number];
-  const wasm = exec.wasm;
-  const name = linearName(l, op);
-  const m = wasm.arena.mark();
-  try {
-    const t0 = performance.now();
-    const problem = await problemOf(exec, w0, s, settings, prepared);
-    const q = settings.quantize;
-    const grid = q ? gridOf(q.scheme, cols) : undefined;
-    // the grid buffers before the method's blocks, so they outlive its scratch
-    const qb = grid ? quantBuffers(wasm, rows, cols, grid) : undefined;
-    const joint = q?.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder;
-    const opts = joint ? { ...settings.methodOptions, sparsegpt: { ...settings.methodOptions?.sparsegpt, quant: qb } } : settings.methodOptions;
-    const { W, stats } = await METHODS[settings.method].prune(exec, problem, settings.pattern, opts);
-    if (q && !joint) {
-      if (q.method === "rtn") rtnQuantize(wasm, W, rows, cols, qb!);
-      else await gptqQuantize(exec, problem.kind === "gram" ? problem.H : 0, W, rows, cols, qb!, { percDamp: q.percDamp, actOrder: q.actOrder });
-      if (stats.relErr !== null && problem.kind === "gram") stats.relErr = await relativeError(exec, problem, W);
-    }
-    into.data.set(wasm.arena.f32(W, rows * cols));
-    if (grid) {
-      canonicalZeros(into.data);
-      into.quant = quantizedWeight(wasm, W, rows, cols, grid, qb!, name);
-      stats.quant = grid.strategy === "group" ? `int${grid.bits} g${grid.group}` : `int${grid.bits} channel`;
-    } else {
-      roundTo(into.data, settings.storeDtype ?? "F32");
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    ctx.time.solve += seconds;
-    return { layer: l, op, name, rows, cols, ...stats, seconds };
-  } catch (e) {
-    if (e instanceof WorkerError) throw new WorkerError(`${name} (${settings.method}): ${e.message}`);
-    // in a layer job (no pool of its own) any failure is named here: the main thread only knows the layer
-    if (e instanceof Error && ((wasm.arena as { limit?: number }).limit !== undefined || e instanceof WasmError)) e.message = `${name} (${settings.method}): ${e.message}`;
-    throw e;
-  } finally {
-    wasm.arena.release(m);
-  }
-}
-
-/**
- * Round `w` in place to what `dtype` stores (F16/BF16: narrowed and widened back, round to nearest even) with
- * every zero +0.0 (a tiny negative weight may round to −0.0): the next layers are calibrated on what is written.
- */
-export function roundTo(w: Float32Array, dtype: DType): void {
-  if (dtype !== "F32") {
-    const CH = 1 << 20;
-    const bytes = new Uint8Array(2 * Math.min(CH, w.length));
-    for (let i = 0; i < w.length; i += CH) {
-      const part = w.subarray(i, Math.min(w.length, i + CH));
-      const b = bytes.subarray(0, 2 * part.length);
-      narrow16(dtype, part, b);
-      widen16(dtype, b, part, part.length);
-    }
-  }
-  canonicalZeros(w);
 }
 
 /** Pass the stream through layer `lw` in chunks, in place. */

@@ -14,7 +14,8 @@ import { advanceRows, layerPassesOn } from "../model/layer-passes.js";
 import { denseLayer } from "../model/linear.js";
 import type { ModelStore } from "../model/residency.js";
 import type { DenseLinear, LinearOp } from "../model/types.js";
-import { GROUPS, type DriverHooks, type LayerContext, type LayerPhases, type OperatorReport, type PruneSink } from "./driver.js";
+import { GROUPS } from "./solve.js";
+import { type DriverHooks, type LayerContext, type LayerPhases, type OperatorReport, type PruneSink } from "./driver.js";
 import type { LayerJobTask } from "./layer-job.js";
 
 /** Room kept free in the 4 GiB wasm32 memory besides the layer jobs' regions. */

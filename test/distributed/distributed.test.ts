@@ -293,6 +293,37 @@ test("the sequential schedule: shards' statistics on 2 workers (error correction
   // 5 layers × 4 operator groups (error correction) × 3 shards, and 4 advances × 3 shards
   assert.equal(jobs.filter((j) => / statistics \(group-\d\) of shard [0-2]$/.test(j.what)).length, 60);
   assert.equal(jobs.filter((j) => / stream advance of shard [0-2]$/.test(j.what)).length, 12);
+  // SparseGPT unstructured: a block's mask spans rows, so each group is one job (4 per layer)
+  assert.equal(jobs.filter((j) => / solve of group [0-3], row block 0 of 1$/.test(j.what)).length, 20);
+  assert.equal(report.operators.length, 35);
+  for (const w of ws) await stop(w);
+});
+
+test("solves in row blocks on workers (SparseGPT 2:4, 2 shards, measured error): same bytes, reports merged", { skip }, async () => {
+  const seq = ["--method", "sparsegpt", "--sparsity", "2:4", "--calib-shards", "2", "--measure-error", "--calib", TINY_TRAIN, "--nsamples", "16", "--threads", "1"];
+  const local = path.join(tmp, "local-rows");
+  cli(["prune", STORIES_HF, ...seq, "--out", local]);
+  const work = dir("work-7");
+  const ws = [await worker(7, work), await worker(7, work)];
+  const out = path.join(tmp, "dist-7");
+  const c = start(["prune", STORIES_HF, ...seq, "--out", out, "--queue", url(7), "--work-dir", work]);
+  assert.equal(await c.within(120_000), 0, c.out);
+  assert.ok(model(out).equals(model(local)), "row-block solves' model.safetensors differs from the local run's");
+  const report = JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune;
+  const jobs = report.distributed.jobs as Array<{ what: string; worker: string }>;
+  // 5 layers × 4 groups × 2 row blocks: every operator solved in halves, on whichever worker took each
+  const solves = jobs.filter((j) => / solve of group [0-3], row block [01] of 2$/.test(j.what));
+  assert.equal(solves.length, 40);
+  for (const j of solves) assert.ok(ws.some((w) => w.name === j.worker), `${j.what} done by ${j.worker}`);
+  const mine = JSON.parse(fs.readFileSync(path.join(local, "pruning.json"), "utf8")).wasprune.operators as Array<{ name: string; rows: number; sparsity: number; relErr: number }>;
+  assert.equal(report.operators.length, mine.length);
+  report.operators.forEach((r: { name: string; rows: number; sparsity: number; relErr: number }, i: number) => {
+    const m = mine[i]!;
+    assert.equal(r.name, m.name);
+    assert.equal(r.rows, m.rows, `${r.name}: rows of the merged report`);
+    assert.ok(Math.abs(r.sparsity - 0.5) < 1e-9 && Math.abs(r.sparsity - m.sparsity) < 1e-12, `${r.name}: sparsity ${r.sparsity} vs ${m.sparsity}`);
+    assert.ok(m.relErr > 0 && Math.abs(r.relErr - m.relErr) <= 1e-5 * m.relErr, `${r.name}: merged relErr ${r.relErr} vs whole ${m.relErr}`);
+  });
   for (const w of ws) await stop(w);
 });
 

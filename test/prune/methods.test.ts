@@ -309,3 +309,35 @@ test("rowObjectives sum to the objective; dead inputs are handled by every metho
     }
   });
 });
+
+test("rowsIndependent: where a method claims it, an operator solved in row blocks is the whole solve, bit for bit", async () => {
+  const { rowBlock } = await import("../../src/prune/solve.js");
+  const rows = 40, cols = 64;
+  // row blocks on multiples of 4, covering the rows in order (an empty block when there are more blocks than tiles)
+  assert.deepEqual([0, 1, 2].map((b) => rowBlock(rows, b, 3)), [[0, 12], [12, 24], [24, 40]]);
+  assert.deepEqual([0, 1, 2].map((b) => rowBlock(6, b, 3)), [[0, 0], [0, 4], [4, 6]]);
+  const claims = Object.values(METHODS).flatMap((m) => ["0.5", "2:4"].map((p) => [m, parsePattern(p)] as const)).filter(([m, p]) => m.rowsIndependent(p));
+  assert.deepEqual(claims.map(([m, p]) => `${m.name} ${p.kind}`), ["magnitude nm", "wanda unstructured", "wanda nm", "sparsegpt nm"]);
+  await scopedAsync(async () => {
+    const { W0, X } = syntheticOperator(wasm, { rows, cols, tokens: 256, seed: 7, correlated: true });
+    const g = new GramCollector(exec, cols);
+    await g.addBatches([{ xp: X, xd: X, T: 256 }]);
+    const gram = g.finish();
+    for (const [m, pattern] of claims) {
+      const prepared = m.prepare ? await m.prepare(exec, gram.H, cols, false) : undefined;
+      const whole = await METHODS[m.name].prune(exec, { ...(await problemFromGram(exec, W0, rows, gram)), prepared }, pattern);
+      const w = Float32Array.from(a.f32(whole.W, rows * cols));
+      let nonzero = 0;
+      for (const v of w) if (v !== 0) nonzero++;
+      assert.equal(nonzero, (rows * cols) / 2, `${m.name}: half the weights kept`);
+      for (const b of [0, 1, 2]) {
+        const [r0, r1] = rowBlock(rows, b, 3);
+        const part = await m.prune(exec, { ...(await problemFromGram(exec, W0 + 4 * r0 * cols, r1 - r0, gram)), prepared }, pattern);
+        const got = a.f32(part.W, (r1 - r0) * cols);
+        for (let i = 0; i < got.length; i++) {
+          if (!Object.is(got[i], w[r0 * cols + i])) assert.fail(`${m.name} ${pattern.kind}: rows ${r0}..${r1}, weight ${i}: ${got[i]} vs ${w[r0 * cols + i]} solved whole`);
+        }
+      }
+    }
+  });
+});

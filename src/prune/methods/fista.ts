@@ -43,6 +43,8 @@ const BASELINES = { magnitude, wanda, sparsegpt } as const;
 export const fista = defineMethod({
   name: "fista",
   description: "FISTAPruner: per-row lasso by FISTA, λ by bisection, projection, refit, safeguarded",
+  // not claimed: its warm start includes SparseGPT (unstructured masks span rows); an operator stays whole
+  rowsIndependent: () => false,
   stats: (corrected) => (corrected ? "cross" : "gram"),
   // the solver's iterates (4), mask and score, the two baselines and their refits, IHT's; SparseGPT's factor
   memory: (rows, cols, corrected) => [["FISTA iterates and candidates (11 × W)", 11 * rows * cols], ...sparsegpt.memory(rows, cols, corrected).slice(0, corrected ? 2 : 1)],

@@ -8,6 +8,7 @@ import { defineMethod, selectMask } from "./common.js";
 export const magnitude = defineMethod({
   name: "magnitude",
   description: "|W|: one threshold per operator (unstructured), top-N per group (N:M)",
+  rowsIndependent: (pattern) => pattern.kind === "nm", // unstructured: one threshold per operator
   stats: () => "none", // the mask ignores the data, with or without error correction
   memory: (rows, cols) => [["mask", rows * cols]],
   async solve(exec, problem, pattern, W) {

@@ -28,6 +28,8 @@ import { kernels } from "../../kernels/index.js";
 export const sparsegpt = defineMethod({
   name: "sparsegpt",
   description: "OBS updates through the Cholesky of H⁻¹, 128-column blocks",
+  // N:M masks and OBS updates are row by row; unstructured, each block's mask is one threshold over all rows
+  rowsIndependent: (pattern) => pattern.kind === "nm",
   stats: (corrected) => (corrected ? "cross" : "gram"),
   memory: (rows, cols, corrected) => [
     [`Cholesky factor of H⁻¹ (${cols}² × 4 B)`, cols * cols],

@@ -84,6 +84,12 @@ export interface PruneMethod {
   /** what the method needs from calibration (src/prune/stats.ts), with or without intra-layer error correction */
   stats(corrected: boolean): StatsKind;
   /**
+   * Whether each output row's result depends on that row alone (the row's weights, H, the pattern): then an
+   * operator solved in row blocks, on one machine or several, gives the same bits as solved whole
+   * (src/prune/solve.ts; the distributed solve jobs). False where a choice spans rows (one threshold per operator).
+   */
+  rowsIndependent(pattern: Pattern): boolean;
+  /**
    * Work on the Gram matrix H alone that every operator fitted on the same H shares (SparseGPT's inverse and
    * its Cholesky factor): made once per operator group by the driver, in the group's arena scope, and given to
    * each operator's `prune` as `problem.prepared`.

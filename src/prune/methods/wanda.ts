@@ -11,6 +11,7 @@ import { UsageError } from "../../errors.js";
 export const wanda = defineMethod({
   name: "wanda",
   description: "|W|·‖x‖₂ per output row (unstructured), per group (N:M)",
+  rowsIndependent: () => true, // scores compared within a row
   stats: () => "norms", // of the input the operator sees (the pruned model's under error correction)
   memory: (rows, cols) => [["scores", rows * cols], ["mask", rows * cols]],
   async solve(exec, problem, pattern, W) {
