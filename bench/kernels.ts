@@ -9,6 +9,9 @@
  *    generation's two-thread GEMV (src/generate/gemv.ts) against the two-thread read.
  *  - Dense GEMM at 256/512/1024: the prepacked p8 GEMM inference runs (weights packed once, not per call), and
  *    f32_gemm_nt (the pruning GEMM, which packs W per call), next to the scalar TypeScript reference.
+ *  - The compute ceiling: register multiply-adds (f32_compute_peak: multiply then add, and madd), one thread and two,
+ *    next to f32_gemm_strided at 1024³ (the Gram's, the Cholesky's and the OBS sweep's GEMM), one thread and two:
+ *    what a second thread of this machine adds to pure arithmetic, against what it adds to the pruning GEMM.
  *  - Where the runtime runs both builds: baseline vs relaxed SIMD on the same kernels, side by side.
  *  - bench/sparse.ts: dense vs 2:4 vs unstructured on real shapes, and the anchors (onnxruntime-web, tfjs-wasm).
  * Every measurement is interleaved with the others it is compared to, in rounds, best of each (a shared machine
@@ -19,7 +22,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { cpus, freemem } from "node:os";
 import { createWasm, relaxedSimdSupported, type KernelBuild, type Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
-import { streamSum } from "../src/kernels/products.js";
+import { computePeak, gemmStrided, streamSum } from "../src/kernels/products.js";
 import * as ref from "../src/kernels/reference.js";
 import { mulberry32 } from "../src/util/rng.js";
 import { openExecutor } from "../src/workers/index.js";
@@ -76,6 +79,8 @@ export interface BenchKernelsResult {
   /** the kernel build this process runs (baseline or relaxed SIMD, chosen by feature detection) */
   build: KernelBuild;
   quick: boolean;
+  /** the compute ceiling (GFLOP/s of register multiply-adds) and the strided GEMM at 1024³, one and two threads */
+  compute: ComputeCeiling;
   /** the streaming-read ceiling over `bytes` (all GEMV copies), one and two threads */
   ceiling: { bytes: number; oneThreadGBps: number; twoThreadGBps: number | null };
   gemv: GemvRow[];
@@ -280,6 +285,20 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   }
   for (const r of gemm.filter((g) => g.n >= 512)) targets.push(target(`dense GEMM (p8) at ${r.n}`, r.p8Gflops, 48, "GFLOP/s"));
 
+  // ---- the compute ceiling, and the strided GEMM of the Gram and the solve, one and two threads ----
+  const compute = await benchCompute(wasm, rounds, budget, notes);
+  const p8At1024 = gemm.find((g) => g.n === 1024)?.p8Gflops ?? gemm[gemm.length - 1]!.p8Gflops;
+  log("");
+  log(`compute ceiling (register multiply-adds, 10 chains)   one thread   two threads`);
+  log(`  mul then add (the strided GEMM's, f32_gemm_nt's)    ${compute.mulAdd.one.toFixed(1).padStart(6)} GF/s  ${compute.mulAdd.two === null ? "   n/a" : `${compute.mulAdd.two.toFixed(1).padStart(6)} GF/s`}`);
+  log(`  madd (the p8 GEMM's; fused in the relaxed build)    ${compute.madd.one.toFixed(1).padStart(6)} GF/s  ${compute.madd.two === null ? "   n/a" : `${compute.madd.two.toFixed(1).padStart(6)} GF/s`}`);
+  log(`  f32_gemm_strided 1024³ (Gram, Cholesky, OBS)       ${compute.strided.one.toFixed(1).padStart(6)} GF/s  ${compute.strided.two === null ? "   n/a" : `${compute.strided.two.toFixed(1).padStart(6)} GF/s`}`);
+  if (compute.strided.one > compute.mulAdd.one) {
+    notes.push(`the register loop (${compute.mulAdd.one.toFixed(1)} GFLOP/s) ran slower than the strided GEMM (${compute.strided.one.toFixed(1)}): this engine compiles it worse than the GEMMs, so here it is no ceiling; its two-thread ratio still is the machine's`);
+  }
+  const scaling = (r: OneTwo) => (r.two === null ? "" : `  (${(r.two / r.one).toFixed(2)}x)`);
+  log(`two threads over one: compute ${scaling(compute.mulAdd).trim()} mul+add, ${scaling(compute.madd).trim()} madd; strided GEMM ${scaling(compute.strided).trim()}; p8 GEMM at 1024 is ${((100 * p8At1024) / compute.madd.one).toFixed(0)}% of the one-thread madd ceiling`);
+
   // ---- the two builds side by side ----
   let builds: BuildRow[] | null = null;
   if (relaxedSimdSupported()) {
@@ -331,7 +350,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   return {
     cpu, llcBytes: llc, build: wasm.build, quick,
     ceiling: { bytes: region.bytes, oneThreadGBps: readGBps, twoThreadGBps: twoRead },
-    gemv, gemv2, gemm, builds, sparse, anchors, anchorFailures, anchorSetup, targets, chart: opts.svg ?? null, notes,
+    compute, gemv, gemv2, gemm, builds, sparse, anchors, anchorFailures, anchorSetup, targets, chart: opts.svg ?? null, notes,
   };
 }
 
@@ -339,6 +358,63 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
 function p8Copies(wasm: Wasm, N: number, K: number, copies: number): KernelLinear[] {
   const p = packP8(randomWeights(N * K, 3), N, K, "f32");
   return Array.from({ length: copies }, () => placeP8(wasm.arena, p, N, K, "f32"));
+}
+
+/** GFLOP/s, one thread and two (null with one core). */
+interface OneTwo {
+  one: number;
+  two: number | null;
+}
+
+export interface ComputeCeiling {
+  /** register multiply-adds, multiply then add (the instructions of f32_gemm_strided and f32_gemm_nt) */
+  mulAdd: OneTwo;
+  /** register `madd`s (the p8 GEMM's: fused in the relaxed build, multiply then add in the baseline) */
+  madd: OneTwo;
+  /** f32_gemm_strided C = A·B at 1024³, packed (two threads: gemmStrided's row split, as the solve runs it) */
+  strided: OneTwo;
+}
+
+/** Steps of one f32_compute_peak call: 80 flops each, ~4 ms at 40 GFLOP/s. */
+const PEAK_STEPS = 2_000_000;
+
+/**
+ * The compute ceiling next to the strided GEMM, interleaved (best of `rounds`): one thread inline, two threads as
+ * one task per slot at once — what two threads of this machine can multiply-add at all, the bound every GEMM
+ * of a prune's phases is measured against.
+ */
+async function benchCompute(wasm: Wasm, rounds: number, budget: number, notes: string[]): Promise<ComputeCeiling> {
+  const k = kernels(wasm);
+  const a = wasm.arena;
+  const n = 1024;
+  const m = a.mark();
+  const exec = openExecutor(wasm, 2);
+  try {
+    const A = a.put(randomWeights(n * n, 5)), B = a.put(randomWeights(n * n, 6)), C = a.alloc(n * n);
+    const pack = a.allocBytes(k.f32_gemm_strided_scratch());
+    const peakFlops = 80 * PEAK_STEPS;
+    const best = { mulAdd1: 0, madd1: 0, strided1: 0, mulAdd2: 0, madd2: 0, strided2: 0 };
+    const two = exec.slots >= 2;
+    for (let r = 0; r < rounds; r++) {
+      best.mulAdd1 = Math.max(best.mulAdd1, rate(() => k.f32_compute_peak(PEAK_STEPS, 1e-3, 0), budget / 2, 2) * peakFlops);
+      best.madd1 = Math.max(best.madd1, rate(() => k.f32_compute_peak(PEAK_STEPS, 1e-3, 1), budget / 2, 2) * peakFlops);
+      best.strided1 = Math.max(best.strided1, rate(() => k.f32_gemm_strided(A, n, 1, B, n, C, n, n, n, n, 1, 0, 0, pack), budget, 2) * 2 * n ** 3);
+      if (!two) continue;
+      best.mulAdd2 = Math.max(best.mulAdd2, (await rateAsyncSimple(() => computePeak(exec, PEAK_STEPS, false), budget / 2, 2)) * peakFlops * exec.slots);
+      best.madd2 = Math.max(best.madd2, (await rateAsyncSimple(() => computePeak(exec, PEAK_STEPS, true), budget / 2, 2)) * peakFlops * exec.slots);
+      best.strided2 = Math.max(best.strided2, (await rateAsyncSimple(() => gemmStrided(exec, A, n, B, n, C, n, n, n, n, 1, 0, "strided GEMM"), budget, 2)) * 2 * n ** 3);
+    }
+    if (!two) notes.push("two-thread compute ceiling and strided GEMM: not measured (one core available)");
+    const g = (v: number) => v / 1e9;
+    return {
+      mulAdd: { one: g(best.mulAdd1), two: two ? g(best.mulAdd2) : null },
+      madd: { one: g(best.madd1), two: two ? g(best.madd2) : null },
+      strided: { one: g(best.strided1), two: two ? g(best.strided2) : null },
+    };
+  } finally {
+    await exec.close();
+    a.release(m);
+  }
 }
 
 async function rateAsyncSimple(fn: () => Promise<unknown>, budgetMs: number, minReps: number): Promise<number> {

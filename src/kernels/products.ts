@@ -24,7 +24,9 @@ export type ProductTask =
    * step of a blocked algorithm), with this slot's pack scratch */
   | { op: "gemms"; calls: StridedCall[]; pack: number }
   /** Σ of the f32 values in [p, p + bytes): a block of the streaming-read ceiling (bench kernels, two threads) */
-  | { op: "streamSum"; p: number; bytes: number };
+  | { op: "streamSum"; p: number; bytes: number }
+  /** `steps` rounds of register multiply-adds: one slot's share of the compute ceiling (bench kernels) */
+  | { op: "computePeak"; steps: number; fused: number };
 
 
 /** The handlers of the product tasks. */
@@ -52,6 +54,9 @@ export const PRODUCT_HANDLERS = {
   streamSum(wasm: Wasm, t: Extract<ProductTask, { op: "streamSum" }>): number {
     return kernels(wasm).f32_stream_sum(t.p, t.bytes);
   },
+  computePeak(wasm: Wasm, t: Extract<ProductTask, { op: "computePeak" }>): number {
+    return kernels(wasm).f32_compute_peak(t.steps, 1e-3, t.fused);
+  },
 } as const;
 
 /** Σ of the f32 values in [p, p + bytes) read by every slot of `exec` at once, a block each (the read ceiling). */
@@ -59,6 +64,13 @@ export async function streamSum(exec: Executor, p: number, bytes: number): Promi
   const blocks = exec.split(bytes / 64, Number.MAX_SAFE_INTEGER, 1);
   const parts = await exec.each<number>(blocks, ([b0, b1]) => ({ op: "streamSum", p: p + 64 * b0, bytes: 64 * (b1 - b0) }) satisfies ProductTask, "stream read");
   return parts.reduce((s, v) => s + v, 0);
+}
+
+/** `steps` rounds of register multiply-adds on every slot of `exec` at once (the compute ceiling); the flops done. */
+export async function computePeak(exec: Executor, steps: number, fused: boolean): Promise<number> {
+  const slots = Array.from({ length: exec.slots }, (_, s): [number, number] => [s, s + 1]);
+  await exec.each<number>(slots, () => ({ op: "computePeak", steps, fused: fused ? 1 : 0 }) satisfies ProductTask, "compute ceiling");
+  return 80 * steps * exec.slots;
 }
 
 /** C[rows, cols] = A[rows, k] · B[k, cols] (plain product, any B). */

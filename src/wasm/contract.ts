@@ -39,6 +39,8 @@ export interface Kernels {
   // ---- assembly/stream.ts --------------------------------------------------------------------------
   /** Σ of the f32 values in [p, p + bytes) (the streaming-read ceiling of bench kernels). */
   f32_stream_sum(p: number, bytes: number): number;
+  /** `steps` rounds of 10 f32x4 multiply-adds on registers (80 flops each; fused 1: madd, 0: mul then add) */
+  f32_compute_peak(steps: number, x: number, fused: number): number;
 
   // ---- assembly/f32-elementwise.ts -----------------------------------------------------------------
   /** out[r,:] = x[r,:] / sqrt(mean(x[r,:]²) + eps) * g[:], rows of n; out may alias x. */
@@ -214,7 +216,7 @@ export interface Kernels {
 /** Parameter count of every export (the compiler checks each against `Kernels`; checkKernels the module). */
 export const KERNEL_ARITY = Object.freeze({
   heapBase: 0, f32_gemm_nt_scratch: 3, f32_gemm_nt: 8, gemm_p8_nt_scratch: 2, f32_gemm_p8_nt: 7, bf16_gemm_p8_nt: 7,
-  f16_gemm_p8_nt: 7, f32_gemv: 6, f32_gemv_p8: 5, bf16_gemv_p8: 5, f16_gemv_p8: 5, f32_stream_sum: 2, f32_rmsnorm: 6,
+  f16_gemm_p8_nt: 7, f32_gemv: 6, f32_gemv_p8: 5, bf16_gemv_p8: 5, f16_gemv_p8: 5, f32_stream_sum: 2, f32_compute_peak: 3, f32_rmsnorm: 6,
   f32_softmax: 2, f32_silu_mul: 4, f32_add: 4, f32_add_bias_rows: 4, f32_scale: 3, f32_rope_interleaved: 5,
   f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 14, f32_gemm_strided_scratch: 0, f32_gram_upper: 4, f32_gram_upper_rows: 7,
   f32_gram_cross: 5, f32_sym_mirror: 2, f32_col_sumsq: 4, f32_potrf_upper: 3,

@@ -120,3 +120,20 @@ test("kernels reject negative sizes with an assertion", () => {
     assert.throws(() => kernels(w).f32_rope_half(0, 0, 0, 1, 3), /kernel assertion failed/);
   });
 });
+
+test("f32_compute_peak (bench kernels' compute ceiling) does its steps: 10 chains v ← v·0.999 + x, summed", () => {
+  scoped((w) => {
+    const f = Math.fround;
+    for (const steps of [0, 1, 7, 300]) {
+      const chains = Array.from({ length: 10 }, (_, i) => f(i));
+      for (let s = 0; s < steps; s++) for (let i = 0; i < 10; i++) chains[i] = f(f(chains[i]! * f(0.999)) + f(1e-3));
+      // the kernel's lane sums: 4 equal lanes of (((v0+v1)+(v2+v3))+((v4+v5)+(v6+v7))) + (v8+v9)
+      const c = chains;
+      const t = f(f(f(f(c[0]! + c[1]!) + f(c[2]! + c[3]!)) + f(f(c[4]! + c[5]!) + f(c[6]! + c[7]!))) + f(c[8]! + c[9]!));
+      const want = f(f(t + t) + f(t + t));
+      assert.equal(kernels(w).f32_compute_peak(steps, 1e-3, 0), want, `mul then add, ${steps} steps`);
+      const fused = kernels(w).f32_compute_peak(steps, 1e-3, 1);
+      assert.ok(Math.abs(fused - want) <= 1e-5 * Math.abs(want) + 1e-6, `madd, ${steps} steps: ${fused} vs ${want}`);
+    }
+  });
+});
