@@ -20,6 +20,7 @@ import type { ModelStore } from "../model/residency.js";
 import type { CapturePoint } from "../model/forward.js";
 import type { DenseLayer } from "../model/linear.js";
 import { writeSafetensors, openSafetensors } from "../io/safetensors.js";
+import { exactDtype } from "../io/dtype.js";
 import type { CalibrationSet } from "../prune/calibration.js";
 import { calibShards, type OperatorReport, type RemoteStream, type StatsStage } from "../prune/driver.js";
 import type { BlockResult, SolveRequest } from "../prune/solve.js";
@@ -50,7 +51,7 @@ export const seqPaths = {
 export function writeBlockResults(file: string, blocks: BlockResult[]): void {
   fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
   const meta = blocks.map(({ op, r0, r1, report, energy }) => ({ op, r0, r1, report, energy: Number.isFinite(energy) ? energy : null }));
-  writeSafetensors(file, blocks.map((b) => ({ name: b.op, dtype: "F32" as const, shape: [b.r1 - b.r0, b.data.length / Math.max(1, b.r1 - b.r0)], data: b.data })), { blocks: JSON.stringify(meta) });
+  writeSafetensors(file, blocks.map((b) => ({ name: b.op, dtype: exactDtype(b.data), shape: [b.r1 - b.r0, b.data.length / Math.max(1, b.r1 - b.r0)], data: b.data })), { blocks: JSON.stringify(meta) });
 }
 
 export function readBlockResults(file: string): BlockResult[] {
@@ -94,10 +95,10 @@ export function readRawStats(file: string): Map<CapturePoint, RawStats> {
   }
 }
 
-/** Some of a layer's linear weights (f32). */
+/** Some of a layer's linear weights (each in the narrowest exact dtype). */
 export function writeOps(file: string, ops: Partial<Record<LinearOp, DenseLinear>>): void {
   fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
-  writeSafetensors(file, LINEAR_OPS.filter((op) => ops[op]).map((op) => ({ name: op, dtype: "F32" as const, shape: ops[op]!.shape, data: ops[op]!.data })));
+  writeSafetensors(file, LINEAR_OPS.filter((op) => ops[op]).map((op) => ({ name: op, dtype: exactDtype(ops[op]!.data), shape: ops[op]!.shape, data: ops[op]!.data })));
 }
 
 export class QueueStream implements RemoteStream {

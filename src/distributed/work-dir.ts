@@ -16,6 +16,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
+import { exactDtype } from "../io/dtype.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { LINEAR_OPS, type DenseLinear, type LinearOp, type ModelConfig, type Tensor } from "../model/types.js";
 import type { DenseLayer } from "../model/linear.js";
@@ -89,11 +90,15 @@ export function writeAtomic(file: string, data: string | Uint8Array): void {
 
 const LAYER_TENSORS = ["attnNorm", "ffnNorm", ...LINEAR_OPS, "bq", "bk", "bv"] as const;
 
-/** A dense decoder layer as f32 tensors (exact: the values the coordinator's store computes with). */
+/**
+ * A dense decoder layer, exactly the values the coordinator's store computes with, each tensor in the narrowest
+ * dtype that holds it exactly (exactDtype: a bf16 model's layer, or a layer pruned and rounded to bf16, is stored as
+ * BF16 — half the bytes every worker reads; an f32 model's stays F32).
+ */
 export function writeDenseLayer(file: string, lw: DenseLayer): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const rec = lw as unknown as Record<string, Tensor | undefined>;
-  const tensors = LAYER_TENSORS.filter((k) => rec[k]).map((k) => ({ name: k, dtype: "F32" as const, shape: rec[k]!.shape, data: rec[k]!.data }));
+  const tensors = LAYER_TENSORS.filter((k) => rec[k]).map((k) => ({ name: k, dtype: exactDtype(rec[k]!.data), shape: rec[k]!.shape, data: rec[k]!.data }));
   writeSafetensors(file, tensors);
 }
 
@@ -121,7 +126,7 @@ export function readDenseLayer(file: string, wasm: Wasm): DenseLayer {
 /** A pruned layer's linear weights and reports (the result of a layer job). */
 export function writeResult(file: string, pruned: Record<LinearOp, DenseLinear>, reports: OperatorReport[]): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, LINEAR_OPS.map((op) => ({ name: op, dtype: "F32" as const, shape: pruned[op].shape, data: pruned[op].data })), { reports: JSON.stringify(reports) });
+  writeSafetensors(file, LINEAR_OPS.map((op) => ({ name: op, dtype: exactDtype(pruned[op].data), shape: pruned[op].shape, data: pruned[op].data })), { reports: JSON.stringify(reports) });
 }
 
 /** A layer job's result in host memory (ptr 0: not in an arena). */

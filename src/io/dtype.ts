@@ -148,3 +148,32 @@ export function decodeI64(bytes: Uint8Array): number[] | undefined {
   }
   return out;
 }
+
+/**
+ * The narrowest float dtype that holds every value of `data` exactly (bit for bit once widened back): BF16 when
+ * every value's low 16 bits are zero (widened bf16), else F16 when every value round-trips through f16, else F32.
+ * Exact by construction, so a file of widened bf16/f16 weights can be stored at half the bytes without loss.
+ */
+export function exactDtype(data: Float32Array): "BF16" | "F16" | "F32" {
+  const u = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  let bf16 = true;
+  for (let i = 0; i < u.length; i++) {
+    // NaNs stay F32: narrowing quiets them
+    if ((u[i]! & 0xffff) !== 0 || ((u[i]! & 0x7f800000) === 0x7f800000 && (u[i]! & 0x7fffff) !== 0)) {
+      bf16 = false;
+      break;
+    }
+  }
+  if (bf16) return "BF16";
+  // f16: in chunks (the first small, so an f32 tensor is told at once), stopping at the first value that differs
+  const bytes = new Uint8Array(2 << 16);
+  const back = new Float32Array(1 << 16);
+  const bu = new Uint32Array(back.buffer);
+  for (let i = 0, n = 4096; i < data.length; i += n, n = 1 << 16) {
+    const part = data.subarray(i, Math.min(data.length, i + n));
+    narrow16("F16", part, bytes);
+    widen16("F16", bytes, back, part.length);
+    for (let j = 0; j < part.length; j++) if (bu[j] !== u[i + j]) return "F32";
+  }
+  return "F16";
+}
