@@ -202,12 +202,13 @@ function checkStage(stage: StatsStage | undefined): StatsStage {
   throw new RefusedJob(`stage ${JSON.stringify(stage)}: expected plain or group 0..${GROUPS.length - 1}`);
 }
 
-/** Linear weights of a partial layer file into arena tensors. */
-function readOps(file: string, ctx: WorkerContext): Partial<Record<LinearOp, DenseLinear>> {
+/** Linear weights of a layer file (all, or those of `only`) into arena tensors. */
+function readOps(file: string, ctx: WorkerContext, only?: readonly LinearOp[]): Partial<Record<LinearOp, DenseLinear>> {
   const st = openSafetensors(file);
   try {
     const out: Partial<Record<LinearOp, DenseLinear>> = {};
     for (const [name, e] of st.header) {
+      if (only && !only.includes(name as LinearOp)) continue;
       const n = e.shape.reduce((a, b) => a * b, 1);
       const ptr = ctx.wasm.arena.alloc(n);
       const data = ctx.wasm.arena.f32(ptr, n);
@@ -251,8 +252,11 @@ async function solveJob(ctx: WorkerContext, data: JobData, run: RunFile): Promis
   const point = GROUPS[g]!.point;
   const raw = readRawStats(ctx.work.resolve(seqPaths.group(data.run, l, g))).get(point);
   if (!raw) throw new RefusedJob(`layer ${l} group ${g}: its statistics file lacks the ${point} group`);
-  const dense = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
-  const stats = new StatsCollector(ctx.exec, dense[GROUPS[g]!.ops[0]!].shape[1]!, statsKind(run.settings));
+  // the group's operators only: the four groups' jobs read the layer once between them
+  const dense = readOps(ctx.work.resolve(paths.dense(data.run, l)), ctx, GROUPS[g]!.ops);
+  const first = dense[GROUPS[g]!.ops[0]!];
+  if (!first) throw new RefusedJob(`layer ${l}: its dense layer file lacks ${GROUPS[g]!.ops.join(", ")}`);
+  const stats = new StatsCollector(ctx.exec, first.shape[1]!, statsKind(run.settings));
   stats.addRaw(raw);
   const lctx: LayerContext = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib: run.calib, stream: new MemoryRows(new Float32Array(0), [], c.dim), states: [], settings: run.settings, time: { forward: 0, statistics: 0, solve: 0 } };
   const results = await solveGroupRows(lctx, l, g, dense, stats.finish(), b, blocks);

@@ -100,14 +100,17 @@ export async function solveGroups(
 
 /**
  * Block `b` of `blocks` of every operator of group g (a solve job's work): on the group's statistics `s`, each
- * operator's rows of the block solved into fresh arena rows.
+ * operator's rows of the block solved into fresh arena rows (`dense` needs only the group's operators).
  */
-export async function solveGroupRows(ctx: LayerContext, l: number, g: number, dense: DenseLayer, s: CalibStats, b: number, blocks: number): Promise<BlockResult[]> {
+export async function solveGroupRows(
+  ctx: LayerContext, l: number, g: number, dense: Partial<Record<LinearOp, DenseLinear>>, s: CalibStats, b: number, blocks: number,
+): Promise<BlockResult[]> {
   const a = ctx.store.wasm.arena;
   const prepared = await prepareGroup(ctx, s);
   const out: BlockResult[] = [];
   for (const op of GROUPS[g]!.ops) {
     const w = dense[op];
+    if (!w) throw new WorkerError(`${linearName(l, op)}: not in the layer given to the solve`);
     const cols = w.shape[1]!;
     const [r0, r1] = rowBlock(w.shape[0]!, b, blocks);
     if (r1 === r0) continue;
