@@ -2,9 +2,9 @@
  * @file The coordinator of a distributed prune (`wasprune prune … --queue URL --work-dir DIR`): the pruning of
  * src/prune/run.ts (output policy, checkpoints, eval, pruning.json) with the layers pruned by workers. For the
  * `parallel` schedule:
- *  1. run.json (settings, config, calibration tokens, code version) and each dense layer (f32) into the run's
- *     folder of the work dir (src/distributed/work-dir.ts); layer 0's input stream (the embeddings) per shard of
- *     SHARD_SAMPLES samples;
+ *  1. run.json (settings, config, calibration tokens, code version) and each dense layer (its exact values, each
+ *     tensor in the narrowest dtype that holds it) into the run's folder of the work dir
+ *     (src/distributed/work-dir.ts); layer 0's input stream (the embeddings) per shard of SHARD_SAMPLES samples;
  *  2. one `forward` job per shard: the dense forward of its samples, writing every layer's input stream;
  *  3. one `layer` job per decoder layer: the layer pruned by the same code as a single-process run;
  *  4. as layers finish, in layer order, each goes to the sink (the output written as produced), so a
