@@ -258,8 +258,8 @@ async function solveJob(ctx: WorkerContext, data: JobData, run: RunFile): Promis
   if (!first) throw new RefusedJob(`layer ${l}: its dense layer file lacks ${GROUPS[g]!.ops.join(", ")}`);
   const stats = new StatsCollector(ctx.exec, first.shape[1]!, statsKind(run.settings));
   stats.addRaw(raw);
-  const lctx: LayerContext = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib: run.calib, stream: new MemoryRows(new Float32Array(0), [], c.dim), states: [], settings: run.settings, time: { forward: 0, statistics: 0, solve: 0 } };
-  const results = await solveGroupRows(lctx, l, g, dense, stats.finish(), b, blocks);
+  const sctx = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, settings: run.settings, time: { forward: 0, statistics: 0, solve: 0 } };
+  const results = await solveGroupRows(sctx, l, g, dense, stats.finish(), b, blocks);
   writeBlockResults(ctx.work.resolve(seqPaths.solved(data.run, l, g, b, blocks)), results);
 }
 

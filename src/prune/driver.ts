@@ -156,7 +156,6 @@ export interface DriverOptions {
   remote?: RemoteStream;
 }
 
-
 /** Input width of the operators at a capture point, from the layer's own tensors (layers may differ in size). */
 function colsOf(lw: LayerWeights, point: CapturePoint): number {
   const op = point === "qkv" ? lw.wq : point === "o" ? lw.wo : point === "gateup" ? lw.wGate : lw.wDown;

@@ -8,7 +8,7 @@
  */
 import { narrow16, widen16, type DType } from "../io/dtype.js";
 import { WasmError, WorkerError } from "../errors.js";
-import type { Executor } from "../exec/executor.js";
+import { shards, type Executor } from "../exec/executor.js";
 import type { CapturePoint } from "../model/forward.js";
 import type { DenseLayer } from "../model/linear.js";
 import { linearName } from "../model/names.js";
@@ -29,6 +29,9 @@ export const GROUPS: ReadonlyArray<{ point: CapturePoint; ops: readonly LinearOp
   { point: "down", ops: ["wDown"] },
 ];
 
+/** What a solve reads of a layer step: the arena, the executor, the settings, and the phase clock it adds to. */
+export type SolveContext = Pick<LayerContext, "store" | "exec" | "settings" | "time">;
+
 /** A group's statistics to solve elsewhere: its summed running sums (before `finish`), in `blocks` row blocks. */
 export interface SolveRequest {
   g: number;
@@ -46,10 +49,12 @@ export interface BlockResult {
   energy: number;
 }
 
-/** Rows of block b of `blocks` over `rows`, on multiples of 4 (the kernels' row tiles); may be empty. */
+/**
+ * Rows of block b of `blocks` over `rows`: the executor's row split (shards, on multiples of 4), so a block past
+ * the last shard (more blocks than 4-row tiles) is empty.
+ */
 export function rowBlock(rows: number, b: number, blocks: number): [number, number] {
-  const q = Math.ceil(rows / 4);
-  return [Math.min(rows, 4 * Math.floor((b * q) / blocks)), Math.min(rows, 4 * Math.floor(((b + 1) * q) / blocks))];
+  return shards(rows, blocks, 4)[b] ?? [rows, rows];
 }
 
 /** How many row blocks group solves of these settings take on `parts` machines: 1 unless rows are independent. */
@@ -103,7 +108,7 @@ export async function solveGroups(
  * operator's rows of the block solved into fresh arena rows (`dense` needs only the group's operators).
  */
 export async function solveGroupRows(
-  ctx: LayerContext, l: number, g: number, dense: Partial<Record<LinearOp, DenseLinear>>, s: CalibStats, b: number, blocks: number,
+  ctx: SolveContext, l: number, g: number, dense: Partial<Record<LinearOp, DenseLinear>>, s: CalibStats, b: number, blocks: number,
 ): Promise<BlockResult[]> {
   const a = ctx.store.wasm.arena;
   const prepared = await prepareGroup(ctx, s);
@@ -149,7 +154,7 @@ export function mergeBlocks(l: number, op: LinearOp, into: DenseLinear, blocks: 
 }
 
 /** The method's work on a group's H (shared by its operators; in the caller's arena scope), timed as solve. */
-export async function prepareGroup(ctx: LayerContext, s: CalibStats): Promise<unknown> {
+export async function prepareGroup(ctx: SolveContext, s: CalibStats): Promise<unknown> {
   const method = METHODS[ctx.settings.method];
   if (!s.gram || !method.prepare) return undefined;
   const t0 = performance.now();
@@ -175,7 +180,7 @@ async function problemOf(exec: Executor, w0: DenseLinear, s: CalibStats, setting
  * the stored dtype, into `into`. `energy`: the target energy E of its relative error (NaN when not formed).
  */
 export async function solveOperator(
-  ctx: LayerContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear, prepared: unknown,
+  ctx: SolveContext, l: number, op: LinearOp, w0: DenseLinear, s: CalibStats, into: DenseLinear, prepared: unknown,
 ): Promise<{ report: OperatorReport; energy: number }> {
   const { exec, settings } = ctx;
   const [rows, cols] = w0.shape as [number, number];
