@@ -26,6 +26,7 @@ import { calibShards, type OperatorReport, type RemoteStream, type StatsStage } 
 import type { BlockResult, SolveRequest } from "../prune/solve.js";
 import { WorkerError } from "../errors.js";
 import type { RawStats } from "../prune/stats.js";
+import { packUpper, unpackUpper } from "../prune/gram.js";
 import type { JobData } from "./jobs.js";
 import { paths, writeDenseLayer, writeStream, type WorkDir } from "./work-dir.js";
 
@@ -71,23 +72,41 @@ export function readBlockResults(file: string): BlockResult[] {
   }
 }
 
-/** A shard's running sums per capture point into one file (tensors "<point>.<array>", tokens in the metadata). */
+/**
+ * A shard's running sums per capture point into one file (tensors "<point>.<array>", tokens in the metadata).
+ * The Gram sums kept in their upper triangle (H, H_d: below the diagonal is never read, `finish` mirrors the
+ * upper triangle onto it) are stored as that triangle, row by row (metadata "upper": tensor → cols), read back
+ * with zeros below: half the bytes of the statistics a SparseGPT shard sends, the same H after `finish`.
+ */
 export function writeRawStats(file: string, stats: Map<CapturePoint, RawStats>): void {
-  const tensors = [...stats].flatMap(([p, r]) => Object.entries(r.arrays).map(([k, v]) => ({ name: `${p}.${k}`, dtype: "F32" as const, shape: [v.length], data: v })));
+  const upper: Record<string, number> = {};
+  const tensors = [...stats].flatMap(([p, r]) => Object.entries(r.arrays).map(([k, v]) => {
+    const name = `${p}.${k}`;
+    if (!r.upper?.includes(k)) return { name, dtype: "F32" as const, shape: [v.length], data: v };
+    const n = Math.round(Math.sqrt(v.length));
+    if (n * n !== v.length) throw new WorkerError(`${name}: an upper-triangular sum of ${v.length} floats is not square`);
+    upper[name] = n;
+    return { name, dtype: "F32" as const, shape: [(n * (n + 1)) / 2], data: packUpper(v, n) };
+  }));
   fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
-  writeSafetensors(file, tensors, { tokens: JSON.stringify(Object.fromEntries([...stats].map(([p, r]) => [p, r.n]))) });
+  writeSafetensors(file, tensors, { tokens: JSON.stringify(Object.fromEntries([...stats].map(([p, r]) => [p, r.n]))), upper: JSON.stringify(upper) });
 }
 
 export function readRawStats(file: string): Map<CapturePoint, RawStats> {
   const st = openSafetensors(file);
   try {
     const tokens = JSON.parse(st.metadata.tokens ?? "{}") as Record<string, number>;
-    const out = new Map<CapturePoint, RawStats>(Object.entries(tokens).map(([p, n]) => [p as CapturePoint, { n, arrays: {} }]));
+    const upper = JSON.parse(st.metadata.upper ?? "{}") as Record<string, number>;
+    const out = new Map<CapturePoint, RawStats>(Object.entries(tokens).map(([p, n]) => [p as CapturePoint, { n, arrays: {}, upper: [] }]));
     for (const [name, e] of st.header) {
       const [p, k] = name.split(".") as [CapturePoint, string];
+      const r = out.get(p);
+      if (!r) throw new WorkerError(`${file}: tensor "${name}" has no token count in the metadata`);
       const data = new Float32Array(e.shape[0]!);
       st.readF32Into(name, data);
-      out.get(p)!.arrays[k] = data;
+      const n = upper[name];
+      r.arrays[k] = n === undefined ? data : unpackUpper(data, n);
+      if (n !== undefined) r.upper = [...r.upper!, k];
     }
     return out;
   } finally {

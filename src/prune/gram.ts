@@ -23,6 +23,27 @@ export interface GramStats {
   cross?: { C: number; Hd: number };
 }
 
+/**
+ * The running sums whose value is their upper triangle (j ≥ i): the kernel also writes some elements just below
+ * the diagonal (tiles that straddle it), which `finish` overwrites with the mirror, so nothing reads them.
+ */
+export const UPPER_SUMS: readonly string[] = ["H", "Hd"];
+
+/** The upper triangle (j ≥ i) of a row-major n×n matrix, row by row: n(n+1)/2 floats. */
+export function packUpper(a: Float32Array, n: number): Float32Array {
+  const out = new Float32Array((n * (n + 1)) / 2);
+  for (let i = 0, o = 0; i < n; o += n - i, i++) out.set(a.subarray(i * n + i, (i + 1) * n), o);
+  return out;
+}
+
+/** `packUpper`'s inverse: the n×n matrix with the packed upper triangle and zeros below the diagonal. */
+export function unpackUpper(p: Float32Array, n: number): Float32Array {
+  if (p.length !== (n * (n + 1)) / 2) throw new UsageError(`an upper triangle of ${n}×${n} has ${(n * (n + 1)) / 2} floats, got ${p.length}`);
+  const out = new Float32Array(n * n);
+  for (let i = 0, o = 0; i < n; o += n - i, i++) out.set(p.subarray(o, o + n - i), i * n + i);
+  return out;
+}
+
 export class GramCollector {
   readonly cols: number;
   private readonly exec: Executor;

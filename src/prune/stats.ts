@@ -10,7 +10,7 @@
  * the sums do not depend on how samples are chunked or on the thread count.
  */
 import type { Executor } from "../exec/executor.js";
-import { GramCollector, type GramStats } from "./gram.js";
+import { GramCollector, UPPER_SUMS, type GramStats } from "./gram.js";
 import { kernels } from "../kernels/index.js";
 import { UsageError } from "../errors.js";
 
@@ -32,6 +32,8 @@ export interface CalibStats {
 export interface RawStats {
   n: number;
   arrays: Record<string, Float32Array>;
+  /** the arrays (cols × cols) whose sums are their upper triangle (H, H_d): `finish` mirrors it, below is never read */
+  upper?: readonly string[];
 }
 
 /** Collects one operator group's statistics of `kind` (its blocks from the arena, given back by `free`). */
@@ -68,7 +70,10 @@ export class StatsCollector {
 
   /** The running sums so far (views of the collector's blocks). */
   raw(): RawStats {
-    if (this.gram) return { n: this.n, arrays: this.gram.raw() };
+    if (this.gram) {
+      const arrays = this.gram.raw();
+      return { n: this.n, arrays, upper: UPPER_SUMS.filter((k) => k in arrays) };
+    }
     if (this.norms !== undefined) return { n: this.n, arrays: { norms: this.exec.wasm.arena.f32(this.norms, this.cols) } };
     return { n: this.n, arrays: {} };
   }

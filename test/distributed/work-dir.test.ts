@@ -1,4 +1,5 @@
-// The work dir's layer files: each tensor in the narrowest dtype that holds it exactly, read back bit for bit.
+// The work dir's files: layers with each tensor in the narrowest dtype that holds it exactly, statistics with the
+// Gram sums as their upper triangle; read back bit for bit.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -10,6 +11,9 @@ import { openSafetensors } from "../../src/io/safetensors.js";
 import { readDenseLayer, writeDenseLayer } from "../../src/distributed/work-dir.js";
 import type { DenseLayer } from "../../src/model/linear.js";
 import { mulberry32 } from "../../src/util/rng.js";
+import { openExecutor } from "../../src/workers/index.js";
+import { StatsCollector } from "../../src/prune/stats.js";
+import { readRawStats, writeRawStats } from "../../src/distributed/sequential.js";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wasprune-wd-"));
 process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -56,5 +60,46 @@ test("writeDenseLayer: a bf16 model's layer stored as BF16 (half the bytes), f32
   const back = readDenseLayer(file, createWasm()) as unknown as Record<string, { data: Float32Array }>;
   for (const [k, t] of Object.entries(lw as unknown as Record<string, { data: Float32Array }>)) {
     assert.deepEqual(new Uint32Array(back[k]!.data.slice().buffer), new Uint32Array(t.data.slice().buffer), k);
+  }
+});
+
+test("writeRawStats: a shard's Gram sums stored as their upper triangle (about half the bytes), the same H after finish", async () => {
+  const wasm = createWasm();
+  const exec = openExecutor(wasm, 1);
+  try {
+    const rnd = mulberry32(21);
+    const cols = 37, T = 29; // odd sizes: tiles that straddle the diagonal write below it
+    const input = () => {
+      const ptr = wasm.arena.alloc(T * cols);
+      wasm.arena.f32(ptr, T * cols).set(Float32Array.from({ length: T * cols }, () => rnd() - 0.5));
+      return ptr;
+    };
+    for (const kind of ["gram", "cross"] as const) {
+      const m = wasm.arena.mark();
+      const g = new StatsCollector(exec, cols, kind);
+      const xpPtr = input();
+      const xdPtr = kind === "cross" ? input() : xpPtr;
+      await g.add([{ xp: xpPtr, xd: xdPtr, T }], "test");
+      const raw = g.raw();
+      assert.deepEqual(raw.upper, kind === "cross" ? ["H", "Hd"] : ["H"]);
+      const file = path.join(tmp, `stats-${kind}.safetensors`);
+      writeRawStats(file, new Map([["down" as const, raw]]));
+      const full = Object.keys(raw.arrays).length * cols * cols * 4;
+      const packed = (kind === "cross" ? cols * cols + cols * (cols + 1) : (cols * (cols + 1)) / 2) * 4;
+      assert.ok(fs.statSync(file).size < packed + 512 && fs.statSync(file).size < full, `${fs.statSync(file).size} bytes, ${full} unpacked`);
+      const back = readRawStats(file).get("down")!;
+      assert.equal(back.n, T);
+      assert.deepEqual(back.upper, raw.upper);
+      const again = new StatsCollector(exec, cols, kind);
+      again.addRaw(back);
+      const [a, b] = [g.finish(), again.finish()];
+      for (const k of ["H", ...(kind === "cross" ? ["C", "Hd"] : [])] as const) {
+        const ptr = (s: typeof a) => (k === "H" ? s.gram!.H : s.gram!.cross![k as "C" | "Hd"]);
+        assert.deepEqual(new Uint32Array(wasm.arena.f32(ptr(b), cols * cols).slice().buffer), new Uint32Array(wasm.arena.f32(ptr(a), cols * cols).slice().buffer), `${kind} ${k}`);
+      }
+      wasm.arena.release(m);
+    }
+  } finally {
+    await exec.close();
   }
 });
