@@ -221,6 +221,7 @@ program
   .description("take distributed-pruning jobs from the queue (of `prune --queue`) until SIGTERM/SIGINT")
   .requiredOption("--queue <url>", "redis://[user:password@]host:port[/db], the coordinator's (no password in the URL: $WASPRUNE_REDIS_PASSWORD)")
   .requiredOption("--work-dir <dir>", "the coordinator's --work-dir as this machine sees it")
+  .option("--model <dir>", "this machine's own copy of the model being pruned: dense layers read from it instead of the work dir (each checked against the coordinator's digest; a copy that differs is not used)")
   .option("--lock-seconds <s>", "job lock: longer than the longest compute of a job on this worker's main thread (a dead worker's job returns to the queue after lock + lock/2)", num("--lock-seconds"), 300)
   .addOption(threadsOption())
   .action(async (opts) => {

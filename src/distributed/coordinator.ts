@@ -44,6 +44,8 @@ export interface JobRecord {
   attempts: number;
   /** done by an earlier coordinator (its output was in the work dir) */
   reused: boolean;
+  /** the dense layers the job read from the worker's own model copy and from the work dir */
+  layersFrom?: { model: number; workDir: number };
 }
 
 export interface DistributedReport {
@@ -106,7 +108,7 @@ export class QueueRunner implements LayerRunner {
         const file = at(paths.dense(rel, l));
         if (fs.existsSync(file)) continue;
         try {
-          writeDenseLayer(file, denseLayer(store.acquire(l), l));
+          writeDenseLayer(file, denseLayer(store.acquire(l), l), { digest: true });
         } finally {
           store.release(l);
         }
@@ -212,6 +214,6 @@ export class QueueRunner implements LayerRunner {
 
   private record(j: { id: string; what: string }, job: Job<JobData, JobResult> | undefined): void {
     const r = job?.returnvalue;
-    this.jobs.push({ id: j.id, what: j.what, worker: r?.worker, seconds: r?.seconds, attempts: job?.attemptsMade ?? 0, reused: !job });
+    this.jobs.push({ id: j.id, what: j.what, worker: r?.worker, seconds: r?.seconds, attempts: job?.attemptsMade ?? 0, reused: !job, ...(r?.layersFrom ? { layersFrom: r.layersFrom } : {}) });
   }
 }

@@ -28,7 +28,9 @@ import type { DenseLinear, LinearOp } from "../model/types.js";
 import { openSafetensors } from "../io/safetensors.js";
 import { readRawStats, seqPaths, writeBlockResults, writeRawStats } from "./sequential.js";
 import { JOB_FORMAT } from "./queue.js";
-import { paths, readDenseLayer, readStream, runHash, writeResult, writeStream, type RunFile, type WorkDir } from "./work-dir.js";
+import { layerDigest, paths, readDenseLayer, readLayerDigest, readStream, runHash, writeResult, writeStream, type RunFile, type WorkDir } from "./work-dir.js";
+import type { ModelStore } from "../model/residency.js";
+import { denseLayer, type DenseLayer } from "../model/linear.js";
 
 export interface JobData {
   format: number;
@@ -55,6 +57,8 @@ export interface JobData {
 export interface JobResult {
   worker: string;
   seconds: number;
+  /** where the job's dense layers came from: the worker's own copy of the model (`worker --model`) or the work dir */
+  layersFrom?: { model: number; workDir: number };
 }
 
 /** A job refused before any work (wrong code, settings or path): not worth a retry. */
@@ -65,7 +69,12 @@ export interface WorkerContext {
   wasm: Wasm;
   exec: Executor;
   code: string;
+  /** `worker --model DIR`: the worker's own copy of the model (streamed, its layer slot taken at start) */
+  model?: { dir: string; store: ModelStore; warn(line: string): void };
 }
+
+/** A job's dense layer reads, by source (JobResult.layersFrom). */
+type LayerReads = { model: number; workDir: number };
 
 /** Check a job's data against this worker and read its run file (RefusedJob when it does not match). */
 export function admit(ctx: WorkerContext, data: JobData): RunFile {
@@ -84,19 +93,53 @@ export function admit(ctx: WorkerContext, data: JobData): RunFile {
 }
 
 /** Run an admitted job. */
-export async function runJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+export async function runJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<LayerReads> {
   const a = ctx.wasm.arena;
   const m = a.mark();
+  const reads: LayerReads = { model: 0, workDir: 0 };
   try {
-    if (data.kind === "forward") await forwardJob(ctx, data, run);
-    else if (data.kind === "layer") await layerJob(ctx, data, run);
-    else if (data.kind === "stats") await statsJob(ctx, data, run);
+    if (data.kind === "forward") await forwardJob(ctx, data, run, reads);
+    else if (data.kind === "layer") await layerJob(ctx, data, run, reads);
+    else if (data.kind === "stats") await statsJob(ctx, data, run, reads);
     else if (data.kind === "solve") await solveJob(ctx, data, run);
     else if (data.kind === "advance") await advanceJob(ctx, data, run);
     else throw new RefusedJob(`job kind ${JSON.stringify(data.kind)}: unknown`);
+    return reads;
   } finally {
     a.release(m);
   }
+}
+
+/**
+ * Dense layer l for a job, `release()` when done with it: from the worker's own copy of the model when it has
+ * one and that layer's digest is the one the coordinator stored with the work dir's file (so the values are the
+ * same bits), else — a different model, an older file without a digest — the work dir's file, from then on
+ * for every job, with one line saying why. The copy may be in another dtype or layout: only the widened values
+ * count.
+ */
+function denseLayerFor(ctx: WorkerContext, data: JobData, l: number, reads: LayerReads): { lw: DenseLayer; release(): void } {
+  const file = ctx.work.resolve(paths.dense(data.run, l));
+  const model = ctx.model;
+  if (model) {
+    let acquired = false;
+    try {
+      const want = readLayerDigest(file);
+      if (want === undefined) throw new Error("the work dir's layer file has no digest");
+      const lw = denseLayer(model.store.acquire(l), l);
+      acquired = true;
+      if (layerDigest(lw) !== want) throw new Error("its weights differ from the coordinator's (another model, or another version of it)");
+      reads.model++;
+      return { lw, release: () => model.store.release(l) };
+    } catch (e) {
+      if (acquired) model.store.release(l);
+      // one line, then the work dir for the rest of the worker's jobs (a wrong copy would fail every layer)
+      ctx.model = undefined;
+      model.store.close();
+      model.warn(`--model ${model.dir} not used: layer ${l}: ${(e as Error).message}; reading the work dir's copies from now on`);
+    }
+  }
+  reads.workDir++;
+  return { lw: readDenseLayer(file, ctx.wasm), release: () => {} };
 }
 
 function states(ctx: WorkerContext, run: RunFile): RunState[] {
@@ -109,7 +152,7 @@ function checkIndex(what: string, v: number | undefined, n: number): number {
   return v!;
 }
 
-async function forwardJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+async function forwardJob(ctx: WorkerContext, data: JobData, run: RunFile, reads: LayerReads): Promise<void> {
   const c = run.config;
   const s = checkIndex("shard", data.shard, run.shards.length);
   const upTo = checkIndex("upTo", data.upTo, c.nLayers);
@@ -128,8 +171,12 @@ async function forwardJob(ctx: WorkerContext, data: JobData, run: RunFile): Prom
     const a = ctx.wasm.arena;
     const m = a.mark();
     try {
-      const lw = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
-      await advanceRows(ctx.wasm, c, lw, rows, executorPasses(ctx.exec, c, l, st, `layer ${l}: dense forward of shard ${s}`));
+      const { lw, release } = denseLayerFor(ctx, data, l, reads);
+      try {
+        await advanceRows(ctx.wasm, c, lw, rows, executorPasses(ctx.exec, c, l, st, `layer ${l}: dense forward of shard ${s}`));
+      } finally {
+        release();
+      }
     } finally {
       a.release(m);
     }
@@ -137,7 +184,7 @@ async function forwardJob(ctx: WorkerContext, data: JobData, run: RunFile): Prom
   }
 }
 
-async function layerJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+async function layerJob(ctx: WorkerContext, data: JobData, run: RunFile, reads: LayerReads): Promise<void> {
   const c = run.config;
   const l = checkIndex("layer", data.layer, c.nLayers);
   const { calib, settings } = run;
@@ -153,11 +200,15 @@ async function layerJob(ctx: WorkerContext, data: JobData, run: RunFile): Promis
         }
       });
     }
-    const dense = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
-    const pruned = prunedTensors({ wasm: ctx.wasm }, dense);
-    const lctx: LayerContext = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib, stream, states: states(ctx, run), settings, time: { forward: 0, statistics: 0, solve: 0 } };
-    const reports = await pruneLayer(lctx, l, dense, pruned);
-    writeResult(ctx.work.resolve(paths.result(data.run, l)), pruned, reports);
+    const { lw: dense, release } = denseLayerFor(ctx, data, l, reads);
+    try {
+      const pruned = prunedTensors({ wasm: ctx.wasm }, dense);
+      const lctx: LayerContext = { store: { config: c, wasm: ctx.wasm }, exec: ctx.exec, calib, stream, states: states(ctx, run), settings, time: { forward: 0, statistics: 0, solve: 0 } };
+      const reports = await pruneLayer(lctx, l, dense, pruned);
+      writeResult(ctx.work.resolve(paths.result(data.run, l)), pruned, reports);
+    } finally {
+      release();
+    }
   } finally {
     stream.close();
   }
@@ -222,13 +273,22 @@ function readOps(file: string, ctx: WorkerContext, only?: readonly LinearOp[]): 
 }
 
 /** The running sums of one shard's statistics at one stage of layer l (the driver's collectStage, from zero). */
-async function statsJob(ctx: WorkerContext, data: JobData, run: RunFile): Promise<void> {
+async function statsJob(ctx: WorkerContext, data: JobData, run: RunFile, reads: LayerReads): Promise<void> {
   const c = run.config;
   const l = checkIndex("layer", data.layer, c.nLayers);
   const s = checkIndex("shard", data.shard, run.shards.length);
   const stage = checkStage(data.stage);
   const { data: rows } = shardStream(ctx, data, run, l, s);
-  const dense = readDenseLayer(ctx.work.resolve(paths.dense(data.run, l)), ctx.wasm);
+  const { lw: dense, release } = denseLayerFor(ctx, data, l, reads);
+  try {
+    await shardStats(ctx, data, run, l, s, stage, rows, dense);
+  } finally {
+    release();
+  }
+}
+
+async function shardStats(ctx: WorkerContext, data: JobData, run: RunFile, l: number, s: number, stage: StatsStage, rows: Float32Array, dense: DenseLayer): Promise<void> {
+  const c = run.config;
   const before = stage.kind === "group" && stage.g > 0 ? readOps(ctx.work.resolve(seqPaths.partial(data.run, l, stage.g)), ctx) : {};
   const kind = statsKind(run.settings);
   const groups = stage.kind === "plain" ? GROUPS : [GROUPS[stage.g]!];

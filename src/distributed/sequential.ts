@@ -159,7 +159,7 @@ export class QueueStream implements RemoteStream {
 
   async stats(l: number, stage: StatsStage, dense: DenseLayer, before: Partial<Record<LinearOp, DenseLinear>>, add: (shard: Map<CapturePoint, RawStats>) => void): Promise<void> {
     const dfile = this.at(paths.dense(this.run, l));
-    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense);
+    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense, { digest: true });
     if (stage.kind === "group" && stage.g > 0) writeOps(this.at(seqPaths.partial(this.run, l, stage.g)), before);
     const jobs = this.shards.map((_, s): PendingJob => ({
       id: `${this.run.slice(5)}-stats-${l}-${stageName(stage)}-${s}`, what: `layer ${l} statistics (${stageName(stage)}) of shard ${s}`,
@@ -171,7 +171,7 @@ export class QueueStream implements RemoteStream {
 
   async solve(l: number, dense: DenseLayer, requests: SolveRequest[]): Promise<BlockResult[][]> {
     const dfile = this.at(paths.dense(this.run, l));
-    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense);
+    if (!fs.existsSync(dfile)) writeDenseLayer(dfile, dense, { digest: true });
     const jobs: PendingJob[] = [];
     for (const { g, raw, blocks } of requests) {
       const sfile = this.at(seqPaths.group(this.run, l, g));

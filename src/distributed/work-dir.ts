@@ -4,7 +4,8 @@
  * run file's sha256, so one set of settings is one folder):
  *   run.json                          the settings, the model config, the calibration token ids (workers read it;
  *                                     its sha256 is the settings hash every job carries)
- *   dense/layer-<l>.safetensors       the dense decoder layer l in f32, as the coordinator's model store gives it
+ *   dense/layer-<l>.safetensors       the dense decoder layer l as the coordinator's model store gives it (each
+ *                                     tensor in the narrowest exact dtype), with its digest (layerDigest)
  *   streams/layer-<l>/shard-<s>.f32   the dense input of layer l for the samples of shard s (raw f32 rows)
  *   results/layer-<l>.safetensors     the pruned linear weights of layer l (f32) and their reports (metadata)
  * Every file is written to a temporary name and renamed, so a reader sees it whole or not at all, and a job
@@ -95,11 +96,40 @@ const LAYER_TENSORS = ["attnNorm", "ffnNorm", ...LINEAR_OPS, "bq", "bk", "bv"] a
  * dtype that holds it exactly (exactDtype: a bf16 model's layer, or a layer pruned and rounded to bf16, is stored as
  * BF16 — half the bytes every worker reads; an f32 model's stays F32).
  */
-export function writeDenseLayer(file: string, lw: DenseLayer): void {
+export function writeDenseLayer(file: string, lw: DenseLayer, opts: { digest?: boolean } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const rec = lw as unknown as Record<string, Tensor | undefined>;
   const tensors = LAYER_TENSORS.filter((k) => rec[k]).map((k) => ({ name: k, dtype: exactDtype(rec[k]!.data), shape: rec[k]!.shape, data: rec[k]!.data }));
-  writeSafetensors(file, tensors);
+  writeSafetensors(file, tensors, opts.digest ? { digest: layerDigest(lw) } : undefined);
+}
+
+/**
+ * sha256 of a layer's tensors (names, shapes and f32 bits, in file order): what a worker with its own copy of the
+ * model (`worker --model`) checks its layer against before using it instead of the work dir's file.
+ */
+export function layerDigest(lw: DenseLayer): string {
+  const h = crypto.createHash("sha256");
+  const rec = lw as unknown as Record<string, Tensor | undefined>;
+  const CHUNK = 1 << 22;
+  for (const k of LAYER_TENSORS) {
+    const t = rec[k];
+    if (!t) continue;
+    h.update(`${k}:${t.shape.join("x")};`);
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    // copied out in chunks: the arena is a SharedArrayBuffer
+    for (let o = 0; o < bytes.length; o += CHUNK) h.update(bytes.slice(o, Math.min(o + CHUNK, bytes.length)));
+  }
+  return h.digest("hex");
+}
+
+/** The digest the coordinator stored with a dense layer file (undefined without one). */
+export function readLayerDigest(file: string): string | undefined {
+  const st = openSafetensors(file);
+  try {
+    return st.metadata.digest;
+  } finally {
+    st.close();
+  }
 }
 
 /** A dense layer file into fresh arena tensors of `wasm`. */

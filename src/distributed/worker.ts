@@ -11,6 +11,7 @@ import { openExecutor } from "../workers/index.js";
 import { admit, runJob, RefusedJob, type JobData, type JobResult, type WorkerContext } from "./jobs.js";
 import { QUEUE_NAME, codeVersion, redact, untilReady, workerOptions, type QueueTarget } from "./queue.js";
 import { WorkDir } from "./work-dir.js";
+import { openStore } from "../model/load.js";
 
 export interface WorkerOptions {
   target: QueueTarget;
@@ -18,6 +19,8 @@ export interface WorkerOptions {
   threads: number;
   /** the job lock (src/distributed/queue.ts workerOptions) */
   lockSeconds: number;
+  /** the worker's own copy of the model: dense layers read from it (checked against the coordinator's digest) */
+  model?: string;
   log?(line: string): void;
   /** resolves when the worker should stop (default: SIGTERM or SIGINT) */
   stop?: Promise<void>;
@@ -40,8 +43,13 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const work = new WorkDir(o.workDir);
   const name = `${os.hostname()}:${process.pid}`;
   const wasm = createWasm();
+  // the model's layer slot is taken before any job's arena mark, so it outlives every job
+  const store = o.model ? await openStore(o.model, { residency: "streamed", wasm, requireTokenizer: false }) : undefined;
   const exec = openExecutor(wasm, o.threads);
-  const ctx: WorkerContext = { work, wasm, exec, code: codeVersion(wasm.build) };
+  const ctx: WorkerContext = {
+    work, wasm, exec, code: codeVersion(wasm.build),
+    model: store && { dir: o.model!, store, warn: (line) => log(`worker ${name}: ${line}`) },
+  };
   const processor = async (job: Job<JobData>): Promise<JobResult> => {
     const t0 = performance.now();
     let run;
@@ -55,10 +63,10 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
       throw e;
     }
     log(`worker ${name}: job ${job.id} (${jobLabel(job.data)}) started, attempt ${job.attemptsMade + 1}`);
-    await runJob(ctx, job.data, run);
+    const layersFrom = await runJob(ctx, job.data, run);
     const seconds = (performance.now() - t0) / 1000;
     log(`worker ${name}: job ${job.id} (${jobLabel(job.data)}) done in ${seconds.toFixed(2)} s`);
-    return { worker: name, seconds };
+    return { worker: name, seconds, ...(layersFrom.model + layersFrom.workDir > 0 ? { layersFrom } : {}) };
   };
   const worker = new Worker<JobData, JobResult>(QUEUE_NAME, processor, workerOptions(o.target, name, o.lockSeconds));
   let lastError = "";
@@ -76,7 +84,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   });
   try {
     await untilReady(worker.waitUntilReady(), 15, () => worker.close(true), o.target, () => lastError);
-    log(`worker ${name}: waiting for jobs on ${o.target.shown} (work dir ${work.root}, ${o.threads} thread${o.threads === 1 ? "" : "s"}, ${ctx.code})`);
+    log(`worker ${name}: waiting for jobs on ${o.target.shown} (work dir ${work.root}${o.model ? `, dense layers from ${o.model}` : ""}, ${o.threads} thread${o.threads === 1 ? "" : "s"}, ${ctx.code})`);
     const running = worker.run();
     await stop;
     // the job it holds is finished first; a second SIGTERM/SIGINT (or Redis unreachable, when the close would
@@ -94,5 +102,6 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
     process.off("SIGINT", force);
   } finally {
     await exec.close();
+    ctx.model?.store.close();
   }
 }

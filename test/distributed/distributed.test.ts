@@ -327,6 +327,43 @@ test("solves in row blocks on workers (SparseGPT 2:4, 2 shards, measured error):
   for (const w of ws) await stop(w);
 });
 
+test("worker --model: dense layers read from the worker's own copy (checked by digest), same bytes; a copy that differs is not used, with one line", { skip }, async () => {
+  type Rec = { what: string; layersFrom?: { model: number; workDir: number } };
+  const jobsOf = (out: string) => JSON.parse(fs.readFileSync(path.join(out, "pruning.json"), "utf8")).wasprune.distributed.jobs as Rec[];
+  const other = path.join(tmp, "other-model"); // the same config, other weights
+  cli(["synth", path.join(STORIES_HF, "config.json"), "--out", other, "--dtype", "F32", "--seed", "5"]);
+  const schedules = {
+    sequential: ["--method", "wanda", "--sparsity", "0.5", "--calib-shards", "2", "--calib", TINY_TRAIN, "--nsamples", "8", "--threads", "1"],
+    parallel: ["--method", "wanda", "--sparsity", "0.5", "--schedule", "parallel", "--calib", TINY_TRAIN, "--nsamples", "8", "--threads", "1"],
+  };
+  let db = 8;
+  for (const [name, args, copy] of [["sequential", schedules.sequential, STORIES_HF], ["parallel", schedules.parallel, STORIES_HF], ["sequential", schedules.sequential, other]] as const) {
+    const local = path.join(tmp, `local-model-${name}`);
+    if (!fs.existsSync(local)) cli(["prune", STORIES_HF, ...args, "--out", local]);
+    const work = dir(`work-${db}`);
+    const w = await worker(db, work, ["--model", copy]);
+    const out = path.join(tmp, `dist-${db}`);
+    const c = start(["prune", STORIES_HF, ...args, "--out", out, "--queue", url(db), "--work-dir", work]);
+    assert.equal(await c.within(120_000), 0, c.out);
+    assert.ok(model(out).equals(model(local)), `${name} with --model ${copy}: model.safetensors differs from the local run's`);
+    // the jobs that read a dense layer: statistics (sequential), the dense forward and the layer jobs (parallel)
+    const readers = jobsOf(out).filter((j) => j.layersFrom);
+    assert.ok(readers.length >= (name === "sequential" ? 10 : 6), `${readers.length} jobs read a dense layer: ${readers.map((j) => j.what).join("; ")}`);
+    const fromModel = readers.reduce((t, j) => t + j.layersFrom!.model, 0);
+    const fromWorkDir = readers.reduce((t, j) => t + j.layersFrom!.workDir, 0);
+    await stop(w);
+    if (copy === STORIES_HF) {
+      assert.equal(fromWorkDir, 0, `${name}: every dense layer from the worker's copy`);
+      assert.ok(fromModel >= readers.length);
+      assert.doesNotMatch(w.out, /not used/);
+    } else {
+      assert.equal(fromModel, 0, "a copy with other weights must not be used");
+      assert.equal(w.out.match(/--model \S+ not used: layer \d+: its weights differ/g)?.length, 1, w.out);
+    }
+    db++;
+  }
+});
+
 test("prune --queue without --work-dir, or a bad --calib-shards: one clear error", () => {
   const r = spawnSync(process.execPath, [CLI, "prune", STORIES_HF, "--out", path.join(tmp, "x"), "--queue", "redis://127.0.0.1:1"], { encoding: "utf8", timeout: 30_000 });
   assert.notEqual(r.status, 0);

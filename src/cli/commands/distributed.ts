@@ -22,9 +22,9 @@ export async function openCoordinator(url: string, workDir: string): Promise<{ r
   return { runner: new QueueRunner(queue, target, work, (line) => process.stderr.write(line + "\n")), close: () => queue.close() };
 }
 
-export async function workerCommand(o: { queue: string; workDir: string; threads: number; lockSeconds: number }): Promise<void> {
+export async function workerCommand(o: { queue: string; workDir: string; threads: number; lockSeconds: number; model?: string }): Promise<void> {
   if (!(o.lockSeconds > 0)) throw new UsageError(`--lock-seconds must be positive, got ${o.lockSeconds}`);
-  await runWorker({ target: queueTarget(o.queue), workDir: o.workDir, threads: o.threads, lockSeconds: o.lockSeconds });
+  await runWorker({ target: queueTarget(o.queue), workDir: o.workDir, threads: o.threads, lockSeconds: o.lockSeconds, model: o.model });
 }
 
 export async function queueStatusCommand(o: { queue: string; json?: boolean }): Promise<void> {
