@@ -70,7 +70,7 @@ export interface WorkerContext {
   exec: Executor;
   code: string;
   /** `worker --model DIR`: the worker's own copy of the model (streamed, its layer slot taken at start) */
-  model?: { dir: string; store: ModelStore; warn(line: string): void };
+  model?: { dir: string; store: ModelStore; warn(line: string): void; verified: Map<number, string> };
 }
 
 /** A job's dense layer reads, by source (JobResult.layersFrom). */
@@ -127,7 +127,11 @@ function denseLayerFor(ctx: WorkerContext, data: JobData, l: number, reads: Laye
       if (want === undefined) throw new Error("the work dir's layer file has no digest");
       const lw = denseLayer(model.store.acquire(l), l);
       acquired = true;
-      if (layerDigest(lw) !== want) throw new Error("its weights differ from the coordinator's (another model, or another version of it)");
+      // hashed once per layer and digest: the later jobs on the same layer (other shards, stages) read it unhashed
+      if (model.verified.get(l) !== want) {
+        if (layerDigest(lw) !== want) throw new Error("its weights differ from the coordinator's (another model, or another version of it)");
+        model.verified.set(l, want);
+      }
       reads.model++;
       return { lw, release: () => model.store.release(l) };
     } catch (e) {

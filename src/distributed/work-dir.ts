@@ -7,7 +7,8 @@
  *   dense/layer-<l>.safetensors       the dense decoder layer l as the coordinator's model store gives it (each
  *                                     tensor in the narrowest exact dtype), with its digest (layerDigest)
  *   streams/layer-<l>/shard-<s>.f32   the dense input of layer l for the samples of shard s (raw f32 rows)
- *   results/layer-<l>.safetensors     the pruned linear weights of layer l (f32) and their reports (metadata)
+ *   results/layer-<l>.safetensors     the pruned linear weights of layer l (narrowest exact dtype) and their
+ *                                     reports (metadata)
  * Every file is written to a temporary name and renamed, so a reader sees it whole or not at all, and a job
  * killed half-way leaves nothing a rerun would trust. A worker resolves every path a job names inside its work
  * dir (symlinks followed) and refuses any other.

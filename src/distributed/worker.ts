@@ -48,7 +48,7 @@ export async function runWorker(o: WorkerOptions): Promise<void> {
   const exec = openExecutor(wasm, o.threads);
   const ctx: WorkerContext = {
     work, wasm, exec, code: codeVersion(wasm.build),
-    model: store && { dir: o.model!, store, warn: (line) => log(`worker ${name}: ${line}`) },
+    model: store && { dir: o.model!, store, warn: (line) => log(`worker ${name}: ${line}`), verified: new Map() },
   };
   const processor = async (job: Job<JobData>): Promise<JobResult> => {
     const t0 = performance.now();
