@@ -21,7 +21,8 @@
 // sums' lane j, in block order; reduced (a0+a1)+(a2+a3), then the offset terms, summed in block order, are
 // subtracted. The four rows of a panel share each activation load.
 
-import { hsum4 } from "./simd";
+import { hsum4, swizzleInRange } from "./simd";
+import { QM_TABLE } from "./tables";
 
 /** K padded to a multiple of the block B. */
 // @ts-ignore: decorator
@@ -39,12 +40,13 @@ export function q_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
 
 /**
  * Round x[T,K] to int16 in blocks of B inputs: xq i16 [T][Kp] (Kp = K padded to B, zeros past K), xs f32
- * [T][Kp/B][2] = (sx, sx·S) per block, each block's inputs in the order the kernel of `int4` (1) or int8 (0)
- * splits its codes into lanes.
+ * [T][Kp/B][2] = (sx, sx·S) per block, each block's inputs in the order `order` says: the lane split of the
+ * int8 kernel (0), of the int4 kernel (1), or the inputs' own order (2: the 2:4 int4 kernel gathers them).
  */
-export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, int4: i32, xq: usize, xs: usize): void {
+export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, order: i32, xq: usize, xs: usize): void {
   assert(T >= 0 && K >= 0, "i16_quantize_blocks: negative size");
   assert(B == 32 || B == 64 || B == 128, "i16_quantize_blocks: block must be 32, 64 or 128");
+  assert(order >= 0 && order <= 2, "i16_quantize_blocks: order must be 0, 1 or 2");
   assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i16_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
   const Kp = paddedK(K, B);
   const nb = Kp / B;
@@ -66,8 +68,8 @@ export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, int4: i32,
         const q = <i32>v;
         S += q;
         // the order the kernels' lane split yields: int8, per 16 inputs, the even ones then the odd ones;
-        // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3
-        const p = int4 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
+        // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3; the 2:4 kernel, as they come
+        const p = order == 2 ? j : order == 1 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
         store<i16>(qt + (<usize>(k0 + p) << 1), <i16>q);
       }
       const sx: f32 = m / 32767;
@@ -203,4 +205,184 @@ export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize
 export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
   qgemm(4, xq, xs, w, sc, zc, y, T, N, K, ng, B);
+}
+
+// ---- 2:4-sparse int4: qu4_gemm_2of4_nt ----------------------------------------------------------------------
+// The kept half of a 2:4 int4 weight, packed with its positions (src/model/linear.ts place2of4Int builds it):
+// W [N,K], K padded to Kp (a multiple of the block B) with empty groups, NB = ceil(N/4) blocks of 4 rows
+// (padding rows: zero codes), groups of 4 inputs:
+//   codes u16 [NB][Kp/16][8]: the 4 groups of a 16-input chunk; u16 j holds code j of group g in bits 4g..4g+3
+//         (so two i16 shifts sign-extend a group's 8 codes into lanes, no shuffles). Code j is row j >> 1's
+//         (j & 1)-th kept weight (the lower input first), q as a 4-bit two's complement (−8..7).
+//   idx u8 [NB][Kp/4][2]: per group, byte 0 for rows 0 and 1, byte 1 for rows 2 and 3; per row 4 bits, the
+//         positions in the group of its two kept inputs (bits 0–1 the first, 2–3 the second).
+//   sc f32 [NB][ng][4]: the 4 rows' scales of each group; zp i16 [NB][ng][8]: each row's zero point twice
+//         (zp = 0: symmetric).
+// 16 weights of a 4-row group take 4 bytes of codes and 2 of positions: 3 bits a weight, plus the scales.
+//
+// Per group, two table loads turn its 2 position bytes into an i8x16.swizzle mask (QM, assembly/tables.ts: 2 × 256 ×
+// 8 bytes, the second half for a group held in the high 8 bytes of a v128 of activations; two 16-byte tables ORed
+// ran 25% slower), so one swizzle of 8 int16
+// activations gathers row r's two inputs into i16 lanes 2r, 2r+1, and one i32x4.dot_i16x8_s with the 8 codes
+// (widened to i16, less the zero point) gives the 4 rows' exact products in i32 lanes 0..3. x comes from
+// i16_quantize_blocks in order 2 (the inputs' own order); per block b of B inputs:
+//   y[t,n] += f32(D[n,b]) · (sx[t,b] · s[n,g(b)]),   D[n,b] = Σ_{kept k ∈ b} (q − z)[n,k]·xq[t,k] (i32, exact),
+// summed in block order from 0 — the same arithmetic for every position whatever the tiling (4 positions share
+// each group's decoded codes and masks), so any split over positions or rows gives the same bytes.
+const QM = QM_TABLE;
+
+/**
+ * The swizzle mask of a group from its two position bytes (ab's low 16 bits): rows 0, 1 from byte 0 (low 8 bytes),
+ * rows 2, 3 from byte 1 (high 8 bytes), for x in the low (odd = false) or high 8 bytes of a v128.
+ */
+// @ts-ignore: decorator
+@inline
+function mask24(ab: usize, odd: bool): v128 {
+  const t = QM + (odd ? 2048 : 0);
+  return v128.load64_lane(t + ((ab >> 5) & 0x7f8), v128.load64_zero(t + ((ab & 255) << 3)), 1);
+}
+
+/** Group g's 8 codes of a chunk (nibble g of each u16 lane) as i16 lanes, sign-extended by two shifts, less the zero points. */
+// @ts-ignore: decorator
+@inline
+function groupCodes(v: v128, g: i32, asym: bool, zv: v128): v128 {
+  const w = g == 3 ? i16x8.shr_s(v, 12) : i16x8.shr_s(i16x8.shl(v, 12 - 4 * g), 12);
+  return asym ? i16x8.sub(w, zv) : w;
+}
+
+/** One 16-input chunk of 4 rows against the activations at xp: the 4 groups' gathered dot products, i32 per row. */
+// @ts-ignore: decorator
+@inline
+function chunk24(xp: usize, m0: v128, m1: v128, m2: v128, m3: v128, w0: v128, w1: v128, w2: v128, w3: v128): v128 {
+  const xa = v128.load(xp);
+  const xb = v128.load(xp, 16);
+  return i32x4.add(
+    i32x4.add(i32x4.dot_i16x8_s(swizzleInRange(xa, m0), w0), i32x4.dot_i16x8_s(swizzleInRange(xa, m1), w1)),
+    i32x4.add(i32x4.dot_i16x8_s(swizzleInRange(xb, m2), w2), i32x4.dot_i16x8_s(swizzleInRange(xb, m3), w3)),
+  );
+}
+
+/** y[n..n+4) of position t = lanes of v, rows < N only. */
+// @ts-ignore: decorator
+@inline
+function storeRows4(yp: usize, rows: i32, v: v128): void {
+  if (rows >= 4) {
+    v128.store(yp, v);
+  } else {
+    store<f32>(yp, f32x4.extract_lane(v, 0));
+    if (rows > 1) store<f32>(yp, f32x4.extract_lane(v, 1), 4);
+    if (rows > 2) store<f32>(yp, f32x4.extract_lane(v, 2), 8);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function spmm24(asym: bool, xq: usize, xs: usize, codes: usize, idx: usize, sc: usize, zp: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  const Kp = paddedK(K, B);
+  const nb = Kp / B;
+  const chunksPerBlock = B >> 4;
+  const blockCodes = <usize>Kp;
+  const blockIdx = <usize>Kp >> 1;
+  const xRow = <usize>Kp << 1;
+  const xsRow = <usize>nb << 3;
+  const grouped = ng > 1;
+  const NB = (N + 3) >> 2;
+  for (let blk = 0; blk < NB; blk++) {
+    const cb = codes + <usize>blk * blockCodes;
+    const ib = idx + <usize>blk * blockIdx;
+    const scb = sc + ((<usize>blk * <usize>ng) << 4);
+    const zpb = zp + ((<usize>blk * <usize>ng) << 4);
+    const rows = N - (blk << 2);
+    let t = 0;
+    // four positions at a time: each group's codes and masks decoded once
+    for (; t + 4 <= T; t += 4) {
+      const x0 = xq + <usize>t * xRow;
+      let vy0 = f32x4.splat(0);
+      let vy1 = f32x4.splat(0);
+      let vy2 = f32x4.splat(0);
+      let vy3 = f32x4.splat(0);
+      let cp = cb;
+      let ip = ib;
+      let xo: usize = 0;
+      for (let b = 0; b < nb; b++) {
+        const go: usize = grouped ? <usize>b << 4 : 0;
+        const zv = asym ? v128.load(zpb + go) : i16x8.splat(0);
+        let d0 = i32x4.splat(0);
+        let d1 = i32x4.splat(0);
+        let d2 = i32x4.splat(0);
+        let d3 = i32x4.splat(0);
+        for (let c = 0; c < chunksPerBlock; c++) {
+          const v = v128.load(cp);
+          const w0 = groupCodes(v, 0, asym, zv);
+          const w1 = groupCodes(v, 1, asym, zv);
+          const w2 = groupCodes(v, 2, asym, zv);
+          const w3 = groupCodes(v, 3, asym, zv);
+          const q0 = <usize>load<u32>(ip);
+          const q1 = <usize>load<u32>(ip, 4);
+          const m0 = mask24(q0, false);
+          const m1 = mask24(q0 >> 16, true);
+          const m2 = mask24(q1, false);
+          const m3 = mask24(q1 >> 16, true);
+          const xp = x0 + xo;
+          d0 = i32x4.add(d0, chunk24(xp, m0, m1, m2, m3, w0, w1, w2, w3));
+          d1 = i32x4.add(d1, chunk24(xp + xRow, m0, m1, m2, m3, w0, w1, w2, w3));
+          d2 = i32x4.add(d2, chunk24(xp + 2 * xRow, m0, m1, m2, m3, w0, w1, w2, w3));
+          d3 = i32x4.add(d3, chunk24(xp + 3 * xRow, m0, m1, m2, m3, w0, w1, w2, w3));
+          cp += 16;
+          ip += 8;
+          xo += 32;
+        }
+        const s = v128.load(scb + go);
+        const xsb = xs + <usize>t * xsRow + (<usize>b << 3);
+        vy0 = f32x4.add(vy0, f32x4.mul(f32x4.convert_i32x4_s(d0), f32x4.mul(f32x4.splat(load<f32>(xsb)), s)));
+        vy1 = f32x4.add(vy1, f32x4.mul(f32x4.convert_i32x4_s(d1), f32x4.mul(f32x4.splat(load<f32>(xsb + xsRow)), s)));
+        vy2 = f32x4.add(vy2, f32x4.mul(f32x4.convert_i32x4_s(d2), f32x4.mul(f32x4.splat(load<f32>(xsb + 2 * xsRow)), s)));
+        vy3 = f32x4.add(vy3, f32x4.mul(f32x4.convert_i32x4_s(d3), f32x4.mul(f32x4.splat(load<f32>(xsb + 3 * xsRow)), s)));
+      }
+      const yp = y + ((<usize>t * <usize>N + (<usize>blk << 2)) << 2);
+      storeRows4(yp, rows, vy0);
+      storeRows4(yp + (<usize>N << 2), rows, vy1);
+      storeRows4(yp + (<usize>N << 3), rows, vy2);
+      storeRows4(yp + <usize>N * 12, rows, vy3);
+    }
+    for (; t < T; t++) {
+      const xt = xq + <usize>t * xRow;
+      let vy = f32x4.splat(0);
+      let cp = cb;
+      let ip = ib;
+      let xp = xt;
+      for (let b = 0; b < nb; b++) {
+        const go: usize = grouped ? <usize>b << 4 : 0;
+        const zv = asym ? v128.load(zpb + go) : i16x8.splat(0);
+        let d = i32x4.splat(0);
+        for (let c = 0; c < chunksPerBlock; c++) {
+          const v = v128.load(cp);
+          const w0 = groupCodes(v, 0, asym, zv);
+          const w1 = groupCodes(v, 1, asym, zv);
+          const w2 = groupCodes(v, 2, asym, zv);
+          const w3 = groupCodes(v, 3, asym, zv);
+          const q0 = <usize>load<u32>(ip);
+          const q1 = <usize>load<u32>(ip, 4);
+          d = i32x4.add(d, chunk24(xp, mask24(q0, false), mask24(q0 >> 16, true), mask24(q1, false), mask24(q1 >> 16, true), w0, w1, w2, w3));
+          cp += 16;
+          ip += 8;
+          xp += 32;
+        }
+        const s = v128.load(scb + go);
+        vy = f32x4.add(vy, f32x4.mul(f32x4.convert_i32x4_s(d), f32x4.mul(f32x4.splat(load<f32>(xs + <usize>t * xsRow + (<usize>b << 3))), s)));
+      }
+      storeRows4(y + ((<usize>t * <usize>N + (<usize>blk << 2)) << 2), rows, vy);
+    }
+  }
+}
+
+/**
+ * y[T,N] = x·Wᵀ for a 2:4-sparse int4 W in the layout above (codes, idx 16-aligned, sc f32 [NB][ng][4], zp i16
+ * [NB][ng][8] or 0 when symmetric), from x rounded by i16_quantize_blocks in order 2 (xq, xs, block B).
+ */
+export function qu4_gemm_2of4_nt(xq: usize, xs: usize, codes: usize, idx: usize, sc: usize, zp: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu4_gemm_2of4_nt: negative size", T, N, K, ng, B, xq, xs, sc, zp, y);
+  assert((codes & 15) == 0 && (idx & 3) == 0 && (sc & 15) == 0 && (zp & 15) == 0, "qu4_gemm_2of4_nt: codes, sc, zp 16-, idx 4-byte aligned");
+  if (zp != 0) spmm24(true, xq, xs, codes, idx, sc, zp, y, T, N, K, ng, B);
+  else spmm24(false, xq, xs, codes, idx, sc, zp, y, T, N, K, ng, B);
 }

@@ -28,26 +28,12 @@
 // GEMM: per output, panels in order; inside a panel groups in order, s = 0 then s = 1.
 import { SPMM_KC, tileWidth, spmmScratchBytes, packXT, unpackYT, loadAcc } from "./spmm-common";
 import { madd, swizzleInRange, halfEven, halfOdd, loadWeight } from "./simd";
+import { SWZ_TABLE } from "./tables";
 
 export * from "./spmm-csr";
 
-/**
- * Swizzle masks: SWZ[byte] (16 bytes) selects, for lane r, the 4 bytes of float ((byte >> 2r) & 3) of a v128.
- * Filled on first use (identical bytes, so concurrent first calls on a shared memory race harmlessly).
- */
-const SWZ: usize = memory.data(4096, 16);
-let swzReady = false;
-
-function initSwizzleTable(): void {
-  for (let b = 0; b < 256; b++) {
-    for (let r = 0; r < 4; r++) {
-      const j = (b >> (2 * r)) & 3;
-      const v: u32 = (<u32>(4 * j) * 0x01010101) + 0x03020100;
-      store<u32>(SWZ + (<usize>b << 4) + (<usize>r << 2), v);
-    }
-  }
-  swzReady = true;
-}
+/** Swizzle masks: SWZ[byte] (16 bytes) selects, for lane r, the 4 bytes of float ((byte >> 2r) & 3) of a v128 (assembly/tables.ts). */
+const SWZ = SWZ_TABLE;
 
 /** Bytes of scratch f32_spmm_2of4_4x_nt (and f32_spmm_bcsr_nt) need for these sizes. */
 export function f32_spmm_nt_scratch(M: i32, N: i32, K: i32): i32 {
@@ -80,7 +66,6 @@ function groupBytes<D>(): usize {
 function spmv2of4<D>(vals: usize, idx: usize, x: usize, y: usize, N: i32, K: i32): void {
   assert(N >= 0 && K >= 0 && (K & 3) == 0, "spmv_2of4_4x: K must be a non-negative multiple of 4");
   assert((vals & 15) == 0 && (idx & 1) == 0 && ((x | y) & 3) == 0, "spmv_2of4_4x: misaligned pointer");
-  if (!swzReady) initSwizzleTable();
   const G = K >> 2;
   const NB = (N + 3) >> 2;
   const gb = groupBytes<D>();

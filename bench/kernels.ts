@@ -174,7 +174,7 @@ function gemvVariants(wasm: Wasm, llc: number | null, names: readonly string[], 
   const out: Record<string, { call: (rep: number) => void; minReps: number; bytes: number; copies: number }> = {};
   for (const name of names) {
     const [layout, d] = name.split(" ") as ["rows" | "p8" | "2:4" | "int8" | "int4", WeightDType];
-    const q = layout === "int8" || layout === "int4" ? randomInt(N, K, name as keyof typeof INT_FORMATS, 6) : undefined;
+    const q = name in INT_FORMATS ? randomInt(N, K, name as keyof typeof INT_FORMATS, 6) : undefined;
     const place = (): { ptr: number; lw?: KernelLinear; bytes: number } => {
       if (layout === "rows") return { ptr: a.put(w), bytes: N * K * 4 };
       if (q) {
@@ -198,7 +198,7 @@ function gemvVariants(wasm: Wasm, llc: number | null, names: readonly string[], 
   return { variants: out, region: { p: start, bytes: Math.floor((a.mark() - start) / 64) * 64 }, x, y, N, K, all: out };
 }
 
-const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128"] as const;
+const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128", "2:4 int4 g128"] as const;
 
 /** Run the kernel benchmark; prints a table unless `json` (the CLI prints the returned object then). */
 export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?: string; sparse?: boolean; anchors?: boolean }): Promise<BenchKernelsResult> {
@@ -273,6 +273,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   targets.push(target("2:4 bf16 GEMV over f32 dense GEMV (tokens/s)", row("2:4 bf16").overDense, 3.2, "x"));
   targets.push(target("int8 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int8").overDense, 3, "x"));
   targets.push(target("int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128").overDense, 5, "x"));
+  targets.push(target("2:4 int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("2:4 int4 g128").overDense, 6, "x"));
 
   // ---- GEMM ----
   const gemm: GemmRow[] = [];
@@ -331,7 +332,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
     if (s) targets.push(target(`2:4 over dense at 4096x4096 batch ${M}`, s.speedup, M === 1 ? 1.8 : 1.6, "x"));
   }
   for (const M of [8, 64]) {
-    for (const f of ["int8", "int4 g128"] as const) {
+    for (const f of ["int8", "int4 g128", "2:4 int4 g128"] as const) {
       const s = sparse.find((r) => r.N === 4096 && r.K === 4096 && r.M === M && r.format === f);
       if (s) targets.push(target(`${f} over dense f32 at 4096x4096 batch ${M} (issue 14: no slower)`, s.speedup, 1.0, "x"));
     }

@@ -27,7 +27,7 @@ import { rate, rateAsync } from "./timing.js";
 
 export const SPARSE_SHAPES: [number, number][] = [[768, 768], [3072, 768], [4096, 4096]];
 export const SPARSE_BATCHES = [1, 8, 64];
-export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128"] as const;
+export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128", "2:4 int4 g128"] as const;
 export type SparseFormatName = (typeof SPARSE_FORMATS)[number];
 
 export interface SparseRow {
@@ -79,12 +79,26 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
   return { w, density: 1 };
 }
 
-/** The quantized formats of the benchmarks and their schemes: int8 per output channel, int4 in groups of 128. */
-export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128" } as const;
+/**
+ * The quantized formats of the benchmarks and their schemes: int8 per output channel, int4 in groups of 128, and
+ * int4 g128 with 2 of every 4 codes zero (placed in the 2:4 int4 layout).
+ */
+export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128", "2:4 int4 g128": "w4g128" } as const;
 
 /** Random symmetric codes of an [N,K] operator in `format` (speed only: the values do not matter). */
 export function randomInt(N: number, K: number, format: keyof typeof INT_FORMATS, seed: number): QuantizedWeight {
-  return randomQuantized(mulberry32(seed), N, K, gridOf(parseScheme(INT_FORMATS[format]), K));
+  const rand = mulberry32(seed);
+  const q = randomQuantized(rand, N, K, gridOf(parseScheme(INT_FORMATS[format]), K));
+  if (format.startsWith("2:4")) {
+    // two random positions of every group of 4 set to zero
+    for (let i = 0; i < N * K; i += 4) {
+      const a = Math.floor(rand() * 4);
+      const b = (a + 1 + Math.floor(rand() * 3)) % 4;
+      q.codes[i + a] = 0;
+      q.codes[i + b] = 0;
+    }
+  }
+  return q;
 }
 
 export async function benchSparse(

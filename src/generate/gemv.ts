@@ -30,20 +30,22 @@ export const MIN_SPLIT_WEIGHTS = 4 << 20;
  * control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)`; the integer kernels also
  * read xs (the activations' block scales; x is then their int16 copy), ng, blk and zc (assembly/qgemm.ts)
  */
-export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, zc: 13, ints: 14 } as const;
+export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, zc: 13, sc: 14, ints: 15 } as const;
 
 /** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
 const SPLIT_KERNELS = [
   "f32_gemv", "f32_gemv_p8", "bf16_gemv_p8", "f16_gemv_p8", "f32_spmv_2of4_4x", "bf16_spmv_2of4_4x", "f16_spmv_2of4_4x",
-  "qu8_gemm_nt", "qu4_gemm_nt",
+  "qu8_gemm_nt", "qu4_gemm_nt", "qu4_gemm_2of4_nt",
 ] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 
 /** The integer kernels' extra operands: block scales of the rounded activations, scale groups per row, block. */
 interface IntArgs {
   xs: number;
-  /** zero-point terms of the rows run (0: symmetric) */
+  /** zero-point terms (2:4: zero points) of the rows run (0: symmetric) */
   zc: number;
+  /** the 2:4 kernel's scales of the rows run (the others pass theirs as b) */
+  sc: number;
   ng: number;
   blk: number;
 }
@@ -56,12 +58,13 @@ function callSplit(k: Kernels, fn: number, a: number, b: number, x: number, y: n
   const name: SplitKernel = SPLIT_KERNELS[fn]!;
   if (name === "f32_gemv") k.f32_gemv(a, x, y, N, K, 0);
   else if (name.endsWith("_gemv_p8")) k[name as "f32_gemv_p8"](a, x, y, N, K);
+  else if (name === "qu4_gemm_2of4_nt") k.qu4_gemm_2of4_nt(x, q.xs, a, b, q.sc, q.zc, y, 1, N, K, q.ng, q.blk);
   else if (name.startsWith("qu")) k[name as "qu8_gemm_nt"](x, q.xs, a, b, q.zc, y, 1, N, K, q.ng, q.blk);
   else k[name as "f32_spmv_2of4_4x"](a, b, x, y, N, K);
 }
 
 /** How `w` is split: its kernel, pointers, and the pointers of the rows from `split` (a multiple of 8) on. */
-function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: number; a2: number; b2: number; c?: number; c2?: number } | undefined {
+function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: number; a2: number; b2: number; c?: number; c2?: number; s?: number; s2?: number } | undefined {
   const K = w.shape[1]!;
   const fnOf = (n: SplitKernel) => SPLIT_KERNELS.indexOf(n);
   if (w.format === "dense") return { fn: fnOf("f32_gemv"), a: w.ptr, b: 0, a2: w.ptr + 4 * split * K, b2: 0 };
@@ -69,6 +72,14 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
   if (w.format === "2:4") {
     const blocks = split / 4, G = K / 4;
     return { fn: fnOf(`${w.dtype}_spmv_2of4_4x`), a: w.vals, b: w.idx, a2: w.vals + blocks * G * 8 * weightBytes(w.dtype), b2: w.idx + blocks * G * 2 };
+  }
+  if (w.format === "int" && w.pattern === "2:4") {
+    // 4-row blocks of kept codes, positions, scales and zero points
+    const blocks = split / 4, Kp = Math.ceil(K / w.block) * w.block, q = blocks * w.ng * 16;
+    return {
+      fn: fnOf("qu4_gemm_2of4_nt"), a: w.codes, b: w.idx, a2: w.codes + blocks * Kp, b2: w.idx + blocks * (Kp / 2),
+      s: w.scales, s2: w.scales + q, c: w.zeroPoints, c2: w.zeroPoints && w.zeroPoints + q,
+    };
   }
   if (w.format === "int") {
     // 4-row code panels; scales (and zero-point terms) per row
@@ -118,7 +129,7 @@ export const GEMV_HANDLERS = {
       Atomics.wait(c, CTRL.seq, seen);
       seen = Atomics.load(c, CTRL.seq);
       if (Atomics.load(c, CTRL.stop)) return 0;
-      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!, { xs: c[CTRL.xs]!, ng: c[CTRL.ng]!, blk: c[CTRL.blk]!, zc: c[CTRL.zc]! });
+      callSplit(k, c[CTRL.fn]!, c[CTRL.a]!, c[CTRL.b]!, c[CTRL.x]!, c[CTRL.y]!, c[CTRL.N]!, c[CTRL.K]!, { xs: c[CTRL.xs]!, ng: c[CTRL.ng]!, blk: c[CTRL.blk]!, zc: c[CTRL.zc]!, sc: c[CTRL.sc]! });
       Atomics.store(c, CTRL.done, seen);
       Atomics.notify(c, CTRL.done);
     }
@@ -161,11 +172,11 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       const split = Math.ceil(N / 2 / 8) * 8;
       const plan = splitPlan(w, split);
       if (!plan) return false;
-      let q: IntArgs = { xs: 0, ng: 0, blk: 0, zc: 0 };
+      let q: IntArgs = { xs: 0, ng: 0, blk: 0, zc: 0, sc: 0 };
       if (w.format === "int") {
         // the activations rounded once, here; both halves read the copy
         if (linearScratchBytes(k, w, 1) > scratchBytes) return false;
-        q = { xs: roundActivations(k, w, x, 1, scratch), ng: w.ng, blk: w.block, zc: plan.c ?? 0 };
+        q = { xs: roundActivations(k, w, x, 1, scratch), ng: w.ng, blk: w.block, zc: plan.c ?? 0, sc: plan.s ?? 0 };
         x = scratch;
       }
       splits++;
@@ -174,6 +185,7 @@ export function gemvSplitter(exec: Executor, minWeights = MIN_SPLIT_WEIGHTS): Ge
       ctrl[CTRL.b] = plan.b2;
       ctrl[CTRL.xs] = q.xs;
       ctrl[CTRL.zc] = plan.c2 ?? 0;
+      ctrl[CTRL.sc] = plan.s2 ?? 0;
       ctrl[CTRL.ng] = q.ng;
       ctrl[CTRL.blk] = q.blk;
       ctrl[CTRL.x] = x;

@@ -190,7 +190,7 @@ function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =>
     },
   };
   // checked when opened (headers only; decodeOperator reads the data and checks it again when it is read)
-  const names = ["weight_packed", "weight_scale", "weight_shape", ...(grid.symmetric ? [] : ["weight_zero_point"])].map((n) => `${op}.${n}`);
+  const names = ["weight_packed", "weight_scale", "weight_shape", ...(grid.symmetric ? [] : ["weight_zero_point"]), ...(ck.tensors.has(`${op}.bitmask`) ? ["bitmask"] : [])].map((n) => `${op}.${n}`);
   const fileBytes = names.reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
   checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid);
   let decoded: QuantizedWeight | undefined;

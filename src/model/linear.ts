@@ -5,8 +5,8 @@
  */
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
-import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearInt, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
-import { dequantize, type QuantizedWeight } from "../quant/codes.js";
+import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearInt, type LinearInt2of4, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
+import { dequantize, is2of4Codes, type QuantizedWeight } from "../quant/codes.js";
 import { packRows, unpackRows } from "../quant/compressed-tensors.js";
 import type { Grid } from "../quant/scheme.js";
 import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
@@ -40,7 +40,8 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
   if (need > scratchBytes) throw new WasmError(`${w.format} GEMM [${T}x${K}]·[${N}x${K}]ᵀ needs ${need} scratch bytes, the run state has ${scratchBytes}`);
   if (w.format === "int") {
     const xs = roundActivations(k, w, x, T, scratch);
-    (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
+    if (w.pattern === "2:4") k.qu4_gemm_2of4_nt(scratch, xs, w.codes, w.idx, w.scales, w.zeroPoints, y, T, N, K, w.ng, w.block);
+    else (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
     return;
   }
   const d = w.dtype;
@@ -97,7 +98,7 @@ export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32")
 export function roundActivations(k: Kernels, w: LinearInt, x: number, T: number, scratch: number): number {
   const K = w.shape[1]!;
   const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
-  k.i16_quantize_blocks(x, T, K, w.block, w.bits === 4 ? 1 : 0, scratch, xs);
+  k.i16_quantize_blocks(x, T, K, w.block, w.pattern === "2:4" ? 2 : w.bits === 4 ? 1 : 0, scratch, xs);
   return xs;
 }
 
@@ -126,7 +127,9 @@ export function intBytes(N: number, K: number, grid: Grid): number {
 }
 
 /**
- * Place a quantized operator for the integer kernels: `packed`, its codes as pack-quantized stores them
+ * Place a quantized operator for the integer kernels: an int4 one whose every group of 4 inputs holds at most 2
+ * nonzero weights (a 2:4-pruned model) in the 2:4 layout (its kept codes and their positions), any other in the
+ * dense panels of `packed`, its codes as pack-quantized stores them
  * (weight_packed's I32 words: N rows of ceil(K/(32/bits)) words, whose little-endian bytes are the codes in
  * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); the f32 scales, and with zero
  * points the terms s·(offset + z).
@@ -134,6 +137,10 @@ export function intBytes(N: number, K: number, grid: Grid): number {
 export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
   const block = intKernelBlock(grid);
   if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
+  if (grid.bits === 4) {
+    const q: QuantizedWeight = { N, K, grid, codes: unpackRows(packed, N, K, 4), scale, ...(zero ? { zero } : {}) };
+    if (is2of4Codes(q)) return place2of4Int(arena, q, block);
+  }
   const rowWords = Math.ceil(K / (32 / grid.bits));
   const cw = chunkWords(grid.bits);
   const chunks = Math.ceil(K / block) * block / 32;
@@ -167,16 +174,126 @@ export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed:
     const off = 1 << (grid.bits - 1);
     for (let i = 0; i < N * grid.ng; i++) zc[i] = Math.fround(scale[i]! * (off + zero[i]!));
   }
-  return { format: "int", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
+  return { format: "int", pattern: "dense", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
+}
+
+/** Bytes of the 2:4 int4 layout of an [N,K] operator with ng scale groups a row (block B; zero points if asymmetric). */
+export function int2of4Bytes(N: number, K: number, ng: number, block: number, symmetric: boolean): number {
+  const NB = Math.ceil(N / 4);
+  const Kp = Math.ceil(K / block) * block;
+  return NB * Kp + NB * (Kp / 2) + NB * ng * 16 + (symmetric ? 0 : NB * ng * 16);
+}
+
+/**
+ * Place an int4 weight with at most 2 nonzero weights in every group of 4 inputs in the layout of
+ * qu4_gemm_2of4_nt (assembly/qgemm.ts): per 4-row block the kept codes, their positions, the scales and the zero
+ * points. A group with fewer than 2 nonzero weights keeps zero weights (code = zero point) in the free places.
+ */
+export function place2of4Int(arena: Arena, q: QuantizedWeight, block: number): LinearInt2of4 {
+  const { N, K, grid } = q;
+  if (grid.bits !== 4) throw new RangeError("place2of4Int: int4 codes only");
+  const NB = Math.ceil(N / 4);
+  const Kp = Math.ceil(K / block) * block;
+  const G = Kp / 4;
+  const ng = grid.ng;
+  const codesPtr = arena.allocBytes(Math.max(NB * Kp, 16));
+  const idxPtr = arena.allocBytes(Math.max(NB * G * 2, 16));
+  const codes = arena.u8(codesPtr, NB * Kp);
+  const idx = arena.u8(idxPtr, NB * G * 2);
+  codes.fill(0);
+  idx.fill(0);
+  const zeroOf = (r: number, i: number): number => (q.zero ? q.zero[r * ng + Math.floor(i / grid.group)]! : 0);
+  for (let r = 0; r < N; r++) {
+    const b = r >> 2, rr = r & 3;
+    for (let g = 0; g < G; g++) {
+      const kept: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const k = 4 * g + i;
+        if (k < K && q.codes[r * K + k] !== zeroOf(r, k)) kept.push(i);
+      }
+      if (kept.length > 2) throw new RangeError(`place2of4Int: row ${r} has ${kept.length} nonzero weights in inputs ${4 * g}..${4 * g + 3}`);
+      for (let i = 0; kept.length < 2; i++) if (!kept.includes(i)) kept.push(i);
+      kept.sort((a, c) => a - c);
+      idx[(b * G + g) * 2 + (rr >> 1)]! |= (kept[0]! | (kept[1]! << 2)) << (4 * (rr & 1));
+      for (let s = 0; s < 2; s++) {
+        const k = 4 * g + kept[s]!;
+        const code = k < K ? q.codes[r * K + k]! : zeroOf(r, Math.min(k, K - 1));
+        // u16 j = 2·rr + s of the chunk holds group g & 3's code in nibble g & 3
+        const at = b * Kp + (g >> 2) * 16 + 2 * (2 * rr + s) + ((g & 3) >> 1);
+        codes[at]! |= (code & 15) << (4 * (g & 1));
+      }
+    }
+  }
+  const scalesPtr = arena.allocBytes(NB * ng * 16);
+  const sc = arena.f32(scalesPtr, NB * ng * 4);
+  sc.fill(0);
+  for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) sc[((r >> 2) * ng + g) * 4 + (r & 3)] = q.scale[r * ng + g]!;
+  let zeroPoints = 0;
+  if (q.zero) {
+    zeroPoints = arena.allocBytes(NB * ng * 16);
+    const zp = new Int16Array(arena.u8(zeroPoints, NB * ng * 16).buffer, zeroPoints, NB * ng * 8);
+    zp.fill(0);
+    for (let r = 0; r < N; r++) {
+      for (let g = 0; g < ng; g++) {
+        const at = ((r >> 2) * ng + g) * 8 + 2 * (r & 3);
+        zp[at] = zp[at + 1] = q.zero[r * ng + g]!;
+      }
+    }
+  }
+  return {
+    format: "int", pattern: "2:4", bits: 4, shape: [N, K], strategy: grid.strategy, ng, group: grid.group, symmetric: grid.symmetric, block,
+    codes: codesPtr, idx: idxPtr, scales: scalesPtr, zeroPoints, bytes: int2of4Bytes(N, K, ng, block, grid.symmetric),
+  };
+}
+
+/** The quantized weight a placed 2:4 int4 operator holds (codes — a zero weight's the zero point —, scales, zero points). */
+function read2of4Int(wasm: Wasm, w: LinearInt2of4): QuantizedWeight {
+  const [N, K] = w.shape as [number, number];
+  const NB = Math.ceil(N / 4);
+  const Kp = Math.ceil(K / w.block) * w.block;
+  const G = Kp / 4;
+  const ng = w.ng;
+  const grid: Grid = { strategy: w.strategy, group: w.group, ng, bits: 4, symmetric: w.symmetric };
+  const codes = wasm.arena.u8(w.codes, NB * Kp);
+  const idx = wasm.arena.u8(w.idx, NB * G * 2);
+  const sc = wasm.arena.f32(w.scales, NB * ng * 4);
+  const scale = new Float32Array(N * ng);
+  const zero = w.symmetric ? undefined : new Int8Array(N * ng);
+  const zp = zero ? new Int16Array(wasm.memory.buffer, w.zeroPoints, NB * ng * 8) : undefined;
+  for (let r = 0; r < N; r++) {
+    for (let g = 0; g < ng; g++) {
+      scale[r * ng + g] = sc[((r >> 2) * ng + g) * 4 + (r & 3)]!;
+      if (zero) zero[r * ng + g] = zp![((r >> 2) * ng + g) * 8 + 2 * (r & 3)]!;
+    }
+  }
+  const out = new Int8Array(N * K);
+  for (let r = 0; r < N; r++) {
+    const b = r >> 2, rr = r & 3;
+    for (let k = 0; k < K; k++) out[r * K + k] = zero ? zero[r * ng + Math.floor(k / w.group)]! : 0;
+    for (let g = 0; g < G; g++) {
+      const nib = (idx[(b * G + g) * 2 + (rr >> 1)]! >> (4 * (rr & 1))) & 15;
+      for (let s = 0; s < 2; s++) {
+        const k = 4 * g + (s === 0 ? nib & 3 : nib >> 2);
+        if (k >= K) continue;
+        const byte = codes[b * Kp + (g >> 2) * 16 + 2 * (2 * rr + s) + ((g & 3) >> 1)]!;
+        const v = (byte >> (4 * (g & 1))) & 15;
+        out[r * K + k] = v >= 8 ? v - 16 : v;
+      }
+    }
+  }
+  return { N, K, grid, codes: out, scale, ...(zero ? { zero } : {}) };
 }
 
 /** Place a quantized weight held on the host (codes as Int8, src/quant/codes.ts) for the integer kernels. */
 export function placeQuantized(arena: Arena, q: QuantizedWeight): LinearInt {
+  const block = intKernelBlock(q.grid);
+  if (block !== undefined && q.grid.bits === 4 && is2of4Codes(q)) return place2of4Int(arena, q, block);
   return placeInt(arena, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero);
 }
 
 /** The quantized weight a placed integer operator holds (codes, scales and zero points, exactly). */
 export function readInt(wasm: Wasm, w: LinearInt): QuantizedWeight {
+  if (w.pattern === "2:4") return read2of4Int(wasm, w);
   const [N, K] = w.shape as [number, number];
   const rowWords = Math.ceil(K / (32 / w.bits));
   const cw = chunkWords(w.bits);
@@ -243,7 +360,7 @@ export function denseWeight(wasm: Wasm, t: LinearWeight | { data: Float32Array }
 /** How a linear weight is held, in a word or two: "p8 bf16", "2:4 f32", "int4 g128", "int8 channel", "dense f32". */
 export function linearLayout(w: LinearWeight): string {
   if (w.format === "dense") return "dense f32";
-  if (w.format === "int") return `int${w.bits} ${w.strategy === "channel" ? "channel" : `g${w.group}`}`;
+  if (w.format === "int") return `int${w.bits}${w.pattern === "2:4" ? " 2:4" : ""} ${w.strategy === "channel" ? "channel" : `g${w.group}`}`;
   return `${w.format} ${w.dtype}`;
 }
 

@@ -150,8 +150,9 @@ export interface LinearCsr {
  * checkpoint without widening: the file's codes (weight_packed's bytes) interleaved into panels of 4 rows, the
  * f32 scales (and with zero points the terms s·(offset + zero point)).
  */
-export interface LinearInt {
+export interface LinearIntDense {
   format: "int";
+  /** every code stored (dense, or a pruned model's zeros stored as codes) */ pattern: "dense";
   bits: 4 | 8;
   shape: number[];
   strategy: "group" | "channel";
@@ -165,6 +166,32 @@ export interface LinearInt {
   /** bytes of the layout */ bytes: number;
   slorb?: Slorb;
 }
+
+/**
+ * A 2:4-sparse int4 weight as qu4_gemm_2of4_nt reads it (assembly/qgemm.ts): only the kept half of the codes,
+ * with their positions (2 bits each), so 3 bits a weight plus the scales; placed from a pack-quantized operator
+ * whose every group of 4 inputs holds at most 2 nonzero weights.
+ */
+export interface LinearInt2of4 {
+  format: "int";
+  pattern: "2:4";
+  bits: 4;
+  shape: number[];
+  strategy: "group" | "channel";
+  /** scale groups per row (1 per channel) */ ng: number;
+  /** inputs per group (the input count per channel) */ group: number;
+  symmetric: boolean;
+  /** the activation block: the group size (32, 64, 128), or 128 per channel */ block: number;
+  /** u16 [ceil(N/4)][Kp/16][8] kept codes (assembly/qgemm.ts) */ codes: number;
+  /** u8 [ceil(N/4)][Kp/4][2] their positions */ idx: number;
+  /** f32 [ceil(N/4)][ng][4] */ scales: number;
+  /** i16 [ceil(N/4)][ng][8], each row's zero point twice; 0 when symmetric */ zeroPoints: number;
+  /** bytes of the layout */ bytes: number;
+  slorb?: Slorb;
+}
+
+/** A quantized linear weight in either integer layout. */
+export type LinearInt = LinearIntDense | LinearInt2of4;
 
 /** A dense linear weight over an arena tensor (the same memory). */
 export function dense(t: Tensor): DenseLinear {

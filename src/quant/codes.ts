@@ -52,6 +52,22 @@ export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K)
   return out;
 }
 
+/** Whether every group of 4 inputs (4j..4j+3) of every row of `q` holds at most 2 nonzero weights (q ≠ z). */
+export function is2of4Codes(q: QuantizedWeight): boolean {
+  const { N, K, grid } = q;
+  for (let r = 0; r < N; r++) {
+    for (let j = 0; j < K; j += 4) {
+      let nz = 0;
+      for (let i = j; i < Math.min(K, j + 4); i++) {
+        const z = q.zero ? q.zero[r * grid.ng + Math.floor(i / grid.group)]! : 0;
+        if (q.codes[r * K + i] !== z) nz++;
+      }
+      if (nz > 2) return false;
+    }
+  }
+  return true;
+}
+
 /** Bytes of the packed layout: codes at `bits` each, f32 scales, zero points packed like the codes. */
 export function quantizedBytes(q: Pick<QuantizedWeight, "N" | "K" | "grid">): number {
   const pf = 32 / q.grid.bits;

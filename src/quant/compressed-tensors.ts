@@ -14,13 +14,27 @@
  * Scales are stored as F32 whatever the model's dtype, so the values the quantizer produced are read back
  * bit for bit. `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config
  * writes it.
+ *
+ * A 2:4-sparse int4 operator can also be stored in wasprune's own compact layout (format FORMAT_PACK_24, written
+ * by `wasprune compress` of a quantized model): compressed-tensors has no CPU layout for 2:4 + int4 (its
+ * `marlin-24` is the Marlin GPU kernel's tile permutation, fp16 scales, group 128 or channel, symmetric only,
+ * and upstream cannot decompress it), so the layout stacks its two sparse-24-bitmask and pack-quantized parts:
+ *   <op>.weight_packed      I32 [N, ceil(K/16)]       the kept codes (2 of every 4 inputs, in input order) of
+ *                                                     each row, packed as pack_to_int32 packs a row of K/2 codes
+ *   <op>.bitmask            U8  [N, ceil(K/8)]        sparse-24-bitmask's: bit j%8 of byte j/8 set where input j
+ *                                                     is kept, exactly 2 bits in every group of 4
+ *   <op>.weight_scale, <op>.weight_zero_point, <op>.weight_shape   as pack-quantized
+ * (2 + 1 bits a weight against pack-quantized's 4). A group with fewer than 2 nonzero weights keeps zero weights
+ * (code = zero point) at its lowest free inputs, so the mask always has 2 bits a group.
  */
 import { FormatError } from "../errors.js";
 import { decodeI64, encodeI64, type StoredDType } from "../io/dtype.js";
 import { qrange, type Grid, type QuantScheme } from "./scheme.js";
-import type { QuantizedWeight } from "./codes.js";
+import { is2of4Codes, type QuantizedWeight } from "./codes.js";
 
 export const FORMAT_PACK = "pack-quantized";
+/** wasprune's compact layout of 2:4-sparse int4 operators (the file comment); upstream readers refuse the name */
+export const FORMAT_PACK_24 = "wasprune-2of4-pack-quantized";
 /** the compressed-tensors release whose source the layout and config follow */
 export const QUANT_CT_VERSION = "0.12.2";
 export const QUANT_PARAM_NAMES = Object.freeze(["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"] as const);
@@ -93,6 +107,40 @@ export function encodeOperator(op: string, q: QuantizedWeight): RawTensor[] {
   return out;
 }
 
+/** Whether `q` can be stored in the compact 2:4 layout: int4, K a multiple of 4, at most 2 nonzero weights in every group of 4. */
+export function fits2of4Layout(q: QuantizedWeight): boolean {
+  return q.grid.bits === 4 && q.K % 4 === 0 && is2of4Codes(q);
+}
+
+/** The tensors of a 2:4-sparse int4 operator in the compact layout (FORMAT_PACK_24; `fits2of4Layout(q)`). */
+export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
+  const { N, K, grid } = q;
+  if (!fits2of4Layout(q)) throw new RangeError(`encodeOperator24: ${op} is not 2:4-sparse int4 with K a multiple of 4`);
+  const kept = new Int8Array(N * (K / 2));
+  const mb = Math.ceil(K / 8);
+  const bitmask = new Uint8Array(N * mb);
+  for (let r = 0; r < N; r++) {
+    let o = r * (K / 2);
+    for (let j = 0; j < K; j += 4) {
+      const z = q.zero ? q.zero[r * grid.ng + Math.floor(j / grid.group)]! : 0;
+      const keep: number[] = [];
+      for (let i = 0; i < 4; i++) if (q.codes[r * K + j + i] !== z) keep.push(i);
+      for (let i = 0; keep.length < 2; i++) if (!keep.includes(i)) keep.push(i);
+      keep.sort((a, b) => a - b);
+      for (const i of keep) {
+        kept[o++] = q.codes[r * K + j + i]!;
+        bitmask[r * mb + ((j + i) >> 3)]! |= 1 << ((j + i) & 7);
+      }
+    }
+  }
+  const [packed, ...rest] = encodeOperator(op, q);
+  return [
+    { ...packed!, shape: [N, wordsPerRow(K / 2, 4)], data: bytesOf(packRows(kept, N, K / 2, 4)) },
+    { name: `${op}.bitmask`, dtype: "U8", shape: [N, mb], data: bitmask },
+    ...rest,
+  ];
+}
+
 /** The specs (name, dtype, shape) `encodeOperator` writes for an [N, K] operator on `grid` (for output plans). */
 export function operatorSpecs(op: string, N: number, K: number, grid: Grid): Omit<RawTensor, "data">[] {
   const pf = 32 / grid.bits;
@@ -135,7 +183,15 @@ export function checkOperator(src: TensorSource, file: string, op: string, N: nu
   if (!dims || dims.length !== 2 || dims[0] !== N || dims[1] !== K) throw new FormatError(file, `"${shapeName}" is [${dims}], expected [${N}, ${K}]`);
   if (grid.strategy === "group" && K % grid.group !== 0) throw new FormatError(file, `"${op}": group size ${grid.group} does not divide its ${K} inputs`);
   const pf = 32 / grid.bits;
-  expectHeader(src, file, `${op}.weight_packed`, ["I32"], [N, wordsPerRow(K, grid.bits)]);
+  if (src.has(`${op}.bitmask`)) {
+    // the compact 2:4 layout (FORMAT_PACK_24)
+    if (grid.bits !== 4) throw new FormatError(file, `"${op}.bitmask": the compact 2:4 layout holds int4 codes, the operator's scheme is int${grid.bits}`);
+    if (K % 4 !== 0) throw new FormatError(file, `"${op}.bitmask": the compact 2:4 layout needs the inputs (${K}) to be a multiple of 4`);
+    expectHeader(src, file, `${op}.weight_packed`, ["I32"], [N, wordsPerRow(K / 2, 4)]);
+    expectHeader(src, file, `${op}.bitmask`, ["U8"], [N, Math.ceil(K / 8)]);
+  } else {
+    expectHeader(src, file, `${op}.weight_packed`, ["I32"], [N, wordsPerRow(K, grid.bits)]);
+  }
   expectHeader(src, file, `${op}.weight_scale`, ["F32"], [N, grid.ng]);
   if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I32"], [Math.ceil(N / pf), grid.ng]);
 }
@@ -151,7 +207,7 @@ export interface OperatorParts {
 export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
   checkOperator(src, file, op, N, K, grid);
   const pf = 32 / grid.bits;
-  const packed = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
+  let packed: Int32Array = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
   const scale = new Float32Array(src.bytes(`${op}.weight_scale`).slice().buffer);
   for (let i = 0; i < scale.length; i++) {
     if (!(scale[i]! > 0) || !Number.isFinite(scale[i]!)) throw new FormatError(file, `"${op}.weight_scale" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${scale[i]}, expected a positive finite scale`);
@@ -178,7 +234,34 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
     const bad = vals.findIndex((v) => v !== 0);
     if (bad >= 0) throw new FormatError(file, `"${zName}" [${bad}] is ${vals[bad]}: a symmetric scheme's zero point is 0 (range of int${grid.bits}: ${qmin}..${qmax})`);
   }
+  if (src.has(`${op}.bitmask`)) packed = expand2of4(packed, src.bytes(`${op}.bitmask`), N, K, grid, zero, file, op);
   return { packed, scale, ...(zero ? { zero } : {}) };
+}
+
+/** The compact 2:4 layout's kept codes and mask as pack-quantized words of every code (a dropped one: the zero point). */
+function expand2of4(kept: Int32Array, bitmask: Uint8Array, N: number, K: number, grid: Grid, zero: Int8Array | undefined, file: string, op: string): Int32Array {
+  const codesKept = unpackRows(kept, N, K / 2, 4);
+  const mb = Math.ceil(K / 8);
+  const codes = new Int8Array(N * K);
+  for (let r = 0; r < N; r++) {
+    let o = r * (K / 2);
+    for (let j = 0; j < K; j += 4) {
+      let n = 0;
+      for (let i = j; i < j + 4; i++) {
+        if ((bitmask[r * mb + (i >> 3)]! >> (i & 7)) & 1) {
+          codes[r * K + i] = codesKept[o++]!;
+          n++;
+        } else {
+          codes[r * K + i] = zero ? zero[r * grid.ng + Math.floor(i / grid.group)]! : 0;
+        }
+      }
+      if (n !== 2) throw new FormatError(file, `"${op}.bitmask" row ${r} keeps ${n} of inputs ${j}..${j + 3}, expected exactly 2 (2:4)`);
+    }
+    for (let i = K; i < mb * 8; i++) {
+      if ((bitmask[r * mb + (i >> 3)]! >> (i & 7)) & 1) throw new FormatError(file, `"${op}.bitmask" row ${r} has a bit set past its ${K} inputs`);
+    }
+  }
+  return packRows(codes, N, K, 4);
 }
 
 /** Read operator `op` as a QuantizedWeight (readOperatorParts, the codes unpacked). */
@@ -274,7 +357,7 @@ export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string)
   const ignore = (Array.isArray(q.ignore) ? q.ignore : []) as string[];
   const parsed = groups.map(([name, g]) => {
     const fmt = (g.format as string | null | undefined) ?? (q.format as string | undefined);
-    if (fmt !== FORMAT_PACK) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK})`);
+    if (fmt !== FORMAT_PACK && fmt !== FORMAT_PACK_24) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK} and its own ${FORMAT_PACK_24})`);
     const w = g.weights as Record<string, unknown> | null;
     if (!w) throw new FormatError(file, `quantization_config.config_groups.${name}: no weights scheme`);
     if (w.type !== "int" || (w.num_bits !== 4 && w.num_bits !== 8)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights: ${w.type} ${w.num_bits}-bit is not supported (int, 4 or 8 bits)`);

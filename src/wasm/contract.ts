@@ -74,8 +74,11 @@ export interface Kernels {
   // ---- assembly/qgemm.ts ---------------------------------------------------------------------------
   /** Bytes of scratch (int16 activations + block scales) the q*_gemm_nt kernels need: T positions, K inputs, block B. */
   q_gemm_nt_scratch(T: number, K: number, B: number): number;
-  /** x f32 [T,K] → xq i16 [T][K padded to B] (16-aligned) + xs f32 [T][Kp/B][2] (sx, sx·Σxq); int4 = 1: the int4 kernel's order. */
-  i16_quantize_blocks(x: number, T: number, K: number, B: number, int4: number, xq: number, xs: number): void;
+  /**
+   * x f32 [T,K] → xq i16 [T][K padded to B] (16-aligned) + xs f32 [T][Kp/B][2] (sx, sx·Σxq); order 0: the int8
+   * kernel's lane order, 1: the int4 kernel's, 2: the inputs' own (the 2:4 int4 kernel).
+   */
+  i16_quantize_blocks(x: number, T: number, K: number, B: number, order: number, xq: number, xs: number): void;
   /**
    * y[T,N] = x·Wᵀ, W int8 codes (u8 = q+128) in 4-row panels, scales sc f32 [4·ceil(N/4)][ng], zc the same
    * shape = s·(128+z) with zero points (0: symmetric); xq/xs of block B.
@@ -83,6 +86,12 @@ export interface Kernels {
   qu8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
   /** The same for int4 codes (u4 = q+8, two per byte, low nibble first); zc = s·(8+z). */
   qu4_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
+  /**
+   * y[T,N] = x·Wᵀ, W 2:4-sparse int4: its kept codes (u16 [ceil(N/4)][Kp/16][8]) and their positions (u8
+   * [ceil(N/4)][Kp/4][2]), scales sc f32 [ceil(N/4)][ng][4], zero points zp i16 [ceil(N/4)][ng][8] (0: symmetric);
+   * xq/xs of block B in order 2.
+   */
+  qu4_gemm_2of4_nt(xq: number, xs: number, codes: number, idx: number, sc: number, zp: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
 
   // ---- assembly/spmm-nm.ts ---------------------------------------------------------------------
   /** y[N] = W·x, W [N,K] 2:4 in the 4x layout: vals f32 [ceil(N/4)][K/4][2][4] (16-aligned), idx u8 [ceil(N/4)][K/4][2]. */
@@ -228,7 +237,7 @@ export const KERNEL_ARITY = Object.freeze({
   f32_gemm_nn: 7, f32_gemm_tn: 7, f32_rmsnorm_backward: 9, f32_silu_mul_backward: 6,
   f32_rope_interleaved_backward: 5, f32_rope_half_backward: 5, f32_embedding_backward: 6, f32_group_sum: 5,
   f32_group_expand_add: 5, f32_attention_causal: 12, f32_attention_backward: 15, f32_cross_entropy_backward: 7,
-  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11,
+  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11, qu4_gemm_2of4_nt: 12,
 } as const satisfies { readonly [K in keyof Kernels]: Parameters<Kernels[K]>["length"] });
 
 /** Export names that are kernels by the house naming (dtype prefix), or the contract's other functions. */

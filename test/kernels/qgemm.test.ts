@@ -22,8 +22,8 @@ const roundEven = (v: number): number => {
   return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
 
-/** The kernel's arithmetic, scalar: y [T,N]. */
-function model(q: QuantizedWeight, x: Float32Array, T: number, B: number): Float32Array {
+/** The kernel's arithmetic, scalar: y [T,N] (sparse: qu4_gemm_2of4_nt's). */
+function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse = false): Float32Array {
   const { N, K, grid } = q;
   const Kp = Math.ceil(K / B) * B;
   const nb = Kp / B;
@@ -48,6 +48,19 @@ function model(q: QuantizedWeight, x: Float32Array, T: number, B: number): Float
       sxS[b] = f(sx[b]! * S);
     }
     for (let n = 0; n < N; n++) {
+      if (sparse) {
+        // the 2:4 kernel: one exact integer sum per block over the row's inputs, (q − z)·xq, f32 sums from 0
+        let a = 0;
+        for (let b = 0; b < nb; b++) {
+          const g = Math.floor(b / bpg);
+          const z = q.zero ? q.zero[n * grid.ng + g]! : 0;
+          let d = 0;
+          for (let k = b * B; k < Math.min(K, b * B + B); k++) d += (q.codes[n * K + k]! - z) * xq[k]!;
+          a = f(a + f(f(d) * f(sx[b]! * q.scale[n * grid.ng + g]!)));
+        }
+        y[t * N + n] = a;
+        continue;
+      }
       const acc = [0, 0, 0, 0];
       let c = 0;
       for (let b = 0; b < nb; b++) {
@@ -72,6 +85,8 @@ interface Case {
   asym: boolean;
   N: number;
   K: number;
+  /** int4 only: prune the codes to 2:4 first (placed in the 2:4 layout, run by qu4_gemm_2of4_nt) */
+  sparse?: boolean;
 }
 
 const CASES: Case[] = [
@@ -84,19 +99,42 @@ const CASES: Case[] = [
   { scheme: "w4g64", asym: true, N: 4, K: 192 },
   { scheme: "w4g128", asym: false, N: 9, K: 384 },
   { scheme: "w4g32", asym: true, N: 1, K: 32 },
+  { scheme: "w4g128", asym: false, N: 3, K: 200, sparse: true }, // per channel, K not a multiple of 16
+  { scheme: "w4g32", asym: false, N: 17, K: 64, sparse: true },
+  { scheme: "w4g64", asym: true, N: 6, K: 192, sparse: true },
+  { scheme: "w4g128", asym: false, N: 9, K: 384, sparse: true },
+  { scheme: "w4g32", asym: true, N: 1, K: 32, sparse: true },
 ];
+
+/** `q` with two weights of every group of 4 inputs set to zero (code = zero point), at random places; some groups keep one or none. */
+function prune2of4(rand: () => number, q: QuantizedWeight): QuantizedWeight {
+  const codes = q.codes.slice();
+  for (let n = 0; n < q.N; n++) {
+    for (let j = 0; j < q.K; j += 4) {
+      const drop = 2 + (rand() < 0.1 ? 1 : 0) + (rand() < 0.05 ? 1 : 0);
+      const order = [0, 1, 2, 3].sort(() => rand() - 0.5);
+      for (const i of order.slice(0, drop)) {
+        const k = j + i;
+        if (k < q.K) codes[n * q.K + k] = q.zero ? q.zero[n * q.grid.ng + Math.floor(k / q.grid.group)]! : 0;
+      }
+    }
+  }
+  return { ...q, codes };
+}
 
 test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation rounding of the f64 product", () => {
   const rand = mulberry32(7);
   for (const c of CASES) {
     const grid = gridOf(parseScheme(c.scheme, c.asym), c.K);
-    const q = randomQuantized(rand, c.N, c.K, grid);
+    const q0 = randomQuantized(rand, c.N, c.K, grid);
+    const q = c.sparse ? prune2of4(rand, q0) : q0;
     const wd = dequantize(q);
     for (const T of [1, 2, 9]) {
-      const label = `int${grid.bits} ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
+      const label = `int${grid.bits}${c.sparse ? " 2:4" : ""} ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
       scoped((w) => {
         const k = kernels(w);
         const lw = placeQuantized(w.arena, q);
+        assert.equal(lw.pattern, c.sparse ? "2:4" : "dense", `${label}: layout`);
         assert.deepEqual(readInt(w, lw), q, `${label}: placed weight reads back exactly`);
         const x = randomF32(rand, T * c.K);
         if (T > 1) x[3] = 40; // one outlier input: its block's scale is coarse, the others are not
@@ -104,11 +142,17 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
         const by = place(w, new Float32Array(T * c.N).fill(NaN));
         const scratch = w.arena.allocBytes(intScratchBytes(k, T, c.K));
         const Kp = Math.ceil(c.K / lw.block) * lw.block;
-        k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, grid.bits === 4 ? 1 : 0, scratch, scratch + T * Kp * 2);
-        (grid.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, scratch + T * Kp * 2, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        const xs = scratch + T * Kp * 2;
+        if (lw.pattern === "2:4") {
+          k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, 2, scratch, xs);
+          k.qu4_gemm_2of4_nt(scratch, xs, lw.codes, lw.idx, lw.scales, lw.zeroPoints, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        } else {
+          k.i16_quantize_blocks(bx.ptr, T, c.K, lw.block, grid.bits === 4 ? 1 : 0, scratch, xs);
+          (grid.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        }
         by.checkGuards(label);
         const got = by.read();
-        const want = model(q, x, T, lw.block);
+        const want = model(q, x, T, lw.block, lw.pattern === "2:4");
         for (let i = 0; i < got.length; i++) assert.equal(got[i], want[i], `${label}: y[${i}] ${got[i]} vs the scalar model's ${want[i]}`);
         for (let t = 0; t < T; t++) {
           for (let n = 0; n < c.N; n++) {
@@ -137,6 +181,7 @@ test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations giv
     const grid = gridOf(parseScheme("w4g32"), 64);
     const q = randomQuantized(mulberry32(3), 4, 64, grid);
     const lw = placeQuantized(w.arena, q);
+    if (lw.pattern !== "dense") throw new Error("random codes placed as 2:4");
     const x = new Float32Array(64);
     const bx = place(w, x);
     const by = place(w, new Float32Array(4).fill(7));

@@ -53,7 +53,7 @@ describe("prune --quantize, eval, decompress", () => {
     const p32 = await ppl(out, ["--weights-dtype", "f32"]);
     assert.ok(Math.abs(p32 / s.perplexity.pruned.perplexity - 1) < 1e-9, `${p32} vs ${s.perplexity.pruned.perplexity}`);
     const e = JSON.parse(await ok(["eval", out, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number>; bytes: number } };
-    assert.deepEqual(e.weights.layouts, { "int4 g64": 30, "int4 channel": 5, "dense f32": 1 }, "the operators ran on the int4 kernels (the tied LM head is the embedding)");
+    assert.deepEqual(e.weights.layouts, { "int4 2:4 g64": 30, "int4 2:4 channel": 5, "dense f32": 1 }, "the operators ran on the 2:4 int4 kernel (the tied LM head is the embedding)");
     assert.ok(Math.abs(e.perplexity / p32 - 1) < 1e-5, `integer kernels ${e.perplexity} vs dequantized ${p32}`);
     assert.ok(e.perplexity > s.perplexity.dense.perplexity);
     const inspect = JSON.parse(await ok(["inspect", out, "--json"])) as { tensors: Array<{ name: string; nm?: string | null; pattern?: string }> };
@@ -72,6 +72,51 @@ describe("prune --quantize, eval, decompress", () => {
     const r = await run(["prune", out, "--method", "magnitude", "--out", path.join(tmp, "again")]);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /is a quantized model \(compressed-tensors pack-quantized\); prune needs its dense weights: run `wasprune decompress/);
+  });
+
+  const compact = path.join(tmp, "sg24-w4g64-compact");
+  test("compress: the 2:4 int4 operators in the compact layout, ≥ 8x smaller than f32, the same model", async () => {
+    const r = JSON.parse(await ok(["compress", out, "--out", compact, "--json"])) as {
+      operators: Array<{ name: string; format: string; bytes: number; inputBytes: number }>; linear: { f32Bytes: number; bytes: number; inputBytes: number }; fileBytes: number; inputFileBytes: number;
+    };
+    assert.equal(r.operators.length, 35);
+    assert.ok(r.operators.every((o) => o.format === "wasprune-2of4-pack-quantized" && o.bytes < o.inputBytes), "every operator compacted");
+    assert.ok(r.linear.f32Bytes / r.linear.bytes >= 8, `linear bytes ${r.linear.bytes}: ${r.linear.f32Bytes / r.linear.bytes}x smaller than f32`);
+    assert.ok(r.fileBytes < r.inputFileBytes);
+    const ck = openCheckpoint(compact)!;
+    const up = ck.tensors.get("model.layers.0.mlp.up_proj.weight_packed")!.entry;
+    const mask = ck.tensors.get("model.layers.0.mlp.up_proj.bitmask")!.entry;
+    ck.close();
+    assert.deepEqual([up.dtype, up.shape], ["I32", [172, 4]], "kept codes only: 32 of 64 inputs a row, 8 a word");
+    assert.deepEqual([mask.dtype, mask.shape], ["U8", [172, 8]]);
+    const cfg = JSON.parse(fs.readFileSync(path.join(compact, "config.json"), "utf8")) as { quantization_config: Record<string, Record<string, unknown>> };
+    assert.equal(cfg.quantization_config.format as unknown, "wasprune-2of4-pack-quantized");
+    assert.equal(cfg.quantization_config.sparsity_config!.sparsity_structure, "2:4");
+    // the same codes in memory: the same perplexity to the bit, on one thread and on two (the kernels' tables are
+    // static data, so a worker starting does not wipe them under another thread)
+    assert.equal(await ppl(compact), await ppl(out));
+    assert.equal(await ppl(compact, ["--threads", "2"]), await ppl(out));
+    assert.equal(await ppl(compact, ["--weights-dtype", "f32"]), await ppl(out, ["--weights-dtype", "f32"]));
+    const again = await run(["compress", compact, "--out", path.join(tmp, "twice")]);
+    assert.match(again.err, /^error: .* is already compact/);
+  });
+
+  test("a compact operator whose mask keeps 3 of 4 inputs: one line naming the bitmask", async () => {
+    const bad = path.join(tmp, "corrupt-mask");
+    fs.cpSync(compact, bad, { recursive: true });
+    const ck = openCheckpoint(bad)!;
+    const victim = "model.layers.2.self_attn.q_proj.bitmask";
+    const tensors: TensorToWrite[] = [...ck.tensors.entries()].map(([name, { entry }]) => {
+      const data = ck.readRaw(name).slice();
+      if (name === victim) data[0] = data[0]! | 0x0f; // inputs 0..3 of row 0 all kept
+      return { name, dtype: entry.dtype as StoredDType, shape: entry.shape, data };
+    });
+    ck.close();
+    writeSafetensors(path.join(bad, "model.safetensors"), tensors, { format: "pt" });
+    const r = await run(["eval", bad, ...EVAL]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /^error: model\.safetensors: "model\.layers\.2\.self_attn\.q_proj\.bitmask" row 0 keeps 4 of inputs 0\.\.3, expected exactly 2 \(2:4\)/);
+    assert.equal(r.err.trim().split("\n").length, 1);
   });
 
   test("a corrupt quantized tensor: one line naming it", async () => {
@@ -149,6 +194,15 @@ test("bench quant: every cell of the table and every target, as JSON", async () 
   assert.equal(b.targets.length, 3 + 3 + 2 + 1);
   assert.ok(b.targets.every((t) => typeof t.met === "boolean" && Number.isFinite(t.value)));
   assert.ok(Math.abs(b.size.ratio - 906240 / 126200) < 1e-9, "stories260K w4g64 pack-quantized bytes");
+});
+
+test("compress of an int4 model that is not 2:4 is refused naming an operator", async () => {
+  const dense = path.join(tmp, "w4g64-dense");
+  await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--out", dense]);
+  const r = await run(["compress", dense, "--out", path.join(tmp, "w4g64-dense-compact")]);
+  assert.notEqual(r.code, 0);
+  assert.match(r.err, /^error: model\.layers\.\d+\.\S+ is not 2:4-sparse/);
+  assert.ok(!fs.existsSync(path.join(tmp, "w4g64-dense-compact")), "nothing written");
 });
 
 test("a group size the integer kernels do not take (16) runs dequantized on f32 panels, the per-channel operators on int8", async () => {
