@@ -55,12 +55,26 @@ export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K)
 /** Whether every group of 4 inputs (4j..4j+3) of every row of `q` holds at most 2 nonzero weights (q ≠ z). */
 export function is2of4Codes(q: QuantizedWeight): boolean {
   const { N, K, grid } = q;
+  const c = q.codes;
+  if (!q.zero) {
+    // symmetric: a zero weight is code 0
+    for (let j = 0; j < N * K; j += K) {
+      for (let i = j; i < j + K; i += 4) {
+        const e = Math.min(j + K, i + 4);
+        let nz = 0;
+        for (let k = i; k < e; k++) if (c[k] !== 0) nz++;
+        if (nz > 2) return false;
+      }
+    }
+    return true;
+  }
   for (let r = 0; r < N; r++) {
+    const row = r * K;
     for (let j = 0; j < K; j += 4) {
       let nz = 0;
       for (let i = j; i < Math.min(K, j + 4); i++) {
         const z = q.zero ? q.zero[r * grid.ng + Math.floor(i / grid.group)]! : 0;
-        if (q.codes[r * K + i] !== z) nz++;
+        if (c[row + i] !== z) nz++;
       }
       if (nz > 2) return false;
     }
@@ -68,10 +82,10 @@ export function is2of4Codes(q: QuantizedWeight): boolean {
   return true;
 }
 
-/** Bytes of the packed layout: codes at `bits` each, f32 scales, zero points packed like the codes. */
+/** Bytes of the packed layout: codes at `bits` each, f32 scales, zero points packed like the codes, the I64 [2] shape. */
 export function quantizedBytes(q: Pick<QuantizedWeight, "N" | "K" | "grid">): number {
   const pf = 32 / q.grid.bits;
-  return 4 * q.N * Math.ceil(q.K / pf) + 4 * q.N * q.grid.ng + (q.grid.symmetric ? 0 : 4 * Math.ceil(q.N / pf) * q.grid.ng) + 8;
+  return 4 * q.N * Math.ceil(q.K / pf) + 4 * q.N * q.grid.ng + (q.grid.symmetric ? 0 : 4 * Math.ceil(q.N / pf) * q.grid.ng) + 16;
 }
 
 /** `q` with its rows reordered: row i of the result is row order[i] of `q` (codes, scales and zero points). */

@@ -69,7 +69,12 @@ export function unpackRows(words: Int32Array, rows: number, cols: number, bits: 
   const off = 1 << (bits - 1);
   const mask = (1 << bits) - 1;
   for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[r * cols + c] = ((words[r * wpr + Math.floor(c / pf)]! >>> (bits * (c % pf))) & mask) - off;
+    const o = r * cols;
+    for (let j = 0; j < wpr; j++) {
+      let w = words[r * wpr + j]!;
+      const c1 = Math.min(cols, (j + 1) * pf);
+      for (let c = j * pf; c < c1; c++, w >>>= bits) out[o + c] = (w & mask) - off;
+    }
   }
   return out;
 }
@@ -139,6 +144,12 @@ export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
     { name: `${op}.bitmask`, dtype: "U8", shape: [N, mb], data: bitmask },
     ...rest,
   ];
+}
+
+/** Bytes of an [N, K] int4 operator on `grid` in the compact 2:4 layout (kept codes, mask, scales, zero points, shape). */
+export function compact24Bytes(N: number, K: number, grid: Grid): number {
+  const pf = 32 / grid.bits;
+  return 4 * N * wordsPerRow(K / 2, 4) + N * Math.ceil(K / 8) + 4 * N * grid.ng + (grid.symmetric ? 0 : 4 * Math.ceil(N / pf) * grid.ng) + 16;
 }
 
 /** The specs (name, dtype, shape) `encodeOperator` writes for an [N, K] operator on `grid` (for output plans). */

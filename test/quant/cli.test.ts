@@ -184,7 +184,7 @@ describe("quantize", () => {
 test("bench quant: every cell of the table and every target, as JSON", async () => {
   const b = JSON.parse(await ok([
     "bench", "quant", STORIES_HF, "--calib", TINY_TRAIN, "--nsamples", "4", "--eval", TINY_VALID, "--eval-paragraphs", "10", "--methods", "magnitude", "--threads", "1", "--json",
-  ])) as { dense: number; cells: Array<{ method: string; pattern: string; column: string; perplexity: number }>; targets: Array<{ name: string; met: boolean; value: number }>; size: { ratio: number } };
+  ])) as { dense: number; cells: Array<{ method: string; pattern: string; column: string; perplexity: number }>; targets: Array<{ name: string; met: boolean; value: number }>; size: { ratio: number; compactRatio: number } };
   // dense row (one per column) + magnitude × {0.5, 2:4} × 5 columns
   assert.equal(b.cells.length, 15);
   assert.equal(b.cells.find((c) => c.pattern === "dense" && c.column === "f32")!.perplexity, b.dense);
@@ -193,7 +193,8 @@ test("bench quant: every cell of the table and every target, as JSON", async () 
   assert.ok(w4 > b.dense, "int4 round-to-nearest changes the model");
   assert.equal(b.targets.length, 3 + 3 + 2 + 1);
   assert.ok(b.targets.every((t) => typeof t.met === "boolean" && Number.isFinite(t.value)));
-  assert.ok(Math.abs(b.size.ratio - 906240 / 126200) < 1e-9, "stories260K w4g64 pack-quantized bytes");
+  assert.ok(Math.abs(b.size.ratio - 906240 / 126480) < 1e-9, "stories260K w4g64 pack-quantized bytes");
+  assert.ok(Math.abs(b.size.compactRatio - 906240 / 98000) < 1e-9, "stories260K w4g64 compact bytes (what compress writes, above)");
 });
 
 test("compress of an int4 model that is not 2:4 is refused naming an operator", async () => {
