@@ -4,11 +4,11 @@ import { decompressModel, type CompressReport } from "../../model/compressed.js"
 import { compress } from "../../api/index.js";
 import { fmt, humanCount, table } from "../format.js";
 import { isQuantizedDir } from "../../model/compressed.js";
-import { compactQuantizedDir, type CompactReport } from "../../quant/compact.js";
+import { compactQuantizedDir, type CompactReport } from "../../model/quantized-compact.js";
 
 export async function compressCommand(modelPath: string, opts: { out: string; force?: boolean; json?: boolean; tokenizer?: string }): Promise<CompressReport | CompactReport> {
   if (isQuantizedDir(modelPath)) {
-    // a quantized model: its 2:4 int4 operators into the compact layout (src/quant/compact.ts)
+    // a quantized model: its 2:4 int4 operators into the compact layout (src/model/quantized-compact.ts)
     const r = compactQuantizedDir(modelPath, opts.out, { force: opts.force });
     if (opts.json) console.log(JSON.stringify(r, null, 2));
     else {

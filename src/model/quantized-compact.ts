@@ -1,6 +1,6 @@
 /**
  * @file `wasprune compress` of a quantized model directory (pack-quantized, as `prune --quantize` and `quantize`
- * write it): every int4 operator rewritten in the compact 2:4 layout (FORMAT_PACK_24, ./compressed-tensors.ts:
+ * write it): every int4 operator rewritten in the compact 2:4 layout (FORMAT_PACK_24, src/quant/compressed-tensors.ts:
  * the kept codes and sparse-24-bitmask's mask, 3 bits a weight instead of 4), every other tensor copied as its
  * bytes. File to file, one operator in memory at a time, sharded like save_pretrained (the output's plan is
  * computed before a byte is written), atomic: the directory appears only when complete. A model whose int4
@@ -13,9 +13,9 @@ import { FormatError, UsageError, outputExists } from "../errors.js";
 import { openCheckpoint, type Checkpoint } from "../io/safetensors.js";
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SINGLE_FILE, ShardedWriter, planShards, type TensorSpec } from "../io/sharded-writer.js";
 import { decodeI64, type StoredDType } from "../io/dtype.js";
-import { atomicDir } from "../model/save.js";
-import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeOperator24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "./compressed-tensors.js";
-import type { QuantizedWeight } from "./codes.js";
+import { atomicDir } from "./save.js";
+import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeOperator24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "../quant/compressed-tensors.js";
+import type { QuantizedWeight } from "../quant/codes.js";
 
 export interface CompactReport {
   dir: string;
