@@ -6,7 +6,7 @@
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
 import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearInt, type LinearInt2of4, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
-import { dequantize, is2of4Codes, type QuantizedWeight } from "../quant/codes.js";
+import { KEPT_PAIR, dequantize, is2of4Codes, nonzeroMask4, zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
 import { packRows, unpackRows } from "../quant/compressed-tensors.js";
 import type { Grid } from "../quant/scheme.js";
 import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
@@ -185,18 +185,6 @@ export function int2of4Bytes(N: number, K: number, ng: number, block: number, sy
 }
 
 /**
- * The kept pair of a group of 4 from the mask of its nonzero weights (bit i: input i): the two positions
- * (i0 | i1 << 2, i0 < i1; free places filled from the lowest), or −1 for more than 2 nonzero weights.
- */
-const PAIR_OF_MASK: readonly number[] = Array.from({ length: 16 }, (_, m) => {
-  const kept = [0, 1, 2, 3].filter((i) => (m >> i) & 1);
-  if (kept.length > 2) return -1;
-  for (let i = 0; kept.length < 2; i++) if (!kept.includes(i)) kept.push(i);
-  kept.sort((a, b) => a - b);
-  return kept[0]! | (kept[1]! << 2);
-});
-
-/**
  * Place an int4 weight with at most 2 nonzero weights in every group of 4 inputs in the layout of
  * qu4_gemm_2of4_nt (assembly/qgemm.ts): per 4-row block the kept codes, their positions, the scales and the zero
  * points. A group with fewer than 2 nonzero weights keeps zero weights (code = zero point) in the free places.
@@ -214,22 +202,19 @@ export function place2of4Int(arena: Arena, q: QuantizedWeight, block: number): L
   const idx = arena.u8(idxPtr, NB * G * 2);
   codes.fill(0);
   idx.fill(0);
-  const zeroOf = (r: number, i: number): number => (q.zero ? q.zero[r * ng + Math.floor(i / grid.group)]! : 0);
   for (let r = 0; r < N; r++) {
     const b = r >> 2, rr = r & 3;
     const row = r * K;
     for (let g = 0; g < G; g++) {
       const k0 = 4 * g;
-      const z = k0 < K ? zeroOf(r, k0) : 0; // a group of 4 never straddles a scale group (32, 64, 128 or the row)
-      let nz = 0;
-      for (let i = 0; i < 4; i++) if (k0 + i < K && q.codes[row + k0 + i] !== z) nz |= 1 << i;
-      const pair = PAIR_OF_MASK[nz]!;
+      const pair = KEPT_PAIR[nonzeroMask4(q, r, k0)]!;
       if (pair < 0) throw new RangeError(`place2of4Int: row ${r} has more than 2 nonzero weights in inputs ${k0}..${k0 + 3}`);
       const i0 = pair & 3, i1 = pair >> 2;
       idx[(b * G + g) * 2 + (rr >> 1)]! |= pair << (4 * (rr & 1));
       // u16 j = 2·rr + s of the chunk holds group g & 3's code in nibble g & 3
       const at = b * Kp + (g >> 2) * 16 + 4 * rr + ((g & 3) >> 1);
       const sh = 4 * (g & 1);
+      const z = k0 < K ? zeroPointAt(q, r, k0) : 0;
       const c0 = k0 + i0 < K ? q.codes[row + k0 + i0]! : z;
       const c1 = k0 + i1 < K ? q.codes[row + k0 + i1]! : z;
       codes[at]! |= (c0 & 15) << sh;

@@ -2,8 +2,8 @@
  * @file `wasprune compress` of a quantized model directory (pack-quantized, as `prune --quantize` and `quantize`
  * write it): every int4 operator rewritten in the compact 2:4 layout (FORMAT_PACK_24, src/quant/compressed-tensors.ts:
  * the kept codes and sparse-24-bitmask's mask, 3 bits a weight instead of 4), every other tensor copied as its
- * bytes. File to file, one operator in memory at a time, sharded like save_pretrained (the output's plan is
- * computed before a byte is written), atomic: the directory appears only when complete. A model whose int4
+ * bytes. File to file, one pass, one operator in memory at a time, sharded like save_pretrained (the output's plan is
+ * computed from the headers before a byte is written), atomic: the directory appears only when complete. A model whose int4
  * operators are not all 2:4 is refused naming the first that is not (compressing part of it would leave the
  * config's formats per group wrong).
  */
@@ -15,7 +15,8 @@ import { DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SINGLE_FILE, ShardedWriter, planSha
 import { decodeI64, type StoredDType } from "../io/dtype.js";
 import { atomicDir } from "./save.js";
 import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeOperator24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "../quant/compressed-tensors.js";
-import type { QuantizedWeight } from "../quant/codes.js";
+import { zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
+import type { Grid } from "../quant/scheme.js";
 
 export interface CompactReport {
   dir: string;
@@ -44,27 +45,29 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
     const src: TensorSource = { has: (n) => ck.tensors.has(n), header: (n) => ck.tensors.get(n)?.entry, bytes: (n) => ck.readRaw(n) };
     const fileOf = (n: string) => ck.tensors.get(n)!.file.path;
     const ops = [...ck.tensors.keys()].filter((n) => n.endsWith(".weight_packed")).map((n) => n.slice(0, -".weight_packed".length));
-    const decode = (op: string): QuantizedWeight => {
+    // an operator's grid and shape from the config and weight_shape (headers and 16 bytes: no codes read yet)
+    const shapeOf = (op: string): { grid: Grid; N: number; K: number } => {
       const g = gridOf(op);
       if (!g) throw new FormatError(configFile, `"${op}" is stored quantized but no quantization_config group targets it`);
       const shapeName = `${op}.weight_shape`;
       const dims = src.has(shapeName) ? decodeI64(ck.readRaw(shapeName)) : undefined;
       if (!dims || dims.length !== 2) throw new FormatError(fileOf(`${op}.weight_packed`), `"${shapeName}" is missing or not [N, K]`);
       const [N, K] = dims as [number, number];
-      return decodeOperator(src, fileOf(`${op}.weight_packed`), op, N, K, gridForShape(g, K, configFile, op));
+      return { grid: gridForShape(g, K, configFile, op), N, K };
     };
-    // first pass: which operators take the compact layout (every int4 one, each checked to be 2:4)
+    const decode = (op: string): QuantizedWeight => {
+      const { grid, N, K } = shapeOf(op);
+      return decodeOperator(src, fileOf(`${op}.weight_packed`), op, N, K, grid);
+    };
+    // every int4 operator takes the compact layout; each is checked to be 2:4 when it is written (the output is
+    // atomic, so one that is not leaves nothing behind)
     const compact = new Map<string, { N: number; K: number }>();
-    let int4 = 0;
     for (const op of ops) {
       if (src.has(`${op}.bitmask`)) throw new UsageError(`${dir} is already compact (${op} has a bitmask); nothing to compress`);
-      const q = decode(op);
-      if (q.grid.bits !== 4) continue;
-      int4++;
-      if (!fits2of4Layout(q)) throw new UsageError(`${op} is not 2:4-sparse (a group of 4 inputs holds more than 2 nonzero weights${q.K % 4 ? `, or its ${q.K} inputs are not a multiple of 4` : ""}): only 2:4-pruned int4 models are compressed further`);
-      compact.set(op, { N: q.N, K: q.K });
+      const { grid, N, K } = shapeOf(op);
+      if (grid.bits === 4) compact.set(op, { N, K });
     }
-    if (int4 === 0) throw new UsageError(`${dir} has no int4 operator: the compact 2:4 layout holds int4 codes (int8 models stay pack-quantized)`);
+    if (compact.size === 0) throw new UsageError(`${dir} has no int4 operator: the compact 2:4 layout holds int4 codes (int8 models stay pack-quantized)`);
     // the plan: the compact operators' tensors in place of their weight_packed, the rest as stored
     const specs: TensorSpec[] = [];
     for (const [name, { entry }] of ck.tensors) {
@@ -95,10 +98,11 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
           const inputBytes = names.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
           let zeros = 0;
           for (let r = 0; r < q.N; r++) {
-            for (let j = 0; j < q.K; j++) if (q.codes[r * q.K + j] === (q.zero ? q.zero[r * q.grid.ng + Math.floor(j / q.grid.group)]! : 0)) zeros++;
+            for (let j = 0; j < q.K; j++) if (q.codes[r * q.K + j] === zeroPointAt(q, r, j)) zeros++;
           }
           let bytes = inputBytes;
           if (compact.has(op)) {
+            if (!fits2of4Layout(q)) throw new UsageError(`${op} is not 2:4-sparse (a group of 4 inputs holds more than 2 nonzero weights${q.K % 4 ? `, or its ${q.K} inputs are not a multiple of 4` : ""}): only 2:4-pruned int4 models are compressed further`);
             const tensors = encodeOperator24(op, q);
             for (const t of tensors) w.write(t.name, t.data);
             bytes = tensors.reduce((a, t) => a + t.data.length, 0);

@@ -52,32 +52,39 @@ export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K)
   return out;
 }
 
+/** The zero point of row r's scale group holding input k (0 when symmetric). */
+export function zeroPointAt(q: QuantizedWeight, r: number, k: number): number {
+  return q.zero ? q.zero[r * q.grid.ng + Math.floor(k / q.grid.group)]! : 0;
+}
+
+/**
+ * The nonzero weights (code ≠ zero point) of row r's group of 4 inputs j..j+3 (j a multiple of 4), as bits 0..3;
+ * inputs past K count as zero. A group never straddles a scale group (32, 64, 128 inputs, or the row).
+ */
+export function nonzeroMask4(q: QuantizedWeight, r: number, j: number): number {
+  const z = zeroPointAt(q, r, j);
+  const row = r * q.K;
+  let m = 0;
+  for (let i = 0; i < 4 && j + i < q.K; i++) if (q.codes[row + j + i] !== z) m |= 1 << i;
+  return m;
+}
+
+/**
+ * KEPT_PAIR[nonzeroMask4]: the two inputs a 2:4 layout keeps of that group (i0 | i1 << 2, i0 < i1; a group with
+ * fewer than 2 nonzero weights keeps zero ones at its lowest free inputs), or −1 for more than 2 nonzero weights.
+ */
+export const KEPT_PAIR: readonly number[] = Array.from({ length: 16 }, (_, m) => {
+  const kept = [0, 1, 2, 3].filter((i) => (m >> i) & 1);
+  if (kept.length > 2) return -1;
+  for (let i = 0; kept.length < 2; i++) if (!kept.includes(i)) kept.push(i);
+  kept.sort((a, b) => a - b);
+  return kept[0]! | (kept[1]! << 2);
+});
+
 /** Whether every group of 4 inputs (4j..4j+3) of every row of `q` holds at most 2 nonzero weights (q ≠ z). */
 export function is2of4Codes(q: QuantizedWeight): boolean {
-  const { N, K, grid } = q;
-  const c = q.codes;
-  if (!q.zero) {
-    // symmetric: a zero weight is code 0
-    for (let j = 0; j < N * K; j += K) {
-      for (let i = j; i < j + K; i += 4) {
-        const e = Math.min(j + K, i + 4);
-        let nz = 0;
-        for (let k = i; k < e; k++) if (c[k] !== 0) nz++;
-        if (nz > 2) return false;
-      }
-    }
-    return true;
-  }
-  for (let r = 0; r < N; r++) {
-    const row = r * K;
-    for (let j = 0; j < K; j += 4) {
-      let nz = 0;
-      for (let i = j; i < Math.min(K, j + 4); i++) {
-        const z = q.zero ? q.zero[r * grid.ng + Math.floor(i / grid.group)]! : 0;
-        if (c[row + i] !== z) nz++;
-      }
-      if (nz > 2) return false;
-    }
+  for (let r = 0; r < q.N; r++) {
+    for (let j = 0; j < q.K; j += 4) if (KEPT_PAIR[nonzeroMask4(q, r, j)]! < 0) return false;
   }
   return true;
 }

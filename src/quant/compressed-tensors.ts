@@ -30,7 +30,7 @@
 import { FormatError } from "../errors.js";
 import { decodeI64, encodeI64, type StoredDType } from "../io/dtype.js";
 import { qrange, type Grid, type QuantScheme } from "./scheme.js";
-import { is2of4Codes, type QuantizedWeight } from "./codes.js";
+import { KEPT_PAIR, is2of4Codes, nonzeroMask4, type QuantizedWeight } from "./codes.js";
 
 export const FORMAT_PACK = "pack-quantized";
 /** wasprune's compact layout of 2:4-sparse int4 operators (the file comment); upstream readers refuse the name */
@@ -119,7 +119,7 @@ export function fits2of4Layout(q: QuantizedWeight): boolean {
 
 /** The tensors of a 2:4-sparse int4 operator in the compact layout (FORMAT_PACK_24; `fits2of4Layout(q)`). */
 export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
-  const { N, K, grid } = q;
+  const { N, K } = q;
   if (!fits2of4Layout(q)) throw new RangeError(`encodeOperator24: ${op} is not 2:4-sparse int4 with K a multiple of 4`);
   const kept = new Int8Array(N * (K / 2));
   const mb = Math.ceil(K / 8);
@@ -127,12 +127,8 @@ export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
   for (let r = 0; r < N; r++) {
     let o = r * (K / 2);
     for (let j = 0; j < K; j += 4) {
-      const z = q.zero ? q.zero[r * grid.ng + Math.floor(j / grid.group)]! : 0;
-      const keep: number[] = [];
-      for (let i = 0; i < 4; i++) if (q.codes[r * K + j + i] !== z) keep.push(i);
-      for (let i = 0; keep.length < 2; i++) if (!keep.includes(i)) keep.push(i);
-      keep.sort((a, b) => a - b);
-      for (const i of keep) {
+      const pair = KEPT_PAIR[nonzeroMask4(q, r, j)]!;
+      for (const i of [pair & 3, pair >> 2]) {
         kept[o++] = q.codes[r * K + j + i]!;
         bitmask[r * mb + ((j + i) >> 3)]! |= 1 << ((j + i) & 7);
       }

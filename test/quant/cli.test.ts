@@ -23,6 +23,17 @@ process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
 const run = runCli;
 const ok = okCli;
 
+/** Rewrite `dir`'s model.safetensors with tensor `victim` replaced by `edit` of it (the others as stored). */
+function rewriteTensor(dir: string, victim: string, edit: (t: TensorToWrite) => TensorToWrite): void {
+  const ck = openCheckpoint(dir)!;
+  const tensors: TensorToWrite[] = [...ck.tensors.entries()].map(([name, { entry }]) => {
+    const t = { name, dtype: entry.dtype as StoredDType, shape: entry.shape, data: ck.readRaw(name) };
+    return name === victim ? edit(t) : t;
+  });
+  ck.close();
+  writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
+}
+
 const EVAL = ["--text", TINY_VALID, "--paragraphs", "50", "--threads", "1", "--json"];
 const ppl = async (dir: string, extra: string[] = []): Promise<number> => (JSON.parse(await ok(["eval", dir, ...EVAL, ...extra])) as { perplexity: number }).perplexity;
 
@@ -104,15 +115,11 @@ describe("prune --quantize, eval, decompress", () => {
   test("a compact operator whose mask keeps 3 of 4 inputs: one line naming the bitmask", async () => {
     const bad = path.join(tmp, "corrupt-mask");
     fs.cpSync(compact, bad, { recursive: true });
-    const ck = openCheckpoint(bad)!;
-    const victim = "model.layers.2.self_attn.q_proj.bitmask";
-    const tensors: TensorToWrite[] = [...ck.tensors.entries()].map(([name, { entry }]) => {
-      const data = ck.readRaw(name).slice();
-      if (name === victim) data[0] = data[0]! | 0x0f; // inputs 0..3 of row 0 all kept
-      return { name, dtype: entry.dtype as StoredDType, shape: entry.shape, data };
+    rewriteTensor(bad, "model.layers.2.self_attn.q_proj.bitmask", (t) => {
+      const data = t.data.slice();
+      data[0] = data[0]! | 0x0f; // inputs 0..3 of row 0 all kept
+      return { ...t, data };
     });
-    ck.close();
-    writeSafetensors(path.join(bad, "model.safetensors"), tensors, { format: "pt" });
     const r = await run(["eval", bad, ...EVAL]);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /^error: model\.safetensors: "model\.layers\.2\.self_attn\.q_proj\.bitmask" row 0 keeps 4 of inputs 0\.\.3, expected exactly 2 \(2:4\)/);
@@ -122,14 +129,7 @@ describe("prune --quantize, eval, decompress", () => {
   test("a corrupt quantized tensor: one line naming it", async () => {
     const bad = path.join(tmp, "corrupt");
     fs.cpSync(out, bad, { recursive: true });
-    const ck = openCheckpoint(bad)!;
-    const victim = "model.layers.1.mlp.up_proj.weight_scale";
-    const tensors: TensorToWrite[] = [...ck.tensors.entries()].map(([name, { entry }]) => {
-      const data = ck.readRaw(name);
-      return name === victim ? { name, dtype: entry.dtype as StoredDType, shape: [entry.shape[0]!, 2], data: new Uint8Array(entry.shape[0]! * 8) } : { name, dtype: entry.dtype as StoredDType, shape: entry.shape, data };
-    });
-    ck.close();
-    writeSafetensors(path.join(bad, "model.safetensors"), tensors, { format: "pt" });
+    rewriteTensor(bad, "model.layers.1.mlp.up_proj.weight_scale", (t) => ({ ...t, shape: [t.shape[0]!, 2], data: new Uint8Array(t.shape[0]! * 8) }));
     const r = await run(["eval", bad, ...EVAL]);
     assert.notEqual(r.code, 0);
     assert.match(r.err, /^error: model\.safetensors: "model\.layers\.1\.mlp\.up_proj\.weight_scale" has shape \[172,2\], expected \[172,1\]/);
