@@ -27,12 +27,12 @@ import { madd, rows0123, rows4567, sliceBytes } from "./simd";
 // @ts-ignore: decorator
 @inline const NC = 1024;
 
-/** Bytes of `pack` scratch f32_gemm_nt needs: one NC x KC block of W padded to whole 8-column panels, plus 4 x KC of X. */
+/** Bytes of `pack` scratch f32_gemm_nt needs: one NC x KC block of W padded to whole 8-column panels, 4 x KC of X, a 4x8 tile. */
 export function f32_gemm_nt_scratch(M: i32, N: i32, K: i32): i32 {
   assert(M >= 0 && N >= 0 && K >= 0, "f32_gemm_nt_scratch: negative size");
   const nc = min(N, NC);
   const kc = min(K, KC);
-  return (((nc + NR - 1) & ~(NR - 1)) + MR) * kc * 4;
+  return (((nc + NR - 1) & ~(NR - 1)) + MR) * kc * 4 + TILE_BYTES;
 }
 
 /** Pack X[0:MR, 0:kc] (row stride ldx bytes) as apack[kk*MR + r] = X[r, kk]: one stream of broadcasts. */
@@ -73,34 +73,35 @@ function packW(w: usize, ldw: usize, n0: i32, nc: i32, k0: i32, kc: i32, pack: u
   }
 }
 
+/** C[0, 0:8] (=|+=) the two accumulators (a whole panel row). */
 // @ts-ignore: decorator
 @inline
-function storeRow(c: usize, vacc0123: v128, vacc4567: v128, nr: i32, add: bool): void {
-  if (nr == NR) {
-    if (add) {
-      vacc0123 = f32x4.add(vacc0123, v128.load(c));
-      vacc4567 = f32x4.add(vacc4567, v128.load(c, 16));
-    }
-    v128.store(c, vacc0123);
-    v128.store(c, vacc4567, 16);
-    return;
+function storeRow(c: usize, vacc0123: v128, vacc4567: v128, add: bool): void {
+  if (add) {
+    vacc0123 = f32x4.add(vacc0123, v128.load(c));
+    vacc4567 = f32x4.add(vacc4567, v128.load(c, 16));
   }
-  // Partial panel: spill the 8 lanes one by one (at most 7 stores; only on the last panel of a row).
-  for (let j = 0; j < nr; j++) {
-    let v: f32;
-    switch (j) {
-      case 0: v = f32x4.extract_lane(vacc0123, 0); break;
-      case 1: v = f32x4.extract_lane(vacc0123, 1); break;
-      case 2: v = f32x4.extract_lane(vacc0123, 2); break;
-      case 3: v = f32x4.extract_lane(vacc0123, 3); break;
-      case 4: v = f32x4.extract_lane(vacc4567, 0); break;
-      case 5: v = f32x4.extract_lane(vacc4567, 1); break;
-      case 6: v = f32x4.extract_lane(vacc4567, 2); break;
-      default: v = f32x4.extract_lane(vacc4567, 3); break;
+  v128.store(c, vacc0123);
+  v128.store(c, vacc4567, 16);
+}
+
+// The last panel of a row (nr < 8 columns) runs the same micro-kernel, from the same call site, into a 4x8
+// tile in the scratch; `storeTile` then copies nr columns out. So each micro-kernel stores only whole panels
+// and is called from one place. Node 20's V8 compiled the micro-kernel's loop ~18% slower when its function
+// also held a partial-store path (lane extracts in a loop over nr) or a second inlined copy of the kernel:
+// 41-42 against 49-50 GFLOP/s at 512 and 1024, both versions side by side in one process (Node 24: ~50 both).
+// @ts-ignore: decorator
+@inline const TILE_BYTES = MR * NR * 4;
+
+function storeTile(tile: usize, c: usize, ldc: usize, rows: i32, nr: i32, add: bool): void {
+  for (let r = 0; r < rows; r++) {
+    const t = tile + (<usize>r << 5);
+    const d = c + <usize>r * ldc;
+    for (let j = 0; j < nr; j++) {
+      let v = load<f32>(t + (<usize>j << 2));
+      if (add) v += load<f32>(d + (<usize>j << 2));
+      store<f32>(d + (<usize>j << 2), v);
     }
-    const p = c + (<usize>j << 2);
-    if (add) v += load<f32>(p);
-    store<f32>(p, v);
   }
 }
 
@@ -129,18 +130,24 @@ export function f32_gemm_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32
       const xk = x + (<usize>k0 << 2);
       const yn = y + (<usize>n0 << 2);
       const apack = pack + <usize>np * panelBytes;
+      const tile = apack + (<usize>kc << 4);
+      const nf = nc >> 3; // whole panels
       for (let i = 0; i < MM; i += MR) {
         packX(xk + <usize>i * ldx, ldx, kc, apack);
         const c = yn + <usize>i * ldy;
         for (let p = 0; p < np; p++) {
-          ukernel4x8<f32, u8>(apack, pack + <usize>p * panelBytes, kc, c + (<usize>p << 5), ldy, min(NR, nc - p * NR), add);
+          const partial = p == nf;
+          ukernel4x8<f32, u8>(apack, pack + <usize>p * panelBytes, kc, partial ? tile : c + (<usize>p << 5), partial ? <usize>(NR << 2) : ldy, add && !partial);
+          if (partial) storeTile(tile, c + (<usize>p << 5), ldy, MR, nc & (NR - 1), add);
         }
       }
       for (let i = MM; i < M; i++) {
         const a = xk + <usize>i * ldx;
         const c = yn + <usize>i * ldy;
         for (let p = 0; p < np; p++) {
-          ukernel1x8<f32, u8>(a, pack + <usize>p * panelBytes, kc, c + (<usize>p << 5), min(NR, nc - p * NR), add);
+          const partial = p == nf;
+          ukernel1x8<f32, u8>(a, pack + <usize>p * panelBytes, kc, partial ? tile : c + (<usize>p << 5), add && !partial);
+          if (partial) storeTile(tile, c + (<usize>p << 5), ldy, 1, nc & (NR - 1), add);
         }
       }
     }
@@ -161,10 +168,10 @@ export function f32_gemm_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32
 // @ts-ignore: decorator
 @inline const MC = 256;
 
-/** Bytes of `pack` scratch *_gemm_p8_nt needs: the 4-row strips of up to MC rows of one K block of X. */
+/** Bytes of `pack` scratch *_gemm_p8_nt needs: the 4-row strips of up to MC rows of one K block of X, a 4x8 tile. */
 export function gemm_p8_nt_scratch(M: i32, K: i32): i32 {
   assert(M >= 0 && K >= 0, "gemm_p8_nt_scratch: negative size");
-  return max(16, min(M & ~3, MC) * min(K, KC) * 4);
+  return min(M & ~3, MC) * min(K, KC) * 4 + TILE_BYTES;
 }
 
 /** c + a·b, fused in the relaxed build only when F is i8 (see ukernel4x8). */
@@ -176,13 +183,13 @@ function mac<F>(a: v128, b: v128, c: v128): v128 {
 }
 
 /**
- * 4x8 micro-kernel: C[0:4, 0:nr] (=|+=) Apacked[0:kc][0:4] · panel[0:kc][0:8] (one k slice of 8 weights of type D
+ * 4x8 micro-kernel: C[0:4, 0:8] (=|+=) Apacked[0:kc][0:4] · panel[0:kc][0:8] (one k slice of 8 weights of type D
  * after another), C rows ldc bytes apart. F: u8 = multiply then add in every build (f32_gemm_nt, the pruning
  * GEMM: the same sums in both builds), i8 = fused in the relaxed build (the inference GEMMs).
  * Measured (Node 20, Xeon SPR, baseline build): not unrolling beats unroll 2 and 4 (~43 vs ~36 GFLOP/s), and
  * 4x8 beats 3x8, 5x8 and 6x8 (register pressure: V8 has 16 xmm registers on x64).
  */
-function ukernel4x8<D, F>(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, nr: i32, add: bool): void {
+function ukernel4x8<D, F>(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, add: bool): void {
   let vacc0_0123 = f32x4.splat(0);
   let vacc0_4567 = f32x4.splat(0);
   let vacc1_0123 = f32x4.splat(0);
@@ -211,14 +218,14 @@ function ukernel4x8<D, F>(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, n
     ap += 16;
     bp += sb;
   }
-  storeRow(c, vacc0_0123, vacc0_4567, nr, add);
-  storeRow(c + ldc, vacc1_0123, vacc1_4567, nr, add);
-  storeRow(c + 2 * ldc, vacc2_0123, vacc2_4567, nr, add);
-  storeRow(c + 3 * ldc, vacc3_0123, vacc3_4567, nr, add);
+  storeRow(c, vacc0_0123, vacc0_4567, add);
+  storeRow(c + ldc, vacc1_0123, vacc1_4567, add);
+  storeRow(c + 2 * ldc, vacc2_0123, vacc2_4567, add);
+  storeRow(c + 3 * ldc, vacc3_0123, vacc3_4567, add);
 }
 
 /** 1x8 micro-kernel for the rows past a multiple of 4 (a: the row of X itself, k-contiguous). */
-function ukernel1x8<D, F>(a: usize, bp: usize, kc: i32, c: usize, nr: i32, add: bool): void {
+function ukernel1x8<D, F>(a: usize, bp: usize, kc: i32, c: usize, add: bool): void {
   let vacc0_0123 = f32x4.splat(0);
   let vacc0_4567 = f32x4.splat(0);
   const sb = sliceBytes<D>();
@@ -228,7 +235,7 @@ function ukernel1x8<D, F>(a: usize, bp: usize, kc: i32, c: usize, nr: i32, add: 
     vacc0_4567 = mac<F>(va, rows4567<D>(bp, 0), vacc0_4567);
     a += 4;
   }
-  storeRow(c, vacc0_0123, vacc0_4567, nr, add);
+  storeRow(c, vacc0_0123, vacc0_4567, add);
 }
 
 function gemmP8<D>(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, pack: usize): void {
@@ -244,7 +251,9 @@ function gemmP8<D>(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, pack: u
   const sb = sliceBytes<D>();
   const pb = <usize>K * sb;
   const NP = (N + 7) >> 3;
+  const NF = N >> 3; // whole panels
   const MM = M & ~3;
+  const tile = pack + <usize>min(MM, MC) * <usize>min(K, KC) * 4;
   for (let k0 = 0; k0 < K; k0 += KC) {
     const kc = min(KC, K - k0);
     const add = k0 > 0;
@@ -256,13 +265,21 @@ function gemmP8<D>(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, pack: u
       const s1 = min(m1, MM); // strips of 4 in [m0, s1)
       for (let i = m0; i < s1; i += MR) packX(xk + <usize>i * ldx, ldx, kc, pack + <usize>((i - m0) >> 2) * stripBytes);
       for (let p = 0; p < NP; p++) {
+        // one call site per micro-kernel: the last, partial panel goes to the tile (see storeTile)
+        const partial = p == NF;
         const bp = wk + <usize>p * pb;
-        const nr = min(NR, N - (p << 3));
         const yp = y + (<usize>p << 5);
+        const ldc = partial ? <usize>(NR << 2) : ldy;
         for (let i = m0; i < s1; i += MR) {
-          ukernel4x8<D, i8>(pack + <usize>((i - m0) >> 2) * stripBytes, bp, kc, yp + <usize>i * ldy, ldy, nr, add);
+          const c = yp + <usize>i * ldy;
+          ukernel4x8<D, i8>(pack + <usize>((i - m0) >> 2) * stripBytes, bp, kc, partial ? tile : c, ldc, add && !partial);
+          if (partial) storeTile(tile, c, ldy, MR, N & (NR - 1), add);
         }
-        for (let i = max(s1, m0); i < m1; i++) ukernel1x8<D, i8>(xk + <usize>i * ldx, bp, kc, yp + <usize>i * ldy, nr, add);
+        for (let i = max(s1, m0); i < m1; i++) {
+          const c = yp + <usize>i * ldy;
+          ukernel1x8<D, i8>(xk + <usize>i * ldx, bp, kc, partial ? tile : c, add && !partial);
+          if (partial) storeTile(tile, c, ldy, 1, N & (NR - 1), add);
+        }
       }
     }
   }
@@ -564,17 +581,6 @@ export function f32_fista_wh(w: usize, h: usize, g: usize, rows: i32, cols: i32,
 // k in order inside a block: deterministic, independent of M and N. Pointers need only 4-byte alignment.
 
 
-// @ts-ignore: decorator
-@inline
-function store8(c: usize, vacc0123: v128, vacc4567: v128, add: bool): void {
-  if (add) {
-    vacc0123 = f32x4.add(vacc0123, v128.load(c));
-    vacc4567 = f32x4.add(vacc4567, v128.load(c, 16));
-  }
-  v128.store(c, vacc0123);
-  v128.store(c, vacc4567, 16);
-}
-
 /** C[0:4, 0:8] (=|+=) Σ_k A(r, k) · B[k, 0:8] for kc values of k; A(r,k) at a + r·ars + k·aks, B rows ldb bytes apart. */
 function ukernelNn4x8(a: usize, ars: usize, aks: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, add: bool): void {
   let vacc0_0123 = f32x4.splat(0);
@@ -606,10 +612,10 @@ function ukernelNn4x8(a: usize, ars: usize, aks: usize, b: usize, ldb: usize, kc
     a += aks;
     b += ldb;
   }
-  store8(c, vacc0_0123, vacc0_4567, add);
-  store8(c + ldc, vacc1_0123, vacc1_4567, add);
-  store8(c + 2 * ldc, vacc2_0123, vacc2_4567, add);
-  store8(c + 3 * ldc, vacc3_0123, vacc3_4567, add);
+  storeRow(c, vacc0_0123, vacc0_4567, add);
+  storeRow(c + ldc, vacc1_0123, vacc1_4567, add);
+  storeRow(c + 2 * ldc, vacc2_0123, vacc2_4567, add);
+  storeRow(c + 3 * ldc, vacc3_0123, vacc3_4567, add);
 }
 
 /** 1x8 micro-kernel for the rows past a multiple of 4. */
@@ -623,7 +629,7 @@ function ukernelNn1x8(a: usize, aks: usize, b: usize, ldb: usize, kc: i32, c: us
     a += aks;
     b += ldb;
   }
-  store8(c, vacc0_0123, vacc0_4567, add);
+  storeRow(c, vacc0_0123, vacc0_4567, add);
 }
 
 /** C[M,N] (=|+=) Σ_k A(i,k)·B[k,j], A(i,k) at a + i·ars + k·aks (bytes), B [K,N] and C [M,N] row-major. */
