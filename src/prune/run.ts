@@ -312,7 +312,11 @@ async function evalWritten(job: PruneJob, evalSeqs: EvalSequences, hooks: { onPh
   }
 }
 
-/** The sparsity_config of a quantized output: the pattern and measured sparsity of a pruned model, none for a dense one. */
+/**
+ * The sparsity_config of a quantized output: the pattern and measured sparsity of a pruned model. When nothing was
+ * pruned in this run (`quantize` of a model pruned before), the pattern is the one the weights have: 2:4 when every
+ * operator keeps at most 2 of each 4 inputs, else unstructured, and none below 5% zeros (a dense model).
+ */
 function quantSparsity(pattern: Pattern, operators: OperatorReport[]): QuantConfigInput["sparsity"] {
   let params = 0;
   let zeros = 0;
@@ -320,10 +324,15 @@ function quantSparsity(pattern: Pattern, operators: OperatorReport[]): QuantConf
     params += r.rows * r.cols;
     zeros += r.sparsity * r.rows * r.cols;
   }
-  if (targetSparsity(pattern) === 0) return undefined;
-  const structure = pattern.kind === "nm" && pattern.n === 2 && pattern.m === 4 ? "2:4" : "unstructured";
-  return { structure, globalSparsity: params ? zeros / params : 0, targets: ["Linear"] };
+  const globalSparsity = params ? zeros / params : 0;
+  const pruned = targetSparsity(pattern) > 0;
+  if (!pruned && globalSparsity < MIN_DECLARED_SPARSITY) return undefined;
+  const twoOfFour = pruned ? pattern.kind === "nm" && pattern.n === 2 && pattern.m === 4 : operators.length > 0 && operators.every((r) => r.twoOfFour === 1);
+  return { structure: twoOfFour ? "2:4" : "unstructured", globalSparsity, targets: ["Linear"] };
 }
+
+/** Below this fraction of zeros an input quantized as it is counts as dense (no sparsity_config). */
+const MIN_DECLARED_SPARSITY = 0.05;
 
 function quantReport(settings: PruneSettings, sink: ShardedOutput, operators: OperatorReport[]): QuantizationReport {
   const q = settings.quantize!;

@@ -14,6 +14,7 @@ import type { DenseLayer } from "../model/linear.js";
 import { linearName } from "../model/names.js";
 import type { DenseLinear, LinearOp } from "../model/types.js";
 import { canonicalZeros } from "../sparse/zero.js";
+import { is2of4 } from "../sparse/nm.js";
 import { gridOf } from "../quant/scheme.js";
 import { gptqQuantize, quantBuffers, quantizedWeight, rtnQuantize } from "./quantize.js";
 import { problemFromGram, relativeError, type OperatorProblem } from "./problem.js";
@@ -150,7 +151,9 @@ export function mergeBlocks(l: number, op: LinearOp, into: DenseLinear, blocks: 
   const measured = sorted.every((b) => b.report.relErr !== null && Number.isFinite(b.energy));
   const energy = sorted.reduce((t, b) => t + (measured ? b.energy : 0), 0);
   const relErr = !measured ? null : energy > 0 ? sorted.reduce((t, b) => t + b.report.relErr! * b.energy, 0) / energy : 0;
-  return { ...sorted[0]!.report, rows, sparsity: rows * cols > 0 ? zeros / (rows * cols) : 0, relErr, seconds: sorted.reduce((t, b) => t + b.report.seconds, 0) };
+  const merged: OperatorReport = { ...sorted[0]!.report, rows, sparsity: rows * cols > 0 ? zeros / (rows * cols) : 0, relErr, seconds: sorted.reduce((t, b) => t + b.report.seconds, 0) };
+  if (merged.twoOfFour !== undefined) merged.twoOfFour = sorted.every((b) => b.report.twoOfFour === 1) ? 1 : 0;
+  return merged;
 }
 
 /** The method's work on a group's H (shared by its operators; in the caller's arena scope), timed as solve. */
@@ -207,6 +210,8 @@ export async function solveOperator(
       canonicalZeros(into.data);
       into.quant = quantizedWeight(wasm, W, rows, cols, grid, qb!, name);
       stats.quant = grid.strategy === "group" ? `int${grid.bits} g${grid.group}` : `int${grid.bits} channel`;
+      // the pattern the quantized output declares (sparsity_config), also when nothing was pruned here (`quantize`)
+      stats.twoOfFour = is2of4(into.data, rows, cols) ? 1 : 0;
     } else {
       roundTo(into.data, settings.storeDtype ?? "F32");
     }

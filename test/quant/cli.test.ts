@@ -159,6 +159,18 @@ describe("quantize", () => {
     assert.ok(Math.abs(p8 / dense - 1) < 0.005, `w8 ${p8} vs dense ${dense}`);
     assert.equal(pb, p8);
     assert.notEqual(p8, dense, "the weights did change");
+    const cfg = JSON.parse(fs.readFileSync(path.join(hf, "config.json"), "utf8")) as { quantization_config: Record<string, unknown> };
+    assert.deepEqual(cfg.quantization_config.sparsity_config, {}, "a dense model declares no sparsity (upstream's empty sparsity_config)");
+  });
+
+  test("quantize of a model pruned before declares the pattern its weights have", async () => {
+    const p24 = path.join(tmp, "mag24");
+    const q24 = path.join(tmp, "mag24-w4g64");
+    await ok(["prune", STORIES_HF, "--method", "magnitude", "--sparsity", "2:4", "--out", p24, "--threads", "1"]);
+    await ok(["quantize", p24, "--scheme", "w4g64", "--method", "rtn", "--out", q24, "--threads", "1"]);
+    const cfg = JSON.parse(fs.readFileSync(path.join(q24, "config.json"), "utf8")) as { quantization_config: { sparsity_config: { sparsity_structure: string; global_sparsity: number } } };
+    assert.equal(cfg.quantization_config.sparsity_config.sparsity_structure, "2:4");
+    assert.ok(cfg.quantization_config.sparsity_config.global_sparsity >= 0.5);
   });
 
   test("w4g32 asymmetric GPTQ: zero points stored, GPTQ better than RTN", async () => {
