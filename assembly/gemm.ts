@@ -156,22 +156,40 @@ export function f32_gemm_nt(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32
 
 // ---- prepacked weights: Y[M,N] = X[M,K] · Wᵀ with W in p8 panels (assembly/gemv.ts), f32 / bf16 / f16 --------
 //
-// The weights are packed once at load (src/model/packed.ts), so a call packs only X. Per K block of KC:
-//   for m0 in steps of MC rows: pack the 4-row strips of X[m0:m0+MC, k0:k0+KC] ([KC][4] each, ≤ 256 KB, L2)
-//     for every panel p: its K-block slice (KC·8 weights, 8 KB f32 / 4 KB half, L1) against every strip:
-//       the 4x8 micro-kernel (as f32_gemm_nt's, weights widened in registers), rows past a multiple of 4
-//       through the 1x8 kernel straight from X.
-// So W streams once per call per MC rows of X (batch ≤ 256: once), not once per 4-row strip.
-// Summation order per output: K blocks of KC in order, k in order inside: for f32 weights in the baseline
-// build the same sums as f32_gemm_nt (bit-identical); the relaxed build fuses each multiply-add.
+// The weights are packed once at load (src/model/packed.ts), so a call packs only X, as 4-row strips of K
+// blocks of KC ([KC][4] each). Every (panel p, K block) pair is one pass of the 4x8 micro-kernel (as
+// f32_gemm_nt's, weights widened in registers) over the 4-row strips, rows past a multiple of 4 through the
+// 1x8 kernel straight from X. Two orders of those passes, by the size of X:
+//   - panel-major, when the strips of all of X fit in PO_BYTES (small batches: decode steps, short prompts):
+//     pack every strip of every K block once; for each panel p, its K blocks in order. A panel is
+//     contiguous over K ([K][8]), so W streams from memory in one sequential run per panel. At 4096², batch
+//     8, this is 1.5x the block-major order (21 → 31 GFLOP/s: the 8 KB slices of the block-major order
+//     defeat the hardware prefetcher), and no slower at any shape bench kernels reports;
+//   - block-major otherwise: for m0 in steps of MC rows, for each K block: pack that block's strips of
+//     X[m0:m0+MC] (≤ 256 KB, L2), then every panel's slice of it (KC·8 weights, 8 KB f32 / 4 KB half, L1)
+//     against every strip. W streams once per MC rows of X (batch ≤ 256: once), not once per strip.
+// Both orders do the same operations on every output: K blocks of KC in order, each summed from 0 in k order
+// and added to Y. So the bits do not depend on the order, on M or on the batch a row came in; for f32
+// weights in the baseline build they are f32_gemm_nt's sums (bit-identical); the relaxed build fuses each
+// multiply-add.
 
 // @ts-ignore: decorator
 @inline const MC = 256;
+// @ts-ignore: decorator
+@inline const PO_BYTES = 512 << 10;
 
-/** Bytes of `pack` scratch *_gemm_p8_nt needs: the 4-row strips of up to MC rows of one K block of X, a 4x8 tile. */
+/** Whether gemmP8 runs panel-major for these sizes (all of X's strips fit in PO_BYTES). */
+// @ts-ignore: decorator
+@inline
+function panelMajor(M: i32, K: i32): bool {
+  return M <= MC && <i64>(M & ~3) * <i64>K * 4 <= PO_BYTES;
+}
+
+/** Bytes of `pack` scratch *_gemm_p8_nt needs: the 4-row strips of X it packs at once (see gemmP8), a 4x8 tile. */
 export function gemm_p8_nt_scratch(M: i32, K: i32): i32 {
   assert(M >= 0 && K >= 0, "gemm_p8_nt_scratch: negative size");
-  return min(M & ~3, MC) * min(K, KC) * 4 + TILE_BYTES;
+  const strips = panelMajor(M, K) ? (M & ~3) * ((K + KC - 1) / KC) * min(K, KC) : min(M & ~3, MC) * min(K, KC);
+  return strips * 4 + TILE_BYTES;
 }
 
 /** c + a·b, fused in the relaxed build only when F is i8 (see ukernel4x8). */
@@ -252,32 +270,45 @@ function gemmP8<D>(x: usize, w: usize, y: usize, M: i32, N: i32, K: i32, pack: u
   const pb = <usize>K * sb;
   const NP = (N + 7) >> 3;
   const NF = N >> 3; // whole panels
+  const NKB = (K + KC - 1) / KC;
   const MM = M & ~3;
-  const tile = pack + <usize>min(MM, MC) * <usize>min(K, KC) * 4;
-  for (let k0 = 0; k0 < K; k0 += KC) {
-    const kc = min(KC, K - k0);
-    const add = k0 > 0;
-    const stripBytes = <usize>kc << 4;
-    const xk = x + (<usize>k0 << 2);
-    const wk = w + <usize>k0 * sb;
-    for (let m0 = 0; m0 < M; m0 += MC) {
-      const m1 = min(M, m0 + MC);
-      const s1 = min(m1, MM); // strips of 4 in [m0, s1)
-      for (let i = m0; i < s1; i += MR) packX(xk + <usize>i * ldx, ldx, kc, pack + <usize>((i - m0) >> 2) * stripBytes);
-      for (let p = 0; p < NP; p++) {
+  const po = panelMajor(M, K);
+  const SB = <usize>min(K, KC) << 4; // bytes of one strip's K block in the scratch
+  const tile = pack + <usize>gemm_p8_nt_scratch(M, K) - TILE_BYTES;
+  for (let m0 = 0; m0 < M; m0 += MC) {
+    const m1 = min(M, m0 + MC);
+    const s1 = min(m1, MM); // strips of 4 in [m0, s1)
+    const nS = <usize>((s1 - m0) >> 2);
+    // panel-major: every K block's strips now, at strip (kb·nS + s)
+    if (po) {
+      for (let kb = 0; kb < NKB; kb++) {
+        const k0 = kb * KC;
+        for (let i = m0; i < s1; i += MR) packX(x + (<usize>k0 << 2) + <usize>i * ldx, ldx, min(KC, K - k0), pack + (<usize>kb * nS + <usize>((i - m0) >> 2)) * SB);
+      }
+    }
+    for (let a = 0, A = po ? NP : NKB; a < A; a++) {
+      // block-major: this K block's strips, at strip s
+      if (!po) for (let i = m0; i < s1; i += MR) packX(x + (<usize>(a * KC) << 2) + <usize>i * ldx, ldx, min(KC, K - a * KC), pack + <usize>((i - m0) >> 2) * SB);
+      for (let b = 0, B = po ? NKB : NP; b < B; b++) {
+        const p = po ? a : b;
+        const kb = po ? b : a;
+        const k0 = kb * KC;
+        const kc = min(KC, K - k0);
+        const add = k0 > 0;
+        const strips = pack + (po ? <usize>kb * nS * SB : 0);
         // one call site per micro-kernel: the last, partial panel goes to the tile (see storeTile)
         const partial = p == NF;
-        const bp = wk + <usize>p * pb;
+        const bp = w + <usize>p * pb + <usize>k0 * sb;
         const yp = y + (<usize>p << 5);
         const ldc = partial ? <usize>(NR << 2) : ldy;
         for (let i = m0; i < s1; i += MR) {
           const c = yp + <usize>i * ldy;
-          ukernel4x8<D, i8>(pack + <usize>((i - m0) >> 2) * stripBytes, bp, kc, partial ? tile : c, ldc, add && !partial);
+          ukernel4x8<D, i8>(strips + <usize>((i - m0) >> 2) * SB, bp, kc, partial ? tile : c, ldc, add && !partial);
           if (partial) storeTile(tile, c, ldy, MR, N & (NR - 1), add);
         }
         for (let i = max(s1, m0); i < m1; i++) {
           const c = yp + <usize>i * ldy;
-          ukernel1x8<D, i8>(xk + <usize>i * ldx, bp, kc, partial ? tile : c, add && !partial);
+          ukernel1x8<D, i8>(x + (<usize>k0 << 2) + <usize>i * ldx, bp, kc, partial ? tile : c, add && !partial);
           if (partial) storeTile(tile, c, ldy, 1, N & (NR - 1), add);
         }
       }

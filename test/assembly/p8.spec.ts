@@ -74,4 +74,28 @@ describe("*_gemm_p8_nt", () => {
       }
     }
   });
+
+  test("a row's bits do not depend on the batch it came in (panel-major and block-major orders alike)", () => {
+    // [M, N, K]: M > 256 rows and 64 x 3000 are block-major, their 5-row slices panel-major (gemmP8)
+    const CASES: i32[][] = [[260, 9, 300], [64, 17, 3000], [13, 16, 513]];
+    const rng = new Rng(4242);
+    for (let c = 0; c < CASES.length; c++) {
+      const M = CASES[c][0], N = CASES[c][1], K = CASES[c][2];
+      for (let dt = 0; dt < 3; dt++) {
+        const label = `${DT_NAMES[dt]}_gemm_p8_nt M=${M} N=${N} K=${K}`;
+        const w = new PackedP8(rng, N, K, dt);
+        const x = new Block(M * K).random(rng), y = new Block(M * N), ys = new Block(5 * N);
+        const pack = scratch(max(gemm_p8_nt_scratch(M, K), gemm_p8_nt_scratch(5, K)));
+        gemm(dt, x.ptr, w.panels.ptr, y.ptr, M, N, K, pack.ptr);
+        for (let m0 = 0; m0 < M; m0 += 5) {
+          const m = min(5, M - m0);
+          gemm(dt, x.ptr + (<usize>(m0 * K) << 2), w.panels.ptr, ys.ptr, m, N, K, pack.ptr);
+          for (let i = 0; i < m * N; i++) {
+            if (ys.bits(i) != y.bits(m0 * N + i)) throw new Error(`${label}: row ${m0 + i / N} col ${i % N} differs alone (5-row batch) and in the batch of ${M}`);
+          }
+        }
+        w.free(); x.free(); y.free(); ys.free(); pack.free();
+      }
+    }
+  });
 });
