@@ -232,6 +232,53 @@ export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize
 const QM = QM_TABLE;
 
 /**
+ * Build the 2:4 int4 layout above from pack-quantized int4 words (the file's: N rows of ceil(K/8) u32, input c in
+ * bits 4·(c mod 8) of word c/8 as u = q + 8) and the zero points zp i8 [N][ng] (0: symmetric, z = 0), groups of
+ * `group` inputs. Kp: K padded to the kernel's block. Writes codes (NB·Kp bytes) and idx (NB·Kp/2 bytes) whole.
+ * A group with fewer than 2 nonzero weights (u ≠ z + 8; inputs past K count as zero) keeps zero ones at its
+ * lowest free inputs. Returns −1, or r·(Kp/4) + g for the first group (row r, inputs 4g..4g+3) with more than 2
+ * nonzero weights; then codes and idx hold nothing meaningful.
+ */
+export function qu4_place_2of4(packed: usize, N: i32, K: i32, zp: usize, ng: i32, group: i32, Kp: i32, codes: usize, idx: usize): i32 {
+  assert(N >= 0 && K >= 0 && ng > 0 && group > 0 && Kp >= K && (Kp & 15) == 0, "qu4_place_2of4: bad sizes");
+  const NB = (N + 3) >> 2;
+  const G = Kp >> 2;
+  memory.fill(codes, 0, <usize>NB * <usize>Kp);
+  memory.fill(idx, 0, <usize>NB * <usize>G * 2);
+  const wpr = <usize>((K + 7) >> 3);
+  for (let r = 0; r < N; r++) {
+    const rr = r & 3;
+    const crow = codes + <usize>(r >> 2) * <usize>Kp + <usize>(4 * rr);
+    const irow = idx + <usize>(r >> 2) * <usize>G * 2 + <usize>(rr >> 1);
+    const ish = <u32>(4 * (rr & 1));
+    const prow = packed + <usize>r * wpr * 4;
+    for (let g = 0; g < G; g++) {
+      const k0 = g << 2;
+      let m: u32 = 0;
+      let z: u32 = 8; // the stored code of a zero weight
+      let nib: u32 = 0;
+      if (k0 < K) {
+        if (zp != 0) z = <u32>(load<i8>(zp + <usize>r * <usize>ng + <usize>(k0 / group)) + 8) & 15;
+        nib = (load<u32>(prow + (<usize>(k0 >> 3) << 2)) >> (<u32>(k0 & 7) << 2)) & 0xffff;
+        for (let i = 0; i < 4; i++) if (k0 + i < K && ((nib >> (<u32>i << 2)) & 15) != z) m |= 1 << i;
+      }
+      if (popcnt(m) > 2) return r * G + g;
+      while (popcnt(m) < 2) m |= ~m & (m + 1); // the lowest free input
+      const i0 = ctz(m), i1 = ctz(m & (m - 1));
+      store<u8>(irow + (<usize>g << 1), load<u8>(irow + (<usize>g << 1)) | <u8>((i0 | (i1 << 2)) << ish));
+      // q & 15 of the kept inputs (a zero weight's: z's); u16 (2·rr + s) of chunk g >> 2, nibble g & 3
+      const c0 = (k0 + <i32>i0 < K ? (nib >> (i0 << 2)) & 15 : z) ^ 8;
+      const c1 = (k0 + <i32>i1 < K ? (nib >> (i1 << 2)) & 15 : z) ^ 8;
+      const at = crow + (<usize>(g >> 2) << 4) + <usize>((g & 3) >> 1);
+      const sh = <u32>(4 * (g & 1));
+      store<u8>(at, load<u8>(at) | <u8>(c0 << sh));
+      store<u8>(at + 2, load<u8>(at + 2) | <u8>(c1 << sh));
+    }
+  }
+  return -1;
+}
+
+/**
  * The swizzle mask of a group from its two position bytes (ab's low 16 bits): rows 0, 1 from byte 0 (low 8 bytes),
  * rows 2, 3 from byte 1 (high 8 bytes), for x in the low (odd = false) or high 8 bytes of a v128.
  */

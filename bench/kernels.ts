@@ -178,7 +178,7 @@ function gemvVariants(wasm: Wasm, llc: number | null, names: readonly string[], 
     const place = (): { ptr: number; lw?: KernelLinear; bytes: number } => {
       if (layout === "rows") return { ptr: a.put(w), bytes: N * K * 4 };
       if (q) {
-        const lw = placeQuantized(a, q);
+        const lw = placeQuantized(wasm, q);
         return { ptr: 0, lw, bytes: lw.bytes };
       }
       const lw = layout === "p8" ? placeP8(a, packP8(w, N, K, d), N, K, d) : place2of4(a, p24, d);

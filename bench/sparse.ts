@@ -134,7 +134,7 @@ export async function benchSparse(
         const scratch = a.allocBytes(scratchBytes);
         // every format placed (with its rotated copies) before any is timed, so the rounds interleave them
         const sides = packed.map((p) => {
-          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : p.q ? placeQuantized(a, p.q) : placeCsr(a, p.csr!));
+          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : p.q ? placeQuantized(wasm, p.q) : placeCsr(a, p.csr!));
           const first = place();
           const copies = stream ? Math.max(2, Math.ceil(rotateBytes / first.bytes)) : 1;
           const all = [first];

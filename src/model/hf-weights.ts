@@ -24,7 +24,7 @@ import type { StoredTensor, WeightFile } from "./weight-file.js";
 import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
 import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt } from "./linear.js";
-import type { Arena } from "../wasm/runtime.js";
+import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
 import { checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
@@ -203,9 +203,9 @@ function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =>
     arenaBytes: 4 * N * K,
     ...(kernel && {
       intBytes: intBytes(N, K, grid),
-      readInt(arena: Arena) {
+      readInt(wasm: Wasm) {
         const p = readOperatorParts(src, file, op, N, K, grid);
-        return placeInt(arena, N, K, grid, p.packed, p.scale, p.zero);
+        return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero);
       },
     }),
     readRange(first, dst) {

@@ -6,7 +6,7 @@
 import type { Arena, Wasm } from "../wasm/runtime.js";
 import { UsageError, WasmError } from "../errors.js";
 import { HF_LINEAR_NAMES, LINEAR_OPS, type CompressedLinear, type DenseLinear, type LayerWeights, type Linear2of4, type LinearCsr, type LinearInt, type LinearInt2of4, type LinearOp, type LinearPacked, type LinearWeight, type Model, type Tensor, type WeightDType, dense } from "./types.js";
-import { KEPT_PAIR, dequantize, is2of4Codes, nonzeroMask4, zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
+import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 import { packRows, unpackRows } from "../quant/compressed-tensors.js";
 import type { Grid } from "../quant/scheme.js";
 import { NotFiniteInF16, f32Vals2of4, f32Values, halfVals2of4, halfValues, p8Bytes, packP8, unpackP8, weightBytes } from "./packed.js";
@@ -134,12 +134,13 @@ export function intBytes(N: number, K: number, grid: Grid): number {
  * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); the f32 scales, and with zero
  * points the terms s·(offset + z).
  */
-export function placeInt(arena: Arena, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
+export function placeInt(wasm: Wasm, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
+  const { arena } = wasm;
   const block = intKernelBlock(grid);
   if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
   if (grid.bits === 4) {
-    const q: QuantizedWeight = { N, K, grid, codes: unpackRows(packed, N, K, 4), scale, ...(zero ? { zero } : {}) };
-    if (is2of4Codes(q)) return place2of4Int(arena, q, block);
+    const sparse = place2of4Int(wasm, N, K, grid, block, packed, scale, zero);
+    if (sparse) return sparse;
   }
   const rowWords = Math.ceil(K / (32 / grid.bits));
   const cw = chunkWords(grid.bits);
@@ -185,55 +186,43 @@ export function int2of4Bytes(N: number, K: number, ng: number, block: number, sy
 }
 
 /**
- * Place an int4 weight with at most 2 nonzero weights in every group of 4 inputs in the layout of
- * qu4_gemm_2of4_nt (assembly/qgemm.ts): per 4-row block the kept codes, their positions, the scales and the zero
- * points. A group with fewer than 2 nonzero weights keeps zero weights (code = zero point) in the free places.
+ * An int4 operator in the 2:4 layout (assembly/qgemm.ts: its kept codes and their positions, built by the
+ * qu4_place_2of4 kernel from the pack-quantized words), if every group of 4 inputs holds at most 2 nonzero
+ * weights; else undefined, and the arena as it was.
  */
-export function place2of4Int(arena: Arena, q: QuantizedWeight, block: number): LinearInt2of4 {
-  const { N, K, grid } = q;
-  if (grid.bits !== 4) throw new RangeError("place2of4Int: int4 codes only");
+function place2of4Int(wasm: Wasm, N: number, K: number, grid: Grid, block: number, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt2of4 | undefined {
+  const { arena } = wasm;
   const NB = Math.ceil(N / 4);
   const Kp = Math.ceil(K / block) * block;
   const G = Kp / 4;
   const ng = grid.ng;
+  const start = arena.mark();
   const codesPtr = arena.allocBytes(Math.max(NB * Kp, 16));
   const idxPtr = arena.allocBytes(Math.max(NB * G * 2, 16));
-  const codes = arena.u8(codesPtr, NB * Kp);
-  const idx = arena.u8(idxPtr, NB * G * 2);
-  codes.fill(0);
-  idx.fill(0);
-  for (let r = 0; r < N; r++) {
-    const b = r >> 2, rr = r & 3;
-    const row = r * K;
-    for (let g = 0; g < G; g++) {
-      const k0 = 4 * g;
-      const pair = KEPT_PAIR[nonzeroMask4(q, r, k0)]!;
-      if (pair < 0) throw new RangeError(`place2of4Int: row ${r} has more than 2 nonzero weights in inputs ${k0}..${k0 + 3}`);
-      const i0 = pair & 3, i1 = pair >> 2;
-      idx[(b * G + g) * 2 + (rr >> 1)]! |= pair << (4 * (rr & 1));
-      // u16 j = 2·rr + s of the chunk holds group g & 3's code in nibble g & 3
-      const at = b * Kp + (g >> 2) * 16 + 4 * rr + ((g & 3) >> 1);
-      const sh = 4 * (g & 1);
-      const z = k0 < K ? zeroPointAt(q, r, k0) : 0;
-      const c0 = k0 + i0 < K ? q.codes[row + k0 + i0]! : z;
-      const c1 = k0 + i1 < K ? q.codes[row + k0 + i1]! : z;
-      codes[at]! |= (c0 & 15) << sh;
-      codes[at + 2]! |= (c1 & 15) << sh;
-    }
-  }
   const scalesPtr = arena.allocBytes(NB * ng * 16);
+  const zeroPoints = zero ? arena.allocBytes(NB * ng * 16) : 0;
+  // the file's words and zero points, for the kernel only
+  const m = arena.mark();
+  const words = arena.allocBytes(Math.max(packed.byteLength, 16));
+  arena.u8(words, packed.byteLength).set(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength));
+  const zp = zero ? arena.allocBytes(zero.length) : 0;
+  if (zero) arena.u8(zp, zero.length).set(new Uint8Array(zero.buffer, zero.byteOffset, zero.length));
+  const bad = wasm.exports.qu4_place_2of4(words, N, K, zp, ng, grid.group, Kp, codesPtr, idxPtr);
+  arena.release(m);
+  if (bad >= 0) {
+    arena.release(start);
+    return undefined;
+  }
   const sc = arena.f32(scalesPtr, NB * ng * 4);
   sc.fill(0);
-  for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) sc[((r >> 2) * ng + g) * 4 + (r & 3)] = q.scale[r * ng + g]!;
-  let zeroPoints = 0;
-  if (q.zero) {
-    zeroPoints = arena.allocBytes(NB * ng * 16);
-    const zp = new Int16Array(arena.u8(zeroPoints, NB * ng * 16).buffer, zeroPoints, NB * ng * 8);
-    zp.fill(0);
+  for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) sc[((r >> 2) * ng + g) * 4 + (r & 3)] = scale[r * ng + g]!;
+  if (zero) {
+    const z16 = new Int16Array(arena.u8(zeroPoints, NB * ng * 16).buffer, zeroPoints, NB * ng * 8);
+    z16.fill(0);
     for (let r = 0; r < N; r++) {
       for (let g = 0; g < ng; g++) {
         const at = ((r >> 2) * ng + g) * 8 + 2 * (r & 3);
-        zp[at] = zp[at + 1] = q.zero[r * ng + g]!;
+        z16[at] = z16[at + 1] = zero[r * ng + g]!;
       }
     }
   }
@@ -282,10 +271,8 @@ function read2of4Int(wasm: Wasm, w: LinearInt2of4): QuantizedWeight {
 }
 
 /** Place a quantized weight held on the host (codes as Int8, src/quant/codes.ts) for the integer kernels. */
-export function placeQuantized(arena: Arena, q: QuantizedWeight): LinearInt {
-  const block = intKernelBlock(q.grid);
-  if (block !== undefined && q.grid.bits === 4 && is2of4Codes(q)) return place2of4Int(arena, q, block);
-  return placeInt(arena, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero);
+export function placeQuantized(wasm: Wasm, q: QuantizedWeight): LinearInt {
+  return placeInt(wasm, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero);
 }
 
 /** The quantized weight a placed integer operator holds (codes, scales and zero points, exactly). */
@@ -395,7 +382,7 @@ export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType, to: 
   const slorb = w.slorb ? { slorb: w.slorb } : {};
   if (w.format === "dense" || w.format === "p8") return { ...placeP8(to.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
   if (w.format === "2:4") return { ...place2of4(to.arena, read2of4(wasm, w), dtype), ...slorb };
-  if (w.format === "int") return { ...placeQuantized(to.arena, readInt(wasm, w)), ...slorb };
+  if (w.format === "int") return { ...placeQuantized(to, readInt(wasm, w)), ...slorb };
   return { ...placeCsr(to.arena, readCsr(wasm, w), dtype), ...slorb };
 }
 

@@ -67,10 +67,10 @@ export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption,
   const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
   const et = file.tensor(top.embed!);
   const embed = hostEmbedding && !c.tiedEmbeddings ? hostTensor(et) : readTensor(a, et);
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(a, file, l, pack));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(wasm, file, l, pack));
   const norm = readTensor(a, file.tensor(top.norm!));
   // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(a, file.tensor(top.lmHead!), pack);
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(wasm, file.tensor(top.lmHead!), pack);
   return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
 }
 
@@ -194,7 +194,7 @@ export function streamedStore(file: WeightFile, wasm: Wasm, source: ModelSource,
       if (!(l >= 0 && l < c.nLayers)) throw new RangeError(`layer ${l} of ${c.nLayers}`);
       if (resident >= 0) throw new UsageError(`streamed model: layer ${l} asked for while layer ${resident} is still in memory (one layer at a time)`);
       slot.release(slot.base);
-      const lw = readLayer(slot, file, l);
+      const lw = readLayer({ ...wasm, arena: slot }, file, l);
       resident = l;
       stats.layersResident = 1;
       stats.maxLayersResident = Math.max(stats.maxLayersResident, 1);

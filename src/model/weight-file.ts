@@ -6,7 +6,7 @@
  * (F16/BF16 → F32), into the arena (`readTensor`) or into any Float32Array (`readRows`, e.g. embedding rows).
  * Residency (./residency.ts) decides what is read when.
  */
-import type { Arena } from "../wasm/runtime.js";
+import type { Arena, Wasm } from "../wasm/runtime.js";
 import type { DType } from "../io/dtype.js";
 import { dense, LINEAR_OPS, type LayerWeights, type LinearWeight, type ModelConfig, type Tensor, type WeightDType } from "./types.js";
 import { NotFiniteInF16, p8Bytes, packPanel } from "./packed.js";
@@ -35,7 +35,7 @@ export interface StoredTensor {
    * `readInt` placing it there (inference with --weights-dtype stored); `readRange` still gives dequantized f32
    */
   intBytes?: number;
-  readInt?(arena: Arena): LinearWeight;
+  readInt?(wasm: Wasm): LinearWeight;
 }
 
 export interface WeightFile {
@@ -92,10 +92,10 @@ export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
 }
 
 /** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
-export function readLinear(arena: Arena, t: StoredTensor, pack?: WeightsOption): LinearWeight {
+export function readLinear(wasm: Wasm, t: StoredTensor, pack?: WeightsOption): LinearWeight {
   try {
-    if (pack === "stored" && t.readInt) return t.readInt(arena);
-    return readLinearAs(arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
+    if (pack === "stored" && t.readInt) return t.readInt(wasm);
+    return readLinearAs(wasm.arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
   } catch (e) {
     if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
     throw e;
@@ -134,12 +134,12 @@ export function layerArenaBytes(file: WeightFile, l: number, pack?: WeightsOptio
   return layerSpecs(file.config, l).reduce((s, spec) => s + Math.ceil(tensorArenaBytes(file, spec, pack) / 64) * 64 + 64, 0);
 }
 
-/** Read decoder layer l into the arena (its linear weights packed for inference when `pack` is set). */
-export function readLayer(arena: Arena, file: WeightFile, l: number, pack?: WeightsOption): LayerWeights {
+/** Read decoder layer l into wasm's arena (its linear weights packed for inference when `pack` is set). */
+export function readLayer(wasm: Wasm, file: WeightFile, l: number, pack?: WeightsOption): LayerWeights {
   const lw: Partial<Record<keyof LayerWeights, Tensor | LinearWeight>> = {};
   for (const spec of layerSpecs(file.config, l)) {
     const t = file.tensor(spec);
-    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(arena, t, pack) : readTensor(arena, t);
+    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(wasm, t, pack) : readTensor(wasm.arena, t);
   }
   return lw as unknown as LayerWeights;
 }

@@ -190,7 +190,7 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
         for (const op of LINEAR_OPS) {
           const [N, K] = lw[op].shape as [number, number];
           // asymmetric; per channel (w4g128 on these widths: no group of 128 divides 72 or 200)
-          lw[op] = placeQuantized(model.wasm.arena, randomQuantized(rand, N, K, gridOf(parseScheme(layout === "int8" ? "w8" : "w4g128", true), K)));
+          lw[op] = placeQuantized(model.wasm, randomQuantized(rand, N, K, gridOf(parseScheme(layout === "int8" ? "w8" : "w4g128", true), K)));
         }
       }
     }

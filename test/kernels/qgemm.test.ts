@@ -133,7 +133,7 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
       const label = `int${grid.bits}${c.sparse ? " 2:4" : ""} ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
       scoped((w) => {
         const k = kernels(w);
-        const lw = placeQuantized(w.arena, q);
+        const lw = placeQuantized(w, q);
         assert.equal(lw.pattern, c.sparse ? "2:4" : "dense", `${label}: layout`);
         assert.deepEqual(readInt(w, lw), q, `${label}: placed weight reads back exactly`);
         const x = randomF32(rand, T * c.K);
@@ -180,7 +180,7 @@ test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations giv
     const k = kernels(w);
     const grid = gridOf(parseScheme("w4g32"), 64);
     const q = randomQuantized(mulberry32(3), 4, 64, grid);
-    const lw = placeQuantized(w.arena, q);
+    const lw = placeQuantized(w, q);
     if (lw.pattern !== "dense") throw new Error("random codes placed as 2:4");
     const x = new Float32Array(64);
     const bx = place(w, x);
