@@ -279,6 +279,55 @@ export function qu4_place_2of4(packed: usize, N: i32, K: i32, zp: usize, ng: i32
 }
 
 /**
+ * Build the same layout from wasprune's compact 2:4 file layout: `kept`, N rows of ceil(K/16) u32 holding each
+ * row's kept codes in input order (kept code c in bits 4·(c mod 8) of word c/8, as u = q + 8), and `mask`, N rows
+ * of ceil(K/8) bytes (input i kept: bit i mod 8 of byte i/8). K a multiple of 4. Every group keeps exactly 2
+ * inputs; no zero points are needed (a dropped weight is not stored). Returns −1, or r·(Kp/4) + g for the first
+ * group (row r) that keeps other than 2 of its inputs 4g..4g+3, or N·(Kp/4) + r for a row with a mask bit set past
+ * K; then codes and idx hold nothing meaningful. For a file written by wasprune it gives the bytes qu4_place_2of4 gives for the
+ * same codes in pack-quantized words.
+ */
+export function qu4_place_2of4_kept(kept: usize, mask: usize, N: i32, K: i32, Kp: i32, codes: usize, idx: usize): i32 {
+  assert(N >= 0 && K >= 0 && (K & 3) == 0 && Kp >= K && (Kp & 15) == 0, "qu4_place_2of4_kept: bad sizes");
+  const NB = (N + 3) >> 2;
+  const G = Kp >> 2;
+  const GK = K >> 2;
+  memory.fill(codes, 0, <usize>NB * <usize>Kp);
+  memory.fill(idx, 0, <usize>NB * <usize>G * 2);
+  const wpr = <usize>((K + 15) >> 4);
+  const mpr = <usize>((K + 7) >> 3);
+  for (let r = 0; r < N; r++) {
+    const rr = r & 3;
+    const crow = codes + <usize>(r >> 2) * <usize>Kp + <usize>(4 * rr);
+    const irow = idx + <usize>(r >> 2) * <usize>G * 2 + <usize>(rr >> 1);
+    const ish = <u32>(4 * (rr & 1));
+    const krow = kept + <usize>r * wpr * 4;
+    const mrow = mask + <usize>r * mpr;
+    for (let g = 0; g < G; g++) {
+      // inputs past K: positions 0 and 1, codes 0 (as qu4_place_2of4 pads)
+      let m: u32 = 3;
+      let c0: u32 = 0, c1: u32 = 0;
+      if (g < GK) {
+        m = (<u32>load<u8>(mrow + (<usize>g >> 1)) >> (<u32>(g & 1) << 2)) & 15;
+        if (popcnt(m) != 2) return r * G + g;
+        // the group's two kept codes: kept codes 2g, 2g + 1 of the row, one byte of its words
+        const b = <u32>load<u8>(krow + (<usize>g));
+        c0 = (b & 15) ^ 8;
+        c1 = (b >> 4) ^ 8;
+      }
+      const i0 = ctz(m), i1 = ctz(m & (m - 1));
+      store<u8>(irow + (<usize>g << 1), load<u8>(irow + (<usize>g << 1)) | <u8>((i0 | (i1 << 2)) << ish));
+      const at = crow + (<usize>(g >> 2) << 4) + <usize>((g & 3) >> 1);
+      const sh = <u32>(4 * (g & 1));
+      store<u8>(at, load<u8>(at) | <u8>(c0 << sh));
+      store<u8>(at + 2, load<u8>(at + 2) | <u8>(c1 << sh));
+    }
+    if ((K & 7) != 0 && (<u32>load<u8>(mrow + mpr - 1) >> 4) != 0) return N * G + r;
+  }
+  return -1;
+}
+
+/**
  * The swizzle mask of a group from its two position bytes (ab's low 16 bits): rows 0, 1 from byte 0 (low 8 bytes),
  * rows 2, 3 from byte 1 (high 8 bytes), for x in the low (odd = false) or high 8 bytes of a v128.
  */

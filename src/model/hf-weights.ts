@@ -23,10 +23,10 @@ import { LINEAR_OPS } from "./types.js";
 import type { StoredTensor, WeightFile } from "./weight-file.js";
 import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
 import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
-import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt } from "./linear.js";
+import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
+import { bitmaskError, checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
@@ -205,7 +205,11 @@ function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =>
       intBytes: intBytes(N, K, grid),
       readInt(wasm: Wasm) {
         const p = readOperatorParts(src, file, op, N, K, grid);
-        return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero);
+        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero);
+        // the compact 2:4 layout: placed from its kept codes and mask by a kernel, the mask checked as it goes
+        const placed = placeInt2of4Kept(wasm, N, K, grid, p.packed, p.bitmask, p.scale, p.zero);
+        if ("badGroup" in placed) throw bitmaskError(file, op, p.bitmask, N, K, placed.Kp, placed.badGroup);
+        return placed;
       },
     }),
     readRange(first, dst) {

@@ -191,6 +191,44 @@ export function int2of4Bytes(N: number, K: number, ng: number, block: number, sy
  * weights; else undefined, and the arena as it was.
  */
 function place2of4Int(wasm: Wasm, N: number, K: number, grid: Grid, block: number, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt2of4 | undefined {
+  const placed = place2of4With(wasm, N, K, grid, block, scale, zero, (codes, idx, Kp) => {
+    const words = copyIn(wasm.arena, packed);
+    const zp = zero ? copyIn(wasm.arena, zero) : 0;
+    return wasm.exports.qu4_place_2of4(words, N, K, zp, grid.ng, grid.group, Kp, codes, idx);
+  });
+  return "badGroup" in placed ? undefined : placed;
+}
+
+/**
+ * An int4 operator stored in wasprune's compact 2:4 layout (`kept`: the kept codes' words, `bitmask`: which inputs
+ * are kept; src/quant/compressed-tensors.ts) in the 2:4 layout, by the qu4_place_2of4_kept kernel; or the first
+ * group (row·(Kp/4) + g, Kp: K padded to the block) that does not keep exactly 2 of its 4 inputs (g = K/4: a mask
+ * bit past K), and the arena as it was.
+ */
+export function placeInt2of4Kept(
+  wasm: Wasm, N: number, K: number, grid: Grid, kept: Int32Array, bitmask: Uint8Array, scale: Float32Array, zero: Int8Array | undefined,
+): LinearInt2of4 | { badGroup: number; Kp: number } {
+  const block = intKernelBlock(grid);
+  if (block === undefined || grid.bits !== 4) throw new RangeError(`placeInt2of4Kept: no 2:4 int4 kernel for int${grid.bits} in groups of ${grid.group}`);
+  return place2of4With(wasm, N, K, grid, block, scale, zero, (codes, idx, Kp) =>
+    wasm.exports.qu4_place_2of4_kept(copyIn(wasm.arena, kept), copyIn(wasm.arena, bitmask), N, K, Kp, codes, idx));
+}
+
+/** A copy of `v`'s bytes in the arena (a kernel's input); its pointer. */
+function copyIn(arena: Arena, v: Int32Array | Int8Array | Uint8Array): number {
+  const p = arena.allocBytes(Math.max(v.byteLength, 16));
+  arena.u8(p, v.byteLength).set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+  return p;
+}
+
+/**
+ * Allocate the 2:4 int4 layout, run `build(codes, idx, Kp)` (a placement kernel on inputs it copies into the arena
+ * above a mark, released after; −1 or the first bad group), then the scales and zero points in the layout.
+ */
+function place2of4With(
+  wasm: Wasm, N: number, K: number, grid: Grid, block: number, scale: Float32Array, zero: Int8Array | undefined,
+  build: (codes: number, idx: number, Kp: number) => number,
+): LinearInt2of4 | { badGroup: number; Kp: number } {
   const { arena } = wasm;
   const NB = Math.ceil(N / 4);
   const Kp = Math.ceil(K / block) * block;
@@ -201,17 +239,12 @@ function place2of4Int(wasm: Wasm, N: number, K: number, grid: Grid, block: numbe
   const idxPtr = arena.allocBytes(Math.max(NB * G * 2, 16));
   const scalesPtr = arena.allocBytes(NB * ng * 16);
   const zeroPoints = zero ? arena.allocBytes(NB * ng * 16) : 0;
-  // the file's words and zero points, for the kernel only
   const m = arena.mark();
-  const words = arena.allocBytes(Math.max(packed.byteLength, 16));
-  arena.u8(words, packed.byteLength).set(new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength));
-  const zp = zero ? arena.allocBytes(zero.length) : 0;
-  if (zero) arena.u8(zp, zero.length).set(new Uint8Array(zero.buffer, zero.byteOffset, zero.length));
-  const bad = wasm.exports.qu4_place_2of4(words, N, K, zp, ng, grid.group, Kp, codesPtr, idxPtr);
+  const bad = build(codesPtr, idxPtr, Kp);
   arena.release(m);
   if (bad >= 0) {
     arena.release(start);
-    return undefined;
+    return { badGroup: bad, Kp };
   }
   const sc = arena.f32(scalesPtr, NB * ng * 4);
   sc.fill(0);

@@ -203,11 +203,15 @@ export function checkOperator(src: TensorSource, file: string, op: string, N: nu
   if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I32"], [Math.ceil(N / pf), grid.ng]);
 }
 
-/** The stored parts of a pack-quantized operator: codes as weight_packed's words, scales, zero points (unpacked). */
+/**
+ * The stored parts of a pack-quantized operator: codes as weight_packed's words, scales, zero points (unpacked);
+ * in the compact 2:4 layout also the bitmask, and `packed` then holds only the kept codes (expandParts: every code).
+ */
 export interface OperatorParts {
   packed: Int32Array;
   scale: Float32Array;
   zero?: Int8Array;
+  bitmask?: Uint8Array;
 }
 
 /** Read operator `op`'s parts (checkOperator, then its data: positive finite scales, zero points in range). */
@@ -241,8 +245,29 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
     const bad = vals.findIndex((v) => v !== 0);
     if (bad >= 0) throw new FormatError(file, `"${zName}" [${bad}] is ${vals[bad]}: a symmetric scheme's zero point is 0 (range of int${grid.bits}: ${qmin}..${qmax})`);
   }
-  if (src.has(`${op}.bitmask`)) packed = expand2of4(packed, src.bytes(`${op}.bitmask`), N, K, grid, zero, file, op);
-  return { packed, scale, ...(zero ? { zero } : {}) };
+  const bitmask = src.has(`${op}.bitmask`) ? src.bytes(`${op}.bitmask`) : undefined;
+  return { packed, scale, ...(zero ? { zero } : {}), ...(bitmask ? { bitmask } : {}) };
+}
+
+/** The parts with every code in `packed` (the compact layout expanded: a dropped code is the zero point). */
+export function expandParts(p: OperatorParts, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
+  if (!p.bitmask) return p;
+  return { packed: expand2of4(p.packed, p.bitmask, N, K, grid, p.zero, file, op), scale: p.scale, ...(p.zero ? { zero: p.zero } : {}) };
+}
+
+/**
+ * The error for a compact operator's bitmask whose group `badGroup` (row·(Kp/4) + g, as the placement kernel
+ * reports it) does not keep exactly 2 of its 4 inputs, or (N·(Kp/4) + row) whose row has a bit set past K.
+ */
+export function bitmaskError(file: string, op: string, bitmask: Uint8Array, N: number, K: number, Kp: number, badGroup: number): FormatError {
+  const G = Kp / 4;
+  if (badGroup >= N * G) return new FormatError(file, `"${op}.bitmask" row ${badGroup - N * G} has a bit set past its ${K} inputs`);
+  const r = Math.floor(badGroup / G);
+  const j = 4 * (badGroup % G);
+  const mb = Math.ceil(K / 8);
+  let n = 0;
+  for (let i = j; i < j + 4; i++) n += (bitmask[r * mb + (i >> 3)]! >> (i & 7)) & 1;
+  return new FormatError(file, `"${op}.bitmask" row ${r} keeps ${n} of inputs ${j}..${j + 3}, expected exactly 2 (2:4)`);
 }
 
 /** The compact 2:4 layout's kept codes and mask as pack-quantized words of every code (a dropped one: the zero point). */
@@ -262,10 +287,10 @@ function expand2of4(kept: Int32Array, bitmask: Uint8Array, N: number, K: number,
           codes[r * K + i] = zero ? zero[r * grid.ng + Math.floor(i / grid.group)]! : 0;
         }
       }
-      if (n !== 2) throw new FormatError(file, `"${op}.bitmask" row ${r} keeps ${n} of inputs ${j}..${j + 3}, expected exactly 2 (2:4)`);
+      if (n !== 2) throw bitmaskError(file, op, bitmask, N, K, K, r * (K / 4) + j / 4);
     }
     for (let i = K; i < mb * 8; i++) {
-      if ((bitmask[r * mb + (i >> 3)]! >> (i & 7)) & 1) throw new FormatError(file, `"${op}.bitmask" row ${r} has a bit set past its ${K} inputs`);
+      if ((bitmask[r * mb + (i >> 3)]! >> (i & 7)) & 1) throw bitmaskError(file, op, bitmask, N, K, K, N * (K / 4) + r);
     }
   }
   return packRows(codes, N, K, 4);
@@ -273,7 +298,7 @@ function expand2of4(kept: Int32Array, bitmask: Uint8Array, N: number, K: number,
 
 /** Read operator `op` as a QuantizedWeight (readOperatorParts, the codes unpacked). */
 export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): QuantizedWeight {
-  const { packed, scale, zero } = readOperatorParts(src, file, op, N, K, grid);
+  const { packed, scale, zero } = expandParts(readOperatorParts(src, file, op, N, K, grid), file, op, N, K, grid);
   return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
 }
 

@@ -98,6 +98,7 @@ export interface Kernels {
    * −1, or r·(Kp/4) + g of the first group (row r, inputs 4g..) with more than 2 nonzero weights.
    */
   qu4_place_2of4(packed: number, N: number, K: number, zp: number, ng: number, group: number, Kp: number, codes: number, idx: number): number;
+  qu4_place_2of4_kept(kept: number, mask: number, N: number, K: number, Kp: number, codes: number, idx: number): number;
 
   // ---- assembly/spmm-nm.ts ---------------------------------------------------------------------
   /** y[N] = W·x, W [N,K] 2:4 in the 4x layout: vals f32 [ceil(N/4)][K/4][2][4] (16-aligned), idx u8 [ceil(N/4)][K/4][2]. */
@@ -243,7 +244,7 @@ export const KERNEL_ARITY = Object.freeze({
   f32_gemm_nn: 7, f32_gemm_tn: 7, f32_rmsnorm_backward: 9, f32_silu_mul_backward: 6,
   f32_rope_interleaved_backward: 5, f32_rope_half_backward: 5, f32_embedding_backward: 6, f32_group_sum: 5,
   f32_group_expand_add: 5, f32_attention_causal: 12, f32_attention_backward: 15, f32_cross_entropy_backward: 7,
-  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11, qu4_gemm_2of4_nt: 12, qu4_place_2of4: 9,
+  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11, qu4_gemm_2of4_nt: 12, qu4_place_2of4: 9, qu4_place_2of4_kept: 7,
 } as const satisfies { readonly [K in keyof Kernels]: Parameters<Kernels[K]>["length"] });
 
 /** Export names that are kernels by the house naming (dtype prefix), or the contract's other functions. */

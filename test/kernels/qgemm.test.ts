@@ -9,7 +9,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { placeQuantized, readInt, intScratchBytes } from "../../src/model/linear.js";
+import { placeInt2of4Kept, placeQuantized, readInt, intScratchBytes } from "../../src/model/linear.js";
+import { bitmaskError, encodeOperator24 } from "../../src/quant/compressed-tensors.js";
 import { dequantize, randomQuantized, type QuantizedWeight } from "../../src/quant/codes.js";
 import { gridOf, parseScheme } from "../../src/quant/scheme.js";
 import { mulberry32, randomF32 } from "../helpers/random.js";
@@ -195,4 +196,42 @@ test("qu8/qu4_gemm_nt: zero activations give +0.0 - 0 terms; NaN activations giv
     w.arena.f32(bx.ptr, 64)[5] = NaN;
     assert.ok(run().every((v) => Number.isNaN(v)), "NaN in → NaN out");
   });
+});
+
+test("qu4_place_2of4_kept: the compact 2:4 file layout places the bytes the pack-quantized words place; a bad mask names its group", () => {
+  const rand = mulberry32(11);
+  for (const c of [...CASES.filter((c) => c.sparse && c.K % 4 === 0), { scheme: "w4g128", asym: true, N: 5, K: 68, sparse: true }]) {
+    const grid = gridOf(parseScheme(c.scheme), c.K);
+    const q0 = randomQuantized(rand, c.N, c.K, c.asym ? grid : { ...grid, symmetric: true });
+    const q = prune2of4(rand, q0);
+    const tensors = encodeOperator24("op", q);
+    const kept = new Int32Array(tensors.find((t) => t.name === "op.weight_packed")!.data.slice().buffer);
+    const mask = tensors.find((t) => t.name === "op.bitmask")!.data;
+    scoped((w) => {
+      const a = placeQuantized(w, q);
+      const b = placeInt2of4Kept(w, q.N, q.K, q.grid, kept, mask, q.scale, q.zero);
+      if (a.pattern !== "2:4" || "badGroup" in b) throw new Error(`${c.scheme} ${c.N}x${c.K}: not placed as 2:4`);
+      const bytes = (p: number, n: number) => [...w.arena.u8(p, n)];
+      const NB = Math.ceil(q.N / 4), Kp = Math.ceil(q.K / a.block) * a.block;
+      assert.deepEqual(bytes(b.codes, NB * Kp), bytes(a.codes, NB * Kp), `${c.scheme} ${c.N}x${c.K}: codes`);
+      assert.deepEqual(bytes(b.idx, NB * Kp / 2), bytes(a.idx, NB * Kp / 2), `${c.scheme} ${c.N}x${c.K}: positions`);
+      assert.deepEqual(bytes(b.scales, NB * a.ng * 16), bytes(a.scales, NB * a.ng * 16));
+      if (q.zero) assert.deepEqual(bytes(b.zeroPoints, NB * a.ng * 16), bytes(a.zeroPoints, NB * a.ng * 16));
+      assert.deepEqual(readInt(w, b), readInt(w, a));
+      // a group keeping 3, one keeping 1 (row 0, inputs 4..7 / row N−1, inputs 0..3), a bit past K
+      const mb = Math.ceil(q.K / 8);
+      const bad = (edit: (m: Uint8Array) => void) => {
+        const m = mask.slice();
+        edit(m);
+        const mark = w.arena.mark();
+        const r = placeInt2of4Kept(w, q.N, q.K, q.grid, kept, m, q.scale, q.zero);
+        assert.equal(w.arena.mark(), mark, "the arena as it was");
+        if (!("badGroup" in r)) throw new Error("a bad mask placed");
+        return bitmaskError("f", "op", m, q.N, q.K, r.Kp, r.badGroup).message;
+      };
+      assert.match(bad((m) => { m[0] = m[0]! | 0xf0; }), /"op\.bitmask" row 0 keeps 4 of inputs 4\.\.7, expected exactly 2/);
+      assert.match(bad((m) => { const i = (q.N - 1) * mb; m[i] = (m[i]! & 0xf0) | 0x1; }), new RegExp(`row ${q.N - 1} keeps 1 of inputs 0\\.\\.3`));
+      if (q.K % 8 === 4) assert.match(bad((m) => { m[2 * mb - 1] = m[2 * mb - 1]! | 0x80; }), /"op\.bitmask" row 1 has a bit set past its 68 inputs/);
+    });
+  }
 });
