@@ -67,7 +67,8 @@ export interface LoadModelOptions {
   onFetch?: FetchProgress;
   /**
    * how the linear weights are held (`--weights-dtype`): "f32" | "bf16" | "f16" packed for the inference
-   * kernels, "stored" each tensor's stored precision; absent: row-major f32 (what editing weights needs)
+   * kernels, "stored" each tensor's stored precision, "device" what a WebGPU device reads (row-major f32,
+   * quantized operators in their integer layouts, run on WASM); absent: row-major f32 (what editing weights needs)
    */
   weights?: WeightsOption;
   /**
@@ -86,7 +87,8 @@ export async function resolveSource(source: string, onFetch?: FetchProgress): Pr
 export async function loadModel(source: string, opts: LoadModelOptions = {}): Promise<Model> {
   if (source === BUILTIN_NAME) {
     const m = builtinModel();
-    if (opts.weights) packModel(m, weightDTypeOf(opts.weights, m.source.dtype)); // built f32, packed after
+    // built f32, packed after ("device": row-major f32, as built: the built-in model has no quantized operators)
+    if (opts.weights && opts.weights !== "device") packModel(m, weightDTypeOf(opts.weights, m.source.dtype));
     return m;
   }
   return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights, hostEmbedding: opts.hostEmbedding });

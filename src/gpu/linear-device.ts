@@ -13,26 +13,34 @@
 import type { LinearWeight, Model } from "../model/types.js";
 import { CALL_TIMEOUT_MS, CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-types.js";
 import { LINEAR_OPS } from "../model/types.js";
+import { linearLayout } from "../model/linear.js";
 import { GpuError, type GpuDevice } from "./gpu-device.js";
 import { GEMM_NT, SPMM_24 } from "./kernels.js";
 
 export { CALL_TIMEOUT_MS, CTL, type GpuLinears, type OffloadCall, type OffloadOp, type OffloadReady } from "./linear-types.js";
 
-/** The linear operators of `model` with the kernel each would run on the device (panel-CSR, p8 panels, half-precision 2:4: none). */
-export function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[] } {
+/**
+ * The linear operators of `model` with the kernel each would run on the device, and the layouts of those it has
+ * no kernel for (panel-CSR, p8 panels, half-precision 2:4, int8 / int4), counted: they stay on WASM.
+ */
+export function deviceOps(model: Model): { ops: OffloadOp[]; tensors: LinearWeight[]; onWasm: Record<string, number> } {
   const ops: OffloadOp[] = [];
   const tensors: LinearWeight[] = [];
+  const onWasm: Record<string, number> = {};
   const add = (name: string, t: LinearWeight) => {
     const [N, K] = t.shape as [number, number];
-    if (t.format === "csr" || t.format === "p8" || t.format === "int") return; // no device kernels for these layouts: they stay on WASM
-    if (t.format === "2:4" && (K % 4 !== 0 || t.dtype !== "f32")) return;
+    if (t.format === "csr" || t.format === "p8" || t.format === "int" || (t.format === "2:4" && (K % 4 !== 0 || t.dtype !== "f32"))) {
+      const l = linearLayout(t);
+      onWasm[l] = (onWasm[l] ?? 0) + 1;
+      return;
+    }
     const id = ops.length;
     ops.push(t.format === "2:4" ? { id, name, N, K, format: "2:4", vals: t.vals, idx: t.idx } : { id, name, N, K, format: "dense", ptr: t.ptr });
     tensors.push(t);
   };
   model.weights.layers.forEach((lw, l) => LINEAR_OPS.forEach((op) => add(`layers.${l}.${op}`, lw[op])));
   add("lmHead", model.weights.lmHead);
-  return { ops, tensors };
+  return { ops, tensors, onWasm };
 }
 
 export interface Resident {

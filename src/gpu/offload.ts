@@ -62,7 +62,7 @@ export async function measureLinear(gpu: GpuDevice, M: number, N: number, K: num
  */
 export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: number, log: (line: string) => void = (l) => console.error(l)): Promise<GpuLinears | undefined> {
   if (kind === "wasm") return undefined;
-  const { ops, tensors } = deviceOps(model);
+  const { ops, tensors, onWasm } = deviceOps(model);
   if (process.platform === "linux") exposeLavapipe();
   const ctlSab = new SharedArrayBuffer(CTL.ints * 4);
   const ctl = new Int32Array(ctlSab);
@@ -92,7 +92,8 @@ export async function attachGpuLinears(kind: DeviceKind, model: Model, batch: nu
     log(`device: ${ready.reason}; using WASM`);
     return undefined;
   }
-  const summary = ready.lines.length ? ` (${ready.lines.join("; ")})` : "";
+  const kept = Object.entries(onWasm).map(([l, n]) => `${n} ${l}`).join(", ");
+  const summary = (ready.lines.length ? ` (${ready.lines.join("; ")})` : "") + (kept ? `; no device kernel, on WASM: ${kept}` : "");
   if (ready.chosen.length === 0) {
     await stop();
     log(`device: ${ready.device}: WebGPU does not pay for this model's linear layers${summary}; they stay on WASM`);

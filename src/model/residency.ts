@@ -45,7 +45,9 @@ const GiB = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
 
 /** How a resident model's weights are held, for messages. */
 function held(pack: WeightsOption | undefined): string {
-  return pack === undefined ? "float32" : pack === "stored" ? "linear weights in their stored dtype, packed" : `linear weights as ${pack}, packed`;
+  if (pack === undefined) return "float32";
+  if (pack === "device") return "float32, quantized operators in their integer layouts";
+  return pack === "stored" ? "linear weights in their stored dtype, packed" : `linear weights as ${pack}, packed`;
 }
 
 /**

@@ -82,11 +82,14 @@ export function readTensor(arena: Arena, t: StoredTensor): Tensor {
  * compressed operators' values, both in that dtype; "stored" takes each tensor's stored dtype (F32 → f32,
  * BF16 → bf16, F16 → f16), so a half-precision checkpoint runs in half precision with the same values, and a
  * quantized one runs its int8 / int4 codes on the integer kernels (a grid they have no kernel for: f32 panels).
+ * "device" is what a linear-layer device (WebGPU) reads: dense and compressed operators as without `pack`
+ * (row-major f32, f32 values), quantized ones in their integer layouts as with "stored" — the device has no
+ * kernel for those, so they run on WASM.
  */
-export type WeightsOption = WeightDType | "stored";
+export type WeightsOption = WeightDType | "stored" | "device";
 
 /** The in-memory dtype `opt` gives a tensor stored as `stored`. */
-export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
+export function weightDTypeOf(opt: WeightDType | "stored", stored: DType): WeightDType {
   if (opt !== "stored") return opt;
   return stored === "BF16" ? "bf16" : stored === "F16" ? "f16" : "f32";
 }
@@ -94,8 +97,8 @@ export function weightDTypeOf(opt: WeightsOption, stored: DType): WeightDType {
 /** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
 export function readLinear(wasm: Wasm, t: StoredTensor, pack?: WeightsOption): LinearWeight {
   try {
-    if (pack === "stored" && t.readInt) return t.readInt(wasm);
-    return readLinearAs(wasm.arena, t, pack === undefined ? undefined : weightDTypeOf(pack, t.dtype));
+    if ((pack === "stored" || pack === "device") && t.readInt) return t.readInt(wasm);
+    return readLinearAs(wasm.arena, t, pack === undefined || pack === "device" ? undefined : weightDTypeOf(pack, t.dtype));
   } catch (e) {
     if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
     throw e;
@@ -124,7 +127,8 @@ export function tensorArenaBytes(file: WeightFile, spec: HFTensorSpec, pack?: We
   const t = file.tensor(spec);
   const linear = spec.key === "lmHead" || (LINEAR_OPS as readonly string[]).includes(spec.key);
   if (pack === undefined || t.compressed || !linear) return t.arenaBytes;
-  if (pack === "stored" && t.intBytes !== undefined) return t.intBytes;
+  if ((pack === "stored" || pack === "device") && t.intBytes !== undefined) return t.intBytes;
+  if (pack === "device") return t.arenaBytes;
   const [N, K] = t.shape as [number, number];
   return Math.max(p8Bytes(N, K, weightDTypeOf(pack, t.dtype)), 16);
 }

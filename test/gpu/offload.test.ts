@@ -59,3 +59,19 @@ test("a compressed 2:4 model: eval --device webgpu (2:4 SpMM on the device) matc
   t.diagnostic(`2:4 compressed: perplexity wasm ${pw} webgpu ${pg} rel ${rel(pg, pw).toExponential(2)}`);
   assert.ok(rel(pg, pw) <= 1e-4, `${pg} vs ${pw}`);
 });
+
+test("a quantized model: eval --device webgpu keeps its int4 operators on the integer kernels (WASM), one line says so", async (t) => {
+  if (!gpuInChildOrSkip(t)) return;
+  const q = path.join(tmp, "w4g32");
+  run(["quantize", STORIES_HF, "--scheme", "w4g32", "--method", "rtn", "--out", q, "--threads", "1"]);
+  const w = run([...evalArgs(q), "--device", "wasm"]);
+  const g = run([...evalArgs(q), "--device", "webgpu"]);
+  // the tied LM head (row-major f32) goes to the device; the 35 int4 operators have no device kernel
+  assert.match(ours(g.stderr).join("\n"), /: 1 of 36 linear layers on WebGPU, the rest on WASM; no device kernel, on WASM: 30 int4 g32, 5 int4 channel$/);
+  type Out = { perplexity: number; weights: { layouts: Record<string, number> } };
+  const [ow, og] = [JSON.parse(w.stdout) as Out, JSON.parse(g.stdout) as Out];
+  assert.deepEqual(og.weights.layouts, ow.weights.layouts);
+  assert.equal(og.weights.layouts["int4 g32"], 30);
+  t.diagnostic(`w4g32: perplexity wasm ${ow.perplexity} webgpu ${og.perplexity} rel ${rel(og.perplexity, ow.perplexity).toExponential(2)}`);
+  assert.ok(rel(og.perplexity, ow.perplexity) <= 1e-4, `${og.perplexity} vs ${ow.perplexity}`);
+});

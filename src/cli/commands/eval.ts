@@ -21,7 +21,7 @@ export interface EvalOptions {
   tokenizer?: string;
   /** worker threads (1 = no pool; not with linear layers on WebGPU) */
   threads?: number;
-  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; ignored with --device webgpu/auto */
+  /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; with --device webgpu/auto "device" (row-major f32 for the device, quantized operators on the integer kernels) */
   weightsDtype?: WeightsOption;
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
@@ -33,10 +33,11 @@ export interface EvalOptions {
 export async function evalCommand(modelPath: string, opts: EvalOptions): Promise<PerplexityResult> {
   protocolFromOptions(opts); // flags checked before the model is read
   const text = readTextFile(opts.text, "--text");
-  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32); a streamed
+  // packed for the kernels unless linear layers go to a device (its kernels read row-major f32; quantized
+  // operators keep their integer layouts and stay on WASM); a streamed
   // store reads its layers as f32 whatever is asked
   const onDevice = !!opts.device && opts.device !== "wasm";
-  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? undefined : opts.weightsDtype ?? "stored" });
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? "device" : opts.weightsDtype ?? "stored" });
   let bar: ReturnType<typeof progress> | undefined;
   const { result: r, seqs } = await perplexityOf(store, text, {
     ...opts,
