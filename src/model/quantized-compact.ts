@@ -103,9 +103,12 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
           let bytes = inputBytes;
           if (compact.has(op)) {
             if (!fits2of4Layout(q)) throw new UsageError(`${op} is not 2:4-sparse (a group of 4 inputs holds more than 2 nonzero weights${q.K % 4 ? `, or its ${q.K} inputs are not a multiple of 4` : ""}): only 2:4-pruned int4 models are compressed further`);
-            const tensors = encodeOperator24(op, q);
-            for (const t of tensors) w.write(t.name, t.data);
-            bytes = tensors.reduce((a, t) => a + t.data.length, 0);
+            // the kept codes and the mask are new; scales, zero points and shape go as stored (their dtype kept)
+            const [packed, bitmask] = encodeOperator24(op, q);
+            const params = names.filter((n) => n !== `${op}.weight_packed`);
+            for (const t of [packed!, bitmask!]) w.write(t.name, t.data);
+            for (const n of params) w.write(n, ck.readRaw(n));
+            bytes = packed!.data.length + bitmask!.data.length + params.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
           } else {
             for (const n of names) w.write(n, ck.readRaw(n));
           }

@@ -5,14 +5,16 @@
  *   <op>.weight_packed      I32 [N, ceil(K/pf)]       pf = 32/bits codes per word: code c of a row (shifted to
  *                                                     unsigned by 2^(bits−1)) in bits [bits·(c mod pf), …) of
  *                                                     word c / pf (pack_to_int32, packed_dim 1)
- *   <op>.weight_scale       F32 [N, ng]               ng = K/group_size (group) or 1 (channel)
+ *   <op>.weight_scale       F32 [N, ng]               ng = K/group_size (group) or 1 (channel); BF16 / F16
+ *                                                     read too (upstream stores the model's dtype)
  *   <op>.weight_zero_point  I32 [ceil(N/pf), ng]      asymmetric only: the zero points packed the same way
  *                                                     along the rows (pack_to_int32, packed_dim 0)
  *   <op>.weight_shape       I64 [2]                   [N, K] (torch.tensor(weight.shape), int64)
  * W8A16 is pack-quantized too (bits 8, four codes per word): upstream's format inference
  * (config/format.py `_get_quant_compression_format`) packs weight-only int4 and int8 alike.
- * Scales are stored as F32 whatever the model's dtype, so the values the quantizer produced are read back
- * bit for bit. `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config
+ * wasprune writes scales as F32 whatever the model's dtype, so the values the quantizer produced are read back
+ * bit for bit. Upstream keeps them in the weight's dtype (lifecycle/initialize.py: `scale_dtype =
+ * module.weight.dtype`), so a bf16 model's W4A16 checkpoint has BF16 scales: read as well, widened exactly. `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config
  * writes it.
  *
  * A 2:4-sparse int4 operator can also be stored in wasprune's own compact layout (format FORMAT_PACK_24, written
@@ -28,7 +30,7 @@
  * (code = zero point) at its lowest free inputs, so the mask always has 2 bits a group.
  */
 import { FormatError } from "../errors.js";
-import { decodeI64, encodeI64, type StoredDType } from "../io/dtype.js";
+import { decodeI64, encodeI64, widen16, type StoredDType } from "../io/dtype.js";
 import { qrange, type Grid, type QuantScheme } from "./scheme.js";
 import { KEPT_PAIR, is2of4Codes, nonzeroMask4, type QuantizedWeight } from "./codes.js";
 
@@ -166,6 +168,20 @@ export interface TensorSource {
   bytes(name: string): Uint8Array;
 }
 
+/** The dtypes a stored weight_scale may have (F32: what wasprune writes; BF16 / F16: upstream's half models). */
+const SCALE_DTYPES = ["F32", "BF16", "F16"] as const;
+
+/** Operator `op`'s scales as f32 (half-precision ones widened exactly; the header checked by checkOperator). */
+function readScales(src: TensorSource, op: string, n: number): Float32Array {
+  const name = `${op}.weight_scale`;
+  const bytes = src.bytes(name).slice();
+  const dtype = src.header(name)!.dtype;
+  if (dtype === "F32") return new Float32Array(bytes.buffer);
+  const out = new Float32Array(n);
+  widen16(dtype as "BF16" | "F16", bytes, out, n);
+  return out;
+}
+
 function expectHeader(src: TensorSource, file: string, name: string, dtypes: readonly string[], shape: number[]): void {
   const h = src.header(name);
   if (!h) throw new FormatError(file, `"${name}" is missing (a pack-quantized operator needs it)`);
@@ -199,7 +215,7 @@ export function checkOperator(src: TensorSource, file: string, op: string, N: nu
   } else {
     expectHeader(src, file, `${op}.weight_packed`, ["I32"], [N, wordsPerRow(K, grid.bits)]);
   }
-  expectHeader(src, file, `${op}.weight_scale`, ["F32"], [N, grid.ng]);
+  expectHeader(src, file, `${op}.weight_scale`, SCALE_DTYPES, [N, grid.ng]);
   if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I32"], [Math.ceil(N / pf), grid.ng]);
 }
 
@@ -219,7 +235,7 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
   checkOperator(src, file, op, N, K, grid);
   const pf = 32 / grid.bits;
   let packed: Int32Array = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
-  const scale = new Float32Array(src.bytes(`${op}.weight_scale`).slice().buffer);
+  const scale = readScales(src, op, N * grid.ng);
   for (let i = 0; i < scale.length; i++) {
     if (!(scale[i]! > 0) || !Number.isFinite(scale[i]!)) throw new FormatError(file, `"${op}.weight_scale" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${scale[i]}, expected a positive finite scale`);
   }

@@ -13,7 +13,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { openCheckpoint, writeSafetensors, type TensorToWrite } from "../../src/io/safetensors.js";
-import type { StoredDType } from "../../src/io/dtype.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, type StoredDType } from "../../src/io/dtype.js";
 import { STORIES_BIN, STORIES_HF, TINY_TRAIN, TINY_VALID } from "../helpers/shared.js";
 import { okCli, pruneKilledAfter, runCli } from "../helpers/cli.js";
 
@@ -23,12 +23,13 @@ process.on("exit", () => fs.rmSync(tmp, { recursive: true, force: true }));
 const run = runCli;
 const ok = okCli;
 
-/** Rewrite `dir`'s model.safetensors with tensor `victim` replaced by `edit` of it (the others as stored). */
-function rewriteTensor(dir: string, victim: string, edit: (t: TensorToWrite) => TensorToWrite): void {
+/** Rewrite `dir`'s model.safetensors with tensor `victim` (a name, or every name it accepts) replaced by `edit` of it (the others as stored). */
+function rewriteTensor(dir: string, victim: string | ((name: string) => boolean), edit: (t: TensorToWrite) => TensorToWrite): void {
   const ck = openCheckpoint(dir)!;
+  const hit = typeof victim === "string" ? (n: string) => n === victim : victim;
   const tensors: TensorToWrite[] = [...ck.tensors.entries()].map(([name, { entry }]) => {
     const t = { name, dtype: entry.dtype as StoredDType, shape: entry.shape, data: ck.readRaw(name) };
-    return name === victim ? edit(t) : t;
+    return hit(name) ? edit(t) : t;
   });
   ck.close();
   writeSafetensors(path.join(dir, "model.safetensors"), tensors, { format: "pt" });
@@ -225,4 +226,40 @@ test("a group size the integer kernels do not take (16) runs dequantized on f32 
   assert.deepEqual(e.weights.layouts, { "p8 f32": 30, "int8 channel": 5, "dense f32": 1 });
   const p32 = await ppl(out, ["--weights-dtype", "f32"]);
   assert.ok(Math.abs(e.perplexity / p32 - 1) < 1e-5, `${e.perplexity} vs ${p32}`);
+});
+
+test("scales stored BF16 or F16 (upstream keeps the model's dtype) read as the same values; compress keeps their dtype", async () => {
+  const base = path.join(tmp, "scales-base-mag24-w4g64");
+  await ok(["prune", STORIES_HF, "--method", "magnitude", "--sparsity", "2:4", "--quantize", "w4g64", "--quantize-method", "rtn", "--out", base, "--threads", "1"]);
+  const isScale = (n: string) => n.endsWith(".weight_scale");
+  const half = {
+    BF16: { to: f32ToBf16Bits, from: bf16BitsToF32 },
+    F16: { to: f32ToF16Bits, from: f16BitsToF32 },
+  } as const;
+  for (const dtype of ["BF16", "F16"] as const) {
+    const bits = (t: TensorToWrite) => Uint16Array.from(new Float32Array(t.data.slice().buffer), (x) => half[dtype].to(x));
+    // the same scale values twice: rounded to the half dtype but stored F32, and stored in the half dtype itself
+    const asF32 = path.join(tmp, `scales-${dtype}-as-f32`), stored = path.join(tmp, `scales-${dtype}`);
+    fs.cpSync(base, asF32, { recursive: true });
+    fs.cpSync(base, stored, { recursive: true });
+    rewriteTensor(asF32, isScale, (t) => ({ ...t, data: new Uint8Array(Float32Array.from(bits(t), (b) => half[dtype].from(b)).buffer) }));
+    rewriteTensor(stored, isScale, (t) => ({ ...t, dtype, data: new Uint8Array(bits(t).buffer) }));
+    type Out = { perplexity: number; weights: { layouts: Record<string, number> } };
+    const [a, b] = [JSON.parse(await ok(["eval", asF32, ...EVAL])) as Out, JSON.parse(await ok(["eval", stored, ...EVAL])) as Out];
+    assert.deepEqual(b.weights.layouts, { "int4 2:4 g64": 30, "int4 2:4 channel": 5, "dense f32": 1 }, `${dtype}: on the 2:4 int4 kernels`);
+    assert.equal(b.perplexity, a.perplexity, `${dtype} scales`);
+    if (dtype === "F16") continue;
+    // decompress: the same dense weights; compress: the compact copy keeps BF16 scales and the same model
+    await ok(["decompress", asF32, "--out", `${asF32}-dense`]);
+    await ok(["decompress", stored, "--out", `${stored}-dense`]);
+    assert.ok(fs.readFileSync(path.join(`${stored}-dense`, "model.safetensors")).equals(fs.readFileSync(path.join(`${asF32}-dense`, "model.safetensors"))));
+    await ok(["compress", stored, "--out", `${stored}-compact`]);
+    const ck = openCheckpoint(`${stored}-compact`)!;
+    const scale = ck.tensors.get("model.layers.0.mlp.up_proj.weight_scale")!.entry;
+    const hasMask = ck.tensors.has("model.layers.0.mlp.up_proj.bitmask");
+    ck.close();
+    assert.ok(hasMask, "compact layout");
+    assert.equal(scale.dtype, "BF16");
+    assert.equal(await ppl(`${stored}-compact`), b.perplexity);
+  }
 });
