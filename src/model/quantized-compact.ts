@@ -14,7 +14,7 @@ import { openCheckpoint, type Checkpoint } from "../io/safetensors.js";
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SINGLE_FILE, ShardedWriter, planShards, type TensorSpec } from "../io/sharded-writer.js";
 import { decodeI64, type StoredDType } from "../io/dtype.js";
 import { atomicDir } from "./save.js";
-import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeOperator24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeKept24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "../quant/compressed-tensors.js";
 import { zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
@@ -104,11 +104,11 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
           if (compact.has(op)) {
             if (!fits2of4Layout(q)) throw new UsageError(`${op} is not 2:4-sparse (a group of 4 inputs holds more than 2 nonzero weights${q.K % 4 ? `, or its ${q.K} inputs are not a multiple of 4` : ""}): only 2:4-pruned int4 models are compressed further`);
             // the kept codes and the mask are new; scales, zero points and shape go as stored (their dtype kept)
-            const [packed, bitmask] = encodeOperator24(op, q);
+            const own = encodeKept24(op, q);
             const params = names.filter((n) => n !== `${op}.weight_packed`);
-            for (const t of [packed!, bitmask!]) w.write(t.name, t.data);
+            for (const t of own) w.write(t.name, t.data);
             for (const n of params) w.write(n, ck.readRaw(n));
-            bytes = packed!.data.length + bitmask!.data.length + params.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
+            bytes = own[0].data.length + own[1].data.length + params.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
           } else {
             for (const n of names) w.write(n, ck.readRaw(n));
           }

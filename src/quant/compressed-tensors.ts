@@ -14,8 +14,8 @@
  * (config/format.py `_get_quant_compression_format`) packs weight-only int4 and int8 alike.
  * wasprune writes scales as F32 whatever the model's dtype, so the values the quantizer produced are read back
  * bit for bit. Upstream keeps them in the weight's dtype (lifecycle/initialize.py: `scale_dtype =
- * module.weight.dtype`), so a bf16 model's W4A16 checkpoint has BF16 scales: read as well, widened exactly. `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config
- * writes it.
+ * module.weight.dtype`), so a bf16 model's W4A16 checkpoint has BF16 scales: read as well, widened exactly.
+ * `quantizationConfig` is config.json's `quantization_config` as ModelCompressor.update_config writes it.
  *
  * A 2:4-sparse int4 operator can also be stored in wasprune's own compact layout (format FORMAT_PACK_24, written
  * by `wasprune compress` of a quantized model): compressed-tensors has no CPU layout for 2:4 + int4 (its
@@ -105,10 +105,16 @@ const bytesOf = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.b
 /** The tensors of one quantized operator `op` (e.g. "model.layers.0.mlp.down_proj"). */
 export function encodeOperator(op: string, q: QuantizedWeight): RawTensor[] {
   const { N, K, grid } = q;
-  const out: RawTensor[] = [
+  return [
     { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)], data: bytesOf(packRows(q.codes, N, K, grid.bits)) },
-    { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng], data: bytesOf(q.scale) },
+    ...encodeParams(op, q),
   ];
+}
+
+/** An operator's scales, zero points (asymmetric) and shape: the tensors both layouts store after the codes. */
+function encodeParams(op: string, q: QuantizedWeight): RawTensor[] {
+  const { N, K, grid } = q;
+  const out: RawTensor[] = [{ name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng], data: bytesOf(q.scale) }];
   if (!grid.symmetric) out.push({ name: `${op}.weight_zero_point`, dtype: "I32", shape: [Math.ceil(N / (32 / grid.bits)), grid.ng], data: bytesOf(packCols(q.zero!, N, grid.ng, grid.bits)) });
   out.push({ name: `${op}.weight_shape`, dtype: "I64", shape: [2], data: encodeI64([N, K]) });
   return out;
@@ -121,8 +127,16 @@ export function fits2of4Layout(q: QuantizedWeight): boolean {
 
 /** The tensors of a 2:4-sparse int4 operator in the compact layout (FORMAT_PACK_24; `fits2of4Layout(q)`). */
 export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
+  return [...encodeKept24(op, q), ...encodeParams(op, q)];
+}
+
+/**
+ * The compact layout's own tensors of `q` (its kept codes as weight_packed, and the bitmask); the scales, zero
+ * points and shape are pack-quantized's (encodeOperator24 adds them).
+ */
+export function encodeKept24(op: string, q: QuantizedWeight): [RawTensor, RawTensor] {
   const { N, K } = q;
-  if (!fits2of4Layout(q)) throw new RangeError(`encodeOperator24: ${op} is not 2:4-sparse int4 with K a multiple of 4`);
+  if (!fits2of4Layout(q)) throw new RangeError(`encodeKept24: ${op} is not 2:4-sparse int4 with K a multiple of 4`);
   const kept = new Int8Array(N * (K / 2));
   const mb = Math.ceil(K / 8);
   const bitmask = new Uint8Array(N * mb);
@@ -136,11 +150,9 @@ export function encodeOperator24(op: string, q: QuantizedWeight): RawTensor[] {
       }
     }
   }
-  const [packed, ...rest] = encodeOperator(op, q);
   return [
-    { ...packed!, shape: [N, wordsPerRow(K / 2, 4)], data: bytesOf(packRows(kept, N, K / 2, 4)) },
+    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K / 2, 4)], data: bytesOf(packRows(kept, N, K / 2, 4)) },
     { name: `${op}.bitmask`, dtype: "U8", shape: [N, mb], data: bitmask },
-    ...rest,
   ];
 }
 
@@ -266,7 +278,7 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
 }
 
 /** The parts with every code in `packed` (the compact layout expanded: a dropped code is the zero point). */
-export function expandParts(p: OperatorParts, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
+function expandParts(p: OperatorParts, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
   if (!p.bitmask) return p;
   return { packed: expand2of4(p.packed, p.bitmask, N, K, grid, p.zero, file, op), scale: p.scale, ...(p.zero ? { zero: p.zero } : {}) };
 }
