@@ -17,8 +17,9 @@
  *
  * Both sides poll their slot for SPIN_MS before sleeping on the futex: a generated TinyLlama-1.1B (bf16, 2
  * threads, Node 24, 6 interleaved runs each) went from 10.0–14.0 tok/s (median 11.1) sleeping at once to
- * 10.8–14.6 (median 14.4) polling first, the same tokens. Between a token's GEMVs the worker otherwise sleeps
- * long enough for the VM to park its core, and each wake then costs far more than the futex itself.
+ * 10.8–14.6 (median 14.4) polling first, the same tokens; a 7B-shaped 2:4 int4 model 4.62–4.63 → 4.77–5.02.
+ * Between a token's GEMVs the worker otherwise sleeps, and waking it cost a good part of a GEMV half at
+ * TinyLlama's width (on this VM presumably a parked vCPU; the wake alone was not measured).
  */
 import type { Wasm } from "../wasm/runtime.js";
 import type { Kernels } from "../wasm/contract.js";
@@ -126,12 +127,11 @@ export interface GemvServeTask {
 }
 
 /**
- * How long a waiting side polls its slot before it sleeps on the futex. A wake from Atomics.wait costs tens of
- * microseconds, and generation's GEMVs are short (TinyLlama's 2048x2048 bf16 half is ~60 µs), so both sides poll
- * first: the worker for the next job (between a token's GEMVs the main thread is busy only briefly), the main
- * thread for the worker's half. After SPIN_MS without a change the side sleeps, so an idle generation costs no CPU.
+ * How long a waiting side polls its slot before it sleeps on the futex (measured gain: the file comment): the
+ * worker for the next job (between a token's GEMVs the main thread is busy only briefly), the main thread for the
+ * worker's half. After SPIN_MS without a change the side sleeps, so an idle generation costs no CPU.
  */
-export const SPIN_MS = 2;
+const SPIN_MS = 2;
 
 /** Poll `c[slot]` until it differs from `from` or `ms` have passed (then the caller sleeps on Atomics.wait). */
 function spinWhile(c: Int32Array, slot: number, from: number, ms: number): void {
