@@ -165,26 +165,34 @@ function prune2of4(w: Float32Array, seed: number): Float32Array {
 const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128", "2:4 int4 g128"] as const;
 type GemvName = (typeof GEMV_NAMES)[number];
 
-/** What every GEMV variant of one instance is made from: the host weights and the arena's x, y and scratch. */
-interface GemvSource {
-  wasm: Wasm;
+/** The GEMV weights on the host, made once per run and placed into every instance: dense f32 and its 2:4 pack. */
+interface GemvHost {
   w: Float32Array;
   p24: ReturnType<typeof pack2of4>;
+}
+
+function gemvHost(): GemvHost {
+  const w = randomWeights(GEMV_N * GEMV_K, 3);
+  return { w, p24: pack2of4(prune2of4(w.slice(), 5), GEMV_N, GEMV_K) };
+}
+
+/** What every GEMV variant of one instance is made from: the host weights and the arena's x, y and scratch. */
+interface GemvSource extends GemvHost {
+  wasm: Wasm;
   x: number;
   y: number;
   scratch: number;
   scratchBytes: number;
 }
 
-function gemvSource(wasm: Wasm): GemvSource {
+function gemvSource(wasm: Wasm, host: GemvHost): GemvSource {
   const k = kernels(wasm);
   const a = wasm.arena;
-  const w = randomWeights(GEMV_N * GEMV_K, 3);
   const x = a.alloc(GEMV_K), y = a.alloc(GEMV_N);
   a.f32(x, GEMV_K).set(randomWeights(GEMV_K, 4));
   const scratchBytes = intScratchBytes(k, 1, GEMV_K);
   const scratch = a.allocBytes(scratchBytes);
-  return { wasm, w, p24: pack2of4(prune2of4(w.slice(), 5), GEMV_N, GEMV_K), x, y, scratch, scratchBytes };
+  return { ...host, wasm, x, y, scratch, scratchBytes };
 }
 
 /** A GEMV variant's weights in the arena: `copies` of `bytes` each (read per call), and a call on copy rep % copies. */
@@ -258,7 +266,8 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   // ---- GEMV, one thread: every variant at a model's footprint, against p8 f32 and a read of the same size ----
   const k = kernels(wasm);
   const a = wasm.arena;
-  const src = gemvSource(wasm);
+  const host = gemvHost();
+  const src = gemvSource(wasm, host);
   // the dense reference, kept for the whole GEMV section (the two-thread split runs on it too)
   const dense = placeVariant(src, "p8 f32", FOOTPRINT_BYTES);
   const region = dense.region;
@@ -366,7 +375,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   // ---- the two builds side by side ----
   let builds: BuildRow[] | null = null;
   if (relaxedSimdSupported()) {
-    builds = benchBuilds(quick, rounds, budget);
+    builds = benchBuilds(host, quick, rounds, budget);
     log("");
     log("baseline vs relaxed SIMD build (FMA, bare swizzles), same kernels, interleaved:");
     for (const b of builds) log(`  ${b.kernel.padEnd(28)} ${b.baseline.toFixed(1).padStart(7)} → ${b.relaxed.toFixed(1).padStart(7)} ${b.unit}  (${b.relaxedOverBaseline.toFixed(2)}x)`);
@@ -528,9 +537,9 @@ function benchGemm(wasm: Wasm, n: number, quick: boolean, rounds: number, budget
  * The same inference kernels in the baseline and the relaxed build, each on its own instance, interleaved: the
  * GEMVs pair by pair at the footprint (one variant's copies in each instance at a time), then the p8 GEMM at 512.
  */
-function benchBuilds(quick: boolean, rounds: number, budget: number): BuildRow[] {
+function benchBuilds(host: GemvHost, quick: boolean, rounds: number, budget: number): BuildRow[] {
   const names = ["p8 f32", "p8 bf16", "2:4 f32", "2:4 bf16"] as const;
-  const sides = (["baseline", "relaxed"] as const).map((b) => ({ b, src: gemvSource(createWasm(64 * MiB, b)) }));
+  const sides = (["baseline", "relaxed"] as const).map((b) => ({ b, src: gemvSource(createWasm(64 * MiB, b), host) }));
   const n = quick ? 1 : rounds;
   const out: BuildRow[] = [];
   const row = (kernel: string, unit: BuildRow["unit"], baseline: number, relaxed: number) => out.push({ kernel, baseline, relaxed, unit, relaxedOverBaseline: relaxed / baseline });
