@@ -20,6 +20,13 @@
 // Summation order (deterministic): per (t, n), lane j of the f32 accumulator holds Σ over blocks of the block
 // sums' lane j, in block order; reduced (a0+a1)+(a2+a3), then the offset terms, summed in block order, are
 // subtracted. The four rows of a panel share each activation load.
+//
+// int4 with int8 activations (qu4a8_gemm_nt, W4A8 as ggml runs its 4-bit weights against 8-bit activations):
+// i8_quantize_blocks rounds each block to int8 (sx = max|x| / 127, so each value is off by at most sx/2 — 2^-8
+// of its block's largest magnitude), and one i32x4 dot of 16 int8 activations with 16 codes (0..15, the i7
+// operand) makes 16 multiply-adds: i32x4.relaxed_dot_i8x16_i7x16_add_s in the relaxed build (exact: no i16
+// sum can saturate, |127·15·2| < 2^15), the same integers from extending multiplies in the baseline build, so
+// both builds give the same bytes. The same formula for y, on the same panels.
 
 import { hsum4, swizzleInRange } from "./simd";
 import { QM_TABLE } from "./tables";
@@ -39,6 +46,51 @@ export function q_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
 }
 
 /**
+ * Round x[T,K] to int16 (qmax 32767) or int8 (127) in blocks of B inputs: xq [T][Kp] (Kp = K padded to B, zeros
+ * past K), each block's inputs at the places `order` gives them; xs f32 [T][Kp/B][2] = (sx, sx·S) per block,
+ * sx = max|x| / qmax, S the sum of the block's rounded values.
+ */
+// @ts-ignore: decorator
+@inline
+function quantizeBlocks(qmax: i32, x: usize, T: i32, K: i32, B: i32, order: i32, xq: usize, xs: usize): void {
+  const Kp = paddedK(K, B);
+  const nb = Kp / B;
+  const esz: usize = qmax == 127 ? 1 : 2;
+  const fmax = <f32>qmax;
+  for (let t = 0; t < T; t++) {
+    const xt = x + <usize>t * <usize>K * 4;
+    const qt = xq + <usize>t * <usize>Kp * esz;
+    for (let b = 0; b < nb; b++) {
+      const k0 = b * B;
+      const k1 = min(K, k0 + B);
+      let m: f32 = 0;
+      for (let k = k0; k < k1; k++) m = max(m, abs(load<f32>(xt + (<usize>k << 2))));
+      const inv: f32 = m > 0 ? fmax / m : 0;
+      let S: i32 = 0;
+      for (let j = 0; j < B; j++) {
+        const k = k0 + j;
+        let v: f32 = k < K ? nearest(load<f32>(xt + (<usize>k << 2)) * inv) : 0;
+        if (!(v == v)) v = 0; // NaN activations: sx is NaN too, so the outputs are NaN
+        v = min(fmax, max(-fmax, v));
+        const q = <i32>v;
+        S += q;
+        // the order the kernels' lane split yields: int8 codes, per 16 inputs, the even ones then the odd ones;
+        // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3; the 2:4 kernel, as they come; int4 on int8
+        // activations (order 3), per 32 inputs, the even ones then the odd ones
+        const p = order == 3 ? (j & ~31) + ((j & 1) << 4) + ((j & 31) >> 1)
+          : order == 2 ? j : order == 1 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
+        if (esz == 1) store<i8>(qt + <usize>(k0 + p), <i8>q);
+        else store<i16>(qt + (<usize>(k0 + p) << 1), <i16>q);
+      }
+      const sx: f32 = m / fmax;
+      const xb = xs + ((<usize>t * <usize>nb + <usize>b) << 3);
+      store<f32>(xb, sx);
+      store<f32>(xb, sx * <f32>S, 4);
+    }
+  }
+}
+
+/**
  * Round x[T,K] to int16 in blocks of B inputs: xq i16 [T][Kp] (Kp = K padded to B, zeros past K), xs f32
  * [T][Kp/B][2] = (sx, sx·S) per block, each block's inputs in the order `order` says: the lane split of the
  * int8 kernel (0), of the int4 kernel (1), or the inputs' own order (2: the 2:4 int4 kernel gathers them).
@@ -48,36 +100,26 @@ export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, order: i32
   assert(B == 32 || B == 64 || B == 128, "i16_quantize_blocks: block must be 32, 64 or 128");
   assert(order >= 0 && order <= 2, "i16_quantize_blocks: order must be 0, 1 or 2");
   assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i16_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
+  quantizeBlocks(32767, x, T, K, B, order, xq, xs);
+}
+
+/** Bytes of scratch qu4a8_gemm_nt needs for T positions of K inputs in blocks of B (xq i8 + block scales). */
+export function q8_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
+  assert(B == 32 || B == 64 || B == 128, "q8_gemm_nt_scratch: block must be 32, 64 or 128");
   const Kp = paddedK(K, B);
-  const nb = Kp / B;
-  for (let t = 0; t < T; t++) {
-    const xt = x + <usize>t * <usize>K * 4;
-    const qt = xq + <usize>t * <usize>Kp * 2;
-    for (let b = 0; b < nb; b++) {
-      const k0 = b * B;
-      const k1 = min(K, k0 + B);
-      let m: f32 = 0;
-      for (let k = k0; k < k1; k++) m = max(m, abs(load<f32>(xt + (<usize>k << 2))));
-      const inv: f32 = m > 0 ? <f32>32767 / m : 0;
-      let S: i32 = 0;
-      for (let j = 0; j < B; j++) {
-        const k = k0 + j;
-        let v: f32 = k < K ? nearest(load<f32>(xt + (<usize>k << 2)) * inv) : 0;
-        if (!(v == v)) v = 0; // NaN activations: sx is NaN too, so the outputs are NaN
-        v = min(<f32>32767, max(<f32>-32767, v));
-        const q = <i32>v;
-        S += q;
-        // the order the kernels' lane split yields: int8, per 16 inputs, the even ones then the odd ones;
-        // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3; the 2:4 kernel, as they come
-        const p = order == 2 ? j : order == 1 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
-        store<i16>(qt + (<usize>(k0 + p) << 1), <i16>q);
-      }
-      const sx: f32 = m / 32767;
-      const xb = xs + ((<usize>t * <usize>nb + <usize>b) << 3);
-      store<f32>(xb, sx);
-      store<f32>(xb, sx * <f32>S, 4);
-    }
-  }
+  return T * Kp + T * (Kp / B) * 8;
+}
+
+/**
+ * Round x[T,K] to int8 in blocks of B inputs for qu4a8_gemm_nt: xq i8 [T][Kp] (zeros past K), per 32 inputs the
+ * even ones then the odd ones (the low and the high nibbles of 16 int4 code bytes), xs as i16_quantize_blocks
+ * (sx = max|x| / 127).
+ */
+export function i8_quantize_blocks(x: usize, T: i32, K: i32, B: i32, xq: usize, xs: usize): void {
+  assert(T >= 0 && K >= 0, "i8_quantize_blocks: negative size");
+  assert(B == 32 || B == 64 || B == 128, "i8_quantize_blocks: block must be 32, 64 or 128");
+  assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i8_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
+  quantizeBlocks(127, x, T, K, B, 3, xq, xs);
 }
 
 // 32 int8 codes of a row at w against 32 activations (x0..x3, in the order of i16_quantize_blocks): i32x4 of
@@ -110,12 +152,42 @@ function chunk(bits: i32, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v12
   return bits == 8 ? chunk8(w, x0, x1, x2, x3) : chunk4(w, x0, x1, x2, x3);
 }
 
+/** The nibble mask 0x0f in every byte, loaded once per call (a v128.const would be materialized at each use). */
+const NIBBLES: usize = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15], 16);
+
+/**
+ * c + the dot products of a's 16 int8 lanes with b's 16 lanes in 0..15, lane i summing bytes 4i..4i+3: one
+ * relaxed dot in the relaxed build; in the baseline, extending multiplies (i16 products and pair sums, exact)
+ * regrouped to the same lanes, so the i32 lanes are the same in both builds.
+ */
+// @ts-ignore: decorator
+@inline
+function dotI8(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  const p = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, b)); // bytes (0+1), (2+3), (4+5), (6+7)
+  const q = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, b)); // (8+9) .. (14+15)
+  const e = i8x16.shuffle(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+  const o = i8x16.shuffle(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  return i32x4.add(c, i32x4.add(e, o));
+}
+
+/** d + 32 int4 codes of a row at w (16 bytes) against 32 int8 activations (xe: the even inputs, xo: the odd). */
+// @ts-ignore: decorator
+@inline
+function chunk4a8(w: usize, xe: v128, xo: v128, nib: v128, d: v128): v128 {
+  const v = v128.load(w);
+  return dotI8(xo, v128.and(i16x8.shr_u(v, 4), nib), dotI8(xe, v128.and(v, nib), d));
+}
+
 // y[T,N] for `bits` 8 or 4 (inlined into one kernel per width so each inner loop is straight-line).
 // @ts-ignore: decorator
 @inline
-function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   const Kp = paddedK(K, B);
   const nb = Kp / B;
+  // bytes of one position's rounded activations: int16 or (a8) int8
+  const xRow: usize = a8 ? <usize>Kp : <usize>Kp * 2;
+  const nib = v128.load(NIBBLES);
   // bytes of codes per 32 inputs of a row, of a panel's block and of a panel
   const cb: usize = bits == 8 ? 32 : 16;
   const blockBytes = <usize>B / 32 * cb * 4;
@@ -135,7 +207,7 @@ function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, 
     const c3p = c2p + (<usize>ng << 2);
     const cm: f32 = cz ? 1 : <f32>(1 << (bits - 1));
     for (let t = 0; t < T; t++) {
-      const xt = xq + <usize>t * <usize>Kp * 2;
+      const xt = xq + <usize>t * xRow;
       const xst = xs + <usize>t * <usize>nb * 8;
       let vacc0 = f32x4.splat(0);
       let vacc1 = f32x4.splat(0);
@@ -149,7 +221,17 @@ function qgemm(bits: i32, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, 
         let d1 = i32x4.splat(0);
         let d2 = i32x4.splat(0);
         let d3 = i32x4.splat(0);
-        for (const end = wc + blockBytes; wc < end; wc += cb * 4) {
+        if (a8) {
+          for (const end = wc + blockBytes; wc < end; wc += 64) {
+            const xe = v128.load(xp);
+            const xo = v128.load(xp, 16);
+            xp += 32;
+            d0 = chunk4a8(wc, xe, xo, nib, d0);
+            d1 = chunk4a8(wc + 16, xe, xo, nib, d1);
+            d2 = chunk4a8(wc + 32, xe, xo, nib, d2);
+            d3 = chunk4a8(wc + 48, xe, xo, nib, d3);
+          }
+        } else for (const end = wc + blockBytes; wc < end; wc += cb * 4) {
           const x0 = v128.load(xp);
           const x1 = v128.load(xp, 16);
           const x2 = v128.load(xp, 32);
@@ -198,13 +280,19 @@ function checkArgs(name: string, T: i32, N: i32, K: i32, ng: i32, B: i32, xq: us
  */
 export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   checkArgs("qu8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
-  qgemm(8, xq, xs, w, sc, zc, y, T, N, K, ng, B);
+  qgemm(8, false, xq, xs, w, sc, zc, y, T, N, K, ng, B);
 }
 
 /** The same for int4 codes (two per byte, low nibble first); zc = s·(8 + zero point); xq in int4 order. */
 export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
-  qgemm(4, xq, xs, w, sc, zc, y, T, N, K, ng, B);
+  qgemm(4, false, xq, xs, w, sc, zc, y, T, N, K, ng, B);
+}
+
+/** The same int4 panels against activations rounded to int8 by i8_quantize_blocks (xq, xs, block B). */
+export function qu4a8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu4a8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
+  qgemm(4, true, xq, xs, w, sc, zc, y, T, N, K, ng, B);
 }
 
 // ---- 2:4-sparse int4: qu4_gemm_2of4_nt ----------------------------------------------------------------------

@@ -32,7 +32,7 @@ import { packP8 } from "../src/model/packed.js";
 import { intScratchBytes, place2of4, placeP8, placeQuantized, runLinear, type KernelLinear } from "../src/model/linear.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import type { WeightDType } from "../src/model/types.js";
-import { INT_FORMATS, benchSparse, randomInt, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
+import { INT_FORMATS, benchSparse, intActivationsOf, randomInt, writeSparseChart, type AnchorRow, type SparseRow } from "./sparse.js";
 import { loadAnchors } from "./anchors.js";
 import { rate } from "./timing.js";
 import { renderTarget, target, type Target } from "./targets.js";
@@ -162,7 +162,7 @@ function prune2of4(w: Float32Array, seed: number): Float32Array {
   return w;
 }
 
-const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128", "2:4 int4 g128"] as const;
+const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
 type GemvName = (typeof GEMV_NAMES)[number];
 
 /** The GEMV weights on the host, made once per run and placed into every instance: dense f32 and its 2:4 pack. */
@@ -223,7 +223,7 @@ function placeVariant(src: GemvSource, name: GemvName, footprint: number): GemvV
   const p0 = Math.ceil(a.mark() / 64) * 64; // where the first allocation lands (64-byte aligned)
   let first: KernelLinear | { ptr: number; bytes: number };
   if (layout === "rows") first = { ptr: a.put(w), bytes: N * K * 4 };
-  else if (name in INT_FORMATS) first = placeQuantized(wasm, randomInt(N, K, name as keyof typeof INT_FORMATS, 6));
+  else if (name in INT_FORMATS) first = placeQuantized(wasm, randomInt(N, K, name as keyof typeof INT_FORMATS, 6), intActivationsOf(name));
   else first = layout === "p8" ? placeP8(a, packP8(w, N, K, d), N, K, d) : place2of4(a, p24, d);
   const span = a.mark() - p0;
   const copies = Math.max(2, Math.ceil(footprint / first.bytes));
@@ -345,6 +345,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   targets.push(target("2:4 bf16 GEMV over f32 dense GEMV (tokens/s)", row("2:4 bf16").overDense, 3.2, "x"));
   targets.push(target("int8 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int8").overDense, 3, "x"));
   targets.push(target("int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128").overDense, 5, "x"));
+  targets.push(target("int4 g128 GEMV on int8 activations (W4A8) over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128 a8").overDense, 5, "x"));
   targets.push(target("2:4 int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("2:4 int4 g128").overDense, 6, "x"));
 
   // ---- GEMM ----
@@ -404,7 +405,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
     if (s) targets.push(target(`2:4 over dense at 4096x4096 batch ${M}`, s.speedup, M === 1 ? 1.8 : 1.6, "x"));
   }
   for (const M of [8, 64]) {
-    for (const f of ["int8", "int4 g128", "2:4 int4 g128"] as const) {
+    for (const f of ["int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const) {
       const s = sparse.find((r) => r.N === 4096 && r.K === 4096 && r.M === M && r.format === f);
       if (s) targets.push(target(`${f} over dense f32 at 4096x4096 batch ${M} (issue 14: no slower)`, s.speedup, 1.0, "x"));
     }

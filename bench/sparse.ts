@@ -17,7 +17,7 @@ import type { Wasm } from "../src/wasm/runtime.js";
 import { kernels } from "../src/kernels/index.js";
 import { pack2of4 } from "../src/sparse/nm.js";
 import { packCsr } from "../src/sparse/bcsr.js";
-import { place2of4, placeCsr, placeP8, intScratchBytes, placeQuantized, runLinear, type KernelLinear } from "../src/model/linear.js";
+import { place2of4, placeCsr, placeP8, intScratchBytes, placeQuantized, runLinear, type IntActivationBits, type KernelLinear } from "../src/model/linear.js";
 import { packP8 } from "../src/model/packed.js";
 import { mulberry32 } from "../src/util/rng.js";
 import { randomQuantized, type QuantizedWeight } from "../src/quant/codes.js";
@@ -27,7 +27,7 @@ import { rate, rateAsync } from "./timing.js";
 
 export const SPARSE_SHAPES: [number, number][] = [[768, 768], [3072, 768], [4096, 4096]];
 export const SPARSE_BATCHES = [1, 8, 64];
-export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128", "2:4 int4 g128"] as const;
+export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
 export type SparseFormatName = (typeof SPARSE_FORMATS)[number];
 
 export interface SparseRow {
@@ -83,7 +83,11 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
  * The quantized formats of the benchmarks and their schemes: int8 per output channel, int4 in groups of 128, and
  * int4 g128 with 2 of every 4 codes zero (placed in the 2:4 int4 layout).
  */
-export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128", "2:4 int4 g128": "w4g128" } as const;
+/** The integer formats and their schemes; "a8": the int4 operator on int8 activations (W4A8, --int-activations 8). */
+export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128", "int4 g128 a8": "w4g128", "2:4 int4 g128": "w4g128" } as const;
+
+/** The activation bits a benchmark format runs its integer operator on. */
+export const intActivationsOf = (format: string): IntActivationBits => (format.endsWith(" a8") ? 8 : 16);
 
 /** Random symmetric codes of an [N,K] operator in `format` (speed only: the values do not matter). */
 export function randomInt(N: number, K: number, format: keyof typeof INT_FORMATS, seed: number): QuantizedWeight {
@@ -134,7 +138,7 @@ export async function benchSparse(
         const scratch = a.allocBytes(scratchBytes);
         // every format placed (with its rotated copies) before any is timed, so the rounds interleave them
         const sides = packed.map((p) => {
-          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : p.q ? placeQuantized(wasm, p.q) : placeCsr(a, p.csr!));
+          const place = (): KernelLinear => (p.p8 ? placeP8(a, p.p8, N, K, "f32") : p.p24 ? place2of4(a, p.p24) : p.q ? placeQuantized(wasm, p.q, intActivationsOf(p.format)) : placeCsr(a, p.csr!));
           const first = place();
           const copies = stream ? Math.max(2, Math.ceil(rotateBytes / first.bytes)) : 1;
           const all = [first];

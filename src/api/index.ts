@@ -22,9 +22,9 @@ import type { QuantizeSettings } from "../prune/quantize.js";
 import os from "node:os";
 import { BUILTIN_NAME, builtinModel } from "../model/builtin.js";
 import { fetchHubModel, isHubRef, parseHubRef } from "../model/hub.js";
-import { loadModel as loadResident, openStore, type StoreOptions } from "../model/load.js";
+import { loadModel as loadResident, openStore, withIntActivations, type StoreOptions } from "../model/load.js";
 import { residentStore, type ModelStore } from "../model/residency.js";
-import { packModel } from "../model/linear.js";
+import { packModel, type IntActivationBits } from "../model/linear.js";
 import { weightDTypeOf, type WeightsOption } from "../model/weight-file.js";
 import { DTYPES, type DType, type Model } from "../model/types.js";
 import { generateTokens, selfText, withSamplingDefaults, type GenerateResult, type GeneratedToken, type SamplingOptions } from "../generate/generate.js";
@@ -76,6 +76,8 @@ export interface LoadModelOptions {
    * generation, whose forward runs on one thread: src/model/load.ts LoadOptions)
    */
   hostEmbedding?: boolean;
+  /** 8: int4 operators on int8 activations (W4A8, `--int-activations`; src/model/load.ts LoadOptions); default 16 */
+  intActivations?: IntActivationBits;
 }
 
 /** A local path for `source`: `hf:` references are fetched into the cache (or found there) first. */
@@ -89,14 +91,16 @@ export async function loadModel(source: string, opts: LoadModelOptions = {}): Pr
     const m = builtinModel();
     // built f32, packed after ("device": row-major f32, as built: the built-in model has no quantized operators)
     if (opts.weights && opts.weights !== "device") packModel(m, weightDTypeOf(opts.weights, m.source.dtype));
-    return m;
+    return withIntActivations(m, opts.intActivations, source);
   }
-  return loadResident(await resolveSource(source, opts.onFetch), { tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights, hostEmbedding: opts.hostEmbedding });
+  return loadResident(await resolveSource(source, opts.onFetch), {
+    tokenizer: opts.tokenizer, requireTokenizer: opts.requireTokenizer ?? true, weights: opts.weights, hostEmbedding: opts.hostEmbedding, intActivations: opts.intActivations,
+  });
 }
 
 /** A model as a store: resident when it fits, streamed one decoder layer at a time otherwise (inspect, eval). */
 export async function openModelStore(source: string, opts: StoreOptions & { onFetch?: FetchProgress } = {}): Promise<ModelStore> {
-  if (source === BUILTIN_NAME) return residentStore(builtinModel());
+  if (source === BUILTIN_NAME) return residentStore(withIntActivations(builtinModel(), opts.intActivations, source));
   return openStore(await resolveSource(source, opts.onFetch), { ...opts, requireTokenizer: opts.requireTokenizer ?? true });
 }
 

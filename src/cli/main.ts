@@ -36,6 +36,11 @@ const threadsOption = () =>
     .argParser(int("--threads"))
     .default(os.availableParallelism(), "available cores");
 
+/** `--int-activations` of the inference commands (eval, generate): src/model/load.ts LoadOptions.intActivations. */
+const intActivationsOption = () =>
+  new Option("--int-activations <bits>", "how the integer kernels round activations: 16 (int16 per block) | 8 (int4 operators only, W4A8: int8 per block and i8 dot products, ~2x faster with relaxed SIMD, coarser)")
+    .choices(["16", "8"]).default("16");
+
 /** `--weights-dtype` of the inference commands (eval, generate, bench model): src/model/weight-file.ts WeightsOption. */
 const weightsDtypeOption = () =>
   new Option("--weights-dtype <d>", "linear weights in memory, packed once at load for the kernels: stored (each tensor's stored dtype: F32 → f32, BF16 → bf16, F16 → f16) | f32 | bf16 | f16 (rounded to nearest even); half precision halves their bytes, the kernels widen in registers and accumulate in f32")
@@ -93,6 +98,7 @@ protocolOptions(program
   .requiredOption("--text <file>", "text file to evaluate on"), "")
   .addOption(tokenizerOption)
   .addOption(weightsDtypeOption())
+  .addOption(intActivationsOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
   .addOption(residencyOption())
@@ -113,6 +119,7 @@ program
   .option("--seed <s>", "random seed", int("--seed"), 42)
   .addOption(tokenizerOption)
   .addOption(weightsDtypeOption())
+  .addOption(intActivationsOption())
   .addOption(threadsOption())
   .addOption(deviceOption())
   .option("--json", "print results as JSON (no streaming)")

@@ -34,14 +34,14 @@ export const MIN_SPLIT_WEIGHTS = 4 << 20;
 
 /**
  * control block (Int32 slots): the posted job is `SPLIT_KERNELS[fn](a, b, x, y, N, K)`; the integer kernels also
- * read xs (the activations' block scales; x is then their int16 copy), ng, blk and zc (assembly/qgemm.ts)
+ * read xs (the activations' block scales; x is then their int16 or int8 copy), ng, blk and zc (assembly/qgemm.ts)
  */
 export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N: 8, K: 9, xs: 10, ng: 11, blk: 12, zc: 13, sc: 14, ints: 15 } as const;
 
 /** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
 const SPLIT_KERNELS = [
   "f32_gemv", "f32_gemv_p8", "bf16_gemv_p8", "f16_gemv_p8", "f32_spmv_2of4_4x", "bf16_spmv_2of4_4x", "f16_spmv_2of4_4x",
-  "qu8_gemm_nt", "qu4_gemm_nt", "qu4_gemm_2of4_nt",
+  "qu8_gemm_nt", "qu4_gemm_nt", "qu4_gemm_2of4_nt", "qu4a8_gemm_nt",
 ] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 
@@ -89,7 +89,7 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
   }
   if (w.format === "int") {
     // 4-row code panels; scales (and zero-point terms) per row
-    return { fn: fnOf(`qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * intPanelBytes(K, w.bits, w.block), b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
+    return { fn: fnOf(w.activationBits === 8 ? "qu4a8_gemm_nt" : `qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * intPanelBytes(K, w.bits, w.block), b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
   }
   return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
 }

@@ -20,12 +20,21 @@ export type KernelLinear = LinearPacked | CompressedLinear;
 /** Bytes of scratch `runLinear` needs for T positions of `w` (0 for one position, but for the integer kernels). */
 export function linearScratchBytes(k: Kernels, w: KernelLinear, T: number): number {
   const [N, K] = w.shape as [number, number];
-  if (w.format === "int") return k.q_gemm_nt_scratch(T, K, w.block);
+  if (w.format === "int") return (a8(w) ? k.q8_gemm_nt_scratch : k.q_gemm_nt_scratch)(T, K, w.block);
   if (T <= 1) return 0;
   return w.format === "p8" ? k.gemm_p8_nt_scratch(T, K) : k.f32_spmm_nt_scratch(T, N, K);
 }
 
-/** Bytes of scratch the integer kernels need at most for T positions of K inputs (any block). */
+/**
+ * How the integer kernels round activations (src/model/types.ts LinearIntDense.activationBits): 16, or 8 for
+ * int4 operators in dense panels (W4A8); int8 and 2:4 int4 operators keep 16.
+ */
+export type IntActivationBits = 16 | 8;
+
+/** Whether `w` runs on int8 activations (W4A8: qu4a8_gemm_nt). */
+const a8 = (w: LinearInt): boolean => w.pattern === "dense" && w.activationBits === 8;
+
+/** Bytes of scratch the integer kernels need at most for T positions of K inputs (any block, int16 activations: the widest). */
 export function intScratchBytes(k: Kernels, T: number, K: number): number {
   return Math.max(k.q_gemm_nt_scratch(T, K, 32), k.q_gemm_nt_scratch(T, K, 128));
 }
@@ -41,7 +50,7 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
   if (w.format === "int") {
     const xs = roundActivations(k, w, x, T, scratch);
     if (w.pattern === "2:4") k.qu4_gemm_2of4_nt(scratch, xs, w.codes, w.idx, w.scales, w.zeroPoints, y, T, N, K, w.ng, w.block);
-    else (w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
+    else (w.bits === 8 ? k.qu8_gemm_nt : a8(w) ? k.qu4a8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
     return;
   }
   const d = w.dtype;
@@ -93,11 +102,16 @@ export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32")
 
 /**
  * Round x (T positions) for the integer kernels of `w` into `scratch` (linearScratchBytes of w for T, 16-aligned):
- * the int16 copy at `scratch`, and the block scales at the pointer returned.
+ * the int16 (or, W4A8, int8) copy at `scratch`, and the block scales at the pointer returned.
  */
 export function roundActivations(k: Kernels, w: LinearInt, x: number, T: number, scratch: number): number {
   const K = w.shape[1]!;
-  const xs = scratch + T * Math.ceil(K / w.block) * w.block * 2;
+  const Kp = Math.ceil(K / w.block) * w.block;
+  if (a8(w)) {
+    k.i8_quantize_blocks(x, T, K, w.block, scratch, scratch + T * Kp);
+    return scratch + T * Kp;
+  }
+  const xs = scratch + T * Kp * 2;
   k.i16_quantize_blocks(x, T, K, w.block, w.pattern === "2:4" ? 2 : w.bits === 4 ? 1 : 0, scratch, xs);
   return xs;
 }
@@ -134,7 +148,9 @@ export function intBytes(N: number, K: number, grid: Grid): number {
  * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); the f32 scales, and with zero
  * points the terms s·(offset + z).
  */
-export function placeInt(wasm: Wasm, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined): LinearInt {
+export function placeInt(
+  wasm: Wasm, N: number, K: number, grid: Grid, packed: Int32Array, scale: Float32Array, zero: Int8Array | undefined, activationBits: IntActivationBits = 16,
+): LinearInt {
   const { arena } = wasm;
   const block = intKernelBlock(grid);
   if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
@@ -175,7 +191,9 @@ export function placeInt(wasm: Wasm, N: number, K: number, grid: Grid, packed: I
     const off = 1 << (grid.bits - 1);
     for (let i = 0; i < N * grid.ng; i++) zc[i] = Math.fround(scale[i]! * (off + zero[i]!));
   }
-  return { format: "int", pattern: "dense", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
+  return {
+    format: "int", pattern: "dense", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block,
+    activationBits: grid.bits === 4 ? activationBits : 16, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
 }
 
 /** Bytes of the 2:4 int4 layout of an [N,K] operator with ng scale groups a row (block B; zero points if asymmetric). */
@@ -304,8 +322,8 @@ function read2of4Int(wasm: Wasm, w: LinearInt2of4): QuantizedWeight {
 }
 
 /** Place a quantized weight held on the host (codes as Int8, src/quant/codes.ts) for the integer kernels. */
-export function placeQuantized(wasm: Wasm, q: QuantizedWeight): LinearInt {
-  return placeInt(wasm, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero);
+export function placeQuantized(wasm: Wasm, q: QuantizedWeight, activationBits: IntActivationBits = 16): LinearInt {
+  return placeInt(wasm, q.N, q.K, q.grid, packRows(q.codes, q.N, q.K, q.grid.bits), q.scale, q.zero, activationBits);
 }
 
 /** The quantized weight a placed integer operator holds (codes, scales and zero points, exactly). */
@@ -377,8 +395,25 @@ export function denseWeight(wasm: Wasm, t: LinearWeight | { data: Float32Array }
 /** How a linear weight is held, in a word or two: "p8 bf16", "2:4 f32", "int4 g128", "int8 channel", "dense f32". */
 export function linearLayout(w: LinearWeight): string {
   if (w.format === "dense") return "dense f32";
-  if (w.format === "int") return `int${w.bits}${w.pattern === "2:4" ? " 2:4" : ""} ${w.strategy === "channel" ? "channel" : `g${w.group}`}`;
+  if (w.format === "int") return `int${w.bits}${w.pattern === "2:4" ? " 2:4" : ""} ${w.strategy === "channel" ? "channel" : `g${w.group}`}${w.pattern === "dense" && w.activationBits === 8 ? " a8" : ""}`;
   return `${w.format} ${w.dtype}`;
+}
+
+/**
+ * Run `model`'s int4 operators in dense panels on int8 activations (W4A8: i8_quantize_blocks + qu4a8_gemm_nt, on
+ * the same panels, so nothing is re-read or re-placed); the count switched, 0 when it has none (int8 and 2:4 int4
+ * operators keep int16 activations).
+ */
+export function useInt8Activations(model: Pick<Model, "weights">): number {
+  const w = model.weights;
+  let n = 0;
+  for (const t of [...w.layers.flatMap((lw) => LINEAR_OPS.map((op) => lw[op])), w.lmHead]) {
+    if (t.format === "int" && t.pattern === "dense" && t.bits === 4) {
+      t.activationBits = 8;
+      n++;
+    }
+  }
+  return n;
 }
 
 /** The layouts of a model's linear weights (LM head included) with their counts, and their bytes in memory. */
@@ -415,7 +450,7 @@ export function packLinear(wasm: Wasm, w: LinearWeight, dtype: WeightDType, to: 
   const slorb = w.slorb ? { slorb: w.slorb } : {};
   if (w.format === "dense" || w.format === "p8") return { ...placeP8(to.arena, packP8(denseWeight(wasm, w), N, K, dtype), N, K, dtype), ...slorb };
   if (w.format === "2:4") return { ...place2of4(to.arena, read2of4(wasm, w), dtype), ...slorb };
-  if (w.format === "int") return { ...placeQuantized(to, readInt(wasm, w)), ...slorb };
+  if (w.format === "int") return { ...placeQuantized(to, readInt(wasm, w), w.pattern === "dense" ? w.activationBits : 16), ...slorb };
   return { ...placeCsr(to.arena, readCsr(wasm, w), dtype), ...slorb };
 }
 

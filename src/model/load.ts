@@ -16,6 +16,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
+import { linearLayouts, useInt8Activations, type IntActivationBits } from "./linear.js";
 import type { WeightFile, WeightsOption } from "./weight-file.js";
 import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
 
@@ -39,6 +40,25 @@ export interface LoadOptions {
    * the arena. Its `ptr` is -1, so such a model is never described to worker threads (eval's workers refuse it).
    */
   hostEmbedding?: boolean;
+  /**
+   * inference commands (`--int-activations`): 8 runs the int4 operators held in dense panels on int8 activations
+   * (W4A8: about twice the int16 kernel's speed with relaxed SIMD, each activation off by up to 2^-8 of its
+   * block's largest magnitude instead of 2^-16); a model without such operators is refused. Default 16.
+   */
+  intActivations?: IntActivationBits;
+}
+
+/**
+ * `model` with `bits` activations on its int4 operators (./linear.ts useInt8Activations); 8 and none to switch:
+ * a UsageError naming `what` and how its linear weights are held.
+ */
+export function withIntActivations(model: Model, bits: IntActivationBits | undefined, what: string): Model {
+  if (bits !== 8 || useInt8Activations(model) > 0) return model;
+  const held = Object.entries(linearLayouts(model).layouts).map(([l, n]) => `${n} ${l}`).join(", ");
+  throw new UsageError(
+    `${what}: --int-activations 8 runs int4 operators in dense panels on int8 activations (W4A8; int8 and 2:4 int4 operators keep int16), ` +
+      `and this model has none (its linear weights: ${held}); quantize it to int4 first (wasprune quantize --scheme w4g128), or drop the flag`,
+  );
 }
 
 /**
@@ -67,7 +87,7 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding);
+    const model = withIntActivations(readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding), opts.intActivations, modelPath);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;
@@ -93,6 +113,9 @@ export async function openStore(modelPath: string, opts: StoreOptions = {}): Pro
     if (resident) {
       file.close();
       return residentStore(await loadModel(modelPath, opts));
+    }
+    if (opts.intActivations === 8) {
+      throw new UsageError(`${modelPath}: --int-activations 8 needs the model resident (a streamed store reads its layers as f32, not as int4 codes); pass --residency resident`);
     }
     const tokenizer = tokFile ? openTokenizer(tokFile, file.config) : undefined;
     const store = streamedStore(file, opts.wasm ?? createWasm(), sourceOf(file), tokenizer);

@@ -160,6 +160,12 @@ export interface LinearIntDense {
   /** inputs per group (the input count per channel) */ group: number;
   symmetric: boolean;
   /** the kernels' activation block: the group size (32, 64, 128), or 128 per channel */ block: number;
+  /**
+   * how the kernels round the activations in each block: 16 (int16, error ≤ 2^-16 of the block's largest
+   * magnitude) or 8 (int4 only, W4A8: int8, error ≤ 2^-8, qu4a8_gemm_nt's i8 dot products); the load option
+   * `--int-activations` (src/model/weight-file.ts)
+   */
+  activationBits: 16 | 8;
   /** u8 codes in panels [ceil(N/4)][Kp/32][4][32 inputs' bytes], Kp = K padded to `block` */ codes: number;
   /** f32 scales [4·ceil(N/4)][ng], zero past row N */ scales: number;
   /** with zero points: f32 [4·ceil(N/4)][ng] s·(2^(bits−1) + z); 0 when symmetric */ zeroTerms: number;

@@ -2,7 +2,7 @@
  * @file The two builds of the kernels (src/wasm/runtime.ts): baseline WASM SIMD and relaxed SIMD (FMA in the
  * inference kernels, bare swizzles). On the same inputs every inference kernel of the relaxed build gives the
  * baseline's results within |Δ| ≤ 1e-6·Σ|terms| + 1e-7 (a fused multiply-add rounds once instead of twice; no
- * other difference), and the pruning kernels (f32_gemm_nt, the Gram) are bit-identical. Runs where the runtime
+ * other difference), and the pruning kernels (f32_gemm_nt, the Gram) and the W4A8 kernel are bit-identical. Runs where the runtime
  * has relaxed SIMD; under Node 20 it runs itself under the project's Node 24 (.cache/node24) when installed.
  */
 import { test } from "node:test";
@@ -14,7 +14,9 @@ import { fileURLToPath } from "node:url";
 import { createWasm, relaxedSimdSupported, type Wasm } from "../../src/wasm/runtime.js";
 import { kernels } from "../../src/kernels/index.js";
 import { packP8 } from "../../src/model/packed.js";
-import { placeP8, place2of4, placeCsr, runLinear, linearScratchBytes, type KernelLinear } from "../../src/model/linear.js";
+import { placeP8, place2of4, placeCsr, placeQuantized, runLinear, linearScratchBytes, type KernelLinear } from "../../src/model/linear.js";
+import { randomQuantized } from "../../src/quant/codes.js";
+import { gridOf, parseScheme } from "../../src/quant/scheme.js";
 import { pack2of4 } from "../../src/sparse/nm.js";
 import { packCsr } from "../../src/sparse/bcsr.js";
 import { WEIGHT_DTYPES } from "../../src/model/types.js";
@@ -82,5 +84,14 @@ test("relaxed-SIMD build = baseline build within 1e-6·Σ|terms| on every infere
       return Array.from(new Uint32Array(h.memory.buffer, y, M * N));
     }));
     assert.deepEqual(out[1], out[0], `f32_gemm_nt M=${M} N=${N} K=${K}`);
+  }
+  // W4A8: the relaxed i8 dot and the baseline's extending multiplies give the same integers, so the same bytes
+  for (const [N, K, scheme] of [[9, 256, "w4g128"], [40, 96, "w4g32"]] as [number, number, string][]) {
+    const q = randomQuantized(rand, N, K, gridOf(parseScheme(scheme, true), K));
+    for (const T of [1, 7]) {
+      const x = randomF32(rand, T * K);
+      const [yb, yr] = [base, relaxed].map((h) => h.arena.scoped(() => new Uint32Array(product(h, placeQuantized(h, q, 8), x, T).buffer)));
+      assert.deepEqual(yr, yb, `qu4a8_gemm_nt ${scheme} N=${N} K=${K} T=${T}`);
+    }
   }
 });

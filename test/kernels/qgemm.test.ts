@@ -5,7 +5,8 @@
  * T = 1..9; guard words around the outputs. Each case is checked twice: bit for bit against a scalar model of
  * the kernel's arithmetic (int16 activations, exact integer block sums, f32 sums in the stated order), and
  * against the float64 product with the dequantized weights within the activation rounding's bound
- * (|Δx| ≤ sx/2 per input: 2^-16 of its block's largest magnitude).
+ * (|Δx| ≤ sx/2 per input: 2^-16 of its block's largest magnitude). The W4A8 kernel (qu4a8_gemm_nt, int8
+ * activations) the same way, with its bound (2^-8).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,7 +25,7 @@ const roundEven = (v: number): number => {
 };
 
 /** The kernel's arithmetic, scalar: y [T,N] (sparse: qu4_gemm_2of4_nt's). */
-function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse = false): Float32Array {
+function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse = false, xmax = 32767): Float32Array {
   const { N, K, grid } = q;
   const Kp = Math.ceil(K / B) * B;
   const nb = Kp / B;
@@ -38,14 +39,14 @@ function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse
     for (let b = 0; b < nb; b++) {
       let m = 0;
       for (let k = b * B; k < Math.min(K, b * B + B); k++) m = Math.max(m, Math.abs(x[t * K + k]!));
-      const inv = m > 0 ? f(32767 / m) : 0;
+      const inv = m > 0 ? f(xmax / m) : 0;
       let S = 0;
       for (let k = b * B; k < b * B + B; k++) {
-        const v = k < K ? Math.min(32767, Math.max(-32767, roundEven(f(x[t * K + k]! * inv)))) : 0;
+        const v = k < K ? Math.min(xmax, Math.max(-xmax, roundEven(f(x[t * K + k]! * inv)))) : 0;
         xq[k] = v;
         S += v;
       }
-      sx[b] = f(m / 32767);
+      sx[b] = f(m / xmax);
       sxS[b] = f(sx[b]! * S);
     }
     for (let n = 0; n < N; n++) {
@@ -78,6 +79,29 @@ function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse
     }
   }
   return y;
+}
+
+/**
+ * Every y[t,n] within the activation rounding of the float64 product with the dequantized weights wd: per input
+ * |Δx| ≤ sx/2 (sx = its block's max|x| / qmax), plus f32 rounding of the sums.
+ */
+function withinRounding(label: string, got: Float32Array, wd: Float32Array, x: Float32Array, T: number, N: number, K: number, B: number, qmax: number): void {
+  for (let t = 0; t < T; t++) {
+    for (let n = 0; n < N; n++) {
+      let exact = 0, bound = 0;
+      for (let b = 0; b * B < K; b++) {
+        let m = 0;
+        for (let kk = b * B; kk < Math.min(K, (b + 1) * B); kk++) m = Math.max(m, Math.abs(x[t * K + kk]!));
+        for (let kk = b * B; kk < Math.min(K, (b + 1) * B); kk++) {
+          const wv = wd[n * K + kk]!;
+          exact += wv * x[t * K + kk]!;
+          bound += Math.abs(wv) * (m / qmax / 2 + 4e-7 * Math.abs(x[t * K + kk]!));
+        }
+      }
+      const e = Math.abs(got[t * N + n]! - exact);
+      assert.ok(e <= bound * 1.01 + 1e-6, `${label}: y[${t},${n}] ${got[t * N + n]} vs f64 ${exact}: error ${e} > bound ${bound}`);
+    }
+  }
 }
 
 /** Each case's grid comes from its scheme as the quantizers' (gridOf): a group that does not divide K is per channel. */
@@ -155,22 +179,40 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
         const got = by.read();
         const want = model(q, x, T, lw.block, lw.pattern === "2:4");
         for (let i = 0; i < got.length; i++) assert.equal(got[i], want[i], `${label}: y[${i}] ${got[i]} vs the scalar model's ${want[i]}`);
-        for (let t = 0; t < T; t++) {
-          for (let n = 0; n < c.N; n++) {
-            let exact = 0, bound = 0;
-            for (let b = 0; b * lw.block < c.K; b++) {
-              let m = 0;
-              for (let kk = b * lw.block; kk < Math.min(c.K, (b + 1) * lw.block); kk++) m = Math.max(m, Math.abs(x[t * c.K + kk]!));
-              for (let kk = b * lw.block; kk < Math.min(c.K, (b + 1) * lw.block); kk++) {
-                const wv = wd[n * c.K + kk]!;
-                exact += wv * x[t * c.K + kk]!;
-                bound += Math.abs(wv) * (m / 32767 / 2 + 4e-7 * Math.abs(x[t * c.K + kk]!));
-              }
-            }
-            const e = Math.abs(got[t * c.N + n]! - exact);
-            assert.ok(e <= bound * 1.01 + 1e-6, `${label}: y[${t},${n}] ${got[t * c.N + n]} vs f64 ${exact}: error ${e} > bound ${bound}`);
-          }
-        }
+        withinRounding(label, got, wd, x, T, c.N, c.K, lw.block, 32767);
+      });
+    }
+  }
+});
+
+test("qu4a8_gemm_nt (W4A8): bit-exact to the scalar model with int8 activations, within their rounding of the f64 product; not the int16 result", () => {
+  const rand = mulberry32(17);
+  for (const c of CASES.filter((c) => !c.sparse && c.scheme.startsWith("w4"))) {
+    const grid = gridOf(parseScheme(c.scheme, c.asym), c.K);
+    const q = randomQuantized(rand, c.N, c.K, grid);
+    const wd = dequantize(q);
+    for (const T of [1, 2, 9]) {
+      const label = `W4A8 ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
+      scoped((w) => {
+        const k = kernels(w);
+        const lw = placeQuantized(w, q, 8);
+        if (lw.pattern !== "dense" || lw.activationBits !== 8) throw new Error(`${label}: not placed for int8 activations`);
+        const x = randomF32(rand, T * c.K);
+        if (T > 1) x[3] = 40;
+        const bx = place(w, x);
+        const by = place(w, new Float32Array(T * c.N).fill(NaN));
+        const Kp = Math.ceil(c.K / lw.block) * lw.block;
+        const scratch = w.arena.allocBytes(k.q8_gemm_nt_scratch(T, c.K, lw.block));
+        const xs = scratch + T * Kp;
+        k.i8_quantize_blocks(bx.ptr, T, c.K, lw.block, scratch, xs);
+        k.qu4a8_gemm_nt(scratch, xs, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        by.checkGuards(label);
+        const got = by.read();
+        const want = model(q, x, T, lw.block, false, 127);
+        for (let i = 0; i < got.length; i++) assert.equal(got[i], want[i], `${label}: y[${i}] ${got[i]} vs the scalar model's ${want[i]}`);
+        const a16 = model(q, x, T, lw.block);
+        assert.ok(got.some((v, i) => v !== a16[i]), `${label}: the int8 rounding changes some output (else the int16 kernel ran)`);
+        withinRounding(label, got, wd, x, T, c.N, c.K, lw.block, 127);
       });
     }
   }

@@ -219,6 +219,29 @@ test("compress of an int4 model that is not 2:4 is refused naming an operator", 
   assert.ok(!fs.existsSync(path.join(tmp, "w4g64-dense-compact")), "nothing written");
 });
 
+test("--int-activations 8: the int4 operators run W4A8 (int8 activations), the same on 1 and 2 threads, close to int16; refused where nothing would change", async () => {
+  const w4 = path.join(tmp, "w4g64-a8");
+  await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--out", w4]);
+  const a16 = JSON.parse(await ok(["eval", w4, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  const a8 = JSON.parse(await ok(["eval", w4, ...EVAL, "--int-activations", "8"])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(a8.weights.layouts, { "int4 g64 a8": 30, "int4 channel a8": 5, "dense f32": 1 });
+  assert.notEqual(a8.perplexity, a16.perplexity, "int8 rounding changes the logits");
+  assert.ok(Math.abs(a8.perplexity / a16.perplexity - 1) < 0.01, `W4A8 ${a8.perplexity} vs W4A16 ${a16.perplexity}`);
+  assert.equal(await ppl(w4, ["--int-activations", "8", "--threads", "2"]), a8.perplexity);
+  const g = JSON.parse(await ok(["generate", w4, "--prompt", "Once upon a time", "--temperature", "0", "--steps", "40", "--int-activations", "8", "--json"])) as { weights: { layouts: Record<string, number> }; generatedTokens: number };
+  assert.equal(g.weights.layouts["int4 g64 a8"], 30);
+  assert.ok(g.generatedTokens > 0);
+  for (const [model, why] of [[STORIES_HF, /has none \(its linear weights: 35 p8 f32, 1 dense f32\)/], [path.join(tmp, "sg24-w4g64"), /has none \(its linear weights: 30 int4 2:4 g64, 5 int4 2:4 channel, 1 dense f32\)/]] as const) {
+    if (!fs.existsSync(model)) continue; // the 2:4 model comes from the prune test above
+    const r = await run(["eval", model, ...EVAL, "--int-activations", "8"]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, why);
+    assert.equal(r.err.trim().split("\n").length, 1);
+  }
+  const streamed = await run(["eval", w4, ...EVAL, "--int-activations", "8", "--residency", "streamed"]);
+  assert.match(streamed.err, /^error: .*--int-activations 8 needs the model resident/);
+});
+
 test("a group size the integer kernels do not take (16) runs dequantized on f32 panels, the per-channel operators on int8", async () => {
   const out = path.join(tmp, "w8g16");
   await ok(["quantize", STORIES_HF, "--scheme", "w8g16", "--method", "rtn", "--out", out]);
