@@ -22,11 +22,12 @@
 // subtracted. The four rows of a panel share each activation load.
 //
 // int4 with int8 activations (qu4a8_gemm_nt, W4A8 as ggml runs its 4-bit weights against 8-bit activations):
-// i8_quantize_blocks rounds each block to int8 (sx = max|x| / 127, so each value is off by at most sx/2 — 2^-8
-// of its block's largest magnitude), and one i32x4 dot of 16 int8 activations with 16 codes (0..15, the i7
-// operand) makes 16 multiply-adds: i32x4.relaxed_dot_i8x16_i7x16_add_s in the relaxed build (exact: no i16
-// sum can saturate, |127·15·2| < 2^15), the same integers from extending multiplies in the baseline build, so
-// both builds give the same bytes. The same formula for y, on the same panels.
+// i8_quantize_blocks rounds each block to int8 values (sx = max|x| / 127, so each value is off by at most sx/2 —
+// 2^-8 of its block's largest magnitude); the same formula for y, on the same panels. In the relaxed build one
+// i32x4.relaxed_dot_i8x16_i7x16_add_s of 16 int8 activations with 16 codes (0..15, the i7 operand) makes 16
+// multiply-adds (exact: no i16 pair sum can saturate, 127·15·2 < 2^15); the baseline build has no i8 dot, so it
+// holds the int8 values as int16 and runs the int4 kernel's int16 path. Both put inputs 8i..8i+7 of every 32 in
+// i32 lane i, and the integer sums are exact, so both builds give the same bytes.
 
 import { hsum4, swizzleInRange } from "./simd";
 import { QM_TABLE } from "./tables";
@@ -46,16 +47,15 @@ export function q_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
 }
 
 /**
- * Round x[T,K] to int16 (qmax 32767) or int8 (127) in blocks of B inputs: xq [T][Kp] (Kp = K padded to B, zeros
- * past K), each block's inputs at the places `order` gives them; xs f32 [T][Kp/B][2] = (sx, sx·S) per block,
+ * Round x[T,K] to int16 (qmax 32767) or int8 (127) values in blocks of B inputs: xq [T][Kp] of esz-byte
+ * elements (Kp = K padded to B, zeros past K), each block's inputs at the places `order` gives them; xs f32 [T][Kp/B][2] = (sx, sx·S) per block,
  * sx = max|x| / qmax, S the sum of the block's rounded values.
  */
 // @ts-ignore: decorator
 @inline
-function quantizeBlocks(qmax: i32, x: usize, T: i32, K: i32, B: i32, order: i32, xq: usize, xs: usize): void {
+function quantizeBlocks(qmax: i32, esz: usize, x: usize, T: i32, K: i32, B: i32, order: i32, xq: usize, xs: usize): void {
   const Kp = paddedK(K, B);
   const nb = Kp / B;
-  const esz: usize = qmax == 127 ? 1 : 2;
   const fmax = <f32>qmax;
   for (let t = 0; t < T; t++) {
     const xt = x + <usize>t * <usize>K * 4;
@@ -100,26 +100,35 @@ export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, order: i32
   assert(B == 32 || B == 64 || B == 128, "i16_quantize_blocks: block must be 32, 64 or 128");
   assert(order >= 0 && order <= 2, "i16_quantize_blocks: order must be 0, 1 or 2");
   assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i16_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
-  quantizeBlocks(32767, x, T, K, B, order, xq, xs);
+  quantizeBlocks(32767, 2, x, T, K, B, order, xq, xs);
 }
 
-/** Bytes of scratch qu4a8_gemm_nt needs for T positions of K inputs in blocks of B (xq i8 + block scales). */
+/** Bytes of one rounded int8 activation in xq: 1 (relaxed build), or 2 (baseline: held as int16, see above). */
+// @ts-ignore: decorator
+@inline
+function a8Bytes(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
+}
+
+/** Bytes of scratch qu4a8_gemm_nt needs for T positions of K inputs in blocks of B (xq + block scales). */
 export function q8_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
   assert(B == 32 || B == 64 || B == 128, "q8_gemm_nt_scratch: block must be 32, 64 or 128");
   const Kp = paddedK(K, B);
-  return T * Kp + T * (Kp / B) * 8;
+  return T * Kp * a8Bytes() + T * (Kp / B) * 8;
 }
 
 /**
- * Round x[T,K] to int8 in blocks of B inputs for qu4a8_gemm_nt: xq i8 [T][Kp] (zeros past K), per 32 inputs the
- * even ones then the odd ones (the low and the high nibbles of 16 int4 code bytes), xs as i16_quantize_blocks
- * (sx = max|x| / 127).
+ * Round x[T,K] to int8 values in blocks of B inputs for qu4a8_gemm_nt: xq [T][Kp] (zeros past K), xs f32
+ * [T][Kp/B][2] at xq + T·Kp·(bytes a value) as i16_quantize_blocks (sx = max|x| / 127). Relaxed build: i8, per 32
+ * inputs the even ones then the odd ones (the low and the high nibbles of 16 int4 code bytes); baseline: the
+ * same values as int16 in the int4 kernel's order.
  */
 export function i8_quantize_blocks(x: usize, T: i32, K: i32, B: i32, xq: usize, xs: usize): void {
   assert(T >= 0 && K >= 0, "i8_quantize_blocks: negative size");
   assert(B == 32 || B == 64 || B == 128, "i8_quantize_blocks: block must be 32, 64 or 128");
   assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i8_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
-  quantizeBlocks(127, x, T, K, B, 3, xq, xs);
+  if (ASC_FEATURE_RELAXED_SIMD) quantizeBlocks(127, 1, x, T, K, B, 3, xq, xs);
+  else quantizeBlocks(127, 2, x, T, K, B, 1, xq, xs);
 }
 
 // 32 int8 codes of a row at w against 32 activations (x0..x3, in the order of i16_quantize_blocks): i32x4 of
@@ -156,19 +165,15 @@ function chunk(bits: i32, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v12
 const NIBBLES: usize = memory.data<u8>([15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15], 16);
 
 /**
- * c + the dot products of a's 16 int8 lanes with b's 16 lanes in 0..15, lane i summing bytes 4i..4i+3: one
- * relaxed dot in the relaxed build; in the baseline, extending multiplies (i16 products and pair sums, exact)
- * regrouped to the same lanes, so the i32 lanes are the same in both builds.
+ * c + the dot products of a's 16 int8 lanes with b's 16 lanes in 0..15, lane i summing bytes 4i..4i+3 (relaxed
+ * build only; exact, as no i16 pair sum can saturate).
  */
 // @ts-ignore: decorator
 @inline
 function dotI8(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
-  const p = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_low_i8x16_s(a, b)); // bytes (0+1), (2+3), (4+5), (6+7)
-  const q = i32x4.extadd_pairwise_i16x8_s(i16x8.extmul_high_i8x16_s(a, b)); // (8+9) .. (14+15)
-  const e = i8x16.shuffle(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const o = i8x16.shuffle(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  return i32x4.add(c, i32x4.add(e, o));
+  unreachable(); // the baseline build never calls it (qgemm's dot8 is false there)
+  return c;
 }
 
 /** d + 32 int4 codes of a row at w (16 bytes) against 32 int8 activations (xe: the even inputs, xo: the odd). */
@@ -185,8 +190,10 @@ function chunk4a8(w: usize, xe: v128, xo: v128, nib: v128, d: v128): v128 {
 function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   const Kp = paddedK(K, B);
   const nb = Kp / B;
-  // bytes of one position's rounded activations: int16 or (a8) int8
-  const xRow: usize = a8 ? <usize>Kp : <usize>Kp * 2;
+  // the i8 dot (relaxed build only); the baseline runs int8 values held as int16 on the int16 path
+  const dot8 = a8 && ASC_FEATURE_RELAXED_SIMD;
+  // bytes of one position's rounded activations
+  const xRow: usize = dot8 ? <usize>Kp : <usize>Kp * 2;
   const nib = v128.load(NIBBLES);
   // bytes of codes per 32 inputs of a row, of a panel's block and of a panel
   const cb: usize = bits == 8 ? 32 : 16;
@@ -221,7 +228,7 @@ function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, z
         let d1 = i32x4.splat(0);
         let d2 = i32x4.splat(0);
         let d3 = i32x4.splat(0);
-        if (a8) {
+        if (dot8) {
           for (const end = wc + blockBytes; wc < end; wc += 64) {
             const xe = v128.load(xp);
             const xo = v128.load(xp, 16);

@@ -108,8 +108,10 @@ export function roundActivations(k: Kernels, w: LinearInt, x: number, T: number,
   const K = w.shape[1]!;
   const Kp = Math.ceil(K / w.block) * w.block;
   if (a8(w)) {
-    k.i8_quantize_blocks(x, T, K, w.block, scratch, scratch + T * Kp);
-    return scratch + T * Kp;
+    // the int8 values take 1 or (baseline build) 2 bytes each; the block scales follow them
+    const xs = scratch + k.q8_gemm_nt_scratch(T, K, w.block) - T * (Kp / w.block) * 8;
+    k.i8_quantize_blocks(x, T, K, w.block, scratch, xs);
+    return xs;
   }
   const xs = scratch + T * Kp * 2;
   k.i16_quantize_blocks(x, T, K, w.block, w.pattern === "2:4" ? 2 : w.bits === 4 ? 1 : 0, scratch, xs);

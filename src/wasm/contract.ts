@@ -86,9 +86,12 @@ export interface Kernels {
   qu8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
   /** The same for int4 codes (u4 = q+8, two per byte, low nibble first); zc = s·(8+z). */
   qu4_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
-  /** Bytes of scratch (int8 activations + block scales) qu4a8_gemm_nt needs: T positions, K inputs, block B. */
+  /**
+   * Bytes of scratch (int8 activations + block scales) qu4a8_gemm_nt needs: T positions, K inputs, block B; the
+   * block scales are its last T·(Kp/B)·8 bytes (the values take 1 byte each, 2 in the baseline build).
+   */
   q8_gemm_nt_scratch(T: number, K: number, B: number): number;
-  /** x f32 [T,K] → xq i8 [T][K padded to B] (16-aligned; per 32 inputs the even then the odd ones) + xs as i16_quantize_blocks. */
+  /** x f32 [T,K] → xq [T][K padded to B] (16-aligned) of int8 values in the build's layout + xs as i16_quantize_blocks. */
   i8_quantize_blocks(x: number, T: number, K: number, B: number, xq: number, xs: number): void;
   /** qu4_gemm_nt's int4 panels against int8 activations (xq/xs of i8_quantize_blocks, block B): W4A8. */
   qu4a8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;

@@ -202,8 +202,9 @@ test("qu4a8_gemm_nt (W4A8): bit-exact to the scalar model with int8 activations,
         const bx = place(w, x);
         const by = place(w, new Float32Array(T * c.N).fill(NaN));
         const Kp = Math.ceil(c.K / lw.block) * lw.block;
-        const scratch = w.arena.allocBytes(k.q8_gemm_nt_scratch(T, c.K, lw.block));
-        const xs = scratch + T * Kp;
+        const bytes = k.q8_gemm_nt_scratch(T, c.K, lw.block);
+        const scratch = w.arena.allocBytes(bytes);
+        const xs = scratch + bytes - T * (Kp / lw.block) * 8;
         k.i8_quantize_blocks(bx.ptr, T, c.K, lw.block, scratch, xs);
         k.qu4a8_gemm_nt(scratch, xs, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
         by.checkGuards(label);
