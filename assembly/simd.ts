@@ -38,13 +38,18 @@ export function swizzleInRange(a: v128, s: v128): v128 {
  * and bits 27..13, clearing what the lower half shifted in; the multiply by 2^112 rebiases the exponent (f16
  * subnormals land on f32 normals: exact; the sign rides along). Inf and NaN would read as finite values ≥ 65536
  * in magnitude: packing refuses f16 weights that are not finite (src/model/packed.ts), so the kernels never
- * see them.
+ * see them. The mask and the multiplier are loaded from static data, not written as constants: Node 24's V8
+ * rebuilds a v128 constant at every use inside a loop (the f16 p8 GEMV over 512 MiB of copies, interleaved: 10.1–12.3
+ * GB/s with constants, 16.8–17.8 loaded; Node 20 14.7 / 15.1).
  */
 // @ts-ignore: decorator
 @inline
 export function f16TopToF32(v: v128): v128 {
-  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), i32x4.splat(0x8fffe000)), f32x4.splat(5.192296858534828e33));
+  return f32x4.mul(v128.and(i32x4.shr_s(v, 3), v128.load(F16_WIDEN)), v128.load(F16_WIDEN, 16));
 }
+
+/** f16TopToF32's mask (sign and bits 27..13) and its multiplier 2^112 (f32 bits 0x77800000), four lanes each. */
+const F16_WIDEN: usize = memory.data<u32>([0x8fffe000, 0x8fffe000, 0x8fffe000, 0x8fffe000, 0x77800000, 0x77800000, 0x77800000, 0x77800000], 16);
 
 /** Lanes 0..3 of 8 halves packed as [e0 e4 e1 e5 e2 e6 e3 e7]: the even 16-bit elements of `h`, as f32. */
 // @ts-ignore: decorator
