@@ -21,7 +21,9 @@
 // sums' lane j, in block order; reduced (a0+a1)+(a2+a3), then the offset terms, summed in block order, are
 // subtracted. The four rows of a panel share each activation load.
 //
-// int4 with int8 activations (qu4a8_gemm_nt, W4A8 as ggml runs its 4-bit weights against 8-bit activations):
+// int8 or int4 with int8 activations (qu8a8_gemm_nt, qu4a8_gemm_nt: W8A8 and W4A8, as ggml runs its quantized
+// weights against 8-bit activations; int8 codes enter the i8 dot as their two nibbles, summed apart, the high
+// one's sum weighed by 16):
 // i8_quantize_blocks rounds each block to int8 values (sx = max|x| / 127, so each value is off by at most sx/2 —
 // 2^-8 of its block's largest magnitude); the same formula for y, on the same panels. In the relaxed build one
 // i32x4.relaxed_dot_i8x16_i7x16_add_s of 16 int8 activations with 16 codes (0..15, the i7 operand) makes 16
@@ -47,8 +49,8 @@ export function q_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
 }
 
 /**
- * Round x[T,K] to int16 (qmax 32767) or int8 (127) values in blocks of B inputs: xq [T][Kp] of esz-byte
- * elements (Kp = K padded to B, zeros past K), each block's inputs at the places `order` gives them; xs f32 [T][Kp/B][2] = (sx, sx·S) per block,
+ * Round x[T,K] to int16 (qmax 32767) or int8 (127) values in blocks of B inputs: xq, T rows of 2·Kp bytes (Kp =
+ * K padded to B, zeros past K) holding esz-byte elements, each block's inputs at the places `order` gives them; xs f32 [T][Kp/B][2] = (sx, sx·S) per block,
  * sx = max|x| / qmax, S the sum of the block's rounded values.
  */
 // @ts-ignore: decorator
@@ -59,7 +61,7 @@ function quantizeBlocks(qmax: i32, esz: usize, x: usize, T: i32, K: i32, B: i32,
   const fmax = <f32>qmax;
   for (let t = 0; t < T; t++) {
     const xt = x + <usize>t * <usize>K * 4;
-    const qt = xq + <usize>t * <usize>Kp * esz;
+    const qt = xq + <usize>t * <usize>Kp * 2;
     for (let b = 0; b < nb; b++) {
       const k0 = b * B;
       const k1 = min(K, k0 + B);
@@ -76,10 +78,14 @@ function quantizeBlocks(qmax: i32, esz: usize, x: usize, T: i32, K: i32, B: i32,
         S += q;
         // the order the kernels' lane split yields: int8 codes, per 16 inputs, the even ones then the odd ones;
         // int4, per 32 inputs, those ≡ 0 (mod 4), then ≡ 1, ≡ 2, ≡ 3; the 2:4 kernel, as they come; int4 on int8
-        // activations (order 3), per 32 inputs, the even ones then the odd ones
+        // activations (order 3), per 32 inputs, the even ones then the odd ones; int8 on int8 activations
+        // (order 4), as they come, split into max(q, 0) in the row's first Kp bytes and max(−q, 0) in its second
         const p = order == 3 ? (j & ~31) + ((j & 1) << 4) + ((j & 31) >> 1)
-          : order == 2 ? j : order == 1 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
-        if (esz == 1) store<i8>(qt + <usize>(k0 + p), <i8>q);
+          : order >= 2 ? j : order == 1 ? (j & ~31) + ((j & 3) << 3) + ((j & 31) >> 2) : (j & ~15) + ((j & 1) << 3) + ((j & 15) >> 1);
+        if (order == 4) {
+          store<i8>(qt + <usize>(k0 + p), <i8>max(q, 0));
+          store<i8>(qt + <usize>(Kp + k0 + p), <i8>max(-q, 0));
+        } else if (esz == 1) store<i8>(qt + <usize>(k0 + p), <i8>q);
         else store<i16>(qt + (<usize>(k0 + p) << 1), <i16>q);
       }
       const sx: f32 = m / fmax;
@@ -103,32 +109,21 @@ export function i16_quantize_blocks(x: usize, T: i32, K: i32, B: i32, order: i32
   quantizeBlocks(32767, 2, x, T, K, B, order, xq, xs);
 }
 
-/** Bytes of one rounded int8 activation in xq: 1 (relaxed build), or 2 (baseline: held as int16, see above). */
-// @ts-ignore: decorator
-@inline
-function a8Bytes(): i32 {
-  return ASC_FEATURE_RELAXED_SIMD ? 1 : 2;
-}
-
-/** Bytes of scratch qu4a8_gemm_nt needs for T positions of K inputs in blocks of B (xq + block scales). */
-export function q8_gemm_nt_scratch(T: i32, K: i32, B: i32): i32 {
-  assert(B == 32 || B == 64 || B == 128, "q8_gemm_nt_scratch: block must be 32, 64 or 128");
-  const Kp = paddedK(K, B);
-  return T * Kp * a8Bytes() + T * (Kp / B) * 8;
-}
-
 /**
- * Round x[T,K] to int8 values in blocks of B inputs for qu4a8_gemm_nt: xq [T][Kp] (zeros past K), xs f32
- * [T][Kp/B][2] at xq + T·Kp·(bytes a value) as i16_quantize_blocks (sx = max|x| / 127). Relaxed build: i8, per 32
- * inputs the even ones then the odd ones (the low and the high nibbles of 16 int4 code bytes); baseline: the
- * same values as int16 in the int4 kernel's order.
+ * Round x[T,K] to int8 values in blocks of B inputs for qu4a8_gemm_nt (bits 4) or qu8a8_gemm_nt (bits 8), into
+ * the scratch of i16_quantize_blocks (q_gemm_nt_scratch: xq T rows of 2·Kp bytes, zeros past K; xs f32
+ * [T][Kp/B][2] = (sx, sx·S), sx = max|x| / 127). Relaxed build: i8; for int4 codes per 32 inputs the even ones
+ * then the odd ones (the low and the high nibbles of 16 code bytes) in the row's first Kp bytes; for int8 codes
+ * max(q, 0) in input order there and max(−q, 0) in the next Kp bytes (both < 128: the i7 operand of the dot,
+ * the signed codes the i8 one); baseline: the values as int16 in the order of the int16 kernel of those codes.
  */
-export function i8_quantize_blocks(x: usize, T: i32, K: i32, B: i32, xq: usize, xs: usize): void {
+export function i8_quantize_blocks(x: usize, T: i32, K: i32, B: i32, bits: i32, xq: usize, xs: usize): void {
   assert(T >= 0 && K >= 0, "i8_quantize_blocks: negative size");
   assert(B == 32 || B == 64 || B == 128, "i8_quantize_blocks: block must be 32, 64 or 128");
+  assert(bits == 4 || bits == 8, "i8_quantize_blocks: codes of 4 or 8 bits");
   assert((x & 3) == 0 && (xq & 15) == 0 && (xs & 7) == 0, "i8_quantize_blocks: x 4-, xq 16-, xs 8-byte aligned");
-  if (ASC_FEATURE_RELAXED_SIMD) quantizeBlocks(127, 1, x, T, K, B, 3, xq, xs);
-  else quantizeBlocks(127, 2, x, T, K, B, 1, xq, xs);
+  if (ASC_FEATURE_RELAXED_SIMD) quantizeBlocks(127, 1, x, T, K, B, bits == 4 ? 3 : 4, xq, xs);
+  else quantizeBlocks(127, 2, x, T, K, B, bits == 4 ? 1 : 0, xq, xs);
 }
 
 // 32 int8 codes of a row at w against 32 activations (x0..x3, in the order of i16_quantize_blocks): i32x4 of
@@ -157,8 +152,8 @@ function chunk4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
 
 // @ts-ignore: decorator
 @inline
-function chunk(bits: i32, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  return bits == 8 ? chunk8(w, x0, x1, x2, x3) : chunk4(w, x0, x1, x2, x3);
+function chunk(bits: i32, signed: bool, sgn: v128, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  return bits == 8 ? (signed ? chunk8q(w, sgn, x0, x1, x2, x3) : chunk8(w, x0, x1, x2, x3)) : chunk4(w, x0, x1, x2, x3);
 }
 
 /** The nibble mask 0x0f in every byte, loaded once per call (a v128.const would be materialized at each use). */
@@ -174,6 +169,28 @@ function dotI8(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
   unreachable(); // the baseline build never calls it (qgemm's dot8 is false there)
   return c;
+}
+
+/** The sign bit of every byte, loaded once per call: XORed into a u8 code (q + 128) it gives q as an i8. */
+const SIGNS: usize = memory.data<u8>([128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128], 16);
+
+/** d + Σ q·x⁺ of 32 int8 codes of a row at w (32 bytes of u8 = q + 128) against x⁺ (p0, p1: 32 activations ≥ 0). */
+// @ts-ignore: decorator
+@inline
+function chunk8a8(w: usize, p0: v128, p1: v128, sgn: v128, d: v128): v128 {
+  return dotI8(v128.xor(v128.load(w, 16), sgn), p1, dotI8(v128.xor(v128.load(w), sgn), p0, d));
+}
+
+// 32 int8 codes as q (the baseline's int16 path for W8A8: u XOR 128 sign-extended by shifts) against 32
+// activations in chunk8's order: i32x4 of partial dot products, lanes as chunk8's.
+// @ts-ignore: decorator
+@inline
+function chunk8q(w: usize, sgn: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = v128.xor(v128.load(w), sgn);
+  const u = v128.xor(v128.load(w, 16), sgn);
+  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(v, 8), 8), x0), i32x4.dot_i16x8_s(i16x8.shr_s(v, 8), x1));
+  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(u, 8), 8), x2), i32x4.dot_i16x8_s(i16x8.shr_s(u, 8), x3));
+  return i32x4.add(a, b);
 }
 
 /** d + 32 int4 codes of a row at w (16 bytes) against 32 int8 activations (xe: the even inputs, xo: the odd). */
@@ -192,9 +209,12 @@ function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, z
   const nb = Kp / B;
   // the i8 dot (relaxed build only); the baseline runs int8 values held as int16 on the int16 path
   const dot8 = a8 && ASC_FEATURE_RELAXED_SIMD;
+  // W8A8 sums q·x (q = u − 128), not u·x: its offset terms are s·z (zero points), none when symmetric
+  const signed = a8 && bits == 8;
   // bytes of one position's rounded activations
-  const xRow: usize = dot8 ? <usize>Kp : <usize>Kp * 2;
+  const xRow: usize = <usize>Kp * 2;
   const nib = v128.load(NIBBLES);
+  const sgn = v128.load(SIGNS);
   // bytes of codes per 32 inputs of a row, of a panel's block and of a panel
   const cb: usize = bits == 8 ? 32 : 16;
   const blockBytes = <usize>B / 32 * cb * 4;
@@ -228,7 +248,32 @@ function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, z
         let d1 = i32x4.splat(0);
         let d2 = i32x4.splat(0);
         let d3 = i32x4.splat(0);
-        if (dot8) {
+        if (dot8 && bits == 8) {
+          // Σ q·x = Σ q·x⁺ − Σ q·x⁻, both sums i8 dots with the signed codes
+          let n0 = i32x4.splat(0);
+          let n1 = i32x4.splat(0);
+          let n2 = i32x4.splat(0);
+          let n3 = i32x4.splat(0);
+          for (const end = wc + blockBytes; wc < end; wc += 128) {
+            const p0 = v128.load(xp);
+            const p1 = v128.load(xp, 16);
+            const m0 = v128.load(xp + <usize>Kp);
+            const m1 = v128.load(xp + <usize>Kp, 16);
+            xp += 32;
+            d0 = chunk8a8(wc, p0, p1, sgn, d0);
+            n0 = chunk8a8(wc, m0, m1, sgn, n0);
+            d1 = chunk8a8(wc + 32, p0, p1, sgn, d1);
+            n1 = chunk8a8(wc + 32, m0, m1, sgn, n1);
+            d2 = chunk8a8(wc + 64, p0, p1, sgn, d2);
+            n2 = chunk8a8(wc + 64, m0, m1, sgn, n2);
+            d3 = chunk8a8(wc + 96, p0, p1, sgn, d3);
+            n3 = chunk8a8(wc + 96, m0, m1, sgn, n3);
+          }
+          d0 = i32x4.sub(d0, n0);
+          d1 = i32x4.sub(d1, n1);
+          d2 = i32x4.sub(d2, n2);
+          d3 = i32x4.sub(d3, n3);
+        } else if (dot8) {
           for (const end = wc + blockBytes; wc < end; wc += 64) {
             const xe = v128.load(xp);
             const xo = v128.load(xp, 16);
@@ -244,10 +289,10 @@ function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, z
           const x2 = v128.load(xp, 32);
           const x3 = v128.load(xp, 48);
           xp += 64;
-          d0 = i32x4.add(d0, chunk(bits, wc, x0, x1, x2, x3));
-          d1 = i32x4.add(d1, chunk(bits, wc + cb, x0, x1, x2, x3));
-          d2 = i32x4.add(d2, chunk(bits, wc + 2 * cb, x0, x1, x2, x3));
-          d3 = i32x4.add(d3, chunk(bits, wc + 3 * cb, x0, x1, x2, x3));
+          d0 = i32x4.add(d0, chunk(bits, signed, sgn, wc, x0, x1, x2, x3));
+          d1 = i32x4.add(d1, chunk(bits, signed, sgn, wc + cb, x0, x1, x2, x3));
+          d2 = i32x4.add(d2, chunk(bits, signed, sgn, wc + 2 * cb, x0, x1, x2, x3));
+          d3 = i32x4.add(d3, chunk(bits, signed, sgn, wc + 3 * cb, x0, x1, x2, x3));
         }
         const sx = load<f32>(xst + (<usize>b << 3));
         const sxS = load<f32>(xst + (<usize>b << 3), 4);
@@ -256,10 +301,18 @@ function qgemm(bits: i32, a8: bool, xq: usize, xs: usize, w: usize, sc: usize, z
         vacc1 = f32x4.add(vacc1, f32x4.mul(f32x4.convert_i32x4_s(d1), f32x4.splat(sx * load<f32>(s1 + go))));
         vacc2 = f32x4.add(vacc2, f32x4.mul(f32x4.convert_i32x4_s(d2), f32x4.splat(sx * load<f32>(s2 + go))));
         vacc3 = f32x4.add(vacc3, f32x4.mul(f32x4.convert_i32x4_s(d3), f32x4.splat(sx * load<f32>(s3 + go))));
-        c0 += load<f32>(c0p + go) * cm * sxS;
-        c1 += load<f32>(c1p + go) * cm * sxS;
-        c2 += load<f32>(c2p + go) * cm * sxS;
-        c3 += load<f32>(c3p + go) * cm * sxS;
+        if (!signed) {
+          c0 += load<f32>(c0p + go) * cm * sxS;
+          c1 += load<f32>(c1p + go) * cm * sxS;
+          c2 += load<f32>(c2p + go) * cm * sxS;
+          c3 += load<f32>(c3p + go) * cm * sxS;
+        } else if (cz) {
+          // s·z = s·(128 + z) − 128·s (the stored term less the offset the signed codes dropped)
+          c0 += (load<f32>(c0p + go) - <f32>128 * load<f32>(s0 + go)) * sxS;
+          c1 += (load<f32>(c1p + go) - <f32>128 * load<f32>(s1 + go)) * sxS;
+          c2 += (load<f32>(c2p + go) - <f32>128 * load<f32>(s2 + go)) * sxS;
+          c3 += (load<f32>(c3p + go) - <f32>128 * load<f32>(s3 + go)) * sxS;
+        }
       }
       const yo = y + ((<usize>t * <usize>N + <usize>n) << 2);
       const rows = N - n;
@@ -294,6 +347,12 @@ export function qu8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize
 export function qu4_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
   checkArgs("qu4_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
   qgemm(4, false, xq, xs, w, sc, zc, y, T, N, K, ng, B);
+}
+
+/** qu8_gemm_nt's int8 panels against activations rounded to int8 by i8_quantize_blocks for 8-bit codes (W8A8). */
+export function qu8a8_gemm_nt(xq: usize, xs: usize, w: usize, sc: usize, zc: usize, y: usize, T: i32, N: i32, K: i32, ng: i32, B: i32): void {
+  checkArgs("qu8a8_gemm_nt: negative size", T, N, K, ng, B, xq, xs, sc, zc, y);
+  qgemm(8, true, xq, xs, w, sc, zc, y, T, N, K, ng, B);
 }
 
 /** The same int4 panels against activations rounded to int8 by i8_quantize_blocks (xq, xs, block B). */

@@ -4,7 +4,7 @@
  *    interleaved with the dense p8 f32 GEMV over its own 1 GiB of copies and a plain WASM SIMD streaming read
  *    of those same bytes (f32_stream_sum: four f32x4 accumulators, nothing else) — the ceiling. Variants:
  *    row-major f32 (the pruning layout), the p8 panels inference runs in f32 / bf16 / f16, 2:4 with f32 / bf16 /
- *    f16 values, int8, int4 g128 and 2:4 int4 g128; GB/s of bytes actually read, the fraction of the read, and
+ *    f16 values, int8, int4 g128 (each also on int8 activations: W8A8, W4A8) and 2:4 int4 g128; GB/s of bytes actually read, the fraction of the read, and
  *    the speed (calls/s, i.e. tokens/s) over dense p8 f32. Then generation's two-thread GEMV
  *    (src/generate/gemv.ts) over the dense copies against a two-thread read of them.
  *  - Dense GEMM at 256/512/1024: the prepacked p8 GEMM inference runs (weights packed once, not per call), and
@@ -162,7 +162,7 @@ function prune2of4(w: Float32Array, seed: number): Float32Array {
   return w;
 }
 
-const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
+const GEMV_NAMES = ["rows f32", "p8 f32", "p8 bf16", "p8 f16", "2:4 f32", "2:4 bf16", "2:4 f16", "int8", "int8 a8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
 type GemvName = (typeof GEMV_NAMES)[number];
 
 /** The GEMV weights on the host, made once per run and placed into every instance: dense f32 and its 2:4 pack. */
@@ -344,6 +344,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
   targets.push(target("bf16 dense GEMV over f32 dense GEMV (tokens/s)", row("p8 bf16").overDense, 1.8, "x"));
   targets.push(target("2:4 bf16 GEMV over f32 dense GEMV (tokens/s)", row("2:4 bf16").overDense, 3.2, "x"));
   targets.push(target("int8 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int8").overDense, 3, "x"));
+  targets.push(target("int8 GEMV on int8 activations (W8A8) over f32 dense GEMV (tokens/s; issue 14)", row("int8 a8").overDense, 3, "x"));
   targets.push(target("int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128").overDense, 5, "x"));
   targets.push(target("int4 g128 GEMV on int8 activations (W4A8) over f32 dense GEMV (tokens/s; issue 14)", row("int4 g128 a8").overDense, 5, "x"));
   targets.push(target("2:4 int4 g128 GEMV over f32 dense GEMV (tokens/s; issue 14)", row("2:4 int4 g128").overDense, 6, "x"));
@@ -405,7 +406,7 @@ export async function benchKernels(opts: { json: boolean; quick?: boolean; svg?:
     if (s) targets.push(target(`2:4 over dense at 4096x4096 batch ${M}`, s.speedup, M === 1 ? 1.8 : 1.6, "x"));
   }
   for (const M of [8, 64]) {
-    for (const f of ["int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const) {
+    for (const f of ["int8", "int8 a8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const) {
       const s = sparse.find((r) => r.N === 4096 && r.K === 4096 && r.M === M && r.format === f);
       if (s) targets.push(target(`${f} over dense f32 at 4096x4096 batch ${M} (issue 14: no slower)`, s.speedup, 1.0, "x"));
     }

@@ -27,7 +27,7 @@ import { rate, rateAsync } from "./timing.js";
 
 export const SPARSE_SHAPES: [number, number][] = [[768, 768], [3072, 768], [4096, 4096]];
 export const SPARSE_BATCHES = [1, 8, 64];
-export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
+export const SPARSE_FORMATS = ["dense", "2:4", "unstructured 50%", "unstructured 70%", "unstructured 90%", "int8", "int8 a8", "int4 g128", "int4 g128 a8", "2:4 int4 g128"] as const;
 export type SparseFormatName = (typeof SPARSE_FORMATS)[number];
 
 export interface SparseRow {
@@ -83,8 +83,8 @@ function weights(N: number, K: number, format: SparseFormatName, seed: number): 
  * The quantized formats of the benchmarks and their schemes: int8 per output channel, int4 in groups of 128, and
  * int4 g128 with 2 of every 4 codes zero (placed in the 2:4 int4 layout).
  */
-/** The integer formats and their schemes; "a8": the int4 operator on int8 activations (W4A8, --int-activations 8). */
-export const INT_FORMATS = { "int8": "w8", "int4 g128": "w4g128", "int4 g128 a8": "w4g128", "2:4 int4 g128": "w4g128" } as const;
+/** The integer formats and their schemes; "a8": the operator on int8 activations (W8A8 / W4A8, --int-activations 8). */
+export const INT_FORMATS = { "int8": "w8", "int8 a8": "w8", "int4 g128": "w4g128", "int4 g128 a8": "w4g128", "2:4 int4 g128": "w4g128" } as const;
 
 /** The activation bits a benchmark format runs its integer operator on. */
 export const intActivationsOf = (format: string): IntActivationBits => (format.endsWith(" a8") ? 8 : 16);

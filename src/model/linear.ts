@@ -20,18 +20,18 @@ export type KernelLinear = LinearPacked | CompressedLinear;
 /** Bytes of scratch `runLinear` needs for T positions of `w` (0 for one position, but for the integer kernels). */
 export function linearScratchBytes(k: Kernels, w: KernelLinear, T: number): number {
   const [N, K] = w.shape as [number, number];
-  if (w.format === "int") return (a8(w) ? k.q8_gemm_nt_scratch : k.q_gemm_nt_scratch)(T, K, w.block);
+  if (w.format === "int") return k.q_gemm_nt_scratch(T, K, w.block);
   if (T <= 1) return 0;
   return w.format === "p8" ? k.gemm_p8_nt_scratch(T, K) : k.f32_spmm_nt_scratch(T, N, K);
 }
 
 /**
  * How the integer kernels round activations (src/model/types.ts LinearIntDense.activationBits): 16, or 8 for
- * int4 operators in dense panels (W4A8); int8 and 2:4 int4 operators keep 16.
+ * int8 and int4 operators in dense panels (W8A8, W4A8); 2:4 int4 operators keep 16.
  */
 export type IntActivationBits = 16 | 8;
 
-/** Whether `w` runs on int8 activations (W4A8: qu4a8_gemm_nt). */
+/** Whether `w` runs on int8 activations (W8A8, W4A8: qu8a8_gemm_nt, qu4a8_gemm_nt). */
 const a8 = (w: LinearInt): boolean => w.pattern === "dense" && w.activationBits === 8;
 
 /** Bytes of scratch the integer kernels need at most for T positions of K inputs (any block, int16 activations: the widest). */
@@ -50,7 +50,7 @@ export function runLinear(k: Kernels, w: KernelLinear, x: number, y: number, T: 
   if (w.format === "int") {
     const xs = roundActivations(k, w, x, T, scratch);
     if (w.pattern === "2:4") k.qu4_gemm_2of4_nt(scratch, xs, w.codes, w.idx, w.scales, w.zeroPoints, y, T, N, K, w.ng, w.block);
-    else (w.bits === 8 ? k.qu8_gemm_nt : a8(w) ? k.qu4a8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
+    else (a8(w) ? (w.bits === 8 ? k.qu8a8_gemm_nt : k.qu4a8_gemm_nt) : w.bits === 8 ? k.qu8_gemm_nt : k.qu4_gemm_nt)(scratch, xs, w.codes, w.scales, w.zeroTerms, y, T, N, K, w.ng, w.block);
     return;
   }
   const d = w.dtype;
@@ -107,13 +107,11 @@ export function placeCsr(arena: Arena, c: PackedCsr, dtype: WeightDType = "f32")
 export function roundActivations(k: Kernels, w: LinearInt, x: number, T: number, scratch: number): number {
   const K = w.shape[1]!;
   const Kp = Math.ceil(K / w.block) * w.block;
+  const xs = scratch + T * Kp * 2;
   if (a8(w)) {
-    // the int8 values take 1 or (baseline build) 2 bytes each; the block scales follow them
-    const xs = scratch + k.q8_gemm_nt_scratch(T, K, w.block) - T * (Kp / w.block) * 8;
-    k.i8_quantize_blocks(x, T, K, w.block, scratch, xs);
+    k.i8_quantize_blocks(x, T, K, w.block, w.bits, scratch, xs);
     return xs;
   }
-  const xs = scratch + T * Kp * 2;
   k.i16_quantize_blocks(x, T, K, w.block, w.pattern === "2:4" ? 2 : w.bits === 4 ? 1 : 0, scratch, xs);
   return xs;
 }
@@ -195,7 +193,7 @@ export function placeInt(
   }
   return {
     format: "int", pattern: "dense", bits: grid.bits, shape: [N, K], strategy: grid.strategy, ng: grid.ng, group: grid.group, symmetric: grid.symmetric, block,
-    activationBits: grid.bits === 4 ? activationBits : 16, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
+    activationBits, codes, scales, zeroTerms, bytes: intBytes(N, K, grid) };
 }
 
 /** Bytes of the 2:4 int4 layout of an [N,K] operator with ng scale groups a row (block B; zero points if asymmetric). */
@@ -402,15 +400,15 @@ export function linearLayout(w: LinearWeight): string {
 }
 
 /**
- * Run `model`'s int4 operators in dense panels on int8 activations (W4A8: i8_quantize_blocks + qu4a8_gemm_nt, on
- * the same panels, so nothing is re-read or re-placed); the count switched, 0 when it has none (int8 and 2:4 int4
- * operators keep int16 activations).
+ * Run `model`'s int8 and int4 operators in dense panels on int8 activations (W8A8 / W4A8: i8_quantize_blocks +
+ * qu8a8_gemm_nt / qu4a8_gemm_nt, on the same panels, so nothing is re-read or re-placed); the count switched, 0
+ * when it has none (2:4 int4 operators keep int16 activations).
  */
 export function useInt8Activations(model: Pick<Model, "weights">): number {
   const w = model.weights;
   let n = 0;
   for (const t of [...w.layers.flatMap((lw) => LINEAR_OPS.map((op) => lw[op])), w.lmHead]) {
-    if (t.format === "int" && t.pattern === "dense" && t.bits === 4) {
+    if (t.format === "int" && t.pattern === "dense") {
       t.activationBits = 8;
       n++;
     }

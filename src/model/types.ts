@@ -162,7 +162,7 @@ export interface LinearIntDense {
   /** the kernels' activation block: the group size (32, 64, 128), or 128 per channel */ block: number;
   /**
    * how the kernels round the activations in each block: 16 (int16, error ≤ 2^-16 of the block's largest
-   * magnitude) or 8 (int4 only, W4A8: int8, error ≤ 2^-8, qu4a8_gemm_nt's i8 dot products); the load option
+   * magnitude) or 8 (W8A8 / W4A8: int8, error ≤ 2^-8, qu8a8_gemm_nt / qu4a8_gemm_nt's i8 dot products); the load option
    * `--int-activations` (src/model/weight-file.ts)
    */
   activationBits: 16 | 8;

@@ -72,7 +72,7 @@ export interface Kernels {
   ): void;
 
   // ---- assembly/qgemm.ts ---------------------------------------------------------------------------
-  /** Bytes of scratch (int16 activations + block scales) the q*_gemm_nt kernels need: T positions, K inputs, block B. */
+  /** Bytes of scratch (int16 or int8 activations + block scales) the q*_gemm_nt kernels need: T positions, K inputs, block B. */
   q_gemm_nt_scratch(T: number, K: number, B: number): number;
   /**
    * x f32 [T,K] → xq i16 [T][K padded to B] (16-aligned) + xs f32 [T][Kp/B][2] (sx, sx·Σxq); order 0: the int8
@@ -86,13 +86,10 @@ export interface Kernels {
   qu8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
   /** The same for int4 codes (u4 = q+8, two per byte, low nibble first); zc = s·(8+z). */
   qu4_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
-  /**
-   * Bytes of scratch (int8 activations + block scales) qu4a8_gemm_nt needs: T positions, K inputs, block B; the
-   * block scales are its last T·(Kp/B)·8 bytes (the values take 1 byte each, 2 in the baseline build).
-   */
-  q8_gemm_nt_scratch(T: number, K: number, B: number): number;
-  /** x f32 [T,K] → xq [T][K padded to B] (16-aligned) of int8 values in the build's layout + xs as i16_quantize_blocks. */
-  i8_quantize_blocks(x: number, T: number, K: number, B: number, xq: number, xs: number): void;
+  /** x f32 [T,K] → int8 values of `bits`-wide codes' kernel in the build's layout, in i16_quantize_blocks' scratch (xq, xs). */
+  i8_quantize_blocks(x: number, T: number, K: number, B: number, bits: number, xq: number, xs: number): void;
+  /** qu8_gemm_nt's int8 panels against int8 activations (xq/xs of i8_quantize_blocks for 8-bit codes, block B): W8A8. */
+  qu8a8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
   /** qu4_gemm_nt's int4 panels against int8 activations (xq/xs of i8_quantize_blocks, block B): W4A8. */
   qu4a8_gemm_nt(xq: number, xs: number, w: number, sc: number, zc: number, y: number, T: number, N: number, K: number, ng: number, B: number): void;
   /**
@@ -253,7 +250,7 @@ export const KERNEL_ARITY = Object.freeze({
   f32_gemm_nn: 7, f32_gemm_tn: 7, f32_rmsnorm_backward: 9, f32_silu_mul_backward: 6,
   f32_rope_interleaved_backward: 5, f32_rope_half_backward: 5, f32_embedding_backward: 6, f32_group_sum: 5,
   f32_group_expand_add: 5, f32_attention_causal: 12, f32_attention_backward: 15, f32_cross_entropy_backward: 7,
-  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11, q8_gemm_nt_scratch: 3, i8_quantize_blocks: 6, qu4a8_gemm_nt: 11, qu4_gemm_2of4_nt: 12, qu4_place_2of4: 9, qu4_place_2of4_kept: 7,
+  f32_kl_backward: 8, q_gemm_nt_scratch: 3, i16_quantize_blocks: 7, qu8_gemm_nt: 11, qu4_gemm_nt: 11, i8_quantize_blocks: 7, qu8a8_gemm_nt: 11, qu4a8_gemm_nt: 11, qu4_gemm_2of4_nt: 12, qu4_place_2of4: 9, qu4_place_2of4_kept: 7,
 } as const satisfies { readonly [K in keyof Kernels]: Parameters<Kernels[K]>["length"] });
 
 /** Export names that are kernels by the house naming (dtype prefix), or the contract's other functions. */

@@ -85,13 +85,13 @@ test("relaxed-SIMD build = baseline build within 1e-6·Σ|terms| on every infere
     }));
     assert.deepEqual(out[1], out[0], `f32_gemm_nt M=${M} N=${N} K=${K}`);
   }
-  // W4A8: the relaxed i8 dot and the baseline's extending multiplies give the same integers, so the same bytes
-  for (const [N, K, scheme] of [[9, 256, "w4g128"], [40, 96, "w4g32"]] as [number, number, string][]) {
+  // W4A8, W8A8: the relaxed i8 dots and the baseline's int16 path give the same integers, so the same bytes
+  for (const [N, K, scheme] of [[9, 256, "w4g128"], [40, 96, "w4g32"], [13, 172, "w8"], [7, 256, "w8g128"]] as [number, number, string][]) {
     const q = randomQuantized(rand, N, K, gridOf(parseScheme(scheme, true), K));
     for (const T of [1, 7]) {
       const x = randomF32(rand, T * K);
       const [yb, yr] = [base, relaxed].map((h) => h.arena.scoped(() => new Uint32Array(product(h, placeQuantized(h, q, 8), x, T).buffer)));
-      assert.deepEqual(yr, yb, `qu4a8_gemm_nt ${scheme} N=${N} K=${K} T=${T}`);
+      assert.deepEqual(yr, yb, `W4A8/W8A8 ${scheme} N=${N} K=${K} T=${T}`);
     }
   }
 });

@@ -5,8 +5,8 @@
  * T = 1..9; guard words around the outputs. Each case is checked twice: bit for bit against a scalar model of
  * the kernel's arithmetic (int16 activations, exact integer block sums, f32 sums in the stated order), and
  * against the float64 product with the dequantized weights within the activation rounding's bound
- * (|Δx| ≤ sx/2 per input: 2^-16 of its block's largest magnitude). The W4A8 kernel (qu4a8_gemm_nt, int8
- * activations) the same way, with its bound (2^-8).
+ * (|Δx| ≤ sx/2 per input: 2^-16 of its block's largest magnitude). The W4A8 / W8A8 kernels (qu4a8_gemm_nt,
+ * qu8a8_gemm_nt: int8 activations) the same way, with their bound (2^-8).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -26,6 +26,8 @@ const roundEven = (v: number): number => {
 
 /** The kernel's arithmetic, scalar: y [T,N] (sparse: qu4_gemm_2of4_nt's). */
 function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse = false, xmax = 32767): Float32Array {
+  // W8A8 sums the signed codes q·x (its offset terms s·z), the others the stored codes (q + offset)·x
+  const signed = xmax === 127 && q.grid.bits === 8;
   const { N, K, grid } = q;
   const Kp = Math.ceil(K / B) * B;
   const nb = Kp / B;
@@ -70,10 +72,11 @@ function model(q: QuantizedWeight, x: Float32Array, T: number, B: number, sparse
         const s = q.scale[n * grid.ng + g]!;
         const cg = f(s * (off + (q.zero ? q.zero[n * grid.ng + g]! : 0)));
         const d = [0, 0, 0, 0];
-        for (let k = b * B; k < Math.min(K, b * B + B); k++) d[lanes(k - b * B)]! += (q.codes[n * K + k]! + off) * xq[k]!;
+        for (let k = b * B; k < Math.min(K, b * B + B); k++) d[lanes(k - b * B)]! += (q.codes[n * K + k]! + (signed ? 0 : off)) * xq[k]!;
         const m = f(sx[b]! * s);
         for (let j = 0; j < 4; j++) acc[j] = f(acc[j]! + f(f(d[j]!) * m));
-        c = f(c + f(cg * sxS[b]!));
+        if (!signed) c = f(c + f(cg * sxS[b]!));
+        else if (q.zero) c = f(c + f(f(cg - f(128 * s)) * sxS[b]!));
       }
       y[t * N + n] = f(f(f(acc[0]! + acc[1]!) + f(acc[2]! + acc[3]!)) - c);
     }
@@ -185,14 +188,14 @@ test("qu8/qu4_gemm_nt: bit-exact to the scalar model, within the activation roun
   }
 });
 
-test("qu4a8_gemm_nt (W4A8): bit-exact to the scalar model with int8 activations, within their rounding of the f64 product; not the int16 result", () => {
+test("qu4a8/qu8a8_gemm_nt (W4A8, W8A8): bit-exact to the scalar model with int8 activations, within their rounding of the f64 product; not the int16 result", () => {
   const rand = mulberry32(17);
-  for (const c of CASES.filter((c) => !c.sparse && c.scheme.startsWith("w4"))) {
+  for (const c of CASES.filter((c) => !c.sparse)) {
     const grid = gridOf(parseScheme(c.scheme, c.asym), c.K);
     const q = randomQuantized(rand, c.N, c.K, grid);
     const wd = dequantize(q);
     for (const T of [1, 2, 9]) {
-      const label = `W4A8 ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
+      const label = `W${grid.bits}A8 ${grid.strategy === "channel" ? "channel" : `g${grid.group}`} ${grid.symmetric ? "sym" : "asym"} N=${c.N} K=${c.K} T=${T}`;
       scoped((w) => {
         const k = kernels(w);
         const lw = placeQuantized(w, q, 8);
@@ -202,11 +205,10 @@ test("qu4a8_gemm_nt (W4A8): bit-exact to the scalar model with int8 activations,
         const bx = place(w, x);
         const by = place(w, new Float32Array(T * c.N).fill(NaN));
         const Kp = Math.ceil(c.K / lw.block) * lw.block;
-        const bytes = k.q8_gemm_nt_scratch(T, c.K, lw.block);
-        const scratch = w.arena.allocBytes(bytes);
-        const xs = scratch + bytes - T * (Kp / lw.block) * 8;
-        k.i8_quantize_blocks(bx.ptr, T, c.K, lw.block, scratch, xs);
-        k.qu4a8_gemm_nt(scratch, xs, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
+        const scratch = w.arena.allocBytes(intScratchBytes(k, T, c.K));
+        const xs = scratch + T * Kp * 2;
+        k.i8_quantize_blocks(bx.ptr, T, c.K, lw.block, grid.bits, scratch, xs);
+        (grid.bits === 8 ? k.qu8a8_gemm_nt : k.qu4a8_gemm_nt)(scratch, xs, lw.codes, lw.scales, lw.zeroTerms, by.ptr, T, c.N, c.K, lw.ng, lw.block);
         by.checkGuards(label);
         const got = by.read();
         const want = model(q, x, T, lw.block, false, 127);

@@ -219,7 +219,7 @@ test("compress of an int4 model that is not 2:4 is refused naming an operator", 
   assert.ok(!fs.existsSync(path.join(tmp, "w4g64-dense-compact")), "nothing written");
 });
 
-test("--int-activations 8: the int4 operators run W4A8 (int8 activations), the same on 1 and 2 threads, close to int16; refused where nothing would change", async () => {
+test("--int-activations 8: int4 / int8 operators run W4A8 / W8A8 (int8 activations), the same on 1 and 2 threads, close to int16; refused where nothing would change", async () => {
   const w4 = path.join(tmp, "w4g64-a8");
   await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--out", w4]);
   const a16 = JSON.parse(await ok(["eval", w4, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
@@ -228,6 +228,13 @@ test("--int-activations 8: the int4 operators run W4A8 (int8 activations), the s
   assert.notEqual(a8.perplexity, a16.perplexity, "int8 rounding changes the logits");
   assert.ok(Math.abs(a8.perplexity / a16.perplexity - 1) < 0.01, `W4A8 ${a8.perplexity} vs W4A16 ${a16.perplexity}`);
   assert.equal(await ppl(w4, ["--int-activations", "8", "--threads", "2"]), a8.perplexity);
+  const w8 = path.join(tmp, "w8-a8");
+  await ok(["quantize", STORIES_HF, "--scheme", "w8", "--method", "rtn", "--out", w8]);
+  const b16 = JSON.parse(await ok(["eval", w8, ...EVAL])) as { perplexity: number };
+  const b8 = JSON.parse(await ok(["eval", w8, ...EVAL, "--int-activations", "8"])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(b8.weights.layouts, { "int8 channel a8": 35, "dense f32": 1 });
+  assert.notEqual(b8.perplexity, b16.perplexity);
+  assert.ok(Math.abs(b8.perplexity / b16.perplexity - 1) < 0.01, `W8A8 ${b8.perplexity} vs W8A16 ${b16.perplexity}`);
   const g = JSON.parse(await ok(["generate", w4, "--prompt", "Once upon a time", "--temperature", "0", "--steps", "40", "--int-activations", "8", "--json"])) as { weights: { layouts: Record<string, number> }; generatedTokens: number };
   assert.equal(g.weights.layouts["int4 g64 a8"], 30);
   assert.ok(g.generatedTokens > 0);
