@@ -41,7 +41,7 @@ export const CTRL = { seq: 0, done: 1, stop: 2, fn: 3, a: 4, b: 5, x: 6, y: 7, N
 /** The one-position kernels a split may run (index = CTRL.fn); rows split at multiples of 8 are row-split invariant in each. */
 const SPLIT_KERNELS = [
   "f32_gemv", "f32_gemv_p8", "bf16_gemv_p8", "f16_gemv_p8", "f32_spmv_2of4_4x", "bf16_spmv_2of4_4x", "f16_spmv_2of4_4x",
-  "qu8_gemm_nt", "qu4_gemm_nt", "qu4_gemm_2of4_nt", "qu4a8_gemm_nt",
+  "qu8_gemm_nt", "qu4_gemm_nt", "qu4_gemm_2of4_nt", "qu8a8_gemm_nt", "qu4a8_gemm_nt",
 ] as const;
 type SplitKernel = (typeof SPLIT_KERNELS)[number];
 
@@ -89,7 +89,7 @@ function splitPlan(w: LinearWeight, split: number): { fn: number; a: number; b: 
   }
   if (w.format === "int") {
     // 4-row code panels; scales (and zero-point terms) per row
-    return { fn: fnOf(w.activationBits === 8 ? "qu4a8_gemm_nt" : `qu${w.bits}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * intPanelBytes(K, w.bits, w.block), b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
+    return { fn: fnOf(`qu${w.bits}${w.activationBits === 8 ? "a8" : ""}_gemm_nt`), a: w.codes, b: w.scales, a2: w.codes + (split / 4) * intPanelBytes(K, w.bits, w.block), b2: w.scales + split * w.ng * 4, c: w.zeroTerms, c2: w.zeroTerms && w.zeroTerms + split * w.ng * 4 };
   }
   return undefined; // panel CSR: its row pointers are per panel and row, so its rows are not one contiguous block
 }

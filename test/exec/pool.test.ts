@@ -170,8 +170,8 @@ test("a worker thread that exits mid-task: the command fails naming the operator
   assert.ok(fs.existsSync(path.join(out, "model.safetensors")));
 });
 
-test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit on row-major, p8 (f32/bf16), 2:4 (f16) and int8/int4 weights; small models decline it", async () => {
-  for (const layout of ["rows", "p8 f32", "p8 bf16", "2:4 f16", "int8", "int4"] as const) {
+test("generation's split GEMV (main thread + a worker on a futex): the same logits bit for bit on row-major, p8 (f32/bf16), 2:4 (f16) and int8/int4 weights (int16 and int8 activations); small models decline it", async () => {
+  for (const layout of ["rows", "p8 f32", "p8 bf16", "2:4 f16", "int8", "int4", "int8 a8", "int4 a8"] as const) {
     // odd row counts: the split falls on a multiple of 8 with a remainder on the worker's side
     const model = randomLlama({ ...BUILTIN_CONFIG, dim: 72, hiddenDim: 200, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 18, vocabSize: 131, maxSeqLen: 32 }, 9, createWasm(32 << 20));
     if (layout.startsWith("p8")) packModel(model, layout === "p8 f32" ? "f32" : "bf16");
@@ -190,7 +190,7 @@ test("generation's split GEMV (main thread + a worker on a futex): the same logi
         for (const op of LINEAR_OPS) {
           const [N, K] = lw[op].shape as [number, number];
           // asymmetric; per channel (w4g128 on these widths: no group of 128 divides 72 or 200)
-          lw[op] = placeQuantized(model.wasm, randomQuantized(rand, N, K, gridOf(parseScheme(layout === "int8" ? "w8" : "w4g128", true), K)));
+          lw[op] = placeQuantized(model.wasm, randomQuantized(rand, N, K, gridOf(parseScheme(layout.startsWith("int8") ? "w8" : "w4g128", true), K)), layout.endsWith("a8") ? 8 : 16);
         }
       }
     }
