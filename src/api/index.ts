@@ -76,7 +76,7 @@ export interface LoadModelOptions {
    * generation, whose forward runs on one thread: src/model/load.ts LoadOptions)
    */
   hostEmbedding?: boolean;
-  /** 8: int8 / int4 operators on int8 activations (W8A8 / W4A8, `--int-activations`; src/model/load.ts LoadOptions); default 16 */
+  /** 8: int8 / int4 operators on int8 activations (W8A8 / W4A8), 16: on int16; absent: as the checkpoint declares (`--int-activations`; src/model/load.ts LoadOptions) */
   intActivations?: IntActivationBits;
 }
 

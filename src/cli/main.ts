@@ -38,8 +38,8 @@ const threadsOption = () =>
 
 /** `--int-activations` of the inference commands (eval, generate): src/model/load.ts LoadOptions.intActivations. */
 const intActivationsOption = () =>
-  new Option("--int-activations <bits>", "how the integer kernels round activations: 16 (int16 per block) | 8 (int8 and int4 operators in dense panels, W8A8 / W4A8: int8 per block and i8 dot products, ~1.2x / ~2x faster with relaxed SIMD, coarser)")
-    .choices(["16", "8"]).default("16");
+  new Option("--int-activations <bits>", "how the integer kernels round activations: stored (int8 where the checkpoint declares dynamic int8 input activations, W4A8 / W8A8; else int16) | 16 (int16 per block) | 8 (int8 and int4 operators in dense panels, W8A8 / W4A8: int8 per block and i8 dot products, ~1.2x / ~2x faster with relaxed SIMD, coarser)")
+    .choices(["stored", "16", "8"]).default("stored");
 
 /** `--weights-dtype` of the inference commands (eval, generate, bench model): src/model/weight-file.ts WeightsOption. */
 const weightsDtypeOption = () =>

@@ -26,7 +26,7 @@ import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { bitmaskError, checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
+import { activationBitsFromConfig, bitmaskError, checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
@@ -73,12 +73,13 @@ export function hfWeights(dir: string, hfConfig: Record<string, unknown>, openCk
     const stored = new Map<string, StoredTensor>();
     const compressed = isCompressedConfig(hfConfig);
     const gridOfOp = isQuantizedConfig(hfConfig) ? gridsFromConfig(hfConfig, `${dir}/config.json`) : undefined;
+    const activationsOfOp = isQuantizedConfig(hfConfig) ? activationBitsFromConfig(hfConfig, `${dir}/config.json`) : () => 16 as const;
     const bytesByDtype: Partial<Record<DType, number>> = {};
     for (const s of hfTensorSpecs(config)) {
       const count = (n: number) => (bytesRead += n);
       const linear = (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name);
       const t = linear && ck.tensors.has(`${opPrefix(s.name)}.weight_packed`)
-        ? quantizedTensor(ck, s, fileOf, count, gridOfOp)
+        ? quantizedTensor(ck, s, fileOf, count, gridOfOp, activationsOfOp)
         : compressed && linear ? compressedTensor(ck, s, fileOf, count) : denseTensor(ck, s, fileOf, count);
       stored.set(s.name, t);
       bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.fileBytes;
@@ -172,7 +173,10 @@ function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =
  * A linear operator stored pack-quantized: its grid from quantization_config, every tensor checked now (shape,
  * packed length, scale and zero-point counts, the group size against the inputs); read as dequantized f32 rows.
  */
-function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, gridOfOp: ((op: string) => Grid | undefined) | undefined): StoredTensor {
+function quantizedTensor(
+  ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, gridOfOp: ((op: string) => Grid | undefined) | undefined,
+  activationsOfOp: (op: string) => 8 | 16,
+): StoredTensor {
   const op = opPrefix(s.name);
   const file = fileOf(`${op}.weight_packed`);
   if (!gridOfOp) throw new FormatError(file, `"${op}.weight_packed" is stored but config.json has no compressed-tensors quantization_config with config_groups`);
@@ -205,7 +209,8 @@ function quantizedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =>
       intBytes: intBytes(N, K, grid),
       readInt(wasm: Wasm) {
         const p = readOperatorParts(src, file, op, N, K, grid);
-        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero);
+        // the activations its config group declares: dynamic int8 (W4A8, W8A8) or none (weight-only: int16)
+        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero, activationsOfOp(op));
         // the compact 2:4 layout: placed from its kept codes and mask by a kernel, the mask checked as it goes
         const placed = placeInt2of4Kept(wasm, N, K, grid, p.packed, p.bitmask, p.scale, p.zero);
         if ("badGroup" in placed) throw bitmaskError(file, op, p.bitmask, N, K, placed.Kp, placed.badGroup);

@@ -400,16 +400,16 @@ export function linearLayout(w: LinearWeight): string {
 }
 
 /**
- * Run `model`'s int8 and int4 operators in dense panels on int8 activations (W8A8 / W4A8: i8_quantize_blocks +
- * qu8a8_gemm_nt / qu4a8_gemm_nt, on the same panels, so nothing is re-read or re-placed); the count switched, 0
- * when it has none (2:4 int4 operators keep int16 activations).
+ * Run `model`'s int8 and int4 operators in dense panels on `bits` activations (8: W8A8 / W4A8, i8_quantize_blocks
+ * + qu8a8_gemm_nt / qu4a8_gemm_nt; 16: int16), on the same panels, so nothing is re-read or re-placed; the count
+ * set, 0 when it has none (2:4 int4 operators keep int16 activations).
  */
-export function useInt8Activations(model: Pick<Model, "weights">): number {
+export function setIntActivations(model: Pick<Model, "weights">, bits: IntActivationBits): number {
   const w = model.weights;
   let n = 0;
   for (const t of [...w.layers.flatMap((lw) => LINEAR_OPS.map((op) => lw[op])), w.lmHead]) {
     if (t.format === "int" && t.pattern === "dense") {
-      t.activationBits = 8;
+      t.activationBits = bits;
       n++;
     }
   }

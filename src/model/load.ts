@@ -16,7 +16,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { linearLayouts, useInt8Activations, type IntActivationBits } from "./linear.js";
+import { linearLayouts, setIntActivations, type IntActivationBits } from "./linear.js";
 import type { WeightFile, WeightsOption } from "./weight-file.js";
 import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
 
@@ -41,20 +41,22 @@ export interface LoadOptions {
    */
   hostEmbedding?: boolean;
   /**
-   * inference commands (`--int-activations`): 8 runs the int8 and int4 operators held in dense panels on int8
-   * activations (W8A8 / W4A8: with relaxed SIMD about 1.2x / 2x the int16 kernels' speed, each activation off by
-   * up to 2^-8 of its block's largest magnitude instead of 2^-16; the baseline build gives the same results at
-   * the int16 speed); a model without such operators is refused. Default 16.
+   * inference commands (`--int-activations`): how the int8 and int4 operators held in dense panels round their
+   * activations. Absent: as the checkpoint's quantization_config declares (int8 where a config group has
+   * dynamic int8 input_activations, upstream's W4A8 / W8A8; else int16). 8: int8 for all (W8A8 / W4A8: with
+   * relaxed SIMD about 1.2x / 2x the int16 kernels' speed, each activation off by up to 2^-8 of its block's
+   * largest magnitude instead of 2^-16; the baseline build gives the same results at the int16 speed); a model
+   * without such operators is refused. 16: int16 for all.
    */
   intActivations?: IntActivationBits;
 }
 
 /**
- * `model` with `bits` activations on its int4 operators (./linear.ts useInt8Activations); 8 and none to switch:
- * a UsageError naming `what` and how its linear weights are held.
+ * `model` with `bits` activations on its integer operators (./linear.ts setIntActivations; undefined: as
+ * loaded); 8 and none to set: a UsageError naming `what` and how its linear weights are held.
  */
 export function withIntActivations(model: Model, bits: IntActivationBits | undefined, what: string): Model {
-  if (bits !== 8 || useInt8Activations(model) > 0) return model;
+  if (bits === undefined || setIntActivations(model, bits) > 0 || bits === 16) return model;
   const held = Object.entries(linearLayouts(model).layouts).map(([l, n]) => `${n} ${l}`).join(", ");
   throw new UsageError(
     `${what}: --int-activations 8 runs int8 and int4 operators in dense panels on int8 activations (W8A8, W4A8; 2:4 int4 operators keep int16), ` +

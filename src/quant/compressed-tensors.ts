@@ -406,37 +406,75 @@ export function isQuantizedConfig(hfConfig: Record<string, unknown>): boolean {
   return !!q && q.quant_method === "compressed-tensors" && typeof q.config_groups === "object" && q.config_groups !== null;
 }
 
+/** One config group as wasprune runs it: its targets, the weights' grid, how its activations are rounded. */
+interface ConfigGroup {
+  targets: string[];
+  strategy: string;
+  gs: number | null;
+  bits: 4 | 8;
+  symmetric: boolean;
+  /** 8: dynamic int8 input activations (W4A8, W8A8); 16: weight-only */
+  activationBits: 8 | 16;
+}
+
 /**
- * The grid of every operator of a quantized checkpoint, from its `quantization_config`: the config group whose
- * targets match the module name ("Linear" matches any linear operator not in `ignore`; "re:" a regex).
- * Unknown formats, types or bit widths are refused naming the group.
+ * The activations a config group declares: none (weight-only, 16) or dynamic symmetric int8 (upstream's W4A8 and
+ * W8A8 presets, per token; 8: wasprune rounds them per block of the weight group, finer). Static scales, float
+ * or asymmetric activations are refused naming the group.
  */
-export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => Grid | undefined {
+function activationBitsOf(a: Record<string, unknown> | null | undefined, at: string, file: string): 8 | 16 {
+  if (!a) return 16;
+  const what = `${a.dynamic === true ? "dynamic" : "static"} ${a.symmetric === false ? "asymmetric " : ""}${a.type} ${a.num_bits}-bit per ${a.strategy}`;
+  const ok = a.type === "int" && a.num_bits === 8 && a.dynamic === true && a.symmetric !== false && ["token", "tensor", "group"].includes(a.strategy as string);
+  if (!ok) throw new FormatError(file, `${at}.input_activations: ${what} is not supported (wasprune runs weight-only schemes and dynamic symmetric int8 activations: W4A8, W8A8)`);
+  return 8;
+}
+
+/** The config group of every operator (undefined: not quantized); unknown formats, types, bit widths and activations refused naming the group. */
+function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: string) => ConfigGroup | undefined {
   const q = hfConfig.quantization_config as Record<string, unknown>;
   const groups = Object.entries(q.config_groups as Record<string, Record<string, unknown>>);
   const ignore = (Array.isArray(q.ignore) ? q.ignore : []) as string[];
-  const parsed = groups.map(([name, g]) => {
+  const parsed = groups.map(([name, g]): ConfigGroup => {
     const fmt = (g.format as string | null | undefined) ?? (q.format as string | undefined);
     if (fmt !== FORMAT_PACK && fmt !== FORMAT_PACK_24) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK} and its own ${FORMAT_PACK_24})`);
     const w = g.weights as Record<string, unknown> | null;
     if (!w) throw new FormatError(file, `quantization_config.config_groups.${name}: no weights scheme`);
     if (w.type !== "int" || (w.num_bits !== 4 && w.num_bits !== 8)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights: ${w.type} ${w.num_bits}-bit is not supported (int, 4 or 8 bits)`);
-    if (g.input_activations) throw new FormatError(file, `quantization_config.config_groups.${name}: activation quantization is not supported (weight-only schemes)`);
+    const activationBits = activationBitsOf(g.input_activations as Record<string, unknown> | null | undefined, `quantization_config.config_groups.${name}`, file);
     if (w.actorder === "group") throw new FormatError(file, `quantization_config.config_groups.${name}.weights: actorder "group" (weight_g_idx) is not supported`);
     const strategy = w.strategy as string;
     if (strategy !== "group" && strategy !== "channel") throw new FormatError(file, `quantization_config.config_groups.${name}.weights.strategy "${strategy}": expected group or channel`);
     const gs = w.group_size as number | null;
     if (strategy === "group" && !(Number.isInteger(gs) && gs! > 0)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights.group_size ${gs}: expected a positive integer`);
     const targets = (g.targets ?? []) as string[];
-    return { targets, strategy, gs, bits: w.num_bits as 4 | 8, symmetric: w.symmetric !== false };
+    return { targets, strategy, gs, bits: w.num_bits as 4 | 8, symmetric: w.symmetric !== false, activationBits };
   });
   const matches = (t: string, op: string) => (t === "Linear" ? true : t.startsWith("re:") ? new RegExp(t.slice(3)).test(op) : t === op);
   return (op) => {
     if (ignore.some((t) => (t.startsWith("re:") ? new RegExp(t.slice(3)).test(op) : t === op))) return undefined;
-    const g = parsed.find((p) => p.targets.some((t) => t !== "Linear" && matches(t, op))) ?? parsed.find((p) => p.targets.includes("Linear"));
+    return parsed.find((p) => p.targets.some((t) => t !== "Linear" && matches(t, op))) ?? parsed.find((p) => p.targets.includes("Linear"));
+  };
+}
+
+/**
+ * The grid of every operator of a quantized checkpoint, from its `quantization_config`: the config group whose
+ * targets match the module name ("Linear" matches any linear operator not in `ignore`; "re:" a regex).
+ * Unknown formats, types or bit widths are refused naming the group.
+ */
+export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => Grid | undefined {
+  const groupOf = configGroupsOf(hfConfig, file);
+  return (op) => {
+    const g = groupOf(op);
     if (!g) return undefined;
     return { strategy: g.strategy as "group" | "channel", group: g.strategy === "group" ? g.gs! : 0, ng: 0, bits: g.bits, symmetric: g.symmetric };
   };
+}
+
+/** How each quantized operator's activations are rounded, by its config group: 8 (dynamic int8: W4A8, W8A8) or 16. */
+export function activationBitsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => 8 | 16 {
+  const groupOf = configGroupsOf(hfConfig, file);
+  return (op) => groupOf(op)?.activationBits ?? 16;
 }
 
 /** `grid` completed for an [N, K] operator (ng, the channel group width), or an error naming the operator. */

@@ -228,6 +228,30 @@ test("--int-activations 8: int4 / int8 operators run W4A8 / W8A8 (int8 activatio
   assert.notEqual(a8.perplexity, a16.perplexity, "int8 rounding changes the logits");
   assert.ok(Math.abs(a8.perplexity / a16.perplexity - 1) < 0.01, `W4A8 ${a8.perplexity} vs W4A16 ${a16.perplexity}`);
   assert.equal(await ppl(w4, ["--int-activations", "8", "--threads", "2"]), a8.perplexity);
+  // upstream's W4A8 preset (compressed-tensors INT8_W4A8): the same pack-quantized tensors, dynamic per-token
+  // int8 input_activations in every config group; run on int8 activations unless told otherwise
+  const upstream = path.join(tmp, "w4g64-w4a8");
+  fs.cpSync(w4, upstream, { recursive: true });
+  const withActivations = (dir: string, args: Record<string, unknown>) => {
+    const cfgPath = path.join(dir, "config.json");
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>> } };
+    for (const g of Object.values(cfg.quantization_config.config_groups)) {
+      g.input_activations = { actorder: null, block_structure: null, dynamic: true, group_size: null, num_bits: 8, observer: null, observer_kwargs: {}, strategy: "token", symmetric: true, type: "int", ...args };
+    }
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  };
+  withActivations(upstream, {});
+  const up = JSON.parse(await ok(["eval", upstream, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(up.weights.layouts, a8.weights.layouts, "a W4A8 checkpoint runs on int8 activations by default");
+  assert.equal(up.perplexity, a8.perplexity);
+  assert.equal(await ppl(upstream, ["--int-activations", "16"]), a16.perplexity, "--int-activations 16 overrides the checkpoint");
+  const stat = path.join(tmp, "w4g64-w4a8-static");
+  fs.cpSync(w4, stat, { recursive: true });
+  withActivations(stat, { dynamic: false, observer: "minmax" });
+  const refused = await run(["eval", stat, ...EVAL]);
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.err, /^error: .*config\.json: quantization_config\.config_groups\.\S+\.input_activations: static int 8-bit per token is not supported/);
+  assert.equal(refused.err.trim().split("\n").length, 1);
   const w8 = path.join(tmp, "w8-a8");
   await ok(["quantize", STORIES_HF, "--scheme", "w8", "--method", "rtn", "--out", w8]);
   const b16 = JSON.parse(await ok(["eval", w8, ...EVAL])) as { perplexity: number };

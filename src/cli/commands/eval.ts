@@ -23,8 +23,8 @@ export interface EvalOptions {
   threads?: number;
   /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; with --device webgpu/auto "device" (row-major f32 for the device, quantized operators on the integer kernels) */
   weightsDtype?: WeightsOption;
-  /** --int-activations: "8" runs int4 operators on int8 activations (W4A8); default "16" */
-  intActivations?: "16" | "8";
+  /** --int-activations: "8" / "16" run the integer operators on int8 / int16 activations; default "stored" (as the checkpoint declares) */
+  intActivations?: "stored" | "16" | "8";
   /** where linear layers run (src/gpu/offload.ts) */
   device?: DeviceKind;
   /** auto | resident | streamed (src/model/residency.ts) */
@@ -39,7 +39,7 @@ export async function evalCommand(modelPath: string, opts: EvalOptions): Promise
   // operators keep their integer layouts and stay on WASM); a streamed
   // store reads its layers as f32 whatever is asked
   const onDevice = !!opts.device && opts.device !== "wasm";
-  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", intActivations: opts.intActivations === "8" ? 8 : 16 });
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", intActivations: opts.intActivations === "8" ? 8 : opts.intActivations === "16" ? 16 : undefined });
   let bar: ReturnType<typeof progress> | undefined;
   const { result: r, seqs } = await perplexityOf(store, text, {
     ...opts,

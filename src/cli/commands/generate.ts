@@ -18,8 +18,8 @@ export interface GenerateCliOptions {
   threads?: number;
   /** linear weights in memory (--weights-dtype; src/model/weight-file.ts): default "stored"; with --device webgpu/auto "device" (row-major f32 for the device, quantized operators on the integer kernels) */
   weightsDtype?: WeightsOption;
-  /** --int-activations: "8" runs int4 operators on int8 activations (W4A8); default "16" */
-  intActivations?: "16" | "8";
+  /** --int-activations: "8" / "16" run the integer operators on int8 / int16 activations; default "stored" (as the checkpoint declares) */
+  intActivations?: "stored" | "16" | "8";
   /** where linear layers run (src/gpu/offload.ts); `auto` measures them at one position */
   device?: DeviceKind;
 }
@@ -31,7 +31,7 @@ export async function generateCommand(modelPath: string, opts: GenerateCliOption
   // generation's forward runs on this thread (a worker only takes GEMV rows), so an untied embedding table can
   // stay in host memory: its rows are copied per token
   const t0 = performance.now();
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice, intActivations: opts.intActivations === "8" ? 8 : 16 });
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice, intActivations: opts.intActivations === "8" ? 8 : opts.intActivations === "16" ? 16 : undefined });
   const loadSeconds = (performance.now() - t0) / 1000;
   const it = generate(model, opts);
   let r: IteratorResult<{ text: string }, GenerateResult>;
