@@ -45,6 +45,8 @@ export interface ShardedOutputOptions {
   quantize?: QuantScheme;
   /** GPTQ ran in act-order (quantization_config's actorder "weight") */
   actOrder?: boolean;
+  /** declare dynamic int8 input activations in the config groups (W4A8 / W8A8) */
+  activations?: "int8";
 }
 
 export class ShardedOutput implements PruneSink {
@@ -59,11 +61,13 @@ export class ShardedOutput implements PruneSink {
   /** the grid of each quantized operator (by operator name), when quantizing */
   readonly grids = new Map<string, Grid>();
   private readonly actOrder: boolean;
+  private readonly activations: "int8" | undefined;
 
   constructor(dir: string, private readonly store: ModelStore, opts: ShardedOutputOptions) {
     this.dir = dir;
     this.ckDir = opts.checkpointDir;
     this.actOrder = !!opts.actOrder;
+    this.activations = opts.activations;
     const c = store.config;
     this.dtype = opts.dtype ?? store.source.dtype;
     if (!isFloatDType(this.dtype)) throw new UsageError(`--dtype ${this.dtype}: expected F32, F16 or BF16`);
@@ -191,7 +195,7 @@ export class ShardedOutput implements PruneSink {
     const files = sideFiles(store.source, store.tokenizer, store.config.maxSeqLen);
     const config = toHFConfig(store.config, this.dtype, store.source.hfConfig);
     if (this.grids.size) {
-      config.quantization_config = quantizationConfig({ grids: this.grids, ignore: ["lm_head"], actOrder: this.actOrder, ...(sparsity ? { sparsity } : {}) });
+      config.quantization_config = quantizationConfig({ grids: this.grids, ignore: ["lm_head"], actOrder: this.actOrder, ...(this.activations ? { activations: this.activations } : {}), ...(sparsity ? { sparsity } : {}) });
     }
     files.set("config.json", JSON.stringify(config, null, 2) + "\n");
     for (const [name, data] of files) writeFileAtomic(path.join(this.dir, name), data);

@@ -32,6 +32,11 @@ export interface QuantizeSettings {
   percDamp?: number;
   /** GPTQ: columns by decreasing H_jj, static grids (not with SparseGPT's joint sweep) */
   actOrder?: boolean;
+  /**
+   * declare dynamic int8 input activations in the written config groups (compressed-tensors' W4A8 / W8A8
+   * presets; the inference commands then run the operators on int8 activations): the weights are the same
+   */
+  activations?: "int8";
 }
 
 /** Grid buffers for an operator (rows × ng scales, zero points when asymmetric, column groups): the caller's arena scope. */

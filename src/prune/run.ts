@@ -44,6 +44,8 @@ export interface QuantizationReport {
   /** GPTQ in act-order (static groups) */
   actOrder: boolean;
   format: string;
+  /** "int8": the config declares dynamic int8 input activations (W4A8 / W8A8); null: weight-only */
+  activations: "int8" | null;
   /** operators per grid, e.g. {"int4 g64": 28, "int4 channel": 7} (a group size that does not divide an operator's inputs: per channel) */
   grids: Record<string, number>;
   /** bytes of the quantized linear operators (codes, scales, zero points, shapes) against their f32 dense bytes */
@@ -232,7 +234,7 @@ export async function runPrune(job: PruneJob, hooks: DriverHooks & { onPhase?(ph
       pruned = await storePerplexity(store, evalSeqs.sequences, job.exec, evalSeqs.countFrom);
     }
   } else {
-    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme, actOrder: settings.quantize?.actOrder && settings.quantize.method === "gptq" });
+    const sink = new ShardedOutput(job.out, store, { dtype, maxShardBytes: job.maxShardBytes, checkpointDir, quantize: settings.quantize?.scheme, actOrder: settings.quantize?.actOrder && settings.quantize.method === "gptq", activations: settings.quantize?.activations });
     try {
       operators = await (job.runner ?? { run: pruneModel }).run(store, calib, full, job.exec, sink, { ...hooks, onLayer }, { streamBudget: job.streamBudget, spillDir: checkpointDir });
       hooks.onPhase?.("write");
@@ -347,6 +349,6 @@ function quantReport(settings: PruneSettings, sink: ShardedOutput, operators: Op
   }
   return {
     scheme: q.scheme.name, bits: q.scheme.bits, groupSize: q.scheme.groupSize, symmetric: q.scheme.symmetric, method: q.method,
-    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: FORMAT_PACK, grids, linearBytes, linearF32Bytes,
+    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: FORMAT_PACK, activations: q.activations ?? null, grids, linearBytes, linearF32Bytes,
   };
 }

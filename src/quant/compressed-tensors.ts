@@ -330,11 +330,16 @@ export function decodeOperator(src: TensorSource, file: string, op: string, N: n
   return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
 }
 
-/** One config group of `quantization_config` (QuantizationScheme.model_dump of a weight-only int scheme). */
-function configGroup(targets: string[], grid: Grid, actOrder: boolean): Record<string, unknown> {
+/**
+ * One config group of `quantization_config` (QuantizationScheme.model_dump of an int scheme): weight-only, or with
+ * the dynamic per-token int8 input activations of the W4A8 / W8A8 presets (`activations`).
+ */
+function configGroup(targets: string[], grid: Grid, actOrder: boolean, activations: boolean): Record<string, unknown> {
   return {
     format: FORMAT_PACK,
-    input_activations: null,
+    input_activations: activations
+      ? { actorder: null, block_structure: null, dynamic: true, group_size: null, num_bits: 8, observer: null, observer_kwargs: {}, strategy: "token", symmetric: true, type: "int" }
+      : null,
     output_activations: null,
     targets,
     weights: {
@@ -359,6 +364,8 @@ export interface QuantConfigInput {
   ignore: string[];
   /** GPTQ ran in act-order with static groups: actorder "weight" on the group-strategy config groups */
   actOrder?: boolean;
+  /** declare dynamic int8 input activations (W4A8 / W8A8) in every config group */
+  activations?: "int8";
   /** a sparse model: its pattern for sparsity_config (the values stay dense-shaped: format "dense") */
   sparsity?: { structure: "2:4" | "unstructured"; globalSparsity: number; targets: string[] };
 }
@@ -381,7 +388,7 @@ export function quantizationConfig(c: QuantConfigInput): Record<string, unknown>
   const config_groups: Record<string, unknown> = {};
   groups.forEach((g, i) => {
     const targets = groups.length === 1 ? ["Linear"] : [...g.suffixes].sort().map((s) => `re:.*${s.replace(/\./g, "\\.")}$`);
-    config_groups[`group_${i}`] = configGroup(targets, g.grid, !!c.actOrder);
+    config_groups[`group_${i}`] = configGroup(targets, g.grid, !!c.actOrder, c.activations === "int8");
   });
   const sc = c.sparsity
     ? { format: "dense", global_sparsity: c.sparsity.globalSparsity, ignore: c.ignore, registry_requires_subclass: false, sparsity_structure: c.sparsity.structure, targets: c.sparsity.targets }

@@ -245,6 +245,16 @@ test("--int-activations 8: int4 / int8 operators run W4A8 / W8A8 (int8 activatio
   assert.deepEqual(up.weights.layouts, a8.weights.layouts, "a W4A8 checkpoint runs on int8 activations by default");
   assert.equal(up.perplexity, a8.perplexity);
   assert.equal(await ppl(upstream, ["--int-activations", "16"]), a16.perplexity, "--int-activations 16 overrides the checkpoint");
+  // wasprune writing the same declaration: quantize --activations int8 (the same RTN codes as w4)
+  const own = path.join(tmp, "w4g64-w4a8-own");
+  const report = JSON.parse(await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int8", "--out", own, "--json"])) as { quantization: { activations: string | null } };
+  assert.equal(report.quantization.activations, "int8");
+  const ownCfg = JSON.parse(fs.readFileSync(path.join(own, "config.json"), "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>> } };
+  const upCfg = JSON.parse(fs.readFileSync(path.join(upstream, "config.json"), "utf8")) as typeof ownCfg;
+  assert.deepEqual(ownCfg.quantization_config.config_groups, upCfg.quantization_config.config_groups, "the W4A8 preset's input_activations, key by key");
+  assert.equal(await ppl(own), a8.perplexity);
+  const badAct = await run(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int4", "--out", path.join(tmp, "never")]);
+  assert.match(badAct.err, /^error: --activations int4: expected int8/);
   const stat = path.join(tmp, "w4g64-w4a8-static");
   fs.cpSync(w4, stat, { recursive: true });
   withActivations(stat, { dynamic: false, observer: "minmax" });

@@ -56,6 +56,8 @@ export interface PruneCliOptions extends EvalFlagOptions {
   asym?: boolean;
   /** GPTQ in act-order (columns by decreasing H_jj, static groups) */
   actOrder?: boolean;
+  /** --activations: "int8" declares dynamic int8 input activations in the written config (W4A8 / W8A8) */
+  activations?: string;
   /** redis://… : run as the coordinator of a distributed prune (src/distributed) */
   queue?: string;
   /** the working directory every worker shares (with --queue) */
@@ -63,14 +65,15 @@ export interface PruneCliOptions extends EvalFlagOptions {
 }
 
 /** `--quantize` / `--quantize-method` / `--asym` / `--act-order` as the driver's setting (none without --quantize). */
-export function quantizeSettings(o: { quantize?: string; quantizeMethod?: string; asym?: boolean; actOrder?: boolean }): QuantizeSettings | undefined {
+export function quantizeSettings(o: { quantize?: string; quantizeMethod?: string; asym?: boolean; actOrder?: boolean; activations?: string }): QuantizeSettings | undefined {
   if (o.quantize === undefined) {
-    if (o.asym || o.actOrder || o.quantizeMethod !== undefined) throw new UsageError("--quantize-method, --asym and --act-order need --quantize SCHEME");
+    if (o.asym || o.actOrder || o.quantizeMethod !== undefined || o.activations !== undefined) throw new UsageError("--quantize-method, --asym, --act-order and --activations need --quantize SCHEME");
     return undefined;
   }
   const method = parseQuantMethod(o.quantizeMethod ?? "gptq");
   if (o.actOrder && method !== "gptq") throw new UsageError("--act-order is an option of GPTQ (--quantize-method gptq)");
-  return { scheme: parseScheme(o.quantize, !!o.asym), method, ...(o.actOrder ? { actOrder: true } : {}) };
+  if (o.activations !== undefined && o.activations !== "int8") throw new UsageError(`--activations ${o.activations}: expected int8 (dynamic int8 input activations, W4A8 / W8A8)`);
+  return { scheme: parseScheme(o.quantize, !!o.asym), method, ...(o.actOrder ? { actOrder: true } : {}), ...(o.activations ? { activations: "int8" as const } : {}) };
 }
 
 /**
