@@ -129,15 +129,30 @@ export function i8_quantize_blocks(x: usize, T: i32, K: i32, B: i32, bits: i32, 
 // 32 int8 codes of a row at w against 32 activations (x0..x3, in the order of i16_quantize_blocks): i32x4 of
 // partial dot products. The codes are split into 16-bit lanes by shifts (cheap ALU ops with immediates; extends
 // queue on the shuffle ports, and mask constants cost V8 a materialization per use): of 16 codes, the low
-// bytes of the eight u16 lanes are the even codes, the high bytes the odd ones.
+// bytes of the eight u16 lanes are the even codes, the high bytes the odd ones. `signed` (the baseline's int16
+// path for W8A8): the codes as q = u XOR 128 (sgn), sign-extended by arithmetic shifts, instead of u.
 // @ts-ignore: decorator
 @inline
-function chunk8(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  const v = v128.load(w);
-  const u = v128.load(w, 16);
-  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(v, 8), 8), x0), i32x4.dot_i16x8_s(i16x8.shr_u(v, 8), x1));
-  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_u(i16x8.shl(u, 8), 8), x2), i32x4.dot_i16x8_s(i16x8.shr_u(u, 8), x3));
+function chunk8(w: usize, signed: bool, sgn: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
+  const v = signed ? v128.xor(v128.load(w), sgn) : v128.load(w);
+  const u = signed ? v128.xor(v128.load(w, 16), sgn) : v128.load(w, 16);
+  const a = i32x4.add(i32x4.dot_i16x8_s(lowBytes(v, signed), x0), i32x4.dot_i16x8_s(highBytes(v, signed), x1));
+  const b = i32x4.add(i32x4.dot_i16x8_s(lowBytes(u, signed), x2), i32x4.dot_i16x8_s(highBytes(u, signed), x3));
   return i32x4.add(a, b);
+}
+
+/** The low byte of each u16 lane of h, zero- or (signed) sign-extended. */
+// @ts-ignore: decorator
+@inline
+function lowBytes(h: v128, signed: bool): v128 {
+  return signed ? i16x8.shr_s(i16x8.shl(h, 8), 8) : i16x8.shr_u(i16x8.shl(h, 8), 8);
+}
+
+/** The high byte of each u16 lane of h, zero- or (signed) sign-extended. */
+// @ts-ignore: decorator
+@inline
+function highBytes(h: v128, signed: bool): v128 {
+  return signed ? i16x8.shr_s(h, 8) : i16x8.shr_u(h, 8);
 }
 
 // The same for 32 int4 codes (16 bytes): nibble i of the eight u16 lanes holds codes 4j + i.
@@ -153,7 +168,7 @@ function chunk4(w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
 // @ts-ignore: decorator
 @inline
 function chunk(bits: i32, signed: bool, sgn: v128, w: usize, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  return bits == 8 ? (signed ? chunk8q(w, sgn, x0, x1, x2, x3) : chunk8(w, x0, x1, x2, x3)) : chunk4(w, x0, x1, x2, x3);
+  return bits == 8 ? chunk8(w, signed, sgn, x0, x1, x2, x3) : chunk4(w, x0, x1, x2, x3);
 }
 
 /** The nibble mask 0x0f in every byte, loaded once per call (a v128.const would be materialized at each use). */
@@ -179,18 +194,6 @@ const SIGNS: usize = memory.data<u8>([128, 128, 128, 128, 128, 128, 128, 128, 12
 @inline
 function chunk8a8(w: usize, p0: v128, p1: v128, sgn: v128, d: v128): v128 {
   return dotI8(v128.xor(v128.load(w, 16), sgn), p1, dotI8(v128.xor(v128.load(w), sgn), p0, d));
-}
-
-// 32 int8 codes as q (the baseline's int16 path for W8A8: u XOR 128 sign-extended by shifts) against 32
-// activations in chunk8's order: i32x4 of partial dot products, lanes as chunk8's.
-// @ts-ignore: decorator
-@inline
-function chunk8q(w: usize, sgn: v128, x0: v128, x1: v128, x2: v128, x3: v128): v128 {
-  const v = v128.xor(v128.load(w), sgn);
-  const u = v128.xor(v128.load(w, 16), sgn);
-  const a = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(v, 8), 8), x0), i32x4.dot_i16x8_s(i16x8.shr_s(v, 8), x1));
-  const b = i32x4.add(i32x4.dot_i16x8_s(i16x8.shr_s(i16x8.shl(u, 8), 8), x2), i32x4.dot_i16x8_s(i16x8.shr_s(u, 8), x3));
-  return i32x4.add(a, b);
 }
 
 /** d + 32 int4 codes of a row at w (16 bytes) against 32 int8 activations (xe: the even inputs, xo: the odd). */
