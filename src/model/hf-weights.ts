@@ -26,9 +26,8 @@ import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { activationBitsFromConfig, bitmaskError, checkOperator, decodeOperator, gridForShape, gridsFromConfig, isQuantizedConfig, readOperatorParts } from "../quant/compressed-tensors.js";
+import { bitmaskError, checkOperator, decodeOperator, gridForShape, isQuantizedConfig, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
-import type { Grid } from "../quant/scheme.js";
 
 /** config.json's text as an object, or a ConfigError. */
 export function parseConfigJson(text: string): Record<string, unknown> {
@@ -72,14 +71,13 @@ export function hfWeights(dir: string, hfConfig: Record<string, unknown>, openCk
     let bytesRead = 0;
     const stored = new Map<string, StoredTensor>();
     const compressed = isCompressedConfig(hfConfig);
-    const gridOfOp = isQuantizedConfig(hfConfig) ? gridsFromConfig(hfConfig, `${dir}/config.json`) : undefined;
-    const activationsOfOp = isQuantizedConfig(hfConfig) ? activationBitsFromConfig(hfConfig, `${dir}/config.json`) : () => 16 as const;
+    const schemeOfOp = isQuantizedConfig(hfConfig) ? schemesFromConfig(hfConfig, `${dir}/config.json`) : undefined;
     const bytesByDtype: Partial<Record<DType, number>> = {};
     for (const s of hfTensorSpecs(config)) {
       const count = (n: number) => (bytesRead += n);
       const linear = (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name);
       const t = linear && ck.tensors.has(`${opPrefix(s.name)}.weight_packed`)
-        ? quantizedTensor(ck, s, fileOf, count, gridOfOp, activationsOfOp)
+        ? quantizedTensor(ck, s, fileOf, count, schemeOfOp)
         : compressed && linear ? compressedTensor(ck, s, fileOf, count) : denseTensor(ck, s, fileOf, count);
       stored.set(s.name, t);
       bytesByDtype[t.dtype] = (bytesByDtype[t.dtype] ?? 0) + t.fileBytes;
@@ -174,16 +172,15 @@ function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =
  * packed length, scale and zero-point counts, the group size against the inputs); read as dequantized f32 rows.
  */
 function quantizedTensor(
-  ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, gridOfOp: ((op: string) => Grid | undefined) | undefined,
-  activationsOfOp: (op: string) => 8 | 16,
+  ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, schemeOfOp: ((op: string) => OperatorScheme | undefined) | undefined,
 ): StoredTensor {
   const op = opPrefix(s.name);
   const file = fileOf(`${op}.weight_packed`);
-  if (!gridOfOp) throw new FormatError(file, `"${op}.weight_packed" is stored but config.json has no compressed-tensors quantization_config with config_groups`);
-  const g = gridOfOp(op);
-  if (!g) throw new FormatError(file, `"${op}" is stored quantized but no quantization_config group targets it`);
+  if (!schemeOfOp) throw new FormatError(file, `"${op}.weight_packed" is stored but config.json has no compressed-tensors quantization_config with config_groups`);
+  const scheme = schemeOfOp(op);
+  if (!scheme) throw new FormatError(file, `"${op}" is stored quantized but no quantization_config group targets it`);
   const [N, K] = s.shape as [number, number];
-  const grid = gridForShape(g, K, file, op);
+  const grid = gridForShape(scheme.grid, K, file, op);
   const src = {
     has: (n: string) => ck.tensors.has(n),
     header: (n: string) => ck.tensors.get(n)?.entry,
@@ -210,7 +207,7 @@ function quantizedTensor(
       readInt(wasm: Wasm) {
         const p = readOperatorParts(src, file, op, N, K, grid);
         // the activations its config group declares: dynamic int8 (W4A8, W8A8) or none (weight-only: int16)
-        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero, activationsOfOp(op));
+        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero, scheme.activationBits);
         // the compact 2:4 layout: placed from its kept codes and mask by a kernel, the mask checked as it goes
         const placed = placeInt2of4Kept(wasm, N, K, grid, p.packed, p.bitmask, p.scale, p.zero);
         if ("badGroup" in placed) throw bitmaskError(file, op, p.bitmask, N, K, placed.Kp, placed.badGroup);

@@ -464,24 +464,32 @@ function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: s
   };
 }
 
+/** How a quantized operator is stored and run: its weights' grid (ng 0: set by gridForShape) and its activations. */
+export interface OperatorScheme {
+  grid: Grid;
+  /** 8: dynamic int8 input activations declared (W4A8, W8A8); 16: weight-only */
+  activationBits: 8 | 16;
+}
+
 /**
- * The grid of every operator of a quantized checkpoint, from its `quantization_config`: the config group whose
+ * The scheme of every operator of a quantized checkpoint, from its `quantization_config`: the config group whose
  * targets match the module name ("Linear" matches any linear operator not in `ignore`; "re:" a regex).
- * Unknown formats, types or bit widths are refused naming the group.
+ * Unknown formats, types, bit widths or activations are refused naming the group.
  */
-export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => Grid | undefined {
+export function schemesFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => OperatorScheme | undefined {
   const groupOf = configGroupsOf(hfConfig, file);
   return (op) => {
     const g = groupOf(op);
     if (!g) return undefined;
-    return { strategy: g.strategy as "group" | "channel", group: g.strategy === "group" ? g.gs! : 0, ng: 0, bits: g.bits, symmetric: g.symmetric };
+    const grid: Grid = { strategy: g.strategy as "group" | "channel", group: g.strategy === "group" ? g.gs! : 0, ng: 0, bits: g.bits, symmetric: g.symmetric };
+    return { grid, activationBits: g.activationBits };
   };
 }
 
-/** How each quantized operator's activations are rounded, by its config group: 8 (dynamic int8: W4A8, W8A8) or 16. */
-export function activationBitsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => 8 | 16 {
-  const groupOf = configGroupsOf(hfConfig, file);
-  return (op) => groupOf(op)?.activationBits ?? 16;
+/** The grid of every operator of a quantized checkpoint (schemesFromConfig without the activations). */
+export function gridsFromConfig(hfConfig: Record<string, unknown>, file: string): (op: string) => Grid | undefined {
+  const schemeOf = schemesFromConfig(hfConfig, file);
+  return (op) => schemeOf(op)?.grid;
 }
 
 /** `grid` completed for an [N, K] operator (ng, the channel group width), or an error naming the operator. */
