@@ -7,6 +7,7 @@ import { loadModel, openModelStore as openStoreOf, resolveSource, type FetchProg
 import type { StoreOptions } from "../model/load.js";
 import type { Model } from "../model/types.js";
 import type { ModelStore } from "../model/residency.js";
+import type { IntActivationBits } from "../model/linear.js";
 import { progress } from "./progress.js";
 
 /** Progress bars of `hf:` downloads, one per file; `done()` stops the last one. */
@@ -24,6 +25,11 @@ function fetchBars(): { onFetch: FetchProgress; done(): void } {
     },
     done: () => bar?.stop(),
   };
+}
+
+/** `--int-activations` as the loader's option: "stored" (default) leaves each operator as its checkpoint declares. */
+export function intActivationsOption(v: "stored" | "16" | "8" | undefined): IntActivationBits | undefined {
+  return v === "8" ? 8 : v === "16" ? 16 : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { PerplexityResult } from "../../eval/perplexity.js";
 import { perplexityOf } from "../../api/index.js";
 import { readTextFile } from "../../eval/text.js";
 import { describeProtocol, protocolFromOptions, protocolLabel, type EvalSequences, type ProtocolName } from "../../eval/protocol.js";
-import { openModelStore } from "../open-model.js";
+import { intActivationsOption, openModelStore } from "../open-model.js";
 import type { WeightsOption } from "../../model/weight-file.js";
 import { progress } from "../progress.js";
 import { fmt } from "../format.js";
@@ -39,7 +39,7 @@ export async function evalCommand(modelPath: string, opts: EvalOptions): Promise
   // operators keep their integer layouts and stay on WASM); a streamed
   // store reads its layers as f32 whatever is asked
   const onDevice = !!opts.device && opts.device !== "wasm";
-  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", intActivations: opts.intActivations === "8" ? 8 : opts.intActivations === "16" ? 16 : undefined });
+  const store = await openModelStore(modelPath, { tokenizer: opts.tokenizer, residency: opts.residency, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", intActivations: intActivationsOption(opts.intActivations) });
   let bar: ReturnType<typeof progress> | undefined;
   const { result: r, seqs } = await perplexityOf(store, text, {
     ...opts,

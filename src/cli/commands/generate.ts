@@ -1,6 +1,6 @@
 import { generate } from "../../api/index.js";
 import type { GenerateResult } from "../../generate/generate.js";
-import { openModel } from "../open-model.js";
+import { intActivationsOption, openModel } from "../open-model.js";
 import type { WeightsOption } from "../../model/weight-file.js";
 import { linearLayouts } from "../../model/linear.js";
 import { fmt } from "../format.js";
@@ -31,7 +31,7 @@ export async function generateCommand(modelPath: string, opts: GenerateCliOption
   // generation's forward runs on this thread (a worker only takes GEMV rows), so an untied embedding table can
   // stay in host memory: its rows are copied per token
   const t0 = performance.now();
-  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice, intActivations: opts.intActivations === "8" ? 8 : opts.intActivations === "16" ? 16 : undefined });
+  const model = await openModel(modelPath, { tokenizer: opts.tokenizer, weights: onDevice ? "device" : opts.weightsDtype ?? "stored", hostEmbedding: !onDevice, intActivations: intActivationsOption(opts.intActivations) });
   const loadSeconds = (performance.now() - t0) / 1000;
   const it = generate(model, opts);
   let r: IteratorResult<{ text: string }, GenerateResult>;
