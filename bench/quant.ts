@@ -20,8 +20,7 @@ import { perplexity } from "../src/eval/perplexity.js";
 import { METHOD_NAMES, type MethodName } from "../src/prune/methods/types.js";
 import { parsePattern, type Pattern } from "../src/prune/pattern.js";
 import { gridOf, parseScheme } from "../src/quant/scheme.js";
-import { quantizedBytes } from "../src/quant/codes.js";
-import { compact24Bytes } from "../src/quant/compressed-tensors.js";
+import { FORMAT_PACK, FORMAT_PACK_24, operatorBytes } from "../src/quant/compressed-tensors.js";
 import { LINEAR_OPS } from "../src/model/types.js";
 import type { QuantizeSettings } from "../src/prune/quantize.js";
 
@@ -146,8 +145,8 @@ export async function benchQuant(modelPath: string, o: BenchQuantOptions): Promi
   for (const lw of model.weights.layers) {
     for (const op of LINEAR_OPS) {
       const [N, K] = lw[op].shape as [number, number];
-      linearBytes += quantizedBytes({ N, K, grid: gridOf(s4, K) });
-      compactBytes += compact24Bytes(N, K, gridOf(s4, K));
+      linearBytes += operatorBytes(N, K, gridOf(s4, K), FORMAT_PACK);
+      compactBytes += operatorBytes(N, K, gridOf(s4, K), FORMAT_PACK_24);
       linearF32Bytes += 4 * N * K;
     }
   }

@@ -9,10 +9,11 @@
  * `<op>.weight` (dense) or as `<op>.compressed` + `<op>.bitmask` + `<op>.shape` [+ `<op>.row_offsets`]: read here
  * straight into the kernel layout (2:4 or panel CSR, no dense copy), every count checked against the shape.
  *
- * A quantized directory (compressed-tensors pack-quantized, src/quant/compressed-tensors.ts) stores an operator as
- * `<op>.weight_packed` + `weight_scale` [+ `weight_zero_point`] + `weight_shape`, on the grid its
- * `quantization_config` group gives: checked against the shape when opened, dequantized to f32 rows when read
- * (exactly the values the quantizer produced; integer kernels are not there yet, so it runs as a dense model).
+ * A quantized directory (compressed-tensors, src/quant/compressed-tensors.ts) stores an operator pack-quantized as
+ * `<op>.weight_packed` + `weight_scale` [+ `weight_zero_point`] + `weight_shape`, or int-quantized (W8A8, W4A8) as
+ * an I8 `<op>.weight` + `weight_scale` [+ `weight_zero_point`], on the grid and in the format its
+ * `quantization_config` group gives: checked against the shape when opened, placed for the integer kernels when
+ * read resident, dequantized to f32 rows when read for anything else (exactly the values the quantizer produced).
  */
 import { ConfigError, FormatError, missingTensor, notFloatWeight, shapeMismatch } from "../errors.js";
 import { INDEX_FILE, type Checkpoint } from "../io/safetensors-format.js";
@@ -26,7 +27,7 @@ import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { bitmaskError, checkOperator, decodeOperator, gridForShape, isQuantizedConfig, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK_24, bitmaskError, checkOperator, decodeOperator, gridForShape, isQuantizedConfig, isUnpackedFormat, operatorNames, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 
 /** config.json's text as an object, or a ConfigError. */
@@ -75,8 +76,11 @@ export function hfWeights(dir: string, hfConfig: Record<string, unknown>, openCk
     const bytesByDtype: Partial<Record<DType, number>> = {};
     for (const s of hfTensorSpecs(config)) {
       const count = (n: number) => (bytesRead += n);
-      const linear = (LINEAR_OPS as readonly string[]).includes(s.key) && !ck.tensors.has(s.name);
-      const t = linear && ck.tensors.has(`${opPrefix(s.name)}.weight_packed`)
+      const isLinear = (LINEAR_OPS as readonly string[]).includes(s.key);
+      const linear = isLinear && !ck.tensors.has(s.name);
+      // int-quantized: the codes are the operator's own `weight`, in I8
+      const intStored = isLinear && ck.tensors.get(s.name)?.entry.dtype === "I8";
+      const t = (linear && ck.tensors.has(`${opPrefix(s.name)}.weight_packed`)) || intStored
         ? quantizedTensor(ck, s, fileOf, count, schemeOfOp)
         : compressed && linear ? compressedTensor(ck, s, fileOf, count) : denseTensor(ck, s, fileOf, count);
       stored.set(s.name, t);
@@ -168,17 +172,23 @@ function compressedTensor(ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) =
 }
 
 /**
- * A linear operator stored pack-quantized: its grid from quantization_config, every tensor checked now (shape,
- * packed length, scale and zero-point counts, the group size against the inputs); read as dequantized f32 rows.
+ * A linear operator stored quantized (pack-, int- or naive-quantized, or the compact 2:4 layout): its grid and format
+ * from quantization_config, every tensor checked now (shape, packed length, scale and zero-point counts, the group
+ * size against the inputs); placed for the integer kernels, or read as dequantized f32 rows.
  */
 function quantizedTensor(
   ck: Checkpoint, s: HFTensorSpec, fileOf: (n: string) => string, count: (n: number) => void, schemeOfOp: ((op: string) => OperatorScheme | undefined) | undefined,
 ): StoredTensor {
   const op = opPrefix(s.name);
-  const file = fileOf(`${op}.weight_packed`);
-  if (!schemeOfOp) throw new FormatError(file, `"${op}.weight_packed" is stored but config.json has no compressed-tensors quantization_config with config_groups`);
+  const first = ck.tensors.has(`${op}.weight_packed`) ? `${op}.weight_packed` : s.name;
+  const file = fileOf(first);
+  if (!schemeOfOp) throw new FormatError(file, `"${first}" is stored ${first === s.name ? "as int8 codes" : "packed"} but config.json has no compressed-tensors quantization_config with config_groups`);
   const scheme = schemeOfOp(op);
   if (!scheme) throw new FormatError(file, `"${op}" is stored quantized but no quantization_config group targets it`);
+  const { format } = scheme;
+  if (isUnpackedFormat(format) !== (first === s.name)) {
+    throw new FormatError(file, `"${first}" is stored but ${op}'s quantization_config group says format "${format}" (${isUnpackedFormat(format) ? "an I8 weight" : "weight_packed"} expected)`);
+  }
   const [N, K] = s.shape as [number, number];
   const grid = gridForShape(scheme.grid, K, file, op);
   const src = {
@@ -191,9 +201,9 @@ function quantizedTensor(
     },
   };
   // checked when opened (headers only; decodeOperator reads the data and checks it again when it is read)
-  const names = ["weight_packed", "weight_scale", "weight_shape", ...(grid.symmetric ? [] : ["weight_zero_point"]), ...(ck.tensors.has(`${op}.bitmask`) ? ["bitmask"] : [])].map((n) => `${op}.${n}`);
+  const names = operatorNames(op, grid, ck.tensors.has(`${op}.bitmask`) ? FORMAT_PACK_24 : format);
   const fileBytes = names.reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
-  checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid);
+  checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid, format);
   let decoded: QuantizedWeight | undefined;
   const kernel = intKernelBlock(grid) !== undefined;
   return {
@@ -205,7 +215,7 @@ function quantizedTensor(
     ...(kernel && {
       intBytes: intBytes(N, K, grid),
       readInt(wasm: Wasm) {
-        const p = readOperatorParts(src, file, op, N, K, grid);
+        const p = readOperatorParts(src, file, op, N, K, grid, format);
         // the activations its config group declares: dynamic int8 (W4A8, W8A8) or none (weight-only: int16)
         if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero, scheme.activationBits);
         // the compact 2:4 layout: placed from its kept codes and mask by a kernel, the mask checked as it goes
@@ -215,7 +225,7 @@ function quantizedTensor(
       },
     }),
     readRange(first, dst) {
-      decoded ??= decodeOperator(src, file, op, N, K, grid);
+      decoded ??= decodeOperator(src, file, op, N, K, grid, format);
       const r0 = Math.floor(first / K);
       const r1 = Math.min(N, Math.ceil((first + dst.length) / K));
       const rows = dequantize(decoded, new Float32Array((r1 - r0) * K), [r0, r1]);

@@ -1,6 +1,6 @@
 /**
- * @file `wasprune compress` of a quantized model directory (pack-quantized, as `prune --quantize` and `quantize`
- * write it): every int4 operator rewritten in the compact 2:4 layout (FORMAT_PACK_24, src/quant/compressed-tensors.ts:
+ * @file `wasprune compress` of a quantized model directory (pack-quantized, or int-quantized with int8 activations,
+ * as `prune --quantize` and `quantize` write them, or upstream): every int4 operator rewritten in the compact 2:4 layout (FORMAT_PACK_24, src/quant/compressed-tensors.ts:
  * the kept codes and sparse-24-bitmask's mask, 3 bits a weight instead of 4), every other tensor copied as its
  * bytes. File to file, one pass, one operator in memory at a time, sharded like save_pretrained (the output's plan is
  * computed from the headers before a byte is written), atomic: the directory appears only when complete. A model whose int4
@@ -14,13 +14,13 @@ import { openCheckpoint, type Checkpoint } from "../io/safetensors.js";
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SINGLE_FILE, ShardedWriter, planShards, type TensorSpec } from "../io/sharded-writer.js";
 import { decodeI64, type StoredDType } from "../io/dtype.js";
 import { atomicDir } from "./save.js";
-import { FORMAT_PACK, FORMAT_PACK_24, decodeOperator, encodeKept24, fits2of4Layout, gridForShape, gridsFromConfig, type TensorSource } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK_24, decodeOperator, encodeKept24, encodeParams, fits2of4Layout, gridForShape, isUnpackedFormat, operatorSpecs, schemesFromConfig, type QuantFormat, type TensorSource } from "../quant/compressed-tensors.js";
 import { zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
 export interface CompactReport {
   dir: string;
-  operators: { name: string; format: typeof FORMAT_PACK | typeof FORMAT_PACK_24; sparsity: number; f32Bytes: number; inputBytes: number; bytes: number }[];
+  operators: { name: string; format: QuantFormat; sparsity: number; f32Bytes: number; inputBytes: number; bytes: number }[];
   /** the linear operators' f32 dense bytes, stored bytes in the input and in the output */
   linear: { f32Bytes: number; inputBytes: number; bytes: number };
   /** all weight files, input and output */
@@ -38,26 +38,39 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
   if (fs.existsSync(out) && !opts.force) throw outputExists(out);
   const configFile = path.join(dir, "config.json");
   const config = JSON.parse(fs.readFileSync(configFile, "utf8")) as Record<string, unknown>;
-  const gridOf = gridsFromConfig(config, configFile);
+  const schemeOf = schemesFromConfig(config, configFile);
   const ck = openCheckpoint(dir);
   if (!ck) throw new FormatError(dir, `no ${SINGLE_FILE} or ${INDEX_FILE}`);
   try {
     const src: TensorSource = { has: (n) => ck.tensors.has(n), header: (n) => ck.tensors.get(n)?.entry, bytes: (n) => ck.readRaw(n) };
     const fileOf = (n: string) => ck.tensors.get(n)!.file.path;
-    const ops = [...ck.tensors.keys()].filter((n) => n.endsWith(".weight_packed")).map((n) => n.slice(0, -".weight_packed".length));
-    // an operator's grid and shape from the config and weight_shape (headers and 16 bytes: no codes read yet)
-    const shapeOf = (op: string): { grid: Grid; N: number; K: number } => {
-      const g = gridOf(op);
-      if (!g) throw new FormatError(configFile, `"${op}" is stored quantized but no quantization_config group targets it`);
+    // the quantized operators: by their packed codes, or int-quantized ones by their I8 weight; each by its first tensor
+    const firstOf = new Map<string, string>();
+    for (const [n, { entry }] of ck.tensors) {
+      if (n.endsWith(".weight_packed")) firstOf.set(n.slice(0, -".weight_packed".length), n);
+      else if (n.endsWith(".weight") && entry.dtype === "I8") firstOf.set(n.slice(0, -".weight".length), n);
+    }
+    const ops = [...firstOf.keys()];
+    /** The quantized operator whose tensor `name` is (its codes, scales, zero points, shape), if any. */
+    const ownerOf = (name: string): string | undefined => {
+      const owner = name.replace(/\.(weight_packed|weight_scale|weight_zero_point|weight_shape|weight)$/, "");
+      return owner !== name && firstOf.has(owner) ? owner : undefined;
+    };
+    // an operator's grid, format and shape from the config and weight_shape or the I8 weight's header (no codes read yet)
+    const shapeOf = (op: string): { grid: Grid; format: QuantFormat; N: number; K: number } => {
+      const sc = schemeOf(op);
+      if (!sc) throw new FormatError(configFile, `"${op}" is stored quantized but no quantization_config group targets it`);
+      const first = firstOf.get(op)!;
+      if (isUnpackedFormat(sc.format) !== first.endsWith(".weight")) throw new FormatError(fileOf(first), `"${first}" is stored but ${op}'s quantization_config group says format "${sc.format}"`);
       const shapeName = `${op}.weight_shape`;
-      const dims = src.has(shapeName) ? decodeI64(ck.readRaw(shapeName)) : undefined;
-      if (!dims || dims.length !== 2) throw new FormatError(fileOf(`${op}.weight_packed`), `"${shapeName}" is missing or not [N, K]`);
+      const dims = isUnpackedFormat(sc.format) ? ck.tensors.get(first)!.entry.shape : src.has(shapeName) ? decodeI64(ck.readRaw(shapeName)) : undefined;
+      if (!dims || dims.length !== 2) throw new FormatError(fileOf(first), `"${shapeName}" is missing or not [N, K]`);
       const [N, K] = dims as [number, number];
-      return { grid: gridForShape(g, K, configFile, op), N, K };
+      return { grid: gridForShape(sc.grid, K, configFile, op), format: sc.format, N, K };
     };
     const decode = (op: string): QuantizedWeight => {
-      const { grid, N, K } = shapeOf(op);
-      return decodeOperator(src, fileOf(`${op}.weight_packed`), op, N, K, grid);
+      const { grid, format, N, K } = shapeOf(op);
+      return decodeOperator(src, fileOf(firstOf.get(op)!), op, N, K, grid, format);
     };
     // every int4 operator takes the compact layout; each is checked to be 2:4 when it is written (the output is
     // atomic, so one that is not leaves nothing behind)
@@ -67,15 +80,16 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
       const { grid, N, K } = shapeOf(op);
       if (grid.bits === 4) compact.set(op, { N, K });
     }
-    if (compact.size === 0) throw new UsageError(`${dir} has no int4 operator: the compact 2:4 layout holds int4 codes (int8 models stay pack-quantized)`);
-    // the plan: the compact operators' tensors in place of their weight_packed, the rest as stored
+    if (compact.size === 0) throw new UsageError(`${dir} has no int4 operator: the compact 2:4 layout holds int4 codes (int8 models stay as they are)`);
+    // the plan: a compact operator's tensors in place of its stored ones (its scales in their stored dtype), the rest as stored
     const specs: TensorSpec[] = [];
     for (const [name, { entry }] of ck.tensors) {
-      const op = name.endsWith(".weight_packed") ? name.slice(0, -".weight_packed".length) : undefined;
-      const c = op ? compact.get(op) : undefined;
-      if (c) {
-        specs.push({ name, dtype: "I32", shape: [c.N, Math.ceil(c.K / 16)] });
-        specs.push({ name: `${op}.bitmask`, dtype: "U8", shape: [c.N, Math.ceil(c.K / 8)] });
+      const op = ownerOf(name);
+      if (op && compact.has(op)) {
+        if (name !== firstOf.get(op)) continue;
+        const { grid, N, K } = shapeOf(op);
+        const scaleDtype = ck.tensors.get(`${op}.weight_scale`)?.entry.dtype as StoredDType | undefined;
+        for (const t of operatorSpecs(op, N, K, grid, FORMAT_PACK_24)) specs.push(t.name.endsWith(".weight_scale") && scaleDtype ? { ...t, dtype: scaleDtype } : t);
       } else {
         specs.push({ name, dtype: entry.dtype as StoredDType, shape: entry.shape });
       }
@@ -86,15 +100,15 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
       const w = ShardedWriter.create(tmp, plan, { force: true });
       try {
         for (const [name] of ck.tensors) {
-          const op = name.endsWith(".weight_packed") ? name.slice(0, -".weight_packed".length) : undefined;
+          const op = ownerOf(name);
           if (!op) {
-            // an operator's scales, zero points and shape go with its weight_packed (below)
-            const owner = name.replace(/\.(weight_scale|weight_zero_point|weight_shape)$/, "");
-            if (owner === name || !ck.tensors.has(`${owner}.weight_packed`)) w.write(name, ck.readRaw(name));
+            w.write(name, ck.readRaw(name));
             continue;
           }
+          // an operator's scales, zero points and shape go with its codes
+          if (name !== firstOf.get(op)) continue;
           const q = decode(op);
-          const names = ["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"].map((n) => `${op}.${n}`).filter((n) => ck.tensors.has(n));
+          const names = [firstOf.get(op)!, ...["weight_scale", "weight_zero_point", "weight_shape"].map((n) => `${op}.${n}`)].filter((n) => ck.tensors.has(n));
           const inputBytes = names.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
           let zeros = 0;
           for (let r = 0; r < q.N; r++) {
@@ -103,16 +117,17 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
           let bytes = inputBytes;
           if (compact.has(op)) {
             if (!fits2of4Layout(q)) throw new UsageError(`${op} is not 2:4-sparse (a group of 4 inputs holds more than 2 nonzero weights${q.K % 4 ? `, or its ${q.K} inputs are not a multiple of 4` : ""}): only 2:4-pruned int4 models are compressed further`);
-            // the kept codes and the mask are new; scales, zero points and shape go as stored (their dtype kept)
-            const own = encodeKept24(op, q);
-            const params = names.filter((n) => n !== `${op}.weight_packed`);
+            // the kept codes and the mask are new, and the zero points (packed along the rows) and the shape as the
+            // layout stores them; the scales go as stored (their dtype kept)
+            const own = [...encodeKept24(op, q), ...encodeParams(op, q).filter((t) => !t.name.endsWith(".weight_scale"))];
+            const scaleName = `${op}.weight_scale`;
             for (const t of own) w.write(t.name, t.data);
-            for (const n of params) w.write(n, ck.readRaw(n));
-            bytes = own[0].data.length + own[1].data.length + params.reduce((a, n) => a + bytesOfEntry(ck, n), 0);
+            w.write(scaleName, ck.readRaw(scaleName));
+            bytes = own.reduce((a, t) => a + t.data.length, 0) + bytesOfEntry(ck, scaleName);
           } else {
             for (const n of names) w.write(n, ck.readRaw(n));
           }
-          report.operators.push({ name: op, format: compact.has(op) ? FORMAT_PACK_24 : FORMAT_PACK, sparsity: zeros / (q.N * q.K), f32Bytes: 4 * q.N * q.K, inputBytes, bytes });
+          report.operators.push({ name: op, format: compact.has(op) ? FORMAT_PACK_24 : shapeOf(op).format, sparsity: zeros / (q.N * q.K), f32Bytes: 4 * q.N * q.K, inputBytes, bytes });
           report.linear.f32Bytes += 4 * q.N * q.K;
           report.linear.inputBytes += inputBytes;
           report.linear.bytes += bytes;

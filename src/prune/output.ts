@@ -10,7 +10,9 @@
  *    pruned. The files become the finished model only at `finish` (the writer renames them; the index last).
  *    A quantizing prune (`quantize`) writes each linear operator in compressed-tensors' pack-quantized layout
  *    (src/quant/compressed-tensors.ts: weight_packed, weight_scale, weight_zero_point, weight_shape) in place of
- *    its `weight`, and config.json's `quantization_config` (`finish`); a resumed layer is decoded back from them.
+ *    its `weight`, or with int8 activations declared (W4A8, W8A8) int-quantized as upstream does (an I8 `weight`,
+ *    weight_scale, weight_zero_point), and config.json's `quantization_config` (`finish`); a resumed layer is
+ *    decoded back from them.
  *  - `MemorySink`: into the linear weights of a model in memory (comparisons, llama2.c outputs), optionally
  *    checkpointed per layer (f32 safetensors) for a resumable .bin output.
  */
@@ -31,7 +33,7 @@ import { sideFiles } from "../model/save.js";
 import { writeFileAtomic } from "./checkpoint.js";
 import type { OperatorReport, PruneSink } from "./driver.js";
 import { gridOf, type Grid, type QuantScheme } from "../quant/scheme.js";
-import { decodeOperator, encodeOperator, operatorSpecs, quantizationConfig, type QuantConfigInput } from "../quant/compressed-tensors.js";
+import { decodeOperator, encodeOperator, formatFor, operatorSpecs, quantizationConfig, type QuantConfigInput, type QuantFormat } from "../quant/compressed-tensors.js";
 import { dequantize, reorderRows, type QuantizedWeight } from "../quant/codes.js";
 
 export interface ShardedOutputOptions {
@@ -62,12 +64,15 @@ export class ShardedOutput implements PruneSink {
   readonly grids = new Map<string, Grid>();
   private readonly actOrder: boolean;
   private readonly activations: "int8" | undefined;
+  /** how the quantized operators are stored: pack-quantized, or int-quantized with int8 activations (as upstream infers) */
+  readonly format: QuantFormat;
 
   constructor(dir: string, private readonly store: ModelStore, opts: ShardedOutputOptions) {
     this.dir = dir;
     this.ckDir = opts.checkpointDir;
     this.actOrder = !!opts.actOrder;
     this.activations = opts.activations;
+    this.format = formatFor(opts.activations);
     const c = store.config;
     this.dtype = opts.dtype ?? store.source.dtype;
     if (!isFloatDType(this.dtype)) throw new UsageError(`--dtype ${this.dtype}: expected F32, F16 or BF16`);
@@ -76,7 +81,7 @@ export class ShardedOutput implements PruneSink {
     if (q) for (const s of this.specs) if (isLinear(s)) this.grids.set(opPrefix(s.name), gridOf(q, s.shape[1]!));
     const planned = this.specs.flatMap((s) => {
       const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
-      return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid) : [{ name: s.name, dtype: this.dtype, shape: s.shape }];
+      return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid, this.format) : [{ name: s.name, dtype: this.dtype, shape: s.shape }];
     });
     this.plan = planShards(planned, opts.maxShardBytes ?? DEFAULT_MAX_SHARD_SIZE);
     const resuming = fs.existsSync(path.join(dir, PARTIAL_DIR));
@@ -130,15 +135,15 @@ export class ShardedOutput implements PruneSink {
         if (!isLinear(s)) continue;
         const op = opPrefix(s.name);
         const grid = this.grids.get(op);
-        const first = grid ? `${op}.weight_packed` : s.name;
+        const first = grid ? operatorSpecs(op, s.shape[0]!, s.shape[1]!, grid, this.format)[0]!.name : s.name;
         const file = this.plan.tensors.get(first)!.file;
         if (!byFile.has(file)) byFile.set(file, openSafetensors(path.join(this.writer.partial, file)));
         const f = byFile.get(file)!;
         let data: Float32Array = new Float32Array(s.shape.reduce((a, b) => a * b, 1));
         if (grid) {
           const src = { has: (n: string) => f.header.has(n), header: (n: string) => f.header.get(n), bytes: (n: string) => f.readRaw(n) };
-          data = dequantize(decodeOperator(src, path.join(this.writer.partial, file), op, s.shape[0]!, s.shape[1]!, grid));
-          for (const t of operatorSpecs(op, s.shape[0]!, s.shape[1]!, grid)) this.bytesReadBack += this.plan.tensors.get(t.name)!.bytes;
+          data = dequantize(decodeOperator(src, path.join(this.writer.partial, file), op, s.shape[0]!, s.shape[1]!, grid, this.format));
+          for (const t of operatorSpecs(op, s.shape[0]!, s.shape[1]!, grid, this.format)) this.bytesReadBack += this.plan.tensors.get(t.name)!.bytes;
         } else {
           f.readF32Into(s.name, data);
           this.bytesReadBack += this.plan.tensors.get(s.name)!.bytes;
@@ -158,7 +163,7 @@ export class ShardedOutput implements PruneSink {
       if (grid && isLinear(s)) {
         const q = (t as DenseLinear).quant;
         if (!q) throw new UsageError(`${s.name}: the output is quantized but the operator came without its codes`);
-        for (const r of encodeOperator(opPrefix(s.name), this.hfRows(s.key, q))) this.writer.write(r.name, r.data);
+        for (const r of encodeOperator(opPrefix(s.name), this.hfRows(s.key, q), this.format)) this.writer.write(r.name, r.data);
       } else {
         this.writer.write(s.name, this.hfData(s.key, t, true));
       }
@@ -175,7 +180,7 @@ export class ShardedOutput implements PruneSink {
   /** The names a spec is stored under: its own, or a quantized operator's packed tensors. */
   private storedNames(s: HFTensorSpec): string[] {
     const grid = isLinear(s) ? this.grids.get(opPrefix(s.name)) : undefined;
-    return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid).map((t) => t.name) : [s.name];
+    return grid ? operatorSpecs(opPrefix(s.name), s.shape[0]!, s.shape[1]!, grid, this.format).map((t) => t.name) : [s.name];
   }
 
   /** A quantized operator's rows in HF layout (q/k permuted from llama2.c's RoPE layout, as `hfData`). */

@@ -28,8 +28,7 @@ import { CHECKPOINT_DIR, LayerCheckpoints, writeFileAtomic } from "./checkpoint.
 import { pruneModel, pruneMemoryFloor, statsKind, type DriverHooks, type LayerPhases, type OperatorReport, type PruneSettings, type PruneSink, type DriverOptions } from "./driver.js";
 import { MemorySink, ShardedOutput } from "./output.js";
 import { formatPattern, targetSparsity, type Pattern } from "./pattern.js";
-import { FORMAT_PACK, type QuantConfigInput } from "../quant/compressed-tensors.js";
-import { quantizedBytes } from "../quant/codes.js";
+import { formatFor, operatorBytes, type QuantConfigInput } from "../quant/compressed-tensors.js";
 
 export const REPORT_FILE = "pruning.json";
 
@@ -344,11 +343,11 @@ function quantReport(settings: PruneSettings, sink: ShardedOutput, operators: Op
   let linearF32Bytes = 0;
   for (const r of operators) {
     const grid = sink.grids.get(r.name.replace(/\.weight$/, ""));
-    if (grid) linearBytes += quantizedBytes({ N: r.rows, K: r.cols, grid });
+    if (grid) linearBytes += operatorBytes(r.rows, r.cols, grid, sink.format);
     linearF32Bytes += 4 * r.rows * r.cols;
   }
   return {
     scheme: q.scheme.name, bits: q.scheme.bits, groupSize: q.scheme.groupSize, symmetric: q.scheme.symmetric, method: q.method,
-    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: FORMAT_PACK, activations: q.activations ?? null, grids, linearBytes, linearF32Bytes,
+    joint: q.method === "gptq" && settings.method === "sparsegpt" && !q.actOrder, actOrder: q.method === "gptq" && !!q.actOrder, format: formatFor(q.activations), activations: q.activations ?? null, grids, linearBytes, linearF32Bytes,
   };
 }

@@ -89,12 +89,6 @@ export function is2of4Codes(q: QuantizedWeight): boolean {
   return true;
 }
 
-/** Bytes of the packed layout: codes at `bits` each, f32 scales, zero points packed like the codes, the I64 [2] shape. */
-export function quantizedBytes(q: Pick<QuantizedWeight, "N" | "K" | "grid">): number {
-  const pf = 32 / q.grid.bits;
-  return 4 * q.N * Math.ceil(q.K / pf) + 4 * q.N * q.grid.ng + (q.grid.symmetric ? 0 : 4 * Math.ceil(q.N / pf) * q.grid.ng) + 16;
-}
-
 /** `q` with its rows reordered: row i of the result is row order[i] of `q` (codes, scales and zero points). */
 export function reorderRows(q: QuantizedWeight, order: ArrayLike<number>): QuantizedWeight {
   const { N, K, grid } = q;

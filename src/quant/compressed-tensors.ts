@@ -12,6 +12,15 @@
  *   <op>.weight_shape       I64 [2]                   [N, K] (torch.tensor(weight.shape), int64)
  * W8A16 is pack-quantized too (bits 8, four codes per word): upstream's format inference
  * (config/format.py `_get_quant_compression_format`) packs weight-only int4 and int8 alike.
+ *
+ * With quantized input activations (W8A8, W4A8) upstream infers `int-quantized` instead
+ * (compressors/quantized_compressors/naive_quantized.py; `naive-quantized` names the same compressor):
+ *   <op>.weight             I8  [N, K]                the signed codes q = round(w/s) + z, clamped to the
+ *                                                     scheme's range (int4: −8..7, in an int8 each)
+ *   <op>.weight_scale       F32 [N, ng]               as above (BF16 / F16 read too)
+ *   <op>.weight_zero_point  I8  [N, ng]               asymmetric only, unpacked (lifecycle/initialize.py:
+ *                                                     zp_dtype = pytorch_dtype(), int8; I32 read too)
+ * and no weight_shape (the weight's own shape says it).
  * wasprune writes scales as F32 whatever the model's dtype, so the values the quantizer produced are read back
  * bit for bit. Upstream keeps them in the weight's dtype (lifecycle/initialize.py: `scale_dtype =
  * module.weight.dtype`), so a bf16 model's W4A16 checkpoint has BF16 scales: read as well, widened exactly.
@@ -30,13 +39,28 @@
  * (code = zero point) at its lowest free inputs, so the mask always has 2 bits a group.
  */
 import { FormatError } from "../errors.js";
-import { decodeI64, encodeI64, widen16, type StoredDType } from "../io/dtype.js";
+import { DTYPE_SIZE, decodeI64, encodeI64, widen16, type StoredDType } from "../io/dtype.js";
 import { qrange, type Grid, type QuantScheme } from "./scheme.js";
 import { KEPT_PAIR, is2of4Codes, nonzeroMask4, type QuantizedWeight } from "./codes.js";
 
 export const FORMAT_PACK = "pack-quantized";
 /** wasprune's compact layout of 2:4-sparse int4 operators (the file comment); upstream readers refuse the name */
 export const FORMAT_PACK_24 = "wasprune-2of4-pack-quantized";
+/** the codes unpacked, one int8 a weight (the file comment): upstream's format for int weights with quantized activations */
+export const FORMAT_INT = "int-quantized";
+/** the same tensors as int-quantized (upstream's NaiveQuantizationCompressor, of which IntQuantizationCompressor is an alias) */
+export const FORMAT_NAIVE = "naive-quantized";
+export type QuantFormat = typeof FORMAT_PACK | typeof FORMAT_PACK_24 | typeof FORMAT_INT | typeof FORMAT_NAIVE;
+const FORMATS: readonly string[] = [FORMAT_PACK, FORMAT_PACK_24, FORMAT_INT, FORMAT_NAIVE];
+
+/** int-quantized and naive-quantized: the codes as an I8 `weight`, not packed into words. */
+export const isUnpackedFormat = (f: QuantFormat): boolean => f === FORMAT_INT || f === FORMAT_NAIVE;
+
+/**
+ * The format upstream gives a scheme of int weights (config/format.py `_get_quant_compression_format`):
+ * weight-only (W4A16, W8A16) → pack-quantized; with quantized input activations (W4A8, W8A8) → int-quantized.
+ */
+export const formatFor = (activations: "int8" | undefined): QuantFormat => (activations ? FORMAT_INT : FORMAT_PACK);
 /** the compressed-tensors release whose source the layout and config follow */
 export const QUANT_CT_VERSION = "0.12.2";
 export const QUANT_PARAM_NAMES = Object.freeze(["weight_packed", "weight_scale", "weight_zero_point", "weight_shape"] as const);
@@ -102,17 +126,39 @@ export function unpackCols(words: Int32Array, N: number, ng: number, bits: numbe
 
 const bytesOf = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-/** The tensors of one quantized operator `op` (e.g. "model.layers.0.mlp.down_proj"). */
-export function encodeOperator(op: string, q: QuantizedWeight): RawTensor[] {
+/**
+ * The codes [N, K] as pack_to_int32 packs them (packRows); for int8 codes and K a multiple of 4 that is each byte
+ * XOR 0x80 (code + 128 in its own byte of the little-endian word), done bytewise.
+ */
+function packedWords(codes: Int8Array, N: number, K: number, bits: number): Int32Array {
+  if (bits !== 8 || K % 4 !== 0) return packRows(codes, N, K, bits);
+  const out = new Int32Array((N * K) / 4);
+  const o = new Uint8Array(out.buffer);
+  const c = new Uint8Array(codes.buffer, codes.byteOffset, codes.length);
+  for (let i = 0; i < c.length; i++) o[i] = c[i]! ^ 0x80;
+  return out;
+}
+
+/** The tensors of one quantized operator `op` (e.g. "model.layers.0.mlp.down_proj") in `format` (pack- or int-quantized). */
+export function encodeOperator(op: string, q: QuantizedWeight, format: QuantFormat = FORMAT_PACK): RawTensor[] {
   const { N, K, grid } = q;
+  if (isUnpackedFormat(format)) {
+    const out: RawTensor[] = [
+      { name: `${op}.weight`, dtype: "I8", shape: [N, K], data: new Uint8Array(q.codes.buffer, q.codes.byteOffset, q.codes.length) },
+      { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng], data: bytesOf(q.scale) },
+    ];
+    if (!grid.symmetric) out.push({ name: `${op}.weight_zero_point`, dtype: "I8", shape: [N, grid.ng], data: new Uint8Array(q.zero!.buffer, q.zero!.byteOffset, q.zero!.length) });
+    return out;
+  }
+  if (format !== FORMAT_PACK) throw new RangeError(`encodeOperator: ${op}: format ${format} (the compact layout is encodeOperator24's)`);
   return [
-    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)], data: bytesOf(packRows(q.codes, N, K, grid.bits)) },
+    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)], data: bytesOf(packedWords(q.codes, N, K, grid.bits)) },
     ...encodeParams(op, q),
   ];
 }
 
-/** An operator's scales, zero points (asymmetric) and shape: the tensors both layouts store after the codes. */
-function encodeParams(op: string, q: QuantizedWeight): RawTensor[] {
+/** An operator's scales, zero points (asymmetric, packed along the rows) and shape: the tensors pack-quantized and the compact layout store after the codes. */
+export function encodeParams(op: string, q: QuantizedWeight): RawTensor[] {
   const { N, K, grid } = q;
   const out: RawTensor[] = [{ name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng], data: bytesOf(q.scale) }];
   if (!grid.symmetric) out.push({ name: `${op}.weight_zero_point`, dtype: "I32", shape: [Math.ceil(N / (32 / grid.bits)), grid.ng], data: bytesOf(packCols(q.zero!, N, grid.ng, grid.bits)) });
@@ -156,17 +202,28 @@ export function encodeKept24(op: string, q: QuantizedWeight): [RawTensor, RawTen
   ];
 }
 
-/** Bytes of an [N, K] int4 operator on `grid` in the compact 2:4 layout (kept codes, mask, scales, zero points, shape). */
-export function compact24Bytes(N: number, K: number, grid: Grid): number {
-  const pf = 32 / grid.bits;
-  return 4 * N * wordsPerRow(K / 2, 4) + N * Math.ceil(K / 8) + 4 * N * grid.ng + (grid.symmetric ? 0 : 4 * Math.ceil(N / pf) * grid.ng) + 16;
+/** Bytes of an [N, K] operator on `grid` stored in `format` (its tensors' data, f32 scales). */
+export function operatorBytes(N: number, K: number, grid: Grid, format: QuantFormat): number {
+  return operatorSpecs("op", N, K, grid, format).reduce((a, t) => a + DTYPE_SIZE[t.dtype] * t.shape.reduce((x, y) => x * y, 1), 0);
 }
 
-/** The specs (name, dtype, shape) `encodeOperator` writes for an [N, K] operator on `grid` (for output plans). */
-export function operatorSpecs(op: string, N: number, K: number, grid: Grid): Omit<RawTensor, "data">[] {
+/**
+ * The specs (name, dtype, shape) an [N, K] operator on `grid` is stored under in `format` (encodeOperator's, or
+ * encodeOperator24's for the compact layout; for output plans and sizes).
+ */
+export function operatorSpecs(op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): Omit<RawTensor, "data">[] {
   const pf = 32 / grid.bits;
+  if (isUnpackedFormat(format)) {
+    return [
+      { name: `${op}.weight`, dtype: "I8", shape: [N, K] },
+      { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng] },
+      ...(grid.symmetric ? [] : [{ name: `${op}.weight_zero_point`, dtype: "I8" as const, shape: [N, grid.ng] }]),
+    ];
+  }
+  const compact = format === FORMAT_PACK_24;
   return [
-    { name: `${op}.weight_packed`, dtype: "I32", shape: [N, wordsPerRow(K, grid.bits)] },
+    { name: `${op}.weight_packed`, dtype: "I32", shape: compact ? [N, wordsPerRow(K / 2, 4)] : [N, wordsPerRow(K, grid.bits)] },
+    ...(compact ? [{ name: `${op}.bitmask`, dtype: "U8" as const, shape: [N, Math.ceil(K / 8)] }] : []),
     { name: `${op}.weight_scale`, dtype: "F32", shape: [N, grid.ng] },
     ...(grid.symmetric ? [] : [{ name: `${op}.weight_zero_point`, dtype: "I32" as const, shape: [Math.ceil(N / pf), grid.ng] }]),
     { name: `${op}.weight_shape`, dtype: "I64", shape: [2] },
@@ -194,21 +251,33 @@ function readScales(src: TensorSource, op: string, n: number): Float32Array {
   return out;
 }
 
-function expectHeader(src: TensorSource, file: string, name: string, dtypes: readonly string[], shape: number[]): void {
+function expectHeader(src: TensorSource, file: string, name: string, dtypes: readonly string[], shape: number[], format: QuantFormat = FORMAT_PACK): void {
   const h = src.header(name);
-  if (!h) throw new FormatError(file, `"${name}" is missing (a pack-quantized operator needs it)`);
+  if (!h) throw new FormatError(file, `"${name}" is missing (${isUnpackedFormat(format) ? "an int-quantized" : "a pack-quantized"} operator needs it)`);
   if (!dtypes.includes(h.dtype)) throw new FormatError(file, `"${name}" is ${h.dtype}, expected ${dtypes.join(" or ")}`);
   if (h.shape.length !== shape.length || h.shape.some((d, i) => d !== shape[i])) {
     throw new FormatError(file, `"${name}" has shape [${h.shape}], expected [${shape}] for the operator's shape and group size`);
   }
 }
 
+/** The names operator `op` is stored under in `format` (the compact layout: with its bitmask). */
+export function operatorNames(op: string, grid: Grid, format: QuantFormat): string[] {
+  return operatorSpecs(op, 0, 4, grid, format).map((t) => t.name);
+}
+
 /**
- * Check operator `op` of shape [N, K] stored pack-quantized on `grid` from its headers (and weight_shape): the
- * packed length, scale and zero-point counts against the shape and the group size; one FormatError naming the
- * tensor.
+ * Check operator `op` of shape [N, K] stored on `grid` in `format` from its headers (and weight_shape): the packed
+ * length (or the int8 codes' shape), scale and zero-point counts against the shape and the group size; one
+ * FormatError naming the tensor.
  */
-export function checkOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): void {
+export function checkOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): void {
+  if (grid.strategy === "group" && K % grid.group !== 0) throw new FormatError(file, `"${op}": group size ${grid.group} does not divide its ${K} inputs`);
+  if (isUnpackedFormat(format)) {
+    expectHeader(src, file, `${op}.weight`, ["I8"], [N, K], format);
+    expectHeader(src, file, `${op}.weight_scale`, SCALE_DTYPES, [N, grid.ng], format);
+    if (!grid.symmetric) expectHeader(src, file, `${op}.weight_zero_point`, ["I8", "I32"], [N, grid.ng], format);
+    return;
+  }
   const shapeName = `${op}.weight_shape`;
   const sh = src.header(shapeName);
   if (!sh) throw new FormatError(file, `"${shapeName}" is missing (a pack-quantized operator needs it)`);
@@ -216,7 +285,6 @@ export function checkOperator(src: TensorSource, file: string, op: string, N: nu
   const sb = src.bytes(shapeName);
   const dims = sh.dtype === "I64" ? decodeI64(sb) : Array.from(new Int32Array(sb.slice().buffer));
   if (!dims || dims.length !== 2 || dims[0] !== N || dims[1] !== K) throw new FormatError(file, `"${shapeName}" is [${dims}], expected [${N}, ${K}]`);
-  if (grid.strategy === "group" && K % grid.group !== 0) throw new FormatError(file, `"${op}": group size ${grid.group} does not divide its ${K} inputs`);
   const pf = 32 / grid.bits;
   if (src.has(`${op}.bitmask`)) {
     // the compact 2:4 layout (FORMAT_PACK_24)
@@ -242,15 +310,45 @@ export interface OperatorParts {
   bitmask?: Uint8Array;
 }
 
-/** Read operator `op`'s parts (checkOperator, then its data: positive finite scales, zero points in range). */
-export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
-  checkOperator(src, file, op, N, K, grid);
+/** The codes of an unpacked (int-quantized) operator, every one checked to lie in the scheme's range. */
+function readUnpackedCodes(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): Int8Array {
+  const codes = new Int8Array(src.bytes(`${op}.weight`).slice().buffer);
+  if (grid.bits < 8) {
+    const [qmin, qmax] = qrange(grid.bits);
+    for (let i = 0; i < codes.length; i++) {
+      const v = codes[i]!;
+      if (v < qmin || v > qmax) throw new FormatError(file, `"${op}.weight" [${Math.floor(i / K)}, ${i % K}] is ${v}, outside int${grid.bits}'s range ${qmin}..${qmax}`);
+    }
+  }
+  return codes;
+}
+
+/** An unpacked operator's zero points (I8 or I32 [N, ng]), every one checked to lie in the scheme's range. */
+function readUnpackedZeros(src: TensorSource, file: string, op: string, n: number, grid: Grid): Int8Array {
+  const name = `${op}.weight_zero_point`;
+  const b = src.bytes(name).slice().buffer;
+  const vals = src.header(name)!.dtype === "I8" ? new Int8Array(b) : new Int32Array(b);
+  const [qmin, qmax] = qrange(grid.bits);
+  const out = new Int8Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = vals[i]!;
+    if (v < qmin || v > qmax) throw new FormatError(file, `"${name}" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${v}, outside int${grid.bits}'s range ${qmin}..${qmax}`);
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Read operator `op`'s parts in `format` (checkOperator, then its data: positive finite scales, codes and zero points in range). */
+export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): OperatorParts {
+  if (isUnpackedFormat(format)) {
+    const { codes, scale, zero } = decodeOperator(src, file, op, N, K, grid, format);
+    return { packed: packedWords(codes, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
+  }
+  checkOperator(src, file, op, N, K, grid, format);
   const pf = 32 / grid.bits;
   let packed: Int32Array = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
   const scale = readScales(src, op, N * grid.ng);
-  for (let i = 0; i < scale.length; i++) {
-    if (!(scale[i]! > 0) || !Number.isFinite(scale[i]!)) throw new FormatError(file, `"${op}.weight_scale" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${scale[i]}, expected a positive finite scale`);
-  }
+  checkScales(scale, file, op, grid);
   let zero: Int8Array | undefined;
   const zName = `${op}.weight_zero_point`;
   if (!grid.symmetric) {
@@ -264,7 +362,22 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
       }
     }
     zero = unpackCols(words, N, grid.ng, grid.bits);
-  } else if (src.has(zName)) {
+  } else {
+    checkSymmetricZeros(src, file, zName, grid);
+  }
+  const bitmask = src.has(`${op}.bitmask`) ? src.bytes(`${op}.bitmask`) : undefined;
+  return { packed, scale, ...(zero ? { zero } : {}), ...(bitmask ? { bitmask } : {}) };
+}
+
+function checkScales(scale: Float32Array, file: string, op: string, grid: Grid): void {
+  for (let i = 0; i < scale.length; i++) {
+    if (!(scale[i]! > 0) || !Number.isFinite(scale[i]!)) throw new FormatError(file, `"${op}.weight_scale" [${Math.floor(i / grid.ng)}, ${i % grid.ng}] is ${scale[i]}, expected a positive finite scale`);
+  }
+}
+
+/** A symmetric scheme's stored zero points (upstream omits them; some writers keep zeros): all 0. */
+function checkSymmetricZeros(src: TensorSource, file: string, zName: string, grid: Grid): void {
+  if (src.has(zName)) {
     const h = src.header(zName)!;
     if (h.dtype !== "I8" && h.dtype !== "I32" && h.dtype !== "F32") throw new FormatError(file, `"${zName}" is ${h.dtype}, expected zeros of a symmetric scheme`);
     const b = src.bytes(zName);
@@ -273,8 +386,6 @@ export function readOperatorParts(src: TensorSource, file: string, op: string, N
     const bad = vals.findIndex((v) => v !== 0);
     if (bad >= 0) throw new FormatError(file, `"${zName}" [${bad}] is ${vals[bad]}: a symmetric scheme's zero point is 0 (range of int${grid.bits}: ${qmin}..${qmax})`);
   }
-  const bitmask = src.has(`${op}.bitmask`) ? src.bytes(`${op}.bitmask`) : undefined;
-  return { packed, scale, ...(zero ? { zero } : {}), ...(bitmask ? { bitmask } : {}) };
 }
 
 /** The parts with every code in `packed` (the compact layout expanded: a dropped code is the zero point). */
@@ -324,9 +435,19 @@ function expand2of4(kept: Int32Array, bitmask: Uint8Array, N: number, K: number,
   return packRows(codes, N, K, 4);
 }
 
-/** Read operator `op` as a QuantizedWeight (readOperatorParts, the codes unpacked). */
-export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): QuantizedWeight {
-  const { packed, scale, zero } = expandParts(readOperatorParts(src, file, op, N, K, grid), file, op, N, K, grid);
+/** Read operator `op` stored in `format` as a QuantizedWeight (checked as readOperatorParts checks it; the codes unpacked). */
+export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): QuantizedWeight {
+  if (isUnpackedFormat(format)) {
+    checkOperator(src, file, op, N, K, grid, format);
+    const scale = readScales(src, op, N * grid.ng);
+    checkScales(scale, file, op, grid);
+    const codes = readUnpackedCodes(src, file, op, N, K, grid);
+    let zero: Int8Array | undefined;
+    if (!grid.symmetric) zero = readUnpackedZeros(src, file, op, N * grid.ng, grid);
+    else checkSymmetricZeros(src, file, `${op}.weight_zero_point`, grid);
+    return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
+  }
+  const { packed, scale, zero } = expandParts(readOperatorParts(src, file, op, N, K, grid, format), file, op, N, K, grid);
   return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
 }
 
@@ -336,7 +457,7 @@ export function decodeOperator(src: TensorSource, file: string, op: string, N: n
  */
 function configGroup(targets: string[], grid: Grid, actOrder: boolean, activations: boolean): Record<string, unknown> {
   return {
-    format: FORMAT_PACK,
+    format: formatFor(activations ? "int8" : undefined),
     input_activations: activations
       ? { actorder: null, block_structure: null, dynamic: true, group_size: null, num_bits: 8, observer: null, observer_kwargs: {}, strategy: "token", symmetric: true, type: "int" }
       : null,
@@ -395,7 +516,7 @@ export function quantizationConfig(c: QuantConfigInput): Record<string, unknown>
     : {};
   return {
     config_groups,
-    format: FORMAT_PACK,
+    format: formatFor(c.activations),
     global_compression_ratio: null,
     ignore: c.ignore,
     kv_cache_scheme: null,
@@ -422,6 +543,7 @@ interface ConfigGroup {
   symmetric: boolean;
   /** 8: dynamic int8 input activations (W4A8, W8A8); 16: weight-only */
   activationBits: 8 | 16;
+  format: QuantFormat;
 }
 
 /**
@@ -444,7 +566,7 @@ function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: s
   const ignore = (Array.isArray(q.ignore) ? q.ignore : []) as string[];
   const parsed = groups.map(([name, g]): ConfigGroup => {
     const fmt = (g.format as string | null | undefined) ?? (q.format as string | undefined);
-    if (fmt !== FORMAT_PACK && fmt !== FORMAT_PACK_24) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK} and its own ${FORMAT_PACK_24})`);
+    if (!FORMATS.includes(fmt as string)) throw new FormatError(file, `quantization_config.config_groups.${name}: format "${fmt}" is not supported (wasprune reads ${FORMAT_PACK}, ${FORMAT_INT}, ${FORMAT_NAIVE} and its own ${FORMAT_PACK_24})`);
     const w = g.weights as Record<string, unknown> | null;
     if (!w) throw new FormatError(file, `quantization_config.config_groups.${name}: no weights scheme`);
     if (w.type !== "int" || (w.num_bits !== 4 && w.num_bits !== 8)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights: ${w.type} ${w.num_bits}-bit is not supported (int, 4 or 8 bits)`);
@@ -455,7 +577,7 @@ function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: s
     const gs = w.group_size as number | null;
     if (strategy === "group" && !(Number.isInteger(gs) && gs! > 0)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights.group_size ${gs}: expected a positive integer`);
     const targets = (g.targets ?? []) as string[];
-    return { targets, strategy, gs, bits: w.num_bits as 4 | 8, symmetric: w.symmetric !== false, activationBits };
+    return { targets, strategy, gs, bits: w.num_bits as 4 | 8, symmetric: w.symmetric !== false, activationBits, format: fmt as QuantFormat };
   });
   const matches = (t: string, op: string) => (t === "Linear" ? true : t.startsWith("re:") ? new RegExp(t.slice(3)).test(op) : t === op);
   return (op) => {
@@ -464,11 +586,12 @@ function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: s
   };
 }
 
-/** How a quantized operator is stored and run: its weights' grid (ng 0: set by gridForShape) and its activations. */
+/** How a quantized operator is stored and run: its weights' grid (ng 0: set by gridForShape), its activations, its format. */
 export interface OperatorScheme {
   grid: Grid;
   /** 8: dynamic int8 input activations declared (W4A8, W8A8); 16: weight-only */
   activationBits: 8 | 16;
+  format: QuantFormat;
 }
 
 /**
@@ -482,7 +605,7 @@ export function schemesFromConfig(hfConfig: Record<string, unknown>, file: strin
     const g = groupOf(op);
     if (!g) return undefined;
     const grid: Grid = { strategy: g.strategy as "group" | "channel", group: g.strategy === "group" ? g.gs! : 0, ng: 0, bits: g.bits, symmetric: g.symmetric };
-    return { grid, activationBits: g.activationBits };
+    return { grid, activationBits: g.activationBits, format: g.format };
   };
 }
 

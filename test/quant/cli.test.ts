@@ -228,31 +228,77 @@ test("--int-activations 8: int4 / int8 operators run W4A8 / W8A8 (int8 activatio
   assert.notEqual(a8.perplexity, a16.perplexity, "int8 rounding changes the logits");
   assert.ok(Math.abs(a8.perplexity / a16.perplexity - 1) < 0.01, `W4A8 ${a8.perplexity} vs W4A16 ${a16.perplexity}`);
   assert.equal(await ppl(w4, ["--int-activations", "8", "--threads", "2"]), a8.perplexity);
-  // upstream's W4A8 preset (compressed-tensors INT8_W4A8): the same pack-quantized tensors, dynamic per-token
-  // int8 input_activations in every config group; run on int8 activations unless told otherwise
-  const upstream = path.join(tmp, "w4g64-w4a8");
-  fs.cpSync(w4, upstream, { recursive: true });
-  const withActivations = (dir: string, args: Record<string, unknown>) => {
+  // upstream's W4A8 preset (compressed-tensors INT8_W4A8) as upstream saves it: dynamic per-token int8
+  // input_activations in every config group, and so format int-quantized (config/format.py): each operator an I8
+  // `weight` of its signed codes (int4: −8..7) with its weight_scale, no weight_packed / weight_shape. Made here
+  // from the pack-quantized copy by unpacking its words by hand; run on int8 activations unless told otherwise.
+  const withActivations = (dir: string, args: Record<string, unknown>, format?: string) => {
     const cfgPath = path.join(dir, "config.json");
-    const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>> } };
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>>; format: string } };
     for (const g of Object.values(cfg.quantization_config.config_groups)) {
       g.input_activations = { actorder: null, block_structure: null, dynamic: true, group_size: null, num_bits: 8, observer: null, observer_kwargs: {}, strategy: "token", symmetric: true, type: "int", ...args };
+      if (format) g.format = format;
     }
+    if (format) cfg.quantization_config.format = format;
     fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
   };
-  withActivations(upstream, {});
+  const upstream = path.join(tmp, "w4g64-w4a8");
+  fs.cpSync(w4, upstream, { recursive: true });
+  const upck = openCheckpoint(upstream)!;
+  const unpacked: TensorToWrite[] = [];
+  for (const [name, { entry }] of upck.tensors) {
+    if (name.endsWith(".weight_shape")) continue;
+    if (!name.endsWith(".weight_packed")) {
+      unpacked.push({ name, dtype: entry.dtype as StoredDType, shape: entry.shape, data: upck.readRaw(name) });
+      continue;
+    }
+    const [N, K] = new BigInt64Array(upck.readRaw(name.replace(/_packed$/, "_shape")).slice().buffer, 0, 2);
+    const words = new Uint32Array(upck.readRaw(name).slice().buffer);
+    const wpr = entry.shape[1]!;
+    const codes = new Int8Array(Number(N) * Number(K));
+    for (let r = 0; r < Number(N); r++) for (let c = 0; c < Number(K); c++) codes[r * Number(K) + c] = ((words[r * wpr + (c >> 3)]! >>> (4 * (c & 7))) & 15) - 8;
+    unpacked.push({ name: name.replace(/_packed$/, ""), dtype: "I8", shape: [Number(N), Number(K)], data: new Uint8Array(codes.buffer) });
+  }
+  upck.close();
+  writeSafetensors(path.join(upstream, "model.safetensors"), unpacked, { format: "pt" });
+  withActivations(upstream, {}, "int-quantized");
   const up = JSON.parse(await ok(["eval", upstream, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
   assert.deepEqual(up.weights.layouts, a8.weights.layouts, "a W4A8 checkpoint runs on int8 activations by default");
   assert.equal(up.perplexity, a8.perplexity);
   assert.equal(await ppl(upstream, ["--int-activations", "16"]), a16.perplexity, "--int-activations 16 overrides the checkpoint");
-  // wasprune writing the same declaration: quantize --activations int8 (the same RTN codes as w4)
+  // wasprune writing the same: quantize --activations int8 (the same RTN codes as w4), int-quantized tensor by tensor
   const own = path.join(tmp, "w4g64-w4a8-own");
-  const report = JSON.parse(await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int8", "--out", own, "--json"])) as { quantization: { activations: string | null } };
+  const report = JSON.parse(await ok(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int8", "--out", own, "--json"])) as { quantization: { activations: string | null; format: string; linearBytes: number } };
   assert.equal(report.quantization.activations, "int8");
-  const ownCfg = JSON.parse(fs.readFileSync(path.join(own, "config.json"), "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>> } };
+  assert.equal(report.quantization.format, "int-quantized");
+  const ownCfg = JSON.parse(fs.readFileSync(path.join(own, "config.json"), "utf8")) as { quantization_config: { config_groups: Record<string, Record<string, unknown>>; format: string } };
   const upCfg = JSON.parse(fs.readFileSync(path.join(upstream, "config.json"), "utf8")) as typeof ownCfg;
-  assert.deepEqual(ownCfg.quantization_config.config_groups, upCfg.quantization_config.config_groups, "the W4A8 preset's input_activations, key by key");
+  assert.deepEqual(ownCfg.quantization_config.config_groups, upCfg.quantization_config.config_groups, "the W4A8 preset's input_activations and format, key by key");
+  assert.equal(ownCfg.quantization_config.format, "int-quantized");
+  const [ownCk, upCk] = [openCheckpoint(own)!, openCheckpoint(upstream)!];
+  assert.deepEqual([...ownCk.tensors.keys()].sort(), [...upCk.tensors.keys()].sort());
+  let linearBytes = 0;
+  for (const [name, { entry }] of ownCk.tensors) {
+    const u = upCk.tensors.get(name)!.entry;
+    assert.deepEqual([entry.dtype, entry.shape], [u.dtype, u.shape], name);
+    if (entry.dtype === "I8" || name.endsWith("weight_scale")) {
+      assert.ok(Buffer.from(ownCk.readRaw(name)).equals(Buffer.from(upCk.readRaw(name))), `${name}: the same bytes`);
+      linearBytes += entry.end - entry.begin;
+    }
+  }
+  ownCk.close();
+  upCk.close();
+  assert.equal(report.quantization.linearBytes, linearBytes, "pruning.json counts the int-quantized bytes");
   assert.equal(await ppl(own), a8.perplexity);
+  // W8A8, upstream's most used int8 scheme: int-quantized, int8 kernels on int8 activations by default
+  const w8a8 = path.join(tmp, "w8-w8a8");
+  await ok(["quantize", STORIES_HF, "--scheme", "w8", "--method", "rtn", "--activations", "int8", "--out", w8a8]);
+  const e8 = JSON.parse(await ok(["eval", w8a8, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(e8.weights.layouts, { "int8 channel a8": 35, "dense f32": 1 });
+  const ck8 = openCheckpoint(w8a8)!;
+  assert.equal(ck8.tensors.get("model.layers.0.mlp.down_proj.weight")?.entry.dtype, "I8");
+  assert.ok(!ck8.tensors.has("model.layers.0.mlp.down_proj.weight_packed"));
+  ck8.close();
   const badAct = await run(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int4", "--out", path.join(tmp, "never")]);
   assert.match(badAct.err, /^error: --activations int4: expected int8/);
   const stat = path.join(tmp, "w4g64-w4a8-static");
@@ -267,6 +313,8 @@ test("--int-activations 8: int4 / int8 operators run W4A8 / W8A8 (int8 activatio
   const b16 = JSON.parse(await ok(["eval", w8, ...EVAL])) as { perplexity: number };
   const b8 = JSON.parse(await ok(["eval", w8, ...EVAL, "--int-activations", "8"])) as { perplexity: number; weights: { layouts: Record<string, number> } };
   assert.deepEqual(b8.weights.layouts, { "int8 channel a8": 35, "dense f32": 1 });
+  assert.equal(e8.perplexity, b8.perplexity, "the int-quantized W8A8 model is the pack-quantized one on int8 activations");
+  assert.equal(await ppl(w8a8, ["--int-activations", "16"]), b16.perplexity, "and on int16 activations the W8A16 one");
   assert.notEqual(b8.perplexity, b16.perplexity);
   assert.ok(Math.abs(b8.perplexity / b16.perplexity - 1) < 0.01, `W8A8 ${b8.perplexity} vs W8A16 ${b16.perplexity}`);
   const g = JSON.parse(await ok(["generate", w4, "--prompt", "Once upon a time", "--temperature", "0", "--steps", "40", "--int-activations", "8", "--json"])) as { weights: { layouts: Record<string, number> }; generatedTokens: number };
@@ -326,4 +374,33 @@ test("scales stored BF16 or F16 (upstream keeps the model's dtype) read as the s
     assert.equal(scale.dtype, "BF16");
     assert.equal(await ppl(`${stored}-compact`), b.perplexity);
   }
+});
+
+test("an int-quantized 2:4 W4A8 model (prune --quantize --activations int8): the pack-quantized twin's model; decompress and compress give the same files", async () => {
+  const pk = path.join(tmp, "ia-pack"), ia = path.join(tmp, "ia-int");
+  const args = ["prune", STORIES_HF, "--method", "magnitude", "--sparsity", "2:4", "--quantize", "w4g64", "--quantize-method", "rtn", "--threads", "1"];
+  await ok([...args, "--out", pk]);
+  await ok([...args, "--activations", "int8", "--out", ia]);
+  const ck = openCheckpoint(ia)!;
+  assert.equal(ck.tensors.get("model.layers.0.mlp.up_proj.weight")?.entry.dtype, "I8");
+  assert.ok(!ck.tensors.has("model.layers.0.mlp.up_proj.weight_packed"));
+  ck.close();
+  type Out = { perplexity: number; weights: { layouts: Record<string, number> } };
+  const [a, b] = [JSON.parse(await ok(["eval", pk, ...EVAL])) as Out, JSON.parse(await ok(["eval", ia, ...EVAL])) as Out];
+  // 2:4 int4 operators are placed on the 2:4 kernels, which keep int16 activations
+  assert.deepEqual(b.weights.layouts, { "int4 2:4 g64": 30, "int4 2:4 channel": 5, "dense f32": 1 });
+  assert.deepEqual(b.weights.layouts, a.weights.layouts);
+  assert.equal(b.perplexity, a.perplexity);
+  await ok(["decompress", pk, "--out", `${pk}-dense`]);
+  await ok(["decompress", ia, "--out", `${ia}-dense`]);
+  assert.ok(fs.readFileSync(path.join(`${ia}-dense`, "model.safetensors")).equals(fs.readFileSync(path.join(`${pk}-dense`, "model.safetensors"))), "decompress: the same dense weights");
+  await ok(["compress", pk, "--out", `${pk}-compact`]);
+  await ok(["compress", ia, "--out", `${ia}-compact`]);
+  assert.ok(fs.readFileSync(path.join(`${ia}-compact`, "model.safetensors")).equals(fs.readFileSync(path.join(`${pk}-compact`, "model.safetensors"))), "compress: the same compact tensors");
+  const cfg = JSON.parse(fs.readFileSync(path.join(`${ia}-compact`, "config.json"), "utf8")) as { quantization_config: { config_groups: Record<string, { format: string; input_activations: unknown }> } };
+  for (const g of Object.values(cfg.quantization_config.config_groups)) {
+    assert.equal(g.format, "wasprune-2of4-pack-quantized");
+    assert.notEqual(g.input_activations, null, "the declared activations stay");
+  }
+  assert.equal(await ppl(`${ia}-compact`), b.perplexity);
 });

@@ -8,7 +8,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
-import { checkOperator, decodeOperator, encodeOperator, gridForShape, gridsFromConfig, packCols, packRows, quantizationConfig, unpackCols, unpackRows, type RawTensor } from "../../src/quant/compressed-tensors.js";
+import { FORMAT_INT, FORMAT_NAIVE, FORMAT_PACK, checkOperator, decodeOperator, encodeOperator, gridForShape, gridsFromConfig, packCols, packRows, quantizationConfig, readOperatorParts, schemesFromConfig, unpackCols, unpackRows, type RawTensor } from "../../src/quant/compressed-tensors.js";
 import { codesOf, dequantize, reorderRows, type QuantizedWeight } from "../../src/quant/codes.js";
 import { gridOf, parseScheme, qrange, type Grid } from "../../src/quant/scheme.js";
 import { FormatError, UsageError, WaspruneError } from "../../src/errors.js";
@@ -83,6 +83,40 @@ describe("operators", () => {
     }
   });
 
+  test("int-quantized (upstream's format for W8A8 / W4A8): an I8 weight of the signed codes, scales, unpacked I8 zero points, no weight_shape; exact both ways; the kernels' words are pack-quantized's", () => {
+    for (const [i, grid] of grids.entries()) {
+      const q = randomQuant(9, 64, grid, 20 + i);
+      const t = encodeOperator("model.layers.0.mlp.up_proj", q, FORMAT_INT);
+      const byName = Object.fromEntries(t.map((x) => [x.name.replace(/^.*\./, ""), x]));
+      assert.deepEqual(Object.keys(byName).sort(), grid.symmetric ? ["weight", "weight_scale"] : ["weight", "weight_scale", "weight_zero_point"]);
+      assert.equal(byName.weight!.dtype, "I8");
+      assert.deepEqual(byName.weight!.shape, [9, 64]);
+      // the bytes are the signed codes themselves (int4 too: −8..7 in an int8 each, upstream's quantize() output)
+      assert.deepEqual(Array.from(new Int8Array(byName.weight!.data.slice().buffer)), Array.from(q.codes));
+      assert.deepEqual(byName.weight_scale!.shape, [9, grid.ng]);
+      if (!grid.symmetric) {
+        assert.equal(byName.weight_zero_point!.dtype, "I8");
+        assert.deepEqual(byName.weight_zero_point!.shape, [9, grid.ng]);
+        assert.deepEqual(Array.from(new Int8Array(byName.weight_zero_point!.data.slice().buffer)), Array.from(q.zero!));
+      }
+      for (const format of [FORMAT_INT, FORMAT_NAIVE] as const) {
+        const d = decodeOperator(source(t), "f", "model.layers.0.mlp.up_proj", 9, 64, grid, format);
+        assert.deepEqual(d.codes, q.codes);
+        assert.deepEqual(d.scale, q.scale);
+        assert.deepEqual(d.zero, q.zero);
+      }
+      const p = readOperatorParts(source(t), "f", "model.layers.0.mlp.up_proj", 9, 64, grid, FORMAT_INT);
+      const packed = readOperatorParts(source(encodeOperator("model.layers.0.mlp.up_proj", q)), "f", "model.layers.0.mlp.up_proj", 9, 64, grid, FORMAT_PACK);
+      assert.deepEqual(p.packed, packed.packed);
+      assert.deepEqual(p.zero, packed.zero);
+      // upstream's own tests store the zero points I32: read as the same values
+      if (!grid.symmetric) {
+        const z32 = t.map((x) => (x.name.endsWith("weight_zero_point") ? { ...x, dtype: "I32" as const, data: new Uint8Array(Int32Array.from(q.zero!).buffer) } : x));
+        assert.deepEqual(decodeOperator(source(z32), "f", "model.layers.0.mlp.up_proj", 9, 64, grid, FORMAT_INT).zero, q.zero);
+      }
+    }
+  });
+
   test("codesOf recovers the codes of dequantized weights exactly, and refuses weights off the grid", () => {
     const grid = gridOf(parseScheme("w4g32", true), 64);
     const q = randomQuant(5, 64, grid, 3);
@@ -142,7 +176,22 @@ describe("bad input: one clear error naming the tensor", () => {
     const cfg = (weights: Record<string, unknown>, format = "pack-quantized") => ({ quantization_config: { quant_method: "compressed-tensors", config_groups: { group_0: { targets: ["Linear"], format, weights } } } });
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "float", strategy: "group", group_size: 32 }), "config.json"), /config\.json: quantization_config\.config_groups\.group_0\.weights: float 4-bit is not supported/);
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "int", strategy: "group", group_size: 32 }, "marlin-24"), "config.json"), /group_0: format "marlin-24" is not supported/);
+    for (const f of [FORMAT_INT, FORMAT_NAIVE]) assert.equal(schemesFromConfig(cfg({ num_bits: 8, type: "int", strategy: "channel" }, f), "config.json")("model.layers.0.mlp.up_proj")!.format, f);
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "int", strategy: "tensor" }), "config.json"), /strategy "tensor": expected group or channel/);
+  });
+  test("int-quantized: a code or a zero point outside the scheme's range, a weight of the wrong shape or dtype", () => {
+    const ga = gridOf(parseScheme("w4g32", true), 64);
+    const q = randomQuant(8, 64, ga, 9);
+    const tensors = encodeOperator(op, q, FORMAT_INT);
+    const editInt = (name: string, f: (t: RawTensor) => RawTensor) => tensors.map((t) => (t.name === `${op}.${name}` ? f(t) : t));
+    const refusesInt = (ts: RawTensor[], re: RegExp) =>
+      assert.throws(() => decodeOperator(source(ts), "model.safetensors", op, 8, 64, ga, FORMAT_INT), (e: Error) => e instanceof FormatError && re.test(e.message) && e.message.startsWith("model.safetensors: "), re.source);
+    refusesInt(editInt("weight", (t) => ({ ...t, data: Uint8Array.from(t.data, (b, i) => (i === 64 + 5 ? 8 : b)) })), /"model\.layers\.1\.self_attn\.q_proj\.weight" \[1, 5\] is 8, outside int4's range -8\.\.7/);
+    refusesInt(editInt("weight_zero_point", (t) => ({ ...t, dtype: "I32", data: new Uint8Array(Int32Array.from({ length: 16 }, (_, i) => (i === 3 ? 9 : 0)).buffer) })), /q_proj\.weight_zero_point" \[1, 1\] is 9, outside int4's range -8\.\.7/);
+    refusesInt(editInt("weight", (t) => ({ ...t, shape: [8, 32], data: t.data.subarray(0, 256) })), /q_proj\.weight" has shape \[8,32\], expected \[8,64\]/);
+    refusesInt(editInt("weight", (t) => ({ ...t, dtype: "U8" })), /q_proj\.weight" is U8, expected I8/);
+    refusesInt(tensors.filter((t) => !t.name.endsWith("weight_scale")), /q_proj\.weight_scale" is missing \(an int-quantized operator needs it\)/);
+    refusesInt(editInt("weight_scale", (t) => ({ ...t, data: new Uint8Array(t.data.length) })), /q_proj\.weight_scale" \[0, 0\] is 0, expected a positive finite scale/);
   });
   test("checkOperator alone (headers) finds the same shape errors", () => {
     assert.throws(() => checkOperator(source(edit("weight_packed", (t) => ({ ...t, dtype: "I64" }))), "f", op, 8, 64, grid), /weight_packed" is I64, expected I32/);
@@ -175,5 +224,14 @@ describe("quantization_config", () => {
     const ao = quantizationConfig({ grids: new Map([["model.layers.0.mlp.up_proj", gridOf(parseScheme("w4g32"), 64)], ["model.layers.0.mlp.down_proj", gridOf(parseScheme("w4g32"), 172)]]), ignore: ["lm_head"], actOrder: true });
     const groups = Object.values(ao.config_groups as Record<string, { weights: { strategy: string; actorder: unknown } }>);
     assert.deepEqual(groups.map((x) => [x.weights.strategy, x.weights.actorder]), [["group", "weight"], ["channel", null]]);
+  });
+  test("int8 activations declared (W4A8 / W8A8): int-quantized, as upstream's format inference gives it, read back with the activations", () => {
+    const got = quantizationConfig({ grids: new Map([["model.layers.0.mlp.up_proj", gridOf(parseScheme("w8"), 64)]]), ignore: ["lm_head"], activations: "int8" });
+    const g = (got.config_groups as Record<string, Record<string, unknown>>).group_0!;
+    assert.equal(g.format, "int-quantized");
+    assert.equal(got.format, "int-quantized");
+    assert.deepEqual(schemesFromConfig({ quantization_config: got }, "config.json")("model.layers.5.mlp.up_proj"), { grid: { strategy: "channel", group: 0, ng: 0, bits: 8, symmetric: true }, activationBits: 8, format: "int-quantized" });
+    const w16 = quantizationConfig({ grids: new Map([["model.layers.0.mlp.up_proj", gridOf(parseScheme("w8"), 64)]]), ignore: ["lm_head"] });
+    assert.equal(w16.format, "pack-quantized");
   });
 });
