@@ -127,15 +127,25 @@ export function unpackCols(words: Int32Array, N: number, ng: number, bits: numbe
 const bytesOf = (a: Int32Array | Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /**
- * The codes [N, K] as pack_to_int32 packs them (packRows); for int8 codes and K a multiple of 4 that is each byte
- * XOR 0x80 (code + 128 in its own byte of the little-endian word), done bytewise.
+ * The codes [N, K] as pack_to_int32 packs them (packRows), with no padding word when K is a multiple of the codes
+ * per word (every 7B-class operator): int8, each byte XOR 0x80 (code + 128 in its own byte of the little-endian
+ * word); int4, eight nibbles code + 8 a word. A 4096 x 11008 operator packs in tens of milliseconds this way.
  */
 function packedWords(codes: Int8Array, N: number, K: number, bits: number): Int32Array {
-  if (bits !== 8 || K % 4 !== 0) return packRows(codes, N, K, bits);
-  const out = new Int32Array((N * K) / 4);
-  const o = new Uint8Array(out.buffer);
-  const c = new Uint8Array(codes.buffer, codes.byteOffset, codes.length);
-  for (let i = 0; i < c.length; i++) o[i] = c[i]! ^ 0x80;
+  const pf = 32 / bits;
+  if (K % pf !== 0) return packRows(codes, N, K, bits);
+  const out = new Int32Array((N * K) / pf);
+  const c = codes;
+  if (bits === 8) {
+    const o = new Uint8Array(out.buffer);
+    const u = new Uint8Array(c.buffer, c.byteOffset, c.length);
+    for (let i = 0; i < u.length; i++) o[i] = u[i]! ^ 0x80;
+    return out;
+  }
+  for (let w = 0, i = 0; w < out.length; w++, i += 8) {
+    out[w] = ((c[i]! + 8) & 15) | (((c[i + 1]! + 8) & 15) << 4) | (((c[i + 2]! + 8) & 15) << 8) | (((c[i + 3]! + 8) & 15) << 12) |
+      (((c[i + 4]! + 8) & 15) << 16) | (((c[i + 5]! + 8) & 15) << 20) | (((c[i + 6]! + 8) & 15) << 24) | (((c[i + 7]! + 8) & 15) << 28);
+  }
   return out;
 }
 
@@ -310,9 +320,13 @@ export interface OperatorParts {
   bitmask?: Uint8Array;
 }
 
-/** The codes of an unpacked (int-quantized) operator, every one checked to lie in the scheme's range. */
-function readUnpackedCodes(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid): Int8Array {
-  const codes = new Int8Array(src.bytes(`${op}.weight`).slice().buffer);
+/**
+ * The codes of an unpacked (int-quantized) operator, every one checked to lie in the scheme's range; `own`: a
+ * copy of the bytes (kept by the caller), else a view of what the source returned (read at once).
+ */
+function readUnpackedCodes(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, own: boolean): Int8Array {
+  const b = src.bytes(`${op}.weight`);
+  const codes = own ? new Int8Array(b.slice().buffer) : new Int8Array(b.buffer, b.byteOffset, b.length);
   if (grid.bits < 8) {
     const [qmin, qmax] = qrange(grid.bits);
     for (let i = 0; i < codes.length; i++) {
@@ -341,7 +355,7 @@ function readUnpackedZeros(src: TensorSource, file: string, op: string, n: numbe
 /** Read operator `op`'s parts in `format` (checkOperator, then its data: positive finite scales, codes and zero points in range). */
 export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): OperatorParts {
   if (isUnpackedFormat(format)) {
-    const { codes, scale, zero } = decodeOperator(src, file, op, N, K, grid, format);
+    const { codes, scale, zero } = readUnpacked(src, file, op, N, K, grid, false);
     return { packed: packedWords(codes, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
   }
   checkOperator(src, file, op, N, K, grid, format);
@@ -435,18 +449,21 @@ function expand2of4(kept: Int32Array, bitmask: Uint8Array, N: number, K: number,
   return packRows(codes, N, K, 4);
 }
 
+/** An int-quantized operator, checked (headers, scales, codes and zero points in range); `own` as readUnpackedCodes. */
+function readUnpacked(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, own: boolean): QuantizedWeight {
+  checkOperator(src, file, op, N, K, grid, FORMAT_INT);
+  const scale = readScales(src, op, N * grid.ng);
+  checkScales(scale, file, op, grid);
+  const codes = readUnpackedCodes(src, file, op, N, K, grid, own);
+  let zero: Int8Array | undefined;
+  if (!grid.symmetric) zero = readUnpackedZeros(src, file, op, N * grid.ng, grid);
+  else checkSymmetricZeros(src, file, `${op}.weight_zero_point`, grid);
+  return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
+}
+
 /** Read operator `op` stored in `format` as a QuantizedWeight (checked as readOperatorParts checks it; the codes unpacked). */
 export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): QuantizedWeight {
-  if (isUnpackedFormat(format)) {
-    checkOperator(src, file, op, N, K, grid, format);
-    const scale = readScales(src, op, N * grid.ng);
-    checkScales(scale, file, op, grid);
-    const codes = readUnpackedCodes(src, file, op, N, K, grid);
-    let zero: Int8Array | undefined;
-    if (!grid.symmetric) zero = readUnpackedZeros(src, file, op, N * grid.ng, grid);
-    else checkSymmetricZeros(src, file, `${op}.weight_zero_point`, grid);
-    return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
-  }
+  if (isUnpackedFormat(format)) return readUnpacked(src, file, op, N, K, grid, true);
   const { packed, scale, zero } = expandParts(readOperatorParts(src, file, op, N, K, grid, format), file, op, N, K, grid);
   return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
 }
