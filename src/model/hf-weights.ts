@@ -24,10 +24,10 @@ import { LINEAR_OPS } from "./types.js";
 import type { StoredTensor, WeightFile } from "./weight-file.js";
 import { fromFile2of4, bytes2of4 } from "../sparse/nm.js";
 import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
-import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept } from "./linear.js";
+import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept, type IntActivationBits } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { FORMAT_PACK_24, bitmaskError, checkOperator, decodeOperator, gridForShape, isQuantizedConfig, isUnpackedFormat, operatorNames, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK_24, bitmaskError, checkOperator, decodeOperator, expandParts, gridForShape, isQuantizedConfig, isUnpackedFormat, operatorNames, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 
 /** config.json's text as an object, or a ConfigError. */
@@ -214,10 +214,13 @@ function quantizedTensor(
     arenaBytes: 4 * N * K,
     ...(kernel && {
       intBytes: intBytes(N, K, grid),
-      readInt(wasm: Wasm) {
+      readInt(wasm: Wasm, activations?: IntActivationBits) {
         const p = readOperatorParts(src, file, op, N, K, grid, format);
-        // the activations its config group declares: dynamic int8 (W4A8, W8A8) or none (weight-only: int16)
-        if (!p.bitmask) return placeInt(wasm, N, K, grid, p.packed, p.scale, p.zero, scheme.activationBits);
+        // the activations asked for, else those its config group declares: dynamic int8 (W4A8, W8A8) or none
+        // (weight-only: int16). On int8 activations a 2:4 int4 operator takes the dense panels too (the 2:4
+        // kernel has int16 activations only): its compact codes are expanded, the dropped ones zero-point codes
+        const bits = activations ?? scheme.activationBits;
+        if (!p.bitmask || bits === 8) return placeInt(wasm, N, K, grid, expandParts(p, file, op, N, K, grid).packed, p.scale, p.zero, bits);
         // the compact 2:4 layout: placed from its kept codes and mask by a kernel, the mask checked as it goes
         const placed = placeInt2of4Kept(wasm, N, K, grid, p.packed, p.bitmask, p.scale, p.zero);
         if ("badGroup" in placed) throw bitmaskError(file, op, p.bitmask, N, K, placed.Kp, placed.badGroup);

@@ -27,7 +27,8 @@ export function linearScratchBytes(k: Kernels, w: KernelLinear, T: number): numb
 
 /**
  * How the integer kernels round activations (src/model/types.ts LinearIntDense.activationBits): 16, or 8 for
- * int8 and int4 operators in dense panels (W8A8, W4A8); 2:4 int4 operators keep 16.
+ * int8 and int4 operators in dense panels (W8A8, W4A8); an operator in the 2:4 int4 layout keeps 16 (placed for
+ * 8, a 2:4 one takes the dense panels: placeInt).
  */
 export type IntActivationBits = 16 | 8;
 
@@ -141,9 +142,10 @@ export function intBytes(N: number, K: number, grid: Grid): number {
 }
 
 /**
- * Place a quantized operator for the integer kernels: an int4 one whose every group of 4 inputs holds at most 2
- * nonzero weights (a 2:4-pruned model) in the 2:4 layout (its kept codes and their positions), any other in the
- * dense panels of `packed`, its codes as pack-quantized stores them
+ * Place a quantized operator for the integer kernels: on int16 activations an int4 one whose every group of 4
+ * inputs holds at most 2 nonzero weights (a 2:4-pruned model) in the 2:4 layout (its kept codes and their
+ * positions: 3 bits a weight), any other — and on int8 activations every one, since the dense int4 panels on int8
+ * activations run ~2x faster than the 2:4 kernel on int16 (`bench kernels`) — in the dense panels of `packed`, its codes as pack-quantized stores them
  * (weight_packed's I32 words: N rows of ceil(K/(32/bits)) words, whose little-endian bytes are the codes in
  * input order), interleaved into 4-row panels of 32 inputs (assembly/qgemm.ts); the f32 scales, and with zero
  * points the terms s·(offset + z).
@@ -154,7 +156,7 @@ export function placeInt(
   const { arena } = wasm;
   const block = intKernelBlock(grid);
   if (block === undefined) throw new RangeError(`placeInt: no integer kernel for groups of ${grid.group}`);
-  if (grid.bits === 4) {
+  if (grid.bits === 4 && activationBits === 16) {
     const sparse = place2of4Int(wasm, N, K, grid, block, packed, scale, zero);
     if (sparse) return sparse;
   }
@@ -402,7 +404,8 @@ export function linearLayout(w: LinearWeight): string {
 /**
  * Run `model`'s int8 and int4 operators in dense panels on `bits` activations (8: W8A8 / W4A8, i8_quantize_blocks
  * + qu8a8_gemm_nt / qu4a8_gemm_nt; 16: int16), on the same panels, so nothing is re-read or re-placed; the count
- * set, 0 when it has none (2:4 int4 operators keep int16 activations).
+ * set, 0 when it has none (operators placed in the 2:4 int4 layout keep int16 activations: a model loaded for
+ * int8 activations has its 2:4 int4 operators in dense panels, see placeInt).
  */
 export function setIntActivations(model: Pick<Model, "weights">, bits: IntActivationBits): number {
   const w = model.weights;

@@ -59,7 +59,7 @@ export function withIntActivations(model: Model, bits: IntActivationBits | undef
   if (bits === undefined || setIntActivations(model, bits) > 0 || bits === 16) return model;
   const held = Object.entries(linearLayouts(model).layouts).map(([l, n]) => `${n} ${l}`).join(", ");
   throw new UsageError(
-    `${what}: --int-activations 8 runs int8 and int4 operators in dense panels on int8 activations (W8A8, W4A8; 2:4 int4 operators keep int16), ` +
+    `${what}: --int-activations 8 runs int8 and int4 operators in dense panels on int8 activations (W8A8, W4A8; 2:4 int4 ones too), ` +
       `and this model has none (its linear weights: ${held}); quantize it first (wasprune quantize --scheme w4g128), or drop the flag`,
   );
 }
@@ -90,7 +90,7 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const model = withIntActivations(readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding), opts.intActivations, modelPath);
+    const model = withIntActivations(readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding, opts.intActivations), opts.intActivations, modelPath);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;

@@ -14,6 +14,7 @@
 import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
+import type { IntActivationBits } from "./linear.js";
 import { dense, type LayerWeights, type LinearWeight, type Model, type ModelConfig, type ModelSource, type Tensor } from "./types.js";
 import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type StoredTensor, type WeightFile, type WeightsOption } from "./weight-file.js";
 
@@ -52,9 +53,10 @@ function held(pack: WeightsOption | undefined): string {
 
 /**
  * Every weight of `file` into `wasm`'s arena: a resident Model (no tokenizer yet). A model whose weights do not
- * fit the 4 GiB WebAssembly memory is refused with its size and what would make it fit.
+ * fit the 4 GiB WebAssembly memory is refused with its size and what would make it fit. `intActivations`: the
+ * activations its quantized operators are placed for (default: as the checkpoint declares; StoredTensor.readInt).
  */
-export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption, hostEmbedding = false): Model {
+export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption, hostEmbedding = false, intActivations?: IntActivationBits): Model {
   const bytes = residentBytes(file, pack, hostEmbedding);
   if (bytes > WASM32_LIMIT - (256 << 20)) {
     throw new UsageError(
@@ -69,10 +71,10 @@ export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption,
   const top = Object.fromEntries(topSpecs(c).map((s) => [s.key, s]));
   const et = file.tensor(top.embed!);
   const embed = hostEmbedding && !c.tiedEmbeddings ? hostTensor(et) : readTensor(a, et);
-  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(wasm, file, l, pack));
+  const layers: LayerWeights[] = Array.from({ length: c.nLayers }, (_, l) => readLayer(wasm, file, l, pack, intActivations));
   const norm = readTensor(a, file.tensor(top.norm!));
   // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
-  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(wasm, file.tensor(top.lmHead!), pack);
+  const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(wasm, file.tensor(top.lmHead!), pack, intActivations);
   return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
 }
 

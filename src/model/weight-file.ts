@@ -11,6 +11,7 @@ import type { DType } from "../io/dtype.js";
 import { dense, LINEAR_OPS, type LayerWeights, type LinearWeight, type ModelConfig, type Tensor, type WeightDType } from "./types.js";
 import { NotFiniteInF16, p8Bytes, packPanel } from "./packed.js";
 import { UsageError } from "../errors.js";
+import type { IntActivationBits } from "./linear.js";
 import { hfTensorSpecs, type HFTensorSpec } from "./specs.js";
 
 /** How to read one stored tensor of a WeightFile. */
@@ -35,7 +36,8 @@ export interface StoredTensor {
    * `readInt` placing it there (inference with --weights-dtype stored); `readRange` still gives dequantized f32
    */
   intBytes?: number;
-  readInt?(wasm: Wasm): LinearWeight;
+  /** `activations`: the int8 / int16 activations to place it for (default: what the checkpoint declares) */
+  readInt?(wasm: Wasm, activations?: IntActivationBits): LinearWeight;
 }
 
 export interface WeightFile {
@@ -94,10 +96,13 @@ export function weightDTypeOf(opt: WeightDType | "stored", stored: DType): Weigh
   return stored === "BF16" ? "bf16" : stored === "F16" ? "f16" : "f32";
 }
 
-/** Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference (`pack`). */
-export function readLinear(wasm: Wasm, t: StoredTensor, pack?: WeightsOption): LinearWeight {
+/**
+ * Read a linear weight into the arena: row-major f32 or a compressed kernel layout, or packed for inference
+ * (`pack`; a quantized one for `activations`, see StoredTensor.readInt).
+ */
+export function readLinear(wasm: Wasm, t: StoredTensor, pack?: WeightsOption, activations?: IntActivationBits): LinearWeight {
   try {
-    if ((pack === "stored" || pack === "device") && t.readInt) return t.readInt(wasm);
+    if ((pack === "stored" || pack === "device") && t.readInt) return t.readInt(wasm, activations);
     return readLinearAs(wasm.arena, t, pack === undefined || pack === "device" ? undefined : weightDTypeOf(pack, t.dtype));
   } catch (e) {
     if (e instanceof NotFiniteInF16) throw new UsageError(`${t.name}: a weight ${e.message}; load it with --weights-dtype bf16 or f32`);
@@ -138,12 +143,12 @@ export function layerArenaBytes(file: WeightFile, l: number, pack?: WeightsOptio
   return layerSpecs(file.config, l).reduce((s, spec) => s + Math.ceil(tensorArenaBytes(file, spec, pack) / 64) * 64 + 64, 0);
 }
 
-/** Read decoder layer l into wasm's arena (its linear weights packed for inference when `pack` is set). */
-export function readLayer(wasm: Wasm, file: WeightFile, l: number, pack?: WeightsOption): LayerWeights {
+/** Read decoder layer l into wasm's arena (its linear weights packed for inference when `pack` is set; quantized ones for `activations`). */
+export function readLayer(wasm: Wasm, file: WeightFile, l: number, pack?: WeightsOption, activations?: IntActivationBits): LayerWeights {
   const lw: Partial<Record<keyof LayerWeights, Tensor | LinearWeight>> = {};
   for (const spec of layerSpecs(file.config, l)) {
     const t = file.tensor(spec);
-    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(wasm, t, pack) : readTensor(wasm.arena, t);
+    lw[spec.key as keyof LayerWeights] = (LINEAR_OPS as readonly string[]).includes(spec.key) ? readLinear(wasm, t, pack, activations) : readTensor(wasm.arena, t);
   }
   return lw as unknown as LayerWeights;
 }

@@ -403,7 +403,7 @@ function checkSymmetricZeros(src: TensorSource, file: string, zName: string, gri
 }
 
 /** The parts with every code in `packed` (the compact layout expanded: a dropped code is the zero point). */
-function expandParts(p: OperatorParts, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
+export function expandParts(p: OperatorParts, file: string, op: string, N: number, K: number, grid: Grid): OperatorParts {
   if (!p.bitmask) return p;
   return { packed: expand2of4(p.packed, p.bitmask, N, K, grid, p.zero, file, op), scale: p.scale, ...(p.zero ? { zero: p.zero } : {}) };
 }
