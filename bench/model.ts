@@ -26,8 +26,9 @@ import { LINEAR_OPS, type LinearWeight, type Model, type ModelConfig } from "../
 import { compressModel, type CompressReport } from "../src/model/compressed.js";
 import { humanBytes, table } from "../src/cli/format.js";
 import { dense, type WeightDType } from "../src/model/types.js";
-import { denseLinear, denseWeight, packedCopy, place2of4 } from "../src/model/linear.js";
-import { pack2of4 } from "../src/sparse/nm.js";
+import { denseLinear, denseWeight, packedCopy, placeQuantized } from "../src/model/linear.js";
+import { quantBuffers, quantizedWeight, rtnQuantize } from "../src/prune/quantize.js";
+import { gridOf, parseScheme } from "../src/quant/scheme.js";
 import { renderTarget, target, type Target } from "./targets.js";
 
 export interface ModelBenchSide {
@@ -150,11 +151,12 @@ async function measure(model: Model, prompt: number[], steps: number, seqs: numb
 /**
  * Dense `model` vs its compressed form, both as inference runs them: the dense model packed into p8 panels of
  * `dtype` (a copy on its own instance), the compressed one written to a temp dir by `compressModel` and loaded
- * back with its values in `dtype`. `head2of4`: the (2:4-pruned, untied) LM head is compressed in memory too
- * (compress leaves lm_head dense on disk). The dense model is measured first.
+ * back with its values in `dtype`. `headInt8`: the (2:4-pruned, untied) LM head is compressed in memory too,
+ * round-to-nearest int8 per output channel on the int8 panels with int16 activations (W8A16; compress leaves
+ * lm_head dense on disk). The dense model is measured first.
  */
 async function compare(
-  name: string, model: Model, opts: { steps: number; seqs: number; len: number; dtype: WeightDType; head2of4?: boolean }, log: (s: string) => void,
+  name: string, model: Model, opts: { steps: number; seqs: number; len: number; dtype: WeightDType; headInt8?: boolean }, log: (s: string) => void,
 ): Promise<ModelBenchRow> {
   const c = model.config;
   const prompt = randomSequences(c.vocabSize, 1, 8, 7)[0]!;
@@ -168,10 +170,17 @@ async function compare(
     const formats: Record<string, number> = {};
     for (const o of report.operators) formats[o.format] = (formats[o.format] ?? 0) + 1;
     const cm = await loadModel(path.join(dir, "c"), { requireTokenizer: false, wasm: createWasm(), weights: opts.dtype });
-    if (opts.head2of4) {
-      const h = cm.weights.lmHead;
-      cm.weights.lmHead = place2of4(cm.wasm.arena, pack2of4(denseWeight(cm.wasm, h), c.vocabSize, c.dim), opts.dtype);
-      formats["2:4 (lm_head, in memory)"] = 1;
+    if (opts.headInt8) {
+      const a = cm.wasm.arena;
+      const grid = gridOf(parseScheme("w8"), c.dim);
+      const q = a.scoped(() => {
+        const W = a.put(denseWeight(cm.wasm, cm.weights.lmHead));
+        const qb = quantBuffers(cm.wasm, c.vocabSize, c.dim, grid);
+        rtnQuantize(cm.wasm, W, c.vocabSize, c.dim, qb);
+        return quantizedWeight(cm.wasm, W, c.vocabSize, c.dim, grid, qb, "lm_head");
+      });
+      cm.weights.lmHead = placeQuantized(cm.wasm, q, 16);
+      formats["int8 per channel (lm_head, in memory)"] = 1;
     }
     log(`  ${name}: compressed ...`);
     const s = await measure(cm, prompt, opts.steps, seqs);
@@ -222,8 +231,8 @@ export async function benchModel(
     magnitude2of4(model.weights.lmHead.data);
     model.config = { ...model.config, tiedEmbeddings: false };
     model.source = { ...model.source, path: "synthetic-4096" };
-    rows.push(await compare("synthetic 4096 (2:4 magnitude, lm_head too)", model, { steps: quick ? 8 : 24, seqs: 1, len: quick ? 32 : 64, dtype, head2of4: true }, log));
-    notes.push("synthetic: lm_head untied (a copy of the embedding) and pruned 2:4 by magnitude like the layers; the dense model runs it dense, the compressed one as 2:4 in memory (compress writes lm_head dense)");
+    rows.push(await compare("synthetic 4096 (2:4 magnitude, lm_head too)", model, { steps: quick ? 8 : 24, seqs: 1, len: quick ? 32 : 64, dtype, headInt8: true }, log));
+    notes.push("synthetic: lm_head untied (a copy of the embedding) and pruned 2:4 by magnitude like the layers; the dense model runs it dense, the compressed one int8 per channel (round-to-nearest of the pruned head, int16 activations) in memory (compress writes lm_head dense)");
   }
   const targets: Target[] = [];
   const syn = rows.find((r) => r.name.startsWith("synthetic"));
