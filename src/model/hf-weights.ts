@@ -27,7 +27,7 @@ import { bytesCsr, fromFileBitmask } from "../sparse/bcsr.js";
 import { intBytes, intKernelBlock, place2of4, placeCsr, placeInt, placeInt2of4Kept, type IntActivationBits } from "./linear.js";
 import type { Wasm } from "../wasm/runtime.js";
 import { baseName } from "../util/base-name.js";
-import { FORMAT_PACK_24, bitmaskError, checkOperator, decodeOperator, expandParts, gridForShape, isQuantizedConfig, isUnpackedFormat, operatorNames, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK_24, bitmaskError, checkOperator, decodeOperator, expandParts, hasGroupIndex, gridForShape, isQuantizedConfig, isUnpackedFormat, operatorNames, readOperatorParts, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
 import { dequantize, type QuantizedWeight } from "../quant/codes.js";
 
 /** config.json's text as an object, or a ConfigError. */
@@ -201,11 +201,13 @@ function quantizedTensor(
     },
   };
   // checked when opened (headers only; decodeOperator reads the data and checks it again when it is read)
-  const names = operatorNames(op, grid, ck.tensors.has(`${op}.bitmask`) ? FORMAT_PACK_24 : format);
+  const actOrderGroups = hasGroupIndex(src, op);
+  const names = [...operatorNames(op, grid, ck.tensors.has(`${op}.bitmask`) ? FORMAT_PACK_24 : format), ...(actOrderGroups ? [`${op}.weight_g_idx`] : [])];
   const fileBytes = names.reduce((a, n) => a + ((ck.tensors.get(n)?.entry.end ?? 0) - (ck.tensors.get(n)?.entry.begin ?? 0)), 0);
   checkOperator({ ...src, bytes: (n: string) => ck.readRaw(n) }, file, op, N, K, grid, format);
   let decoded: QuantizedWeight | undefined;
-  const kernel = intKernelBlock(grid) !== undefined;
+  // the integer kernels take groups in input order: act-order groups (weight_g_idx) run dequantized
+  const kernel = intKernelBlock(grid) !== undefined && !actOrderGroups;
   return {
     name: s.name,
     shape: s.shape,

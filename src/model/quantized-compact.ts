@@ -14,7 +14,7 @@ import { openCheckpoint, type Checkpoint } from "../io/safetensors.js";
 import { DEFAULT_MAX_SHARD_SIZE, INDEX_FILE, SINGLE_FILE, ShardedWriter, planShards, type TensorSpec } from "../io/sharded-writer.js";
 import { decodeI64, type StoredDType } from "../io/dtype.js";
 import { atomicDir } from "./save.js";
-import { FORMAT_PACK_24, decodeOperator, encodeKept24, encodeParams, fits2of4Layout, gridForShape, isUnpackedFormat, operatorSpecs, schemesFromConfig, type QuantFormat, type TensorSource } from "../quant/compressed-tensors.js";
+import { FORMAT_PACK_24, decodeOperator, encodeKept24, encodeParams, fits2of4Layout, gridForShape, hasGroupIndex, isUnpackedFormat, operatorSpecs, schemesFromConfig, type QuantFormat, type TensorSource } from "../quant/compressed-tensors.js";
 import { zeroPointAt, type QuantizedWeight } from "../quant/codes.js";
 import type { Grid } from "../quant/scheme.js";
 
@@ -77,6 +77,7 @@ export function compactQuantizedDir(dir: string, out: string, opts: { force?: bo
     const compact = new Map<string, { N: number; K: number }>();
     for (const op of ops) {
       if (src.has(`${op}.bitmask`)) throw new UsageError(`${dir} is already compact (${op} has a bitmask); nothing to compress`);
+      if (hasGroupIndex(src, op)) throw new UsageError(`${op} has act-order groups (weight_g_idx): the compact 2:4 layout keeps scale groups in input order, so such a model is not compressed further`);
       const { grid, N, K } = shapeOf(op);
       if (grid.bits === 4) compact.set(op, { N, K });
     }

@@ -17,6 +17,16 @@ export interface QuantizedWeight {
   scale: Float32Array;
   /** [N·ng] integer zero points (asymmetric only) */
   zero?: Int8Array;
+  /**
+   * [K] the scale group of each input (GPTQ's act-order "group": compressed-tensors' weight_g_idx); without it
+   * input j is in group j / group
+   */
+  gIdx?: Int32Array;
+}
+
+/** The scale group (0..ng) of input j of `q`. */
+export function groupOfInput(q: Pick<QuantizedWeight, "grid" | "gIdx">, j: number): number {
+  return q.gIdx ? q.gIdx[j]! : Math.floor(j / q.grid.group);
 }
 
 /** The codes of `w` (N×K, dequantized on the grid `scale`/`zero`), or an error naming `what` if it is not on it. */
@@ -44,7 +54,7 @@ export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K)
   for (let r = rows[0]; r < rows[1]; r++) {
     const o = (r - rows[0]) * K;
     for (let j = 0; j < K; j++) {
-      const g = r * grid.ng + Math.floor(j / grid.group);
+      const g = r * grid.ng + groupOfInput(q, j);
       const z = q.zero ? q.zero[g]! : 0;
       out[o + j] = Math.fround((q.codes[r * K + j]! - z) * q.scale[g]!) + 0;
     }
@@ -54,18 +64,18 @@ export function dequantize(q: QuantizedWeight, out = new Float32Array(q.N * q.K)
 
 /** The zero point of row r's scale group holding input k (0 when symmetric). */
 export function zeroPointAt(q: QuantizedWeight, r: number, k: number): number {
-  return q.zero ? q.zero[r * q.grid.ng + Math.floor(k / q.grid.group)]! : 0;
+  return q.zero ? q.zero[r * q.grid.ng + groupOfInput(q, k)]! : 0;
 }
 
 /**
  * The nonzero weights (code ≠ zero point) of row r's group of 4 inputs j..j+3 (j a multiple of 4), as bits 0..3;
- * inputs past K count as zero. A group never straddles a scale group (32, 64, 128 inputs, or the row).
+ * inputs past K count as zero (each input against its own scale group's zero point: with act-order groups the
+ * 4 may be in different ones).
  */
 export function nonzeroMask4(q: QuantizedWeight, r: number, j: number): number {
-  const z = zeroPointAt(q, r, j);
   const row = r * q.K;
   let m = 0;
-  for (let i = 0; i < 4 && j + i < q.K; i++) if (q.codes[row + j + i] !== z) m |= 1 << i;
+  for (let i = 0; i < 4 && j + i < q.K; i++) if (q.codes[row + j + i] !== zeroPointAt(q, r, j + i)) m |= 1 << i;
   return m;
 }
 
@@ -102,7 +112,7 @@ export function reorderRows(q: QuantizedWeight, order: ArrayLike<number>): Quant
     scale.set(q.scale.subarray(r * ng, (r + 1) * ng), i * ng);
     zero?.set(q.zero!.subarray(r * ng, (r + 1) * ng), i * ng);
   }
-  return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
+  return { N, K, grid, codes, scale, ...(zero ? { zero } : {}), ...(q.gIdx ? { gIdx: q.gIdx } : {}) };
 }
 
 /** Random codes and scales on `grid` (every code in range, scales in [0.001, 0.051)): benchmarks and kernel tests. */

@@ -21,6 +21,9 @@
  *   <op>.weight_zero_point  I8  [N, ng]               asymmetric only, unpacked (lifecycle/initialize.py:
  *                                                     zp_dtype = pytorch_dtype(), int8; I32 read too)
  * and no weight_shape (the weight's own shape says it).
+ *
+ * Either format may add `<op>.weight_g_idx` I32 [K] (GPTQ act-order "group", alias "dynamic"): the scale group of
+ * each input, which is then not j / group_size (readGroupIndex).
  * wasprune writes scales as F32 whatever the model's dtype, so the values the quantizer produced are read back
  * bit for bit. Upstream keeps them in the weight's dtype (lifecycle/initialize.py: `scale_dtype =
  * module.weight.dtype`), so a bf16 model's W4A16 checkpoint has BF16 scales: read as well, widened exactly.
@@ -247,6 +250,9 @@ export interface TensorSource {
   bytes(name: string): Uint8Array;
 }
 
+/** The dtypes of weight_g_idx (upstream: torch.int; I64 read too) */
+const G_IDX_DTYPES = ["I32", "I64"] as const;
+
 /** The dtypes a stored weight_scale may have (F32: what wasprune writes; BF16 / F16: upstream's half models). */
 const SCALE_DTYPES = ["F32", "BF16", "F16"] as const;
 
@@ -282,6 +288,7 @@ export function operatorNames(op: string, grid: Grid, format: QuantFormat): stri
  */
 export function checkOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): void {
   if (grid.strategy === "group" && K % grid.group !== 0) throw new FormatError(file, `"${op}": group size ${grid.group} does not divide its ${K} inputs`);
+  if (hasGroupIndex(src, op)) expectHeader(src, file, `${op}.weight_g_idx`, G_IDX_DTYPES, [K], format);
   if (isUnpackedFormat(format)) {
     expectHeader(src, file, `${op}.weight`, ["I8"], [N, K], format);
     expectHeader(src, file, `${op}.weight_scale`, SCALE_DTYPES, [N, grid.ng], format);
@@ -354,10 +361,17 @@ function readUnpackedZeros(src: TensorSource, file: string, op: string, n: numbe
 
 /** Read operator `op`'s parts in `format` (checkOperator, then its data: positive finite scales, codes and zero points in range). */
 export function readOperatorParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): OperatorParts {
+  // the parts are what the integer kernels place, groups in input order: act-order groups are decodeOperator's
+  if (hasGroupIndex(src, op)) throw new FormatError(file, `"${op}.weight_g_idx": act-order groups do not go on the integer kernels (decode the operator instead)`);
   if (isUnpackedFormat(format)) {
     const { codes, scale, zero } = readUnpacked(src, file, op, N, K, grid, false);
     return { packed: packedWords(codes, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
   }
+  return readPackedParts(src, file, op, N, K, grid, format);
+}
+
+/** A pack-quantized (or compact) operator's parts, checked. */
+function readPackedParts(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat): OperatorParts {
   checkOperator(src, file, op, N, K, grid, format);
   const pf = 32 / grid.bits;
   let packed: Int32Array = new Int32Array(src.bytes(`${op}.weight_packed`).slice().buffer);
@@ -461,11 +475,39 @@ function readUnpacked(src: TensorSource, file: string, op: string, N: number, K:
   return { N, K, grid, codes, scale, ...(zero ? { zero } : {}) };
 }
 
-/** Read operator `op` stored in `format` as a QuantizedWeight (checked as readOperatorParts checks it; the codes unpacked). */
+/**
+ * Read operator `op` stored in `format` as a QuantizedWeight (checked as readOperatorParts checks it; the codes
+ * unpacked), with its act-order groups when it stores them (`weight_g_idx`, see readGroupIndex).
+ */
 export function decodeOperator(src: TensorSource, file: string, op: string, N: number, K: number, grid: Grid, format: QuantFormat = FORMAT_PACK): QuantizedWeight {
-  if (isUnpackedFormat(format)) return readUnpacked(src, file, op, N, K, grid, true);
-  const { packed, scale, zero } = expandParts(readOperatorParts(src, file, op, N, K, grid, format), file, op, N, K, grid);
-  return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}) };
+  const gIdx = readGroupIndex(src, file, op, K, grid);
+  if (isUnpackedFormat(format)) return { ...readUnpacked(src, file, op, N, K, grid, true), ...(gIdx ? { gIdx } : {}) };
+  const { packed, scale, zero } = expandParts(readPackedParts(src, file, op, N, K, grid, format), file, op, N, K, grid);
+  return { N, K, grid, codes: unpackRows(packed, N, K, grid.bits), scale, ...(zero ? { zero } : {}), ...(gIdx ? { gIdx } : {}) };
+}
+
+/** Whether operator `op` stores act-order groups (`weight_g_idx`: its inputs' scale groups are not in input order). */
+export const hasGroupIndex = (src: Pick<TensorSource, "has">, op: string): boolean => src.has(`${op}.weight_g_idx`);
+
+/**
+ * GPTQ act-order "group" (alias "dynamic"): upstream keeps the codes in input order and stores `<op>.weight_g_idx`
+ * I32 [K], the scale group of every input (quantization/lifecycle/initialize.py; dequantize's g_idx), which
+ * is then not j / group_size. Read and checked (each in 0..ng−1) when stored, else undefined. The integer kernels
+ * need groups in input order, so such operators run dequantized (src/model/hf-weights.ts).
+ */
+function readGroupIndex(src: TensorSource, file: string, op: string, K: number, grid: Grid): Int32Array | undefined {
+  const name = `${op}.weight_g_idx`;
+  if (!src.has(name)) return undefined;
+  expectHeader(src, file, name, G_IDX_DTYPES, [K]);
+  const b = src.bytes(name).slice().buffer;
+  const raw = src.header(name)!.dtype === "I32" ? new Int32Array(b) : new BigInt64Array(b);
+  const out = new Int32Array(K);
+  for (let j = 0; j < K; j++) {
+    const v = Number(raw[j]!);
+    if (!(v >= 0 && v < grid.ng)) throw new FormatError(file, `"${name}" [${j}] is ${raw[j]}, expected a scale group 0..${grid.ng - 1}`);
+    out[j] = v;
+  }
+  return out;
 }
 
 /**
@@ -588,7 +630,6 @@ function configGroupsOf(hfConfig: Record<string, unknown>, file: string): (op: s
     if (!w) throw new FormatError(file, `quantization_config.config_groups.${name}: no weights scheme`);
     if (w.type !== "int" || (w.num_bits !== 4 && w.num_bits !== 8)) throw new FormatError(file, `quantization_config.config_groups.${name}.weights: ${w.type} ${w.num_bits}-bit is not supported (int, 4 or 8 bits)`);
     const activationBits = activationBitsOf(g.input_activations as Record<string, unknown> | null | undefined, `quantization_config.config_groups.${name}`, file);
-    if (w.actorder === "group") throw new FormatError(file, `quantization_config.config_groups.${name}.weights: actorder "group" (weight_g_idx) is not supported`);
     const strategy = w.strategy as string;
     if (strategy !== "group" && strategy !== "channel") throw new FormatError(file, `quantization_config.config_groups.${name}.weights.strategy "${strategy}": expected group or channel`);
     const gs = w.group_size as number | null;

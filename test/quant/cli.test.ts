@@ -411,3 +411,55 @@ test("an int-quantized 2:4 W4A8 model (prune --quantize --activations int8): the
   assert.equal(c.perplexity, b.perplexity);
   assert.equal(await ppl(`${ia}-compact`, ["--int-activations", "16"]), a.perplexity);
 });
+
+test("GPTQ act-order groups (weight_g_idx, upstream's actorder group / dynamic): honoured, run dequantized; compress refuses them naming the operator", async () => {
+  const w4 = path.join(tmp, "w4g32-ao-base");
+  await ok(["quantize", STORIES_HF, "--scheme", "w4g32", "--method", "rtn", "--out", w4]);
+  // the same weights with every group-quantized operator's scale groups relabelled g → ng−1−g (scales moved with
+  // them) and each input's group in weight_g_idx, as upstream stores act-order groups: honoured, the same model;
+  // read as j / 32 instead, the scales would be wrong
+  const ao = path.join(tmp, "w4g32-ao");
+  fs.cpSync(w4, ao, { recursive: true });
+  const ck = openCheckpoint(ao)!;
+  const tensors: TensorToWrite[] = [];
+  for (const [name, { entry }] of ck.tensors) {
+    const data = ck.readRaw(name);
+    if (!name.endsWith(".weight_scale") || entry.shape[1] === 1) {
+      tensors.push({ name, dtype: entry.dtype as StoredDType, shape: entry.shape, data });
+      continue;
+    }
+    const [N, ng] = entry.shape as [number, number];
+    const s = new Float32Array(data.slice().buffer);
+    const moved = new Float32Array(s.length);
+    for (let r = 0; r < N; r++) for (let g = 0; g < ng; g++) moved[r * ng + (ng - 1 - g)] = s[r * ng + g]!;
+    tensors.push({ name, dtype: "F32", shape: entry.shape, data: new Uint8Array(moved.buffer) });
+    const K = ng * 32;
+    const gIdx = Int32Array.from({ length: K }, (_, j) => ng - 1 - Math.floor(j / 32));
+    tensors.push({ name: name.replace(/_scale$/, "_g_idx"), dtype: "I32", shape: [K], data: new Uint8Array(gIdx.buffer) });
+  }
+  ck.close();
+  writeSafetensors(path.join(ao, "model.safetensors"), tensors, { format: "pt" });
+  const setActorder = (dir: string, actorder: string) => {
+    const cfgPath = path.join(dir, "config.json");
+    const cfg = JSON.parse(fs.readFileSync(cfgPath, "utf8")) as { quantization_config: { config_groups: Record<string, { weights: Record<string, unknown> }> } };
+    for (const g of Object.values(cfg.quantization_config.config_groups)) if (g.weights.strategy === "group") g.weights.actorder = actorder;
+    fs.writeFileSync(cfgPath, JSON.stringify(cfg, null, 2));
+  };
+  setActorder(ao, "group");
+  const e = JSON.parse(await ok(["eval", ao, ...EVAL])) as { perplexity: number; weights: { layouts: Record<string, number> } };
+  assert.deepEqual(e.weights.layouts, { "p8 f32": 30, "int4 channel": 5, "dense f32": 1 }, "act-order operators run dequantized, the others on the integer kernels");
+  const f32 = ["--weights-dtype", "f32"];
+  const base = await ppl(w4, f32);
+  assert.equal(await ppl(ao, f32), base, "the same weights");
+  const dyn = path.join(tmp, "w4g32-ao-dynamic");
+  fs.cpSync(ao, dyn, { recursive: true });
+  setActorder(dyn, "dynamic");
+  assert.equal(await ppl(dyn, f32), base, "actorder dynamic (the alias of group)");
+  await ok(["decompress", w4, "--out", `${w4}-dense`]);
+  await ok(["decompress", ao, "--out", `${ao}-dense`]);
+  assert.ok(fs.readFileSync(path.join(`${ao}-dense`, "model.safetensors")).equals(fs.readFileSync(path.join(`${w4}-dense`, "model.safetensors"))), "decompress: the same dense weights");
+  const c = await run(["compress", ao, "--out", `${ao}-compact`]);
+  assert.notEqual(c.code, 0);
+  assert.match(c.err, /^error: model\.layers\.\d+\.\S+ has act-order groups \(weight_g_idx\)/);
+  assert.equal(c.err.trim().split("\n").length, 1);
+});

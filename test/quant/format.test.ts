@@ -117,6 +117,32 @@ describe("operators", () => {
     }
   });
 
+  test("act-order groups (weight_g_idx, upstream's actorder group): the groups relabelled and the scales moved with them give the same weights; without g_idx they would not", () => {
+    for (const [i, grid] of grids.filter((g) => g.ng > 1).entries()) {
+      const q = randomQuant(6, 64, grid, 40 + i);
+      const sigma = Array.from({ length: grid.ng }, (_, g) => grid.ng - 1 - g); // group g is stored as σ(g)
+      const moved = (a: Float32Array | Int8Array) => {
+        const out = a.slice();
+        for (let r = 0; r < 6; r++) for (let g = 0; g < grid.ng; g++) out[r * grid.ng + sigma[g]!] = a[r * grid.ng + g]!;
+        return out;
+      };
+      const q2 = { ...q, scale: moved(q.scale) as Float32Array, ...(q.zero ? { zero: moved(q.zero) as Int8Array } : {}) };
+      const gIdx = Int32Array.from({ length: 64 }, (_, j) => sigma[Math.floor(j / grid.group)]!);
+      for (const format of [FORMAT_PACK, FORMAT_INT] as const) {
+        const t = [...encodeOperator("op", q2, format), { name: "op.weight_g_idx", dtype: "I32" as const, shape: [64], data: new Uint8Array(gIdx.buffer) }];
+        const d = decodeOperator(source(t), "f", "op", 6, 64, grid, format);
+        assert.deepEqual(d.gIdx, gIdx);
+        assert.deepEqual(dequantize(d), dequantize(q), `${format} ${grid.bits} ${grid.group}`);
+        assert.notDeepEqual(dequantize({ ...d, gIdx: undefined }), dequantize(q));
+        assert.throws(() => readOperatorParts(source(t), "f", "op", 6, 64, grid, format), /act-order groups do not go on the integer kernels/);
+        const bad = t.map((x) => (x.name === "op.weight_g_idx" ? { ...x, data: new Uint8Array(Int32Array.from(gIdx, (v, j) => (j === 9 ? grid.ng : v)).buffer) } : x));
+        assert.throws(() => decodeOperator(source(bad), "m.safetensors", "op", 6, 64, grid, format), new RegExp(`m\\.safetensors: "op\\.weight_g_idx" \\[9\\] is ${grid.ng}, expected a scale group 0\\.\\.${grid.ng - 1}`));
+        const short = t.map((x) => (x.name === "op.weight_g_idx" ? { ...x, shape: [32], data: x.data.subarray(0, 128) } : x));
+        assert.throws(() => checkOperator(source(short), "m.safetensors", "op", 6, 64, grid, format), /"op\.weight_g_idx" has shape \[32\], expected \[64\]/);
+      }
+    }
+  });
+
   test("codesOf recovers the codes of dequantized weights exactly, and refuses weights off the grid", () => {
     const grid = gridOf(parseScheme("w4g32", true), 64);
     const q = randomQuant(5, 64, grid, 3);
@@ -176,6 +202,8 @@ describe("bad input: one clear error naming the tensor", () => {
     const cfg = (weights: Record<string, unknown>, format = "pack-quantized") => ({ quantization_config: { quant_method: "compressed-tensors", config_groups: { group_0: { targets: ["Linear"], format, weights } } } });
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "float", strategy: "group", group_size: 32 }), "config.json"), /config\.json: quantization_config\.config_groups\.group_0\.weights: float 4-bit is not supported/);
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "int", strategy: "group", group_size: 32 }, "marlin-24"), "config.json"), /group_0: format "marlin-24" is not supported/);
+    // actorder "group" and its alias "dynamic" (operators with weight_g_idx) are read
+    for (const actorder of ["group", "dynamic", "weight", "static", null]) assert.equal(gridsFromConfig(cfg({ num_bits: 4, type: "int", strategy: "group", group_size: 32, actorder }), "config.json")("model.layers.0.mlp.up_proj")!.group, 32);
     for (const f of [FORMAT_INT, FORMAT_NAIVE]) assert.equal(schemesFromConfig(cfg({ num_bits: 8, type: "int", strategy: "channel" }, f), "config.json")("model.layers.0.mlp.up_proj")!.format, f);
     assert.throws(() => gridsFromConfig(cfg({ num_bits: 4, type: "int", strategy: "tensor" }), "config.json"), /strategy "tensor": expected group or channel/);
   });
