@@ -251,7 +251,7 @@ export interface PruneSettings {
   evalProtocol?: PerplexityOptions;
   /** per-method options: `fista: { budget, lassoPath }` (W·H products per operator; the lasso path as a candidate), a device solver */
   methodOptions?: MethodOptions;
-  /** quantize every pruned operator (scheme, rtn | gptq, act-order; src/prune/quantize.ts), written pack-quantized */
+  /** quantize every pruned operator (scheme, rtn | gptq, act-order; src/prune/quantize.ts), written pack-quantized (int-quantized with int8 activations declared) */
   quantize?: QuantizeSettings;
   /** the calibration samples as this many shards whose statistics are summed in shard order (default 1; src/prune/driver.ts) */
   calibShards?: number;

@@ -164,7 +164,7 @@ protocolOptions(program
   .option("--max-shard-size <size>", "largest output shard, e.g. 5GB, 2GiB (default 5GB, as save_pretrained)")
   .option("--max-memory <size>", "host memory budget, e.g. 16GiB (default: 3/4 of the free RAM); the calibration stream spills to disk beyond it")
   .option("--measure-error", "collect the Gram for every method (wanda and magnitude need less) to report each operator's relative error")
-  .option("--quantize <scheme>", "also quantize every linear operator: w8 (int8 per channel) | w4g128 | w4g64 | w4g32 (int4 in groups); written as compressed-tensors pack-quantized")
+  .option("--quantize <scheme>", "also quantize every linear operator: w8 (int8 per channel) | w4g128 | w4g64 | w4g32 (int4 in groups); written as compressed-tensors pack-quantized (int-quantized with --activations int8, as upstream stores W4A8 / W8A8)")
   .option("--quantize-method <m>", "rtn (round to nearest) | gptq (error feedback through H⁻¹; with sparsegpt in its own sweep) (default gptq)")
   .option("--asym", "--quantize: asymmetric grids (an integer zero point per group)")
   .option("--act-order", "--quantize gptq: columns by decreasing H_jj, static groups (instead of SparseGPT's joint sweep with --method sparsegpt)")
@@ -202,7 +202,7 @@ protocolOptions(program
 
 protocolOptions(program
   .command("quantize")
-  .description("quantize the linear weights of a dense or pruned model (GPTQ or round-to-nearest; zeros stay zero), written as compressed-tensors pack-quantized")
+  .description("quantize the linear weights of a dense or pruned model (GPTQ or round-to-nearest; zeros stay zero), written as compressed-tensors pack-quantized (int-quantized with --activations int8, as upstream stores W4A8 / W8A8)")
   .argument("<model>", "a .bin file, a Hugging Face model directory, or 'builtin'")
   .requiredOption("--out <dir>", "output model directory")
   .requiredOption("--scheme <s>", "w8 (int8 per channel) | w4g128 | w4g64 | w4g32 (int4 in groups of 128/64/32 inputs)")
