@@ -9,6 +9,7 @@ import { countZeros } from "../sparse/zero.js";
 import { hfTensorSpecs, type HFTensorSpec } from "./specs.js";
 import type { ModelStore } from "./residency.js";
 import { KIND } from "./names.js";
+import { isQuantizedConfig, schemesFromConfig, type OperatorScheme } from "../quant/compressed-tensors.js";
 
 export interface TensorReport {
   name: string;
@@ -20,6 +21,8 @@ export interface TensorReport {
   format?: string;
   /** bytes of the compressed kernel layout (f32 values + indices) */
   sparseBytes?: number;
+  /** a quantized checkpoint's operator: its scheme, as its quantization_config group declares it */
+  quantized?: { scheme: string; format: string; activations: "int8" | null };
   /** e.g. "2:4" when every group of 4 consecutive inputs of every row has at most 2 nonzeros; null if none of 1:2, 2:4, 4:8, 1:4 holds */
   nm: string | null;
 }
@@ -36,6 +39,18 @@ export interface InspectReport {
   tensors: TensorReport[];
   /** present when some linear weights are compressed: their f32 bytes dense and as stored for the kernels */
   compression?: { operators: number; denseBytes: number; bytes: number; saved: number };
+  /** a quantized checkpoint (compressed-tensors): its operators counted by scheme, format and activations */
+  quantization?: Record<string, number>;
+}
+
+/** "int4 g64" / "int8 channel" (+ " asym") of a config group's scheme. */
+function schemeLabel(s: OperatorScheme): string {
+  return `int${s.grid.bits} ${s.grid.strategy === "group" ? `g${s.grid.group}` : "channel"}${s.grid.symmetric ? "" : " asym"}`;
+}
+
+/** How a quantized operator is described: "int4 g64, int-quantized, int8 activations". */
+export function quantLabel(q: NonNullable<TensorReport["quantized"]>): string {
+  return `${q.scheme}, ${q.format}${q.activations ? ", int8 activations" : ""}`;
 }
 
 const NM_CANDIDATES: Array<[number, number]> = [[1, 4], [1, 2], [2, 4], [2, 8], [4, 8]];
@@ -85,13 +100,20 @@ export function inspectModel(store: ModelStore): InspectReport {
   let linParams = 0;
   let linZeros = 0;
   const compression = { operators: 0, denseBytes: 0, bytes: 0, saved: 0 };
+  const hfConfig = store.source.hfConfig;
+  const schemeOf = hfConfig && isQuantizedConfig(hfConfig) ? schemesFromConfig(hfConfig, `${store.source.path}/config.json`) : undefined;
+  const quantization: Record<string, number> = {};
   const record = (spec: HFTensorSpec, count: TensorCount, params: number, t?: LinearWeight) => {
     const isLinear = (LINEAR_OPS as readonly string[]).includes(spec.key) || spec.key === "lmHead";
     const compressed = t && (t.format === "2:4" || t.format === "csr") ? t : undefined;
+    const s = isLinear && !(spec.key === "lmHead" && store.config.tiedEmbeddings) ? schemeOf?.(spec.name.replace(/\.weight$/, "")) : undefined;
+    const quantized = s ? { scheme: schemeLabel(s), format: s.format, activations: s.activationBits === 8 ? ("int8" as const) : null } : undefined;
+    if (quantized) quantization[quantLabel(quantized)] = (quantization[quantLabel(quantized)] ?? 0) + 1;
     tensors.push({
       name: spec.name, shape: spec.shape, params, zeros: count.zeros, zeroFraction: count.zeros / params,
       nm: (LINEAR_OPS as readonly string[]).includes(spec.key) ? count.nm() : null,
       ...(compressed ? { format: compressed.format, sparseBytes: compressed.bytes } : {}),
+      ...(quantized ? { quantized } : {}),
     });
     if (compressed) {
       compression.operators++;
@@ -170,5 +192,6 @@ export function inspectModel(store: ModelStore): InspectReport {
     linear: { params: linParams, zeros: linZeros, sparsity: linParams ? linZeros / linParams : 0 },
     tensors,
     ...(compression.operators ? { compression: { ...compression, saved: compression.denseBytes - compression.bytes } } : {}),
+    ...(Object.keys(quantization).length ? { quantization } : {}),
   };
 }

@@ -390,6 +390,15 @@ test("an int-quantized 2:4 W4A8 model (prune --quantize --activations int8): the
   assert.equal(ck.tensors.get("model.layers.0.mlp.up_proj.weight")?.entry.dtype, "I8");
   assert.ok(!ck.tensors.has("model.layers.0.mlp.up_proj.weight_packed"));
   ck.close();
+  // inspect names each operator's scheme, format and activations (and the 2:4 of its dequantized weights)
+  type Inspect = { quantization: Record<string, number>; tensors: Array<{ name: string; nm: string | null; quantized?: { scheme: string; format: string; activations: string | null } }> };
+  const [ip, ii] = [JSON.parse(await ok(["inspect", pk, "--json"])) as Inspect, JSON.parse(await ok(["inspect", ia, "--json"])) as Inspect];
+  assert.deepEqual(ip.quantization, { "int4 g64, pack-quantized": 30, "int4 channel, pack-quantized": 5 });
+  assert.deepEqual(ii.quantization, { "int4 g64, int-quantized, int8 activations": 30, "int4 channel, int-quantized, int8 activations": 5 });
+  const up = ii.tensors.find((t) => t.name === "model.layers.0.mlp.up_proj.weight")!;
+  assert.deepEqual(up.quantized, { scheme: "int4 g64", format: "int-quantized", activations: "int8" });
+  assert.equal(up.nm, "2:4");
+  assert.equal(ii.tensors.find((t) => t.name === "model.embed_tokens.weight")!.quantized, undefined);
   type Out = { perplexity: number; weights: { layouts: Record<string, number> } };
   const [a, b] = [JSON.parse(await ok(["eval", pk, ...EVAL])) as Out, JSON.parse(await ok(["eval", ia, ...EVAL])) as Out];
   // weight-only: the 2:4 int4 kernel (3 bits a weight, int16 activations); W4A8: the dense int4 panels on int8

@@ -1,4 +1,4 @@
-import { inspectModel, type InspectReport } from "../../model/inspect.js";
+import { inspectModel, quantLabel, type InspectReport } from "../../model/inspect.js";
 import { openModelStore } from "../open-model.js";
 import { fmt, humanCount, table } from "../format.js";
 
@@ -30,10 +30,13 @@ export function renderInspect(r: InspectReport): string {
     ...(r.compression
       ? [`compressed ${r.compression.operators} operators: ${humanCount(r.compression.bytes)}B for the sparse kernels vs ${humanCount(r.compression.denseBytes)}B dense f32 (${humanCount(r.compression.saved)}B saved, ${fmt(r.compression.denseBytes / r.compression.bytes, 2)}x)`]
       : []),
+    ...(r.quantization
+      ? [`quantized  ${Object.entries(r.quantization).map(([k, n]) => `${n} operators ${k}`).join("; ")} (compressed-tensors; the zeros and N:M are of the dequantized weights)`]
+      : []),
     "",
     table(
       ["tensor", "shape", "params", "zeros %", "N:M", "format"],
-      r.tensors.map((t) => [t.name, t.shape.join("x"), t.params, fmt(100 * t.zeroFraction, 2), t.nm ?? "", t.format ? `${t.format} ${humanCount(t.sparseBytes ?? 0)}B` : "dense"]),
+      r.tensors.map((t) => [t.name, t.shape.join("x"), t.params, fmt(100 * t.zeroFraction, 2), t.nm ?? "", t.quantized ? quantLabel(t.quantized) : t.format ? `${t.format} ${humanCount(t.sparseBytes ?? 0)}B` : "dense"]),
       { align: ["l", "r", "r", "r", "r", "l"] },
     ),
   ];
