@@ -16,7 +16,7 @@ import { openLlama2cWeights } from "./load-llama2c.js";
 import { openHFWeights } from "./load-hf.js";
 import type { Model, ModelConfig } from "./types.js";
 import { attachSlorb } from "./slorb.js";
-import { linearLayouts, setIntActivations, type IntActivationBits } from "./linear.js";
+import type { IntActivationBits } from "./linear.js";
 import type { WeightFile, WeightsOption } from "./weight-file.js";
 import { readResident, residentBytes, residentStore, sourceOf, streamedStore, type ModelStore } from "./residency.js";
 
@@ -51,18 +51,6 @@ export interface LoadOptions {
   intActivations?: IntActivationBits;
 }
 
-/**
- * `model` with `bits` activations on its integer operators (./linear.ts setIntActivations; undefined: as
- * loaded); 8 and none to set: a UsageError naming `what` and how its linear weights are held.
- */
-export function withIntActivations(model: Model, bits: IntActivationBits | undefined, what: string): Model {
-  if (bits === undefined || setIntActivations(model, bits) > 0 || bits === 16) return model;
-  const held = Object.entries(linearLayouts(model).layouts).map(([l, n]) => `${n} ${l}`).join(", ");
-  throw new UsageError(
-    `${what}: --int-activations 8 runs int8 and int4 operators in dense panels on int8 activations (W8A8, W4A8; 2:4 int4 ones too), ` +
-      `and this model has none (its linear weights: ${held}); quantize it first (wasprune quantize --scheme w4g128), or drop the flag`,
-  );
-}
 
 /**
  * Arena bytes of weights up to which `openStore` keeps a model resident: the rest of the 4 GiB is left for the
@@ -90,7 +78,7 @@ export function openWeights(modelPath: string, opts: Pick<LoadOptions, "tokenize
 export async function loadModel(modelPath: string, opts: LoadOptions = {}): Promise<Model> {
   const { file, tokFile } = openWeights(modelPath, opts);
   try {
-    const model = withIntActivations(readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding, opts.intActivations), opts.intActivations, modelPath);
+    const model = readResident(file, opts.wasm ?? createWasm(), opts.weights, !!opts.hostEmbedding, opts.intActivations);
     if (file.format === "hf") attachSlorb(model, modelPath); // slorb.safetensors of a model trained with --slorb
     if (tokFile) model.tokenizer = openTokenizer(tokFile, model.config);
     return model;

@@ -14,7 +14,7 @@
 import { BoundedArena, type Wasm } from "../wasm/memory.js";
 import { UsageError } from "../errors.js";
 import type { Tokenizer } from "../tokenizer/types.js";
-import type { IntActivationBits } from "./linear.js";
+import { linearLayouts, setIntActivations, type IntActivationBits } from "./linear.js";
 import { dense, type LayerWeights, type LinearWeight, type Model, type ModelConfig, type ModelSource, type Tensor } from "./types.js";
 import { layerArenaBytes, readLayer, readLinear, readTensor, tensorArenaBytes, topSpecs, type StoredTensor, type WeightFile, type WeightsOption } from "./weight-file.js";
 
@@ -75,8 +75,22 @@ export function readResident(file: WeightFile, wasm: Wasm, pack?: WeightsOption,
   const norm = readTensor(a, file.tensor(top.norm!));
   // a tied LM head is the embedding table itself (rows gathered per token), so it stays row-major f32
   const lmHead = c.tiedEmbeddings ? dense(embed) : readLinear(wasm, file.tensor(top.lmHead!), pack, intActivations);
-  return { config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) };
+  return withIntActivations({ config: c, weights: { embed, layers, norm, lmHead }, wasm, source: sourceOf(file) }, intActivations, file.path);
 }
+
+/**
+ * `model` with `bits` activations on its integer operators (./linear.ts setIntActivations; undefined: as
+ * loaded); 8 and none to set: a UsageError naming `what` and how its linear weights are held.
+ */
+export function withIntActivations(model: Model, bits: IntActivationBits | undefined, what: string): Model {
+  if (bits === undefined || setIntActivations(model, bits) > 0 || bits === 16) return model;
+  const held = Object.entries(linearLayouts(model).layouts).map(([l, n]) => `${n} ${l}`).join(", ");
+  throw new UsageError(
+    `${what}: --int-activations 8 runs int8 and int4 operators in dense panels on int8 activations (W8A8, W4A8; 2:4 int4 ones too), ` +
+      `and this model has none (its linear weights: ${held}); quantize it first (wasprune quantize --scheme w4g128), or drop the flag`,
+  );
+}
+
 
 /** A whole dense tensor read into host memory (outside the arena): `ptr` -1, no kernel may read it. */
 function hostTensor(t: StoredTensor): Tensor {

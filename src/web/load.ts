@@ -11,7 +11,8 @@ import { hfWeights, parseConfigJson } from "../model/hf-weights.js";
 import { llama2cWeights } from "../model/llama2c-weights.js";
 import { readResident } from "../model/residency.js";
 import type { Model } from "../model/types.js";
-import type { WeightFile } from "../model/weight-file.js";
+import type { WeightFile, WeightsOption } from "../model/weight-file.js";
+import type { IntActivationBits } from "../model/linear.js";
 import { checkTokenizerFits, modelTokenizerOptions, tokenizerFromBytes } from "../tokenizer/from-bytes.js";
 import { utf8Text } from "../tokenizer/bytes.js";
 import type { Wasm } from "../wasm/memory.js";
@@ -25,6 +26,15 @@ export interface BrowserLoadOptions extends FilesOptions {
   kernels?: string | URL | WebAssembly.Module;
   /** the instance to read the weights into (default: a new one) */
   wasm?: Wasm;
+  /**
+   * how the linear weights are held (as the Node library's `weights`): "stored" each tensor in its stored
+   * precision packed for the inference kernels, quantized operators (pack- / int-quantized) on the integer
+   * kernels — a W4A8 model takes ~1/8 of its f32 bytes; "f32" | "bf16" | "f16" packed in that dtype; "device"
+   * what WebGPU reads (row-major f32, quantized operators in their integer layouts); absent: row-major f32
+   */
+  weights?: WeightsOption;
+  /** 8 / 16: int8 / int4 operators on int8 / int16 activations; absent: as the checkpoint declares */
+  intActivations?: IntActivationBits;
 }
 
 const isTokenizerBin = (n: string): boolean => n === "tokenizer.bin" || /^tok.*\.bin$/i.test(n);
@@ -87,7 +97,7 @@ export async function loadBrowserModel(source: BrowserModelSource, opts: Browser
   const tok = await readTokenizer(files, opts.tokenizer); // small, and a missing one fails before the weights are read
   const weights = await openBrowserWeights(files);
   try {
-    const model = readResident(weights, opts.wasm ?? (await createBrowserWasm(opts.kernels)));
+    const model = readResident(weights, opts.wasm ?? (await createBrowserWasm(opts.kernels)), opts.weights, false, opts.intActivations);
     const c = model.config;
     model.tokenizer = checkTokenizerFits(tok.name, tokenizerFromBytes(tok.name, tok.bytes, modelTokenizerOptions(tok.name, c), tok.config), c.vocabSize);
     return model;

@@ -16,14 +16,15 @@ import path from "node:path";
 import { compress, generate, loadModel, prune } from "../../src/api/index.ts";
 import { servedModels, startServer } from "../../src/serve/server.ts";
 import { chromiumMissing, launchChromium, openPage as open, type LaunchedBrowser } from "../helpers/browser.ts";
+import { okCli } from "../helpers/cli.ts";
 import { GREEDY_200, STORIES_BIN, STORIES_HF, STORIES_TOK, TINY_TRAIN } from "../helpers/shared.ts";
 
 const missing = chromiumMissing();
 const PROMPT = "Once upon a time";
 
-/** The Node library's greedy text of the model at `dir`. */
-async function nodeText(dir: string, steps: number): Promise<string> {
-  const model = await loadModel(dir);
+/** The Node library's greedy text of the model at `dir` (its linear weights held as `weights` says). */
+async function nodeText(dir: string, steps: number, weights?: "stored"): Promise<string> {
+  const model = await loadModel(dir, weights ? { weights } : {});
   let text = "";
   for await (const tok of generate(model, { prompt: PROMPT, steps, temperature: 0 })) text += tok.text;
   return text;
@@ -53,11 +54,15 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
     const csr = await compressedModel(tmp, "0.5");
     node.c24 = await nodeText(c24, 200);
     node.csr = await nodeText(csr, 200);
+    // upstream's W4A8 as wasprune writes it (int-quantized, dynamic int8 activations declared)
+    const w4a8 = path.join(tmp, "w4a8");
+    await okCli(["quantize", STORIES_HF, "--scheme", "w4g64", "--method", "rtn", "--activations", "int8", "--out", w4a8]);
+    node.w4a8 = await nodeText(w4a8, 100, "stored");
     const corrupt = path.join(tmp, "corrupt");
     fs.mkdirSync(corrupt);
     fs.writeFileSync(path.join(corrupt, "stories260K.bin"), fs.readFileSync(STORIES_BIN).subarray(0, fs.statSync(STORIES_BIN).size - 100));
     fs.copyFileSync(STORIES_TOK, path.join(corrupt, "tok512.bin"));
-    const { server, url } = await startServer(servedModels([STORIES_BIN, c24, csr, path.join(corrupt, "stories260K.bin")]), { port: 0 });
+    const { server, url } = await startServer(servedModels([STORIES_BIN, c24, csr, path.join(corrupt, "stories260K.bin"), w4a8]), { port: 0 });
     base = url;
     browser = await launchChromium();
     close = async () => {
@@ -116,6 +121,16 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
     assert.match(csr.info, /formats[^]*csr × \d+/);
   });
 
+  test("a W4A8 model (int-quantized, as upstream stores it) runs on the integer kernels with int8 activations: the Node library's text", async () => {
+    for (const device of ["wasm", "auto"] as const) {
+      const r = await open(browser, base, { ...greedy, steps: 100, model: 4, model2: "none", threads: 1, device });
+      assert.equal(r.error, "", device);
+      assert.equal(r.output, node.w4a8, device);
+      assert.match(r.info, /formatsint4 g64, int-quantized, int8 activations × 30, int4 channel, int-quantized, int8 activations × 5/);
+      assert.match(r.info, /held asint4 g64 a8 × 30, int4 channel a8 × 5/, device);
+    }
+  });
+
   test("errors are one readable message on the page: corrupt file, too big for the page, not served", async () => {
     const corrupt = await open(browser, base, { ...greedy, model: 3, model2: "none" });
     assert.equal(corrupt.status, "error");
@@ -125,7 +140,7 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
     assert.match(big.error, /stories260K\.bin is 1\.1 MB; .* more than the 0\.1 MB this page may hold \(maxBytes\)/);
     const none = await open(browser, base, { ...greedy, model: "nope" });
     assert.equal(none.status, "error");
-    assert.match(none.error, /^model "nope" is not served here \(served: stories260K\.bin \(1\), compressed-2of4, compressed-0\.5, stories260K\.bin \(4\)\)$/);
+    assert.match(none.error, /^model "nope" is not served here \(served: stories260K\.bin \(1\), compressed-2of4, compressed-0\.5, stories260K\.bin \(4\), w4a8\)$/);
   });
 
   test("WebGPU: the software adapter is declined by name; device=webgpu runs the linear layers there, same tokens", async () => {

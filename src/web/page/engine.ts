@@ -4,6 +4,8 @@
  * (threads, src/generate/gemv.ts) and the page stays responsive.
  */
 import { attachWebGpu, describeModel, environment, generate, loadModel, type Model } from "../index.js";
+import { linearLayouts } from "../../model/linear.js";
+import { quantLabel } from "../../model/inspect.js";
 import type { FromEngine, ModelSummary, ToEngine } from "./protocol.js";
 
 const scope = self as unknown as { onmessage: ((e: MessageEvent<ToEngine>) => void) | null; postMessage(m: FromEngine): void };
@@ -14,7 +16,11 @@ function summarize(m: Model, label: string, bytes: number, loadSeconds: number, 
   const r = describeModel(m);
   const c = m.config;
   const formats: Record<string, number> = {};
-  for (const t of r.tensors) if (/(_proj|lm_head)\.weight$/.test(t.name)) formats[t.format ?? "dense"] = (formats[t.format ?? "dense"] ?? 0) + 1;
+  for (const t of r.tensors) {
+    if (!/(_proj|lm_head)\.weight$/.test(t.name)) continue;
+    const f = t.quantized ? quantLabel(t.quantized) : t.format ?? "dense";
+    formats[f] = (formats[f] ?? 0) + 1;
+  }
   const env = environment();
   return {
     label,
@@ -23,6 +29,7 @@ function summarize(m: Model, label: string, bytes: number, loadSeconds: number, 
     params: r.params.total,
     linearSparsity: r.linear.sparsity,
     formats,
+    layouts: linearLayouts(m).layouts,
     dtype: r.dtype,
     bytes,
     memoryBytes: m.wasm.arena.used,
@@ -35,7 +42,10 @@ async function load(msg: Extract<ToEngine, { type: "load" }>): Promise<void> {
   const t0 = performance.now();
   let bytes = 0;
   const seen = new Map<string, number>();
+  // on WASM the inference layouts (stored precision in panels, quantized operators on the integer kernels); for
+  // WebGPU what a device reads (row-major f32, quantized operators still on their integer kernels)
   model = await loadModel(msg.entry.url, {
+    weights: msg.device === "wasm" ? "stored" : "device",
     tokenizer: msg.entry.tokenizer,
     maxBytes: msg.maxBytes,
     onProgress(file, loaded, total) {

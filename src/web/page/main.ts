@@ -51,6 +51,7 @@ function renderInfo(p: Pane, s: ModelSummary): void {
     ["parameters", fmtInt(s.params)],
     ["linear zeros", `${(100 * s.linearSparsity).toFixed(2)} %`],
     ["formats", Object.entries(s.formats).map(([f, n]) => `${f} × ${n}`).join(", ")],
+    ["held as", Object.entries(s.layouts).map(([f, n]) => `${f} × ${n}`).join(", ")],
     ["bytes", `${fmtBytes(s.bytes)} fetched (${s.dtype}), ${fmtBytes(s.memoryBytes)} in WASM memory, loaded in ${s.loadSeconds.toFixed(2)} s`],
     ["backend", s.backend],
   ];

@@ -19,8 +19,10 @@ export interface ModelSummary {
   dims: string;
   params: number;
   linearSparsity: number;
-  /** operators per stored format, e.g. { dense: 1, "2:4": 28 } */
+  /** operators per stored format, e.g. { dense: 1, "2:4": 28 } (a quantized checkpoint's: its scheme and format) */
   formats: Record<string, number>;
+  /** linear weights per layout as the kernels hold them, e.g. { "p8 f32": 35 } or { "int4 g64 a8": 30, … } */
+  layouts: Record<string, number>;
   dtype: string;
   /** bytes fetched for it */
   bytes: number;
