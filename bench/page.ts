@@ -26,6 +26,8 @@ export interface PageRow {
 export interface PageReport {
   browser: string;
   node: string;
+  /** the page's device: auto (row-major f32 weights without WebGPU) or wasm (packed panels; Node then packs too) */
+  device: "auto" | "wasm";
   steps: number;
   rounds: number;
   rows: PageRow[];
@@ -40,7 +42,8 @@ const median = (v: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-export async function benchPage(opts: { rounds?: number; steps?: number; screenshot?: string; log?: (s: string) => void } = {}): Promise<PageReport> {
+export async function benchPage(opts: { rounds?: number; steps?: number; screenshot?: string; device?: "auto" | "wasm"; log?: (s: string) => void } = {}): Promise<PageReport> {
+  const device = opts.device ?? "auto";
   const missing = chromiumMissing();
   if (missing) throw new UsageError(`bench page: ${missing}`);
   const rounds = opts.rounds ?? 6;
@@ -64,10 +67,12 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
     try {
       // the same settings on both sides (the page takes them as its deep link)
       const greedy = { prompt: PROMPT, steps, temperature: 0, seed: 42, threads: 1 };
+      const page = { ...greedy, device };
       // one tab for every round, as one user would keep it open
       const tab = await browser.context.newPage();
       const rows: PageRow[] = models.map((m) => ({ model: m.name, node: [], page: [], pageOverNode: NaN }));
-      const loaded = await Promise.all(models.map((m) => loadModel(m.dir)));
+      // the layouts the page holds: row-major f32 (auto, no WebGPU here), or packed for the kernels (wasm: "stored")
+      const loaded = await Promise.all(models.map((m) => loadModel(m.dir, device === "wasm" ? { weights: "stored" } : {})));
       for (let r = 0; r < rounds; r++) {
         for (const [i, m] of models.entries()) {
           let text = "";
@@ -79,7 +84,7 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
           }
           // tokens generated (a generation ends early at the end-of-text token), as the page counts them
           const nodeTps = tokens / ((performance.now() - t0) / 1000);
-          const got = await openPage(browser, url, { ...greedy, model: i, model2: "none" }, { tab });
+          const got = await openPage(browser, url, { ...page, model: i, model2: "none" }, { tab });
           if (got.status !== "done") throw new UsageError(`bench page: the page failed on ${m.name}: ${got.error}`);
           if (got.output !== text) throw new UsageError(`bench page: the page's text differs from Node's for ${m.name}`);
           rows[i]!.node.push(nodeTps);
@@ -88,9 +93,9 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
         }
       }
       for (const row of rows) row.pageOverNode = median(row.page) / median(row.node);
-      if (opts.screenshot) await openPage(browser, url, { ...greedy, model: 0, model2: 1 }, { two: true, screenshot: opts.screenshot, tab });
-      notes.push("one thread on each side; the page runs the baseline kernels with row-major f32 weights, Node the build its runtime picks with p8 panels (see the README)");
-      return { browser: browser.context.browser()?.version() ?? "chromium", node: process.version, steps, rounds, rows, ...(opts.screenshot ? { screenshot: opts.screenshot } : {}), notes };
+      if (opts.screenshot) await openPage(browser, url, { ...page, model: 0, model2: 1 }, { two: true, screenshot: opts.screenshot, tab });
+      notes.push(`one thread on each side, the same layouts (${device === "wasm" ? "packed for the kernels: weights \"stored\"" : "row-major f32"}); the page runs the baseline kernels, Node the build its runtime picks`);
+      return { browser: browser.context.browser()?.version() ?? "chromium", node: process.version, device, steps, rounds, rows, ...(opts.screenshot ? { screenshot: opts.screenshot } : {}), notes };
     } finally {
       await browser.close();
       server.close();
@@ -103,7 +108,7 @@ export async function benchPage(opts: { rounds?: number; steps?: number; screens
 export function renderPage(r: PageReport): string {
   const f = (v: number[]) => v.map((x) => x.toFixed(0)).join(" ");
   return [
-    `greedy generation, ${r.steps} steps, one thread, ${r.rounds} interleaved rounds (Node ${r.node}, Chromium ${r.browser})`,
+    `greedy generation, ${r.steps} steps, one thread, ${r.rounds} interleaved rounds (Node ${r.node}, Chromium ${r.browser}; device ${r.device})`,
     ...r.rows.map((row) => `${row.model}: Node ${f(row.node)} tok/s; page ${f(row.page)} tok/s; page/Node (medians) ${row.pageOverNode.toFixed(2)}x`),
     ...r.notes.map((n) => `note: ${n}`),
   ].join("\n");

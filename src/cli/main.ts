@@ -4,7 +4,7 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import os from "node:os";
-import { WaspruneError } from "../errors.js";
+import { UsageError, WaspruneError } from "../errors.js";
 import { PROTOCOLS } from "../eval/protocol.js";
 
 const program = new Command();
@@ -507,10 +507,12 @@ bench
   .option("--rounds <n>", "rounds (each: Node then the page, per model)", int("--rounds"), 6)
   .option("--steps <n>", "tokens per generation", int("--steps"), 200)
   .option("--screenshot <file>", "save the page with the dense and the compressed model side by side (PNG)")
+  .option("--device <d>", "the page's device: auto (row-major f32 weights without WebGPU) | wasm (packed for the kernels, Node's weights too)", "auto")
   .option("--json", "print results as JSON")
   .action(async (opts) => {
     const { benchPage, renderPage } = await import("../../bench/page.js");
-    const r = await benchPage({ rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, log: (s) => console.error(s) });
+    if (opts.device !== "auto" && opts.device !== "wasm") throw new UsageError(`--device ${opts.device}: expected auto or wasm`);
+    const r = await benchPage({ rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, device: opts.device, log: (s) => console.error(s) });
     console.log(opts.json ? JSON.stringify(r, null, 2) : renderPage(r));
   });
 
