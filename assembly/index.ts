@@ -3,6 +3,10 @@
 export function heapBase(): usize {
   return __heap_base;
 }
+/** 1 in the relaxed-SIMD build (kernels-relaxed.wasm), 0 in the baseline: a module says which build it is. */
+export function kernelsRelaxed(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 1 : 0;
+}
 export * from "./gemm";
 export * from "./gemv";
 export * from "./stream";

@@ -13,6 +13,8 @@ import { WasmError } from "../errors.js";
 
 export interface Kernels {
   heapBase(): number;
+  /** 1 for the relaxed-SIMD build, 0 for the baseline (the module's own word for which build it is). */
+  kernelsRelaxed(): number;
 
 
   // ---- assembly/gemm.ts ----------------------------------------------------------------------------
@@ -237,7 +239,7 @@ export interface Kernels {
 
 /** Parameter count of every export (the compiler checks each against `Kernels`; checkKernels the module). */
 export const KERNEL_ARITY = Object.freeze({
-  heapBase: 0, f32_gemm_nt_scratch: 3, f32_gemm_nt: 8, gemm_p8_nt_scratch: 2, f32_gemm_p8_nt: 7, bf16_gemm_p8_nt: 7,
+  heapBase: 0, kernelsRelaxed: 0, f32_gemm_nt_scratch: 3, f32_gemm_nt: 8, gemm_p8_nt_scratch: 2, f32_gemm_p8_nt: 7, bf16_gemm_p8_nt: 7,
   f16_gemm_p8_nt: 7, f32_gemv: 6, f32_gemv_p8: 5, bf16_gemv_p8: 5, f16_gemv_p8: 5, f32_stream_sum: 2, f32_compute_peak: 3, f32_rmsnorm: 6,
   f32_softmax: 2, f32_silu_mul: 4, f32_add: 4, f32_add_bias_rows: 4, f32_scale: 3, f32_rope_interleaved: 5,
   f32_rope_half: 5, f32_attention: 10, f32_gemm_strided: 14, f32_gemm_strided_scratch: 0, f32_gram_upper: 4, f32_gram_upper_rows: 7,
@@ -254,7 +256,7 @@ export const KERNEL_ARITY = Object.freeze({
 } as const satisfies { readonly [K in keyof Kernels]: Parameters<Kernels[K]>["length"] });
 
 /** Export names that are kernels by the house naming (dtype prefix), or the contract's other functions. */
-const KERNEL_NAME = /^(f32|bf16|f16|i16|qu8|qu4)_|^q?gemm_|^q_|^heapBase$/;
+const KERNEL_NAME = /^(f32|bf16|f16|i16|qu8|qu4)_|^q?gemm_|^q_|^heapBase$|^kernelsRelaxed$/;
 
 /**
  * The exports of an instance as `Kernels`, after checking them against the contract: every declared export is

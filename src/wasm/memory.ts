@@ -117,7 +117,19 @@ export function instantiate(module: WebAssembly.Module, memory: WebAssembly.Memo
  */
 export function attachWasmTo(module: WebAssembly.Module, memory: WebAssembly.Memory, build: KernelBuild, where?: string): Wasm {
   const exports = instantiate(module, memory, where);
-  return { module, memory, exports, build, arena: new ViewArena(memory, exports.heapBase()) };
+  return { module, memory, exports, build: checkBuild(exports, build, where), arena: new ViewArena(memory, exports.heapBase()) };
+}
+
+/** Which build an instance is: the module says so itself (`kernelsRelaxed`). */
+export function buildOf(exports: KernelExports): KernelBuild {
+  return exports.kernelsRelaxed() === 1 ? "relaxed" : "baseline";
+}
+
+/** The instance's build, refused by name when it is not the one `expected` (a file of one build under the other's name). */
+function checkBuild(exports: KernelExports, expected: KernelBuild | undefined, where = "kernels"): KernelBuild {
+  const actual = buildOf(exports);
+  if (expected !== undefined && actual !== expected) throw new WasmError(`${where}: this module is the ${actual} build of the kernels, not the ${expected} build it was loaded as; rebuild with \`npm run build\``);
+  return actual;
 }
 
 /**
@@ -269,12 +281,13 @@ export interface Wasm {
 }
 
 /**
- * A fresh memory, an instance of `module` (the kernels' `build`; `where` names it in a contract error) on it,
- * and an arena starting above the module's static data.
+ * A fresh memory, an instance of `module` on it, and an arena starting above the module's static data. `build`:
+ * the build the module is expected to be (refused by name if it is the other one; absent: whichever it is);
+ * `where` names the module in an error.
  */
-export function createWasmFrom(module: WebAssembly.Module, build: KernelBuild, initialBytes?: number, where?: string): Wasm {
+export function createWasmFrom(module: WebAssembly.Module, build?: KernelBuild, initialBytes?: number, where?: string): Wasm {
   const memory = createMemory(initialBytes);
   const exports = instantiate(module, memory, where);
   const arena = new Arena(memory, exports.heapBase());
-  return { module, memory, exports, build, arena };
+  return { module, memory, exports, build: checkBuild(exports, build, where), arena };
 }

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { createWasm, attachWasm, defaultBuild, relaxedSimdSupported, type Wasm } from "../../src/wasm/runtime.js";
+import { createWasm, createWasmFrom, attachWasm, attachWasmTo, defaultBuild, kernelModule, relaxedSimdSupported, type Wasm } from "../../src/wasm/runtime.js";
 import { checkKernels, KERNEL_ARITY } from "../../src/wasm/contract.js";
 import { kernels } from "../../src/kernels/index.js";
 import { WasmError } from "../../src/errors.js";
@@ -88,4 +88,19 @@ test("kernel builds: relaxed SIMD is chosen by feature detection, WASPRUNE_KERNE
   assert.equal(createWasm(4 << 20, "baseline").build, "baseline");
   if (probe) assert.equal(createWasm(4 << 20, "relaxed").build, "relaxed");
   else assert.throws(() => createWasm(4 << 20, "relaxed"), /cannot compile the relaxed kernels/);
+});
+
+test("a module says which build it is: a build loaded under the other's name is refused naming both", () => {
+  const baseline = kernelModule("baseline");
+  assert.equal(createWasmFrom(baseline).build, "baseline");
+  assert.equal(createWasmFrom(baseline).exports.kernelsRelaxed(), 0);
+  assert.throws(() => createWasmFrom(baseline, "relaxed", undefined, "kernels-relaxed.wasm"),
+    (e: Error) => e instanceof WasmError && e.message === "kernels-relaxed.wasm: this module is the baseline build of the kernels, not the relaxed build it was loaded as; rebuild with `npm run build`");
+  const shared = createWasm(4 << 20, "baseline");
+  assert.throws(() => attachWasmTo(baseline, shared.memory, "relaxed"), /this module is the baseline build of the kernels, not the relaxed build/);
+  if (relaxedSimdSupported()) {
+    assert.equal(createWasmFrom(kernelModule("relaxed")).build, "relaxed");
+    assert.equal(createWasmFrom(kernelModule("relaxed")).exports.kernelsRelaxed(), 1);
+    assert.throws(() => createWasmFrom(kernelModule("relaxed"), "baseline"), /the relaxed build of the kernels, not the baseline build/);
+  }
 });
