@@ -9,7 +9,7 @@
  * - `generate(model, opts)`: an async iterator of tokens, the prompt's first; its return value carries tok/s and
  *   how it ran (threads, GEMVs split with a worker, the device).
  * - `describeModel(model)`: architecture, parameters, formats, bytes and zeros per tensor.
- * - `environment()`: cross-origin isolation, cores, whether WebGPU gives an adapter.
+ * - `environment()`: cross-origin isolation, cores, whether this thread may block, whether relaxed SIMD runs.
  *
  * Threads: the GEMVs of generation are split by rows with a Web Worker (src/generate/gemv.ts: a futex in the
  * shared memory, the same tokens for any thread count). That needs a cross-origin isolated page (COOP/COEP, as
@@ -25,6 +25,7 @@ import { inspectModel, type InspectReport } from "../model/inspect.js";
 import { residentStore } from "../model/residency.js";
 import type { Model } from "../model/types.js";
 import { localExecutor, type Executor } from "../exec/executor.js";
+import { relaxedSimdSupported } from "../wasm/memory.js";
 import { WEB_HANDLERS } from "./handlers.js";
 import { isolated, webExecutor } from "./pool.js";
 import { loadBrowserModel, type BrowserLoadOptions } from "./load.js";
@@ -37,7 +38,7 @@ export type { Tokenizer } from "../tokenizer/types.js";
 export type { BrowserModelSource } from "./files.js";
 export type { BrowserLoadOptions } from "./load.js";
 export { WaspruneError, FormatError, MissingFileError, ConfigError, UsageError, WasmError, WorkerError } from "../errors.js";
-export { compileKernels, KERNELS_URL } from "./kernels.js";
+export { compileKernels, createBrowserWasm, KERNELS_URL, KERNEL_URLS, type BrowserKernels } from "./kernels.js";
 export { attachWebGpu, type WebGpuChoice } from "./gpu.js";
 
 /** A model, every weight in the kernels' memory, with its tokenizer (see ./files.ts for the sources). */
@@ -57,12 +58,14 @@ export interface BrowserEnvironment {
   cores: number;
   /** this thread may block on a futex (a worker; not a page's main thread) */
   canBlock: boolean;
+  /** this browser runs the relaxed-SIMD build of the kernels (what `kernels: "auto"` loads then) */
+  relaxedSimd: boolean;
 }
 
 /** What this page or worker allows. */
 export function environment(): BrowserEnvironment {
   const g = globalThis as { document?: unknown; navigator?: { hardwareConcurrency?: number } };
-  return { crossOriginIsolated: isolated(), cores: g.navigator?.hardwareConcurrency ?? 1, canBlock: g.document === undefined };
+  return { crossOriginIsolated: isolated(), cores: g.navigator?.hardwareConcurrency ?? 1, canBlock: g.document === undefined, relaxedSimd: relaxedSimdSupported() };
 }
 
 export interface BrowserGenerateOptions extends SamplingOptions {

@@ -16,14 +16,17 @@ import type { IntActivationBits } from "../model/linear.js";
 import { checkTokenizerFits, modelTokenizerOptions, tokenizerFromBytes } from "../tokenizer/from-bytes.js";
 import { utf8Text } from "../tokenizer/bytes.js";
 import type { Wasm } from "../wasm/memory.js";
-import { createBrowserWasm } from "./kernels.js";
+import { createBrowserWasm, type BrowserKernels } from "./kernels.js";
 import { modelFiles, type BrowserModelSource, type FilesOptions, type ModelFiles } from "./files.js";
 
 export interface BrowserLoadOptions extends FilesOptions {
   /** the tokenizer's file name among the model's files (default: found beside the weights) */
   tokenizer?: string;
-  /** the kernels: a URL or a compiled module (default: kernels.wasm beside this module) */
-  kernels?: string | URL | WebAssembly.Module;
+  /**
+   * the kernels (./kernels.ts): "auto" (default: the relaxed-SIMD build where the browser supports it, else the
+   * baseline), "baseline" | "relaxed", or a module of either build by URL or compiled
+   */
+  kernels?: BrowserKernels;
   /** the instance to read the weights into (default: a new one) */
   wasm?: Wasm;
   /**

@@ -111,7 +111,7 @@ test("npm pack → offline install → npx wasprune, the library from Node, and 
   t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const packed = JSON.parse(ok(NPM, ["pack", "--ignore-scripts", "--json", "--pack-destination", tmp], { cwd: REPO })) as { filename: string; files: { path: string }[] }[];
   const files = packed[0]!.files.map((f) => f.path);
-  for (const f of ["bin/wasprune.js", "dist/build/kernels.wasm", "dist/build/web/wasprune.js", "dist/build/web/index.html", "dist/src/api/index.js", "dist/src/api/index.d.ts", "dist/src/web/index.d.ts", "dist/src/workers/worker.js", "package.json"]) {
+  for (const f of ["bin/wasprune.js", "dist/build/kernels.wasm", "dist/build/web/wasprune.js", "dist/build/web/index.html", "dist/build/web/kernels-relaxed.wasm", "dist/src/web/kernels.wasm", "dist/src/web/kernels-relaxed.wasm", "dist/src/api/index.js", "dist/src/api/index.d.ts", "dist/src/web/index.d.ts", "dist/src/workers/worker.js", "package.json"]) {
     assert.ok(files.includes(f), `the package has no ${f}`);
   }
   assert.deepEqual(files.filter((f) => /\.ts$/.test(f) && !/\.d\.ts$/.test(f)), [], "TypeScript sources in the package");

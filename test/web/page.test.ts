@@ -1,7 +1,7 @@
 /**
  * The page of `wasprune serve` in real Chromium (Debian's, scripts/install-chromium.sh; playwright-core):
  * stories260K dense, "Once upon a time", temperature 0, 200 steps gives exactly llama2.c's greedy text, on one
- * thread and on two (the GEMVs split with a Web Worker, cross-origin isolated); a page that is not isolated runs
+ * thread (on the relaxed-SIMD build the page picks, and on the baseline build) and on two (the GEMVs split with a Web Worker, cross-origin isolated); a page that is not isolated runs
  * on one thread and says why; the 2:4 and the CSR compressed models (pruned and compressed here by the library)
  * give exactly the Node library's text (the 2:4 one side by side with the dense one); WebGPU (Chromium's software adapter) gives the same
  * tokens when asked for, and is declined by name when not; errors (a corrupt file, a model too big for the
@@ -88,7 +88,12 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
     assert.match(r.info, /llama: dim 64, hidden 172, 5 layers/);
     assert.match(r.info, /parameters260,032/);
     assert.match(r.info, /formatsdense × 35/);
-    assert.match(r.info, /backendWASM SIMD \(no WebGPU: [^)]+\); cross-origin isolated/);
+    // Chromium has relaxed SIMD: the page loads the relaxed build (FMA, the int8 dot), as Node 24 does
+    assert.match(r.info, /backendWASM relaxed SIMD \(no WebGPU: [^)]+\); cross-origin isolated/);
+    const base1 = await open(browser, base, { ...greedy, model: 0, model2: "none", threads: 1, kernels: "baseline" });
+    assert.equal(base1.error, "");
+    assert.equal(base1.output, GREEDY_200);
+    assert.match(base1.info, /backendWASM SIMD \(no WebGPU: [^)]+\); cross-origin isolated/);
   });
 
   test("two threads (GEMVs split with a Web Worker) give the same text; not isolated: one thread, said why", async () => {
@@ -122,16 +127,19 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
   });
 
   test("a W4A8 model (int-quantized, as upstream stores it) runs on the integer kernels with int8 activations: the Node library's text", async () => {
-    for (const device of ["wasm", "auto"] as const) {
-      const r = await open(browser, base, { ...greedy, steps: 100, model: 4, model2: "none", threads: 1, device });
-      assert.equal(r.error, "", device);
-      assert.equal(r.output, node.w4a8, device);
+    // the relaxed build's int8 dot (auto) and the baseline's int16 path give the same integer sums
+    for (const [device, kernels] of [["wasm", "auto"], ["auto", "auto"], ["wasm", "baseline"]] as const) {
+      const r = await open(browser, base, { ...greedy, steps: 100, model: 4, model2: "none", threads: 1, device, kernels });
+      const what = `device=${device} kernels=${kernels}`;
+      assert.equal(r.error, "", what);
+      assert.equal(r.output, node.w4a8, what);
       assert.match(r.info, /formatsint4 g64, int-quantized, int8 activations × 30, int4 channel, int-quantized, int8 activations × 5/);
-      assert.match(r.info, /held asint4 g64 a8 × 30, int4 channel a8 × 5/, device);
+      assert.match(r.info, /held asint4 g64 a8 × 30, int4 channel a8 × 5/, what);
+      assert.match(r.info, kernels === "auto" ? /backendWASM relaxed SIMD/ : /backendWASM SIMD[ ;]/, what);
     }
   });
 
-  test("errors are one readable message on the page: corrupt file, too big for the page, not served", async () => {
+  test("errors are one readable message on the page: corrupt file, too big for the page, not served, an unknown build", async () => {
     const corrupt = await open(browser, base, { ...greedy, model: 3, model2: "none" });
     assert.equal(corrupt.status, "error");
     assert.match(corrupt.error, /^stories260K\.bin \(4\): stories260K\.bin: file is 1056440 bytes but its header \(dim=64, hidden_dim=172, n_layers=5, n_heads=8, n_kv_heads=4, vocab_size=512, seq_len=512\) implies 1056540 bytes$/);
@@ -140,6 +148,9 @@ describe("the page in Chromium", { skip: missing, concurrency: false, timeout: 6
     assert.match(big.error, /stories260K\.bin is 1\.1 MB; .* more than the 0\.1 MB this page may hold \(maxBytes\)/);
     const none = await open(browser, base, { ...greedy, model: "nope" });
     assert.equal(none.status, "error");
+    const build = await open(browser, base, { ...greedy, model: 0, kernels: "avx2" });
+    assert.equal(build.status, "error");
+    assert.equal(build.error, "kernels=avx2: expected auto, baseline or relaxed");
     assert.match(none.error, /^model "nope" is not served here \(served: stories260K\.bin \(1\), compressed-2of4, compressed-0\.5, stories260K\.bin \(4\), w4a8\)$/);
   });
 

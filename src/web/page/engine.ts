@@ -33,6 +33,7 @@ function summarize(m: Model, label: string, bytes: number, loadSeconds: number, 
     dtype: r.dtype,
     bytes,
     memoryBytes: m.wasm.arena.used,
+    kernels: m.wasm.build,
     backend: `${backend}; ${env.crossOriginIsolated ? `cross-origin isolated, up to ${Math.min(2, env.cores)} threads` : "not cross-origin isolated: one thread"}`,
     loadSeconds,
   };
@@ -46,6 +47,7 @@ async function load(msg: Extract<ToEngine, { type: "load" }>): Promise<void> {
   // WebGPU what a device reads (row-major f32, quantized operators still on their integer kernels)
   model = await loadModel(msg.entry.url, {
     weights: msg.device === "wasm" ? "stored" : "device",
+    kernels: msg.kernels,
     tokenizer: msg.entry.tokenizer,
     maxBytes: msg.maxBytes,
     onProgress(file, loaded, total) {
@@ -55,12 +57,13 @@ async function load(msg: Extract<ToEngine, { type: "load" }>): Promise<void> {
     },
   });
   // WebGPU when navigator.gpu gives an adapter (device auto or webgpu), WASM otherwise: the choice is shown
-  let backend = "WASM SIMD";
+  const simd = model.wasm.build === "relaxed" ? "WASM relaxed SIMD" : `WASM SIMD${environment().relaxedSimd ? "" : " (no relaxed SIMD in this browser)"}`;
+  let backend = simd;
   if (msg.device !== "wasm") {
     const gpu = await attachWebGpu(model, { acceptSoftware: msg.device === "webgpu" });
-    if (gpu.ok) backend = `WebGPU: ${gpu.linears.device}${gpu.software ? " (a software adapter)" : ""}, ${gpu.linears.offloaded.length} linear layers; the rest WASM SIMD`;
+    if (gpu.ok) backend = `WebGPU: ${gpu.linears.device}${gpu.software ? " (a software adapter)" : ""}, ${gpu.linears.offloaded.length} linear layers; the rest ${simd}`;
     else if (msg.device === "webgpu") throw new Error(`device=webgpu: ${gpu.reason}`);
-    else backend = `WASM SIMD (no WebGPU: ${gpu.reason})`;
+    else backend = `${simd} (no WebGPU: ${gpu.reason})`;
   }
   post({ type: "loaded", summary: summarize(model, msg.entry.label, bytes, (performance.now() - t0) / 1000, backend) });
 }

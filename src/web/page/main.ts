@@ -4,10 +4,11 @@
  * `#tps`, `#status` (loading → ready → generating → done, or error). A deep link
  * `/?prompt=TEXT&steps=N&temperature=T&seed=S` starts generation once the models are loaded; `model`, `model2`
  * (ids or labels of served models, `model2=none` for one pane), `threads`, `topp`, `split` (GEMV split threshold
- * in weights), `device` (auto: WebGPU when navigator.gpu gives an adapter, else WASM; wasm; webgpu) and
+ * in weights), `device` (auto: WebGPU when navigator.gpu gives an adapter, else WASM; wasm; webgpu), `kernels`
+ * (auto: the relaxed-SIMD build where the browser has relaxed SIMD, else the baseline; baseline; relaxed) and
  * `maxbytes` may be given too. Every error is one readable line in `#error`.
  */
-import type { FromEngine, ModelEntry, ModelSummary, ToEngine } from "./protocol.js";
+import type { FromEngine, ModelEntry, ModelSummary, PageKernels, ToEngine } from "./protocol.js";
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -56,6 +57,7 @@ function renderInfo(p: Pane, s: ModelSummary): void {
     ["backend", s.backend],
   ];
   const dl = $(p.ids.info);
+  dl.dataset.kernels = s.kernels;
   dl.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt");
     dt.textContent = k;
@@ -66,7 +68,7 @@ function renderInfo(p: Pane, s: ModelSummary): void {
 }
 
 /** Start pane `p`'s engine on `entry`; resolves when the model is loaded (rejects with the engine's message). */
-function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", maxBytes?: number): Promise<void> {
+function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", kernels: PageKernels, maxBytes?: number): Promise<void> {
   p.engine?.terminate();
   p.entry = entry;
   $(p.ids.pane).hidden = false;
@@ -95,7 +97,7 @@ function load(p: Pane, entry: ModelEntry, device: "auto" | "wasm" | "webgpu", ma
       }
     };
   });
-  engine.postMessage({ type: "load", entry, maxBytes, device } satisfies ToEngine);
+  engine.postMessage({ type: "load", entry, maxBytes, device, kernels } satisfies ToEngine);
   return p.ready;
 }
 
@@ -172,14 +174,16 @@ async function main(): Promise<void> {
   const maxBytes = q.has("maxbytes") ? num(q.get("maxbytes"), 0, "maxbytes") : undefined;
   const device = q.get("device") ?? "auto";
   if (device !== "auto" && device !== "wasm" && device !== "webgpu") throw new Error(`device=${device}: expected auto, wasm or webgpu`);
+  const kernels = q.get("kernels") ?? "auto";
+  if (kernels !== "auto" && kernels !== "baseline" && kernels !== "relaxed") throw new Error(`kernels=${kernels}: expected auto, baseline or relaxed`);
   const a = find(q.get("model"), models[0]);
   const b = find(q.get("model2"), models[1]);
   selA.value = a!.id;
   selB.value = b?.id ?? "";
   const loadAll = async () => {
-    const jobs = [load(panes[0], models.find((m) => m.id === selA.value)!, device, maxBytes)];
+    const jobs = [load(panes[0], models.find((m) => m.id === selA.value)!, device, kernels, maxBytes)];
     const bEntry = models.find((m) => m.id === selB.value);
-    if (bEntry) jobs.push(load(panes[1], bEntry, device, maxBytes));
+    if (bEntry) jobs.push(load(panes[1], bEntry, device, kernels, maxBytes));
     else {
       panes[1].engine?.terminate();
       panes[1].engine = undefined;

@@ -1,5 +1,9 @@
 /** @file Messages between the page (./main.ts) and an engine worker (./engine.ts): one engine per model pane. */
 import type { BrowserGenerateResult } from "../index.js";
+import type { KernelBuild } from "../../wasm/memory.js";
+
+/** The page's `kernels` parameter: a build, or auto (relaxed SIMD where the browser has it). */
+export type PageKernels = "auto" | KernelBuild;
 
 export interface ModelEntry {
   /** the server's id of the model */
@@ -30,11 +34,13 @@ export interface ModelSummary {
   memoryBytes: number;
   /** how it will run: WASM (threads) or WebGPU, and why */
   backend: string;
+  /** the build of the kernels it runs on */
+  kernels: KernelBuild;
   loadSeconds: number;
 }
 
 export type ToEngine =
-  | { type: "load"; entry: ModelEntry; maxBytes?: number; device: "auto" | "wasm" | "webgpu" }
+  | { type: "load"; entry: ModelEntry; maxBytes?: number; device: "auto" | "wasm" | "webgpu"; kernels: PageKernels }
   | { type: "generate"; prompt: string; steps: number; temperature: number; topP: number; seed: number; threads: number; splitWeights?: number };
 
 export type FromEngine =
