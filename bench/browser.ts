@@ -58,6 +58,8 @@ export interface PageResult {
   tps: number;
   error: string;
   info: string;
+  /** the build of the kernels pane A ran on ("baseline" | "relaxed"; empty before a model loaded) */
+  kernels: string;
   run: { threads?: string; splits?: string; device?: string; text: string };
   status2: string;
   output2: string;
@@ -69,7 +71,7 @@ const READ = `(() => {
   const $ = (id) => document.getElementById(id);
   return {
     status: $("status").textContent, output: $("output").textContent, tps: Number($("tps").textContent), error: $("error").textContent,
-    info: $("infoA").textContent, run: { ...$("runA").dataset, text: $("runA").textContent },
+    info: $("infoA").textContent, kernels: $("infoA").dataset.kernels ?? "", run: { ...$("runA").dataset, text: $("runA").textContent },
     status2: $("status2").textContent, output2: $("output2").textContent, info2: $("infoB").textContent,
   };
 })()`;

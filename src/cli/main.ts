@@ -502,17 +502,19 @@ bench
   });
 
 bench
-  .command("page")
-  .description("tok/s of greedy generation in the browser page (Chromium from .cache/chromium, playwright-core) vs the Node library, same models, one thread, interleaved rounds")
+  .command("page [model]")
+  .description("tok/s of greedy generation in the browser page (Chromium from .cache/chromium, playwright-core) vs the Node library, same models (stories260K dense and a CSR copy, or MODEL), one thread, interleaved rounds; the page's relaxed-SIMD build beside its baseline build")
   .option("--rounds <n>", "rounds (each: Node then the page, per model)", int("--rounds"), 6)
   .option("--steps <n>", "tokens per generation", int("--steps"), 200)
   .option("--screenshot <file>", "save the page with the dense and the compressed model side by side (PNG)")
   .option("--device <d>", "the page's device: auto (row-major f32 weights without WebGPU) | wasm (packed for the kernels, Node's weights too)", "auto")
+  .option("--kernels <b>", "the page's kernel build: auto (relaxed SIMD where Chromium has it) | baseline | relaxed", "auto")
   .option("--json", "print results as JSON")
-  .action(async (opts) => {
+  .action(async (model: string | undefined, opts) => {
     const { benchPage, renderPage } = await import("../../bench/page.js");
     if (opts.device !== "auto" && opts.device !== "wasm") throw new UsageError(`--device ${opts.device}: expected auto or wasm`);
-    const r = await benchPage({ rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, device: opts.device, log: (s) => console.error(s) });
+    if (!["auto", "baseline", "relaxed"].includes(opts.kernels)) throw new UsageError(`--kernels ${opts.kernels}: expected auto, baseline or relaxed`);
+    const r = await benchPage({ model, rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, device: opts.device, kernels: opts.kernels, log: (s) => console.error(s) });
     console.log(opts.json ? JSON.stringify(r, null, 2) : renderPage(r));
   });
 

@@ -23,9 +23,12 @@ test("bench page: the page and Node on the dense and the CSR model, tok/s per ro
     }
     assert.ok(fs.readFileSync(shot).subarray(1, 4).toString() === "PNG", "the screenshot is a PNG");
     assert.equal(r.device, "auto");
+    // Chromium has relaxed SIMD: auto gives the page the relaxed build; Node 20 runs the baseline
+    assert.deepEqual(r.kernels, { asked: "auto", page: "relaxed", node: process.versions.node.startsWith("20.") ? "baseline" : "relaxed" });
     // both sides on the packed layouts: the page with device=wasm, Node with weights "stored" (texts compared)
-    const w = JSON.parse(await okCli(["bench", "page", "--rounds", "1", "--steps", "20", "--device", "wasm", "--json"]));
+    const w = JSON.parse(await okCli(["bench", "page", "--rounds", "1", "--steps", "20", "--device", "wasm", "--kernels", "baseline", "--json"]));
     assert.equal(w.device, "wasm");
+    assert.equal(w.kernels.page, "baseline");
     assert.ok(w.rows.every((x: { page: number[] }) => x.page.length === 1 && x.page[0]! > 0));
     assert.match(w.notes[0], /packed for the kernels/);
   } finally {
