@@ -20,6 +20,10 @@ test("bench page: the page and Node on the dense and the CSR model, tok/s per ro
       assert.equal(row.page.length, 2);
       for (const v of [...row.node, ...row.page]) assert.ok(v > 0 && Number.isFinite(v), `tok/s ${v}`);
       assert.ok(row.pageOverNode > 0);
+      // the page ran the relaxed build, so every round also ran it on the baseline build, side by side
+      assert.equal(row.pageBaseline.length, 2);
+      for (const v of row.pageBaseline) assert.ok(v > 0 && Number.isFinite(v), `baseline tok/s ${v}`);
+      assert.ok(row.relaxedOverBaseline > 0);
     }
     assert.ok(fs.readFileSync(shot).subarray(1, 4).toString() === "PNG", "the screenshot is a PNG");
     assert.equal(r.device, "auto");
@@ -29,6 +33,8 @@ test("bench page: the page and Node on the dense and the CSR model, tok/s per ro
     const w = JSON.parse(await okCli(["bench", "page", "--rounds", "1", "--steps", "20", "--device", "wasm", "--kernels", "baseline", "--json"]));
     assert.equal(w.device, "wasm");
     assert.equal(w.kernels.page, "baseline");
+    // nothing to compare a baseline page with: no second page run
+    assert.ok(w.rows.every((x: { pageBaseline?: number[] }) => x.pageBaseline === undefined));
     assert.ok(w.rows.every((x: { page: number[] }) => x.page.length === 1 && x.page[0]! > 0));
     assert.match(w.notes[0], /packed for the kernels/);
   } finally {
