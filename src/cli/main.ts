@@ -512,8 +512,9 @@ bench
   .option("--json", "print results as JSON")
   .action(async (model: string | undefined, opts) => {
     const { benchPage, renderPage } = await import("../../bench/page.js");
+    const { isKernelBuild } = await import("../wasm/memory.js");
     if (opts.device !== "auto" && opts.device !== "wasm") throw new UsageError(`--device ${opts.device}: expected auto or wasm`);
-    if (!["auto", "baseline", "relaxed"].includes(opts.kernels)) throw new UsageError(`--kernels ${opts.kernels}: expected auto, baseline or relaxed`);
+    if (opts.kernels !== "auto" && !isKernelBuild(opts.kernels)) throw new UsageError(`--kernels ${opts.kernels}: expected auto, baseline or relaxed`);
     const r = await benchPage({ model, rounds: opts.rounds, steps: opts.steps, screenshot: opts.screenshot, device: opts.device, kernels: opts.kernels, log: (s) => console.error(s) });
     console.log(opts.json ? JSON.stringify(r, null, 2) : renderPage(r));
   });

@@ -63,6 +63,22 @@ export function relaxedSimdSupported(): boolean {
   }
 }
 
+/** Whether `s` names a build of the kernels. */
+export function isKernelBuild(s: unknown): s is KernelBuild {
+  return typeof s === "string" && (KERNEL_BUILDS as readonly string[]).includes(s);
+}
+
+/** The build feature detection picks (Node or a browser): relaxed where this runtime validates relaxed SIMD, else baseline. */
+export function detectedBuild(): KernelBuild {
+  return relaxedSimdSupported() ? "relaxed" : "baseline";
+}
+
+/** `build` when this runtime can run it; the relaxed build where relaxed SIMD is missing is refused, `what` naming the request. */
+export function supportedBuild(build: KernelBuild, what: string): KernelBuild {
+  if (build === "relaxed" && !relaxedSimdSupported()) throw new WasmError(`${what}: this runtime does not support relaxed SIMD (Node ≥ 22 and Chromium ≥ 114 do)`);
+  return build;
+}
+
 export function createMemory(initialBytes = 64 << 20): WebAssembly.Memory {
   return new WebAssembly.Memory({ initial: Math.ceil(initialBytes / PAGE), maximum: MAX_PAGES, shared: true });
 }

@@ -8,7 +8,7 @@
 import { readFileSync, existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WasmError } from "../errors.js";
-import { attachWasmTo, createWasmFrom, KERNEL_BUILDS, relaxedSimdSupported, type KernelBuild, type Wasm } from "./memory.js";
+import { attachWasmTo, createWasmFrom, detectedBuild, isKernelBuild, KERNEL_BUILDS, supportedBuild, type KernelBuild, type Wasm } from "./memory.js";
 
 export * from "./memory.js";
 
@@ -48,11 +48,10 @@ export function defaultBuild(): KernelBuild {
   if (!detected) {
     const env = process.env.WASPRUNE_KERNELS;
     if (env !== undefined && env !== "") {
-      if (!(KERNEL_BUILDS as readonly string[]).includes(env)) throw new WasmError(`WASPRUNE_KERNELS=${env}: expected ${KERNEL_BUILDS.join(" or ")}`);
-      if (env === "relaxed" && !relaxedSimdSupported()) throw new WasmError("WASPRUNE_KERNELS=relaxed: this runtime does not support relaxed SIMD");
-      detected = env as KernelBuild;
+      if (!isKernelBuild(env)) throw new WasmError(`WASPRUNE_KERNELS=${env}: expected ${KERNEL_BUILDS.join(" or ")}`);
+      detected = supportedBuild(env, `WASPRUNE_KERNELS=${env}`);
     } else {
-      detected = relaxedSimdSupported() ? "relaxed" : "baseline";
+      detected = detectedBuild();
     }
   }
   return detected;

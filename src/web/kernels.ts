@@ -8,7 +8,7 @@
  * baseline's sums are Node 20's bit for bit, the relaxed build's Node 24's.
  */
 import { WasmError } from "../errors.js";
-import { createWasmFrom, KERNEL_BUILDS, relaxedSimdSupported, type KernelBuild, type Wasm } from "../wasm/memory.js";
+import { createWasmFrom, detectedBuild, isKernelBuild, supportedBuild, type KernelBuild, type Wasm } from "../wasm/memory.js";
 
 /** Where each build is, unless told: beside this module. */
 export const KERNEL_URLS: Readonly<Record<KernelBuild, URL>> = Object.freeze({
@@ -26,18 +26,13 @@ export const KERNELS_URL = KERNEL_URLS.baseline;
  */
 export type BrowserKernels = "auto" | KernelBuild | string | URL | WebAssembly.Module;
 
-const isBuild = (s: unknown): s is KernelBuild => typeof s === "string" && (KERNEL_BUILDS as readonly string[]).includes(s);
-
 /** The source and the expected build of a `kernels` option (a named build unsupported here is refused by name). */
 function resolveKernels(kernels: BrowserKernels | undefined): { source: string | URL | WebAssembly.Module; build?: KernelBuild } {
   if (kernels === undefined || kernels === "auto") {
-    const build = relaxedSimdSupported() ? "relaxed" : "baseline";
+    const build = detectedBuild();
     return { source: KERNEL_URLS[build], build };
   }
-  if (isBuild(kernels)) {
-    if (kernels === "relaxed" && !relaxedSimdSupported()) throw new WasmError("kernels \"relaxed\": this browser does not support relaxed SIMD (Chromium ≥ 114 does); use \"auto\" or \"baseline\"");
-    return { source: KERNEL_URLS[kernels], build: kernels };
-  }
+  if (isKernelBuild(kernels)) return { source: KERNEL_URLS[kernels], build: supportedBuild(kernels, `kernels "${kernels}"`) };
   return { source: kernels };
 }
 
